@@ -1,0 +1,10 @@
+// Unit tests: plain TypeScript in Node (ORT via onnxruntime-node, WebGPU via the `webgpu` package).
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['src/**/*.test.ts'],
+    testTimeout: 60_000,
+    pool: 'forks',
+  },
+});
