@@ -1,0 +1,106 @@
+// Reading and writing ONNX models, with weights inline or in external data files (ONNX's `data_location = EXTERNAL`:
+// a tensor names a file, an offset and a length). Large exports (SD1.5's UNet is ~1.7 GB of weights) keep their
+// weights outside the protobuf because protobuf and ArrayBuffers stop at 2 GB; we never inline those.
+import { OnnxError, int, onnx, type ModelProto, type TensorProto } from './proto.ts';
+import { bytesPer, elementCount, readFloatTensor } from './tensor.ts';
+
+/** External data files by their `location` string, as the model names them. */
+export type ExternalFiles = ReadonlyMap<string, Uint8Array>;
+
+export function readModel(bytes: Uint8Array): ModelProto {
+  let model: ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (error) {
+    throw new OnnxError(`not a valid ONNX model (${bytes.byteLength} bytes): ${(error as Error).message}`);
+  }
+  if (!model.graph) throw new OnnxError('not a valid ONNX model: it has no graph');
+  return model;
+}
+
+export function writeModel(model: ModelProto): Uint8Array {
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+}
+
+export function isExternal(tensor: TensorProto): boolean {
+  return tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+}
+
+interface ExternalRef { location: string; offset: number; length: number }
+
+function externalRef(tensor: TensorProto): ExternalRef {
+  const entries = new Map((tensor.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+  const location = entries.get('location');
+  if (!location) throw new OnnxError(`tensor ${tensor.name}: external data without a location`);
+  const byteSize = elementCount((tensor.dims ?? []).map(int)) * bytesPer(tensor.dataType ?? 0);
+  const offset = Number(entries.get('offset') ?? '0');
+  const length = entries.has('length') ? Number(entries.get('length')) : byteSize;
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new OnnxError(`tensor ${tensor.name}: bad external data offset/length (${entries.get('offset')}, ${entries.get('length')})`);
+  }
+  if (length !== byteSize) {
+    throw new OnnxError(`tensor ${tensor.name}: external data length ${length} does not match its shape (${byteSize} bytes)`);
+  }
+  return { location, offset, length };
+}
+
+/** The external data files a model refers to, so a loader knows what to fetch. */
+export function externalLocations(model: ModelProto): string[] {
+  const names = new Set<string>();
+  for (const t of model.graph?.initializer ?? []) if (isExternal(t)) names.add(externalRef(t).location);
+  return [...names];
+}
+
+/** A copy of the tensor with its bytes inline (bounds-checked against the external file). */
+export function inlineTensor(tensor: TensorProto, files: ExternalFiles): TensorProto {
+  if (!isExternal(tensor)) return tensor;
+  const { location, offset, length } = externalRef(tensor);
+  const file = files.get(location);
+  if (!file) throw new OnnxError(`tensor ${tensor.name}: external data file "${location}" was not provided`);
+  if (offset + length > file.byteLength) {
+    throw new OnnxError(`tensor ${tensor.name}: bytes ${offset}..${offset + length} lie past the end of "${location}" (${file.byteLength} bytes)`);
+  }
+  const { externalData: _dropped, dataLocation: _location, ...rest } = tensor;
+  return { ...rest, rawData: file.subarray(offset, offset + length) };
+}
+
+/** A float initializer's values, wherever they are stored. */
+export function readWeight(tensor: TensorProto, files: ExternalFiles = new Map()): { dims: number[]; data: Float32Array } {
+  return readFloatTensor(inlineTensor(tensor, files));
+}
+
+/** Inlines every external initializer (small models only: the result must stay under protobuf's 2 GB). */
+export function inlineExternalData(model: ModelProto, files: ExternalFiles): ModelProto {
+  const graph = model.graph!;
+  return { ...model, graph: { ...graph, initializer: (graph.initializer ?? []).map((t) => inlineTensor(t, files)) } };
+}
+
+/**
+ * Moves every initializer of at least `minBytes` into one external data file, each tensor aligned to 64 bytes
+ * (so typed-array views need no copy). Returns the model that refers to it and the file's bytes.
+ */
+export function externalizeWeights(model: ModelProto, location: string, minBytes = 1024): { model: ModelProto; data: Uint8Array } {
+  const graph = model.graph!;
+  const chunks: { offset: number; bytes: Uint8Array }[] = [];
+  let size = 0;
+  const initializer = (graph.initializer ?? []).map((tensor) => {
+    const raw = inlineTensor(tensor, new Map()).rawData;
+    if (!raw || raw.byteLength < minBytes) return tensor;
+    const offset = Math.ceil(size / 64) * 64;
+    chunks.push({ offset, bytes: raw });
+    size = offset + raw.byteLength;
+    const { rawData: _inline, ...rest } = tensor;
+    return {
+      ...rest,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(raw.byteLength) },
+      ],
+    };
+  });
+  const data = new Uint8Array(size);
+  for (const { offset, bytes } of chunks) data.set(bytes, offset);
+  return { model: { ...model, graph: { ...graph, initializer } }, data };
+}
