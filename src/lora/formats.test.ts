@@ -366,3 +366,54 @@ describe('parseLora errors', () => {
     expect(e.message).toContain('file is 3 bytes');
   });
 });
+
+/** Every attention projection of SD1.5's UNet (128 targets), with its real in/out features. */
+function sd15Targets(): LoraTarget[] {
+  const blocks: [string, number][] = [];
+  [320, 640, 1280].forEach((c, i) => [0, 1].forEach((j) => blocks.push([`down_blocks.${i}.attentions.${j}`, c])));
+  blocks.push(['mid_block.attentions.0', 1280]);
+  [1280, 640, 320].forEach((c, i) => [0, 1, 2].forEach((j) => blocks.push([`up_blocks.${i + 1}.attentions.${j}`, c])));
+  return blocks.flatMap(([b, c]) => {
+    const t = `${b}.transformer_blocks.0`;
+    return [
+      ...['to_q', 'to_k', 'to_v', 'to_out.0'].map((p) => ({ modulePath: `${t}.attn1.${p}`, inFeatures: c, outFeatures: c })),
+      { modulePath: `${t}.attn2.to_q`, inFeatures: c, outFeatures: c },
+      { modulePath: `${t}.attn2.to_k`, inFeatures: 768, outFeatures: c },
+      { modulePath: `${t}.attn2.to_v`, inFeatures: 768, outFeatures: c },
+      { modulePath: `${t}.attn2.to_out.0`, inFeatures: c, outFeatures: c },
+    ];
+  });
+}
+
+describe('a full-size SD1.5 rank-8 LoRA (the shape of the released NPO weights)', () => {
+  it('maps all 128 modules in every format; kohya names of SD1.5 are unambiguous', () => {
+    const targets = sd15Targets();
+    expect(targets.length).toBe(128);
+    const r = rng(3);
+    const entries = new Map(targets.map((t) => [t.modulePath, {
+      down: Float32Array.from({ length: 8 * t.inFeatures }, r), up: Float32Array.from({ length: t.outFeatures * 8 }, r),
+      rank: 8, scale: 1, inFeatures: t.inFeatures, outFeatures: t.outFeatures,
+    }]));
+    for (const format of ['diffusers', 'peft', 'kohya'] as const) {
+      const bytes = serializeLora({ entries }, format);
+      const t0 = performance.now();
+      const set = parseLora(bytes, targets);
+      const ms = performance.now() - t0;
+      expect(set.entries.size).toBe(128);
+      const first = set.entries.get('down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q')!;
+      expect([first.rank, first.inFeatures, first.outFeatures]).toEqual([8, 320, 320]);
+      expect(Array.from(set.entries.get('up_blocks.3.attentions.2.transformer_blocks.0.attn2.to_k')!.down.subarray(0, 4)))
+        .toEqual(Array.from(entries.get('up_blocks.3.attentions.2.transformer_blocks.0.attn2.to_k')!.down.subarray(0, 4)));
+      console.log(`SD1.5 rank-8 ${format}: ${(bytes.length / 1e6).toFixed(1)} MB parsed in ${ms.toFixed(0)} ms`);
+    }
+  });
+
+  it('reads a file held in a larger buffer at a non-zero byte offset', () => {
+    const p = TARGETS[1];
+    const bytes = serializeLora({ entries: new Map([[p.modulePath, { down: new Float32Array(10).fill(1), up: new Float32Array(12).fill(2), rank: 2, scale: 1, inFeatures: 5, outFeatures: 6 }]]) }, 'kohya');
+    const big = new Uint8Array(bytes.length + 13);
+    big.set(bytes, 5);
+    const set = parseLora(big.subarray(5, 5 + bytes.length), TARGETS);
+    expect(Array.from(set.entries.get(p.modulePath)!.up)).toEqual(new Array(12).fill(2));
+  });
+});
