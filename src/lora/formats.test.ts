@@ -176,6 +176,15 @@ describe('parseLora on files built as each tool writes them', () => {
     }), [target]);
     expect(Array.from(loraDeltaWeight(set.entries.get(target.modulePath)!))).toEqual([10, 20, 30, -1, -2, -3]);
     expect(Array.from(loraDeltaWeight(set.entries.get(target.modulePath)!, 'in-out'))).toEqual([10, -1, 20, -2, 30, -3]);
+    expect(set.entries.get(target.modulePath)!.conv1x1).toBe(true);
+    for (const format of ['diffusers', 'peft', 'kohya'] as const) { // written back 4-D, as torch's Conv2d expects
+      const bytes = serializeLora(set, format);
+      const n = new DataView(bytes.buffer).getUint32(0, true);
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+      const shapes = Object.entries(header).filter(([k]) => k.endsWith('.weight')).map(([, v]) => (v as { shape: number[] }).shape);
+      expect(shapes.sort()).toEqual([[1, 3, 1, 1], [2, 1, 1, 1]]);
+      expect(parseLora(bytes, [target]).entries.get(target.modulePath)!.conv1x1).toBe(true);
+    }
   });
 
   it('maps realistic SD1.5 keys ([8, 320] down) and skips text-encoder keys with a reason', () => {
@@ -345,6 +354,8 @@ describe('parseLora errors', () => {
     const t = { [`unet.${q.modulePath}.lora_A.weight`]: qDown, [`unet.${q.modulePath}.lora_B.weight`]: qUp };
     expect(errorOf(() => parseLora(file(t, { lora_adapter_metadata: '{oops' }), TARGETS)).message).toContain('lora_adapter_metadata is not valid JSON');
     expect(errorOf(() => parseLora(file(t, { lora_adapter_metadata: '{"lora_alpha":"8"}' }), TARGETS)).message).toContain('lora_alpha is "8", expected a number');
+    const regex = JSON.stringify({ lora_alpha: 8, alpha_pattern: { '.*to_q': 4 } });
+    expect(errorOf(() => parseLora(file(t, { lora_adapter_metadata: regex }), TARGETS)).message).toContain('alpha_pattern key ".*to_q" is a regular expression');
   });
 
   it('ambiguous kohya names are refused, not guessed', () => {

@@ -6,14 +6,16 @@
 //   - kohya: `<name>.alpha` tensor; missing or 0 -> alpha = rank (sd-scripts networks/lora.py LoRAModule), so scale 1.
 //   - PEFT: `__metadata__.lora_adapter_metadata` JSON as diffusers writes it (`unet.lora_alpha`, `unet.alpha_pattern`,
 //     `unet.use_rslora`, or the same keys unprefixed); alpha_pattern keys are matched literally as dotted suffixes
-//     of the module path (PEFT treats them as regexes; we never run a regex from a file). No alpha -> scale 1.
+//     of the module path (PEFT treats them as regexes; we never run a regex from a file, and a key with regex
+//     syntax is an error rather than a silent miss). No alpha -> scale 1.
 //   - diffusers (old): no alpha in the format -> scale 1; a `<path>.alpha` tensor is honoured if present (any dotted
 //     format), with the kohya rule.
 // Decisions (documented for the worker):
 //   - text-encoder keys (lora_te*, text_encoder*.) are listed in `skipped`, not applied: our graphs are UNets;
 //   - keys matching no target are an error by default ({ unmatched: 'skip' } lists them in `skipped` instead);
 //   - a k×k conv LoRA (down [r, in, kh, kw] with kh·kw > 1) on a matched target is an error ('format'): it cannot be
-//     merged into a linear / 1×1 weight. 1×1 conv LoRAs ([r, in, 1, 1] / [out, r, 1, 1]) are accepted;
+//     merged into a linear / 1×1 weight. 1×1 conv LoRAs ([r, in, 1, 1] / [out, r, 1, 1]) are accepted and marked
+//     `conv1x1` so they are written back 4-D;
 //   - LyCORIS (LoHa, LoKr, Tucker), DoRA, OFT, IA3, full diffs and PEFT LoRA bias are errors naming the variant
 //     (silently dropping them would change the picture); on text-encoder keys they are just skipped.
 
@@ -241,6 +243,9 @@ export function peftAlphaConfig(metadata: Record<string, string>): PeftAlpha | n
   }
   const pattern = Object.entries(patternRaw as Record<string, unknown>).map(([k, v]): [string, number] => {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new LoraError(`__metadata__.lora_adapter_metadata: alpha_pattern[${JSON.stringify(k)}] is not a number`, 'format');
+    if (/[\\^$*+?()[\]{}|]/.test(k)) {
+      throw new LoraError(`__metadata__.lora_adapter_metadata: alpha_pattern key ${JSON.stringify(k)} is a regular expression; only literal module-path suffixes are supported`, 'format');
+    }
     return [k, v];
   });
   return { alpha: typeof alpha === 'number' ? alpha : undefined, pattern, rslora: get('use_rslora') === true };
@@ -279,7 +284,9 @@ function buildEntry(path: string, g: Group, target: LoraTarget, file: Safetensor
   } else {
     scale = format === 'peft' ? peftScale(peft, path, rank) : 1;
   }
-  return { down: down.data, up: up.data, rank, scale, inFeatures: inF, outFeatures: outF };
+  const entry: LoraEntry = { down: down.data, up: up.data, rank, scale, inFeatures: inF, outFeatures: outF };
+  if (down.shape.length === 4) entry.conv1x1 = true;
+  return entry;
 }
 
 /** Map an already-parsed safetensors file onto `targets` (see the file header for the rules). */

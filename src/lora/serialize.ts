@@ -82,8 +82,9 @@ export function serializeLora(set: Pick<LoraSet, 'entries'>, format: LoraFormat,
       if (e.scale === 0) throw new LoraError(`cannot write kohya: ${path} has scale 0 (kohya reads alpha 0 as alpha = rank)`, 'value');
       tensors.set(expectedKey('kohya', path, 'alpha'), { shape: [], data: [e.scale * e.rank], dtype: 'F32' });
     }
-    tensors.set(expectedKey(format, path, 'down'), { shape: [e.rank, e.inFeatures], data: e.down });
-    tensors.set(expectedKey(format, path, 'up'), { shape: [e.outFeatures, e.rank], data: up });
+    const k = e.conv1x1 ? [1, 1] : []; // torch loaders need the Conv2d weight shape for 1×1 conv targets
+    tensors.set(expectedKey(format, path, 'down'), { shape: [e.rank, e.inFeatures, ...k], data: e.down });
+    tensors.set(expectedKey(format, path, 'up'), { shape: [e.outFeatures, e.rank, ...k], data: up });
   }
   const metadata: Record<string, string> = { format: 'pt', ...options.metadata };
   if (format === 'peft') metadata.lora_adapter_metadata = peftMetadata(entries);

@@ -21,6 +21,8 @@ export interface LoraEntry {
   scale: number; // alpha / rank (1 when the file stores no alpha); the user's LoRA strength is applied on top
   inFeatures: number;
   outFeatures: number;
+  /** The target is a 1×1 Conv: files store down [rank, in, 1, 1] / up [out, rank, 1, 1] (same data as the matrices). */
+  conv1x1?: boolean;
 }
 
 export interface LoraSet {
