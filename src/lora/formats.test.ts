@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { LoraError } from './errors.ts';
 import { loraDeltaWeight, parseLora, TEXT_ENCODER_REASON, UNMATCHED_REASON } from './formats.ts';
-import { sgmPath } from './keys.ts';
+import { classifyKey, sgmPath } from './keys.ts';
 import { writeSafetensors } from './safetensors.ts';
 import type { TensorToWrite } from './safetensors.ts';
 import { serializeLora } from './serialize.ts';
@@ -426,5 +426,21 @@ describe('a full-size SD1.5 rank-8 LoRA (the shape of the released NPO weights)'
     big.set(bytes, 5);
     const set = parseLora(big.subarray(5, 5 + bytes.length), TARGETS);
     expect(Array.from(set.entries.get(p.modulePath)!.up)).toEqual(new Array(12).fill(2));
+  });
+});
+
+describe('classifyKey', () => {
+  it('recognises the diffusers spellings seen in the wild (diffusers utils/state_dict_utils.py)', () => {
+    const p = 'down_blocks.0.attentions.0.transformer_blocks.0.attn1';
+    const cases: [string, string, string][] = [
+      [`unet.${p}.processor.to_out_lora.up.weight`, `unet.${p}.to_out.0`, 'up'],
+      [`${p}.to_k_lora.down.weight`, `${p}.to_k`, 'down'],
+      [`unet.${p}.to_v.lora_layer.down.weight`, `unet.${p}.to_v`, 'down'],
+      [`unet.${p}.to_q.lora_linear_layer.up.weight`, `unet.${p}.to_q`, 'up'],
+    ];
+    for (const [key, module, role] of cases) expect(classifyKey(key)).toEqual({ kind: 'lora', format: 'diffusers', module, role, textEncoder: false });
+    expect(classifyKey('text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.up.weight')).toMatchObject({ kind: 'lora', textEncoder: true });
+    expect(classifyKey('lora_te2_text_model_encoder_layers_0_mlp_fc1.alpha')).toMatchObject({ kind: 'lora', format: 'kohya', textEncoder: true });
+    expect(classifyKey('lora_unet_x.lokr_w1')).toMatchObject({ kind: 'unsupported', variant: 'LoKr (LyCORIS Kronecker product)' });
   });
 });

@@ -1,8 +1,8 @@
 // LoRA tensor-name knowledge: which key format a tensor name belongs to, which role it plays (down / up / alpha),
 // and how a module path of the graph is spelled in each format (DESIGN §3).
 //   diffusers (old): [unet.]<path>.lora.down.weight, ...lora.up.weight
-//                    attention-processor form [unet.]<...attnN>.processor.<proj>_lora.down.weight (to_out -> to_out.0)
-//                    LoRACompatibleLinear form [unet.]<path>.lora_linear_layer.down.weight
+//                    attention-processor form [unet.]<...attnN>[.processor].<proj>_lora.down.weight (to_out -> to_out.0)
+//                    LoRACompatibleLinear / text-encoder patch forms [unet.]<path>.lora_layer|lora_linear_layer.down.weight
 //   PEFT:            [unet. | base_model.model.]<path>.lora_A.weight / .lora_B.weight
 //   kohya:           lora_unet_<path with '.' -> '_'>.lora_down.weight / .lora_up.weight / .alpha
 //                    (diffusers module names for SD1.x; SDXL files use SGM names, see sgmPath)
@@ -55,9 +55,12 @@ export function classifyKey(key: string): KeyClass {
       return { kind: 'unknown' };
     }
   }
-  let m = /^(.*)\.processor\.(\w+)_lora\.(down|up)\.weight$/.exec(key);
-  if (m) return dotted('diffusers', `${m[1]}.${m[2] === 'to_out' ? 'to_out.0' : m[2]}`, m[3] as KeyRole);
-  m = /^(.+)\.(lora|lora_linear_layer)\.(down|up)\.weight$/.exec(key);
+  let m = /^(.*?)\.(?:processor\.(\w+)|(to_q|to_k|to_v|to_out))_lora\.(down|up)\.weight$/.exec(key);
+  if (m) {
+    const proj = m[2] ?? m[3];
+    return dotted('diffusers', `${m[1]}.${proj === 'to_out' ? 'to_out.0' : proj}`, m[4] as KeyRole);
+  }
+  m = /^(.+)\.(lora|lora_linear_layer|lora_layer)\.(down|up)\.weight$/.exec(key);
   if (m) return dotted('diffusers', m[1], m[3] as KeyRole);
   m = /^(.+)\.lora_([AB])\.weight$/.exec(key);
   if (m) return dotted('peft', m[1], m[2] === 'A' ? 'down' : 'up');
