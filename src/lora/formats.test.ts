@@ -444,3 +444,26 @@ describe('classifyKey', () => {
     expect(classifyKey('lora_unet_x.lokr_w1')).toMatchObject({ kind: 'unsupported', variant: 'LoKr (LyCORIS Kronecker product)' });
   });
 });
+
+describe('parseLora on corrupted files', () => {
+  it('truncated or byte-flipped LoRA files only ever give LoraError or a valid set (300 mutants per format)', () => {
+    const m = makeRef([4, 1, 6, 0.25], 11);
+    const entries = new Map(m.map((x) => [x.path, { down: Float32Array.from(x.A), up: Float32Array.from(x.B), rank: x.rank, scale: 1, inFeatures: x.nIn, outFeatures: x.nOut }]));
+    for (const format of ['diffusers', 'peft', 'kohya'] as const) {
+      const valid = serializeLora({ entries }, format, { dtype: 'F16' });
+      let seed = 99;
+      const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+      for (let i = 0; i < 300; i++) {
+        let b = valid.slice();
+        if (i % 3 === 0) b = b.slice(0, rand(b.length));
+        else for (let j = 0; j <= i % 4; j++) b[rand(b.length)] = rand(256);
+        try {
+          const set = parseLora(b, TARGETS);
+          for (const e of set.entries.values()) expect(e.down.length).toBe(e.rank * e.inFeatures);
+        } catch (e) {
+          if (!(e instanceof LoraError)) throw e;
+        }
+      }
+    }
+  });
+});

@@ -95,7 +95,12 @@ function classifyAll(keys: readonly string[], skipped: LoraSet['skipped']): { lo
       if (!examples.has(c.format)) examples.set(c.format, key);
     }
     if (c.textEncoder) { skipped.push({ key, reason: TEXT_ENCODER_REASON }); continue; }
-    if (c.kind === 'unsupported') { unsupported.set(c.variant, [...(unsupported.get(c.variant) ?? []), key]); continue; }
+    if (c.kind === 'unsupported') {
+      const list = unsupported.get(c.variant) ?? [];
+      list.push(key);
+      unsupported.set(c.variant, list);
+      continue;
+    }
     lora.push({ key, format: c.format, module: c.module, role: c.role });
   }
   if (unknown.length > 0) {

@@ -127,6 +127,12 @@ describe('readSafetensors / writeSafetensors', () => {
     expect(file.tensors.get('b')!.dtype).toBe('BF16');
   });
 
+  it('keeps a tensor named "__proto__" as an ordinary tensor', () => {
+    const file = readSafetensors(writeSafetensors(new Map([['__proto__', { shape: [1], data: [3] }]])));
+    expect([...file.tensors.keys()]).toEqual(['__proto__']);
+    expect(Array.from(file.tensors.get('__proto__')!.data)).toEqual([3]);
+  });
+
   it('accepts a null __metadata__ and keeps a "__proto__" metadata key as plain data', () => {
     const file = readSafetensors(craft('{"__metadata__":{"__proto__":"x","a":"b"}}'));
     expect(Object.keys(file.metadata).sort()).toEqual(['__proto__', 'a']);
