@@ -207,7 +207,10 @@ export function createDpmMultistep(config: SchedulerConfig = {}, name = 'dpm++2m
         z = o.generator.randn(x.length);
       }
       let order: number;
-      if (c.solver_order === 1 || lowerOrderNums < 1 || lowerFinal) order = 1;
+      // Repeated timesteps (more steps than the spacing can separate) make a divided difference 0/0 in diffusers;
+      // we drop to first order there instead of producing NaN.
+      const repeated = i > 0 && (sigmas[i - 1] === sigmas[i] || sigmas[i] === sigmas[i + 1] || (i > 1 && sigmas[i - 2] === sigmas[i - 1]));
+      if (c.solver_order === 1 || lowerOrderNums < 1 || lowerFinal || repeated) order = 1;
       else if (c.solver_order === 2 || lowerOrderNums < 2 || lowerSecond) order = 2;
       else order = 3;
       const prev = update(order, x, i, z);

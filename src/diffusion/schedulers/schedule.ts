@@ -133,7 +133,9 @@ export function spacedTimesteps(spacing: string, T: number, n: number, stepsOffs
   if (spacing === 'linspace') return linspace(0, T - 1, n).map(roundHalfEven).reverse();
   if (spacing === 'leading') {
     const ratio = Math.floor(T / n);
-    return Array.from({ length: n }, (_, i) => i * ratio + stepsOffset).reverse();
+    const ts = Array.from({ length: n }, (_, i) => i * ratio + stepsOffset).reverse();
+    if (ts[0] >= T) throw new Error(`${n} steps with steps_offset ${stepsOffset} reach timestep ${ts[0]} ≥ num_train_timesteps ${T}`);
+    return ts;
   }
   if (spacing === 'trailing') return arange(T, 0, -T / n).map((x) => roundHalfEven(x) - 1);
   throw new Error(`timestep_spacing "${spacing}" is not supported (leading, trailing, linspace)`);

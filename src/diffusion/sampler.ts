@@ -1,0 +1,99 @@
+// The NPO-CFG sampler (DESIGN §2, paper Eq. 10). Several images are denoised in lock-step from the same seed: each
+// has a positive branch on θ_pos and a negative branch on its own weight set (θ_pos for the ordinary-CFG baseline,
+// θ_neg for NPO). Every step batches all requests that share a weight set into one model call, as diffusers'
+// pipelines batch [uncond, cond]. Stages are numbered as in diffusers' StableDiffusionPipeline.__call__.
+import { combineCfg } from './cfg.ts';
+import { createGenerator } from './noise/index.ts';
+import type { Scheduler } from './schedulers/index.ts';
+
+export type WeightSetId = string;
+
+export interface SampleJob {
+  key: string;
+  /** Weight set for the negative/unconditional branch: the positive set (baseline) or an NPO set. */
+  negativeWeights: WeightSetId;
+}
+
+/** One batched model call: `batch` samples [C,H,W] each, per-sample timestep and text context. */
+export type Denoiser = (weights: WeightSetId, request: { sample: Float32Array; timestep: Float32Array; context: Float32Array; batch: number }) => Promise<Float32Array>;
+
+export interface SampleOptions {
+  jobs: SampleJob[];
+  positiveWeights: WeightSetId;
+  denoise: Denoiser;
+  createScheduler: () => Scheduler;
+  steps: number;
+  omega: number;
+  seed: number;
+  /** Sample shape without batch, e.g. [3, 32, 32]. */
+  shape: [number, number, number];
+  /** Encoded prompt and negative prompt, one context each ([tokens, dim] flattened). */
+  positiveContext: Float32Array;
+  negativeContext: Float32Array;
+  onStep?: (step: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+interface Request { job: number; branch: 'positive' | 'negative' }
+
+export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, Float32Array>> {
+  const { jobs, shape, signal } = options;
+  const size = shape[0] * shape[1] * shape[2];
+
+  // 1. Timesteps: one scheduler per image, since multistep schedulers keep a history.
+  const schedulers = jobs.map(() => options.createScheduler());
+  schedulers.forEach((s) => s.setTimesteps(options.steps));
+  const timesteps = schedulers[0].timesteps;
+
+  // 2. Initial noise: the same seed for every image, so the images differ only by their weights. Each image keeps its
+  //    own stream for the schedulers that add noise during sampling, like a diffusers generator would.
+  const generators = jobs.map(() => createGenerator(options.seed));
+  const latents = generators.map((generator, j) => {
+    const x = generator.randn(size);
+    const sigma = schedulers[j].initNoiseSigma;
+    for (let i = 0; i < size; i++) x[i] *= sigma;
+    return x;
+  });
+
+  // 3. Group the branches by weight set once: each group is one batched model call per step.
+  const groups = new Map<WeightSetId, Request[]>();
+  const add = (weights: WeightSetId, request: Request) => groups.set(weights, [...(groups.get(weights) ?? []), request]);
+  jobs.forEach((job, j) => {
+    add(options.positiveWeights, { job: j, branch: 'positive' });
+    add(job.negativeWeights, { job: j, branch: 'negative' });
+  });
+
+  // 4. Denoising loop.
+  for (let step = 0; step < timesteps.length; step++) {
+    if (signal?.aborted) throw abortError();
+    const t = timesteps[step];
+    const inputs = latents.map((x, j) => schedulers[j].scaleModelInput(x, t));
+    const outputs: { positive: Float32Array; negative: Float32Array }[] = jobs.map(() => ({ positive: new Float32Array(0), negative: new Float32Array(0) }));
+    for (const [weights, requests] of groups) {
+      const result = await options.denoise(weights, batchRequests(requests, inputs, t, options, size));
+      requests.forEach((r, i) => (outputs[r.job][r.branch] = result.subarray(i * size, (i + 1) * size)));
+    }
+    if (signal?.aborted) throw abortError();
+    jobs.forEach((_, j) => {
+      const guided = combineCfg(outputs[j].positive, outputs[j].negative, options.omega);
+      latents[j] = schedulers[j].step(guided, t, latents[j], { generator: generators[j] }).prevSample;
+    });
+    options.onStep?.(step + 1, timesteps.length);
+  }
+  return new Map(jobs.map((job, j) => [job.key, latents[j]]));
+}
+
+function batchRequests(requests: Request[], inputs: Float32Array[], t: number, options: SampleOptions, size: number) {
+  const contextSize = options.positiveContext.length;
+  const sample = new Float32Array(requests.length * size);
+  const context = new Float32Array(requests.length * contextSize);
+  requests.forEach((r, i) => {
+    sample.set(inputs[r.job], i * size);
+    context.set(r.branch === 'positive' ? options.positiveContext : options.negativeContext, i * contextSize);
+  });
+  return { sample, timestep: new Float32Array(requests.length).fill(t), context, batch: requests.length };
+}
+
+export function abortError(): Error {
+  return new DOMException('sampling was cancelled', 'AbortError');
+}
