@@ -39,7 +39,7 @@ function sampleGaussian(name: SchedulerName, s: number, n: number) {
   const eps = gaussianEps(s);
   const generator = createGenerator(1234);
   const z = generator.randn(n);
-  let x = z.map((v) => v * sch.initNoiseSigma);
+  let x: Float32Array = z.map((v) => v * sch.initNoiseSigma);
   for (const t of sch.timesteps) x = sch.step(eps(sch.scaleModelInput(x, t), t), t, x, { generator }).prevSample;
   return { z, x };
 }
