@@ -1,0 +1,67 @@
+// Gradient rules for reductions along axes: ReduceSum, ReduceMean (broadcast dy back over the reduced axes) and
+// Softmax / LogSoftmax (opset 13 semantics: one axis, default −1).
+//   Softmax:    dx = y ⊙ (dy − Σ_axis dy ⊙ y)
+//   LogSoftmax: dx = dy − exp(y) ⊙ Σ_axis dy
+import { attrInt, attrInts } from './attributes.ts';
+import type { Emitter } from './emitter.ts';
+import { dy0, type GradRule, type RuleArgs } from './rule.ts';
+
+/** The reduced axes (normalised), or null when the node is a no-op (empty axes with noop_with_empty_axes). */
+function reducedAxes(a: RuleArgs): number[] | null {
+  const { e, node } = a;
+  const rank = e.rank(a.x[0]);
+  const axes = attrInts(node, 'axes') ?? (a.x[1] ? e.constValues(a.x[1]) : undefined);
+  if (a.x[1] && !axes) e.fail(`${node.opType} with run-time axes has no gradient rule`);
+  if (!axes || axes.length === 0) return attrInt(node, 'noop_with_empty_axes', 0) ? null : Array.from({ length: rank }, (_, i) => i);
+  return axes.map((v) => (v < 0 ? v + rank : v)).sort((p, q) => p - q);
+}
+
+function spread(e: Emitter, g: string, x: string, axes: number[], keepdims: boolean): string {
+  const kept = keepdims ? g : e.unsqueeze(g, axes);
+  return e.op('Expand', [kept, e.shape(x)]);
+}
+
+const reduceSum: GradRule = (a) => {
+  const axes = reducedAxes(a);
+  if (!axes) return [dy0(a), null];
+  return [spread(a.e, dy0(a), a.x[0], axes, attrInt(a.node, 'keepdims', 1) === 1), null];
+};
+
+const reduceMean: GradRule = (a) => {
+  const { e, x } = a;
+  const axes = reducedAxes(a);
+  if (!axes) return [dy0(a), null];
+  const g = spread(e, dy0(a), x[0], axes, attrInt(a.node, 'keepdims', 1) === 1);
+  const counts = e.sizes(x[0], axes);
+  const known = e.constValues(counts);
+  const count = known
+    ? e.scalar(known.reduce((p, q) => p * q, 1), g)
+    : e.op('CastLike', [e.op('ReduceProd', [counts], { keepdims: 0 }), g]);
+  return [e.op('Div', [g, count]), null];
+};
+
+const softmax: GradRule = (a) => {
+  const { e, y } = a;
+  const g = dy0(a);
+  const axis = attrInt(a.node, 'axis', -1);
+  const rank = e.rank(y[0]);
+  const ax = axis < 0 ? axis + rank : axis;
+  const inner = e.reduce('ReduceSum', e.op('Mul', [g, y[0]]), [ax], true);
+  return [e.op('Mul', [y[0], e.op('Sub', [g, inner])])];
+};
+
+const logSoftmax: GradRule = (a) => {
+  const { e, y } = a;
+  const g = dy0(a);
+  const rank = e.rank(y[0]);
+  const axis = attrInt(a.node, 'axis', -1);
+  const total = e.reduce('ReduceSum', g, [axis < 0 ? axis + rank : axis], true);
+  return [e.op('Sub', [g, e.op('Mul', [e.op('Exp', [y[0]]), total])])];
+};
+
+export const reduceRules: Record<string, GradRule> = {
+  ReduceSum: reduceSum,
+  ReduceMean: reduceMean,
+  Softmax: softmax,
+  LogSoftmax: logSoftmax,
+};
