@@ -40,12 +40,12 @@ export const DPM_DEFAULTS = {
 type DpmConfig = typeof DPM_DEFAULTS;
 
 /** α_t = 1/√(σ²+1), σ_t = σ·α_t: the VP coefficients of a VE σ (float32). */
-function alphaSigma(sigma: number): [number, number] {
+export function alphaSigma(sigma: number): [number, number] {
   const a = f32(1 / f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
   return [a, f32(sigma * a)];
 }
 
-const lambdaOf = (a: number, s: number) => f32(f32(Math.log(a)) - f32(Math.log(s)));
+export const lambdaOf = (a: number, s: number) => f32(f32(Math.log(a)) - f32(Math.log(s)));
 
 function validate(c: DpmConfig): void {
   if (c.algorithm_type === 'deis') c.algorithm_type = 'dpmsolver++';
@@ -229,7 +229,7 @@ export function createDpmMultistep(config: SchedulerConfig = {}, name = 'dpm++2m
 }
 
 /** DPMSolverMultistep's index_for_timestep: unknown timesteps map to the last step, repeats to the second match. */
-function dpmIndex(timesteps: number[], t: number): number {
+export function dpmIndex(timesteps: number[], t: number): number {
   const hits: number[] = [];
   timesteps.forEach((x, i) => x === t && hits.push(i));
   if (hits.length === 0) return timesteps.length - 1;

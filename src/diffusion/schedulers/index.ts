@@ -17,12 +17,14 @@
 //   dpm++2m-sde      DPMSolverMultistepScheduler, algorithm_type sde-dpmsolver++ ("DPM++ 2M SDE")
 //   dpm++2m-sde-karras  the same with use_karras_sigmas
 //   lcm              LCMScheduler (for LCM-distilled models / LCM-LoRA)
+//   unipc            UniPCMultistepScheduler (bh1/bh2, orders 1–4, predictor–corrector)
 
 import { createDdim } from './ddim.ts';
 import { createDpmMultistep } from './dpm-multistep.ts';
 import { createEuler, createEulerAncestral, createHeun } from './euler.ts';
 import { createLcm } from './lcm.ts';
 import { createPndm } from './pndm.ts';
+import { createUniPc } from './unipc.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 export type { Scheduler, SchedulerConfig, StepOptions, StepResult, BetaSchedule, PredictionType, TimestepSpacing } from './types.ts';
@@ -40,6 +42,7 @@ const FACTORIES = {
   'dpm++2m-sde-karras': (c: SchedulerConfig) =>
     createDpmMultistep({ ...c, algorithm_type: 'sde-dpmsolver++', use_karras_sigmas: true }, 'dpm++2m-sde-karras'),
   lcm: (c: SchedulerConfig) => createLcm(c),
+  unipc: (c: SchedulerConfig) => createUniPc(c),
 } satisfies Record<string, (c: SchedulerConfig) => Scheduler>;
 
 export type SchedulerName = keyof typeof FACTORIES;
@@ -58,6 +61,7 @@ export const SCHEDULER_LABELS: Record<SchedulerName, string> = {
   'dpm++2m-sde': 'DPM++ 2M SDE',
   'dpm++2m-sde-karras': 'DPM++ 2M SDE Karras',
   lcm: 'LCM',
+  unipc: 'UniPC',
 };
 
 /** Whether `step` draws noise, i.e. needs `options.generator` (LCM only between steps, DDIM only with η > 0). */
@@ -81,6 +85,7 @@ const CLASS_NAMES: Record<string, SchedulerName> = {
   HeunDiscreteScheduler: 'heun',
   DPMSolverMultistepScheduler: 'dpm++2m',
   LCMScheduler: 'lcm',
+  UniPCMultistepScheduler: 'unipc',
 };
 
 /**
