@@ -18,7 +18,7 @@ const SD15 = {
 // on this problem: with 50 steps Euler and DDIM are still 5% off, and the error shrinks with more steps).
 const STEPS: Record<SchedulerName, number> = {
   ddim: 500, pndm: 100, euler: 500, 'euler-ancestral': 500, heun: 50, 'dpm++2m': 250, 'dpm++2m-karras': 50,
-  'dpm++2m-sde': 250, 'dpm++2m-sde-karras': 100, lcm: 4, unipc: 50,
+  'dpm++2m-sde': 250, 'dpm++2m-sde-karras': 100, lcm: 4, unipc: 250,
 };
 
 /** Optimal ε̂(x_t, t) for x₀ ~ N(0, s²): √(1−ᾱ)·x_t/(ᾱs² + 1 − ᾱ); fractional t interpolates σ like diffusers. */
