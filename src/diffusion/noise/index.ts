@@ -42,14 +42,36 @@ export function createGenerator(seed: number): NoiseGenerator {
   };
 }
 
-/** Initial latents for a batch: one generator per image, seeds seed, seed+1, … (diffusers' list-of-generators form). */
-export function batchLatents(seed: number, batch: number, perImage: number, sigma = 1): { seeds: number[]; latents: Float32Array } {
+/**
+ * One generator per image (diffusers' `generator=[...]` list form): randn(n) splits n evenly over the images and
+ * draws each image's share from its own stream, so image i is reproducible on its own from seeds[i].
+ */
+export function createBatchGenerator(seeds: number[]): NoiseGenerator & { readonly seeds: number[] } {
+  if (seeds.length === 0) throw new Error('createBatchGenerator: at least one seed is needed');
+  const gens = seeds.map((s) => createGenerator(s));
+  return {
+    seed: gens[0].seed,
+    seeds: gens.map((g) => g.seed),
+    randn(n: number): Float32Array {
+      if (!Number.isInteger(n) || n < 0 || n % gens.length !== 0) {
+        throw new Error(`randn: ${n} values do not split evenly over ${gens.length} images`);
+      }
+      const per = n / gens.length;
+      const out = new Float32Array(n);
+      gens.forEach((g, i) => out.set(g.randn(per), i * per));
+      return out;
+    },
+  };
+}
+
+/**
+ * Initial latents for a batch, seeds seed, seed+1, … (A1111's convention; −1 draws the first at random), each scaled
+ * by the scheduler's initNoiseSigma. Returns the batch generator too, so stochastic steps continue the same streams.
+ */
+export function batchLatents(seed: number, batch: number, perImage: number, sigma = 1) {
   const first = resolveSeed(seed);
-  const seeds = Array.from({ length: batch }, (_, i) => (first + i) % (MAX_SEED + 1));
-  const latents = new Float32Array(batch * perImage);
-  seeds.forEach((s, i) => {
-    const noise = createGenerator(s).randn(perImage);
-    for (let k = 0; k < perImage; k++) latents[i * perImage + k] = noise[k] * sigma;
-  });
-  return { seeds, latents };
+  const generator = createBatchGenerator(Array.from({ length: batch }, (_, i) => (first + i) % (MAX_SEED + 1)));
+  const latents = generator.randn(batch * perImage);
+  if (sigma !== 1) for (let k = 0; k < latents.length; k++) latents[k] = latents[k] * sigma;
+  return { seeds: generator.seeds, latents, generator };
 }

@@ -101,10 +101,14 @@ describe('seeds', () => {
     expect(() => resolveSeed(1.5)).toThrow(/seed must be an integer/);
   });
 
-  it('batchLatents gives image i the noise of seed + i', () => {
-    const { seeds, latents } = batchLatents(7, 2, 32);
+  it('batchLatents gives image i the noise of seed + i, and its generator continues each stream', () => {
+    const { seeds, latents, generator } = batchLatents(7, 2, 32);
     expect(seeds).toEqual([7, 8]);
-    expect(Array.from(latents.subarray(32))).toEqual(Array.from(createGenerator(8).randn(32)));
+    const own = createGenerator(8);
+    expect(Array.from(latents.subarray(32))).toEqual(Array.from(own.randn(32)));
+    expect(Array.from(generator.randn(64).subarray(32))).toEqual(Array.from(own.randn(32)));
+    expect(() => generator.randn(63)).toThrow(/split evenly/);
+    expect(batchLatents(4294967295, 2, 16).seeds).toEqual([4294967295, 0]);
   });
 
   it('is a normal distribution (moments over 65536 draws)', () => {
