@@ -46,6 +46,7 @@ export function buildGradientModel(bytes: Uint8Array, options: GradientOptions):
 
   const reach = forwardReach(nodes, options.wrt, env);
   const active = nodes.filter((n) => (n.input ?? []).some((i) => reach.has(i))).filter(leadsTo(nodes, options.loss));
+  for (const n of active) if (!NON_DIFFERENTIABLE.has(n.opType ?? '')) ruleFor(n); // fail before emitting anything
   graph.node = nodes;
   const e = createEmitter(graph, env, opset);
   const grads = new Map<string, string[]>();
@@ -74,10 +75,7 @@ function backward(node: NodeProto, e: Emitter, grads: Map<string, string[]>, rea
   const x = node.input ?? [];
   const needs = x.map((i) => i !== '' && reach.has(i));
   if (!needs.some(Boolean) || NON_DIFFERENTIABLE.has(node.opType ?? '')) return;
-  const rule = (!node.domain || node.domain === 'ai.onnx') && GRADIENT_RULES[node.opType ?? ''];
-  if (!rule) throw new OnnxError(`autodiff: no gradient rule for op ${node.opType}${node.domain ? ` (domain ${node.domain})` : ''} at ${describeNode(node)}, which lies between the wrt values and the loss`);
-  if (hasSubgraph(node)) e.fail('nodes with subgraphs have no gradient rule');
-  const dx = rule({ node, x, y, dy, needs, e });
+  const dx = ruleFor(node)({ node, x, y, dy, needs, e });
   x.forEach((name, i) => {
     const g = dx[i];
     if (!needs[i] || !g) return;
@@ -85,6 +83,14 @@ function backward(node: NodeProto, e: Emitter, grads: Map<string, string[]>, rea
     list.push(g);
     grads.set(name, list);
   });
+}
+
+function ruleFor(node: NodeProto): GradRule {
+  const rule = (!node.domain || node.domain === 'ai.onnx') && GRADIENT_RULES[node.opType ?? ''];
+  if (!rule || hasSubgraph(node)) {
+    throw new OnnxError(`autodiff: no gradient rule for op ${node.opType}${node.domain ? ` (domain ${node.domain})` : ''} at ${describeNode(node)}, which lies between the wrt values and the loss`);
+  }
+  return rule;
 }
 
 /** Sums gradient contributions (Add chain), or null when there are none. */

@@ -83,7 +83,7 @@ const gather: GradRule = (a) => {
   const zeros = e.op('ConstantOfShape', [dataShapeT], { value: zeroTensor(e, g) });
   const dimAxis = e.sizes(data, [axis]);
   const idx64 = e.elemType(indices) === 7 ? indices : e.op('Cast', [indices], { to: 7 });
-  const wrapped = e.op('Where', [e.op('Less', [idx64, e.int64s([0])]), e.op('Add', [idx64, dimAxis]), idx64]);
+  const wrapped = e.op('Reshape', [e.op('Where', [e.op('Less', [idx64, e.int64s([0])]), e.op('Add', [idx64, dimAxis]), idx64]), e.shape(indices)]);
   const scattered = e.op('ScatterND', [zeros, e.unsqueeze(wrapped, [iRank]), gT], { reduction: 'add' });
   return [e.transpose(scattered, dataPerm.map((_, i) => dataPerm.indexOf(i))), null];
 };

@@ -34,7 +34,9 @@ export function addConstant(env: ShapeEnv, name: string, tensor: TensorProto) {
   env.types.set(name, { elemType: tensor.dataType ?? null, dims });
   if (dims.reduce((a, b) => a * b, 1) > MAX_CONST || tensor.dataLocation === 1) return;
   try {
-    const { data } = readTensor(tensor);
+    // A fresh Uint8Array: in Node, decoded raw_data is a Buffer whose .slice() shares the 8 KB pool, which
+    // tensor.ts's fromRaw then reads whole (reported to the ONNX core's owner).
+    const { data } = readTensor(tensor.rawData ? { ...tensor, rawData: new Uint8Array(tensor.rawData) } : tensor);
     env.consts.set(name, { dims, values: Array.from(data as ArrayLike<number | bigint>, Number) });
   } catch {
     // not a numeric type we read: only its type is known

@@ -1,0 +1,157 @@
+// End-to-end checks of buildGradientModel on composite graphs, and of its contract:
+//  - a two-head attention block (LayerNorm → q/k/v with a LoRA on q → Softmax(q·kᵀ/√d) → ·v → out → residual),
+//    float64 (tol 1e-6) and as a float32 gradient graph against float64 FD (tol 1e-4);
+//  - a small UNet-like block with a symbolic batch dim (sinusoidal timestep embedding, Conv, decomposed group norm,
+//    SiLU, nearest 2× upsampling, skip Concat, Slice chunk), checked at batch sizes 1 and 3 (float32, tol 2e-3);
+//  - errors: an op without a rule names the op and node; bad loss / wrt names; initializers as wrt; unused wrt.
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { createGraphBuilder, type GraphBuilder } from '../builder.ts';
+import { readModel, writeModel } from '../model-io.ts';
+import { DataType } from '../proto.ts';
+import { buildGradientModel } from './index.ts';
+import { analyticGradients, buildCase, gradCheck, makeFeeds, seeded, type CaseSpec, type Kind } from './gradcheck.ts';
+
+const [T, D, H] = [3, 4, 2];
+
+function attention(g: GraphBuilder, ins: Record<string, string>, k: Kind): string {
+  const d = D / H;
+  const ln = g.op('LayerNormalization', [ins.x, ins.gamma, ins.beta], { epsilon: 1e-5 });
+  const heads = (v: string) => g.op('Transpose', [g.op('Reshape', [v, g.int64s([0, 0, H, d])])], { perm: [0, 2, 1, 3] });
+  const loraQ = g.op('MatMul', [g.op('MatMul', [ln, g.op('Transpose', [ins.A], { perm: [1, 0] })]), g.op('Transpose', [ins.B], { perm: [1, 0] })]);
+  const q = heads(g.op('Add', [g.op('MatMul', [ln, ins.wq]), g.op('Mul', [loraQ, k.scalar(0.5)])]));
+  const kk = heads(g.op('MatMul', [ln, ins.wk]));
+  const v = heads(g.op('MatMul', [ln, ins.wv]));
+  const scores = g.op('Div', [g.op('MatMul', [q, g.op('Transpose', [kk], { perm: [0, 1, 3, 2] })]), k.scalar(Math.sqrt(d))]);
+  const attn = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v]);
+  const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [0, 2, 1, 3] }), g.int64s([0, 0, D])]);
+  return g.op('Add', [g.op('MatMul', [merged, ins.wo]), ins.x]);
+}
+
+const attentionSpec = (extra: Partial<CaseSpec> = {}): CaseSpec => ({
+  inputs: {
+    x: { dims: [2, T, D] }, gamma: { dims: [D] }, beta: { dims: [D] },
+    wq: { dims: [D, D] }, wk: { dims: [D, D] }, wv: { dims: [D, D] }, wo: { dims: [D, D] },
+    A: { dims: [2, D] }, B: { dims: [D, 2] },
+  },
+  build: attention,
+  maxChecks: 12,
+  ...extra,
+});
+
+/** UNet-like block; x [N, 2, 4, 4] with N symbolic, t [N] timesteps. */
+function unetBlock(g: GraphBuilder, ins: Record<string, string>, k: Kind): string {
+  const freqs = k.tensor([2], (() => { let i = 0; return () => [1, 0.3][i++]; })());
+  const args = g.op('Mul', [g.op('Unsqueeze', [ins.t, g.int64s([1])]), freqs]);
+  const emb = g.op('Concat', [g.op('Sin', [args]), g.op('Cos', [args])], { axis: 1 }); // [N, 4]
+  const temb = g.op('Unsqueeze', [g.op('MatMul', [emb, ins.wt]), g.int64s([2, 3])]); // [N, 2, 1, 1]
+  const h = g.op('Add', [g.op('Conv', [ins.x, ins.w1, ins.b1], { pads: [1, 1, 1, 1] }), temb]);
+  const grouped = g.op('Reshape', [h, g.int64s([0, 2, -1])]);
+  const mean = g.op('ReduceMean', [grouped], { axes: [2] });
+  const centered = g.op('Sub', [grouped, mean]);
+  const variance = g.op('ReduceMean', [g.op('Mul', [centered, centered])], { axes: [2] });
+  const normed = g.op('Reshape', [g.op('Div', [centered, g.op('Sqrt', [g.op('Add', [variance, k.scalar(1e-5)])])]), g.op('Shape', [h])]);
+  const silu = g.op('Mul', [normed, g.op('Sigmoid', [normed])]);
+  const scales = g.constant(Float32Array.from([1, 1, 2, 2]));
+  const up = g.op('Resize', [silu, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+  const skip = g.op('Resize', [ins.x, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+  const cat = g.op('Concat', [up, skip], { axis: 1 }); // [N, 4, 8, 8]
+  const out = g.op('Conv', [cat, ins.w2], { strides: [2, 2], pads: [0, 0, 1, 1] }); // [N, 4, 4, 4]
+  const [first, second] = [g.op('Slice', [out, g.int64s([0]), g.int64s([2]), g.int64s([1])]), g.op('Slice', [out, g.int64s([2]), g.int64s([4]), g.int64s([1])])];
+  return g.op('Mul', [first, g.op('Tanh', [second])]); // a GEGLU-like chunk
+}
+
+const unetSpec: CaseSpec = {
+  inputs: {
+    x: { dims: [1, 2, 4, 4], shape: ['n', 2, 4, 4] }, t: { dims: [1], shape: ['n'], values: (r) => 3 * r() },
+    wt: { dims: [4, 2] }, w1: { dims: [2, 2, 3, 3] }, b1: { dims: [2] }, w2: { dims: [4, 4, 3, 3] },
+  },
+  build: unetBlock,
+  dtype: 'float32', fdDtype: 'float32', step: 1e-2, maxChecks: 10,
+};
+
+describe('composite graphs', () => {
+  it('attention block with LoRA on q (float64, tol 1e-6)', async () => {
+    expect((await gradCheck(attentionSpec())).relError).toBeLessThan(1e-6);
+  });
+
+  it('attention block as a float32 gradient graph vs float64 FD (tol 1e-4)', async () => {
+    expect((await gradCheck(attentionSpec({ dtype: 'float32' }))).relError).toBeLessThan(1e-4);
+  });
+
+  it('UNet-like block with a symbolic batch, at batch 1 and 3 (float32, tol 2e-3)', async () => {
+    for (const n of [1, 3]) {
+      const dims = { x: [n, 2, 4, 4], t: [n] };
+      expect((await gradCheck(unetSpec, dims)).relError, `batch ${n}`).toBeLessThan(2e-3);
+    }
+  });
+});
+
+function tinyModel(options: { weightAsInitializer?: boolean; extra?: (g: GraphBuilder, x: string, w: string) => void } = {}) {
+  const g = createGraphBuilder('tiny');
+  const x = g.input('x', DataType.FLOAT, [2, 3]);
+  const wData = Float32Array.from({ length: 6 }, seeded(5));
+  const w = options.weightAsInitializer ? g.initializer('w', [3, 2], wData) : g.input('w', DataType.FLOAT, [3, 2]);
+  const u = g.input('unused', DataType.FLOAT, [4]);
+  g.node('ReduceSum', [g.op('Tanh', [g.op('MatMul', [x, w])])], { keepdims: 0 }, { outputs: ['loss'] });
+  g.output('loss', DataType.FLOAT, []);
+  g.node('Neg', [u], {}, { outputs: ['side'] });
+  g.output('side', DataType.FLOAT, [4]);
+  options.extra?.(g, x, w);
+  return { bytes: writeModel(g.build()), wData };
+}
+
+describe('buildGradientModel contract', () => {
+  it('names the op and node that has no gradient rule on the path', () => {
+    const spec: CaseSpec = { inputs: { x: { dims: [2, 3] } }, build: (g, ins) => g.op('Hardmax', [g.op('Exp', [ins.x])], {}, 'my_hardmax') };
+    expect(() => buildGradientModel(buildCase(spec, 'float64'), { loss: 'loss', wrt: ['x'] })).toThrow(/no gradient rule for op Hardmax at Hardmax node "\/my_hardmax"/);
+  });
+
+  it('does no gradient work for nodes off the path (an op without a rule there is fine)', async () => {
+    const { bytes } = tinyModel({
+      extra: (g, x, w) => {
+        g.node('Hardmax', [g.op('MatMul', [x, w])], {}, { outputs: ['off_path'] });
+        g.output('off_path', DataType.FLOAT, [2, 2]);
+      },
+    });
+    const grad = readModel(buildGradientModel(bytes, { loss: 'loss', wrt: ['w'] }));
+    const added = grad.graph!.node!.length - readModel(bytes).graph!.node!.length;
+    expect(added).toBeLessThan(20);
+    expect(grad.graph!.output!.map((o) => o.name)).toEqual(['loss', 'side', 'off_path', 'w_grad']);
+  });
+
+  it('rejects a loss or wrt that is not in the graph', () => {
+    const { bytes } = tinyModel();
+    expect(() => buildGradientModel(bytes, { loss: 'nope', wrt: ['w'] })).toThrow(/loss "nope" is not a value/);
+    expect(() => buildGradientModel(bytes, { loss: 'loss', wrt: ['missing'] })).toThrow(/"missing" is not a graph input or initializer/);
+  });
+
+  it('differentiates initializers like inputs, and gives zeros for a wrt that does not reach the loss', async () => {
+    const asInput = tinyModel();
+    const asInit = tinyModel({ weightAsInitializer: true });
+    const x = new ort.Tensor('float32', Float32Array.from({ length: 6 }, seeded(9)), [2, 3]);
+    const unused = new ort.Tensor('float32', new Float32Array(4).fill(1), [4]);
+    const run = async (bytes: Uint8Array, feeds: Record<string, ort.Tensor>) => {
+      const session = await ort.InferenceSession.create(buildGradientModel(bytes, { loss: 'loss', wrt: ['w', 'unused'] }));
+      const out = await session.run(feeds);
+      await session.release();
+      return out;
+    };
+    const a = await run(asInput.bytes, { x, unused, w: new ort.Tensor('float32', asInput.wData, [3, 2]) });
+    const b = await run(asInit.bytes, { x, unused });
+    expect(Array.from(b.w_grad.data as Float32Array)).toEqual(Array.from(a.w_grad.data as Float32Array));
+    expect(Array.from(a.w_grad.data as Float32Array).some((v) => v !== 0)).toBe(true);
+    expect(Array.from(a.unused_grad.data as Float32Array)).toEqual([0, 0, 0, 0]);
+    expect(a.unused_grad.dims).toEqual([4]);
+  });
+
+  it('keeps the original outputs and their values', async () => {
+    const values = makeFeeds(attentionSpec(), 3);
+    const { loss } = await analyticGradients(attentionSpec(), values);
+    const session = await ort.InferenceSession.create(buildCase(attentionSpec(), 'float64'), { graphOptimizationLevel: 'basic' });
+    const feeds = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, new ort.Tensor('float64', v, attentionSpec().inputs[k].dims)]));
+    const plain = await session.run(feeds);
+    await session.release();
+    expect(loss).toBeCloseTo(Number(plain.loss.data[0]), 12);
+  });
+});
