@@ -27,6 +27,19 @@ describe('element-wise gradients (float64 FD, tol 1e-6)', () => {
     });
   }
 
+  it('broadcasting decided at run time (two different symbolic dims, either of which may be 1)', async () => {
+    for (const op of ['Add', 'Mul']) {
+      const spec: CaseSpec = {
+        inputs: { a: { dims: [1, 3], shape: ['n', 3] }, b: { dims: [1, 2, 1], shape: [2, 'm', 'k'] } },
+        build: (g, ins) => g.op(op, [ins.a, ins.b]),
+      };
+      for (const [n, m, k] of [[4, 1, 3], [4, 4, 1], [1, 3, 3], [1, 1, 1]]) {
+        const r = await gradCheck(spec, { a: [n, 3], b: [2, m, k] });
+        expect(r.relError, `${op} n=${n} m=${m} k=${k}`).toBeLessThan(TOL);
+      }
+    }
+  });
+
   it('Pow with a constant exponent (2, 3, 0.5, −1.5) and with the exponent as an input', async () => {
     for (const p of [2, 3, 0.5, -1.5]) {
       const spec: CaseSpec = { inputs: { x: { dims: [2, 3], values: positive } }, build: (g, ins, k) => g.op('Pow', [ins.x, k.scalar(p)]) };

@@ -31,6 +31,8 @@ export interface Emitter {
   /** Sums g over the axes along which x was broadcast, giving x's shape. */
   unbroadcast(g: string, x: string): string;
   zerosLike(x: string): string;
+  /** Zeros of a run-time shape, in the float type of `like`. */
+  zerosOfShape(shape: string, like: string): string;
   onesLike(x: string): string;
 }
 
@@ -158,16 +160,17 @@ export function createEmitter(graph: GraphProto, env: ShapeEnv, opset: number): 
       }
       return lead > 0 ? e.op('Reshape', [t, e.shape(x)]) : t;
     },
-    zerosLike: (x) => filled(x, 0),
-    onesLike: (x) => filled(x, 1),
+    zerosLike: (x) => filled(e.shape(x), x, 0),
+    onesLike: (x) => filled(e.shape(x), x, 1),
+    zerosOfShape: (shape, like) => filled(shape, like, 0),
   };
 
-  function filled(x: string, value: number): string {
-    const t = e.elemType(x);
+  function filled(shape: string, like: string, value: number): string {
+    const t = e.elemType(like);
     const dtype = t !== null && FLOATS.has(t) ? t : DataType.FLOAT;
     const data = dtype === DataType.DOUBLE ? new Float64Array([value]) : new Float32Array([value]);
-    const out = e.op('ConstantOfShape', [e.shape(x)], { value: makeTensor('value', [1], data, dtype) });
-    return t === dtype ? out : e.op('CastLike', [out, x]);
+    const out = e.op('ConstantOfShape', [shape], { value: makeTensor('value', [1], data, dtype) });
+    return t === dtype ? out : e.op('CastLike', [out, like]);
   }
 
   return e;

@@ -1,7 +1,6 @@
 // Gradient rules for ops that move values without arithmetic: Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
 // Expand, Concat, Split, Slice, Gather. Sizes come from Shape ops at run time, so symbolic dims work.
 import { attrInt, attrInts } from './attributes.ts';
-import type { Emitter } from './emitter.ts';
 import { dy0, type GradRule } from './rule.ts';
 
 const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
@@ -80,18 +79,13 @@ const gather: GradRule = (a) => {
   const gPerm = [...Array.from({ length: iRank }, (_, i) => axis + i), ...Array.from({ length: axis }, (_, i) => i), ...Array.from({ length: rank - axis - 1 }, (_, i) => axis + iRank + i)];
   const gT = e.transpose(g, gPerm);
   const dataShapeT = e.op('Gather', [e.shape(data), e.int64s(dataPerm)], { axis: 0 });
-  const zeros = e.op('ConstantOfShape', [dataShapeT], { value: zeroTensor(e, g) });
+  const zeros = e.zerosOfShape(dataShapeT, g);
   const dimAxis = e.sizes(data, [axis]);
   const idx64 = e.elemType(indices) === 7 ? indices : e.op('Cast', [indices], { to: 7 });
   const wrapped = e.op('Reshape', [e.op('Where', [e.op('Less', [idx64, e.int64s([0])]), e.op('Add', [idx64, dimAxis]), idx64]), e.shape(indices)]);
   const scattered = e.op('ScatterND', [zeros, e.unsqueeze(wrapped, [iRank]), gT], { reduction: 'add' });
   return [e.transpose(scattered, dataPerm.map((_, i) => dataPerm.indexOf(i))), null];
 };
-
-function zeroTensor(e: Emitter, like: string) {
-  const double = e.elemType(like) === 11;
-  return { name: 'value', dims: [1], dataType: double ? 11 : 1, rawData: new Uint8Array(double ? 8 : 4) };
-}
 
 export const shapeRules: Record<string, GradRule> = {
   Reshape: (a) => [...reshapeBack(a), null],
