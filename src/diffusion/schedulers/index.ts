@@ -27,6 +27,7 @@ import { createPndm } from './pndm.ts';
 import { createUniPc } from './unipc.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
+export { parseSchedulerConfig } from './config.ts';
 export type { Scheduler, SchedulerConfig, StepOptions, StepResult, BetaSchedule, PredictionType, TimestepSpacing } from './types.ts';
 
 const FACTORIES = {
@@ -63,6 +64,15 @@ export const SCHEDULER_LABELS: Record<SchedulerName, string> = {
   lcm: 'LCM',
   unipc: 'UniPC',
 };
+
+/** Usual step counts (what diffusers' pipelines and A1111 users typically run) for a picker's default. */
+export const DEFAULT_STEPS: Record<SchedulerName, number> = {
+  ddim: 50, pndm: 50, euler: 30, 'euler-ancestral': 30, heun: 20, 'dpm++2m': 25, 'dpm++2m-karras': 25,
+  'dpm++2m-sde': 30, 'dpm++2m-sde-karras': 30, lcm: 4, unipc: 20,
+};
+
+/** Schedulers that only give clean images from a consistency-distilled model (LCM / LCM-LoRA). */
+export const NEEDS_DISTILLED_MODEL: ReadonlySet<SchedulerName> = new Set(['lcm']);
 
 /** Whether `step` draws noise, i.e. needs `options.generator` (LCM only between steps, DDIM only with η > 0). */
 export const STOCHASTIC: ReadonlySet<SchedulerName> = new Set(['euler-ancestral', 'dpm++2m-sde', 'dpm++2m-sde-karras', 'lcm']);
