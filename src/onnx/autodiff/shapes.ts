@@ -17,6 +17,8 @@ export interface ShapeEnv {
   types: Map<string, ValueType>;
   /** Values of small numeric constants, flattened, with their dims. */
   consts: Map<string, { dims: number[]; values: number[] }>;
+  /** Values of small integer tensors with symbolic entries (shapes computed in the graph). */
+  symbols: Map<string, { dims: number[]; values: Dim[] }>;
 }
 
 const UNKNOWN: ValueType = { elemType: null, dims: null };
@@ -44,7 +46,7 @@ export function addConstant(env: ShapeEnv, name: string, tensor: TensorProto) {
 }
 
 export function createShapeEnv(graph: GraphProto): ShapeEnv {
-  const env: ShapeEnv = { types: new Map(), consts: new Map() };
+  const env: ShapeEnv = { types: new Map(), consts: new Map(), symbols: new Map() };
   for (const info of [...(graph.valueInfo ?? []), ...(graph.output ?? []), ...(graph.input ?? [])]) {
     if (info.name) env.types.set(info.name, typeOfInfo(info));
   }
@@ -108,16 +110,28 @@ function matmulDims(a: Dim[] | null, b: Dim[] | null): Dim[] | null {
   return out;
 }
 
-function reshapeDims(input: Dim[] | null, shape: number[], allowzero: boolean): Dim[] {
+function reshapeDims(input: Dim[] | null, shape: Dim[], allowzero: boolean): Dim[] {
   const out: Dim[] = shape.map((s, i) => (s === 0 && !allowzero ? (input?.[i] ?? null) : s));
   const minus = out.indexOf(-1);
-  if (minus >= 0) {
-    const known = out.filter((_d, i) => i !== minus);
-    const total = input && input.every((d) => typeof d === 'number') ? (input as number[]).reduce((p, q) => p * q, 1) : null;
-    const rest = known.every((d) => typeof d === 'number') ? (known as number[]).reduce((p, q) => p * q, 1) : null;
-    out[minus] = total !== null && rest ? total / rest : null;
-  }
+  if (minus >= 0) out[minus] = inferredDim(input, out.filter((_d, i) => i !== minus));
   return out;
+}
+
+/** The −1 of a Reshape: the input's element count over the other target dims, cancelling equal symbols first. */
+function inferredDim(input: Dim[] | null, others: Dim[]): Dim {
+  if (!input || input.includes(null) || others.includes(null)) return null;
+  const rest = [...input];
+  const divisor: Dim[] = [];
+  for (const d of others) {
+    const i = typeof d === 'string' ? rest.indexOf(d) : -1;
+    if (i >= 0) rest.splice(i, 1);
+    else divisor.push(d);
+  }
+  const numeric = (ds: Dim[]) => (ds.every((d) => typeof d === 'number') ? (ds as number[]).reduce((p, q) => p * q, 1) : null);
+  const [n, m] = [numeric(rest), numeric(divisor)];
+  if (n !== null && m) return n % m === 0 ? n / m : null;
+  if (m === 1 && rest.length === 1) return rest[0];
+  return null;
 }
 
 function convDims(node: NodeProto, x: Dim[] | null, w: Dim[] | null, transpose: boolean): Dim[] | null {
@@ -202,7 +216,7 @@ const infer: Record<string, Infer> = {
   Conv: (n, [x, w]) => [{ elemType: elem([x]), dims: convDims(n, x.dims, w?.dims ?? null, false) }],
   ConvTranspose: (n, [x, w]) => [{ elemType: elem([x]), dims: convDims(n, x.dims, w?.dims ?? null, true) }],
   Reshape: (n, [x, s], env) => {
-    const shape = constOf(env, n.input?.[1]);
+    const shape = symOf(env, n.input?.[1]);
     if (shape) return [{ elemType: x.elemType, dims: reshapeDims(x.dims, shape.values, attrInt(n, 'allowzero', 0) === 1) }];
     const r = s?.dims?.[0];
     return [{ elemType: x.elemType, dims: typeof r === 'number' ? Array(r).fill(null) : null }];
@@ -261,7 +275,7 @@ const infer: Record<string, Infer> = {
     return [{ elemType: x.elemType, dims: [...x.dims.slice(0, axis), ...idx.dims, ...x.dims.slice(axis + 1)] }];
   },
   Expand: (n, [x, s], env) => {
-    const shape = constOf(env, n.input?.[1]);
+    const shape = symOf(env, n.input?.[1]);
     if (shape) return [{ elemType: x.elemType, dims: broadcastDims([x.dims, shape.values]) }];
     const r = s?.dims?.[0];
     if (!x.dims || typeof r !== 'number') return [{ elemType: x.elemType, dims: null }];
@@ -292,7 +306,7 @@ const infer: Record<string, Infer> = {
   ConstantOfShape: (n, [s], env) => {
     const value = (n.attribute ?? []).find((a) => a.name === 'value')?.t;
     const elemType = value?.dataType ?? DataType.FLOAT;
-    const shape = constOf(env, n.input?.[0]);
+    const shape = symOf(env, n.input?.[0]);
     if (shape) return [{ elemType, dims: shape.values }];
     const r = s?.dims?.[0];
     return [{ elemType, dims: typeof r === 'number' ? Array(r).fill(null) : null }];
@@ -326,39 +340,83 @@ for (const op of ['ArgMax', 'ArgMin']) {
   infer[op] = (n, [x], env) => [{ elemType: DataType.INT64, dims: reduceDims({ ...n, attribute: [...(n.attribute ?? []), { name: 'axes', ints: [attrInt(n, 'axis', 0)], type: 7 }] }, x.dims, env) }];
 }
 
-const folders: Record<string, ((n: NodeProto, env: ShapeEnv) => { dims: number[]; values: number[] } | undefined) | undefined> = {
+// Folding of shape arithmetic (Shape → Gather → Unsqueeze → Concat, Mul of dims, ...) on symbolic values, so that
+// exporter-style Reshape(x, Concat(Shape(x)[0], [-1], [8], [40])) still gets static dims where they exist.
+type Sym = { dims: number[]; values: Dim[] };
+const isInt = (t: number | null | undefined) => t === DataType.INT64 || t === DataType.INT32;
+
+function symOf(env: ShapeEnv, name: string | undefined): Sym | undefined {
+  if (!name) return undefined;
+  const s = env.symbols.get(name);
+  if (s) return s;
+  const c = env.consts.get(name);
+  return c && c.dims.length <= 1 && isInt(env.types.get(name)?.elemType) ? c : undefined;
+}
+
+function arith(op: string, a: Dim, b: Dim): Dim {
+  if (typeof a === 'number' && typeof b === 'number') {
+    return op === 'Mul' ? a * b : op === 'Add' ? a + b : op === 'Sub' ? a - b : b !== 0 ? Math.trunc(a / b) : null;
+  }
+  if (a === null || b === null) return null;
+  if (op === 'Mul' && (a === 1 || b === 1)) return a === 1 ? b : a;
+  if ((op === 'Div' && b === 1) || ((op === 'Add' || op === 'Sub') && b === 0)) return a;
+  return `(${a}${{ Mul: '*', Add: '+', Sub: '-', Div: '/' }[op]}${b})`;
+}
+
+const folders: Record<string, ((n: NodeProto, env: ShapeEnv) => Sym | undefined) | undefined> = {
   Shape: (n, env) => {
-    const t = env.types.get(n.output![0]);
     const x = env.types.get(n.input![0])?.dims;
-    if (!x || !t?.dims || !x.every((d) => typeof d === 'number')) return undefined;
-    const rank = x.length;
-    const start = Math.min(Math.max(norm(attrInt(n, 'start', 0), rank), 0), rank);
-    return { dims: [t.dims[0] as number], values: (x as number[]).slice(start, start + (t.dims[0] as number)) };
+    const len = env.types.get(n.output![0])?.dims?.[0];
+    if (!x || typeof len !== 'number') return undefined;
+    const start = Math.min(Math.max(norm(attrInt(n, 'start', 0), x.length), 0), x.length);
+    return { dims: [len], values: x.slice(start, start + len) };
   },
   Gather: (n, env) => {
-    const [x, i] = [constOf(env, n.input?.[0]), constOf(env, n.input?.[1])];
+    const [x, i] = [symOf(env, n.input?.[0]), env.consts.get(n.input?.[1] ?? '')];
     if (!x || !i || x.dims.length !== 1) return undefined;
-    return { dims: i.dims, values: i.values.map((k) => x.values[k < 0 ? k + x.values.length : k]) };
+    return { dims: i.dims, values: i.values.map((k) => x.values[k < 0 ? k + x.values.length : k] ?? null) };
   },
   Concat: (n, env) => {
-    const parts = (n.input ?? []).map((name) => constOf(env, name));
+    const parts = (n.input ?? []).map((name) => symOf(env, name));
     if (parts.some((p) => !p || p.dims.length !== 1)) return undefined;
     const values = parts.flatMap((p) => p!.values);
     return { dims: [values.length], values };
   },
   Unsqueeze: (n, env) => {
-    const x = constOf(env, n.input?.[0]);
+    const x = symOf(env, n.input?.[0]);
     const t = env.types.get(n.output![0])?.dims;
-    return x && t && t.every((d) => typeof d === 'number') ? { dims: t as number[], values: x.values } : undefined;
+    return x && t && t.length <= 1 && t.every((d) => typeof d === 'number') ? { dims: t as number[], values: x.values } : undefined;
   },
-  Cast: (n, env) => {
-    const x = constOf(env, n.input?.[0]);
-    return x && attrInt(n, 'to', 0) === DataType.INT64 ? { dims: x.dims, values: x.values.map(Math.trunc) } : undefined;
+  Slice: (n, env) => {
+    const x = symOf(env, n.input?.[0]);
+    const [starts, ends] = [env.consts.get(n.input?.[1] ?? '')?.values, env.consts.get(n.input?.[2] ?? '')?.values];
+    if (!x || x.dims.length !== 1 || !starts || !ends || n.input?.[4]) return undefined;
+    const len = x.values.length;
+    const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + len : v, 0), len);
+    const values = x.values.slice(clamp(starts[0]), clamp(ends[0]));
+    return { dims: [values.length], values };
   },
-  Identity: (n, env) => constOf(env, n.input?.[0]),
+  Cast: (n, env) => (isInt(attrInt(n, 'to', 0)) ? symOf(env, n.input?.[0]) : undefined),
+  Identity: (n, env) => symOf(env, n.input?.[0]),
 };
 folders.Squeeze = folders.Unsqueeze;
 folders.Reshape = folders.Unsqueeze;
+for (const op of ['Mul', 'Add', 'Sub', 'Div']) {
+  folders[op] = (n, env) => {
+    const [a, b] = [symOf(env, n.input?.[0]), symOf(env, n.input?.[1])];
+    if (!a || !b || !isInt(env.types.get(n.output![0])?.elemType)) return undefined;
+    const len = Math.max(a.values.length, b.values.length);
+    if ((a.values.length !== len && a.values.length !== 1) || (b.values.length !== len && b.values.length !== 1)) return undefined;
+    const at = (v: Dim[], i: number) => v[v.length === 1 ? 0 : i];
+    const values = Array.from({ length: len }, (_, i) => arith(op, at(a.values, i), at(b.values, i)));
+    return { dims: a.dims.length >= b.dims.length ? a.dims : b.dims, values };
+  };
+}
+
+/** Static or symbolic values of a small integer tensor (a shape being computed), if known. */
+export function symbolicValues(env: ShapeEnv, name: string | undefined): Dim[] | undefined {
+  return symOf(env, name)?.values;
+}
 
 /** Infers the outputs of one node (existing or emitted) and records them in env. */
 export function inferNode(node: NodeProto, env: ShapeEnv): void {
@@ -381,7 +439,10 @@ export function inferNode(node: NodeProto, env: ShapeEnv): void {
   });
   const fold = folders[node.opType ?? ''];
   const folded = fold && outs[0] ? fold(node, env) : undefined;
-  if (folded && folded.values.length <= MAX_CONST) env.consts.set(outs[0], folded);
+  if (folded && folded.values.length <= MAX_CONST) {
+    if (folded.values.every((v) => typeof v === 'number')) env.consts.set(outs[0], folded as { dims: number[]; values: number[] });
+    else env.symbols.set(outs[0], folded);
+  }
 }
 
 function inferConstantAttr(node: NodeProto, env: ShapeEnv) {
