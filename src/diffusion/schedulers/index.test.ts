@@ -33,14 +33,14 @@ function gaussianEps(s: number) {
   };
 }
 
-function sampleGaussian(name: SchedulerName, s: number, n: number) {
+function sampleGaussian(name: SchedulerName, s: number, n: number, eta = 0) {
   const sch = createScheduler(name, SD15);
   sch.setTimesteps(STEPS[name]);
   const eps = gaussianEps(s);
   const generator = createGenerator(1234);
   const z = generator.randn(n);
   let x: Float32Array = z.map((v) => v * sch.initNoiseSigma);
-  for (const t of sch.timesteps) x = sch.step(eps(sch.scaleModelInput(x, t), t), t, x, { generator }).prevSample;
+  for (const t of sch.timesteps) x = sch.step(eps(sch.scaleModelInput(x, t), t), t, x, { generator, eta }).prevSample;
   return { z, x };
 }
 
@@ -79,6 +79,11 @@ describe('createScheduler', () => {
 describe('every scheduler samples Gaussian data correctly (analytic optimal denoiser)', () => {
   const s = 0.5;
   const n = 4096;
+  it('ddim with eta = 1 (stochastic, DDPM-like)', () => {
+    const { x } = sampleGaussian('ddim', s, n, 1);
+    const std = Math.sqrt(x.reduce((a, v) => a + v * v, 0) / n);
+    expect(Math.abs(std / s - 1)).toBeLessThan(0.03);
+  });
   const ac = alphasCumprod(makeBetas({ ...SD15 }));
   for (const name of SCHEDULER_NAMES.filter((x) => x !== 'lcm')) {
     it(name, () => {
