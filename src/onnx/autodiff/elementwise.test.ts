@@ -68,6 +68,25 @@ describe('element-wise gradients (float64 FD, tol 1e-6)', () => {
     expect(r.relError).toBeLessThan(1e-3);
   });
 
+  // ORT has Softplus, Gelu and Mean for float32 only: those run in float32 (FD h=1e-2, tol 1e-3).
+  it('Softplus, Gelu (opset 20, exact and tanh), Clip, Max/Min with broadcasting, Sum, Mean', async () => {
+    const cases: [string, CaseSpec][] = [
+      ['Softplus', unary('Softplus', [3, 4])],
+      ['Gelu', { ...unary('Gelu', [3, 4]), opset: 20 }],
+      ['Gelu tanh', { inputs: { x: { dims: [3, 4] } }, build: (g, ins) => g.op('Gelu', [ins.x], { approximate: 'tanh' }), opset: 20 }],
+      ['Clip', { inputs: { x: { dims: [3, 4] } }, build: (g, ins, k) => g.op('Clip', [ins.x, k.scalar(-0.4), k.scalar(0.5)]) }],
+      ['Clip max only', { inputs: { x: { dims: [3, 4] } }, build: (g, ins, k) => g.op('Clip', [ins.x, '', k.scalar(0.2)]) }],
+      ['Max', binary('Max', [2, 3], [3])],
+      ['Min', binary('Min', [2, 1], [2, 3])],
+      ['Sum', { inputs: { a: { dims: [2, 3] }, b: { dims: [3] }, c: { dims: [2, 1] } }, build: (g, ins) => g.op('Sum', [ins.a, ins.b, ins.c]) }],
+      ['Mean', { inputs: { a: { dims: [2, 3] }, b: { dims: [3] } }, build: (g, ins) => g.op('Mean', [ins.a, ins.b]) }],
+    ];
+    for (const [name, spec] of cases) {
+      const f32 = ['Gelu', 'Gelu tanh', 'Softplus', 'Mean'].includes(name) ? { dtype: 'float32', fdDtype: 'float32', step: 1e-2 } as const : {};
+      expect((await gradCheck({ ...spec, ...f32 })).relError, name).toBeLessThan(f32.dtype ? 1e-3 : TOL);
+    }
+  });
+
   it('Where with a constant condition and broadcasting branches', async () => {
     const spec: CaseSpec = {
       inputs: { a: { dims: [2, 3] }, b: { dims: [3] } },

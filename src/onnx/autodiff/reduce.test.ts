@@ -40,6 +40,14 @@ describe('reduction and softmax gradients (float64 FD, tol 1e-6)', () => {
     for (const n of [2, 5]) expect((await gradCheck(spec, { x: [n, 3] })).relError, `n=${n}`).toBeLessThan(TOL);
   });
 
+  it('ReduceMax / ReduceMin (distinct values: the gradient goes to the extreme element)', async () => {
+    for (const op of ['ReduceMax', 'ReduceMin']) {
+      for (const keepdims of [0, 1]) {
+        await check({ inputs: { x: { dims: [2, 3, 4] } }, build: (g, ins) => cube(g, g.op(op, [ins.x], { axes: [1], keepdims })) }, `${op} ${keepdims}`);
+      }
+    }
+  });
+
   it('Softmax and LogSoftmax on the last and a middle axis', async () => {
     for (const op of ['Softmax', 'LogSoftmax']) {
       for (const axis of [-1, 1]) {

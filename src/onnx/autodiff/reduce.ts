@@ -40,6 +40,17 @@ const reduceMean: GradRule = (a) => {
   return [e.op('Div', [g, count]), null];
 };
 
+/** ReduceMax/ReduceMin: dy goes to the elements equal to the result (each of them on ties). */
+const reduceExtreme: GradRule = (a) => {
+  const { e, x, y } = a;
+  const axes = reducedAxes(a);
+  if (!axes) return [dy0(a), null];
+  const keep = attrInt(a.node, 'keepdims', 1) === 1;
+  const g = spread(e, dy0(a), x[0], axes, keep);
+  const winner = e.op('Equal', [x[0], keep ? y[0] : e.unsqueeze(y[0], axes)]);
+  return [e.op('Where', [winner, g, e.scalar(0, g)]), null];
+};
+
 const softmax: GradRule = (a) => {
   const { e, y } = a;
   const g = dy0(a);
@@ -62,6 +73,8 @@ const logSoftmax: GradRule = (a) => {
 export const reduceRules: Record<string, GradRule> = {
   ReduceSum: reduceSum,
   ReduceMean: reduceMean,
+  ReduceMax: reduceExtreme,
+  ReduceMin: reduceExtreme,
   Softmax: softmax,
   LogSoftmax: logSoftmax,
 };

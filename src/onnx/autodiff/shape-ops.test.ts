@@ -63,4 +63,10 @@ describe('shape-op gradients (float64 FD, tol 1e-6)', () => {
     await check(gather([2, 5, 3], [1, 4, 1, 0], [2, 2], 1), 'axis 1, 2-D indices');
     await check(gather([3, 4], [2], [], 1), 'scalar index');
   });
+
+  it('Pad (constant mode, positive and negative pads) and Tile', async () => {
+    await check({ inputs: { x: { dims: [2, 3] } }, build: (g, ins) => wobble(g, g.op('Pad', [ins.x, g.int64s([1, 0, 0, 2])])) }, 'pad');
+    await check({ inputs: { x: { dims: [3, 4] } }, build: (g, ins) => wobble(g, g.op('Pad', [ins.x, g.int64s([-1, 1, 2, -2])])) }, 'crop');
+    await check({ inputs: { x: { dims: [2, 3] } }, build: (g, ins) => wobble(g, g.op('Tile', [ins.x, g.int64s([2, 3])])) }, 'tile');
+  });
 });

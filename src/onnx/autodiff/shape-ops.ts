@@ -1,6 +1,6 @@
 // Gradient rules for ops that move values without arithmetic: Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
 // Expand, Concat, Split, Slice, Gather. Sizes come from Shape ops at run time, so symbolic dims work.
-import { attrInt, attrInts } from './attributes.ts';
+import { attrInt, attrInts, attrString } from './attributes.ts';
 import { dy0, type GradRule } from './rule.ts';
 
 const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
@@ -87,6 +87,26 @@ const gather: GradRule = (a) => {
   return [e.transpose(scattered, dataPerm.map((_, i) => dataPerm.indexOf(i))), null];
 };
 
+/** Constant-mode Pad is adjoint to padding by the negated pads (positive pads become crops and vice versa). */
+const pad: GradRule = (a) => {
+  const { e, x, node } = a;
+  const mode = attrString(node, 'mode', 'constant');
+  if (mode !== 'constant') e.fail(`Pad mode "${mode}" has no gradient rule (constant only)`);
+  const pads = attrInts(node, 'pads');
+  const negated = pads ? e.int64s(pads.map((p) => -p)) : e.op('Neg', [x[1]]);
+  return [e.op('Pad', x[3] ? [dy0(a), negated, '', x[3]] : [dy0(a), negated]), null, null, null];
+};
+
+/** Tile: dy [r0·d0, r1·d1, ...] → [r0, d0, r1, d1, ...] → sum over the r axes. */
+const tile: GradRule = (a) => {
+  const { e, x } = a;
+  const repeats = e.constValues(x[1]);
+  if (!repeats) return e.fail('Tile needs constant repeats for its gradient');
+  const parts = repeats.flatMap((r, i) => [e.int64s([r]), e.sizes(x[0], [i])]);
+  const blocks = e.op('Reshape', [dy0(a), e.op('Concat', parts, { axis: 0 })]);
+  return [e.reduce('ReduceSum', blocks, repeats.map((_, i) => 2 * i), false), null];
+};
+
 export const shapeRules: Record<string, GradRule> = {
   Reshape: (a) => [...reshapeBack(a), null],
   Flatten: reshapeBack,
@@ -98,4 +118,6 @@ export const shapeRules: Record<string, GradRule> = {
   Split: split,
   Slice: slice,
   Gather: gather,
+  Pad: pad,
+  Tile: tile,
 };
