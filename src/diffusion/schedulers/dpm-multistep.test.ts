@@ -70,3 +70,14 @@ describe('DPM-Solver++ multistep (diffusers test_scheduler_dpm_multi)', () => {
     expect(() => sde.step(new Float32Array(4), sde.timesteps[0], new Float32Array(4))).toThrow(/generator/);
   });
 });
+
+describe('DPM-Solver++ with the cosine schedule', () => {
+  it('runs every step when Karras timesteps repeat at the start (998, 998, … truncated)', () => {
+    const s = createDpmMultistep({ beta_schedule: 'squaredcos_cap_v2', use_karras_sigmas: true });
+    s.setTimesteps(25);
+    expect(s.timesteps[0]).toBe(s.timesteps[1]);
+    let x = dummySampleDeter();
+    for (const t of s.timesteps) x = s.step(dummyModel(x, t), t, x).prevSample;
+    expect(x.every(Number.isFinite)).toBe(true);
+  });
+});

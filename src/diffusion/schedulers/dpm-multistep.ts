@@ -228,8 +228,12 @@ export function createDpmMultistep(config: SchedulerConfig = {}, name = 'dpm++2m
   return self;
 }
 
-/** DPMSolverMultistep's index_for_timestep: unknown timesteps map to the last step, repeats to the second match. */
+/**
+ * DPMSolverMultistep's index_for_timestep: unknown timesteps map to the last step, repeats to the second match
+ * (except a start at timesteps[0], as in schedule.ts indexForTimestep).
+ */
 export function dpmIndex(timesteps: number[], t: number): number {
+  if (timesteps[0] === t) return 0;
   const hits: number[] = [];
   timesteps.forEach((x, i) => x === t && hits.push(i));
   if (hits.length === 0) return timesteps.length - 1;

@@ -2,7 +2,7 @@
 // consistency function f(x, t) = c_skip·x + c_out·x̂₀ (boundary-condition scalings with σ_data = 0.5 and
 // timestep_scaling) gives the clean estimate, which is re-noised to the next timestep with fresh noise.
 
-import { alphasCumprod, checkSameLength, clampArray, f32, makeBetas, thresholdSample, withDefaults } from './schedule.ts';
+import { alphasCumprod, checkSameLength, clampArray, f32, indexForTimestep, makeBetas, thresholdSample, withDefaults } from './schedule.ts';
 import { addNoiseVp, predictX0Eps } from './ddim.ts';
 import type { Scheduler, SchedulerConfig, StepOptions, StepResult } from './types.ts';
 
@@ -63,11 +63,7 @@ export function createLcm(config: SchedulerConfig = {}): Scheduler {
       const ts = self.timesteps;
       if (!ts.length) throw new Error('lcm: call setTimesteps before step');
       checkSameLength(m, x, 'lcm.step');
-      if (index === null) {
-        const hits = ts.flatMap((v, i) => (v === t ? [i] : []));
-        if (!hits.length) throw new Error(`lcm: timestep ${t} is not in this scheduler's timesteps`);
-        index = hits.length > 1 ? hits[1] : hits[0];
-      }
+      if (index === null) index = indexForTimestep(ts, t);
       const i = index;
       if (i >= ts.length) throw new Error('lcm: all steps are done; call setTimesteps again');
       const tPrev = i + 1 < ts.length ? ts[i + 1] : t;

@@ -155,8 +155,13 @@ export function spacedTimestepsFloat(spacing: string, T: number, n: number, step
   throw new Error(`timestep_spacing "${spacing}" is not supported (leading, trailing, linspace)`);
 }
 
-/** diffusers' index_for_timestep: the second match when a timestep repeats (so img2img starts mid-pair), else the first. */
+/**
+ * diffusers' index_for_timestep: the second match when a timestep repeats (so img2img starts mid-pair), else the
+ * first. One deliberate difference: a loop that starts at timesteps[0] starts at index 0 even when that value repeats
+ * (fractional Karras timesteps of the cosine schedule truncate to 998, 998, …; diffusers would skip a step there).
+ */
 export function indexForTimestep(timesteps: number[], t: number): number {
+  if (timesteps[0] === t) return 0;
   const hits: number[] = [];
   timesteps.forEach((x, i) => x === t && hits.push(i));
   if (hits.length === 0) throw new Error(`timestep ${t} is not in this scheduler's timesteps`);
