@@ -63,6 +63,11 @@ describe('DDIM (diffusers test_scheduler_ddim)', () => {
   it('rejects bad input', () => {
     expect(() => createDdim({ beta_schedule: 'cubic' as never })).toThrow(/beta_schedule/);
     expect(() => createDdim({ num_train_timesteps: '1000' as never })).toThrow(/num_train_timesteps/);
+    expect(() => createDdim({ num_train_timesteps: 1e9 })).toThrow(/num_train_timesteps must be an integer in/);
+    expect(() => createDdim({ beta_end: 1.5 })).toThrow(/beta_end must be in \(0, 1\)/);
+    expect(() => createDdim({ trained_betas: [0.1, 'x'] as never })).toThrow(/trained_betas/);
+    expect(() => createDdim({ trained_betas: [0.1, 0.2] })).toThrow(/trained_betas has 2 entries/);
+    expect(() => createDdim({ steps_offset: -1 })).toThrow(/steps_offset/);
     const s = createDdim(base);
     expect(() => s.step(new Float32Array(4), 1, new Float32Array(4))).toThrow(/setTimesteps/);
     s.setTimesteps(10);

@@ -178,9 +178,32 @@ export function withDefaults<D extends Record<string, unknown>>(name: string, de
     }
     out[k] = v;
   }
-  const T = out.num_train_timesteps;
-  if (typeof T !== 'number' || !Number.isInteger(T) || T < 2) throw new Error(`${name}: num_train_timesteps must be an integer ≥ 2`);
+  validateCommon(name, out);
   return out as D;
+}
+
+/** Range checks on the keys every scheduler reads, so a hostile or broken config fails here with a clear message. */
+function validateCommon(name: string, c: Record<string, unknown>): void {
+  const T = c.num_train_timesteps;
+  if (typeof T !== 'number' || !Number.isInteger(T) || T < 2 || T > 100_000) {
+    throw new Error(`${name}: num_train_timesteps must be an integer in [2, 100000], got ${String(T)}`);
+  }
+  for (const k of ['beta_start', 'beta_end'] as const) {
+    const v = c[k];
+    if (v !== undefined && (typeof v !== 'number' || !(v > 0 && v < 1))) throw new Error(`${name}: ${k} must be in (0, 1), got ${String(v)}`);
+  }
+  const tb = c.trained_betas;
+  if (tb !== undefined && tb !== null && (!Array.isArray(tb) || !tb.every((b) => typeof b === 'number' && b >= 0 && b < 1))) {
+    throw new Error(`${name}: trained_betas must be an array of numbers in [0, 1)`);
+  }
+  const off = c.steps_offset;
+  if (off !== undefined && (typeof off !== 'number' || !Number.isInteger(off) || off < 0 || off >= T)) {
+    throw new Error(`${name}: steps_offset must be an integer in [0, num_train_timesteps), got ${String(off)}`);
+  }
+  for (const k of ['sigma_min', 'sigma_max'] as const) {
+    const v = c[k];
+    if (v !== undefined && v !== null && (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))) throw new Error(`${name}: ${k} must be a positive number`);
+  }
 }
 
 export function checkSteps(name: string, n: number, T: number): void {
