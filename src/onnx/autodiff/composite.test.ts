@@ -44,7 +44,36 @@ function tinyModel(options: { weightAsInitializer?: boolean; extra?: (g: GraphBu
   return { bytes: writeModel(g.build()), wData };
 }
 
+describe('opset 13 forms', () => {
+  it('Gather (unique indices, no ScatterND reduction), Split, Squeeze/Unsqueeze, ReduceSum/ReduceMean, Softmax (float64, tol 1e-6)', async () => {
+    const spec: CaseSpec = {
+      inputs: { x: { dims: [2, 5, 3] }, w: { dims: [3] } },
+      build: (g, ins) => {
+        const picked = g.op('Gather', [ins.x, g.int64s([4, 0, -2])], { axis: 1 }); // [2, 3, 3]
+        const [p, q] = g.node('Split', [g.op('Mul', [picked, ins.w]), g.int64s([1, 2])], { axis: 2 }, { outputs: 2 });
+        const s = g.op('Softmax', [g.op('Unsqueeze', [g.op('Squeeze', [p, g.int64s([2])]), g.int64s([0])])], { axis: -1 });
+        const m = g.op('ReduceMean', [q], { axes: [1], keepdims: 1 });
+        return g.op('Add', [g.op('ReduceSum', [g.op('Mul', [m, q]), g.int64s([2])], { keepdims: 0 }), s]);
+      },
+      opset: 13,
+    };
+    expect((await gradCheck(spec)).relError).toBeLessThan(1e-6);
+  });
+
+  it('refuses a Gather gradient with repeated indices below opset 16', () => {
+    const spec: CaseSpec = { inputs: { x: { dims: [4, 2] } }, build: (g, ins) => g.op('Gather', [ins.x, g.int64s([1, 1])]), opset: 13 };
+    expect(() => buildGradientModel(buildCase(spec, 'float64'), { loss: 'loss', wrt: ['x'] })).toThrow(/needs opset 16/);
+  });
+});
+
 describe('buildGradientModel contract', () => {
+  it('refuses a loss with more than one element', () => {
+    const g = createGraphBuilder();
+    g.node('Exp', [g.input('x', DataType.FLOAT, [3])], {}, { outputs: ['y'] });
+    g.output('y', DataType.FLOAT, [3]);
+    expect(() => buildGradientModel(writeModel(g.build()), { loss: 'y', wrt: ['x'] })).toThrow(/loss "y" has shape \[3\]/);
+  });
+
   it('names the op and node that has no gradient rule on the path', () => {
     const spec: CaseSpec = { inputs: { x: { dims: [2, 3] } }, build: (g, ins) => g.op('Hardmax', [g.op('Exp', [ins.x])], {}, 'my_hardmax') };
     expect(() => buildGradientModel(buildCase(spec, 'float64'), { loss: 'loss', wrt: ['x'] })).toThrow(/no gradient rule for op Hardmax at Hardmax node "\/my_hardmax"/);

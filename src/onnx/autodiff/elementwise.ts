@@ -53,7 +53,7 @@ export const elementwiseRules: Record<string, GradRule> = {
     const { e, x, y } = a;
     const g = dy0(a);
     const [p, q] = x;
-    const qLike = e.elemType(q) === e.elemType(p) ? q : e.op('CastLike', [q, p]);
+    const qLike = e.castLike(q, p);
     const exponent = e.constValues(q);
     const dp = () => {
       if (exponent?.length === 1 && exponent[0] === 2) return e.op('Mul', [g, e.op('Mul', [p, e.scalar(2, p)])]);
@@ -135,10 +135,7 @@ export const elementwiseRules: Record<string, GradRule> = {
       a.needs[2] ? e.unbroadcast(e.op('Where', [x[0], zero, g]), x[2]) : null,
     ];
   },
-  Cast: unary(({ e, x }, g) => {
-    const t = e.elemType(x[0]);
-    return t !== null ? (t === e.elemType(g) ? g : e.op('Cast', [g], { to: t })) : e.op('CastLike', [g, x[0]]);
-  }),
+  Cast: unary(({ e, x }, g) => e.castLike(g, x[0])),
   CastLike: (a) => [elementwiseRules.Cast(a)[0], null],
   Dropout: (a) => {
     const training = a.x[2] ? a.e.constValues(a.x[2]) : [0];

@@ -13,7 +13,9 @@ export interface Emitter {
   setScope(prefix: string, where: string): void;
   fail(message: string): never;
   op(type: string, inputs: string[], attrs?: Record<string, AttrValue | undefined>): string;
-  ops(type: string, inputs: string[], attrs: Record<string, AttrValue | undefined>, outputs: number): string[];
+  ops(type: string, inputs: string[], attrs: Record<string, AttrValue | undefined>, outputs: number | string[]): string[];
+  /** x converted to the element type of `like` (Cast when that type is known, else CastLike, opset 15+). */
+  castLike(x: string, like: string): string;
   dims(x: string): Dim[];
   rank(x: string): number;
   elemType(x: string): number | null;
@@ -77,7 +79,7 @@ export function createEmitter(graph: GraphProto, env: ShapeEnv, opset: number): 
     },
     ops(type, inputs, attrs, outputs) {
       const name = unique(`${prefix}/${type}`);
-      const outs = Array.from({ length: outputs }, (_, i) => unique(`${name}_output_${i}`));
+      const outs = Array.isArray(outputs) ? outputs : Array.from({ length: outputs }, (_, i) => unique(`${name}_output_${i}`));
       const attribute = Object.entries(attrs)
         .filter((kv): kv is [string, AttrValue] => kv[1] !== undefined)
         .map(([k, v]) => makeAttribute(k, v));
@@ -85,6 +87,13 @@ export function createEmitter(graph: GraphProto, env: ShapeEnv, opset: number): 
       (graph.node ??= []).push(node);
       inferNode(node, env);
       return outs;
+    },
+    castLike(x, like) {
+      const t = e.elemType(like);
+      if (t !== null && t === e.elemType(x)) return x;
+      if (t !== null) return e.op('Cast', [x], { to: t });
+      if (opset < 15) e.fail(`the element type of "${like}" is unknown and CastLike needs opset 15`);
+      return e.op('CastLike', [x, like]);
     },
     op(type, inputs, attrs = {}) {
       return e.ops(type, inputs, attrs, 1)[0];
@@ -107,7 +116,7 @@ export function createEmitter(graph: GraphProto, env: ShapeEnv, opset: number): 
         name = addInitializer(`${prefix}/Constant`, makeTensor('', [], data, dtype));
         constCache.set(key, name);
       }
-      return t === dtype ? name : e.op('CastLike', [name, like]);
+      return t === dtype ? name : e.castLike(name, like);
     },
     int64s(values, dims = [values.length]) {
       const key = `i:${dims}:${values}`;
@@ -170,7 +179,7 @@ export function createEmitter(graph: GraphProto, env: ShapeEnv, opset: number): 
     const dtype = t !== null && FLOATS.has(t) ? t : DataType.FLOAT;
     const data = dtype === DataType.DOUBLE ? new Float64Array([value]) : new Float32Array([value]);
     const out = e.op('ConstantOfShape', [shape], { value: makeTensor('value', [1], data, dtype) });
-    return t === dtype ? out : e.op('CastLike', [out, like]);
+    return t === dtype ? out : e.castLike(out, like);
   }
 
   return e;

@@ -44,6 +44,10 @@ export function buildGradientModel(bytes: Uint8Array, options: GradientOptions):
   for (const n of nodes) inferNode(n, env);
   checkOptions(graph, nodes, options);
 
+  const lossDims = env.types.get(options.loss)?.dims;
+  if (lossDims?.some((d) => typeof d === 'number' && d > 1)) {
+    throw new OnnxError(`autodiff: the loss "${options.loss}" has shape [${lossDims}]; it must be a scalar or hold one element`);
+  }
   const reach = forwardReach(nodes, options.wrt, env);
   const active = nodes.filter((n) => (n.input ?? []).some((i) => reach.has(i))).filter(leadsTo(nodes, options.loss));
   for (const n of active) if (!NON_DIFFERENTIABLE.has(n.opType ?? '')) ruleFor(n); // fail before emitting anything
@@ -59,7 +63,7 @@ export function buildGradientModel(bytes: Uint8Array, options: GradientOptions):
     e.setScope(`${w}_grad`, `gradient of ${w}`);
     const total = accumulate(e, grads.get(w)) ?? e.zerosLike(w);
     const out = `${w}_grad`;
-    graph.node!.push({ name: `${out}/Identity`, opType: 'Identity', input: [total], output: [out], domain: '' });
+    e.ops('Identity', [total], {}, [out]);
     const t = env.types.get(w);
     const dims = t?.dims?.every((d) => d !== null) ? (t.dims as (number | string)[]) : undefined;
     (graph.output ??= []).push(valueInfo(out, t?.elemType ?? 1, dims));

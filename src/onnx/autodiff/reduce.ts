@@ -36,7 +36,7 @@ const reduceMean: GradRule = (a) => {
   const known = e.constValues(counts);
   const count = known
     ? e.scalar(known.reduce((p, q) => p * q, 1), g)
-    : e.op('CastLike', [e.op('ReduceProd', [counts], { keepdims: 0 }), g]);
+    : e.castLike(e.op('ReduceProd', [counts], { keepdims: 0 }), g);
   return [e.op('Div', [g, count]), null];
 };
 

@@ -2,6 +2,8 @@
 // Expand, Concat, Split, Slice, Gather. Sizes come from Shape ops at run time, so symbolic dims work.
 import { attrInt, attrInts, attrString } from './attributes.ts';
 import { dy0, type GradRule } from './rule.ts';
+import type { Emitter } from './emitter.ts';
+import type { Dim } from './shapes.ts';
 
 const normAxis = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 const reshapeBack: GradRule = (a) => [a.e.op('Reshape', [dy0(a), a.e.shape(a.x[0])])];
@@ -83,7 +85,7 @@ const gather: GradRule = (a) => {
   const dimAxis = e.sizes(data, [axis]);
   const idx64 = e.elemType(indices) === 7 ? indices : e.op('Cast', [indices], { to: 7 });
   const wrapped = e.op('Reshape', [e.op('Where', [e.op('Less', [idx64, e.int64s([0])]), e.op('Add', [idx64, dimAxis]), idx64]), e.shape(indices)]);
-  const scattered = e.op('ScatterND', [zeros, e.unsqueeze(wrapped, [iRank]), gT], { reduction: 'add' });
+  const scattered = e.op('ScatterND', [zeros, e.unsqueeze(wrapped, [iRank]), gT], { reduction: needsAdd(e, indices, e.dims(data)[axis]) ? 'add' : undefined });
   return [e.transpose(scattered, dataPerm.map((_, i) => dataPerm.indexOf(i))), null];
 };
 
@@ -106,6 +108,15 @@ const tile: GradRule = (a) => {
   const blocks = e.op('Reshape', [dy0(a), e.op('Concat', parts, { axis: 0 })]);
   return [e.reduce('ReduceSum', blocks, repeats.map((_, i) => 2 * i), false), null];
 };
+
+/** Whether repeated indices need ScatterND's reduction='add' (opset 16+); plain ScatterND suffices for unique ones. */
+function needsAdd(e: Emitter, indices: string, dim: Dim): boolean {
+  const values = e.constValues(indices);
+  const unique = values && typeof dim === 'number' && new Set(values.map((v) => (v < 0 ? v + dim : v))).size === values.length;
+  if (unique) return false;
+  if (e.opset < 16) e.fail('Gather with repeated or run-time indices needs opset 16 (ScatterND reduction) for its gradient');
+  return true;
+}
 
 export const shapeRules: Record<string, GradRule> = {
   Reshape: (a) => [...reshapeBack(a), null],
