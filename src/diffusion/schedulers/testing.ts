@@ -3,24 +3,25 @@
 // and the dummy model `sample * t / (t + 1)`, all in float32 like torch.
 
 const f32 = Math.fround;
-const B = 4, C = 3, H = 8, W = 8;
-const N = B * C * H * W;
-
-/** arange(768).reshape(C, H, W, B) / 768, permuted to (B, C, H, W); `flip` reverses the arange (dummy_noise_deter). */
-function deter(flip: boolean): Float32Array {
+/**
+ * arange(N).reshape(*rest, B) / N permuted to (B, *rest) — diffusers' dummy_sample_deter; `flip` reverses the arange
+ * first (dummy_noise_deter). Default shape [4, 3, 8, 8]; the 1-D UniPC test uses [4, 3, 8].
+ */
+function deter(flip: boolean, shape: number[]): Float32Array {
+  const [B, ...rest] = shape;
+  const inner = rest.reduce((a, b) => a * b, 1);
+  const N = B * inner;
   const out = new Float32Array(N);
   for (let b = 0; b < B; b++)
-    for (let c = 0; c < C; c++)
-      for (let h = 0; h < H; h++)
-        for (let w = 0; w < W; w++) {
-          const k = ((c * H + h) * W + w) * B + b;
-          out[((b * C + c) * H + h) * W + w] = f32((flip ? N - 1 - k : k) / N);
-        }
+    for (let r = 0; r < inner; r++) {
+      const k = r * B + b;
+      out[b * inner + r] = f32((flip ? N - 1 - k : k) / N);
+    }
   return out;
 }
 
-export const dummySampleDeter = (): Float32Array => deter(false);
-export const dummyNoiseDeter = (): Float32Array => deter(true);
+export const dummySampleDeter = (shape = [4, 3, 8, 8]): Float32Array => deter(false, shape);
+export const dummyNoiseDeter = (shape = [4, 3, 8, 8]): Float32Array => deter(true, shape);
 
 /** diffusers' dummy_model: sample · t / (t + 1) with t cast to float32. */
 export function dummyModel(sample: Float32Array, t: number): Float32Array {

@@ -10,10 +10,10 @@ const base: SchedulerConfig = {
   solver_type: 'bh2', final_sigmas_type: 'sigma_min',
 };
 
-function fullLoop(extra: SchedulerConfig = {}) {
+function fullLoop(extra: SchedulerConfig = {}, shape?: number[]) {
   const s = createUniPc({ ...base, ...extra });
   s.setTimesteps(10);
-  let x = dummySampleDeter();
+  let x = dummySampleDeter(shape);
   for (const t of s.timesteps) x = s.step(dummyModel(x, t), t, x).prevSample;
   return x;
 }
@@ -42,5 +42,24 @@ describe('UniPC (diffusers test_scheduler_unipc)', () => {
             const x = fullLoop({ solver_type, solver_order, prediction_type, predict_x0 });
             expect(x.every(Number.isFinite)).toBe(true);
           }
+  });
+});
+
+describe('UniPC on 1-D samples (diffusers UniPCMultistepScheduler1DTest, shape [4, 3, 8])', () => {
+  const shape = [4, 3, 8];
+  it('full loop', () => expect(Math.abs(meanAbs(fullLoop({}, shape)) - 0.2441)).toBeLessThan(1e-3));
+  it('full loop Karras', () => expect(Math.abs(meanAbs(fullLoop({ use_karras_sigmas: true }, shape)) - 0.2898)).toBeLessThan(1e-3));
+  it('full loop v_prediction', () => expect(Math.abs(meanAbs(fullLoop({ prediction_type: 'v_prediction' }, shape)) - 0.1014)).toBeLessThan(1e-3));
+  it('full loop Karras + v_prediction', () => {
+    expect(Math.abs(meanAbs(fullLoop({ prediction_type: 'v_prediction', use_karras_sigmas: true }, shape)) - 0.1944)).toBeLessThan(1e-3);
+  });
+  it('full loop with noise', () => {
+    const s = createUniPc(base);
+    s.setTimesteps(10);
+    const ts = s.timesteps.slice(8);
+    let x = s.addNoise(dummySampleDeter(shape), dummyNoiseDeter(shape), ts[0]);
+    for (const t of ts) x = s.step(dummyModel(x, t), t, x).prevSample;
+    expect(Math.abs(sumAbs(x) - 39.087)).toBeLessThan(1e-2);
+    expect(Math.abs(meanAbs(x) - 0.4072)).toBeLessThan(1e-3);
   });
 });
