@@ -48,7 +48,13 @@ type Kind = 'euler' | 'euler-ancestral' | 'heun';
 /** One σ-space scheduler; `kind` picks the update. Step state follows diffusers (step index found from the first t). */
 function createSigmaScheduler(kind: Kind, defaults: Record<string, unknown>, config: SchedulerConfig): Scheduler {
   const c = withDefaults(kind, defaults, config) as typeof HEUN_DEFAULTS & typeof EULER_DEFAULTS;
-  if (kind === 'heun') c.final_sigmas_type = 'zero';
+  if (kind !== 'euler') {
+    // Keys only EulerDiscrete reads, possibly present in a config written for it.
+    c.final_sigmas_type = 'zero';
+    c.interpolation_type = 'linear';
+  }
+  if (kind === 'euler-ancestral') c.use_karras_sigmas = c.use_exponential_sigmas = false;
+  if (config.timestep_type === 'continuous') throw new Error(`${kind}: timestep_type "continuous" is not supported`);
   const table = trainingSigmas(c);
   let sigmas: number[] = [];
   let index: number | null = null;
@@ -62,7 +68,7 @@ function createSigmaScheduler(kind: Kind, defaults: Record<string, unknown>, con
     initNoiseSigma: 1,
     setTimesteps(n: number) {
       checkSteps(kind, n, c.num_train_timesteps);
-      const s = sigmaSchedule(kind === 'euler-ancestral' ? { ...c, use_karras_sigmas: false, use_exponential_sigmas: false, final_sigmas_type: 'zero' } : c, table, n);
+      const s = sigmaSchedule(c, table, n);
       if (kind === 'heun') {
         // σ_0, σ_1, σ_1, …, σ_{n−1}, σ_{n−1}, 0 and t_0, t_1, t_1, …: the second call of each pair is the corrector.
         sigmas = [s.sigmas[0], ...s.sigmas.slice(1, -1).flatMap((v) => [v, v]), 0];
