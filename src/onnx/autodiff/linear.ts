@@ -12,6 +12,15 @@ function swapLast(e: Emitter, x: string): string {
   return e.transpose(x, perm);
 }
 
+/**
+ * dW for a 2-D weight under batched activations p [..., K] and g [..., N]: flatten the batch dims and take one
+ * Gemm with transA (pᵀ·g), instead of a batched MatMul whose [..., K, N] result must then be summed.
+ */
+function flatWeightGrad(e: Emitter, p: string, g: string): string {
+  const rows = (v: string) => e.op('Reshape', [v, e.op('Concat', [e.int64s([-1]), e.sizes(v, [e.rank(v) - 1])], { axis: 0 })]);
+  return e.op('Gemm', [rows(p), rows(g)], { transA: 1 });
+}
+
 const matmul: GradRule = (a) => {
   const { e } = a;
   let g = dy0(a);
@@ -28,7 +37,7 @@ const matmul: GradRule = (a) => {
     g = e.unsqueeze(g, [e.rank(g)]);
   }
   let dp = a.needs[0] ? e.unbroadcast(e.op('MatMul', [g, swapLast(e, q)]), p) : null;
-  let dq = a.needs[1] ? e.unbroadcast(e.op('MatMul', [swapLast(e, p), g]), q) : null;
+  let dq = a.needs[1] ? (e.rank(q) === 2 && e.rank(p) > 2 ? flatWeightGrad(e, p, g) : e.unbroadcast(e.op('MatMul', [swapLast(e, p), g]), q)) : null;
   if (dp && pVec) dp = e.squeeze(dp, [0]);
   if (dq && qVec) dq = e.squeeze(dq, [1]);
   return [dp, dq];

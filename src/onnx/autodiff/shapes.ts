@@ -6,7 +6,7 @@
 // Reshape/Slice/Squeeze/Resize take their parameters as inputs since opset 13.
 import { DataType, int, type GraphProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../proto.ts';
 import { readTensor } from '../tensor.ts';
-import { attrFloat, attrInt, attrInts, hasAttr } from './attributes.ts';
+import { attrFloat, attrInt, attrInts, attrString, hasAttr } from './attributes.ts';
 
 export type Dim = number | string | null;
 export interface ValueType {
@@ -137,6 +137,8 @@ function inferredDim(input: Dim[] | null, others: Dim[]): Dim {
 function convDims(node: NodeProto, x: Dim[] | null, w: Dim[] | null, transpose: boolean): Dim[] | null {
   const rank = x?.length ?? w?.length;
   if (!rank) return null;
+  const autoPad = attrString(node, 'auto_pad', 'NOTSET');
+  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return Array(rank).fill(null);
   const sp = rank - 2;
   const kernel = attrInts(node, 'kernel_shape') ?? w?.slice(2) ?? Array(sp).fill(null);
   const strides = attrInts(node, 'strides') ?? Array(sp).fill(1);
@@ -235,6 +237,7 @@ const infer: Record<string, Infer> = {
   Squeeze: (n, [x], env) => {
     const axes = axesOf(n, env, 1);
     if (!x.dims || axes === null) return [{ elemType: x.elemType, dims: null }];
+    if (!axes && !x.dims.every((d) => typeof d === 'number')) return [{ elemType: x.elemType, dims: null }];
     const set = new Set((axes ?? x.dims.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => norm(a, x.dims!.length)));
     return [{ elemType: x.elemType, dims: x.dims.filter((_, i) => !set.has(i)) }];
   },
