@@ -32,11 +32,10 @@ const reduceMean: GradRule = (a) => {
   const axes = reducedAxes(a);
   if (!axes) return [dy0(a), null];
   const g = spread(e, dy0(a), x[0], axes, attrInt(a.node, 'keepdims', 1) === 1);
-  const counts = e.sizes(x[0], axes);
-  const known = e.constValues(counts);
-  const count = known
-    ? e.scalar(known.reduce((p, q) => p * q, 1), g)
-    : e.castLike(e.op('ReduceProd', [counts], { keepdims: 0 }), g);
+  const dims = e.dims(x[0]);
+  const count = axes.every((ax) => typeof dims[ax] === 'number')
+    ? e.scalar(axes.reduce((p, ax) => p * (dims[ax] as number), 1), g)
+    : e.castLike(e.op('ReduceProd', [e.sizes(x[0], axes)], { keepdims: 0 }), g);
   return [e.op('Div', [g, count]), null];
 };
 
