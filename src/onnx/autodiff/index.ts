@@ -1,7 +1,12 @@
 // Reverse-mode automatic differentiation over ONNX graphs (DESIGN decision 2: training graphs are ours).
 // buildGradientModel appends, to a copy of the forward graph, the nodes computing d(loss)/d(w) for each requested
-// value w and exposes them as outputs `<w>_grad`. Only nodes on a path from some w to the loss get gradient work;
-// contributions to a value used by several nodes are summed with Add. Rules live one file per op family.
+// value w and exposes them as outputs `<w>_grad` (same shape as w). Only nodes on a path from some w to the loss
+// get gradient work; contributions to a value used by several nodes are summed with Add. Rules live one file per
+// op family (elementwise, linear, conv, shape-ops, reduce, normalization, resize); GRADIENT_RULES lists them all.
+// Limits, each refused with an error naming the node: ops without a rule; Slice with negative steps; Resize other
+// than nearest integer upsampling; Conv auto_pad SAME_*; gradients through LayerNorm's Mean/InvStdDev outputs;
+// subgraphs. Clip's min/max, Pad's constant value and Resize's scales are treated as constants (no gradient).
+// Models need opset 13+; Reduce*/Squeeze/Split are emitted in the model's opset form.
 import { OnnxError, type GraphProto, type NodeProto } from '../proto.ts';
 import { readModel, writeModel } from '../model-io.ts';
 import { valueInfo } from '../builder.ts';
