@@ -1,11 +1,11 @@
 // A small builder for ONNX graphs written in TypeScript. Node names follow the PyTorch exporter's convention
 // (`/down_blocks.0/attentions.0/.../to_q/MatMul`), because that is how LoRA keys find their weights in real exports
 // (DESIGN §4); a scope stack produces them. Values get unique names; every op returns its output name(s).
-import { AttributeType, DataType, onnx, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
+import { AttributeType, DataType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
 import { makeTensor, type DenseData } from './tensor.ts';
 
 /** An attribute value. Integers become INT attributes; wrap a float that happens to be whole with `float()`. */
-export type AttrValue = number | number[] | string | TensorProto | { float: number } | { floats: number[] } | { graph: onnx.IGraphProto };
+export type AttrValue = number | number[] | string | TensorProto | { float: number } | { floats: number[] } | { graph: GraphProto };
 export const float = (value: number) => ({ float: value });
 export const floats = (values: number[]) => ({ floats: values });
 

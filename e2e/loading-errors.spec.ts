@@ -1,0 +1,33 @@
+// Bad model files and an unusable backend give a clear message on the page instead of a blank screen.
+import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+
+const manifest = JSON.parse(readFileSync('models/manifest.json', 'utf8'));
+
+test('an HTML page served as the manifest is reported', async ({ page }) => {
+  await page.route('**/models/manifest.json', (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><html><body>404</body></html>' }));
+  await page.goto('/?backend=wasm');
+  await expect(page.getByTestId('error')).toContainText('not JSON');
+});
+
+test('a corrupted UNet file is caught by its hash', async ({ page }) => {
+  await page.route('**/models/unet.onnx', async (route) => {
+    const body = Buffer.from(readFileSync('models/unet.onnx'));
+    body[100] ^= 0xff;
+    await route.fulfill({ body, contentType: 'application/octet-stream' });
+  });
+  await page.goto('/?backend=wasm');
+  await expect(page.getByTestId('error')).toContainText('unet.onnx: SHA-256');
+});
+
+test('with η = δ = 0 and α = β = 0 both images are identical', async ({ page }, info) => {
+  await page.route('**/models/manifest.json', (route) => route.fulfill({ json: { ...manifest, loras: {} } }));
+  await openPlayground(page, info);
+  await setNumber(page, 'steps', 6);
+  await page.getByTestId('slider-alpha').fill('0');
+  await waitIdle(page);
+  await page.getByTestId('slider-beta').fill('0');
+  await waitIdle(page);
+  expect(differingPixels(await pixels(page, 'image-baseline'), await pixels(page, 'image-npo'))).toBe(0);
+});

@@ -1,0 +1,65 @@
+// The walking skeleton, end to end in headless Chromium, once per backend (WebGPU via SwiftShader, WASM).
+import { expect, test } from '@playwright/test';
+import { backendOf, differingPixels, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+
+test.beforeEach(async ({ page }, info) => {
+  await openPlayground(page, info);
+  await setNumber(page, 'steps', 8);
+  await waitIdle(page);
+});
+
+test('shows both images on open and reports the backend', async ({ page }, info) => {
+  await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
+  const baseline = await pixels(page, 'image-baseline');
+  expect(new Set(baseline).size).toBeGreaterThan(16); // a drawn image, not a blank canvas
+  expect(await pixels(page, 'image-npo')).toHaveLength(32 * 32 * 4);
+});
+
+test('same seed gives identical images, another seed different ones', async ({ page }) => {
+  await setNumber(page, 'seed', 7);
+  await waitIdle(page);
+  const first = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await setNumber(page, 'seed', 8);
+  await waitIdle(page);
+  expect(differingPixels(first.baseline, await pixels(page, 'image-baseline'))).toBeGreaterThan(100);
+  await setNumber(page, 'seed', 7);
+  await waitIdle(page);
+  expect(differingPixels(first.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+  expect(differingPixels(first.npo, await pixels(page, 'image-npo'))).toBe(0);
+});
+
+test('moving α changes the NPO image and leaves the baseline pixel-identical', async ({ page }) => {
+  const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  const baselineKey = await page.getByTestId('image-baseline').getAttribute('data-key');
+  await setSlider(page, 'slider-alpha', 0.2);
+  await expect(page.getByTestId('slider-alpha-value')).toHaveText('0.20');
+  await waitIdle(page);
+  expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(10);
+  expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+  // The baseline was not recomputed at all, not merely recomputed to the same pixels.
+  expect(await page.getByTestId('image-baseline').getAttribute('data-key')).toBe(baselineKey);
+});
+
+test('moving ω recomputes both images', async ({ page }) => {
+  const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await setSlider(page, 'slider-omega', 1);
+  await waitIdle(page);
+  expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBeGreaterThan(10);
+  expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(10);
+});
+
+test('the page stays responsive while sampling, and cancel stops it', async ({ page }) => {
+  await setNumber(page, 'steps', 200);
+  await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
+  const before = await page.getByTestId('image-npo').getAttribute('data-key');
+  // A click and typing are handled while the worker samples.
+  await page.getByTestId('negative-prompt').click();
+  await page.getByTestId('negative-prompt').fill('blurry');
+  await expect(page.getByTestId('negative-prompt')).toHaveValue('blurry');
+  await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
+  await page.getByTestId('cancel').click();
+  await waitIdle(page);
+  const progress = Number(await page.getByTestId('progress').getAttribute('value'));
+  expect(progress).toBeLessThan(200);
+  expect(await page.getByTestId('image-npo').getAttribute('data-key')).toBe(before);
+});

@@ -1,0 +1,101 @@
+// The page's state (zustand): the controls, what each image shows, and the worker's status. It decides what a
+// generation must recompute: the baseline depends on prompt, negative prompt, seed, steps, ω and scheduler; the NPO
+// image also on α and β. So moving α or β recomputes only the NPO image, and nothing recomputes what did not change.
+import { create } from 'zustand';
+import type { Backend, GenerateParams, ImageKind, ModelInfo, WorkerEvent } from '../worker/protocol.ts';
+import { connectWorker, type WorkerClient } from './worker-client.ts';
+
+export interface ShownImage { key: string; rgba: Uint8ClampedArray; width: number; height: number; seed: number }
+
+export interface PlaygroundState {
+  params: GenerateParams;
+  status: 'loading' | 'ready' | 'generating' | 'failed';
+  loading?: { message: string; loaded: number; total: number };
+  backend?: Backend;
+  adapter?: string;
+  model?: ModelInfo;
+  notice?: string;
+  error?: string;
+  progress: { step: number; total: number };
+  images: Partial<Record<ImageKind, ShownImage>>;
+  running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string> };
+  lastSeed?: number;
+  lastMilliseconds?: number;
+  setParam<K extends keyof GenerateParams>(key: K, value: GenerateParams[K]): void;
+  generate(): void;
+  cancel(): void;
+}
+
+const initialParams: GenerateParams = { prompt: '', negativePrompt: '', seed: 42, steps: 20, omega: 4, alpha: 1, beta: 1, scheduler: 'ddim' };
+
+export function imageKeys(p: GenerateParams, seed: number): Record<ImageKind, string> {
+  const baseline = JSON.stringify([p.prompt, p.negativePrompt, seed, p.steps, p.omega, p.scheduler]);
+  return { baseline, npo: JSON.stringify([baseline, p.alpha, p.beta]) };
+}
+
+let nextId = 1;
+let worker: WorkerClient | undefined;
+
+export const usePlayground = create<PlaygroundState>()((set, get) => ({
+  params: initialParams,
+  status: 'loading',
+  progress: { step: 0, total: 0 },
+  images: {},
+  setParam: (key, value) => set((s) => ({ params: { ...s.params, [key]: value } })),
+
+  generate() {
+    const { params, images, status, running } = get();
+    if (!worker || status === 'loading' || status === 'failed') return;
+    // Seed −1 draws a fresh seed here, so it is shown and the result can be reproduced.
+    const seed = params.seed === -1 ? crypto.getRandomValues(new Uint32Array(1))[0] : params.seed;
+    const keys = imageKeys(params, seed);
+    const stale = (['baseline', 'npo'] as const).filter((kind) => images[kind]?.key !== keys[kind]);
+    const alreadyRunning = running && stale.every((k) => running.images.includes(k)) && stale.every((k) => running.keys[k] === keys[k]);
+    if (stale.length === 0 || alreadyRunning) return;
+    const id = nextId++;
+    set({ status: 'generating', running: { id, images: stale, keys }, progress: { step: 0, total: params.steps }, error: undefined });
+    worker.send({ type: 'generate', id, params: { ...params, seed }, images: stale });
+  },
+
+  cancel() {
+    const { running } = get();
+    if (running) worker?.send({ type: 'cancel', id: running.id });
+  },
+}));
+
+function onWorkerEvent(event: WorkerEvent) {
+  const set = usePlayground.setState;
+  const { running } = usePlayground.getState();
+  const current = 'id' in event && event.id !== undefined ? event.id === running?.id : true;
+  switch (event.type) {
+    case 'loading':
+      return set({ loading: { message: event.message, loaded: event.loaded, total: event.total } });
+    case 'ready':
+      set((s) => ({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: { ...s.params, ...event.model.defaults } }));
+      return usePlayground.getState().generate();
+    case 'progress':
+      return current ? set({ progress: { step: event.step, total: event.total } }) : undefined;
+    case 'image':
+      if (!current || !running) return;
+      return set((s) => ({ images: { ...s.images, [event.kind]: { key: running.keys[event.kind], rgba: event.rgba, width: event.width, height: event.height, seed: event.seed } } }));
+    case 'done':
+      return current ? set({ status: 'ready', running: undefined, lastSeed: event.seed, lastMilliseconds: event.milliseconds }) : undefined;
+    case 'cancelled':
+      return current ? set({ status: 'ready', running: undefined }) : undefined;
+    case 'error':
+      if (event.fatal) return set({ status: 'failed', error: event.message, running: undefined });
+      return current ? set({ status: 'ready', error: event.message, running: undefined }) : undefined;
+  }
+}
+
+/** Starts the worker and loads the model named in the URL (`?model=`, `?backend=webgpu|wasm`). */
+export function startPlayground(search = location.search) {
+  const query = new URLSearchParams(search);
+  const backend = query.get('backend');
+  worker = connectWorker(onWorkerEvent);
+  worker.send({
+    type: 'init',
+    modelUrl: query.get('model') ?? new URL(`${import.meta.env.BASE_URL}models/`, location.href).href,
+    backend: backend === 'webgpu' || backend === 'wasm' ? backend : 'auto',
+  });
+}

@@ -1,0 +1,80 @@
+// The sampling engine on onnxruntime-node with the committed embedded model: reproducibility by seed, what α and β
+// may and may not change, and the identities of NPO-CFG (paper Eq. 10) that must hold exactly.
+import { describe, expect, it, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { parseManifest, type ModelManifest } from '../model/manifest.ts';
+import { createEngine, type Engine } from './engine.ts';
+import type { GenerateParams } from './protocol.ts';
+
+const dir = join(import.meta.dirname, '../../models');
+const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+const files = new Map(manifest.files.map((f) => [f.path, new Uint8Array(readFileSync(join(dir, f.path)))]));
+const params: GenerateParams = { ...manifest.defaults, steps: 6 };
+
+const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+describe('sampling engine (onnxruntime-node, committed model)', () => {
+  let engine: Engine;
+  let noLoras: Engine;
+  beforeAll(async () => {
+    engine = await createEngine(ort, manifest, files);
+    const bare: ModelManifest = { ...manifest, loras: {} };
+    noLoras = await createEngine(ort, bare, files);
+  });
+
+  it('finds the LoRA sites and loads η and δ', () => {
+    // Transformer blocks: down_blocks.1, mid_block, and up_blocks.0 (two); 8 projections each (attn1, attn2 × q, k, v, out).
+    expect(engine.info.loraSites).toBe(4 * 8);
+    expect(engine.info.hasEta && engine.info.hasDelta).toBe(true);
+  });
+
+  it('gives identical images for the same seed and different ones for another seed', async () => {
+    const a = await engine.generate(params, ['baseline', 'npo'], {});
+    const b = await engine.generate(params, ['baseline', 'npo'], {});
+    const c = await engine.generate({ ...params, seed: params.seed + 1 }, ['baseline'], {});
+    expect(same(a.images.get('npo')!, b.images.get('npo')!)).toBe(true);
+    expect(same(a.images.get('baseline')!, b.images.get('baseline')!)).toBe(true);
+    expect(maxDiff(a.images.get('baseline')!, c.images.get('baseline')!)).toBeGreaterThan(0.05);
+  });
+
+  it('computes each image the same alone or batched with the other (tolerance 1e-5)', async () => {
+    const both = await engine.generate(params, ['baseline', 'npo'], {});
+    const alone = await engine.generate(params, ['npo'], {});
+    expect(maxDiff(both.images.get('npo')!, alone.images.get('npo')!)).toBeLessThan(1e-5);
+  });
+
+  it('changes the NPO image but not the baseline when α moves', async () => {
+    const a = await engine.generate({ ...params, alpha: 1 }, ['baseline', 'npo'], {});
+    const b = await engine.generate({ ...params, alpha: 0.2 }, ['baseline', 'npo'], {});
+    expect(same(a.images.get('baseline')!, b.images.get('baseline')!)).toBe(true);
+    expect(maxDiff(a.images.get('npo')!, b.images.get('npo')!)).toBeGreaterThan(1e-3);
+  });
+
+  it('with α = 1, β = 0 the NPO image is the baseline (θ_neg = θ_pos), within float tolerance 1e-5', async () => {
+    const r = await engine.generate({ ...params, alpha: 1, beta: 0 }, ['baseline', 'npo'], {});
+    expect(maxDiff(r.images.get('baseline')!, r.images.get('npo')!)).toBeLessThan(1e-5);
+  });
+
+  it('with η = δ = 0 and α = β = 0 both images are identical', async () => {
+    const r = await noLoras.generate({ ...params, alpha: 0, beta: 0 }, ['baseline', 'npo'], {});
+    expect(same(r.images.get('baseline')!, r.images.get('npo')!)).toBe(true);
+  });
+
+  it('stops when cancelled and reports progress per step', async () => {
+    const controller = new AbortController();
+    const steps: number[] = [];
+    const run = engine.generate({ ...params, steps: 10 }, ['npo'], {
+      signal: controller.signal,
+      onStep: (step) => { steps.push(step); if (step === 3) controller.abort(); },
+    });
+    await expect(run).rejects.toThrow(/cancelled/);
+    expect(steps).toEqual([1, 2, 3]);
+  });
+
+  it('names unknown prompt words instead of guessing', async () => {
+    await expect(engine.generate({ ...params, prompt: 'a red dragon' }, ['baseline'], {})).rejects.toThrow(/"dragon"/);
+  });
+});

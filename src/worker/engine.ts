@@ -1,0 +1,157 @@
+// The sampling engine the worker runs: text encoder + UNet sessions, the weight sets θ_pos = θ + η and
+// θ_neg = θ + α·η + β·δ fed as graph inputs (DESIGN decision 1), and the NPO-CFG sampler. It is written against ORT's
+// common API, so the same code runs on onnxruntime-web in the worker and on onnxruntime-node in tests and CLIs.
+import type * as OrtCommon from 'onnxruntime-common';
+import { sampleNpoCfg, type Denoiser } from '../diffusion/sampler.ts';
+import { createScheduler, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
+import { resolveSeed } from '../diffusion/noise/index.ts';
+import { tokenize } from '../embedded/tokenizer.ts';
+import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
+import type { LoraSet } from '../lora/types.ts';
+import type { ModelManifest } from '../model/manifest.ts';
+import { mergeWeight } from '../model/merge.ts';
+import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
+import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
+import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
+import type { GenerateParams, ImageKind, ModelInfo } from './protocol.ts';
+
+type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
+type Feeds = Record<string, OrtCommon.Tensor>;
+
+export interface EngineOptions {
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+}
+
+interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; delta?: Float32Array }
+
+export interface Engine {
+  info: ModelInfo;
+  generate(params: GenerateParams, images: ImageKind[], hooks: { onStep?: (step: number, total: number) => void; signal?: AbortSignal }): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
+  release(): Promise<void>;
+}
+
+export async function createEngine(ort: Ort, manifest: ModelManifest, files: ReadonlyMap<string, Uint8Array>, options: EngineOptions = {}): Promise<Engine> {
+  const file = (path: string) => {
+    const bytes = files.get(path);
+    if (!bytes) throw new Error(`model file ${path} is listed in the manifest but was not loaded`);
+    return bytes;
+  };
+  const unetModel = readModel(file(manifest.unet.file));
+  const sites = findLoraSites(unetModel);
+  const { model: unetWithWeightInputs, promoted } = initializersToInputs(unetModel, sites.map((s) => s.weightName));
+  const weights = siteWeights(sites, promoted.map((p) => readWeight(p.tensor, files).data), manifest, file);
+
+  // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
+  const externalData = [...files.keys()].filter((p) => p.endsWith('.data')).map((path) => ({ path, data: file(path) }));
+  const textEncoder = await ort.InferenceSession.create(file(manifest.textEncoder.file), options.sessionOptions);
+  const unet = await ort.InferenceSession.create(writeModel(unetWithWeightInputs), { ...options.sessionOptions, externalData });
+
+  const { config } = manifest.unet;
+  const shape: [number, number, number] = [config.inChannels, config.sampleSize, config.sampleSize];
+  const contextDims = [config.contextLength, config.crossAttentionDim];
+  const weightSets = createWeightSets(ort, weights);
+  const prompts = new Map<string, Float32Array>();
+
+  async function encode(prompt: string): Promise<Float32Array> {
+    const cached = prompts.get(prompt);
+    if (cached) return cached;
+    const ids = tokenize(prompt, manifest.textEncoder.config.contextLength);
+    const out = await textEncoder.run({ input_ids: new ort.Tensor('int64', ids, [1, ids.length]) });
+    const hidden = (out.last_hidden_state.data as Float32Array).slice();
+    prompts.set(prompt, hidden);
+    return hidden;
+  }
+
+  const denoise: Denoiser = async (weightSet, { sample, timestep, context, batch }) => {
+    const feeds: Feeds = {
+      ...weightSets.feeds(weightSet),
+      sample: new ort.Tensor('float32', sample, [batch, ...shape]),
+      timestep: new ort.Tensor('float32', timestep, [batch]),
+      encoder_hidden_states: new ort.Tensor('float32', context, [batch, ...contextDims]),
+    };
+    const out = await unet.run(feeds);
+    return out.out_sample.data as Float32Array;
+  };
+
+  return {
+    info: modelInfo(manifest, sites.length, weights),
+    async generate(params, images, hooks) {
+      const seed = resolveSeed(params.seed);
+      const [positiveContext, negativeContext] = [await encode(params.prompt), await encode(params.negativePrompt)];
+      const negative = weightSets.negativeId(params.alpha, params.beta);
+      const latents = await sampleNpoCfg({
+        jobs: images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? 'pos' : negative })),
+        positiveWeights: 'pos',
+        denoise,
+        createScheduler: () => createScheduler(params.scheduler as SchedulerName, manifest.scheduler),
+        steps: params.steps,
+        omega: params.omega,
+        seed,
+        shape,
+        positiveContext,
+        negativeContext,
+        onStep: hooks.onStep,
+        signal: hooks.signal,
+      });
+      return { seed, images: latents as Map<ImageKind, Float32Array> };
+    },
+    async release() {
+      await textEncoder.release();
+      await unet.release();
+    },
+  };
+}
+
+function siteWeights(sites: LoraSite[], bases: Float32Array[], manifest: ModelManifest, file: (p: string) => Uint8Array): SiteWeights[] {
+  const targets = sites.map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
+  const load = (path?: string): LoraSet | undefined => (path ? parseLora(file(path), targets) : undefined);
+  const eta = load(manifest.loras.eta?.file);
+  const delta = load(manifest.loras.delta?.file);
+  const dense = (set: LoraSet | undefined, site: LoraSite) => {
+    const entry = set?.entries.get(site.modulePath);
+    return entry ? loraDeltaWeight(entry, site.layout) : undefined;
+  };
+  return sites.map((site, i) => ({ site, base: bases[i], eta: dense(eta, site), delta: dense(delta, site) }));
+}
+
+/**
+ * θ_pos is computed once; θ_neg is re-merged when α or β change and kept for the last (α, β) only, so moving ω or the
+ * prompt re-merges nothing. Keys are weight-set ids the sampler passes around ('pos', 'neg:α:β').
+ */
+function createWeightSets(ort: Ort, weights: SiteWeights[]) {
+  const toFeeds = (merged: Float32Array[]): Feeds =>
+    Object.fromEntries(weights.map(({ site }, i) => [site.weightName, new ort.Tensor('float32', merged[i], site.dims)]));
+  const merge = (alpha: number, beta: number) =>
+    toFeeds(weights.map((w) => mergeWeight(w.base, [
+      ...(w.eta ? [{ delta: w.eta, coefficient: alpha }] : []),
+      ...(w.delta ? [{ delta: w.delta, coefficient: beta }] : []),
+    ])));
+  const positive = merge(1, 0);
+  let negative: { id: string; feeds: Feeds } | undefined;
+  return {
+    negativeId: (alpha: number, beta: number) => `neg:${alpha}:${beta}`,
+    feeds(id: string): Feeds {
+      if (id === 'pos') return positive;
+      if (negative?.id !== id) {
+        const [, alpha, beta] = id.split(':').map(Number);
+        negative = { id, feeds: merge(alpha, beta) };
+      }
+      return negative.feeds;
+    },
+  };
+}
+
+function modelInfo(manifest: ModelManifest, siteCount: number, weights: SiteWeights[]): ModelInfo {
+  const d = manifest.defaults;
+  return {
+    name: manifest.name,
+    status: manifest.status,
+    width: manifest.unet.config.sampleSize,
+    height: manifest.unet.config.sampleSize,
+    loraSites: siteCount,
+    hasEta: weights.some((w) => w.eta),
+    hasDelta: weights.some((w) => w.delta),
+    schedulers: [...SCHEDULER_NAMES],
+    defaults: { ...d },
+  };
+}

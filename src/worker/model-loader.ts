@@ -1,0 +1,51 @@
+// Fetches a model directory (manifest.json and the files it lists), checks every file's size and SHA-256 against the
+// manifest, and reports progress. A server that answers with an HTML page instead of a model file (a common
+// misconfiguration) is caught here with a message that says so.
+import { ManifestError, parseManifest, type ManifestFile, type ModelManifest } from '../model/manifest.ts';
+
+export interface LoadedModel {
+  manifest: ModelManifest;
+  files: Map<string, Uint8Array>;
+}
+
+export type LoadProgress = (message: string, loaded: number, total: number) => void;
+
+export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress): Promise<LoadedModel> {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  const manifestResponse = await fetchOk(`${base}manifest.json`);
+  const manifest = parseManifest(await manifestResponse.text());
+  const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
+  let loaded = 0;
+  const files = new Map<string, Uint8Array>();
+  for (const entry of manifest.files) {
+    onProgress(`loading ${entry.path}`, loaded, total);
+    const bytes = new Uint8Array(await (await fetchOk(base + entry.path)).arrayBuffer());
+    await verify(entry, bytes);
+    files.set(entry.path, bytes);
+    loaded += entry.bytes;
+  }
+  onProgress('model files verified', loaded, total);
+  return { manifest, files };
+}
+
+async function fetchOk(url: string): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new ManifestError(`could not fetch ${url}: ${(error as Error).message}`);
+  }
+  if (!response.ok) throw new ManifestError(`could not fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+  return response;
+}
+
+async function verify(entry: ManifestFile, bytes: Uint8Array): Promise<void> {
+  const looksLikeHtml = /^\s*<(!doctype|html)/i.test(new TextDecoder().decode(bytes.subarray(0, 64)));
+  if (looksLikeHtml) throw new ManifestError(`${entry.path}: the server sent an HTML page instead of the model file`);
+  if (bytes.byteLength !== entry.bytes) {
+    throw new ManifestError(`${entry.path}: expected ${entry.bytes} bytes, got ${bytes.byteLength} (truncated or replaced file)`);
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  const hex = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+  if (hex !== entry.sha256) throw new ManifestError(`${entry.path}: SHA-256 ${hex.slice(0, 12)}… does not match the manifest's ${entry.sha256.slice(0, 12)}…`);
+}
