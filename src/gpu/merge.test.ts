@@ -2,7 +2,7 @@
 // Tolerance (f32): the standard summation bound |gpu − ref| ≤ (Σ ranks + 8)·2⁻²³·M, where
 // M = |W| + Σ|s|·Σ_k|B||A| + Σ|s_d|·|D| per element (the error of an n-term f32 sum is ≤ n·2⁻²⁴·Σ|terms|; the
 // factor 2 and the +8 cover the scale products, the per-pass adds and FMA contraction).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { acquireDevice } from './device.ts';
 import { fromHalfArray, toHalfArray } from './half.ts';
 import {
@@ -17,18 +17,22 @@ import {
   type MergeTerm,
   type WeightLayout,
 } from './merge.ts';
-import { createNodeGpu, requireNodeAdapter } from './node-gpu.ts';
+import { createNodeGpu } from './node-gpu.ts';
 
 let device: GPUDevice;
 let hasF16 = false;
 let kernels: MergeKernels;
 const owned: GPUBuffer[] = [];
+const gpuErrors: string[] = []; // validation errors no scope caught: any is a bug in merge.ts
 
 beforeAll(async () => {
-  const gpu = await createNodeGpu();
-  await requireNodeAdapter(gpu);
-  ({ device, hasF16 } = await acquireDevice(gpu));
+  ({ device, hasF16 } = await acquireDevice(await createNodeGpu(), { onUncapturedError: (e) => gpuErrors.push(e.message) }));
   kernels = createMergeKernels(device);
+});
+
+afterEach(async () => {
+  await device.queue.onSubmittedWorkDone();
+  expect(gpuErrors).toEqual([]);
 });
 
 afterAll(() => {

@@ -13,8 +13,9 @@ function findVulkanLoader(): string | undefined {
 }
 
 /**
- * Sets VK_ICD_FILENAMES (if unset) and XDG_RUNTIME_DIR before Dawn starts, then returns `create([])`.
- * Environment variables must be set before the first `create`: Dawn reads them when it loads Vulkan.
+ * Sets VK_ICD_FILENAMES (if unset) and XDG_RUNTIME_DIR before Dawn starts, then returns `create([])` after checking
+ * that it has an adapter. Environment variables must be set before the first `create`: Dawn reads them when it loads
+ * Vulkan. Keep the returned object referenced while its devices live (acquireDevice does this for you).
  */
 export async function createNodeGpu(): Promise<GPU> {
   process.env.VK_ICD_FILENAMES ??= DEFAULT_ICD;
@@ -28,7 +29,9 @@ export async function createNodeGpu(): Promise<GPU> {
   }
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  return create([]);
+  const gpu = create([]);
+  await requireNodeAdapter(gpu);
+  return gpu;
 }
 
 /** Like `gpu.requestAdapter()`, but a missing adapter is an error that says why it most likely is missing. */
