@@ -24,6 +24,7 @@ register('data:text/javascript,' + encodeURIComponent(rawHook));
 const { createNodeGpu } = await import('../src/gpu/node-gpu.ts');
 const { acquireDevice } = await import('../src/gpu/device.ts');
 const { createMergeKernels } = await import('../src/gpu/merge.ts');
+const { createWeightBuffer } = await import('../src/gpu/buffers.ts');
 type MergeJob = import('../src/gpu/merge.ts').MergeJob;
 
 interface Shape {
@@ -52,19 +53,15 @@ const { device, adapterInfo, hasF16 } = await acquireDevice(await createNodeGpu(
 const software = adapterInfo.architecture === 'swiftshader' || /swiftshader|llvmpipe|lavapipe/i.test(adapterInfo.description);
 const iters = arg('iters', software ? 4 : 50);
 const kernels = createMergeKernels(device);
-const USAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
-
 function filled(count: number): GPUBuffer {
-  const buffer = device.createBuffer({ size: count * 4, usage: USAGE, mappedAtCreation: true });
-  const data = new Float32Array(buffer.getMappedRange());
+  const data = new Float32Array(count);
   for (let i = 0; i < count; i++) data[i] = Math.sin(i * 0.37) * 0.1;
-  buffer.unmap();
-  return buffer;
+  return createWeightBuffer(device, count * 4, { data });
 }
 
 function makeJob(s: Shape): { job: MergeJob; bytes: number; buffers: GPUBuffer[] } {
   const n = s.inF * s.outF;
-  const buffers: GPUBuffer[] = [filled(n), device.createBuffer({ size: n * 4, usage: USAGE })];
+  const buffers: GPUBuffer[] = [filled(n), createWeightBuffer(device, n * 4)];
   const job: MergeJob = { base: buffers[0], out: buffers[1], inFeatures: s.inF, outFeatures: s.outF, layout: 'in-out', terms: [] };
   let elements = 2 * n;
   for (const rank of s.loras) {

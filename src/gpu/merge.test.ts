@@ -3,6 +3,7 @@
 // M = |W| + Σ|s|·Σ_k|B||A| + Σ|s_d|·|D| per element (the error of an n-term f32 sum is ≤ n·2⁻²⁴·Σ|terms|; the
 // factor 2 and the +8 cover the scale products, the per-pass adds and FMA contraction).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createWeightBuffer, readBuffer } from './buffers.ts';
 import { acquireDevice } from './device.ts';
 import { fromHalfArray, toHalfArray } from './half.ts';
 import {
@@ -58,35 +59,23 @@ function randomF32(count: number, seed: number): Float32Array {
   return out;
 }
 
-const STORAGE_RW = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST, what ORT's fromGpuBuffer needs
-
 function upload(values: Float32Array, dtype: MergeDtype = 'f32'): GPUBuffer {
-  const bytes = dtype === 'f16' ? toHalfArray(values) : values;
-  const size = Math.max(4, Math.ceil(bytes.byteLength / 4) * 4);
-  const buffer = device.createBuffer({ size, usage: STORAGE_RW, mappedAtCreation: true });
-  new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  buffer.unmap();
+  const buffer = createWeightBuffer(device, values.length * bytes(dtype), { data: dtype === 'f16' ? toHalfArray(values) : values });
   owned.push(buffer);
   return buffer;
 }
 
 function emptyLike(count: number, dtype: MergeDtype = 'f32'): GPUBuffer {
-  const size = Math.max(4, Math.ceil((count * (dtype === 'f16' ? 2 : 4)) / 4) * 4);
-  const buffer = device.createBuffer({ size, usage: STORAGE_RW });
+  const buffer = createWeightBuffer(device, count * bytes(dtype));
   owned.push(buffer);
   return buffer;
 }
 
+const bytes = (dtype: MergeDtype) => (dtype === 'f16' ? 2 : 4);
+
 async function readBack(buffer: GPUBuffer, count: number, dtype: MergeDtype = 'f32'): Promise<Float64Array> {
-  const staging = device.createBuffer({ size: buffer.size, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
-  device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(0x1);
-  const raw = staging.getMappedRange().slice(0);
-  staging.unmap();
-  staging.destroy();
-  return dtype === 'f16' ? fromHalfArray(new Uint16Array(raw, 0, count)) : Float64Array.from(new Float32Array(raw, 0, count));
+  const raw = await readBuffer(device, buffer, count * bytes(dtype));
+  return dtype === 'f16' ? fromHalfArray(new Uint16Array(raw)) : Float64Array.from(new Float32Array(raw));
 }
 
 // ---- CPU reference ----

@@ -10,6 +10,7 @@
 // θ + α·η + β·δ is one pass: W is read once and W' written once.
 // Nothing GPU-side is allocated per call except bind groups: pipelines and the layout are cached per dtype and
 // the per-dispatch parameters live in a pooled ring of uniform slots (see `recycle`).
+import { USAGE_COPY_DST, USAGE_STORAGE, USAGE_UNIFORM } from './buffers.ts';
 import mergeSource from './merge.wgsl?raw';
 
 export type WeightLayout = 'in-out' | 'out-in';
@@ -64,7 +65,6 @@ const LORAS_PER_PASS = 2; // slots in merge.wgsl
 const PARAMS_BYTES = 64; // struct Params in merge.wgsl
 const SLOTS_PER_UNIFORM_BUFFER = 64;
 const MAX_UNIFORM_SLOTS = 1 << 16; // a pool this large means recycle() is never called
-const BUFFER_USAGE_STORAGE = 0x80; // GPUBufferUsage.STORAGE (the global is absent in Node until `webgpu` globals load)
 const U32_MAX = 0xffffffff;
 
 const bytesPer = (dtype: MergeDtype) => (dtype === 'f16' ? 2 : 4);
@@ -149,7 +149,7 @@ function checkBuffer(buffer: GPUBuffer, need: number, what: string, limits: Merg
     );
   }
   if (buffer.size < need) throw new Error(`merge: ${what} is ${buffer.size} bytes, needs at least ${need}`);
-  if (!(buffer.usage & BUFFER_USAGE_STORAGE)) throw new Error(`merge: ${what} lacks GPUBufferUsage.STORAGE`);
+  if (!(buffer.usage & USAGE_STORAGE)) throw new Error(`merge: ${what} lacks GPUBufferUsage.STORAGE`);
 }
 
 /** Validates a job against the limits; throws a specific error for the first problem found. */
@@ -208,7 +208,7 @@ function createLayout(device: GPUDevice): GPUBindGroupLayout {
     ],
   });
 }
-const GPUShaderStage_COMPUTE = 0x4; // GPUShaderStage.COMPUTE, spelled out for the same reason as STORAGE above
+const GPUShaderStage_COMPUTE = 0x4; // GPUShaderStage.COMPUTE (the global is absent in Node until `webgpu` loads)
 
 /** A ring of 256-byte uniform slots, grown on demand and reset by `reset()`. */
 function createUniformPool(device: GPUDevice) {
@@ -226,7 +226,7 @@ function createUniformPool(device: GPUDevice) {
           device.createBuffer({
             label: `merge params ${index}`,
             size: stride * SLOTS_PER_UNIFORM_BUFFER,
-            usage: 0x40 | 0x8, // GPUBufferUsage.UNIFORM | COPY_DST
+            usage: USAGE_UNIFORM | USAGE_COPY_DST,
           }),
         );
       }
@@ -274,7 +274,7 @@ export function createMergeKernels(device: GPUDevice, options: { limits?: Partia
   const pipelineLayout = device.createPipelineLayout({ label: 'merge', bindGroupLayouts: [layout] });
   const pipelines = new Map<MergeDtype, GPUComputePipeline>();
   const pool = createUniformPool(device);
-  const dummy = device.createBuffer({ label: 'merge unused slot', size: 16, usage: BUFFER_USAGE_STORAGE });
+  const dummy = device.createBuffer({ label: 'merge unused slot', size: 16, usage: USAGE_STORAGE });
   let dispatches = 0;
 
   const pipelineFor = (dtype: MergeDtype): GPUComputePipeline => {
