@@ -10,6 +10,14 @@
 // θ + α·η + β·δ is one pass: W is read once and W' written once.
 // Nothing GPU-side is allocated per call except bind groups: pipelines and the layout are cached per dtype and
 // the per-dispatch parameters live in a pooled ring of uniform slots (see `recycle`).
+//
+// Use (all buffers f32 unless dtype 'f16'; made with createWeightBuffer from buffers.ts so ORT can take `out`):
+//   const kernels = createMergeKernels(device);
+//   kernels.merge([{ base: theta, out: thetaNeg, inFeatures: 320, outFeatures: 320, layout: 'in-out',
+//                    terms: [{ kind: 'lora', down: etaA, up: etaB, rank: 8, scale: alpha * etaScale },
+//                            { kind: 'lora', down: deltaA, up: deltaB, rank: 8, scale: beta * deltaScale }] }]);
+//   // or kernels.encodeMerge(encoder, job) ... queue.submit(...); kernels.recycle();
+// Terms with scale 0 are skipped. base === out merges in place. Errors are thrown before anything is encoded.
 import { USAGE_COPY_DST, USAGE_STORAGE, USAGE_UNIFORM } from './buffers.ts';
 import mergeSource from './merge.wgsl?raw';
 
@@ -90,7 +98,7 @@ export function planChunks(
 ): MergeChunk[] {
   const maxWindow = Math.floor(limits.maxStorageBufferBindingSize / 4) * 4;
   const maxGrid = limits.maxComputeWorkgroupsPerDimension;
-  const perDispatch = maxGrid * maxGrid * WORKGROUP_SIZE;
+  const perDispatch = Math.min(maxGrid * maxGrid * WORKGROUP_SIZE, 2 ** 31); // thread indices stay in u32
   const whole = align4(total * bytesPerElement) <= maxWindow && total <= perDispatch;
   // Past the first chunk a window starts up to (alignment - 1) bytes before its first element.
   const perChunk = whole
