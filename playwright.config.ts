@@ -27,8 +27,8 @@ export default defineConfig({
     reuseExistingServer: false,
   },
   projects: [
-    { name: 'webgpu', use: browser(true), metadata: { backend: 'webgpu' }, testIgnore: /no-webgpu/ },
-    { name: 'wasm', use: browser(true), metadata: { backend: 'wasm' }, testIgnore: /no-webgpu/ },
+    { name: 'webgpu', use: browser(true), metadata: { backend: 'webgpu', steps: 2 }, testIgnore: /no-webgpu/ },
+    { name: 'wasm', use: browser(true), metadata: { backend: 'wasm', steps: 6 }, testIgnore: /no-webgpu/ },
     { name: 'no-webgpu', use: browser(false), testMatch: /no-webgpu/ },
   ],
 });

@@ -1,18 +1,16 @@
 // The walking skeleton, end to end in headless Chromium, once per backend (WebGPU via SwiftShader, WASM).
 import { expect, test } from '@playwright/test';
-import { backendOf, differingPixels, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+import { backendOf, colourCount, differingPixels, openPlayground, pixels, setNumber, setSlider, stepsOf, waitIdle } from './helpers.ts';
 
 test.beforeEach(async ({ page }, info) => {
   await openPlayground(page, info);
-  await setNumber(page, 'steps', 8);
-  await waitIdle(page);
 });
 
 test('shows both images on open and reports the backend', async ({ page }, info) => {
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
-  const baseline = await pixels(page, 'image-baseline');
-  expect(new Set(baseline).size).toBeGreaterThan(16); // a drawn image, not a blank canvas
-  expect(await pixels(page, 'image-npo')).toHaveLength(32 * 32 * 4);
+  await expect(page.getByTestId('steps')).toHaveValue(String(stepsOf(info)));
+  expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4); // a drawn image, not a blank canvas
+  expect(colourCount(await pixels(page, 'image-npo'))).toBeGreaterThan(4);
 });
 
 test('same seed gives identical images, another seed different ones', async ({ page }) => {

@@ -41,7 +41,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   status: 'loading',
   progress: { step: 0, total: 0 },
   images: {},
-  setParam: (key, value) => set((s) => ({ params: { ...s.params, [key]: value } })),
+  setParam: (key, value) => set((state) => ({ params: { ...state.params, [key]: value } })),
 
   generate() {
     const { params, images, status, running } = get();
@@ -71,7 +71,7 @@ function onWorkerEvent(event: WorkerEvent) {
     case 'loading':
       return set({ loading: { message: event.message, loaded: event.loaded, total: event.total } });
     case 'ready':
-      set((s) => ({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: { ...s.params, ...event.model.defaults } }));
+      set({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: { ...event.model.defaults, ...urlParams } });
       return usePlayground.getState().generate();
     case 'progress':
       return current ? set({ progress: { step: event.step, total: event.total } }) : undefined;
@@ -88,10 +88,27 @@ function onWorkerEvent(event: WorkerEvent) {
   }
 }
 
+/** Settings given in the page URL (`?prompt=…&seed=7&steps=2&omega=3&alpha=0.5&beta=1&scheduler=euler`) override the model's defaults. */
+let urlParams: Partial<GenerateParams> = {};
+
+export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams> {
+  const out: Partial<GenerateParams> = {};
+  for (const key of ['prompt', 'negativePrompt', 'scheduler'] as const) {
+    const value = query.get(key);
+    if (value !== null) out[key] = value;
+  }
+  for (const key of ['seed', 'steps', 'omega', 'alpha', 'beta'] as const) {
+    const value = Number(query.get(key) ?? NaN);
+    if (query.has(key) && Number.isFinite(value)) out[key] = value;
+  }
+  return out;
+}
+
 /** Starts the worker and loads the model named in the URL (`?model=`, `?backend=webgpu|wasm`). */
 export function startPlayground(search = location.search) {
   const query = new URLSearchParams(search);
   const backend = query.get('backend');
+  urlParams = paramsFromQuery(query);
   worker = connectWorker(onWorkerEvent);
   worker.send({
     type: 'init',

@@ -32,6 +32,11 @@ export interface SampleOptions {
   negativeContext: Float32Array;
   onStep?: (step: number, total: number) => void;
   signal?: AbortSignal;
+  /**
+   * Awaited before every step. A worker passes a macrotask yield here: model runs that resolve through microtasks
+   * alone would otherwise keep a cancel message waiting until the whole loop ends.
+   */
+  betweenSteps?: () => Promise<void>;
 }
 
 interface Request { job: number; branch: 'positive' | 'negative' }
@@ -65,6 +70,7 @@ export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, 
 
   // 4. Denoising loop.
   for (let step = 0; step < timesteps.length; step++) {
+    await options.betweenSteps?.();
     if (signal?.aborted) throw abortError();
     const t = timesteps[step];
     const inputs = latents.map((x, j) => schedulers[j].scaleModelInput(x, t));

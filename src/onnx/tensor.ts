@@ -77,7 +77,9 @@ function fromRaw(name: string, raw: Uint8Array, dataType: number): DenseData {
   if (raw.byteLength % size !== 0) {
     throw new OnnxError(`tensor ${name}: ${raw.byteLength} bytes of raw data is not a whole number of ${dataTypeName(dataType)} values`);
   }
-  const copy = raw.slice().buffer; // aligned copy: raw_data may sit at any offset of the protobuf buffer
+  // A fresh, aligned copy: raw_data may sit at any offset of the protobuf buffer, and in Node it is a Buffer whose
+  // .slice() shares Node's 8 KB pool, so its .buffer would be the whole pool.
+  const copy = new Uint8Array(raw).buffer;
   switch (dataType) {
     case DataType.FLOAT: return new Float32Array(copy);
     case DataType.DOUBLE: return new Float64Array(copy);

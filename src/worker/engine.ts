@@ -2,7 +2,7 @@
 // θ_neg = θ + α·η + β·δ fed as graph inputs (DESIGN decision 1), and the NPO-CFG sampler. It is written against ORT's
 // common API, so the same code runs on onnxruntime-web in the worker and on onnxruntime-node in tests and CLIs.
 import type * as OrtCommon from 'onnxruntime-common';
-import { sampleNpoCfg, type Denoiser } from '../diffusion/sampler.ts';
+import { sampleNpoCfg, type Denoiser, type SampleOptions } from '../diffusion/sampler.ts';
 import { createScheduler, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { tokenize } from '../embedded/tokenizer.ts';
@@ -22,11 +22,13 @@ export interface EngineOptions {
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
 }
 
+export type GenerateHooks = Pick<SampleOptions, 'onStep' | 'signal' | 'betweenSteps'>;
+
 interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; delta?: Float32Array }
 
 export interface Engine {
   info: ModelInfo;
-  generate(params: GenerateParams, images: ImageKind[], hooks: { onStep?: (step: number, total: number) => void; signal?: AbortSignal }): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
+  generate(params: GenerateParams, images: ImageKind[], hooks: GenerateHooks): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
   release(): Promise<void>;
 }
 
@@ -90,8 +92,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
         shape,
         positiveContext,
         negativeContext,
-        onStep: hooks.onStep,
-        signal: hooks.signal,
+        ...hooks,
       });
       return { seed, images: latents as Map<ImageKind, Float32Array> };
     },

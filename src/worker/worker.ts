@@ -54,6 +54,7 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
     const ready = await engine!;
     const { seed, images: outputs } = await ready.generate(params, images, {
       signal,
+      betweenSteps: yieldToEvents,
       onStep: (step, total) => post({ type: 'progress', id, step, total }),
     });
     const { width, height } = ready.info;
@@ -66,6 +67,15 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
     if ((error as Error).name === 'AbortError') post({ type: 'cancelled', id });
     else post({ type: 'error', id, message: describe(error), fatal: false });
   }
+}
+
+/** A macrotask boundary (faster than setTimeout's clamped delay), so queued messages such as cancel are handled. */
+function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
 }
 
 function describe(error: unknown): string {
