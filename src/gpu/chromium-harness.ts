@@ -1,7 +1,9 @@
-// Browser side of the Chromium check (chromium-check.ts bundles this file into a page): runs the same merge cases
-// as merge.test.ts on navigator.gpu and returns worst error / tolerance per case. Not imported by the app.
+// Browser side of the Chromium check and benchmark (chromium-page.ts bundles this file into a page): runs the same
+// merge cases as merge.test.ts on navigator.gpu and returns worst error / tolerance per case, or the benchmark rows.
+// Not imported by the app.
 import { acquireDevice } from './device.ts';
 import { createMergeKernels } from './merge.ts';
+import { isSoftwareAdapter, runMergeBench } from './merge-bench.ts';
 import { createCaseRunner, makeCase, STANDARD_CASES } from './merge-check.ts';
 
 export interface MergeCheckResult {
@@ -35,4 +37,14 @@ export async function runMergeChecks() {
   return { adapter, hasF16, results, errors };
 }
 
-(globalThis as { runMergeChecks?: typeof runMergeChecks }).runMergeChecks = runMergeChecks;
+export async function runBench(iters?: number) {
+  const { device, adapterInfo } = await acquireDevice(navigator.gpu);
+  const software = isSoftwareAdapter(adapterInfo);
+  const rows = await runMergeBench(device, iters ?? (software ? 4 : 50));
+  device.destroy();
+  return { adapter: `${adapterInfo.vendor} / ${adapterInfo.architecture} ${adapterInfo.description}`.trim(), software, rows };
+}
+
+export const mergeHarness = { runMergeChecks, runBench };
+export type MergeHarness = typeof mergeHarness;
+(globalThis as { mergeHarness?: MergeHarness }).mergeHarness = mergeHarness;
