@@ -1,0 +1,165 @@
+// The Diffusion-DPO training graph (DESIGN §2; Wallace et al. 2023, Eq. 14 in diffusers' form) for a batch of B pairs:
+//   x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε                              (ε and t shared by the two images of a pair)
+//   L(x) = mean((target − ε_θ(x_t, c, t))²)                 (target = ε, or v = √ᾱ·ε − √(1−ᾱ)·x for v-prediction)
+//   model_diff = L_θ(w) − L_θ(l),  ref_diff = L_ref(w) − L_ref(l)
+//   loss = mean over pairs of −log σ(−β·(model_diff − ref_diff)) = mean softplus(β·(model_diff − ref_diff))
+//   accuracy = share of pairs with model_diff − ref_diff < 0 (the policy prefers the winner more than the reference)
+// written as Softplus, not Log(Sigmoid), which overflows at β = 2500. NPO is this graph fed with w and l swapped (the
+// trainer's `reverse` flag); the graph itself knows nothing about it.
+// Note: diffusers' train_diffusion_dpo.py scales by −0.5·β_dpo; the original DiffusionDPO train.py and DESIGN §2 use −β.
+//
+// Policy and reference are two copies of the UNet's nodes in one graph: the policy copy carries the injected LoRA
+// (scale `lora_scale`), the reference copy is the untouched UNet. Both read the same initializers, so the weights are
+// stored once. Two copies rather than one 4B batch with per-sample scales: the reference copy does not depend on A/B,
+// so autodiff emits no backward work for it (a masked batch would backpropagate through all 4B samples); each copy
+// runs on the 2B batch [x_w; x_l]. One session run gives loss, accuracy and every LoRA gradient.
+import { createGraphBuilder, type GraphBuilder } from '../onnx/builder.ts';
+import { buildGradientModel } from '../onnx/autodiff/index.ts';
+import { ATTENTION_TARGETS, findLoraSites } from '../onnx/lora-sites.ts';
+import { writeModel } from '../onnx/model-io.ts';
+import { injectLora, LORA_SCALE_INPUT, type LoraInputs } from '../onnx/passes/inject-lora.ts';
+import { DataType, OnnxError, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.ts';
+
+/** The graph's inputs besides the LoRA ones (all float32). B is the symbolic dim 'pairs'. */
+export const DPO_INPUTS = {
+  winner: 'x_w', // [B, C, H, W] clean images, in the model's value range ([-1, 1] for the embedded model)
+  loser: 'x_l', // [B, C, H, W]
+  noise: 'noise', // [B, C, H, W] ε, shared by the pair
+  alphaBar: 'alpha_bar', // [B] ᾱ_t per pair
+  timestep: 'timestep', // [B] t per pair (what the UNet's time embedding reads)
+  context: 'context', // [B, L, D] text-encoder hidden states
+  beta: 'beta_dpo', // [] β_dpo
+  scale: LORA_SCALE_INPUT, // [] LoRA scale (alpha / rank)
+} as const;
+export const DPO_OUTPUTS = ['loss', 'accuracy', 'model_diff', 'ref_diff'] as const;
+
+export interface UnetIo { sample: string; timestep: string; context: string; output: string }
+export const SD_UNET_IO: UnetIo = { sample: 'sample', timestep: 'timestep', context: 'encoder_hidden_states', output: 'out_sample' };
+
+export interface DpoGraphOptions {
+  rank: number;
+  targets?: readonly string[];
+  predictionType?: 'epsilon' | 'v_prediction';
+  io?: UnetIo;
+}
+
+export interface DpoGraph {
+  /** Forward model: loss, accuracy, model_diff [B], ref_diff [B]. */
+  forward: ModelProto;
+  /** Serialized forward model plus `<A or B>_grad` outputs for every LoRA input. */
+  training: Uint8Array;
+  lora: LoraInputs[];
+  rank: number;
+  /** [C, H, W] of one image, [L, D] of one context, read from the UNet's declared input shapes. */
+  imageDims: number[];
+  contextDims: number[];
+}
+
+/** The UNet must have its weights inline (inlineExternalData) and static C, H, W, L, D in its input shapes. */
+export function buildDpoGraph(unet: ModelProto, options: DpoGraphOptions): DpoGraph {
+  const io = options.io ?? SD_UNET_IO;
+  const sites = findLoraSites(unet, options.targets ?? ATTENTION_TARGETS);
+  const injected = injectLora(unet, sites, options.rank);
+  const imageDims = staticDims(unet.graph!, io.sample);
+  const contextDims = staticDims(unet.graph!, io.context);
+
+  const pre = createGraphBuilder('dpo');
+  const ins = declareInputs(pre, imageDims, contextDims);
+  const prepared = pre.scope('dpo_in', () => noisedBatch(pre, ins));
+  const post = createGraphBuilder('dpo');
+  const policyOut = 'policy/out_sample';
+  const refOut = 'ref/out_sample';
+  post.scope('dpo_loss', () => lossAndAccuracy(post, prepared, policyOut, refOut, options.predictionType ?? 'epsilon'));
+
+  const feeds = { [io.sample]: prepared.xt, [io.timestep]: prepared.t2, [io.context]: prepared.c2 };
+  const shared = new Set([...(injected.model.graph!.initializer ?? []).map((t) => t.name!), ...injected.model.graph!.input!.map((v) => v.name!)]);
+  const policy = copyNodes(injected.model.graph!, 'policy', feeds, shared, { [io.output]: policyOut });
+  const reference = copyNodes(unet.graph!, 'ref', feeds, shared, { [io.output]: refOut });
+
+  const a = pre.build().graph!;
+  const b = post.build().graph!;
+  const loraInputs = injected.model.graph!.input!.filter((v) => injected.inputs.some((i) => i.a === v.name || i.b === v.name) || v.name === LORA_SCALE_INPUT);
+  const forward: ModelProto = {
+    ...unet,
+    graph: {
+      name: 'diffusion_dpo',
+      node: [...a.node!, ...policy, ...reference, ...b.node!],
+      input: [...a.input!, ...loraInputs],
+      output: b.output,
+      initializer: [...a.initializer!, ...b.initializer!, ...injected.model.graph!.initializer!],
+    },
+  };
+  const wrt = injected.inputs.flatMap((i) => [i.a, i.b]);
+  const training = buildGradientModel(writeModel(forward), { loss: 'loss', wrt });
+  return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims };
+}
+
+function staticDims(graph: GraphProto, name: string): number[] {
+  const input = graph.input?.find((v) => v.name === name);
+  if (!input) throw new OnnxError(`DPO graph: the UNet has no input named ${name}`);
+  const dims = (input.type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => Number(d.dimValue ?? 0));
+  if (!dims.length || dims.some((d) => !(d > 0))) throw new OnnxError(`DPO graph: input ${name} needs static dims after the batch dim (it has [${dims}])`);
+  return dims;
+}
+
+function declareInputs(g: GraphBuilder, imageDims: number[], contextDims: number[]) {
+  const image = ['pairs', ...imageDims];
+  return {
+    xw: g.input(DPO_INPUTS.winner, DataType.FLOAT, image),
+    xl: g.input(DPO_INPUTS.loser, DataType.FLOAT, image),
+    noise: g.input(DPO_INPUTS.noise, DataType.FLOAT, image),
+    alphaBar: g.input(DPO_INPUTS.alphaBar, DataType.FLOAT, ['pairs']),
+    t: g.input(DPO_INPUTS.timestep, DataType.FLOAT, ['pairs']),
+    context: g.input(DPO_INPUTS.context, DataType.FLOAT, ['pairs', ...contextDims]),
+    beta: g.input(DPO_INPUTS.beta, DataType.FLOAT, []),
+  };
+}
+
+/** [x_w; x_l] noised with the pair's shared ε and ᾱ (diffusers' DDPMScheduler.add_noise), and the doubled t and c. */
+function noisedBatch(g: GraphBuilder, ins: ReturnType<typeof declareInputs>) {
+  const twice = (v: string) => g.op('Concat', [v, v], { axis: 0 });
+  const ab = g.op('Reshape', [ins.alphaBar, g.int64s([-1, 1, 1, 1])]);
+  const sa = twice(g.op('Sqrt', [ab]));
+  const sb = twice(g.op('Sqrt', [g.op('Sub', [g.scalar(1), ab])]));
+  const x = g.op('Concat', [ins.xw, ins.xl], { axis: 0 });
+  const noise = twice(ins.noise);
+  const xt = g.op('Add', [g.op('Mul', [sa, x]), g.op('Mul', [sb, noise])]);
+  return { xt, x, noise, sa, sb, t2: twice(ins.t), c2: twice(ins.context), beta: ins.beta };
+}
+
+function lossAndAccuracy(g: GraphBuilder, p: ReturnType<typeof noisedBatch>, policyOut: string, refOut: string, prediction: 'epsilon' | 'v_prediction') {
+  const target = prediction === 'epsilon' ? p.noise : g.op('Sub', [g.op('Mul', [p.sa, p.noise]), g.op('Mul', [p.sb, p.x])]);
+  const diffOf = (out: string) => {
+    const err = g.op('Sub', [out, target]);
+    const perSample = g.op('ReduceMean', [g.op('Mul', [err, err])], { axes: [1, 2, 3], keepdims: 0 }); // [2B]
+    const halves = g.op('Reshape', [perSample, g.int64s([2, -1])]);
+    const pick = (i: number) => g.op('Gather', [halves, g.constant(BigInt64Array.of(BigInt(i)), [])], { axis: 0 });
+    return g.op('Sub', [pick(0), pick(1)]); // L(w) − L(l), [B]
+  };
+  g.node('Identity', [diffOf(policyOut)], {}, { outputs: ['model_diff'] });
+  g.node('Identity', [diffOf(refOut)], {}, { outputs: ['ref_diff'] });
+  const inside = g.op('Sub', ['model_diff', 'ref_diff']);
+  g.node('ReduceMean', [g.op('Softplus', [g.op('Mul', [inside, p.beta])])], { keepdims: 0 }, { outputs: ['loss'] });
+  const preferred = g.op('Cast', [g.op('Less', [inside, g.scalar(0)])], { to: DataType.FLOAT });
+  g.node('ReduceMean', [preferred], { keepdims: 0 }, { outputs: ['accuracy'] });
+  g.output('loss', DataType.FLOAT, []);
+  g.output('accuracy', DataType.FLOAT, []);
+  g.output('model_diff', DataType.FLOAT, ['pairs']);
+  g.output('ref_diff', DataType.FLOAT, ['pairs']);
+}
+
+/**
+ * The graph's nodes with every value renamed `<prefix>/<name>`, except: graph inputs in `feeds` (→ the given value),
+ * `shared` names (initializers and LoRA inputs, kept), and `outputs` (→ the given name).
+ */
+function copyNodes(graph: GraphProto, prefix: string, feeds: Record<string, string>, shared: Set<string>, outputs: Record<string, string>): NodeProto[] {
+  const rename = (v: string) => (v === '' ? v : feeds[v] ?? outputs[v] ?? (shared.has(v) && !(v in feeds) ? v : `${prefix}/${v}`));
+  const declared = new Set((graph.input ?? []).map((v) => v.name!));
+  for (const name of Object.keys(feeds)) if (!declared.has(name)) throw new OnnxError(`DPO graph: the UNet has no input ${name}`);
+  return (graph.node ?? []).map((n) => ({
+    ...n,
+    name: `${prefix}${n.name?.startsWith('/') ? '' : '/'}${n.name ?? ''}`,
+    input: (n.input ?? []).map(rename),
+    output: (n.output ?? []).map(rename),
+  }));
+}
