@@ -2,7 +2,7 @@
 // relations and backgrounds. Every word here is in the embedded tokenizer's WORDS (src/embedded/tokenizer.ts).
 export const SHAPES = ['circle', 'square', 'triangle', 'star', 'diamond'] as const;
 export const COLOURS = ['red', 'green', 'blue', 'yellow', 'orange', 'purple', 'white'] as const;
-export const BACKGROUNDS = ['black', 'gray', 'white', 'blue', 'green'] as const;
+export const BACKGROUNDS = ['black', 'gray', 'white', 'blue', 'green', 'yellow'] as const;
 export const SIZES = ['small', 'large'] as const;
 export const POSITIONS = ['center', 'top', 'bottom', 'left', 'right'] as const;
 export const RELATIONS = ['above', 'below', 'left of', 'right of'] as const;

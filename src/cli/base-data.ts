@@ -1,0 +1,55 @@
+// Training batches for the base model: world samples (src/world), noised the DDPM way (Ho et al. 2020, Eq. 4:
+// x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t uniform over the training timesteps), with classifier-free-guidance dropout
+// (Ho & Salimans 2022: the caption is replaced by the empty prompt with probability p, so the unconditional branch the
+// sampler uses for ω is trained too). A batch depends only on (seed, step): resuming replays the same data.
+import { tokenize } from '../embedded/tokenizer.ts';
+import { alphasCumprod, makeBetas } from '../diffusion/schedulers/schedule.ts';
+import { createRng, fnv1a, sampleExample, type Rng } from '../world/index.ts';
+
+/** The noise schedule the base model is trained with; written verbatim into the manifest (diffusers keys). */
+export const BASE_SCHEDULER = {
+  _class_name: 'DDIMScheduler', num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02,
+  beta_schedule: 'squaredcos_cap_v2', prediction_type: 'epsilon', timestep_spacing: 'leading', steps_offset: 1,
+  clip_sample: false, set_alpha_to_one: false, skip_prk_steps: true,
+} as const;
+
+export const TRAIN_ALPHAS_CUMPROD: number[] = alphasCumprod(makeBetas({ ...BASE_SCHEDULER }));
+
+export interface Batch { inputIds: BigInt64Array; sample: Float32Array; timestep: Float32Array; target: Float32Array; captions: string[] }
+
+function gaussians(rng: Rng, out: Float32Array): Float32Array {
+  for (let i = 0; i < out.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rng()));
+    const a = 2 * Math.PI * rng();
+    out[i] = r * Math.cos(a);
+    if (i + 1 < out.length) out[i + 1] = r * Math.sin(a);
+  }
+  return out;
+}
+
+export function makeBatch(seed: number, step: number, size: number, contextLength: number, cfgDropout: number): Batch {
+  const rng = createRng(fnv1a(`base-batch:${seed}:${step}`));
+  const pixels = 3 * 32 * 32;
+  const batch: Batch = {
+    inputIds: new BigInt64Array(size * contextLength),
+    sample: new Float32Array(size * pixels),
+    timestep: new Float32Array(size),
+    target: new Float32Array(size * pixels),
+    captions: [],
+  };
+  const noise = new Float32Array(pixels);
+  for (let b = 0; b < size; b++) {
+    const example = sampleExample(rng, 'train');
+    const caption = rng() < cfgDropout ? '' : example.caption;
+    batch.captions.push(caption);
+    batch.inputIds.set(tokenize(caption, contextLength), b * contextLength);
+    const t = Math.min(TRAIN_ALPHAS_CUMPROD.length - 1, Math.floor(rng() * TRAIN_ALPHAS_CUMPROD.length));
+    const ac = TRAIN_ALPHAS_CUMPROD[t];
+    const [s, n] = [Math.sqrt(ac), Math.sqrt(1 - ac)];
+    gaussians(rng, noise);
+    for (let i = 0; i < pixels; i++) batch.sample[b * pixels + i] = s * example.image[i] + n * noise[i];
+    batch.target.set(noise, b * pixels);
+    batch.timestep[b] = t;
+  }
+  return batch;
+}
