@@ -103,6 +103,25 @@ describe('merge kernel vs float64 reference', () => {
   });
 });
 
+describe('encodeMerge with a caller-owned encoder', () => {
+  it('keeps its parameter slots while merge() runs in between, until recycle()', async () => {
+    const a = makeCase(12, 10, 'out-in', [3], [], 81);
+    const b = makeCase(12, 10, 'in-out', [5, 2], [0.5], 82);
+    const jobA = toJob(a);
+    const jobB = toJob(b);
+    const encoder = device.createCommandEncoder();
+    kernels.encodeMerge(encoder, jobA); // parameters written now, used when `encoder` is submitted
+    kernels.merge(jobB); // these must not reuse A's slot...
+    kernels.merge(jobB); // ...nor this one, after the first merge() freed its own
+    device.queue.submit([encoder.finish()]);
+    kernels.recycle();
+    for (const [c, job] of [[a, jobA], [b, jobB]] as const) {
+      const { ref, tol } = tolerance(c);
+      expect(worstRatio(await readBack(job.out, 120), ref, tol)).toBeLessThanOrEqual(1);
+    }
+  });
+});
+
 describe('work split under small limits', () => {
   const small = (limits: Partial<MergeLimits>) => createMergeKernels(device, { limits });
 

@@ -49,7 +49,7 @@ export interface MergeLimits {
 export interface MergeKernels {
   /** Records the merge into `encoder`. Its uniform slots stay reserved until `recycle()`: call that after submit. */
   encodeMerge(encoder: GPUCommandEncoder, job: MergeJob): void;
-  /** Encodes all jobs, submits them, and recycles the uniform slots (writes after a submit are queue-ordered). */
+  /** Encodes all jobs, submits them, and recycles their uniform slots (writes after a submit are queue-ordered). */
   merge(jobs: MergeJob | MergeJob[]): void;
   /** Frees every uniform slot. Only once all command buffers that used them have been submitted. */
   recycle(): void;
@@ -242,9 +242,11 @@ function createUniformPool(device: GPUDevice) {
       next++;
       return { buffer: buffers[index], offset };
     },
-    reset(): void {
-      next = 0;
+    /** Frees every slot taken since `mark` (0: all of them). */
+    reset(mark = 0): void {
+      next = mark;
     },
+    mark: () => next,
     size: () => buffers.length,
     destroy(): void {
       buffers.forEach((b) => b.destroy());
@@ -345,12 +347,13 @@ export function createMergeKernels(device: GPUDevice, options: { limits?: Partia
   return {
     encodeMerge,
     merge(jobs) {
+      const mark = pool.mark(); // slots before it may belong to encodeMerge() work not yet submitted
       try {
         const encoder = device.createCommandEncoder({ label: 'merge' });
         for (const job of Array.isArray(jobs) ? jobs : [jobs]) encodeMerge(encoder, job);
         device.queue.submit([encoder.finish()]);
       } finally {
-        pool.reset(); // after submit, or nothing was submitted: either way no pending use of a slot
+        pool.reset(mark); // after submit, or nothing was submitted: either way no pending use of these slots
       }
     },
     recycle: () => pool.reset(),
