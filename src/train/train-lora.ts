@@ -1,0 +1,254 @@
+// Trains a LoRA with Diffusion-DPO, or with NPO (`reverse`: the same loss on pairs with winner and loser swapped,
+// DESIGN §2), on any UNet the model loader reads. Written against ORT's common API like src/worker/engine.ts, so the
+// same loop runs on onnxruntime-node (CLI, tests) and onnxruntime-web (the browser worker).
+// Per step (diffusers' train_diffusion_dpo.py): B pairs, one ε and one t ~ U{0, …, T−1} per pair shared by its two
+// images, ᾱ_t from the model's scheduler; one run of the DPO graph (dpo-graph.ts) gives loss, implicit accuracy and
+// the LoRA gradients; AdamW (optimizer.ts) with grad-norm clipping updates A and B.
+// LoRA init as PEFT: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5), B = 0, so training starts at the reference.
+import type * as OrtCommon from 'onnxruntime-common';
+import { createGenerator, type NoiseGenerator } from '../diffusion/noise/index.ts';
+import { createScheduler } from '../diffusion/schedulers/index.ts';
+import { alphasCumprod, makeBetas } from '../diffusion/schedulers/schedule.ts';
+import { tokenize } from '../embedded/tokenizer.ts';
+import type { LoraSet } from '../lora/types.ts';
+import type { ModelManifest } from '../model/manifest.ts';
+import { inlineExternalData, readModel } from '../onnx/model-io.ts';
+import { createAdamW } from './optimizer.ts';
+import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
+import type { PreferencePair } from './pairs.ts';
+import { createRandom, type Random } from './random.ts';
+
+type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
+type Feeds = Record<string, OrtCommon.Tensor>;
+
+export interface ModelFiles {
+  manifest: ModelManifest;
+  /** Every file of the model directory by its manifest path (unet.onnx, unet.onnx.data, text_encoder.onnx, …). */
+  files: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface TrainerSetup {
+  ort: Ort;
+  model: ModelFiles;
+  /** Prompts to encode once up front (every prompt of the pairs). */
+  prompts: readonly string[];
+  rank?: number; // default 8 (DESIGN §2)
+  alpha?: number; // default = rank (scale 1)
+  targets?: readonly string[];
+  seed?: number; // LoRA init; default 0
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+}
+
+export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
+
+export interface DpoTrainer {
+  graph: DpoGraph;
+  /** The trainable tensors by graph input name (`<modulePath>.lora_A` / `.lora_B`), updated in place by AdamW. */
+  params: Map<string, Float32Array>;
+  scale: number;
+  /** One run of the DPO graph on these pairs (winner first), with ε from `noise` and t from `random`. */
+  run(pairs: readonly PreferencePair[], draw: { noise: NoiseGenerator; random: Random }, beta: number, scale?: number): Promise<DpoOutputs>;
+  /** A copy of the current LoRA as a LoraSet (diffusers key format when serialized). */
+  lora(metadata?: Record<string, string>): LoraSet;
+  release(): Promise<void>;
+}
+
+export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer> {
+  const { ort, model } = setup;
+  const { manifest } = model;
+  const file = (path: string) => {
+    const bytes = model.files.get(path);
+    if (!bytes) throw new Error(`model file ${path} is listed in the manifest but was not loaded`);
+    return bytes;
+  };
+  const rank = setup.rank ?? 8;
+  const scale = (setup.alpha ?? rank) / rank;
+  const unet = inlineExternalData(readModel(file(manifest.unet.file)), model.files);
+  const prediction = String(createScheduler('ddim', manifest.scheduler).config.prediction_type ?? 'epsilon');
+  if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
+  const graph = buildDpoGraph(unet, { rank, targets: setup.targets, predictionType: prediction });
+  const alphaBar = trainingAlphas(manifest);
+  const contexts = await encodePrompts(ort, file(manifest.textEncoder.file), setup.prompts, manifest.textEncoder.config.contextLength, setup.sessionOptions);
+  const session = await ort.InferenceSession.create(graph.training, setup.sessionOptions);
+  const params = initLora(graph, rank, setup.seed ?? 0);
+  const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
+  const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);
+  const tensor = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
+
+  return {
+    graph,
+    params,
+    scale,
+    async run(pairs, draw, beta, runScale = scale) {
+      const B = pairs.length;
+      const [xw, xl, ctx] = [new Float32Array(B * imageSize), new Float32Array(B * imageSize), new Float32Array(B * contextSize)];
+      const [t, ab] = [new Float32Array(B), new Float32Array(B)];
+      pairs.forEach((p, i) => {
+        checkImage(p.winner, imageSize, i);
+        checkImage(p.loser, imageSize, i);
+        xw.set(p.winner, i * imageSize);
+        xl.set(p.loser, i * imageSize);
+        const c = contexts.get(p.prompt);
+        if (!c) throw new Error(`prompt ${JSON.stringify(p.prompt)} was not among the prompts given to createDpoTrainer`);
+        ctx.set(c, i * contextSize);
+        const step = draw.random.int(alphaBar.length);
+        t[i] = step;
+        ab[i] = alphaBar[step];
+      });
+      const image = [B, ...graph.imageDims];
+      const feeds: Feeds = {
+        x_w: tensor(xw, image), x_l: tensor(xl, image), noise: tensor(draw.noise.randn(B * imageSize), image),
+        alpha_bar: tensor(ab, [B]), timestep: tensor(t, [B]), context: tensor(ctx, [B, ...graph.contextDims]),
+        beta_dpo: tensor(new Float32Array([beta]), []), lora_scale: tensor(new Float32Array([runScale]), []),
+      };
+      for (const l of graph.lora) {
+        feeds[l.a] = tensor(params.get(l.a)!, [rank, l.site.inFeatures]);
+        feeds[l.b] = tensor(params.get(l.b)!, [l.site.outFeatures, rank]);
+      }
+      const out = await session.run(feeds);
+      const value = (name: string) => out[name].data as Float32Array;
+      return {
+        loss: value('loss')[0],
+        accuracy: value('accuracy')[0],
+        modelDiff: value('model_diff').slice(),
+        refDiff: value('ref_diff').slice(),
+        grads: new Map([...params.keys()].map((k) => [k, value(`${k}_grad`).slice()])),
+      };
+    },
+    lora(metadata = {}) {
+      const entries = new Map(graph.lora.map((l) => [l.site.modulePath, {
+        down: params.get(l.a)!.slice(), up: params.get(l.b)!.slice(), rank, scale,
+        inFeatures: l.site.inFeatures, outFeatures: l.site.outFeatures, conv1x1: l.site.opType === 'Conv',
+      }]));
+      return { format: 'diffusers', entries, skipped: [], metadata };
+    },
+    release: () => session.release(),
+  };
+}
+
+export interface TrainLoraOptions extends Omit<TrainerSetup, 'prompts'> {
+  pairs: readonly PreferencePair[];
+  /** NPO: train on the pairs with winner and loser swapped. */
+  reverse?: boolean;
+  steps: number;
+  beta?: number; // β_dpo, default 2500 (SD1.5)
+  lr?: number; // default 1e-4
+  batch?: number; // pairs per step, default 8
+  weightDecay?: number; // default 1e-2
+  maxGradNorm?: number; // default 1
+  onStep?: (report: StepReport, trainer: DpoTrainer) => void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+export interface StepReport {
+  step: number; // 1-based
+  steps: number;
+  loss: number;
+  /** Implicit reward accuracy on this batch (of the pairs as trained: swapped when reverse). */
+  accuracy: number;
+  gradNorm: number;
+  /** Steps per second since the first step began (session creation excluded). */
+  stepsPerSecond: number;
+  stepMs: number;
+}
+
+export class TrainingError extends Error {
+  constructor(message: string, readonly step: number, readonly lastGood: LoraSet) {
+    super(message);
+    this.name = 'TrainingError';
+  }
+}
+
+export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; history: StepReport[] }> {
+  const settings = { beta: o.beta ?? 2500, lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1 };
+  checkSettings(o, settings);
+  const seed = o.seed ?? 0;
+  const trainer = await createDpoTrainer({ ...o, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
+  const metadata = {
+    trainer: 'npo-playground', objective: o.reverse ? 'NPO (reversed DPO)' : 'Diffusion-DPO', rank: String(trainer.graph.rank),
+    beta_dpo: String(settings.beta), lr: String(settings.lr), seed: String(seed),
+  };
+  const pairs = o.reverse ? o.pairs.map((p) => ({ prompt: p.prompt, winner: p.loser, loser: p.winner })) : o.pairs;
+  const optimizer = createAdamW(trainer.params, { lr: settings.lr, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm });
+  const draw = { noise: createGenerator(seed), random: createRandom(seed ^ 0x5eed) };
+  const batches = batchSampler(pairs.length, settings.batch, createRandom(seed + 1));
+  const history: StepReport[] = [];
+  const start = performance.now();
+  try {
+    for (let step = 1; step <= o.steps && !o.signal?.aborted; step++) {
+      const t0 = performance.now();
+      const out = await trainer.run(batches().map((i) => pairs[i]), draw, settings.beta);
+      const update = Number.isFinite(out.loss) ? optimizer.step(out.grads) : { gradNorm: NaN, applied: false };
+      if (!update.applied) {
+        const what = Number.isFinite(out.loss) ? `the gradient norm is ${update.gradNorm}` : `the loss is ${out.loss}`;
+        throw new TrainingError(`step ${step}: ${what} (β_dpo ${settings.beta}, lr ${settings.lr}); training stopped, the LoRA after step ${step - 1} is kept`,
+          step, trainer.lora({ ...metadata, steps: String(step - 1) }));
+      }
+      const now = performance.now();
+      const report = { step, steps: o.steps, loss: out.loss, accuracy: out.accuracy, gradNorm: update.gradNorm, stepsPerSecond: (step * 1000) / (now - start), stepMs: now - t0 };
+      history.push(report);
+      await o.onStep?.(report, trainer);
+    }
+    return { lora: trainer.lora({ ...metadata, steps: String(history.length) }), history };
+  } finally {
+    await trainer.release();
+  }
+}
+
+/** Indices of the next batch: epochs of shuffled pairs, as a DataLoader with shuffle=True (drop_last=False, cycling). */
+function batchSampler(n: number, batch: number, random: Random): () => number[] {
+  let order: number[] = [];
+  return () => {
+    const out: number[] = [];
+    while (out.length < batch) {
+      if (!order.length) order = random.permutation(n);
+      out.push(order.pop()!);
+    }
+    return out;
+  };
+}
+
+/** ᾱ_t for t = 0 … T−1 from the model's own scheduler config (diffusers' noise_scheduler.alphas_cumprod). */
+export function trainingAlphas(manifest: ModelManifest): Float32Array {
+  const config = createScheduler('ddim', manifest.scheduler).config;
+  return Float32Array.from(alphasCumprod(makeBetas(config as never)));
+}
+
+function initLora(graph: DpoGraph, rank: number, seed: number): Map<string, Float32Array> {
+  const random = createRandom(seed);
+  const params = new Map<string, Float32Array>();
+  for (const l of graph.lora) {
+    const bound = 1 / Math.sqrt(l.site.inFeatures);
+    params.set(l.a, Float32Array.from({ length: rank * l.site.inFeatures }, () => (2 * random.uniform() - 1) * bound));
+    params.set(l.b, new Float32Array(l.site.outFeatures * rank));
+  }
+  return params;
+}
+
+async function encodePrompts(ort: Ort, textEncoder: Uint8Array, prompts: readonly string[], length: number, options?: OrtCommon.InferenceSession.SessionOptions) {
+  const session = await ort.InferenceSession.create(textEncoder, options);
+  const contexts = new Map<string, Float32Array>();
+  try {
+    for (const prompt of prompts) {
+      const ids = tokenize(prompt, length);
+      const out = await session.run({ input_ids: new ort.Tensor('int64', ids, [1, ids.length]) });
+      contexts.set(prompt, (out.last_hidden_state.data as Float32Array).slice());
+    }
+  } finally {
+    await session.release();
+  }
+  return contexts;
+}
+
+function checkImage(image: Float32Array, size: number, index: number) {
+  if (image.length !== size) throw new Error(`pair ${index}: an image has ${image.length} values; the model takes ${size}`);
+}
+
+function checkSettings(o: TrainLoraOptions, s: { beta: number; lr: number; batch: number }) {
+  if (!o.pairs.length) throw new Error('trainLora: no pairs');
+  if (!Number.isSafeInteger(o.steps) || o.steps < 1) throw new Error(`trainLora: steps must be a positive integer, got ${o.steps}`);
+  if (!Number.isSafeInteger(s.batch) || s.batch < 1) throw new Error(`trainLora: batch must be a positive integer, got ${s.batch}`);
+  if (!(s.beta > 0) || !Number.isFinite(s.beta)) throw new Error(`trainLora: beta must be positive, got ${s.beta}`);
+  if (!(s.lr > 0) || !Number.isFinite(s.lr)) throw new Error(`trainLora: lr must be positive, got ${s.lr}`);
+  if (o.rank !== undefined && (!Number.isSafeInteger(o.rank) || o.rank < 1)) throw new Error(`trainLora: rank must be a positive integer, got ${o.rank}`);
+}
