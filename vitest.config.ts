@@ -6,5 +6,7 @@ export default defineConfig({
     include: ['src/**/*.test.ts'],
     testTimeout: 60_000,
     pool: 'forks',
+    // Lets Dawn (the `webgpu` package) find a Vulkan loader before the test processes start.
+    globalSetup: ['src/gpu/vitest-global-setup.ts'],
   },
 });
