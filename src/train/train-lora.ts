@@ -153,7 +153,8 @@ export interface StepReport {
 }
 
 export class TrainingError extends Error {
-  constructor(message: string, readonly step: number, readonly lastGood: LoraSet) {
+  /** `step`: the step that failed; `lastGood`: the LoRA after `lastGoodStep` updates. */
+  constructor(message: string, readonly step: number, readonly lastGood: LoraSet, readonly lastGoodStep: number) {
     super(message);
     this.name = 'TrainingError';
   }
@@ -173,16 +174,19 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   const draw = { noise: createGenerator(seed), random: createRandom(seed ^ 0x5eed) };
   const batches = batchSampler(pairs.length, settings.batch, createRandom(seed + 1));
   const history: StepReport[] = [];
+  let lastGood = { lora: trainer.lora({ ...metadata, steps: '0' }), step: 0 };
   const start = performance.now();
   try {
     for (let step = 1; step <= o.steps && !o.signal?.aborted; step++) {
       const t0 = performance.now();
       const out = await trainer.run(batches().map((i) => pairs[i]), draw, settings.beta);
+      // The last good LoRA is the last one whose loss was finite: these parameters, before this step's update.
+      if (Number.isFinite(out.loss)) lastGood = { lora: trainer.lora({ ...metadata, steps: String(step - 1) }), step: step - 1 };
       const update = Number.isFinite(out.loss) ? optimizer.step(out.grads) : { gradNorm: NaN, applied: false };
       if (!update.applied) {
         const what = Number.isFinite(out.loss) ? `the gradient norm is ${update.gradNorm}` : `the loss is ${out.loss}`;
-        throw new TrainingError(`step ${step}: ${what} (β_dpo ${settings.beta}, lr ${settings.lr}); training stopped, the LoRA after step ${step - 1} is kept`,
-          step, trainer.lora({ ...metadata, steps: String(step - 1) }));
+        throw new TrainingError(`step ${step}: ${what} (β_dpo ${settings.beta}, lr ${settings.lr}); training stopped, `
+          + `the LoRA as of step ${lastGood.step} (the last with a finite loss and gradient) is kept`, step, lastGood.lora, lastGood.step);
       }
       const now = performance.now();
       const report = { step, steps: o.steps, loss: out.loss, accuracy: out.accuracy, gradNorm: update.gradNorm, stepsPerSecond: (step * 1000) / (now - start), stepMs: now - t0 };

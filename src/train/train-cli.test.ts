@@ -1,0 +1,60 @@
+// The training CLI (src/cli/train.ts) as a person runs it: progress lines, a diffusers LoRA at --out that parseLora
+// reads, a NaN that stops with an error and leaves the last good LoRA, and a bad pairs file named precisely.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parseLora } from '../lora/formats.ts';
+import { encodePairs } from './pairs.ts';
+
+const root = join(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
+const S = 32;
+const image = (v: number) => new Float32Array(3 * S * S).map((_, i) => (i % 97 < 40 ? v : -v));
+const pairsFile = (prompt: string) => {
+  const path = join(dir, `${prompt.replace(/\W/g, '_')}.json`);
+  writeFileSync(path, JSON.stringify(encodePairs([{ prompt, winner: image(0.8), loser: image(-0.5) }, { prompt, winner: image(0.6), loser: image(-0.2) }], S, S)));
+  return path;
+};
+
+async function train(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['src/cli/train.ts', '--model', 'models', ...args], { cwd: root });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('npm run train', () => {
+  it('prints one progress line per step and writes a diffusers LoRA', async () => {
+    const out = join(dir, 'lora.safetensors');
+    const run = await train(['--pairs', pairsFile('a red square'), '--steps', '2', '--batch', '1', '--rank', '2', '--reverse', '--out', out]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^NPO/);
+    expect(run.stdout.match(/^step \d\/2 {2}loss [\d.]+ {2}acc [\d.]+ {2}\|g\| \S+ {2}[\d.]+ steps\/s$/gm)).toHaveLength(2);
+    const bytes = new Uint8Array(readFileSync(out));
+    const keys = Object.keys(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true))))));
+    expect(keys.filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32); // every attention projection of the embedded UNet
+    expect(keys).toContain('unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora.up.weight');
+    const lora = parseLora(bytes, [{ modulePath: 'mid_block.attentions.0.transformer_blocks.0.attn1.to_q', inFeatures: 64, outFeatures: 64 }], { unmatched: 'skip' });
+    expect(lora.entries.get('mid_block.attentions.0.transformer_blocks.0.attn1.to_q')!.rank).toBe(2);
+  }, 60_000);
+
+  it('stops on NaN with a clear error and leaves the last good LoRA at --out', async () => {
+    const out = join(dir, 'nan.safetensors');
+    const run = await train(['--pairs', pairsFile('a red square'), '--steps', '4', '--batch', '1', '--rank', '2', '--lr', '1e30', '--out', out]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/train: step 2: the loss is NaN .*\nwrote the last good LoRA \(after step 0\) to /);
+    expect(readFileSync(out).byteLength).toBeGreaterThan(1000);
+  }, 60_000);
+
+  it('names the pair and the words when the pairs file has a prompt the model cannot read', async () => {
+    const run = await train(['--pairs', pairsFile('a red dragon'), '--out', join(dir, 'x.safetensors')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/pair 0: the model cannot read the prompt "a red dragon".*"dragon"/);
+  }, 60_000);
+});
