@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { parseManifest, type ModelManifest } from '../model/manifest.ts';
 import { createEngine, type Engine } from './engine.ts';
+import { runTraining } from './training.ts';
+import { encodePairs } from '../train/pairs.ts';
 import type { GenerateParams } from './protocol.ts';
 
 const dir = join(import.meta.dirname, '../../models');
@@ -72,6 +74,41 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     });
     await expect(run).rejects.toThrow(/cancelled/);
     expect(steps).toEqual([1, 2, 3]);
+  });
+
+  it('swaps δ for another LoRA file and back: only the NPO image changes, and restoring restores it exactly', async () => {
+    const before = await engine.generate(params, ['baseline', 'npo'], {});
+    engine.useLora('delta', files.get(manifest.loras.eta!.file));
+    const swapped = await engine.generate(params, ['baseline', 'npo'], {});
+    engine.useLora('delta', undefined);
+    const restored = await engine.generate(params, ['npo'], {});
+    expect(same(before.images.get('baseline')!, swapped.images.get('baseline')!)).toBe(true);
+    expect(maxDiff(before.images.get('npo')!, swapped.images.get('npo')!)).toBeGreaterThan(1e-3);
+    expect(same(before.images.get('npo')!, restored.images.get('npo')!)).toBe(true);
+    expect(() => engine.useLora('delta', new Uint8Array([1, 2, 3]))).toThrow(/safetensors/);
+  });
+
+  it('trains a δ from a pairs.json with the worker training job, and the engine accepts it', async () => {
+    const size = manifest.unet.config.sampleSize;
+    const image = (value: number) => new Float32Array(3 * size * size).fill(value);
+    const pairsJson = JSON.stringify(encodePairs([
+      { prompt: params.prompt, winner: image(0.5), loser: image(-0.5) },
+      { prompt: 'a blue square', winner: image(-0.2), loser: image(0.3) },
+    ], size, size));
+    const reports: number[] = [];
+    const result = await runTraining({
+      ort, manifest, files, pairsJson, signal: new AbortController().signal,
+      options: { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 0 },
+      onStep: (r) => void reports.push(r.loss),
+    });
+    expect(result.steps).toBe(2);
+    expect(reports.every(Number.isFinite)).toBe(true);
+    engine.useLora('delta', result.lora);
+    engine.useLora('delta', undefined);
+    await expect(runTraining({
+      ort, manifest, files, pairsJson: '{"version":1,"width":8,"height":8,"pairs":[]}', signal: new AbortController().signal,
+      options: { reverse: true, rank: 2, steps: 1, beta: 500, lr: 1e-3, batch: 1, seed: 0 }, onStep: () => undefined,
+    })).rejects.toThrow(/8×8/);
   });
 
   it('names unknown prompt words instead of guessing', async () => {

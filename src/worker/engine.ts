@@ -13,7 +13,7 @@ import { mergeWeight } from '../model/merge.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
-import type { GenerateParams, ImageKind, ModelInfo } from './protocol.ts';
+import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from './protocol.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
@@ -29,6 +29,8 @@ interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; 
 export interface Engine {
   info: ModelInfo;
   generate(params: GenerateParams, images: ImageKind[], hooks: GenerateHooks): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
+  /** Replaces η or δ by a LoRA file's (safetensors bytes); undefined restores the model's own. */
+  useLora(role: LoraRole, bytes: Uint8Array | undefined): void;
   release(): Promise<void>;
 }
 
@@ -41,7 +43,14 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   const unetModel = readModel(file(manifest.unet.file));
   const sites = findLoraSites(unetModel);
   const { model: unetWithWeightInputs, promoted } = initializersToInputs(unetModel, sites.map((s) => s.weightName));
-  const weights = siteWeights(sites, promoted.map((p) => readWeight(p.tensor, files).data), manifest, file);
+  const targets = sites.map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
+  const modelLoras: Record<LoraRole, LoraSet | undefined> = {
+    eta: manifest.loras.eta ? parseLora(file(manifest.loras.eta.file), targets) : undefined,
+    delta: manifest.loras.delta ? parseLora(file(manifest.loras.delta.file), targets) : undefined,
+  };
+  const weights: SiteWeights[] = sites.map((site, i) => ({ site, base: readWeight(promoted[i].tensor, files).data }));
+  applyLora(weights, 'eta', modelLoras.eta);
+  applyLora(weights, 'delta', modelLoras.delta);
 
   // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
   const externalData = [...files.keys()].filter((p) => p.endsWith('.data')).map((path) => ({ path, data: file(path) }));
@@ -51,7 +60,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   const { config } = manifest.unet;
   const shape: [number, number, number] = [config.inChannels, config.sampleSize, config.sampleSize];
   const contextDims = [config.contextLength, config.crossAttentionDim];
-  const weightSets = createWeightSets(ort, weights);
+  let weightSets = createWeightSets(ort, weights);
   const prompts = new Map<string, Float32Array>();
 
   async function encode(prompt: string): Promise<Float32Array> {
@@ -75,8 +84,14 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
     return out.out_sample.data as Float32Array;
   };
 
+  const info = modelInfo(manifest, sites.length, weights);
   return {
-    info: modelInfo(manifest, sites.length, weights),
+    info,
+    useLora(role, bytes) {
+      applyLora(weights, role, bytes ? parseLora(bytes, targets) : modelLoras[role]);
+      weightSets = createWeightSets(ort, weights);
+      Object.assign(info, modelInfo(manifest, sites.length, weights));
+    },
     async generate(params, images, hooks) {
       const seed = resolveSeed(params.seed);
       const [positiveContext, negativeContext] = [await encode(params.prompt), await encode(params.negativePrompt)];
@@ -103,16 +118,12 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   };
 }
 
-function siteWeights(sites: LoraSite[], bases: Float32Array[], manifest: ModelManifest, file: (p: string) => Uint8Array): SiteWeights[] {
-  const targets = sites.map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
-  const load = (path?: string): LoraSet | undefined => (path ? parseLora(file(path), targets) : undefined);
-  const eta = load(manifest.loras.eta?.file);
-  const delta = load(manifest.loras.delta?.file);
-  const dense = (set: LoraSet | undefined, site: LoraSite) => {
-    const entry = set?.entries.get(site.modulePath);
-    return entry ? loraDeltaWeight(entry, site.layout) : undefined;
-  };
-  return sites.map((site, i) => ({ site, base: bases[i], eta: dense(eta, site), delta: dense(delta, site) }));
+/** Sets each site's dense delta for η or δ from a LoRA set (undefined: no such offset, a zero delta). */
+function applyLora(weights: SiteWeights[], role: LoraRole, set: LoraSet | undefined) {
+  for (const w of weights) {
+    const entry = set?.entries.get(w.site.modulePath);
+    w[role] = entry ? loraDeltaWeight(entry, w.site.layout) : undefined;
+  }
 }
 
 /**

@@ -17,10 +17,29 @@ export interface GenerateParams {
   scheduler: string;
 }
 
+/** Settings of an in-browser LoRA training run (src/train's trainLora). */
+export interface TrainOptions {
+  /** NPO: train on reversed pairs, giving a δ for the negative branch; false gives a DPO LoRA (an η). */
+  reverse: boolean;
+  rank: number;
+  steps: number;
+  beta: number;
+  lr: number;
+  batch: number;
+  seed: number;
+}
+
+export type LoraRole = 'eta' | 'delta';
+
 export type WorkerRequest =
   | { type: 'init'; modelUrl: string; backend: BackendPreference }
   | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[] }
+  | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
+  /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own. */
+  | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null; name: string }
   | { type: 'cancel'; id: number };
+
+export interface TrainStep { step: number; steps: number; loss: number; accuracy: number; stepsPerSecond: number }
 
 export interface ModelInfo {
   name: string;
@@ -41,4 +60,7 @@ export type WorkerEvent =
   | { type: 'image'; id: number; kind: ImageKind; width: number; height: number; rgba: Uint8ClampedArray; seed: number }
   | { type: 'done'; id: number; seed: number; milliseconds: number }
   | { type: 'cancelled'; id: number }
+  | { type: 'train-progress'; id: number; report: TrainStep }
+  | { type: 'train-done'; id: number; lora: Uint8Array; steps: number; warning?: string }
+  | { type: 'lora-used'; id: number; role: LoraRole; name: string }
   | { type: 'error'; id?: number; message: string; fatal: boolean };

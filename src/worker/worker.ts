@@ -1,57 +1,98 @@
-// The module Web Worker that owns ORT, the GPU and the weights (DESIGN decision 5). It loads the model, then serves
-// generations one at a time: a new generation or a cancel aborts the running one between steps, and events of a
-// generation always carry its id so the page can drop stale ones.
+// The module Web Worker that owns ORT, the GPU and the weights (DESIGN decision 5). It loads the model, then runs
+// jobs one at a time: generations (a new one or a cancel aborts the running one between steps), LoRA training runs,
+// and LoRA swaps. Every event of a job carries its id so the page can drop stale ones.
 import { chwToRgba } from '../diffusion/image.ts';
 import { loadModelDirectory } from './model-loader.ts';
 import { createEngine, type Engine } from './engine.ts';
-import { chooseBackend, ort } from './ort-backend.ts';
-import type { GenerateParams, ImageKind, WorkerEvent, WorkerRequest } from './protocol.ts';
+import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
+import { runTraining } from './training.ts';
+import type { ModelManifest } from '../model/manifest.ts';
+import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
 const post = (event: WorkerEvent, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(event, transfer);
 
-let engine: Promise<Engine> | undefined;
-let running: { id: number; controller: AbortController; finished: Promise<void> } | undefined;
+interface Loaded {
+  engine: Engine;
+  manifest: ModelManifest;
+  files: Map<string, Uint8Array>;
+  sessionOptions: BackendChoice['sessionOptions'];
+}
+
+let loaded: Promise<Loaded> | undefined;
+/** Jobs run one at a time in arrival order; a new generation aborts the generations still waiting or running. */
+let queue: Promise<void> = Promise.resolve();
+const jobs = new Map<number, { kind: WorkerRequest['type']; controller: AbortController }>();
 
 self.onmessage = (message: MessageEvent<WorkerRequest>) => {
   const request = message.data;
-  if (request.type === 'init') engine ??= init(request.modelUrl, request.backend);
-  else if (request.type === 'cancel') {
-    if (running?.id === request.id) running.controller.abort();
-  } else if (request.type === 'generate') void startGeneration(request.id, request.params, request.images);
+  switch (request.type) {
+    case 'init':
+      loaded ??= init(request.modelUrl, request.backend);
+      return;
+    case 'cancel':
+      return jobs.get(request.id)?.controller.abort();
+    case 'generate':
+      return enqueue(request.id, 'generate', (signal) => generate(request.id, request.params, request.images, signal));
+    case 'train':
+      return enqueue(request.id, 'train', (signal) => train(request.id, request.pairsJson, request.options, signal));
+    case 'use-lora':
+      return enqueue(request.id, 'use-lora', () => useLora(request.id, request.role, request.lora, request.name));
+  }
 };
 
-async function init(modelUrl: string, backendPreference: 'auto' | 'webgpu' | 'wasm'): Promise<Engine> {
+function enqueue(id: number, kind: WorkerRequest['type'], run: (signal: AbortSignal) => Promise<void>) {
+  if (kind === 'generate') for (const job of jobs.values()) if (job.kind === 'generate') job.controller.abort();
+  const controller = new AbortController();
+  jobs.set(id, { kind, controller });
+  queue = queue.then(() => run(controller.signal)).catch(() => undefined).finally(() => jobs.delete(id));
+}
+
+async function init(modelUrl: string, backendPreference: 'auto' | 'webgpu' | 'wasm'): Promise<Loaded> {
   try {
     const backend = await chooseBackend(backendPreference);
     const { manifest, files } = await loadModelDirectory(modelUrl, (message, loaded, total) => post({ type: 'loading', message, loaded, total }));
     post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
-    const created = await createEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions });
-    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: created.info, notice: backend.notice });
-    return created;
+    const engine = await createEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions });
+    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: engine.info, notice: backend.notice });
+    return { engine, manifest, files, sessionOptions: backend.sessionOptions };
   } catch (error) {
     post({ type: 'error', message: describe(error), fatal: true });
     throw error;
   }
 }
 
-async function startGeneration(id: number, params: GenerateParams, images: ImageKind[]) {
-  const previous = running;
-  previous?.controller.abort();
-  const controller = new AbortController();
-  const finished = (async () => {
-    await previous?.finished;
-    await generate(id, params, images, controller.signal);
-  })();
-  running = { id, controller, finished };
-  await finished;
-  if (running?.id === id) running = undefined;
+async function train(id: number, pairsJson: string, options: TrainOptions, signal: AbortSignal) {
+  try {
+    const { manifest, files, sessionOptions } = await loaded!;
+    const result = await runTraining({
+      ort, manifest, files, sessionOptions, pairsJson, options, signal,
+      onStep: async ({ step, steps, loss, accuracy, stepsPerSecond }) => {
+        post({ type: 'train-progress', id, report: { step, steps, loss, accuracy, stepsPerSecond } });
+        await yieldToEvents();
+      },
+    });
+    post({ type: 'train-done', id, lora: result.lora, steps: result.steps, warning: result.warning }, [result.lora.buffer]);
+  } catch (error) {
+    if ((error as Error).name === 'AbortError') post({ type: 'cancelled', id });
+    else post({ type: 'error', id, message: `training failed: ${describe(error)}`, fatal: false });
+  }
+}
+
+async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name: string) {
+  try {
+    const { engine } = await loaded!;
+    engine.useLora(role, lora ?? undefined);
+    post({ type: 'lora-used', id, role, name });
+  } catch (error) {
+    post({ type: 'error', id, message: `cannot use ${name} as ${role === 'delta' ? 'δ' : 'η'}: ${describe(error)}`, fatal: false });
+  }
 }
 
 async function generate(id: number, params: GenerateParams, images: ImageKind[], signal: AbortSignal) {
   if (signal.aborted) return post({ type: 'cancelled', id });
   const started = performance.now();
   try {
-    const ready = await engine!;
+    const ready = (await loaded!).engine;
     const { seed, images: outputs } = await ready.generate(params, images, {
       signal,
       betweenSteps: yieldToEvents,

@@ -1,0 +1,61 @@
+// In-browser LoRA training, run by the worker: a person's pairs.json → a DPO LoRA (η-like) or, with `reverse`, an NPO
+// LoRA (δ) on the loaded model, with a progress event per step and the result as diffusers-format safetensors bytes
+// the page can use as δ at once or download. The loop itself is src/train's, the same code the Node CLI runs.
+import type * as OrtCommon from 'onnxruntime-common';
+import { tokenize } from '../embedded/tokenizer.ts';
+import { serializeLora } from '../lora/serialize.ts';
+import type { ModelManifest } from '../model/manifest.ts';
+import { parsePairs } from '../train/pairs.ts';
+import { trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
+import type { TrainOptions } from './protocol.ts';
+
+type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
+
+export interface TrainJob {
+  ort: Ort;
+  manifest: ModelManifest;
+  files: ReadonlyMap<string, Uint8Array>;
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+  pairsJson: string;
+  options: TrainOptions;
+  onStep(report: StepReport): void | Promise<void>;
+  signal: AbortSignal;
+}
+
+export interface TrainResult {
+  lora: Uint8Array;
+  steps: number;
+  /** Set when training stopped early (NaN loss): the result is the last good LoRA. */
+  warning?: string;
+}
+
+export async function runTraining(job: TrainJob): Promise<TrainResult> {
+  const { manifest, options } = job;
+  const size = manifest.unet.config.sampleSize;
+  const contextLength = manifest.textEncoder.config.contextLength;
+  const pairs = parsePairs(job.pairsJson, { width: size, height: size, checkPrompt: (p) => void tokenize(p, contextLength) });
+  const metadata = { role: options.reverse ? 'delta (NPO)' : 'eta (DPO)', base_model: manifest.name };
+  try {
+    const { lora, history } = await trainLora({
+      ort: job.ort,
+      model: { manifest, files: job.files },
+      sessionOptions: job.sessionOptions,
+      pairs,
+      reverse: options.reverse,
+      rank: options.rank,
+      steps: options.steps,
+      beta: options.beta,
+      lr: options.lr,
+      batch: Math.min(options.batch, pairs.length),
+      seed: options.seed,
+      signal: job.signal,
+      onStep: (report) => job.onStep(report),
+    });
+    if (job.signal.aborted && history.length === 0) throw new DOMException('training was cancelled', 'AbortError');
+    return { lora: serializeLora(lora, 'diffusers', { metadata: { ...lora.metadata, ...metadata } }), steps: history.length };
+  } catch (error) {
+    if (!(error instanceof TrainingError)) throw error;
+    const lora = serializeLora(error.lastGood, 'diffusers', { metadata: { ...error.lastGood.metadata, ...metadata } });
+    return { lora, steps: error.lastGoodStep, warning: error.message };
+  }
+}
