@@ -5,7 +5,8 @@
 //
 // Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1]
 //          [--ckpt-dir tmp/train-base] [--ckpt-every 250] [--resume <checkpoint.safetensors>] [--max-minutes M]
-//          [--out models] [--no-export] [--threads 2]
+//          [--stop-at N] [--out models] [--no-export] [--threads 2]
+// --steps sets the learning-rate schedule; --stop-at N (or --max-minutes) ends the run at step N of that schedule.
 //        npm run train:base -- --export-only <checkpoint.safetensors> [--out models]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -21,18 +22,18 @@ import { buildTrainingGraph } from './base-graph.ts';
 interface Options {
   steps: number; batch: number; lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
   ema: number; seed: number; cfgDropout: number; ckptDir: string; ckptEvery: number; logEvery: number;
-  resume?: string; maxMinutes: number; out: string; export: boolean; exportOnly?: string; threads: number;
+  resume?: string; maxMinutes: number; stopAt: number; out: string; export: boolean; exportOnly?: string; threads: number;
 }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     steps: 3000, batch: 16, lr: 1e-3, minLr: 5e-5, warmup: 100, weightDecay: 0, clip: 1, ema: 0.999, seed: 0, cfgDropout: 0.1,
-    ckptDir: 'tmp/train-base', ckptEvery: 250, logEvery: 10, maxMinutes: Infinity, out: 'models', export: true, threads: 2,
+    ckptDir: 'tmp/train-base', ckptEvery: 250, logEvery: 10, maxMinutes: Infinity, stopAt: Infinity, out: 'models', export: true, threads: 2,
   };
   const numeric: Record<string, keyof Options> = {
     '--steps': 'steps', '--batch': 'batch', '--lr': 'lr', '--min-lr': 'minLr', '--warmup': 'warmup', '--weight-decay': 'weightDecay',
     '--clip': 'clip', '--ema': 'ema', '--seed': 'seed', '--cfg-dropout': 'cfgDropout', '--ckpt-every': 'ckptEvery',
-    '--log-every': 'logEvery', '--max-minutes': 'maxMinutes', '--threads': 'threads',
+    '--log-every': 'logEvery', '--max-minutes': 'maxMinutes', '--stop-at': 'stopAt', '--threads': 'threads',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -125,7 +126,7 @@ function exportModel(o: Options, ema: Map<string, Float32Array>, s: Pick<TrainSt
   const params = [...ema.values()].reduce((n, w) => n + w.length, 0);
   const recent = s.losses.slice(-10);
   const manifest = writeBaseModel(o.out, ema, {
-    command: `npm run train:base -- --steps ${opts.steps} --batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed}`,
+    command: `npm run train:base -- --steps ${opts.steps}${s.step < opts.steps ? ` --stop-at ${s.step}` : ''} --batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed}`,
     steps: s.step, batchSize: opts.batch,
     learningRate: `AdamW ${opts.lr} (warm-up ${opts.warmup}, cosine to ${opts.minLr}), weight decay ${opts.weightDecay}, grad-norm clip ${opts.clip}`,
     cfgDropout: opts.cfgDropout, ema: opts.ema, seed: opts.seed, parameters: params,
@@ -161,7 +162,7 @@ async function main() {
   const started = performance.now(), startStep = s.step, startSeconds = s.seconds;
   let window: number[] = [];
 
-  while (s.step < o.steps && !stop) {
+  while (s.step < Math.min(o.steps, o.stopAt) && !stop) {
     const b = makeBatch(o.seed, s.step, o.batch, L, o.cfgDropout);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', b.inputIds, [o.batch, L]),
@@ -198,6 +199,7 @@ async function main() {
   console.log(`checkpoint: ${ckpt} (step ${s.step}, ${(s.seconds / 60).toFixed(1)} min of training)`);
   await session.release();
   if (o.export && !stop) exportModel(o, s.ema, s, o);
+  else console.log(`not exported; to write ${o.out}/: npm run train:base -- --export-only ${ckpt}`);
 }
 
 main().catch((e) => {
