@@ -3,6 +3,7 @@
 import { usePlayground } from './store.ts';
 import { Slider } from './Slider.tsx';
 import { ImagePane } from './ImagePane.tsx';
+import { TrainPanel } from './TrainPanel.tsx';
 
 export function App() {
   const s = usePlayground();
@@ -55,10 +56,11 @@ export function App() {
               : s.lastSeed !== undefined ? `seed ${s.lastSeed} · ${Math.round(s.lastMilliseconds ?? 0)} ms` : ''}
           </p>
         </form>
-        <div className="images">
+        <div className="images" data-testid="active-loras" title={`η: ${s.loraNames.eta ?? "the model's"} · δ: ${s.loraNames.delta ?? "the model's"}`}>
           <ImagePane title="without NPO" testId="image-baseline" image={s.images.baseline} busy={running.includes('baseline')} />
           <ImagePane title="with NPO" testId="image-npo" image={s.images.npo} busy={running.includes('npo')} />
         </div>
+        <TrainPanel disabled={s.status === 'loading' || s.status === 'failed'} />
       </section>
     </main>
   );

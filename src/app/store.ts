@@ -3,7 +3,7 @@
 // image also on α and β. So moving α or β recomputes only the NPO image, and nothing recomputes what did not change.
 import { create } from 'zustand';
 import type { Backend, GenerateParams, ImageKind, ModelInfo, WorkerEvent } from '../worker/protocol.ts';
-import { connectWorker, type WorkerClient } from './worker-client.ts';
+import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 
 export interface ShownImage { key: string; rgba: Uint8ClampedArray; width: number; height: number; seed: number }
 
@@ -21,6 +21,9 @@ export interface PlaygroundState {
   running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string> };
   lastSeed?: number;
   lastMilliseconds?: number;
+  /** Bumped when η or δ is replaced, so images made with the old weights count as stale. */
+  loraVersions: { eta: number; delta: number };
+  loraNames: { eta?: string; delta?: string };
   setParam<K extends keyof GenerateParams>(key: K, value: GenerateParams[K]): void;
   generate(): void;
   cancel(): void;
@@ -28,42 +31,44 @@ export interface PlaygroundState {
 
 const initialParams: GenerateParams = { prompt: '', negativePrompt: '', seed: 42, steps: 20, omega: 4, alpha: 1, beta: 1, scheduler: 'ddim' };
 
-export function imageKeys(p: GenerateParams, seed: number): Record<ImageKind, string> {
-  const baseline = JSON.stringify([p.prompt, p.negativePrompt, seed, p.steps, p.omega, p.scheduler]);
-  return { baseline, npo: JSON.stringify([baseline, p.alpha, p.beta]) };
+/** What each image depends on: θ_pos = θ + η serves both images, θ_neg = θ + α·η + β·δ only the NPO one. */
+export function imageKeys(p: GenerateParams, seed: number, versions: { eta: number; delta: number }): Record<ImageKind, string> {
+  const baseline = JSON.stringify([p.prompt, p.negativePrompt, seed, p.steps, p.omega, p.scheduler, versions.eta]);
+  return { baseline, npo: JSON.stringify([baseline, p.alpha, p.beta, versions.delta]) };
 }
 
-let nextId = 1;
-let worker: WorkerClient | undefined;
+let ready = false;
 
 export const usePlayground = create<PlaygroundState>()((set, get) => ({
   params: initialParams,
   status: 'loading',
   progress: { step: 0, total: 0 },
   images: {},
+  loraVersions: { eta: 0, delta: 0 },
+  loraNames: {},
   setParam: (key, value) => set((state) => ({ params: { ...state.params, [key]: value } })),
 
   generate() {
-    const { params, images, status, running } = get();
-    if (!worker || status === 'loading' || status === 'failed') return;
+    const { params, images, status, running, loraVersions } = get();
+    if (!ready || status === 'loading' || status === 'failed') return;
     // Seed −1 draws a fresh seed here, so it is shown and the result can be reproduced.
     const seed = params.seed === -1 ? crypto.getRandomValues(new Uint32Array(1))[0] : params.seed;
-    const keys = imageKeys(params, seed);
+    const keys = imageKeys(params, seed, loraVersions);
     const stale = (['baseline', 'npo'] as const).filter((kind) => images[kind]?.key !== keys[kind]);
     const alreadyRunning = running && stale.every((k) => running.images.includes(k)) && stale.every((k) => running.keys[k] === keys[k]);
     if (stale.length === 0 || alreadyRunning) return;
-    const id = nextId++;
+    const id = nextRequestId();
     set({ status: 'generating', running: { id, images: stale, keys }, progress: { step: 0, total: params.steps }, error: undefined });
-    worker.send({ type: 'generate', id, params: { ...params, seed }, images: stale });
+    sendToWorker({ type: 'generate', id, params: { ...params, seed }, images: stale });
   },
 
   cancel() {
     const { running } = get();
-    if (running) worker?.send({ type: 'cancel', id: running.id });
+    if (running) sendToWorker({ type: 'cancel', id: running.id });
   },
 }));
 
-function onWorkerEvent(event: WorkerEvent) {
+function handleWorkerEvent(event: WorkerEvent) {
   const set = usePlayground.setState;
   const { running } = usePlayground.getState();
   const current = 'id' in event && event.id !== undefined ? event.id === running?.id : true;
@@ -71,6 +76,7 @@ function onWorkerEvent(event: WorkerEvent) {
     case 'loading':
       return set({ loading: { message: event.message, loaded: event.loaded, total: event.total } });
     case 'ready':
+      ready = true;
       set({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: { ...event.model.defaults, ...urlParams } });
       return usePlayground.getState().generate();
     case 'progress':
@@ -82,6 +88,9 @@ function onWorkerEvent(event: WorkerEvent) {
       return current ? set({ status: 'ready', running: undefined, lastSeed: event.seed, lastMilliseconds: event.milliseconds }) : undefined;
     case 'cancelled':
       return current ? set({ status: 'ready', running: undefined }) : undefined;
+    case 'lora-used':
+      set((s) => ({ loraVersions: { ...s.loraVersions, [event.role]: s.loraVersions[event.role] + 1 }, loraNames: { ...s.loraNames, [event.role]: event.name } }));
+      return usePlayground.getState().generate();
     case 'error':
       if (event.fatal) return set({ status: 'failed', error: event.message, running: undefined });
       return current ? set({ status: 'ready', error: event.message, running: undefined }) : undefined;
@@ -109,8 +118,8 @@ export function startPlayground(search = location.search) {
   const query = new URLSearchParams(search);
   const backend = query.get('backend');
   urlParams = paramsFromQuery(query);
-  worker = connectWorker(onWorkerEvent);
-  worker.send({
+  onWorkerEvent(handleWorkerEvent);
+  sendToWorker({
     type: 'init',
     modelUrl: query.get('model') ?? new URL(`${import.meta.env.BASE_URL}models/`, location.href).href,
     backend: backend === 'webgpu' || backend === 'wasm' ? backend : 'auto',

@@ -1,0 +1,76 @@
+// Training a δ in the browser: the same DPO/NPO step as in Node (same loss within tolerance), then using it as δ
+// (only the NPO image changes) and downloading it (a LoRA file the project reads back).
+import { expect, test } from '@playwright/test';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { encodePairs } from '../src/train/pairs.ts';
+import { trainLora } from '../src/train/train-lora.ts';
+import { readSafetensors } from '../src/lora/safetensors.ts';
+import { parseManifest } from '../src/model/manifest.ts';
+import { backendOf, differingPixels, openPlayground, pixels, waitIdle } from './helpers.ts';
+
+const manifest = parseManifest(readFileSync('models/manifest.json', 'utf8'));
+const files = new Map(manifest.files.map((f) => [f.path, new Uint8Array(readFileSync(join('models', f.path)))]));
+const size = manifest.unet.config.sampleSize;
+
+function pairsFile() {
+  const gradient = (flip: number) => Float32Array.from({ length: 3 * size * size }, (_, i) => flip * (((i % size) / size) * 2 - 1));
+  const pairs = [
+    { prompt: manifest.defaults.prompt, winner: gradient(1), loser: gradient(-1) },
+    { prompt: 'a blue square', winner: gradient(-0.5), loser: gradient(0.5) },
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'pairs-'));
+  const path = join(dir, 'pairs.json');
+  writeFileSync(path, JSON.stringify(encodePairs(pairs, size, size)));
+  return { path, json: readFileSync(path, 'utf8') };
+}
+
+test('trains δ in the browser with the same losses as Node, uses it, and downloads it', async ({ page }, info) => {
+  // WebGPU on SwiftShader takes about a minute per training step: one step there, three on WASM.
+  const steps = backendOf(info) === 'webgpu' ? 1 : 3;
+  const batch = backendOf(info) === 'webgpu' ? 1 : 2;
+  test.setTimeout(600_000);
+  const { path, json } = pairsFile();
+  await openPlayground(page, info);
+  await page.getByTestId('pairs-file').setInputFiles(path);
+  await page.getByTestId('train-steps').fill(String(steps));
+  await page.getByTestId('train-batch').fill(String(batch));
+  await page.getByTestId('train-rank').fill('2');
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('use-trained')).toBeVisible({ timeout: 480_000 });
+  const browserLosses: number[] = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses'))!);
+
+  // The same run in Node (onnxruntime-node, CPU): same pairs, seed and settings give the same losses.
+  const { parsePairs } = await import('../src/train/pairs.ts');
+  const nodeRun = await trainLora({
+    ort, model: { manifest, files }, pairs: parsePairs(json, { width: size, height: size }), reverse: true,
+    rank: 2, steps, beta: 500, lr: 1e-3, batch, seed: 0,
+  });
+  expect(browserLosses).toHaveLength(steps);
+  browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
+
+  const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await page.getByTestId('use-trained').click();
+  await expect(page.getByTestId('train-message')).toContainText('as δ');
+  await waitIdle(page);
+  await expect(page.locator('main')).toHaveAttribute('data-status', 'ready');
+  expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+  // A barely trained δ moves the image a little; it must move it at all.
+  expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(0);
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-lora').click()]);
+  const saved = readSafetensors(new Uint8Array(readFileSync((await download.path())!)));
+  expect([...saved.tensors.keys()].some((k) => k.startsWith('unet.') && k.endsWith('.lora.down.weight'))).toBe(true);
+});
+
+test('a pairs file for the wrong image size is refused with the sizes named', async ({ page }, info) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pairs-'));
+  const path = join(dir, 'bad.json');
+  writeFileSync(path, JSON.stringify({ version: 1, width: 8, height: 8, pairs: [] }));
+  await openPlayground(page, info);
+  await page.getByTestId('pairs-file').setInputFiles(path);
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('train-error')).toContainText('8×8');
+});

@@ -1,0 +1,70 @@
+// "Train your own δ": upload preference pairs (pairs.json, docs/pairs-format.md), train a LoRA in the worker with
+// DPO or NPO (reversed pairs), watch loss and implicit accuracy per step, then use it as δ at once or download it.
+// Also: bring your own LoRA file as δ or η.
+import { download, useTraining } from './training-store.ts';
+import type { LoraRole } from '../worker/protocol.ts';
+
+async function readFile(input: HTMLInputElement): Promise<{ name: string; bytes: Uint8Array } | undefined> {
+  const file = input.files?.[0];
+  return file ? { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) } : undefined;
+}
+
+export function TrainPanel({ disabled }: { disabled: boolean }) {
+  const t = useTraining();
+  const last = t.history.at(-1);
+  const numberOption = (key: 'steps' | 'rank' | 'batch' | 'beta' | 'lr' | 'seed', label: string, step = 1) => (
+    <label><span>{label}</span>
+      <input type="number" data-testid={`train-${key}`} step={step} value={t.options[key]}
+        onChange={(e) => t.setOption(key, Number(e.target.value))} /></label>
+  );
+  const useFile = async (input: HTMLInputElement, role: LoraRole) => {
+    const file = await readFile(input);
+    if (file) t.useLora(role, file.bytes, file.name);
+    input.value = '';
+  };
+  return (
+    <section className="train">
+      <h2>Train your own δ</h2>
+      <label><span>preference pairs (pairs.json)</span>
+        <input type="file" accept=".json,application/json" data-testid="pairs-file" onChange={async (e) => {
+          const file = await readFile(e.currentTarget);
+          if (file) t.setPairs(file.name, new TextDecoder().decode(file.bytes));
+        }} /></label>
+      <div className="row">
+        <label className="check"><input type="checkbox" data-testid="train-reverse" checked={t.options.reverse}
+          onChange={(e) => t.setOption('reverse', e.target.checked)} /> NPO (reversed pairs → δ)</label>
+      </div>
+      <div className="row">
+        {numberOption('steps', 'steps')}{numberOption('rank', 'rank')}{numberOption('batch', 'batch')}
+      </div>
+      <div className="row">
+        {numberOption('beta', 'β_dpo', 50)}{numberOption('lr', 'learning rate', 0.0001)}{numberOption('seed', 'seed')}
+      </div>
+      <div className="row">
+        <button type="button" data-testid="train" disabled={disabled || !t.pairs || t.status === 'training'} onClick={t.train}>Train</button>
+        <button type="button" data-testid="train-cancel" disabled={t.status !== 'training'} onClick={t.cancel}>Stop</button>
+      </div>
+      <progress data-testid="train-progress" max={t.options.steps} value={t.history.length} />
+      <p className="status" data-testid="train-status" data-losses={JSON.stringify(t.history.map((h) => h.loss))}>
+        {last ? `step ${last.step}/${last.steps} · loss ${last.loss.toFixed(4)} · implicit accuracy ${(last.accuracy * 100).toFixed(0)}% · ${last.stepsPerSecond.toFixed(2)} steps/s` : t.pairs ? `${t.pairs.name} loaded` : 'no pairs loaded'}
+      </p>
+      {t.error && <div role="alert" className="error" data-testid="train-error">{t.error}</div>}
+      {t.message && <p className="notice" data-testid="train-message">{t.message}</p>}
+      {t.trained && (
+        <div className="row">
+          <button type="button" data-testid="use-trained" onClick={() => t.useLora(t.trained!.reverse ? 'delta' : 'eta', t.trained!.lora, 'the trained LoRA')}>
+            Use as {t.trained.reverse ? 'δ' : 'η'}</button>
+          <button type="button" data-testid="download-lora" onClick={() => download(t.trained!.lora, t.trained!.reverse ? 'npo-delta.safetensors' : 'dpo-eta.safetensors')}>Download</button>
+        </div>
+      )}
+      <h3>Bring a LoRA</h3>
+      <div className="row">
+        <label><span>as δ</span><input type="file" accept=".safetensors" data-testid="lora-file-delta" onChange={(e) => useFile(e.currentTarget, 'delta')} /></label>
+        <label><span>as η</span><input type="file" accept=".safetensors" data-testid="lora-file-eta" onChange={(e) => useFile(e.currentTarget, 'eta')} /></label>
+      </div>
+      <div className="row">
+        <button type="button" data-testid="restore-loras" onClick={() => { t.useLora('delta', null, "the model's δ"); t.useLora('eta', null, "the model's η"); }}>Restore the model's η and δ</button>
+      </div>
+    </section>
+  );
+}
