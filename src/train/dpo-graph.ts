@@ -55,7 +55,11 @@ export interface DpoGraph {
   contextDims: number[];
 }
 
-/** The UNet must have its weights inline (inlineExternalData) and static C, H, W, L, D in its input shapes. */
+/**
+ * The UNet needs static C, H, W, L, D in its input shapes. Its weights may stay in external data: the DPO graph keeps
+ * the initializers as they are (shared by both copies), so its session needs the same external files (ORT's
+ * `externalData` session option) and stays far below protobuf's 2 GB for SD-sized UNets.
+ */
 export function buildDpoGraph(unet: ModelProto, options: DpoGraphOptions): DpoGraph {
   const io = options.io ?? SD_UNET_IO;
   const sites = findLoraSites(unet, options.targets ?? ATTENTION_TARGETS);
