@@ -6,6 +6,7 @@ export default defineConfig({
     include: ['src/**/*.test.ts'],
     testTimeout: 60_000,
     pool: 'forks',
+    reporters: ['default', ['json', { outputFile: 'reports/unit.json' }]],
     // Lets Dawn (the `webgpu` package) find a Vulkan loader before the test processes start.
     globalSetup: ['src/gpu/vitest-global-setup.ts'],
   },
