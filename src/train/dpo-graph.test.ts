@@ -80,7 +80,7 @@ describe('Diffusion-DPO graph', () => {
     const rd = rw.map((v, i) => v - rl[i]);
     const softplus = (u: number) => Math.max(u, 0) + Math.log1p(Math.exp(-Math.abs(u)));
     const wantLoss = md.reduce((s, m, i) => s + softplus(BETA * (m - rd[i])), 0) / B;
-    const wantAcc = md.filter((m, i) => m - rd[i] < 0).length / B;
+    const wantAcc = md.reduce((s, m, i) => s + (m - rd[i] < 0 ? 1 : m === rd[i] ? 0.5 : 0), 0) / B;
 
     const out = await training.run({ ...feeds, ...loraFeeds(lora) });
     const got = (name: string) => [...(out[name].data as Float32Array)];

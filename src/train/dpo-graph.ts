@@ -3,10 +3,13 @@
 //   L(x) = mean((target − ε_θ(x_t, c, t))²)                 (target = ε, or v = √ᾱ·ε − √(1−ᾱ)·x for v-prediction)
 //   model_diff = L_θ(w) − L_θ(l),  ref_diff = L_ref(w) − L_ref(l)
 //   loss = mean over pairs of −log σ(−β·(model_diff − ref_diff)) = mean softplus(β·(model_diff − ref_diff))
-//   accuracy = share of pairs with model_diff − ref_diff < 0 (the policy prefers the winner more than the reference)
+//   accuracy = share of pairs with model_diff − ref_diff < 0 (the policy prefers the winner more than the reference),
+//              ties counting ½ (so it reads 0.5 at the start, where the LoRA's B = 0 makes policy = reference)
 // written as Softplus, not Log(Sigmoid), which overflows at β = 2500. NPO is this graph fed with w and l swapped (the
 // trainer's `reverse` flag); the graph itself knows nothing about it.
-// Note: diffusers' train_diffusion_dpo.py scales by −0.5·β_dpo; the original DiffusionDPO train.py and DESIGN §2 use −β.
+// The scale follows the official NPO code (G-U-N/Diffusion-NPO DPO-DPO-NPO/train_sd15.py: logits = ref_diff −
+// model_diff, loss = −logsigmoid(β·logits), ties ½ in the accuracy) and DESIGN §2. diffusers' train_diffusion_dpo.py
+// and DiffusionDPO's train.py use −0.5·β_dpo instead: their β_dpo = 2500 is β = 1250 here.
 //
 // Policy and reference are two copies of the UNet's nodes in one graph: the policy copy carries the injected LoRA
 // (scale `lora_scale`), the reference copy is the untouched UNet. Both read the same initializers, so the weights are
@@ -144,7 +147,8 @@ function lossAndAccuracy(g: GraphBuilder, p: ReturnType<typeof noisedBatch>, pol
   g.node('Identity', [diffOf(refOut)], {}, { outputs: ['ref_diff'] });
   const inside = g.op('Sub', ['model_diff', 'ref_diff']);
   g.node('ReduceMean', [g.op('Softplus', [g.op('Mul', [inside, p.beta])])], { keepdims: 0 }, { outputs: ['loss'] });
-  const preferred = g.op('Cast', [g.op('Less', [inside, g.scalar(0)])], { to: DataType.FLOAT });
+  const indicator = (op: string) => g.op('Cast', [g.op(op, [inside, g.scalar(0)])], { to: DataType.FLOAT });
+  const preferred = g.op('Add', [indicator('Less'), g.op('Mul', [indicator('Equal'), g.scalar(0.5)])]);
   g.node('ReduceMean', [preferred], { keepdims: 0 }, { outputs: ['accuracy'] });
   g.output('loss', DataType.FLOAT, []);
   g.output('accuracy', DataType.FLOAT, []);
