@@ -4,7 +4,8 @@
 // Per step (diffusers' train_diffusion_dpo.py): B pairs, one ε and one t ~ U{0, …, T−1} per pair shared by its two
 // images, ᾱ_t from the model's scheduler; one run of the DPO graph (dpo-graph.ts) gives loss, implicit accuracy and
 // the LoRA gradients; AdamW (optimizer.ts) with grad-norm clipping updates A and B.
-// LoRA init as PEFT: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5), B = 0, so training starts at the reference.
+// LoRA init as the official NPO / diffusers DPO scripts (PEFT LoraConfig(r, lora_alpha = r, init_lora_weights =
+// "gaussian")): A ~ N(0, (1/r)²), B = 0, so training starts exactly at the reference.
 import type * as OrtCommon from 'onnxruntime-common';
 import { createGenerator, type NoiseGenerator } from '../diffusion/noise/index.ts';
 import { createScheduler } from '../diffusion/schedulers/index.ts';
@@ -223,8 +224,7 @@ function initLora(graph: DpoGraph, rank: number, seed: number): Map<string, Floa
   const random = createRandom(seed);
   const params = new Map<string, Float32Array>();
   for (const l of graph.lora) {
-    const bound = 1 / Math.sqrt(l.site.inFeatures);
-    params.set(l.a, Float32Array.from({ length: rank * l.site.inFeatures }, () => (2 * random.uniform() - 1) * bound));
+    params.set(l.a, Float32Array.from({ length: rank * l.site.inFeatures }, () => random.normal() / rank));
     params.set(l.b, new Float32Array(l.site.outFeatures * rank));
   }
   return params;
