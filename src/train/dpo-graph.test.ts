@@ -6,6 +6,8 @@
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { paramSource } from '../embedded/layers.ts';
+import { createGraphBuilder } from '../onnx/builder.ts';
+import { DataType } from '../onnx/proto.ts';
 import { buildUnet, TINY_UNET } from '../embedded/unet.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { writeModel } from '../onnx/model-io.ts';
@@ -122,5 +124,33 @@ describe('Diffusion-DPO graph', () => {
     const scale = Math.max(...checks.map((c) => Math.abs(c.numeric)));
     expect(scale).toBeGreaterThan(1e-3);
     for (const c of checks) expect(Math.abs(c.analytic - c.numeric) / Math.max(Math.abs(c.numeric), 0.05 * scale), c.what).toBeLessThan(1e-2);
+  });
+
+  it('accepts a UNet with an int64 timestep input (optimum exports) and a Gemm LoRA site', async () => {
+    const g = createGraphBuilder('toy');
+    const sample = g.input('sample', DataType.FLOAT, ['b', 1, 2, 2]);
+    const t = g.input('timestep', DataType.INT64, ['b']);
+    const ctx = g.input('encoder_hidden_states', DataType.FLOAT, ['b', 2, 3]);
+    const q = g.scope('attn', () => g.scope('to_q', () => g.op('MatMul', [ctx, g.initializer('wq', [3, 3], normal(9, 1))])));
+    const pooled = g.op('Reshape', [g.op('ReduceMean', [q], { axes: [1, 2], keepdims: 0 }), g.int64s([-1, 1])]); // [b, 1]
+    const k = g.scope('attn', () => g.scope('to_k', () => g.op('Gemm', [pooled, g.initializer('wk', [4, 1], normal(4, 1))], { transB: 1 }))); // [b, 4]
+    const time = g.op('Reshape', [g.op('Cast', [t], { to: DataType.FLOAT }), g.int64s([-1, 1, 1, 1])]);
+    const out = g.op('Add', [g.op('Add', [sample, g.op('Reshape', [k, g.int64s([-1, 1, 2, 2])])]), g.op('Mul', [time, g.scalar(1e-3)])]);
+    g.node('Identity', [out], {}, { outputs: ['out_sample'] });
+    g.output('out_sample', DataType.FLOAT, ['b', 1, 2, 2]);
+    const toy = buildDpoGraph(g.build(), { rank: 1 });
+    expect(toy.lora.map((l) => `${l.site.modulePath}:${l.site.opType}`)).toEqual(['attn.to_q:MatMul', 'attn.to_k:Gemm']);
+    const session = await ort.InferenceSession.create(toy.training, quiet);
+    const n = 2 * 4;
+    const out2 = await session.run({
+      x_w: tensor(normal(n, 1), [2, 1, 2, 2]), x_l: tensor(normal(n, 1), [2, 1, 2, 2]), noise: tensor(normal(n, 1), [2, 1, 2, 2]),
+      alpha_bar: tensor(new Float32Array([0.5, 0.9]), [2]), timestep: tensor(new Float32Array([10, 20]), [2]), context: tensor(normal(12, 1), [2, 2, 3]),
+      beta_dpo: tensor(new Float32Array([10]), []), lora_scale: tensor(new Float32Array([1]), []),
+      'attn.to_q.lora_A': tensor(normal(3, 1), [1, 3]), 'attn.to_q.lora_B': tensor(normal(3, 1), [3, 1]),
+      'attn.to_k.lora_A': tensor(normal(1, 1), [1, 1]), 'attn.to_k.lora_B': tensor(normal(4, 1), [4, 1]),
+    });
+    expect(Number.isFinite((out2.loss.data as Float32Array)[0])).toBe(true);
+    expect(Math.max(...(out2['attn.to_k.lora_B_grad'].data as Float32Array).map(Math.abs))).toBeGreaterThan(0);
+    await session.release();
   });
 });

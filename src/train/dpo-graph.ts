@@ -78,7 +78,10 @@ export function buildDpoGraph(unet: ModelProto, options: DpoGraphOptions): DpoGr
   const refOut = 'ref/out_sample';
   post.scope('dpo_loss', () => lossAndAccuracy(post, prepared, policyOut, refOut, options.predictionType ?? 'epsilon'));
 
-  const feeds = { [io.sample]: prepared.xt, [io.timestep]: prepared.t2, [io.context]: prepared.c2 };
+  // optimum's SD exports take an int64 timestep; ours a float one. The trainer always feeds float t.
+  const timestepType = unet.graph!.input!.find((v) => v.name === io.timestep)?.type?.tensorType?.elemType ?? DataType.FLOAT;
+  const t2 = timestepType === DataType.FLOAT ? prepared.t2 : pre.op('Cast', [prepared.t2], { to: timestepType });
+  const feeds = { [io.sample]: prepared.xt, [io.timestep]: t2, [io.context]: prepared.c2 };
   const shared = new Set([...(injected.model.graph!.initializer ?? []).map((t) => t.name!), ...injected.model.graph!.input!.map((v) => v.name!)]);
   const policy = copyNodes(injected.model.graph!, 'policy', feeds, shared, { [io.output]: policyOut });
   const reference = copyNodes(unet.graph!, 'ref', feeds, shared, { [io.output]: refOut });
