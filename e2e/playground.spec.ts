@@ -61,3 +61,11 @@ test('the page stays responsive while sampling, and cancel stops it', async ({ p
   expect(progress).toBeLessThan(200);
   expect(await page.getByTestId('image-npo').getAttribute('data-key')).toBe(before);
 });
+
+test('changing the scheduler changes the images', async ({ page }) => {
+  const before = await pixels(page, 'image-baseline');
+  await page.getByTestId('scheduler').selectOption('euler');
+  await waitIdle(page);
+  await expect(page.getByTestId('scheduler')).toHaveValue('euler');
+  expect(differingPixels(before, await pixels(page, 'image-baseline'))).toBeGreaterThan(10);
+});

@@ -1,5 +1,6 @@
 // The playground page: controls on the left, the two images side by side ("without NPO" = ordinary CFG with θ_pos on
 // both branches; "with NPO" = θ_neg = θ + α·η + β·δ on the negative branch), progress and backend status.
+import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { usePlayground } from './store.ts';
 import { Slider } from './Slider.tsx';
 import { ImagePane } from './ImagePane.tsx';
@@ -38,7 +39,7 @@ export function App() {
             {numberField('steps', 'steps', 1, 200)}
             <label><span>scheduler</span>
               <select data-testid="scheduler" value={params.scheduler} onChange={(e) => { setParam('scheduler', e.target.value); generate(); }}>
-                {(s.model?.schedulers ?? [params.scheduler]).map((name) => <option key={name} value={name}>{name}</option>)}
+                {(s.model?.schedulers ?? [params.scheduler]).map((name) => <option key={name} value={name}>{SCHEDULER_LABELS[name as SchedulerName] ?? name}</option>)}
               </select></label>
           </div>
           <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={generate} />

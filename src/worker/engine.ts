@@ -3,7 +3,7 @@
 // common API, so the same code runs on onnxruntime-web in the worker and on onnxruntime-node in tests and CLIs.
 import type * as OrtCommon from 'onnxruntime-common';
 import { sampleNpoCfg, type Denoiser, type SampleOptions } from '../diffusion/sampler.ts';
-import { createScheduler, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
+import { createScheduler, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
@@ -163,7 +163,8 @@ function modelInfo(manifest: ModelManifest, siteCount: number, weights: SiteWeig
     loraSites: siteCount,
     hasEta: weights.some((w) => w.eta),
     hasDelta: weights.some((w) => w.delta),
-    schedulers: [...SCHEDULER_NAMES],
+    // LCM needs a consistency-distilled model; offering it for this one would only produce mush.
+    schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
     defaults: { ...d },
   };
 }
