@@ -67,7 +67,8 @@ function learningRate(o: Options, step: number): number {
  * State of training. The AdamW update follows torch.optim.AdamW (as src/train/optimizer.ts does); it is repeated here
  * because a resumed run must restore the step count t of the bias corrections, which that optimizer cannot set.
  */
-interface TrainState { step: number; weights: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>; ema: Map<string, Float32Array>; seconds: number; losses: number[] }
+interface Segment { from: number; to: number; scheduleSteps: number }
+interface TrainState { segments: Segment[]; step: number; weights: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>; ema: Map<string, Float32Array>; seconds: number; losses: number[] }
 
 function adamwStep(s: TrainState, grads: Map<string, Float32Array>, lr: number, o: Options): number {
   let sq = 0;
@@ -106,7 +107,7 @@ function saveCheckpoint(path: string, s: TrainState, dims: Map<string, number[]>
   for (const [prefix, map] of [['weight', s.weights], ['adam_m', s.m], ['adam_v', s.v], ['ema', s.ema]] as const) {
     for (const [name, data] of map) tensors.set(`${prefix}/${name}`, { shape: dims.get(name)!, data });
   }
-  const meta = { step: String(s.step), seconds: s.seconds.toFixed(1), losses: JSON.stringify(s.losses), options: JSON.stringify({ ...o, resume: undefined }) };
+  const meta = { segments: JSON.stringify(s.segments), step: String(s.step), seconds: s.seconds.toFixed(1), losses: JSON.stringify(s.losses), options: JSON.stringify({ ...o, resume: undefined }) };
   writeFileSync(`${path}.partial`, writeSafetensors(tensors, meta));
   renameSync(`${path}.partial`, path); // never leave a half-written checkpoint under the real name
 }
@@ -116,17 +117,27 @@ function loadCheckpoint(path: string): TrainState & { options: Partial<Options> 
   const part = (prefix: string) => new Map([...file.tensors].filter(([k]) => k.startsWith(`${prefix}/`)).map(([k, t]) => [k.slice(prefix.length + 1), t.data]));
   const step = Number(file.metadata.step);
   if (!Number.isInteger(step) || step < 0) throw new Error(`${path}: checkpoint metadata has no valid step`);
+  const options = JSON.parse(file.metadata.options ?? '{}') as Partial<Options>;
+  // Checkpoints from before segments were recorded ran one segment with their own schedule.
+  const segments: Segment[] = file.metadata.segments ? JSON.parse(file.metadata.segments) : [{ from: 0, to: step, scheduleSteps: options.steps ?? step }];
   return {
-    step, weights: part('weight'), m: part('adam_m'), v: part('adam_v'), ema: part('ema'),
-    seconds: Number(file.metadata.seconds ?? 0), losses: JSON.parse(file.metadata.losses ?? '[]'), options: JSON.parse(file.metadata.options ?? '{}'),
+    segments, step, weights: part('weight'), m: part('adam_m'), v: part('adam_v'), ema: part('ema'),
+    seconds: Number(file.metadata.seconds ?? 0), losses: JSON.parse(file.metadata.losses ?? '[]'), options,
   };
 }
 
-function exportModel(o: Options, ema: Map<string, Float32Array>, s: Pick<TrainState, 'step' | 'seconds' | 'losses'>, opts: Options) {
+/** The command line(s) that reproduce a run: one per segment (a resumed run may have changed the schedule's length). */
+function commandFor(segments: Segment[], opts: Options): string {
+  const common = `--batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed}`;
+  return segments.map((g, i) => `npm run train:base -- ${i > 0 ? '--resume tmp/train-base/checkpoint.safetensors ' : ''}--steps ${g.scheduleSteps}`
+    + `${g.to < g.scheduleSteps ? ` --stop-at ${g.to}` : ''} ${common}${i < segments.length - 1 ? ' --no-export' : ''}`).join(' && ');
+}
+
+function exportModel(o: Options, ema: Map<string, Float32Array>, s: Pick<TrainState, 'step' | 'seconds' | 'losses' | 'segments'>, opts: Options) {
   const params = [...ema.values()].reduce((n, w) => n + w.length, 0);
   const recent = s.losses.slice(-10);
   const manifest = writeBaseModel(o.out, ema, {
-    command: `npm run train:base -- --steps ${opts.steps}${s.step < opts.steps ? ` --stop-at ${s.step}` : ''} --batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed}`,
+    command: commandFor(s.segments, opts),
     steps: s.step, batchSize: opts.batch,
     learningRate: `AdamW ${opts.lr} (warm-up ${opts.warmup}, cosine to ${opts.minLr}), weight decay ${opts.weightDecay}, grad-norm clip ${opts.clip}`,
     cfgDropout: opts.cfgDropout, ema: opts.ema, seed: opts.seed, parameters: params,
@@ -149,7 +160,7 @@ async function main() {
   const zeros = () => new Map([...graph.weights].map(([k, w]) => [k, new Float32Array(w.length)]));
   const s: TrainState = resumed
     ? { ...resumed, weights: graph.weights }
-    : { step: 0, weights: graph.weights, m: zeros(), v: zeros(), ema: new Map([...graph.weights].map(([k, w]) => [k, w.slice()])), seconds: 0, losses: [] };
+    : { segments: [], step: 0, weights: graph.weights, m: zeros(), v: zeros(), ema: new Map([...graph.weights].map(([k, w]) => [k, w.slice()])), seconds: 0, losses: [] };
   const params = [...s.weights.values()].reduce((n, w) => n + w.length, 0);
   console.log(`train-base: ${params} parameters in ${s.weights.size} tensors; batch ${o.batch}, ${o.steps} steps, from step ${s.step}${o.resume ? ` (resumed ${o.resume})` : ''}`);
 
@@ -158,6 +169,8 @@ async function main() {
   const ckpt = join(o.ckptDir, 'checkpoint.safetensors');
   let stop = false;
   process.on('SIGINT', () => ((stop = true), console.log('SIGINT: saving a checkpoint after this step')));
+  s.segments.push({ from: s.step, to: s.step, scheduleSteps: o.steps });
+  const segment = s.segments[s.segments.length - 1];
   const L = TINY_TEXT_ENCODER.contextLength, S = TINY_UNET.sampleSize;
   const started = performance.now(), startStep = s.step, startSeconds = s.seconds;
   let window: number[] = [];
@@ -177,6 +190,7 @@ async function main() {
     const lr = learningRate(o, s.step);
     const norm = adamwStep(s, grads, lr, o);
     s.step++;
+    segment.to = s.step;
     emaUpdate(s, o);
     window.push(loss);
     const elapsed = (performance.now() - started) / 1000;
