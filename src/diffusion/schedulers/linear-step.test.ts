@@ -19,8 +19,8 @@ function compare(name: SchedulerName, config: Record<string, unknown>, steps: nu
   expect(plan.timesteps).toEqual(scheduler.timesteps);
   const [reference, planned] = [createGenerator(3), createGenerator(3)];
   const x0 = dummySampleDeter([1, 3, 8, 8]).map((v) => v * plan.initNoiseSigma);
-  let x = x0;
-  const xs = [x0];
+  let x: Float32Array = x0;
+  const xs: Float32Array[] = [x0];
   const outputs: Float32Array[] = [];
   let worst = 0;
   plan.steps.forEach((step, k) => {

@@ -63,7 +63,7 @@ export function linearPlan(createScheduler: () => Scheduler, steps: number, tole
 function probeStep(createScheduler: () => Scheduler, steps: number, timesteps: number[], k: number): LinearStep {
   const scheduler = createScheduler();
   scheduler.setTimesteps(steps);
-  let out = new Float32Array(PROBE);
+  let out: Float32Array = new Float32Array(PROBE);
   let draws = 0;
   let inputScale = 1;
   for (let i = 0; i <= k; i++) {
