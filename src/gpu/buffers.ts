@@ -35,13 +35,17 @@ export function createWeightBuffer(
   return buffer;
 }
 
-/** Copies `byteLength` bytes (default: all) of a COPY_SRC buffer to the CPU. The staging buffer is destroyed. */
-export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, byteLength = buffer.size): Promise<ArrayBuffer> {
+/**
+ * Copies `byteLength` bytes (default: all) of a COPY_SRC buffer, from byte `offset` (a multiple of 4), to the CPU.
+ * The staging buffer is destroyed.
+ */
+export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, byteLength = buffer.size, offset = 0): Promise<ArrayBuffer> {
   const size = Math.ceil(byteLength / 4) * 4;
+  if (offset % 4 !== 0 || offset + size > buffer.size) throw new Error(`readBuffer: bytes [${offset}, ${offset + size}) outside a ${buffer.size}-byte buffer or unaligned`);
   const staging = device.createBuffer({ label: 'read-back', size, usage: USAGE_MAP_READ | USAGE_COPY_DST });
   try {
     const encoder = device.createCommandEncoder({ label: 'read-back' });
-    encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
+    encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
     device.queue.submit([encoder.finish()]);
     await staging.mapAsync(MAP_MODE_READ);
     const copy = staging.getMappedRange(0, size).slice(0, byteLength);

@@ -1,0 +1,124 @@
+// WGSL kernels of the GPU-resident sampling loop (sampler.wgsl): `gather` scales x_k into a batched UNet input,
+// `step` does the CFG combine and the scheduler's linear step (src/diffusion/schedulers/linear-step.ts) in one pass.
+// Parameters go through a uniform buffer of 256-byte slots that the caller owns (`createParamSlots`): a slot may be
+// rewritten after the submit that used it, because queue.writeBuffer and queue.submit execute in queue order.
+import { USAGE_COPY_DST, USAGE_UNIFORM } from './buffers.ts';
+import source from './sampler.wgsl?raw';
+
+const WG = 256;
+const SLOT_BYTES = 256; // ≥ minUniformBufferOffsetAlignment on every adapter (WebGPU caps it at 256)
+const STEP_PARAMS_BYTES = 112;
+const GATHER_PARAMS_BYTES = 32;
+export const MAX_RING = 8; // coefficients per history in StepParams (2 × vec4)
+
+export interface StepDispatch {
+  /** UNet outputs holding this image's positive and negative predictions (may be the same buffer). */
+  pos: GPUBuffer;
+  posOffset: number;
+  neg: GPUBuffer;
+  negOffset: number;
+  /** Rings of `ring` × `count` floats: x history and guided-ε history. */
+  xs: GPUBuffer;
+  eps: GPUBuffer;
+  /** z_k (`count` floats); read only when noiseCoef ≠ 0. */
+  noise: GPUBuffer;
+  count: number;
+  slot: number;
+  ring: number;
+  omega: number;
+  sampleCoefs: number[];
+  outputCoefs: number[];
+  noiseCoef: number;
+}
+
+export interface GatherDispatch {
+  src: GPUBuffer;
+  srcOffset: number;
+  dst: GPUBuffer;
+  dstOffset: number;
+  count: number;
+  scale: number;
+}
+
+export interface ParamSlots {
+  buffer: GPUBuffer;
+  slots: number;
+}
+
+export interface SamplerKernels {
+  encodeStep(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: StepDispatch): void;
+  encodeGather(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: GatherDispatch): void;
+}
+
+export function createParamSlots(device: GPUDevice, slots: number, label = 'sampler params'): ParamSlots {
+  return { buffer: device.createBuffer({ label, size: slots * SLOT_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST }), slots };
+}
+
+export function createSamplerKernels(device: GPUDevice): SamplerKernels {
+  const module = device.createShaderModule({ label: 'sampler', code: source });
+  const pipeline = (entryPoint: string) => device.createComputePipeline({ label: `sampler ${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
+  const stepPipeline = pipeline('step');
+  const gatherPipeline = pipeline('gather');
+  const maxGrid = device.limits.maxComputeWorkgroupsPerDimension;
+
+  const grid = (count: number): [number, number] => {
+    const groups = Math.ceil(count / WG);
+    const x = Math.min(groups, maxGrid);
+    const y = Math.ceil(groups / x);
+    if (y > maxGrid) throw new Error(`sampler: ${count} elements exceed maxComputeWorkgroupsPerDimension² × ${WG}`);
+    return [x, y];
+  };
+  const slotRange = (params: ParamSlots, slot: number, size: number) => {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= params.slots) throw new Error(`sampler: parameter slot ${slot} outside [0, ${params.slots})`);
+    return { buffer: params.buffer, offset: slot * SLOT_BYTES, size };
+  };
+
+  return {
+    encodeStep(pass, params, slot, d) {
+      if (d.ring < 1 || d.ring > MAX_RING) throw new Error(`sampler: history ring of ${d.ring} slots (1..${MAX_RING})`);
+      if (d.sampleCoefs.length > d.ring || d.outputCoefs.length > d.ring) throw new Error('sampler: more coefficients than history slots');
+      const [gx, gy] = grid(d.count);
+      const u = new ArrayBuffer(STEP_PARAMS_BYTES);
+      new Uint32Array(u, 0, 8).set([d.count, d.posOffset, d.negOffset, d.slot, d.ring, gx, 0, 0]);
+      const f = new Float32Array(u, 32, 20);
+      f.set([d.omega, d.noiseCoef], 0);
+      f.set(d.sampleCoefs, 4);
+      f.set(d.outputCoefs, 12);
+      const range = slotRange(params, slot, STEP_PARAMS_BYTES);
+      device.queue.writeBuffer(range.buffer, range.offset, u);
+      const group = device.createBindGroup({
+        layout: stepPipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: range },
+          { binding: 1, resource: { buffer: d.pos } },
+          { binding: 2, resource: { buffer: d.neg } },
+          { binding: 3, resource: { buffer: d.xs } },
+          { binding: 4, resource: { buffer: d.eps } },
+          { binding: 5, resource: { buffer: d.noise } },
+        ],
+      });
+      pass.setPipeline(stepPipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(gx, gy);
+    },
+    encodeGather(pass, params, slot, d) {
+      const [gx, gy] = grid(d.count);
+      const u = new ArrayBuffer(GATHER_PARAMS_BYTES);
+      new Uint32Array(u, 0, 4).set([d.count, d.srcOffset, d.dstOffset, gx]);
+      new Float32Array(u, 16, 1)[0] = d.scale;
+      const range = slotRange(params, slot, GATHER_PARAMS_BYTES);
+      device.queue.writeBuffer(range.buffer, range.offset, u);
+      const group = device.createBindGroup({
+        layout: gatherPipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: range },
+          { binding: 1, resource: { buffer: d.src } },
+          { binding: 2, resource: { buffer: d.dst } },
+        ],
+      });
+      pass.setPipeline(gatherPipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(gx, gy);
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// The GPU-resident sampling loop's two kernels (DESIGN decision 6; src/diffusion/schedulers/linear-step.ts):
+//   gather: model input = inputScale · x_k, copied into its slot of a batched UNet input;
+//   step:   ε_k = (ω + 1)·ε_pos − ω·ε_neg (paper Eq. 10's CFG), then
+//           x_{k+1} = Σ_j sampleCoefs[j]·x_{k−j} + Σ_j outputCoefs[j]·ε_{k−j} + noiseCoef·z_k.
+// x and ε live in rings of `ring` slots of `count` elements each; x_k and ε_k sit in slot `slot`, x_{k+1} goes to
+// slot (slot + 1) % ring, which holds x_{k−ring+1}: each thread reads all its history before it writes, and threads
+// touch only their own element, so the ring needs no extra slot.
+
+const WG: u32 = 256u;
+const MAX_RING: u32 = 8u;
+
+struct StepParams {
+  count: u32,
+  posOffset: u32,    // element offset of this image's positive output in `pos`
+  negOffset: u32,    // element offset of its negative output in `neg`
+  slot: u32,
+  ring: u32,
+  gridX: u32,
+  _pad0: u32,
+  _pad1: u32,
+  omega: f32,
+  noiseCoef: f32,
+  _pad2: f32,
+  _pad3: f32,
+  sampleCoefs: array<vec4<f32>, 2>,
+  outputCoefs: array<vec4<f32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> sp: StepParams;
+@group(0) @binding(1) var<storage, read> pos: array<f32>;
+@group(0) @binding(2) var<storage, read> neg: array<f32>;
+@group(0) @binding(3) var<storage, read_write> xs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> eps: array<f32>;
+@group(0) @binding(5) var<storage, read> noise: array<f32>;
+
+fn coef(a: array<vec4<f32>, 2>, j: u32) -> f32 {
+  return a[j / 4u][j % 4u];
+}
+
+@compute @workgroup_size(WG)
+fn step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.y * sp.gridX + wg.x) * WG + lid;
+  if (i >= sp.count) { return; }
+  let e = (sp.omega + 1.0) * pos[sp.posOffset + i] - sp.omega * neg[sp.negOffset + i];
+  var v = coef(sp.outputCoefs, 0u) * e;
+  for (var j = 0u; j < sp.ring; j++) {
+    let s = (sp.slot + sp.ring - j) % sp.ring;
+    v += coef(sp.sampleCoefs, j) * xs[s * sp.count + i];
+    if (j > 0u) { v += coef(sp.outputCoefs, j) * eps[s * sp.count + i]; }
+  }
+  if (sp.noiseCoef != 0.0) { v += sp.noiseCoef * noise[i]; }
+  eps[sp.slot * sp.count + i] = e;
+  xs[((sp.slot + 1u) % sp.ring) * sp.count + i] = v;
+}
+
+struct GatherParams {
+  count: u32,
+  srcOffset: u32,
+  dstOffset: u32,
+  gridX: u32,
+  scale: f32,
+  _pad0: f32,
+  _pad1: f32,
+  _pad2: f32,
+}
+
+@group(0) @binding(0) var<uniform> gp: GatherParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(WG)
+fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.y * gp.gridX + wg.x) * WG + lid;
+  if (i >= gp.count) { return; }
+  dst[gp.dstOffset + i] = gp.scale * src[gp.srcOffset + i];
+}
