@@ -1,0 +1,124 @@
+// Reproduces the paper's Table 1 and Figure 10 in the embedded world (issue 5, item 6). On held-out prompts (never
+// used in any training) and shared seeds, four configurations are sampled and scored by the fixed procedural reward:
+//   base      θ_pos = θ,      θ_neg = θ                 (ordinary CFG)
+//   base+npo  θ_pos = θ,      θ_neg = θ + δ
+//   dpo       θ_pos = θ + η,  θ_neg = θ + η             (ordinary CFG on the DPO model)
+//   dpo+npo   θ_pos = θ + η,  θ_neg = θ + α·η + β·δ     (paper Eq. 10)
+// plus the α×β sweep of dpo+npo (Figure 10). Prints a table, writes --json and a PNG grid (prompts × configurations).
+// Usage: npm run reproduce [-- --model models --prompts 50 --seeds 4 --steps 20 --omega <manifest default> --json out.json --png grid.png]
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { scoreImage, winRate, type RewardScores } from '../reward/index.ts';
+import { encodePng, heldOutCaptions, imageGrid } from '../world/index.ts';
+import { engineWith, readModelDirectory } from '../eval/sample-model.ts';
+import type { GenerateParams } from '../worker/protocol.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '50' }, seeds: { type: 'string', default: '4' },
+    steps: { type: 'string', default: '20' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
+    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '1' },
+    json: { type: 'string' }, png: { type: 'string', default: 'docs/reproduce-grid.png' }, 'png-prompts': { type: 'string', default: '8' },
+  },
+});
+
+type Axis = 'total' | 'fidelity' | 'detail' | 'colour' | 'composition';
+const AXES: Axis[] = ['total', 'fidelity', 'detail', 'colour', 'composition'];
+interface Sample { prompt: string; seed: number; image: Float32Array; score: RewardScores }
+
+async function main() {
+  const started = performance.now();
+  const model = readModelDirectory(values.model!);
+  const { manifest, files } = model;
+  const etaFile = manifest.loras.eta && files.get(manifest.loras.eta.file);
+  const deltaFile = manifest.loras.delta && files.get(manifest.loras.delta.file);
+  if (!etaFile || !deltaFile) throw new Error(`${values.model}/manifest.json must list both an η and a δ LoRA`);
+  const d = manifest.defaults;
+  const omega = Number(values.omega ?? d.omega);
+  const alpha = Number(values.alpha ?? d.alpha);
+  const beta = Number(values.beta ?? d.beta);
+  const prompts = heldOutCaptions(Number(values.prompts));
+  const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 1000 + i);
+  const base: Omit<GenerateParams, 'prompt' | 'seed'> = { negativePrompt: '', steps: Number(values.steps), omega, alpha, beta, scheduler: 'ddim' };
+
+  // Two engines cover the four configurations: without η, the baseline image is `base` and the NPO image `base+npo`
+  // (θ_neg = θ + β·δ, α has nothing to scale); with η, they are `dpo` and `dpo+npo`.
+  const withoutEta = await engineWith(model, { delta: deltaFile });
+  const withEta = await engineWith(model, { eta: etaFile, delta: deltaFile });
+  const results: Record<string, Sample[]> = { base: [], 'base+npo': [], dpo: [], 'dpo+npo': [] };
+  for (const prompt of prompts) {
+    for (const seed of seeds) {
+      const p = { ...base, prompt, seed };
+      const plain = await withoutEta.generate({ ...p, alpha: 0 }, ['baseline', 'npo'], {});
+      const tuned = await withEta.generate(p, ['baseline', 'npo'], {});
+      const add = (config: string, image: Float32Array) => results[config].push({ prompt, seed, image, score: scoreImage(image, prompt) });
+      add('base', plain.images.get('baseline')!);
+      add('base+npo', plain.images.get('npo')!);
+      add('dpo', tuned.images.get('baseline')!);
+      add('dpo+npo', tuned.images.get('npo')!);
+    }
+  }
+
+  // Figure 10: the α×β sweep of dpo+npo on the same prompts (first `grid-seeds` seeds).
+  const levels = values.grid!.split(',').map(Number);
+  const gridSeeds = seeds.slice(0, Number(values['grid-seeds']));
+  const grid: { alpha: number; beta: number; total: number }[] = [];
+  for (const a of levels) {
+    for (const b of levels) {
+      const scores: number[] = [];
+      for (const prompt of prompts) for (const seed of gridSeeds) {
+        const r = await withEta.generate({ ...base, prompt, seed, alpha: a, beta: b }, ['npo'], {});
+        scores.push(scoreImage(r.images.get('npo')!, prompt).total);
+      }
+      grid.push({ alpha: a, beta: b, total: mean(scores) });
+    }
+  }
+  await withoutEta.release();
+  await withEta.release();
+
+  const totals = (config: string) => results[config].map((s) => s.score.total);
+  // The (α, β) each configuration's negative branch actually uses: θ_neg = θ + α·η + β·δ.
+  const negativeWeights: Record<string, [number, number]> = { base: [0, 0], 'base+npo': [0, beta], dpo: [1, 0], 'dpo+npo': [alpha, beta] };
+  const rows = Object.entries(results).map(([config, samples]) => ({
+    config,
+    alpha: negativeWeights[config][0],
+    beta: negativeWeights[config][1],
+    omega,
+    reward: Object.fromEntries(AXES.map((axis) => [axis, mean(samples.map((s) => s.score[axis]))])) as Record<Axis, number>,
+    winRate: { vsBase: winRate(totals(config), totals('base')), vsDpo: winRate(totals(config), totals('dpo')) },
+  }));
+  const report = { prompts: prompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), rows, grid };
+  printTable(report);
+  if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
+  writeGrid(results, Number(values['png-prompts']), values.png!);
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+function printTable(report: { prompts: number; samples: number; rows: { config: string; alpha: number; beta: number; omega: number; reward: Record<Axis, number>; winRate: { vsBase: number; vsDpo: number } }[]; grid: { alpha: number; beta: number; total: number }[]; seconds: number }) {
+  console.log(`\n${report.prompts} held-out prompts × ${report.samples / report.prompts} seeds = ${report.samples} samples per configuration (${report.seconds} s)\n`);
+  console.log('| config | α | β | ω | total | fidelity | detail | colour | composition | win vs base | win vs dpo |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of report.rows) {
+    const f = (x: number) => x.toFixed(4);
+    console.log(`| ${r.config} | ${r.alpha} | ${r.beta} | ${r.omega} | ${f(r.reward.total)} | ${f(r.reward.fidelity)} | ${f(r.reward.detail)} | ${f(r.reward.colour)} | ${f(r.reward.composition)} | ${(100 * r.winRate.vsBase).toFixed(1)}% | ${(100 * r.winRate.vsDpo).toFixed(1)}% |`);
+  }
+  const alphas = [...new Set(report.grid.map((g) => g.alpha))];
+  const betas = [...new Set(report.grid.map((g) => g.beta))];
+  console.log(`\nα×β sweep of dpo+npo (mean total reward; rows α, columns β)\n\n| α \\ β | ${betas.join(' | ')} |\n|---|${betas.map(() => '---').join('|')}|`);
+  for (const a of alphas) console.log(`| ${a} | ${betas.map((b) => report.grid.find((g) => g.alpha === a && g.beta === b)!.total.toFixed(4)).join(' | ')} |`);
+}
+
+function writeGrid(results: Record<string, Sample[]>, promptCount: number, path: string) {
+  const configs = Object.keys(results);
+  const images: Float32Array[] = [];
+  const firstSeed = results.base[0].seed;
+  const rows = results.base.filter((s) => s.seed === firstSeed).slice(0, promptCount);
+  for (const row of rows) for (const config of configs) images.push(results[config].find((s) => s.prompt === row.prompt && s.seed === row.seed)!.image);
+  const grid = imageGrid(images, 32, configs.length, 4);
+  writeFileSync(path, encodePng(grid.image, grid.width, grid.height));
+  console.log(`\nwrote ${path}: ${rows.length} held-out prompts (rows) × ${configs.join(', ')} (columns), seed ${firstSeed}`);
+  rows.forEach((r, i) => console.log(`  row ${i + 1}: ${r.prompt}`));
+}
+
+await main();
