@@ -1,5 +1,8 @@
 // Training batches for the base model: world samples (src/world), noised the DDPM way (Ho et al. 2020, Eq. 4:
-// x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t uniform over the training timesteps), with classifier-free-guidance dropout
+// x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t uniform over the training timesteps), target v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0
+// (v-prediction, Salimans & Ho 2022, as SD 2.x). Why not ε: a short ε-prediction run (600 steps) denoised training
+// images well at t ≤ 800 but sampled only noise, because at the first sampling step (t = 951, ᾱ ≈ 0.007) x_0 is ε's
+// error amplified √((1−ᾱ)/ᾱ) ≈ 12 times; v stays well conditioned there. With classifier-free-guidance dropout
 // (Ho & Salimans 2022: the caption is replaced by the empty prompt with probability p, so the unconditional branch the
 // sampler uses for ω is trained too). A batch depends only on (seed, step): resuming replays the same data.
 import { tokenize } from '../embedded/tokenizer.ts';
@@ -9,7 +12,7 @@ import { createRng, fnv1a, sampleExample, type Rng } from '../world/index.ts';
 /** The noise schedule the base model is trained with; written verbatim into the manifest (diffusers keys). */
 export const BASE_SCHEDULER = {
   _class_name: 'DDIMScheduler', num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02,
-  beta_schedule: 'squaredcos_cap_v2', prediction_type: 'epsilon', timestep_spacing: 'leading', steps_offset: 1,
+  beta_schedule: 'squaredcos_cap_v2', prediction_type: 'v_prediction', timestep_spacing: 'leading', steps_offset: 1,
   clip_sample: false, set_alpha_to_one: false, skip_prk_steps: true,
 } as const;
 
@@ -47,8 +50,10 @@ export function makeBatch(seed: number, step: number, size: number, contextLengt
     const ac = TRAIN_ALPHAS_CUMPROD[t];
     const [s, n] = [Math.sqrt(ac), Math.sqrt(1 - ac)];
     gaussians(rng, noise);
-    for (let i = 0; i < pixels; i++) batch.sample[b * pixels + i] = s * example.image[i] + n * noise[i];
-    batch.target.set(noise, b * pixels);
+    for (let i = 0; i < pixels; i++) {
+      batch.sample[b * pixels + i] = s * example.image[i] + n * noise[i];
+      batch.target[b * pixels + i] = s * noise[i] - n * example.image[i];
+    }
     batch.timestep[b] = t;
   }
   return batch;

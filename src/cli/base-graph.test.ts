@@ -10,7 +10,7 @@ import { makeBatch } from './base-data.ts';
 const B = 2, L = 16, S = TINY_UNET.sampleSize;
 
 describe('base-model training graph', () => {
-  it('computes the inference models\' ε-MSE and its gradients (finite differences, float32 tolerance)', async () => {
+  it('computes the inference models\' MSE to the target and its gradients (finite differences, float32 tolerance)', async () => {
     const graph = buildTrainingGraph();
     const session = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: 1, graphOptimizationLevel: 'disabled' });
     const batch = makeBatch(5, 0, B, L, 0.5);

@@ -1,6 +1,6 @@
-// The base model's training graph (issue 5, item 2): text encoder → UNet → ε-prediction MSE, as one ONNX graph whose
-// weights are all graph inputs, plus the gradient of the loss w.r.t. every weight from our autodiff
-// (src/onnx/autodiff). Inputs: input_ids [B, L] int64, sample (= x_t) [B, 3, S, S], timestep [B], target (= ε)
+// The base model's training graph (issue 5, item 2): text encoder → UNet → MSE to the v target, as one ONNX graph whose
+// weights are all graph inputs (the loss is the MSE to `target`: v for the v-prediction base model, see base-data.ts), plus the gradient of the loss w.r.t. every weight from our autodiff
+// (src/onnx/autodiff). Inputs: input_ids [B, L] int64, sample (= x_t) [B, 3, S, S], timestep [B], target (= v)
 // [B, 3, S, S], and one input per weight, named as in the inference models; outputs: loss and `<weight>_grad`.
 import { paramSource } from '../embedded/layers.ts';
 import { buildTextEncoder, TINY_TEXT_ENCODER, type TextEncoderConfig } from '../embedded/text-encoder.ts';
@@ -43,7 +43,7 @@ function splice(unet: GraphProto, te: GraphProto, weights: Set<string>): GraphPr
   };
 }
 
-/** loss = mean((out_sample − target)²) over every element (DDPM's simple ε loss). */
+/** loss = mean((out_sample − target)²) over every element (DDPM's simple loss, with the v target). */
 function appendLoss(graph: GraphProto, sampleShape: number[]): GraphProto {
   const node = (opType: string, input: string[], output: string, attribute: NodeProto['attribute'] = []): NodeProto => ({ name: `/loss/${opType}`, opType, input, output: [output], attribute, domain: '' });
   return {

@@ -1,4 +1,4 @@
-// Trains the embedded base model from scratch (issue 5, item 2): text encoder + pixel-space UNet jointly, ε-prediction
+// Trains the embedded base model from scratch (issue 5, item 2): text encoder + pixel-space UNet jointly, v-prediction
 // MSE on procedural world samples with classifier-free-guidance dropout, on onnxruntime-node (CPU) running our own
 // gradient graph (src/cli/base-graph.ts). AdamW with warm-up and cosine decay, an EMA of the weights (exported),
 // checkpoints (safetensors) and --resume; at the end the EMA weights are written into models/ (src/cli/base-export.ts).
@@ -143,7 +143,7 @@ function exportModel(o: Options, ema: Map<string, Float32Array>, s: Pick<TrainSt
     cfgDropout: opts.cfgDropout, ema: opts.ema, seed: opts.seed, parameters: params,
     finalLoss: recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length),
     seconds: Math.round(s.seconds), machine: `${cpus().length}× ${cpus()[0]?.model ?? 'CPU'}, onnxruntime-node CPU EP`,
-    data: 'src/world training split (captions with fnv1a(caption) % 10 ≠ 0), ε-MSE, uniform t, CFG dropout to the empty prompt',
+    data: 'src/world training split (captions with fnv1a(caption) % 10 ≠ 0), v-prediction MSE, uniform t, CFG dropout to the empty prompt',
   });
   console.log(`wrote ${o.out}/: ${manifest.files.map((f) => `${f.path} (${(f.bytes / 1024).toFixed(0)} KiB)`).join(', ')}`);
 }
