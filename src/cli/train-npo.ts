@@ -13,7 +13,7 @@ import { serializeLora } from '../lora/serialize.ts';
 import { scoreImage } from '../reward/index.ts';
 import { encodePairs, type PreferencePair } from '../train/pairs.ts';
 import { trainLora } from '../train/train-lora.ts';
-import { createRng, sampleExample } from '../world/index.ts';
+import { createRng, fnv1a, sampleExample } from '../world/index.ts';
 import { engineWith, readModelDirectory } from '../eval/sample-model.ts';
 
 const { values } = parseArgs({
@@ -41,7 +41,7 @@ async function makePairs(): Promise<{ pairs: PreferencePair[]; dropped: number; 
   let done = 0;
   for (const caption of captions) {
     const base = { ...model.manifest.defaults, prompt: caption, negativePrompt: '', steps: settings.sampleSteps, scheduler: 'ddim' };
-    const sample = async (k: number) => (await engine.generate({ ...base, seed: fnvSeed(caption, k) }, ['baseline'], {})).images.get('baseline')!;
+    const sample = async (k: number) => (await engine.generate({ ...base, seed: fnv1a(`${k}:${caption}`) }, ['baseline'], {})).images.get('baseline')!;
     const a = await sample(1);
     const b = await sample(2);
     const [sa, sb] = [scoreImage(a, caption).total, scoreImage(b, caption).total];
@@ -52,12 +52,6 @@ async function makePairs(): Promise<{ pairs: PreferencePair[]; dropped: number; 
   await engine.release();
   return { pairs, dropped, seconds: (performance.now() - started) / 1000 };
 }
-
-const fnvSeed = (text: string, k: number) => {
-  let h = 0x811c9dc5 ^ k;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h >>> 0;
-};
 
 async function train(pairs: PreferencePair[], reverse: boolean) {
   const model = readModelDirectory(values.model!);
