@@ -6,7 +6,7 @@ import { USAGE_COPY_DST, USAGE_UNIFORM } from './buffers.ts';
 import source from './sampler.wgsl?raw';
 
 const WG = 256;
-const SLOT_BYTES = 256; // ≥ minUniformBufferOffsetAlignment on every adapter (WebGPU caps it at 256)
+export const SLOT_BYTES = 256; // ≥ minUniformBufferOffsetAlignment on every adapter (WebGPU caps it at 256)
 const STEP_PARAMS_BYTES = 112;
 const GATHER_PARAMS_BYTES = 32;
 export const MAX_RING = 8; // coefficients per history in StepParams (2 × vec4)
@@ -50,8 +50,12 @@ export interface SamplerKernels {
   encodeGather(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: GatherDispatch): void;
 }
 
-export function createParamSlots(device: GPUDevice, slots: number, label = 'sampler params'): ParamSlots {
-  return { buffer: device.createBuffer({ label, size: slots * SLOT_BYTES, usage: USAGE_UNIFORM | USAGE_COPY_DST }), slots };
+export const PARAM_USAGE = USAGE_UNIFORM | USAGE_COPY_DST;
+
+/** A uniform buffer of `slots` parameter slots (`create` lets a tracker own it). */
+export function createParamSlots(device: GPUDevice, slots: number, create?: (bytes: number, usage: GPUBufferUsageFlags) => GPUBuffer): ParamSlots {
+  const size = slots * SLOT_BYTES;
+  return { buffer: create ? create(size, PARAM_USAGE) : device.createBuffer({ label: 'sampler params', size, usage: PARAM_USAGE }), slots };
 }
 
 export function createSamplerKernels(device: GPUDevice): SamplerKernels {

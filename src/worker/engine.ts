@@ -7,24 +7,28 @@ import { createScheduler, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type Scheduler
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
-import type { LoraSet } from '../lora/types.ts';
+import type { LoraEntry, LoraSet } from '../lora/types.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 import { mergeWeight } from '../model/merge.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
-import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from './protocol.ts';
+import { createGpuEngine } from './gpu-engine.ts';
+import type { GpuSite, OffsetSource } from './gpu-weights.ts';
+import type { GenerateParams, GenerationStats, ImageKind, LoraRole, ModelInfo } from './protocol.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
 
 export interface EngineOptions {
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+  /** WebGPU: the device ORT's EP runs on. Weights, merges and (where the scheduler allows) the loop stay on it. */
+  gpu?: { device: GPUDevice };
 }
 
 export type GenerateHooks = Pick<SampleOptions, 'onStep' | 'signal' | 'betweenSteps'>;
 
-interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; delta?: Float32Array }
+interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; delta?: Float32Array; lora?: Partial<Record<LoraRole, LoraEntry>> }
 
 export interface Engine {
   info: ModelInfo;
@@ -32,6 +36,8 @@ export interface Engine {
   /** Replaces η or δ by a LoRA file's (safetensors bytes); undefined restores the model's own. */
   useLora(role: LoraRole, bytes: Uint8Array | undefined): void;
   release(): Promise<void>;
+  /** Counters of the last generation (loop kind, read-backs, live GPU buffers). */
+  stats(): GenerationStats;
 }
 
 export async function createEngine(ort: Ort, manifest: ModelManifest, files: ReadonlyMap<string, Uint8Array>, options: EngineOptions = {}): Promise<Engine> {
@@ -49,18 +55,22 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
     delta: manifest.loras.delta ? parseLora(file(manifest.loras.delta.file), targets) : undefined,
   };
   const weights: SiteWeights[] = sites.map((site, i) => ({ site, base: readWeight(promoted[i].tensor, files).data }));
-  applyLora(weights, 'eta', modelLoras.eta);
-  applyLora(weights, 'delta', modelLoras.delta);
+  const dense = !options.gpu; // the GPU path keeps LoRA factors, not dense ΔW
+  applyLora(weights, 'eta', modelLoras.eta, dense);
+  applyLora(weights, 'delta', modelLoras.delta, dense);
 
   // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
   const externalData = [...files.keys()].filter((p) => p.endsWith('.data')).map((path) => ({ path, data: file(path) }));
   const textEncoder = await ort.InferenceSession.create(file(manifest.textEncoder.file), options.sessionOptions);
-  const unet = await ort.InferenceSession.create(writeModel(unetWithWeightInputs), { ...options.sessionOptions, externalData });
+  const unet = await ort.InferenceSession.create(writeModel(unetWithWeightInputs), {
+    ...options.sessionOptions, externalData, ...(options.gpu ? { preferredOutputLocation: { out_sample: 'gpu-buffer' as const } } : {}),
+  });
 
   const { config } = manifest.unet;
   const shape: [number, number, number] = [config.inChannels, config.sampleSize, config.sampleSize];
   const contextDims = [config.contextLength, config.crossAttentionDim];
-  let weightSets = createWeightSets(ort, weights);
+  const gpu = options.gpu && createGpuEngine({ ort, device: options.gpu.device, unet, shape, contextDims, schedulerConfig: manifest.scheduler, sites: weights.map(gpuSite) });
+  let weightSets = gpu ? undefined : createWeightSets(ort, weights);
   const prompts = new Map<string, Float32Array>();
 
   async function encode(prompt: string): Promise<Float32Array> {
@@ -75,7 +85,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
 
   const denoise: Denoiser = async (weightSet, { sample, timestep, context, batch }) => {
     const feeds: Feeds = {
-      ...weightSets.feeds(weightSet),
+      ...weightSets!.feeds(weightSet),
       sample: new ort.Tensor('float32', sample, [batch, ...shape]),
       timestep: new ort.Tensor('float32', timestep, [batch]),
       encoder_hidden_states: new ort.Tensor('float32', context, [batch, ...contextDims]),
@@ -88,14 +98,20 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   return {
     info,
     useLora(role, bytes) {
-      applyLora(weights, role, bytes ? parseLora(bytes, targets) : modelLoras[role]);
-      weightSets = createWeightSets(ort, weights);
+      applyLora(weights, role, bytes ? parseLora(bytes, targets) : modelLoras[role], dense);
+      if (gpu) gpu.replaceOffsets(role, weights.map((w) => factors(w.lora?.[role])));
+      else weightSets = createWeightSets(ort, weights);
       Object.assign(info, modelInfo(manifest, sites.length, weights));
     },
     async generate(params, images, hooks) {
       const seed = resolveSeed(params.seed);
       const [positiveContext, negativeContext] = [await encode(params.prompt), await encode(params.negativePrompt)];
-      const negative = weightSets.negativeId(params.alpha, params.beta);
+      const negative = (gpu ?? weightSets!).negativeId(params.alpha, params.beta);
+      if (gpu) {
+        const jobs = images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? 'pos' : negative }));
+        const latents = await gpu.sample({ jobs, positiveWeights: 'pos', scheduler: params.scheduler, steps: params.steps, omega: params.omega, seed, shape, positiveContext, negativeContext, ...hooks });
+        return { seed, images: latents as Map<ImageKind, Float32Array> };
+      }
       const latents = await sampleNpoCfg({
         jobs: images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? 'pos' : negative })),
         positiveWeights: 'pos',
@@ -112,18 +128,28 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
       return { seed, images: latents as Map<ImageKind, Float32Array> };
     },
     async release() {
+      gpu?.destroy();
       await textEncoder.release();
       await unet.release();
     },
+    stats: () => (gpu ? gpu.stats() : { loop: 'cpu', readBacks: 0 }),
   };
 }
 
 /** Sets each site's dense delta for η or δ from a LoRA set (undefined: no such offset, a zero delta). */
-function applyLora(weights: SiteWeights[], role: LoraRole, set: LoraSet | undefined) {
+function applyLora(weights: SiteWeights[], role: LoraRole, set: LoraSet | undefined, dense = true) {
   for (const w of weights) {
     const entry = set?.entries.get(w.site.modulePath);
-    w[role] = entry ? loraDeltaWeight(entry, w.site.layout) : undefined;
+    w[role] = entry && dense ? loraDeltaWeight(entry, w.site.layout) : undefined;
+    w.lora = { ...w.lora, [role]: entry };
   }
+}
+
+const factors = (e?: LoraEntry): OffsetSource | undefined => (e ? { kind: 'lora', down: e.down, up: e.up, rank: e.rank, scale: e.scale } : undefined);
+
+function gpuSite(w: SiteWeights): GpuSite {
+  const { weightName, dims, inFeatures, outFeatures, layout } = w.site;
+  return { weightName, dims, inFeatures, outFeatures, layout, base: w.base, eta: factors(w.lora?.eta), delta: factors(w.lora?.delta) };
 }
 
 /**
@@ -161,8 +187,8 @@ function modelInfo(manifest: ModelManifest, siteCount: number, weights: SiteWeig
     width: manifest.unet.config.sampleSize,
     height: manifest.unet.config.sampleSize,
     loraSites: siteCount,
-    hasEta: weights.some((w) => w.eta),
-    hasDelta: weights.some((w) => w.delta),
+    hasEta: weights.some((w) => w.lora?.eta),
+    hasDelta: weights.some((w) => w.lora?.delta),
     // LCM needs a consistency-distilled model; offering it for this one would only produce mush.
     schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
     defaults: { ...d },

@@ -53,12 +53,23 @@ export interface ModelInfo {
   defaults: GenerateParams;
 }
 
+/** What a generation cost: which loop ran, GPU→CPU read-backs, and the worker's live GPU buffers after it. */
+export interface GenerationStats {
+  loop: 'gpu' | 'cpu';
+  readBacks: number;
+  liveBuffers?: number;
+  liveBufferBytes?: number;
+  merge?: { merges: number; bytes: number; milliseconds: number };
+  /** performance.memory.usedJSHeapSize where the browser has it (Chromium). */
+  heapBytes?: number;
+}
+
 export type WorkerEvent =
   | { type: 'loading'; message: string; loaded: number; total: number }
   | { type: 'ready'; backend: Backend; adapter: string; model: ModelInfo; notice?: string }
   | { type: 'progress'; id: number; step: number; total: number }
   | { type: 'image'; id: number; kind: ImageKind; width: number; height: number; rgba: Uint8ClampedArray; seed: number }
-  | { type: 'done'; id: number; seed: number; milliseconds: number }
+  | { type: 'done'; id: number; seed: number; milliseconds: number; stats?: GenerationStats }
   | { type: 'cancelled'; id: number }
   | { type: 'train-progress'; id: number; report: TrainStep }
   | { type: 'train-done'; id: number; lora: Uint8Array; steps: number; warning?: string }

@@ -57,7 +57,8 @@ export function linearPlan(createScheduler: () => Scheduler, steps: number, tole
     s.sampleCoefs = s.sampleCoefs.slice(0, plan.history + 1);
     s.outputCoefs = s.outputCoefs.slice(0, plan.history + 1);
   }
-  return agreesWithScheduler(plan, createScheduler, steps, tolerance) ? plan : undefined;
+  const finite = plan.steps.every((s) => [s.inputScale, s.noiseCoef, ...s.sampleCoefs, ...s.outputCoefs].every(Number.isFinite));
+  return finite && agreesWithScheduler(plan, createScheduler, steps, tolerance) ? plan : undefined;
 }
 
 function probeStep(createScheduler: () => Scheduler, steps: number, timesteps: number[], k: number): LinearStep {
@@ -127,8 +128,9 @@ function agreesWithScheduler(plan: LinearPlan, createScheduler: () => Scheduler,
     if (noise.length !== step.noiseDraws) return false;
     const predicted = applyLinearStep(step, xs, ms, k, noise[noise.length - 1]);
     for (let i = 0; i < n; i++) {
-      if (Math.abs(input[i] - step.inputScale * xs[k][i]) > tolerance * (1 + Math.abs(input[i]))) return false;
-      if (Math.abs(next[i] - predicted[i]) > tolerance * (1 + Math.abs(next[i]))) return false;
+      // Written as !(≤) so that NaN from either side fails.
+      if (!(Math.abs(input[i] - step.inputScale * xs[k][i]) <= tolerance * (1 + Math.abs(input[i])))) return false;
+      if (!(Math.abs(next[i] - predicted[i]) <= tolerance * (1 + Math.abs(next[i])))) return false;
     }
     xs.push(next);
   }
@@ -143,8 +145,8 @@ export function applyLinearStep(step: LinearStep, xs: Float32Array[], outputs: F
   const out = new Float32Array(xs[k].length);
   for (let i = 0; i < out.length; i++) {
     let v = 0;
-    step.sampleCoefs.forEach((c, j) => { if (c !== 0) v += c * xs[k - j][i]; });
-    step.outputCoefs.forEach((c, j) => { if (c !== 0) v += c * outputs[k - j][i]; });
+    step.sampleCoefs.forEach((c, j) => { if (c !== 0 && j <= k) v += c * xs[k - j][i]; });
+    step.outputCoefs.forEach((c, j) => { if (c !== 0 && j <= k) v += c * outputs[k - j][i]; });
     if (step.noiseCoef !== 0) v += step.noiseCoef * (noise as Float32Array)[i];
     out[i] = v;
   }
