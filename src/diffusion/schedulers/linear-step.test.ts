@@ -73,7 +73,7 @@ describe('linear scheduler plans (DESIGN decision 6)', () => {
     expect(linearPlan(() => createScheduler('dpm++2m', { ...SD, thresholding: true }), 10)).toBeUndefined();
   });
   it('gives no plan when the scheduler itself produces NaN (Euler ancestral on a cosine schedule: σ_down² < 0 in f32)', () => {
-    const cosine = { beta_schedule: 'squaredcos_cap_v2', timestep_spacing: 'trailing' };
+    const cosine = { beta_schedule: 'squaredcos_cap_v2', timestep_spacing: 'trailing' } as const;
     expect(linearPlan(() => createScheduler('euler-ancestral', cosine), 3)).toBeUndefined();
   });
 });
