@@ -2,30 +2,53 @@
 // manifest, and reports progress. A server that answers with an HTML page instead of a model file (a common
 // misconfiguration) is caught here with a message that says so.
 import { ManifestError, parseManifest, type ManifestFile, type ModelManifest } from '../model/manifest.ts';
+import { describeStorageError, type ModelCache } from './model-cache.ts';
 
 export interface LoadedModel {
   manifest: ModelManifest;
   files: Map<string, Uint8Array>;
+  /** Problems that did not stop the load (a file that could not be cached), for the page to show. */
+  notices: string[];
 }
 
 export type LoadProgress = (message: string, loaded: number, total: number) => void;
 
-export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress): Promise<LoadedModel> {
+/** With a `cache` (model-cache.ts), files are taken from it by SHA-256 when present and valid, and stored after download. */
+export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress, cache?: ModelCache): Promise<LoadedModel> {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
   const manifestResponse = await fetchOk(`${base}manifest.json`);
   const manifest = parseManifest(await manifestResponse.text());
   const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
   let loaded = 0;
   const files = new Map<string, Uint8Array>();
+  const notices: string[] = [];
   for (const entry of manifest.files) {
     onProgress(`loading ${entry.path}`, loaded, total);
-    const bytes = new Uint8Array(await (await fetchOk(base + entry.path)).arrayBuffer());
-    await verify(entry, bytes);
+    const bytes = (await fromCache(entry, cache)) ?? (await download(base, entry, cache, (notice) => notices.push(notice)));
     files.set(entry.path, bytes);
     loaded += entry.bytes;
   }
   onProgress('model files verified', loaded, total);
-  return { manifest, files };
+  return { manifest, files, notices };
+}
+
+async function fromCache(entry: ManifestFile, cache: ModelCache | undefined): Promise<Uint8Array | undefined> {
+  const bytes = await cache?.get(entry.sha256).catch(() => undefined);
+  if (!bytes) return undefined;
+  try {
+    await verify(entry, bytes);
+    return bytes;
+  } catch {
+    await cache!.delete(entry.sha256).catch(() => undefined); // corrupt entry: drop it and download again
+    return undefined;
+  }
+}
+
+async function download(base: string, entry: ManifestFile, cache: ModelCache | undefined, notice: (message: string) => void): Promise<Uint8Array> {
+  const bytes = new Uint8Array(await (await fetchOk(base + entry.path)).arrayBuffer());
+  await verify(entry, bytes); // before caching: an HTML page or a wrong file never enters the cache
+  await cache?.put(entry.sha256, bytes).catch((error) => notice(describeStorageError(entry.path, error)));
+  return bytes;
 }
 
 async function fetchOk(url: string): Promise<Response> {

@@ -11,6 +11,8 @@ export interface BackendChoice {
   adapter: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
   notice?: string;
+  /** The device ORT's WebGPU EP runs on (our own, so our kernels can share buffers with it). */
+  device?: GPUDevice;
 }
 
 export async function chooseBackend(preference: BackendPreference): Promise<BackendChoice> {
@@ -20,7 +22,7 @@ export async function chooseBackend(preference: BackendPreference): Promise<Back
   if (preference === 'wasm') return wasm();
   const gpu = await probeWebGpu();
   if (gpu.ok) {
-    return { backend: 'webgpu', adapter: gpu.adapter, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
+    return { backend: 'webgpu', adapter: gpu.adapter, device: gpu.device, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
   }
   if (preference === 'webgpu') throw new Error(`WebGPU was requested (?backend=webgpu) but is not available: ${gpu.reason}`);
   return { ...wasm(), notice: `WebGPU unavailable (${gpu.reason}); running on WASM` };

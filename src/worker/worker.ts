@@ -6,6 +6,8 @@ import { loadModelDirectory } from './model-loader.ts';
 import { createEngine, type Engine } from './engine.ts';
 import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
+import { heapBytes, watchDevice } from './gpu-recovery.ts';
+import { openModelCache } from './model-cache.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
@@ -16,6 +18,8 @@ interface Loaded {
   manifest: ModelManifest;
   files: Map<string, Uint8Array>;
   sessionOptions: BackendChoice['sessionOptions'];
+  /** Set when the GPU device was lost: the next job recreates device, sessions and buffers (gpu-recovery.ts). */
+  lost?: string;
 }
 
 let loaded: Promise<Loaded> | undefined;
@@ -50,20 +54,44 @@ function enqueue(id: number, kind: WorkerRequest['type'], run: (signal: AbortSig
 async function init(modelUrl: string, backendPreference: 'auto' | 'webgpu' | 'wasm'): Promise<Loaded> {
   try {
     const backend = await chooseBackend(backendPreference);
-    const { manifest, files } = await loadModelDirectory(modelUrl, (message, loaded, total) => post({ type: 'loading', message, loaded, total }));
+    const { manifest, files, notices } = await loadModelDirectory(modelUrl, (message, loaded, total) => post({ type: 'loading', message, loaded, total }), await openModelCache());
     post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
-    const engine = await createEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions });
-    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: engine.info, notice: backend.notice });
-    return { engine, manifest, files, sessionOptions: backend.sessionOptions };
+    const result = await startEngine(backend, manifest, files);
+    const notice = [backend.notice, ...notices].filter(Boolean).join('; ') || undefined;
+    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: result.engine.info, notice });
+    return result;
   } catch (error) {
     post({ type: 'error', message: describe(error), fatal: true });
     throw error;
   }
 }
 
+/** The engine on a backend; on WebGPU, device loss and uncaught GPU errors are reported and lead to recovery. */
+async function startEngine(backend: BackendChoice, manifest: ModelManifest, files: Map<string, Uint8Array>): Promise<Loaded> {
+  const device = backend.device;
+  const engine = await createEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
+  const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions };
+  if (device) watchDevice(device, (lost) => {
+    result.lost = lost;
+    post({ type: 'error', message: `${lost}; the next generation recreates the GPU device and sessions`, fatal: false });
+  }, (message) => post({ type: 'error', message, fatal: false }));
+  return result;
+}
+
+/** Recreates device and sessions after a device loss, keeping the loaded model files (one session at a time). */
+async function ready(): Promise<Loaded> {
+  const current = await loaded!;
+  if (!current.lost) return current;
+  loaded = (async () => {
+    await current.engine.release().catch(() => undefined);
+    return startEngine(await chooseBackend('webgpu'), current.manifest, current.files);
+  })();
+  return loaded;
+}
+
 async function train(id: number, pairsJson: string, options: TrainOptions, signal: AbortSignal) {
   try {
-    const { manifest, files, sessionOptions } = await loaded!;
+    const { manifest, files, sessionOptions } = await ready();
     const result = await runTraining({
       ort, manifest, files, sessionOptions, pairsJson, options, signal,
       onStep: async ({ step, steps, loss, accuracy, stepsPerSecond }) => {
@@ -80,7 +108,7 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
 
 async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name: string) {
   try {
-    const { engine } = await loaded!;
+    const { engine } = await ready();
     engine.useLora(role, lora ?? undefined);
     post({ type: 'lora-used', id, role, name });
   } catch (error) {
@@ -92,18 +120,18 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
   if (signal.aborted) return post({ type: 'cancelled', id });
   const started = performance.now();
   try {
-    const ready = (await loaded!).engine;
-    const { seed, images: outputs } = await ready.generate(params, images, {
+    const engine = (await ready()).engine;
+    const { seed, images: outputs } = await engine.generate(params, images, {
       signal,
       betweenSteps: yieldToEvents,
       onStep: (step, total) => post({ type: 'progress', id, step, total }),
     });
-    const { width, height } = ready.info;
+    const { width, height } = engine.info;
     for (const [kind, chw] of outputs) {
       const rgba = chwToRgba(chw, 3, height, width);
       post({ type: 'image', id, kind, width, height, rgba, seed }, [rgba.buffer]);
     }
-    post({ type: 'done', id, seed, milliseconds: performance.now() - started });
+    post({ type: 'done', id, seed, milliseconds: performance.now() - started, stats: { ...engine.stats(), heapBytes: heapBytes() } });
   } catch (error) {
     if ((error as Error).name === 'AbortError') post({ type: 'cancelled', id });
     else post({ type: 'error', id, message: describe(error), fatal: false });
