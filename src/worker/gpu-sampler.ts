@@ -73,56 +73,54 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
     groups.forEach((g, gi) => g.requests.forEach((r, i) => (where[r.job][r.branch] = { group: gi, index: i })));
     const totalRequests = groups.reduce((n, g) => n + g.requests.length, 0);
     const params = createParamSlots(device, totalRequests + jobs.length, (bytes, usage) => tracker.create(OWNER, bytes, { label: 'sampler params', usage }));
-    {
-      // 4. Denoising loop.
-      for (let k = 0; k < plan.steps.length; k++) {
-        await o.betweenSteps?.();
-        if (signal?.aborted) throw abortError();
-        const step = plan.steps[k];
-        const slot = k % ring;
-        let encoder = device.createCommandEncoder({ label: `gather ${k}` });
-        let pass = encoder.beginComputePass();
-        let p = 0;
+    // 4. Denoising loop.
+    for (let k = 0; k < plan.steps.length; k++) {
+      await o.betweenSteps?.();
+      if (signal?.aborted) throw abortError();
+      const step = plan.steps[k];
+      const slot = k % ring;
+      let encoder = device.createCommandEncoder({ label: `gather ${k}` });
+      let pass = encoder.beginComputePass();
+      let p = 0;
+      for (const g of groups) {
+        g.requests.forEach((r, i) => o.kernels.encodeGather(pass, params, p++, { src: images[r.job].xs, srcOffset: slot * size, dst: g.input, dstOffset: i * size, count: size, scale: step.inputScale }));
+      }
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+
+      const outputs: { buffer: GPUBuffer; release(): void }[] = [];
+      try {
         for (const g of groups) {
-          g.requests.forEach((r, i) => o.kernels.encodeGather(pass, params, p++, { src: images[r.job].xs, srcOffset: slot * size, dst: g.input, dstOffset: i * size, count: size, scale: step.inputScale }));
+          const timestep = new Float32Array(g.requests.length).fill(step.timestep);
+          outputs.push(await o.denoise(g.weights, { sample: g.input, timestep, context: g.context, batch: g.requests.length }));
         }
+        if (signal?.aborted) throw abortError();
+        encoder = device.createCommandEncoder({ label: `step ${k}` });
+        pass = encoder.beginComputePass();
+        jobs.forEach((_, j) => {
+          let z: Float32Array | undefined;
+          for (let d = 0; d < step.noiseDraws; d++) z = generators[j].randn(size);
+          if (z && step.noiseCoef !== 0) device.queue.writeBuffer(images[j].noise, 0, z);
+          const { positive, negative } = where[j];
+          o.kernels.encodeStep(pass, params, totalRequests + j, {
+            pos: outputs[positive.group].buffer, posOffset: positive.index * size,
+            neg: outputs[negative.group].buffer, negOffset: negative.index * size,
+            xs: images[j].xs, eps: images[j].eps, noise: images[j].noise, count: size, slot, ring, omega: o.omega,
+            sampleCoefs: step.sampleCoefs, outputCoefs: step.outputCoefs, noiseCoef: step.noiseCoef,
+          });
+        });
         pass.end();
         device.queue.submit([encoder.finish()]);
-
-        const outputs: { buffer: GPUBuffer; release(): void }[] = [];
-        try {
-          for (const g of groups) {
-            const timestep = new Float32Array(g.requests.length).fill(step.timestep);
-            outputs.push(await o.denoise(g.weights, { sample: g.input, timestep, context: g.context, batch: g.requests.length }));
-          }
-          if (signal?.aborted) throw abortError();
-          encoder = device.createCommandEncoder({ label: `step ${k}` });
-          pass = encoder.beginComputePass();
-          jobs.forEach((_, j) => {
-            let z: Float32Array | undefined;
-            for (let d = 0; d < step.noiseDraws; d++) z = generators[j].randn(size);
-            if (z && step.noiseCoef !== 0) device.queue.writeBuffer(images[j].noise, 0, z);
-            const { positive, negative } = where[j];
-            o.kernels.encodeStep(pass, params, totalRequests + j, {
-              pos: outputs[positive.group].buffer, posOffset: positive.index * size,
-              neg: outputs[negative.group].buffer, negOffset: negative.index * size,
-              xs: images[j].xs, eps: images[j].eps, noise: images[j].noise, count: size, slot, ring, omega: o.omega,
-              sampleCoefs: step.sampleCoefs, outputCoefs: step.outputCoefs, noiseCoef: step.noiseCoef,
-            });
-          });
-          pass.end();
-          device.queue.submit([encoder.finish()]);
-        } finally {
-          outputs.forEach((out) => out.release());
-        }
-        o.onStep?.(k + 1, plan.steps.length);
+      } finally {
+        outputs.forEach((out) => out.release());
       }
-      // 5. One read-back per image.
-      const last = (plan.steps.length % ring) * size * 4;
-      const result = new Map<string, Float32Array>();
-      for (const [j, job] of jobs.entries()) result.set(job.key, new Float32Array(await readBuffer(device, images[j].xs, size * 4, last)));
-      return { images: result, readBacks: jobs.length };
+      o.onStep?.(k + 1, plan.steps.length);
     }
+    // 5. One read-back per image.
+    const last = (plan.steps.length % ring) * size * 4;
+    const result = new Map<string, Float32Array>();
+    for (const [j, job] of jobs.entries()) result.set(job.key, new Float32Array(await readBuffer(device, images[j].xs, size * 4, last)));
+    return { images: result, readBacks: jobs.length };
   } finally {
     await device.queue.onSubmittedWorkDone().catch(() => undefined);
     tracker.destroyOwner(OWNER);

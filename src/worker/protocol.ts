@@ -37,7 +37,9 @@ export type WorkerRequest =
   | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
   /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own. */
   | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null; name: string }
-  | { type: 'cancel'; id: number };
+  | { type: 'cancel'; id: number }
+  /** Tests only: destroys the worker's GPU device, as a driver reset would lose it (the next job recovers). */
+  | { type: 'debug-lose-device' };
 
 export interface TrainStep { step: number; steps: number; loss: number; accuracy: number; stepsPerSecond: number }
 

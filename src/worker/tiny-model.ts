@@ -26,7 +26,11 @@ function lora(sites: LoraSite[], rank: number, seed: number): Uint8Array {
   return writeSafetensors(tensors, { format: 'diffusers', note: 'test fixture: seeded random values' });
 }
 
-export function buildTinyModel(): { manifest: ModelManifest; files: Map<string, Uint8Array> } {
+/**
+ * `predictionType: 'sample'` makes the random UNet's output the image itself, so final samples stay in a moderate range
+ * (with 'epsilon' a random UNet's x̂₀ = (x − √(1−ᾱ)·ε)/√ᾱ reaches ~1e5 and every pixel saturates).
+ */
+export function buildTinyModel(options: { predictionType?: 'epsilon' | 'sample' } = {}): { manifest: ModelManifest; files: Map<string, Uint8Array> } {
   const unet = buildUnet(TINY_FIXTURE_UNET, paramSource(1));
   const sites = findLoraSites(unet);
   const files = new Map<string, Uint8Array>([
@@ -41,7 +45,7 @@ export function buildTinyModel(): { manifest: ModelManifest; files: Map<string, 
     status: 'standin',
     unet: { file: 'unet.onnx', config: TINY_FIXTURE_UNET },
     textEncoder: { file: 'text_encoder.onnx', config: TINY_TEXT_ENCODER },
-    scheduler: { _class_name: 'DDIMScheduler', num_train_timesteps: 1000, beta_schedule: 'squaredcos_cap_v2', prediction_type: 'epsilon', timestep_spacing: 'trailing', clip_sample: false, set_alpha_to_one: false, steps_offset: 0 },
+    scheduler: { _class_name: 'DDIMScheduler', num_train_timesteps: 1000, beta_schedule: 'squaredcos_cap_v2', prediction_type: options.predictionType ?? 'epsilon', timestep_spacing: 'trailing', clip_sample: false, set_alpha_to_one: false, steps_offset: 0 },
     defaults: { prompt: 'a small red circle above a large blue square', negativePrompt: '', steps: 4, omega: 4, alpha: 1, beta: 1, seed: 42, scheduler: 'ddim' },
     loras: { eta: { file: 'eta.safetensors', role: 'eta', rank: 2, description: 'fixture η' }, delta: { file: 'delta.safetensors', role: 'delta', rank: 2, description: 'fixture δ' } },
     files: [...files].map(([path, bytes]) => ({ path, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') })),

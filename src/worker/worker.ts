@@ -20,6 +20,7 @@ interface Loaded {
   sessionOptions: BackendChoice['sessionOptions'];
   /** Set when the GPU device was lost: the next job recreates device, sessions and buffers (gpu-recovery.ts). */
   lost?: string;
+  device?: GPUDevice;
 }
 
 let loaded: Promise<Loaded> | undefined;
@@ -39,6 +40,8 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
       return enqueue(request.id, 'generate', (signal) => generate(request.id, request.params, request.images, signal));
     case 'train':
       return enqueue(request.id, 'train', (signal) => train(request.id, request.pairsJson, request.options, signal));
+    case 'debug-lose-device':
+      return void loaded?.then((l) => l.device?.destroy());
     case 'use-lora':
       return enqueue(request.id, 'use-lora', () => useLora(request.id, request.role, request.lora, request.name));
   }
@@ -70,7 +73,7 @@ async function init(modelUrl: string, backendPreference: 'auto' | 'webgpu' | 'wa
 async function startEngine(backend: BackendChoice, manifest: ModelManifest, files: Map<string, Uint8Array>): Promise<Loaded> {
   const device = backend.device;
   const engine = await createEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
-  const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions };
+  const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions, device };
   if (device) watchDevice(device, (lost) => {
     result.lost = lost;
     post({ type: 'error', message: `${lost}; the next generation recreates the GPU device and sessions`, fatal: false });
