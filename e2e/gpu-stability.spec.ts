@@ -2,39 +2,52 @@
 // files come from the Cache API on a second visit. Uses the tiny fixture model (e2e/gpu-helpers.ts) with 1 step:
 // SwiftShader compiles ORT's shaders slowly, and the point here is lifetimes, not pictures.
 import { expect, test } from '@playwright/test';
-import { colourCount, pixels, setNumber, waitIdle } from './helpers.ts';
+import { colourCount, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
 import { isTinyModelFile, loseDevice, recordWorkerEvents, serveTinyModel, workerEvents } from './gpu-helpers.ts';
 import type { GenerationStats } from '../src/worker/protocol.ts';
 
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'webgpu', 'the WebGPU path; needs --enable-unsafe-webgpu'));
 
+/**
+ * Bytes Chromium attributes to the dedicated worker (performance.measureUserAgentSpecificMemory, available because
+ * the page is cross-origin isolated; it measures after a garbage collection, so it is stable but can take seconds).
+ */
+async function workerMemory(page: import('@playwright/test').Page): Promise<number> {
+  return page.evaluate(async () => {
+    type Measurement = { breakdown: { bytes: number; attribution: { scope: string }[] }[] };
+    const result = await (performance as unknown as { measureUserAgentSpecificMemory(): Promise<Measurement> }).measureUserAgentSpecificMemory();
+    return result.breakdown.filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope')).reduce((n, b) => n + b.bytes, 0);
+  });
+}
+
 const doneStats = async (page: import('@playwright/test').Page) =>
   (await workerEvents(page)).flatMap((e) => (e.type === 'done' && e.stats ? [e.stats] : [])) as GenerationStats[];
 
-test('50 generations keep the live GPU buffer count and the worker heap flat', async ({ page }) => {
+/** 50 by default (the issue's number); GPU_E2E_GENERATIONS sets another count for a quick run. */
+const GENERATIONS = Number(process.env.GPU_E2E_GENERATIONS ?? 50);
+
+test(`${GENERATIONS} generations keep the live GPU buffer count and the worker heap flat`, async ({ page }) => {
   test.setTimeout(900_000);
   await recordWorkerEvents(page);
   const model = await serveTinyModel(page);
   await page.goto(`/?backend=webgpu&model=${model}&steps=1`);
   await expect(page.getByTestId('backend')).toHaveText('webgpu');
   await waitIdle(page);
-  for (let i = 1; i <= 50; i++) {
+  const heap: number[] = [];
+  for (let i = 1; i <= GENERATIONS; i++) {
     await setNumber(page, 'seed', 100 + i);
-    if (i % 5 === 0) await setNumber(page, 'omega', 3 + (i % 10) / 10); // NPO-CFG with other settings too
+    if (i % 5 === 0) await setSlider(page, 'slider-omega', 3 + (i % 10) / 10); // other settings along the way
     await waitIdle(page);
+    if (i % Math.max(1, Math.floor(GENERATIONS / 5)) === 0) heap.push(await workerMemory(page));
   }
   const stats = await doneStats(page);
-  expect(stats.length).toBeGreaterThanOrEqual(50);
+  expect(stats.length).toBeGreaterThanOrEqual(GENERATIONS);
   expect(new Set(stats.map((s) => s.liveBuffers)).size, `live buffers: ${[...new Set(stats.map((s) => s.liveBuffers))]}`).toBe(1);
   expect(new Set(stats.map((s) => s.liveBufferBytes)).size).toBe(1);
   expect(stats.every((s) => s.loop === 'gpu' && s.readBacks === 2)).toBe(true);
-  const heap = stats.map((s) => s.heapBytes).filter((b): b is number => typeof b === 'number');
-  console.log(`live GPU buffers ${stats[0].liveBuffers} (${stats[0].liveBufferBytes} bytes); worker heap first/last: ${heap[0]} / ${heap.at(-1)}`);
-  if (heap.length) {
-    // Flat: the last ten generations use no more than the first ten plus 8 MiB (GC timing makes single values noisy).
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    expect(mean(heap.slice(-10))).toBeLessThan(mean(heap.slice(0, 10)) + 8 * 2 ** 20);
-  }
+  console.log(`live GPU buffers ${stats[0].liveBuffers} (${stats[0].liveBufferBytes} bytes); worker memory (MiB) along the run: ${heap.map((b) => (b / 2 ** 20).toFixed(1)).join(', ')}`);
+  // Flat: no more than 8 MiB over the first measurement (after a fifth of the run, once caches and pools are warm).
+  expect(Math.max(...heap)).toBeLessThan(heap[0] + 8 * 2 ** 20);
 });
 
 test('model files come from the Cache API on the second visit', async ({ page }) => {

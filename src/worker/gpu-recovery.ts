@@ -1,6 +1,5 @@
 // Worker-side GPU robustness (issue 6 item 4): device loss and uncaptured GPU errors become messages for the page,
-// and a lost device marks the engine for recreation on the next job (worker.ts `ready`). Also the worker's JS heap
-// size for the stats the e2e test reads (Chromium's non-standard performance.memory; undefined elsewhere).
+// and a lost device marks the engine for recreation on the next job (worker.ts `ready`).
 
 /** At most this many uncaptured-error messages per device: a broken kernel would otherwise flood the page. */
 const MAX_REPORTED_ERRORS = 5;
@@ -12,8 +11,4 @@ export function watchDevice(device: GPUDevice, onLost: (message: string) => void
     const error = (event as GPUUncapturedErrorEvent).error;
     if (reported++ < MAX_REPORTED_ERRORS) onError(`GPU error (${error.constructor.name}): ${error.message}`);
   });
-}
-
-export function heapBytes(): number | undefined {
-  return (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize;
 }

@@ -62,8 +62,6 @@ export interface GenerationStats {
   liveBuffers?: number;
   liveBufferBytes?: number;
   merge?: { merges: number; bytes: number; milliseconds: number };
-  /** performance.memory.usedJSHeapSize where the browser has it (Chromium). */
-  heapBytes?: number;
 }
 
 export type WorkerEvent =

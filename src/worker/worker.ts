@@ -6,7 +6,7 @@ import { loadModelDirectory } from './model-loader.ts';
 import { createEngine, type Engine } from './engine.ts';
 import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
-import { heapBytes, watchDevice } from './gpu-recovery.ts';
+import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from './model-cache.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
@@ -134,7 +134,7 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
       const rgba = chwToRgba(chw, 3, height, width);
       post({ type: 'image', id, kind, width, height, rgba, seed }, [rgba.buffer]);
     }
-    post({ type: 'done', id, seed, milliseconds: performance.now() - started, stats: { ...engine.stats(), heapBytes: heapBytes() } });
+    post({ type: 'done', id, seed, milliseconds: performance.now() - started, stats: engine.stats() });
   } catch (error) {
     if ((error as Error).name === 'AbortError') post({ type: 'cancelled', id });
     else post({ type: 'error', id, message: describe(error), fatal: false });
