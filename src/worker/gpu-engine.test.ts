@@ -31,10 +31,10 @@ afterAll(async () => {
 
 describe('WebGPU path vs CPU path (tiny model, Node)', () => {
   // Euler ancestral would be the stochastic case, but on this cosine schedule its first step is NaN (linear-step.test).
-  for (const scheduler of ['ddim', 'dpm++2m', 'euler', 'unipc']) {
+  for (const scheduler of ['ddim', 'dpm++2m', 'unipc']) {
     it(`${scheduler}: same images; ${scheduler === 'unipc' ? 'CPU loop fallback' : 'GPU loop, one read-back per image'}`, async () => {
-      // UniPC over 6 steps reaches back further than a linear plan holds (its corrector recursion), so it falls back.
-      const p = { ...params, scheduler, alpha: 0.5, steps: scheduler === 'unipc' ? 6 : params.steps };
+      // UniPC over 10 steps reaches back further than a linear plan holds (its corrector recursion), so it falls back.
+      const p = { ...params, scheduler, alpha: 0.5, steps: scheduler === 'unipc' ? 10 : params.steps };
       const [a, b] = [await cpu.generate(p, ['baseline', 'npo'], {}), await gpu.generate(p, ['baseline', 'npo'], {})];
       for (const kind of ['baseline', 'npo'] as const) expect(relDiff(a.images.get(kind)!, b.images.get(kind)!)).toBeLessThan(1e-4);
       const stats = gpu.stats();
@@ -42,6 +42,17 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
       if (stats.loop === 'gpu') expect(stats.readBacks).toBe(2);
     }, 120_000);
   }
+  it('swapping δ for another LoRA (useLora) matches the CPU path and keeps the buffer count', async () => {
+    const liveBefore = gpu.stats().liveBuffers;
+    const other = files.get('eta.safetensors')!;
+    cpu.useLora('delta', other);
+    gpu.useLora('delta', other);
+    const [a, b] = [await cpu.generate(params, ['npo'], {}), await gpu.generate(params, ['npo'], {})];
+    expect(relDiff(a.images.get('npo')!, b.images.get('npo')!)).toBeLessThan(1e-4);
+    expect(gpu.stats().liveBuffers).toBe(liveBefore);
+    cpu.useLora('delta', undefined);
+    gpu.useLora('delta', undefined);
+  }, 120_000);
   it('moving α re-merges θ_neg only; ω re-merges nothing; buffers stay flat', async () => {
     await gpu.generate(params, ['npo'], {});
     const before = gpu.stats();
