@@ -1,7 +1,7 @@
 // Looks at the base model: samples a grid of prompts × seeds with the page's own engine (onnxruntime-node), writes a
 // PNG (each row: one prompt, its seeds, then the world's own rendering of it for reference) and prints the procedural
 // reward per axis, for the samples and for the references.
-// Usage: npx tsx src/cli/sample-base.ts [--models models] [--out tmp/base-grid.png] [--prompts 8] [--seeds 4]
+// Usage: npm run sample:base -- [--models models] [--out tmp/base-grid.png] [--prompts 8] [--seeds 4]
 //          [--steps 20] [--omega 4] [--split heldout|train] [--scheduler ddim]
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
