@@ -21,6 +21,8 @@ interface Loaded {
   /** Set when the GPU device was lost: the next job recreates device, sessions and buffers (gpu-recovery.ts). */
   lost?: string;
   device?: GPUDevice;
+  /** LoRA files swapped in with 'use-lora', re-applied when the engine is recreated. */
+  swapped?: Partial<Record<LoraRole, Uint8Array | undefined>>;
 }
 
 let loaded: Promise<Loaded> | undefined;
@@ -87,7 +89,10 @@ async function ready(): Promise<Loaded> {
   if (!current.lost) return current;
   loaded = (async () => {
     await current.engine.release().catch(() => undefined);
-    return startEngine(await chooseBackend('webgpu'), current.manifest, current.files);
+    const next = await startEngine(await chooseBackend('webgpu'), current.manifest, current.files);
+    for (const [role, bytes] of Object.entries(current.swapped ?? {})) next.engine.useLora(role as LoraRole, bytes);
+    next.swapped = current.swapped; // the same object watchDevice marks as lost
+    return next;
   })();
   return loaded;
 }
@@ -111,8 +116,9 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
 
 async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name: string) {
   try {
-    const { engine } = await ready();
-    engine.useLora(role, lora ?? undefined);
+    const current = await ready();
+    current.engine.useLora(role, lora ?? undefined);
+    current.swapped = { ...current.swapped, [role]: lora ?? undefined };
     post({ type: 'lora-used', id, role, name });
   } catch (error) {
     post({ type: 'error', id, message: `cannot use ${name} as ${role === 'delta' ? 'δ' : 'η'}: ${describe(error)}`, fatal: false });
