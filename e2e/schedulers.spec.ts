@@ -1,0 +1,38 @@
+// Every scheduler the page offers gives a clean image from the embedded model at its usual step count (issue 3).
+// "Clean" is judged by the project's fixed reward (src/reward): its detail axis (crisp edges, no blur, no speckle)
+// must clear a threshold that pure noise does not (checked below, so the test can fail). Prompt fidelity and hue are
+// not asked for: whether the tiny model draws the right object is the model's quality, not the scheduler's (with
+// seed 7, DPM++ 2M SDE Karras misses the object here and draws a clean black background).
+import { expect, test } from '@playwright/test';
+import { DEFAULT_STEPS, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES } from '../src/diffusion/schedulers/index.ts';
+import { scoreImage } from '../src/reward/index.ts';
+import { backendOf, pixels, waitIdle } from './helpers.ts';
+
+const PROMPT = 'a small orange square in the center on a black background';
+const MIN_DETAIL = 0.6;
+
+function rgbaToChw(rgba: number[]): Float32Array {
+  const plane = rgba.length / 4;
+  const chw = new Float32Array(3 * plane);
+  for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) chw[c * plane + p] = rgba[p * 4 + c] / 127.5 - 1;
+  return chw;
+}
+
+test('the thresholds reject noise', () => {
+  let s = 1;
+  const noise = Float32Array.from({ length: 3 * 32 * 32 }, () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1);
+  const score = scoreImage(noise, PROMPT);
+  expect(score.detail).toBeLessThan(MIN_DETAIL);
+});
+
+for (const scheduler of SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name))) {
+  test(`${scheduler} at ${DEFAULT_STEPS[scheduler]} steps gives a clean image`, async ({ page }, info) => {
+    test.skip(backendOf(info) === 'webgpu', 'WebGPU on SwiftShader takes seconds per UNet call; backend parity is covered by gpu-parity.spec.ts');
+    const query = new URLSearchParams({ backend: backendOf(info), scheduler, steps: String(DEFAULT_STEPS[scheduler]), prompt: PROMPT, seed: '7' });
+    await page.goto(`/?${query}`);
+    await expect(page.getByTestId('scheduler')).toHaveValue(scheduler);
+    await waitIdle(page);
+    const score = scoreImage(rgbaToChw(await pixels(page, 'image-baseline')), PROMPT);
+    expect(score.detail, `detail ${score.detail.toFixed(3)}`).toBeGreaterThanOrEqual(MIN_DETAIL);
+  });
+}
