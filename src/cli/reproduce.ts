@@ -57,6 +57,8 @@ async function main() {
       add('dpo', tuned.images.get('baseline')!);
       add('dpo+npo', tuned.images.get('npo')!);
     }
+    const done = results.base.length / seeds.length;
+    if (done % 10 === 0) console.error(`sampled ${done}/${prompts.length} prompts × ${seeds.length} seeds (${Math.round((performance.now() - started) / 1000)} s)`);
   }
 
   // Figure 10: the α×β sweep of dpo+npo on the same prompts (first `grid-seeds` seeds).
@@ -71,6 +73,7 @@ async function main() {
         scores.push(scoreImage(r.images.get('npo')!, prompt).total);
       }
       grid.push({ alpha: a, beta: b, total: mean(scores) });
+      console.error(`α×β sweep: α ${a}, β ${b} done`);
     }
   }
   await withoutEta.release();
