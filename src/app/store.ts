@@ -93,6 +93,8 @@ function handleWorkerEvent(event: WorkerEvent) {
       return usePlayground.getState().generate();
     case 'error':
       if (event.fatal) return set({ status: 'failed', error: event.message, running: undefined });
+      // An error without an id (an uncaptured GPU error, say) is shown but does not end the running generation.
+      if (event.id === undefined) return set({ error: event.message });
       return current ? set({ status: 'ready', error: event.message, running: undefined }) : undefined;
   }
 }

@@ -62,7 +62,8 @@ function handle(event: WorkerEvent) {
     case 'cancelled':
       return set({ status: 'idle', running: undefined, message: 'training cancelled' });
     case 'lora-used':
-      return set({ message: `now using ${event.name} as ${event.role === 'delta' ? 'δ' : 'η'}` });
+      return set({ message: `now using ${event.name} as ${event.role === 'delta' ? 'δ' : 'η'}`
+        + (event.skipped ? ` (${event.skipped} keys for layers other than the attention projections were ignored)` : '') });
     case 'error':
       return set({ status: state.running === event.id ? 'idle' : state.status, running: state.running === event.id ? undefined : state.running, error: event.message });
   }

@@ -8,6 +8,7 @@ import { parseManifest, type ModelManifest } from '../model/manifest.ts';
 import { createEngine, type Engine } from './engine.ts';
 import { runTraining } from './training.ts';
 import { encodePairs } from '../train/pairs.ts';
+import { readSafetensors, writeSafetensors } from '../lora/safetensors.ts';
 import type { GenerateParams } from './protocol.ts';
 
 const dir = join(import.meta.dirname, '../../models');
@@ -86,6 +87,16 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     expect(maxDiff(before.images.get('npo')!, swapped.images.get('npo')!)).toBeGreaterThan(1e-3);
     expect(same(before.images.get('npo')!, restored.images.get('npo')!)).toBe(true);
     expect(() => engine.useLora('delta', new Uint8Array([1, 2, 3]))).toThrow(/safetensors/);
+  });
+
+  it('uses a brought LoRA that also trains other layers, counting the keys it ignores; refuses one that matches nothing', () => {
+    const { tensors } = readSafetensors(files.get(manifest.loras.eta!.file)!);
+    const ff = 'unet.down_blocks.1.attentions.0.transformer_blocks.0.ff.net.2';
+    const extra = { [`${ff}.lora.down.weight`]: { shape: [4, 256], data: new Float32Array(1024) }, [`${ff}.lora.up.weight`]: { shape: [64, 4], data: new Float32Array(256) } };
+    const mixed = writeSafetensors({ ...Object.fromEntries([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), ...extra });
+    expect(engine.useLora('delta', mixed).skipped).toBe(2);
+    expect(() => engine.useLora('delta', writeSafetensors(extra))).toThrow(/none of its 2 keys matches the model's 32 attention projections/);
+    engine.useLora('delta', undefined);
   });
 
   it('trains a δ from a pairs.json with the worker training job, and the engine accepts it', async () => {

@@ -34,7 +34,7 @@ export interface Engine {
   info: ModelInfo;
   generate(params: GenerateParams, images: ImageKind[], hooks: GenerateHooks): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
   /** Replaces η or δ by a LoRA file's (safetensors bytes); undefined restores the model's own. */
-  useLora(role: LoraRole, bytes: Uint8Array | undefined): void;
+  useLora(role: LoraRole, bytes: Uint8Array | undefined): { skipped: number };
   release(): Promise<void>;
   /** Counters of the last generation (loop kind, read-backs, live GPU buffers). */
   stats(): GenerationStats;
@@ -98,10 +98,17 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   return {
     info,
     useLora(role, bytes) {
-      applyLora(weights, role, bytes ? parseLora(bytes, targets) : modelLoras[role], dense);
+      // A LoRA a person brings may also train layers we do not patch (feed-forward, proj_in/out, resnets, the text
+      // encoder): those keys are skipped and counted rather than refused, as long as some attention projection matches.
+      const set = bytes ? parseLora(bytes, targets, { unmatched: 'skip' }) : modelLoras[role];
+      if (bytes && set!.entries.size === 0) {
+        throw new Error(`none of its ${set!.skipped.length} keys matches the model's ${sites.length} attention projections (e.g. ${sites[0]?.modulePath})`);
+      }
+      applyLora(weights, role, set, dense);
       if (gpu) gpu.replaceOffsets(role, weights.map((w) => factors(w.lora?.[role])));
       else weightSets = createWeightSets(ort, weights);
       Object.assign(info, modelInfo(manifest, sites.length, weights));
+      return { skipped: bytes ? set!.skipped.length : 0 };
     },
     async generate(params, images, hooks) {
       const seed = resolveSeed(params.seed);

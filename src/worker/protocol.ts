@@ -73,5 +73,6 @@ export type WorkerEvent =
   | { type: 'cancelled'; id: number }
   | { type: 'train-progress'; id: number; report: TrainStep }
   | { type: 'train-done'; id: number; lora: Uint8Array; steps: number; warning?: string }
-  | { type: 'lora-used'; id: number; role: LoraRole; name: string }
+  /** `skipped`: keys of the file that target layers the playground does not patch (they are ignored). */
+  | { type: 'lora-used'; id: number; role: LoraRole; name: string; skipped: number }
   | { type: 'error'; id?: number; message: string; fatal: boolean };

@@ -117,9 +117,9 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
 async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name: string) {
   try {
     const current = await ready();
-    current.engine.useLora(role, lora ?? undefined);
+    const { skipped } = current.engine.useLora(role, lora ?? undefined);
     current.swapped = { ...current.swapped, [role]: lora ?? undefined };
-    post({ type: 'lora-used', id, role, name });
+    post({ type: 'lora-used', id, role, name, skipped });
   } catch (error) {
     post({ type: 'error', id, message: `cannot use ${name} as ${role === 'delta' ? 'δ' : 'η'}: ${describe(error)}`, fatal: false });
   }
