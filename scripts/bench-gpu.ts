@@ -3,20 +3,9 @@
 // nothing about real GPUs; on a machine with a GPU, Chromium uses it (Dawn-in-Node needs a Vulkan driver for it).
 //
 // Run: `npm run bench:gpu` (both), `npm run bench:gpu -- --node` or `-- --chromium` (one), `-- --iters N`.
-// How `?raw` is handled: merge.ts imports `./merge.wgsl?raw` (a Vite feature that tsx lacks), so this script
-// registers a tiny Node module-loader hook (module.register, below) that serves any `*?raw` URL as
-// `export default "<file text>"`, and only then imports the GPU modules dynamically. The Chromium side is bundled by
-// esbuild with an equivalent plugin (src/gpu/chromium-page.ts).
-import { register } from 'node:module';
-
-const rawHook = `
-import { readFile } from 'node:fs/promises';
-export async function load(url, context, next) {
-  if (!url.endsWith('?raw')) return next(url, context);
-  const text = await readFile(new URL(url.slice(0, -'?raw'.length)), 'utf8');
-  return { format: 'module', source: 'export default ' + JSON.stringify(text) + ';', shortCircuit: true };
-}`;
-register('data:text/javascript,' + encodeURIComponent(rawHook));
+// `*.wgsl?raw` imports are served by scripts/raw-imports.mjs (the npm script passes it to tsx with --import). The
+// Chromium side is bundled by esbuild with an equivalent plugin (src/gpu/chromium-page.ts).
+export {};
 
 const { createNodeGpu } = await import('../src/gpu/node-gpu.ts');
 const { acquireDevice } = await import('../src/gpu/device.ts');

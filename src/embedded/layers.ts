@@ -2,6 +2,7 @@
 // weight names read `down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q` exactly as in Stable Diffusion.
 // Linear weights are stored [in, out] and applied with MatMul, as in diffusers' ONNX exports (DESIGN §4).
 import type { GraphBuilder } from '../onnx/builder.ts';
+import { createRandom } from '../train/random.ts';
 
 /** Where parameters come from: trained values by name, or a seeded initialisation for a fresh model. */
 export interface ParamSource {
@@ -11,16 +12,7 @@ export type ParamInit = { kind: 'zeros' } | { kind: 'ones' } | { kind: 'normal';
 
 /** Deterministic parameter initialisation (a fresh, untrained model), optionally overridden by trained values. */
 export function paramSource(seed: number, trained: ReadonlyMap<string, Float32Array> = new Map()): ParamSource & { names: string[] } {
-  let state = seed >>> 0;
-  const uniform = () => {
-    // mulberry32: small, fast and the same in every JS engine.
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  const random = createRandom(seed);
   const names: string[] = [];
   return {
     names,
@@ -34,7 +26,7 @@ export function paramSource(seed: number, trained: ReadonlyMap<string, Float32Ar
       }
       if (init.kind === 'zeros') return new Float32Array(count);
       if (init.kind === 'ones') return new Float32Array(count).fill(1);
-      return Float32Array.from({ length: count }, () => normal() * init.std);
+      return Float32Array.from({ length: count }, () => random.normal() * init.std);
     },
   };
 }
