@@ -5,17 +5,8 @@
 // read-backs per image, and the time from an α change (and, for comparison, an ω change) to the first new step.
 //
 // Run: `npm run bench` (tiny fixture model), `npm run bench -- --model embedded` (models/), `-- --steps N`,
-// `-- --backend webgpu|wasm`. `?raw` imports are served by a module-loader hook as in scripts/bench-gpu.ts.
-import { register } from 'node:module';
-
-const rawHook = `
-import { readFile } from 'node:fs/promises';
-export async function load(url, context, next) {
-  if (!url.endsWith('?raw')) return next(url, context);
-  const text = await readFile(new URL(url.slice(0, -'?raw'.length)), 'utf8');
-  return { format: 'module', source: 'export default ' + JSON.stringify(text) + ';', shortCircuit: true };
-}`;
-register('data:text/javascript,' + encodeURIComponent(rawHook));
+// `-- --backend webgpu|wasm`. `*.wgsl?raw` imports are served by scripts/raw-imports.mjs (tsx --import).
+export {};
 
 const { readFileSync } = await import('node:fs');
 const { join } = await import('node:path');
