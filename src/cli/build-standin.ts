@@ -1,6 +1,7 @@
-// Writes the stand-in embedded model to models/: a tiny SD-shaped UNet and text encoder with seeded random weights,
-// plus small random η and δ LoRAs on every attention projection. It keeps the page working end to end until the
-// trained embedded model replaces it (issue: the embedded default model). Usage: npm run build:standin [-- --out models]
+// Writes a stand-in model directory: the embedded architecture (a tiny SD-shaped UNet and text encoder) with seeded
+// random weights, plus small random η and δ LoRAs on every attention projection. It was the page's model until the
+// trained one replaced it in models/; it remains a quick, training-free model for experiments and fixtures.
+// Usage: npm run build:standin [-- --out tmp/standin]   (never point it at models/: that holds the trained model)
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { externalizeWeights, writeModel } from '../onnx/model-io.ts';
 import { writeSafetensors, type TensorToWrite } from '../lora/safetensors.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 
-const outDir = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : 'models';
+const outDir = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : 'tmp/standin';
 
 function randomLora(sites: LoraSite[], rank: number, seed: number, std: number): Uint8Array {
   const source = paramSource(seed);
