@@ -39,7 +39,8 @@ export interface SampleOptions {
   betweenSteps?: () => Promise<void>;
 }
 
-interface Request { job: number; branch: 'positive' | 'negative' }
+/** One branch of one image in a batched model call. */
+export interface BranchRequest { job: number; branch: 'positive' | 'negative' }
 
 export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, Float32Array>> {
   const { jobs, shape, signal } = options;
@@ -61,8 +62,8 @@ export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, 
   });
 
   // 3. Group the branches by weight set once: each group is one batched model call per step.
-  const groups = new Map<WeightSetId, Request[]>();
-  const add = (weights: WeightSetId, request: Request) => groups.set(weights, [...(groups.get(weights) ?? []), request]);
+  const groups = new Map<WeightSetId, BranchRequest[]>();
+  const add = (weights: WeightSetId, request: BranchRequest) => groups.set(weights, [...(groups.get(weights) ?? []), request]);
   jobs.forEach((job, j) => {
     add(options.positiveWeights, { job: j, branch: 'positive' });
     add(job.negativeWeights, { job: j, branch: 'negative' });
@@ -89,7 +90,7 @@ export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, 
   return new Map(jobs.map((job, j) => [job.key, latents[j]]));
 }
 
-function batchRequests(requests: Request[], inputs: Float32Array[], t: number, options: SampleOptions, size: number) {
+function batchRequests(requests: BranchRequest[], inputs: Float32Array[], t: number, options: SampleOptions, size: number) {
   const contextSize = options.positiveContext.length;
   const sample = new Float32Array(requests.length * size);
   const context = new Float32Array(requests.length * contextSize);

@@ -6,7 +6,7 @@
 // Initial latents and any step noise come from the same seeded CPU streams as the CPU loop, uploaded (never read
 // back), so both loops see identical noise.
 import { createGenerator } from '../diffusion/noise/index.ts';
-import { abortError, type SampleJob, type WeightSetId } from '../diffusion/sampler.ts';
+import { abortError, type BranchRequest, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
 import type { LinearPlan } from '../diffusion/schedulers/linear-step.ts';
 import { readBuffer } from '../gpu/buffers.ts';
 import { createParamSlots, type SamplerKernels } from '../gpu/sampler-kernels.ts';
@@ -16,25 +16,14 @@ export interface GpuDenoiseRequest { sample: GPUBuffer; timestep: Float32Array; 
 /** One batched UNet call on GPU buffers; `release` hands the output buffer back (after our kernels were submitted). */
 export type GpuDenoiser = (weights: WeightSetId, request: GpuDenoiseRequest) => Promise<{ buffer: GPUBuffer; release(): void }>;
 
-export interface GpuSampleOptions {
+/** The CPU loop's options, with the UNet on GPU buffers and the scheduler as a linear plan (which fixes the steps). */
+export type GpuSampleOptions = Omit<SampleOptions, 'denoise' | 'createScheduler' | 'steps'> & {
   device: GPUDevice;
   kernels: SamplerKernels;
   tracker: BufferTracker;
   plan: LinearPlan;
-  jobs: SampleJob[];
-  positiveWeights: WeightSetId;
   denoise: GpuDenoiser;
-  omega: number;
-  seed: number;
-  shape: [number, number, number];
-  positiveContext: Float32Array;
-  negativeContext: Float32Array;
-  onStep?: (step: number, total: number) => void;
-  signal?: AbortSignal;
-  betweenSteps?: () => Promise<void>;
-}
-
-interface Request { job: number; branch: 'positive' | 'negative' }
+};
 
 const OWNER = 'sampler';
 
@@ -53,8 +42,8 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
     });
 
     // 3. Branches grouped by weight set (one UNet call each per step), with their input and context buffers.
-    const groupMap = new Map<WeightSetId, Request[]>();
-    const add = (weights: WeightSetId, r: Request) => groupMap.set(weights, [...(groupMap.get(weights) ?? []), r]);
+    const groupMap = new Map<WeightSetId, BranchRequest[]>();
+    const add = (weights: WeightSetId, r: BranchRequest) => groupMap.set(weights, [...(groupMap.get(weights) ?? []), r]);
     jobs.forEach((job, j) => {
       add(o.positiveWeights, { job: j, branch: 'positive' });
       add(job.negativeWeights, { job: j, branch: 'negative' });
