@@ -33,6 +33,8 @@ export interface HostCase {
   layout: WeightLayout;
   base: Float32Array;
   terms: HostTerm[];
+  /** Element offset of W' in the output buffer (a stacked [θ_pos; θ_neg] buffer); the elements before stay untouched. */
+  outOffset?: number;
 }
 
 /** Element index of (o, i) in W for the layout. */
@@ -131,7 +133,8 @@ export function createCaseRunner(device: GPUDevice) {
     );
     const n = c.inF * c.outF;
     const base = upload(c.base, dtype);
-    return { base, out: out ?? empty(n, dtype), inFeatures: c.inF, outFeatures: c.outF, layout: c.layout, terms, dtype };
+    const outOffset = c.outOffset ?? 0;
+    return { base, out: out ?? empty(outOffset + n, dtype), inFeatures: c.inF, outFeatures: c.outF, layout: c.layout, terms, dtype, outOffset };
   };
   const readBack = async (buffer: GPUBuffer, count: number, dtype: MergeDtype = 'f32'): Promise<Float64Array> => {
     const raw = await readBuffer(device, buffer, count * bytes(dtype));
@@ -142,11 +145,15 @@ export function createCaseRunner(device: GPUDevice) {
     const job = toJob(c, dtype);
     kernels.merge(job);
     const n = c.inF * c.outF;
-    const got = await readBack(job.out, n, dtype);
+    const offset = c.outOffset ?? 0;
+    const written = await readBack(job.out, offset + n, dtype);
+    const got = written.subarray(offset);
+    const before = written.subarray(0, offset); // a fresh buffer is zero-filled; the merge must not spill into it
     const { ref, tol } = tolerance(c, dtype);
     const baseAfter = await readBack(job.base, n, dtype);
     const baseBefore = dtype === 'f16' ? fromHalfArray(toHalfArray(c.base)) : Float64Array.from(c.base);
-    return { worst: worstRatio(got, ref, tol), baseIntact: baseAfter.every((v, e) => Object.is(v, baseBefore[e])) };
+    const worst = before.some((v) => v !== 0) ? Infinity : worstRatio(got, ref, tol);
+    return { worst, baseIntact: baseAfter.every((v, e) => Object.is(v, baseBefore[e])) };
   };
   const destroy = () => owned.splice(0).forEach((b) => b.destroy());
   return { upload, empty, toJob, readBack, check, destroy };
@@ -164,5 +171,11 @@ export const STANDARD_CASES: { name: string; make: () => HostCase }[] = (['out-i
   ).map(([inF, outF, ranks], s) => ({
     name: `${layout} ${inF}→${outF}, ranks ${ranks.join(',')} + dense`,
     make: () => makeCase(inF, outF, layout, ranks, [0.25], 1000 + s),
+  })),
+).concat(
+  // The second half of a stacked [2, in, out] buffer, at an aligned and at an unaligned (odd) element offset.
+  [64 * 48, 17 * 33 + 3].map((outOffset, s) => ({
+    name: `in-out ${s ? '17→33' : '64→48'} written at element ${outOffset} of a stacked buffer`,
+    make: () => ({ ...makeCase(s ? 17 : 64, s ? 33 : 48, 'in-out', [4, 2], [0.5], 2000 + s), outOffset }),
   })),
 );

@@ -149,6 +149,20 @@ describe('work split under small limits', () => {
     k.destroy();
   });
 
+  it('splits an output written at an unaligned element offset (stacked weight sets)', async () => {
+    const limits = { maxStorageBufferBindingSize: 600, maxBufferSize: 1 << 30, maxComputeWorkgroupsPerDimension: 65535 };
+    for (const ch of planChunks(17 * 33, 4, limits, 256, 17 * 33 + 3)) {
+      expect(ch.outWindowOffset % 256).toBe(0);
+      expect(ch.outWindowSize).toBeLessThanOrEqual(600);
+      expect(ch.outWindowOffset + ch.outWinOff * 4).toBe((17 * 33 + 3 + ch.first) * 4);
+    }
+    const k = small({ maxStorageBufferBindingSize: 600 });
+    const { worst, baseIntact } = await runner.check(k, { ...makeCase(17, 33, 'out-in', [4, 3], [0.5], 33), outOffset: 17 * 33 + 3 });
+    expect(worst).toBeLessThanOrEqual(1);
+    expect(baseIntact).toBe(true);
+    k.destroy();
+  });
+
   it('folds dispatches into 2D and splits by maxComputeWorkgroupsPerDimension', async () => {
     const limits = { maxComputeWorkgroupsPerDimension: 2, maxStorageBufferBindingSize: 1 << 20, maxBufferSize: 1 << 30 };
     const chunks = planChunks(64 * 48, 4, limits, 256);
@@ -200,6 +214,9 @@ describe('bad jobs give specific errors', () => {
       /reads the output buffer/,
     );
     expect(() => kernels.encodeMerge(enc(), { ...j, layout: 'rows' as WeightLayout })).toThrow(/unknown layout/);
+    expect(() => kernels.encodeMerge(enc(), { ...j, outOffset: 1 })).toThrow(/out \(W' at element 1\) is 192 bytes, needs at least 196/);
+    expect(() => kernels.encodeMerge(enc(), { ...j, outOffset: -2 })).toThrow(/outOffset must be a non-negative integer/);
+    expect(() => kernels.encodeMerge(enc(), { ...j, out: j.base, outOffset: 4 })).toThrow(/in-place merge .* cannot have an outOffset/);
     const notStorage = device.createBuffer({ size: 192, usage: 0x8 | 0x4 });
     expect(() => kernels.encodeMerge(enc(), { ...j, out: notStorage })).toThrow(/out lacks GPUBufferUsage.STORAGE/);
     notStorage.destroy();

@@ -37,6 +37,11 @@ export interface MergeJob {
   terms: MergeTerm[];
   /** Element type of every buffer in the job (default 'f32'); 'f16' needs the device feature 'shader-f16'. */
   dtype?: MergeDtype;
+  /**
+   * Element index in `out` where W' starts (default 0). The worker stacks θ_pos and θ_neg in one [2, …] buffer per
+   * site (src/onnx/passes/stack-weight-sets.ts) and merges each set into its half; any offset works, aligned or not.
+   */
+  outOffset?: number;
 }
 
 /** The limits the planner obeys; each defaults to the device's own value and may only be lowered (tests do). */
@@ -64,6 +69,9 @@ export interface MergeChunk {
   windowOffset: number; // byte offset of the base/out/dense windows (storage-offset aligned)
   windowSize: number; // byte size of those windows (multiple of 4)
   winOff: number; // index of `first` inside the window
+  outWindowOffset: number; // the same three for `out`, whose elements start `outOffset` further on
+  outWindowSize: number;
+  outWinOff: number;
   gridX: number;
   gridY: number;
 }
@@ -95,11 +103,14 @@ export function planChunks(
   bytesPerElement: number,
   limits: MergeLimits,
   storageOffsetAlignment: number,
+  outOffset = 0,
 ): MergeChunk[] {
   const maxWindow = Math.floor(limits.maxStorageBufferBindingSize / 4) * 4;
   const maxGrid = limits.maxComputeWorkgroupsPerDimension;
   const perDispatch = Math.min(maxGrid * maxGrid * WORKGROUP_SIZE, 2 ** 31); // thread indices stay in u32
-  const whole = align4(total * bytesPerElement) <= maxWindow && total <= perDispatch;
+  // An out window starting at an offset may begin up to (alignment - 1) bytes before its first element.
+  const outSlack = outOffset % (storageOffsetAlignment / bytesPerElement) === 0 ? 0 : storageOffsetAlignment;
+  const whole = align4(total * bytesPerElement) + outSlack <= maxWindow && total <= perDispatch;
   // Past the first chunk a window starts up to (alignment - 1) bytes before its first element.
   const perChunk = whole
     ? total
@@ -113,13 +124,19 @@ export function planChunks(
   const chunks: MergeChunk[] = [];
   for (let first = 0; first < total; first += perChunk) {
     const count = Math.min(perChunk, total - first);
-    const startByte = first * bytesPerElement;
-    const windowOffset = Math.floor(startByte / storageOffsetAlignment) * storageOffsetAlignment;
-    const windowSize = align4(startByte + count * bytesPerElement - windowOffset);
+    const window = (firstElement: number) => {
+      const startByte = firstElement * bytesPerElement;
+      const offset = Math.floor(startByte / storageOffsetAlignment) * storageOffsetAlignment;
+      return { offset, size: align4(startByte + count * bytesPerElement - offset), index: (startByte - offset) / bytesPerElement };
+    };
+    const [w, o] = [window(first), window(outOffset + first)];
     const groups = Math.ceil(count / WORKGROUP_SIZE);
     const gridX = Math.min(groups, maxGrid);
     const gridY = Math.ceil(groups / gridX);
-    chunks.push({ first, count, windowOffset, windowSize, winOff: (startByte - windowOffset) / bytesPerElement, gridX, gridY });
+    chunks.push({
+      first, count, windowOffset: w.offset, windowSize: w.size, winOff: w.index,
+      outWindowOffset: o.offset, outWindowSize: o.size, outWinOff: o.index, gridX, gridY,
+    });
   }
   return chunks;
 }
@@ -172,8 +189,11 @@ export function validateJob(job: MergeJob, limits: MergeLimits, hasF16: boolean)
   if (n > U32_MAX) throw new Error(`merge: ${job.inFeatures}x${job.outFeatures} has more elements than u32 indices reach`);
   const b = bytesPer(dtype);
   const weightBytes = align4(n * b);
+  const outOffset = job.outOffset ?? 0;
+  if (!Number.isSafeInteger(outOffset) || outOffset < 0) throw new Error(`merge: outOffset must be a non-negative integer, got ${outOffset}`);
+  if (outOffset && job.base === job.out) throw new Error('merge: an in-place merge (base === out) cannot have an outOffset');
   checkBuffer(job.base, weightBytes, 'base', limits, false);
-  checkBuffer(job.out, weightBytes, 'out', limits, false);
+  checkBuffer(job.out, align4((outOffset + n) * b), outOffset ? `out (W' at element ${outOffset})` : 'out', limits, false);
   job.terms.forEach((t, idx) => {
     if (!Number.isFinite(t.scale)) throw new Error(`merge: term ${idx} has a non-finite scale ${t.scale}`);
     if (t.kind === 'dense') {
@@ -270,6 +290,7 @@ function encodeParams(job: MergeJob, chunk: MergeChunk, pass: Pass, fromBase: bo
   u[8] = fromBase ? 1 : 0;
   u[9] = pass.dense ? 1 : 0;
   u[10] = chunk.gridX;
+  u[11] = chunk.outWinOff;
   f[12] = pass.loras[0]?.scale ?? 0;
   f[13] = pass.loras[1]?.scale ?? 0;
   f[14] = pass.dense?.scale ?? 0;
@@ -305,6 +326,7 @@ export function createMergeKernels(device: GPUDevice, options: { limits?: Partia
     const slot = pool.take();
     device.queue.writeBuffer(slot.buffer, slot.offset, encodeParams(job, chunk, pass, fromBase));
     const win = (buffer: GPUBuffer): GPUBufferBinding => ({ buffer, offset: chunk.windowOffset, size: chunk.windowSize });
+    const outWin: GPUBufferBinding = { buffer: job.out, offset: chunk.outWindowOffset, size: chunk.outWindowSize };
     const whole = (buffer: GPUBuffer | undefined, size?: number): GPUBufferBinding =>
       buffer ? { buffer, offset: 0, size } : { buffer: dummy };
     const b = bytesPer(job.dtype ?? 'f32');
@@ -316,7 +338,7 @@ export function createMergeKernels(device: GPUDevice, options: { limits?: Partia
       entries: [
         { binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: PARAMS_BYTES } },
         { binding: 1, resource: fromBase ? win(job.base) : whole(undefined) },
-        { binding: 2, resource: win(job.out) },
+        { binding: 2, resource: outWin },
         { binding: 3, resource: down(l0) },
         { binding: 4, resource: up(l0) },
         { binding: 5, resource: down(l1) },
@@ -329,7 +351,7 @@ export function createMergeKernels(device: GPUDevice, options: { limits?: Partia
   const encodeMerge = (encoder: GPUCommandEncoder, job: MergeJob): void => {
     validateJob(job, limits, hasF16);
     const dtype = job.dtype ?? 'f32';
-    const chunks = planChunks(job.inFeatures * job.outFeatures, bytesPer(dtype), limits, alignment);
+    const chunks = planChunks(job.inFeatures * job.outFeatures, bytesPer(dtype), limits, alignment, job.outOffset);
     const passes = planPasses(job.terms);
     const inPlace = job.base === job.out;
     const compute = encoder.beginComputePass({ label: 'merge' });

@@ -13,13 +13,14 @@ alias S = f32;  // storage element type; merge.ts swaps this line for `enable f1
 // prev is `base` on a chunk's first pass (fromBase = 1), `out` itself on later passes (more than two LoRAs or
 // one dense term per pass) and when merging in place.
 // base, out and dense are bound as windows starting at a 256-byte aligned offset at or before the chunk's
-// first element; `winOff` is that first element's index inside the window. Unused slots are bound to a dummy
+// first element; `winOff` is that first element's index inside the window (`outWinOff` for out, whose W' may
+// start at an element offset: the worker's stacked [θ_pos; θ_neg] buffers). Unused slots are bound to a dummy
 // buffer with rank 0 / hasDense 0 and are never read.
 
 struct Params {
   count: u32,        // elements in this chunk
   first: u32,        // global (row-major) index of the chunk's first element
-  winOff: u32,       // index of the chunk's first element inside the base/out/dense windows
+  winOff: u32,       // index of the chunk's first element inside the base/dense windows
   cols: u32,         // row length of W: in for layout 0, out for layout 1
   inOut: u32,        // 0 = out-in, 1 = in-out
   inFeatures: u32,   // row stride of A
@@ -28,7 +29,7 @@ struct Params {
   fromBase: u32,
   hasDense: u32,
   gridX: u32,        // workgroups along x; the dispatch is folded into y past maxComputeWorkgroupsPerDimension
-  _pad: u32,
+  outWinOff: u32,    // index of the chunk's first element inside the out window (out may start at an offset)
   scale0: f32,
   scale1: f32,
   denseScale: f32,
@@ -79,11 +80,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     i = row;
   }
   let w = p.winOff + local;
+  let d = p.outWinOff + local;
   var acc: f32;
   if (p.fromBase != 0u) {
     acc = f32(base[w]);
   } else {
-    acc = f32(dst[w]);
+    acc = f32(dst[d]);
   }
   if (p.rank0 > 0u) {
     acc += p.scale0 * lora0(o, i);
@@ -94,5 +96,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (p.hasDense != 0u) {
     acc += p.denseScale * f32(dense[w]);
   }
-  dst[w] = S(acc);
+  dst[d] = S(acc);
 }
