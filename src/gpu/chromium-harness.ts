@@ -1,10 +1,12 @@
-// Browser side of the Chromium check and benchmark (chromium-page.ts bundles this file into a page): runs the same
-// merge cases as merge.test.ts on navigator.gpu and returns worst error / tolerance per case, or the benchmark rows.
+// Browser side of the Chromium check (merge.chromium.test.ts) and benchmark (chromium-page.ts bundles this file into a
+// page): runs the merge cases of chromium-cases.ts on navigator.gpu and returns worst error / tolerance per case, or
+// the benchmark rows.
 // Not imported by the app.
 import { acquireDevice } from './device.ts';
 import { createMergeKernels } from './merge.ts';
 import { isSoftwareAdapter, runMergeBench } from './merge-bench.ts';
-import { createCaseRunner, makeCase, STANDARD_CASES } from './merge-check.ts';
+import { createCaseRunner } from './merge-check.ts';
+import { CHROMIUM_CASES, SPLIT_LIMITS } from './chromium-cases.ts';
 
 export interface MergeCheckResult {
   name: string;
@@ -16,17 +18,13 @@ export async function runMergeChecks() {
   const errors: string[] = [];
   const { device, hasF16, adapterInfo } = await acquireDevice(navigator.gpu, { onUncapturedError: (e) => errors.push(e.message) });
   const kernels = createMergeKernels(device);
-  const split = createMergeKernels(device, { limits: { maxStorageBufferBindingSize: 600, maxComputeWorkgroupsPerDimension: 2 } });
+  const split = createMergeKernels(device, { limits: SPLIT_LIMITS });
   const runner = createCaseRunner(device);
   const results: MergeCheckResult[] = [];
-  for (const { name, make } of STANDARD_CASES) results.push({ name, ...(await runner.check(kernels, make())) });
-  for (const layout of ['out-in', 'in-out'] as const) {
-    const c = makeCase(17, 33, layout, [4, 3], [0.5], 31);
-    results.push({ name: `${layout} 17→33 split: 600-byte bindings, 2 workgroups/dim`, ...(await runner.check(split, c)) });
-    if (hasF16) {
-      const h = makeCase(33, 17, layout, [8, 3], [0.5], 71);
-      results.push({ name: `${layout} 33→17 f16`, ...(await runner.check(kernels, h, 'f16')) });
-    }
+  for (const { name, kind, make } of CHROMIUM_CASES) {
+    if (kind === 'f16' && !hasF16) continue; // no shader-f16 (SwiftShader): the f16 pipeline cannot exist here
+    const result = await runner.check(kind === 'split' ? split : kernels, make(), kind === 'f16' ? 'f16' : 'f32');
+    results.push({ name, ...result });
   }
   await device.queue.onSubmittedWorkDone();
   runner.destroy();
