@@ -1,0 +1,48 @@
+// A full browser storage quota (issue 6): model-cache.ts turns the Cache API's QuotaExceededError into a notice, and the
+// page still loads the model from the network and generates. The quota is made real through Chromium's DevTools
+// protocol (Storage.overrideQuotaForOrigin), set below the smallest model file before the page first loads.
+import { expect, test, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { colourCount, openPlayground, pixels } from './helpers.ts';
+
+const manifest: { files: { path: string; bytes: number }[] } = JSON.parse(readFileSync('models/manifest.json', 'utf8'));
+const CACHE_NAME = 'npo-playground-models-v1'; // model-cache.ts
+
+// Caching is backend-independent; WASM is the fast path on a machine without a GPU.
+test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'storage does not depend on the backend'));
+
+/** Limits this origin's storage to `bytes` for the rest of the page's life (the browser context is fresh per test). */
+async function overrideQuota(page: Page, origin: string, bytes: number) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: bytes });
+}
+
+/** How many entries the model cache holds, read from the page (the same origin's CacheStorage as the worker's). */
+async function cachedEntries(page: Page): Promise<number> {
+  return page.evaluate(async (name) => ((await caches.has(name)) ? (await (await caches.open(name)).keys()).length : 0), CACHE_NAME);
+}
+
+test('a full storage quota becomes a notice; the model loads uncached and generates', async ({ page, baseURL }, info) => {
+  const smallest = Math.min(...manifest.files.map((f) => f.bytes));
+  await overrideQuota(page, new URL(baseURL!).origin, Math.floor(smallest / 2));
+  const errors = await openPlayground(page, info);
+
+  const notice = page.getByTestId('notice');
+  await expect(notice).toContainText('browser storage is full (QuotaExceededError)');
+  // Every file was refused, each named (the ": path is not" form keeps unet.onnx apart from unet.onnx.data).
+  for (const { path } of manifest.files) await expect(notice).toContainText(`): ${path} is not cached`);
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  expect(errors).toEqual([]);
+  expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4); // drawn, not blank
+  expect(colourCount(await pixels(page, 'image-npo'))).toBeGreaterThan(4);
+  expect(await cachedEntries(page)).toBe(0);
+});
+
+// The control: with the ordinary quota the same page caches every file, so the quota test's empty cache and notice
+// come from the quota and not from caching being off.
+test('with the ordinary quota every model file is cached and no storage notice shows', async ({ page }, info) => {
+  await openPlayground(page, info);
+  expect(await cachedEntries(page)).toBe(manifest.files.length);
+  const notices = await page.getByTestId('notice').allTextContents();
+  expect(notices.join(' ')).not.toContain('storage');
+});
