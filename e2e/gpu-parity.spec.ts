@@ -8,12 +8,14 @@ import { expect, test } from '@playwright/test';
 import { colourCount, pixels, waitIdle } from './helpers.ts';
 import { recordWorkerEvents, serveTinyModel, workerEvents } from './gpu-helpers.ts';
 
+const STEPS = 2;
+
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'webgpu', 'needs --enable-unsafe-webgpu; runs both backends itself'));
 
 async function render(page: import('@playwright/test').Page, backend: 'webgpu' | 'wasm') {
   await recordWorkerEvents(page);
   const model = await serveTinyModel(page, { predictionType: 'sample' });
-  await page.goto(`/?backend=${backend}&model=${model}&steps=2&seed=11&alpha=0.6&omega=1`);
+  await page.goto(`/?backend=${backend}&model=${model}&steps=${STEPS}&seed=11&alpha=0.6&omega=1`);
   await expect(page.getByTestId('backend')).toHaveText(backend);
   await waitIdle(page);
   return { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo'), events: await workerEvents(page) };
@@ -32,5 +34,5 @@ test('WebGPU and WASM produce the same images', async ({ browser }) => {
     expect(rgb.filter((d) => d > 0).length / ((a.length * 3) / 4), `${kind}: share of differing bytes`).toBeLessThan(0.01);
   }
   const done = gpu.events.filter((e) => e.type === 'done').at(-1);
-  expect(done && done.type === 'done' && done.stats).toMatchObject({ loop: 'gpu', readBacks: 2 });
+  expect(done && done.type === 'done' && done.stats).toMatchObject({ loop: 'gpu', readBacks: 2, unetCalls: STEPS });
 });

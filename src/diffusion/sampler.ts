@@ -1,7 +1,9 @@
 // The NPO-CFG sampler (DESIGN §2, paper Eq. 10). Several images are denoised in lock-step from the same seed: each
 // has a positive branch on θ_pos and a negative branch on its own weight set (θ_pos for the ordinary-CFG baseline,
-// θ_neg for NPO). Every step batches all requests that share a weight set into one model call, as diffusers'
-// pipelines batch [uncond, cond]. Stages are numbered as in diffusers' StableDiffusionPipeline.__call__.
+// θ_neg for NPO). Every step batches all branches of all images into one model call, naming each sample's weight set,
+// as diffusers' pipelines batch [uncond, cond]: the UNet takes stacked weight sets (src/onnx/passes/
+// stack-weight-sets.ts), so NPO-CFG costs one call per step like ordinary CFG. Stages are numbered as in diffusers'
+// StableDiffusionPipeline.__call__.
 import { combineCfg } from './cfg.ts';
 import { createGenerator } from './noise/index.ts';
 import type { Scheduler } from './schedulers/index.ts';
@@ -14,8 +16,8 @@ export interface SampleJob {
   negativeWeights: WeightSetId;
 }
 
-/** One batched model call: `batch` samples [C,H,W] each, per-sample timestep and text context. */
-export type Denoiser = (weights: WeightSetId, request: { sample: Float32Array; timestep: Float32Array; context: Float32Array; batch: number }) => Promise<Float32Array>;
+/** One batched model call: `batch` samples [C,H,W] each, per-sample timestep, text context and weight set. */
+export type Denoiser = (request: { sample: Float32Array; timestep: Float32Array; context: Float32Array; batch: number; weights: WeightSetId[] }) => Promise<Float32Array>;
 
 export interface SampleOptions {
   jobs: SampleJob[];
@@ -40,7 +42,15 @@ export interface SampleOptions {
 }
 
 /** One branch of one image in a batched model call. */
-export interface BranchRequest { job: number; branch: 'positive' | 'negative' }
+export interface BranchRequest { job: number; branch: 'positive' | 'negative'; weights: WeightSetId }
+
+/** The batch of every step: image j's positive branch at 2j, its negative branch at 2j + 1. */
+export function branchRequests(options: Pick<SampleOptions, 'jobs' | 'positiveWeights'>): BranchRequest[] {
+  return options.jobs.flatMap((job, j) => [
+    { job: j, branch: 'positive' as const, weights: options.positiveWeights },
+    { job: j, branch: 'negative' as const, weights: job.negativeWeights },
+  ]);
+}
 
 export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, Float32Array>> {
   const { jobs, shape, signal } = options;
@@ -61,13 +71,8 @@ export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, 
     return x;
   });
 
-  // 3. Group the branches by weight set once: each group is one batched model call per step.
-  const groups = new Map<WeightSetId, BranchRequest[]>();
-  const add = (weights: WeightSetId, request: BranchRequest) => groups.set(weights, [...(groups.get(weights) ?? []), request]);
-  jobs.forEach((job, j) => {
-    add(options.positiveWeights, { job: j, branch: 'positive' });
-    add(job.negativeWeights, { job: j, branch: 'negative' });
-  });
+  // 3. The batch: [positive, negative] per image, each with its weight set.
+  const requests = branchRequests(options);
 
   // 4. Denoising loop.
   for (let step = 0; step < timesteps.length; step++) {
@@ -75,14 +80,11 @@ export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, 
     if (signal?.aborted) throw abortError();
     const t = timesteps[step];
     const inputs = latents.map((x, j) => schedulers[j].scaleModelInput(x, t));
-    const outputs: { positive: Float32Array; negative: Float32Array }[] = jobs.map(() => ({ positive: new Float32Array(0), negative: new Float32Array(0) }));
-    for (const [weights, requests] of groups) {
-      const result = await options.denoise(weights, batchRequests(requests, inputs, t, options, size));
-      requests.forEach((r, i) => (outputs[r.job][r.branch] = result.subarray(i * size, (i + 1) * size)));
-    }
+    const result = await options.denoise(batchRequests(requests, inputs, t, options, size));
     if (signal?.aborted) throw abortError();
     jobs.forEach((_, j) => {
-      const guided = combineCfg(outputs[j].positive, outputs[j].negative, options.omega);
+      const [positive, negative] = [2 * j, 2 * j + 1].map((i) => result.subarray(i * size, (i + 1) * size));
+      const guided = combineCfg(positive, negative, options.omega);
       latents[j] = schedulers[j].step(guided, t, latents[j], { generator: generators[j] }).prevSample;
     });
     options.onStep?.(step + 1, timesteps.length);
@@ -98,7 +100,7 @@ function batchRequests(requests: BranchRequest[], inputs: Float32Array[], t: num
     sample.set(inputs[r.job], i * size);
     context.set(r.branch === 'positive' ? options.positiveContext : options.negativeContext, i * contextSize);
   });
-  return { sample, timestep: new Float32Array(requests.length).fill(t), context, batch: requests.length };
+  return { sample, timestep: new Float32Array(requests.length).fill(t), context, batch: requests.length, weights: requests.map((r) => r.weights) };
 }
 
 export function abortError(): Error {

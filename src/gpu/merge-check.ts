@@ -1,4 +1,4 @@
-// Test support shared by the Node tests (merge.test.ts) and the Chromium check (chromium-check.ts): deterministic
+// Test support shared by the Node tests (merge.test.ts) and the Chromium check (merge.chromium.test.ts): deterministic
 // cases, the float64 reference, the tolerance, and running one case on a device. Plain TS: runs in Node and pages.
 // Tolerance (f32): the standard summation bound |gpu − ref| ≤ (Σ ranks + 8)·2⁻²³·M, where
 // M = |W| + Σ|s|·Σ_k|B||A| + Σ|s_d|·|D| per element (the error of an n-term f32 sum is ≤ n·2⁻²⁴·Σ|terms|; the

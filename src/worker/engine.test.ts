@@ -49,6 +49,13 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     expect(maxDiff(both.images.get('npo')!, alone.images.get('npo')!)).toBeLessThan(1e-5);
   });
 
+  it('runs the UNet once per step, whether a call mixes θ_pos and θ_neg or not (stacked weight sets)', async () => {
+    for (const images of [['baseline'], ['npo'], ['baseline', 'npo']] as const) {
+      await engine.generate(params, [...images], {});
+      expect(engine.stats().unetCalls, images.join('+')).toBe(params.steps);
+    }
+  });
+
   it('changes the NPO image but not the baseline when α moves', async () => {
     const a = await engine.generate({ ...params, alpha: 1 }, ['baseline', 'npo'], {});
     const b = await engine.generate({ ...params, alpha: 0.2 }, ['baseline', 'npo'], {});

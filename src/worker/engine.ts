@@ -1,5 +1,6 @@
 // The sampling engine the worker runs: text encoder + UNet sessions, the weight sets θ_pos = θ + η and
-// θ_neg = θ + α·η + β·δ fed as graph inputs (DESIGN decision 1), and the NPO-CFG sampler. It is written against ORT's
+// θ_neg = θ + α·η + β·δ fed as graph inputs (DESIGN decision 1), stacked so that one UNet call per step serves both
+// (src/onnx/passes/stack-weight-sets.ts), and the NPO-CFG sampler. It is written against ORT's
 // common API, so the same code runs on onnxruntime-web in the worker and on onnxruntime-node in tests and CLIs.
 import type * as OrtCommon from 'onnxruntime-common';
 import { sampleNpoCfg, type Denoiser, type SampleOptions } from '../diffusion/sampler.ts';
@@ -13,9 +14,11 @@ import { mergeWeight } from '../model/merge.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
+import { stackWeightSets } from '../onnx/passes/stack-weight-sets.ts';
 import { createGpuEngine } from './gpu-engine.ts';
 import type { GpuSite, OffsetSource } from './gpu-weights.ts';
 import type { GenerateParams, GenerationStats, ImageKind, LoraRole, ModelInfo } from './protocol.ts';
+import { negativeId, parseNegativeId, planBatch, POSITIVE } from './weight-set-ids.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
@@ -62,7 +65,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
   const externalData = [...files.keys()].filter((p) => p.endsWith('.data')).map((path) => ({ path, data: file(path) }));
   const textEncoder = await ort.InferenceSession.create(file(manifest.textEncoder.file), options.sessionOptions);
-  const unet = await ort.InferenceSession.create(writeModel(unetWithWeightInputs), {
+  const unet = await ort.InferenceSession.create(writeModel(stackWeightSets(unetWithWeightInputs, sites)), {
     ...options.sessionOptions, externalData, ...(options.gpu ? { preferredOutputLocation: { out_sample: 'gpu-buffer' as const } } : {}),
   });
 
@@ -72,6 +75,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   const gpu = options.gpu && createGpuEngine({ ort, device: options.gpu.device, unet, shape, contextDims, schedulerConfig: manifest.scheduler, sites: weights.map(gpuSite) });
   let weightSets = gpu ? undefined : createWeightSets(ort, weights);
   const prompts = new Map<string, Float32Array>();
+  let unetCalls = 0; // of the last CPU-path generation
 
   async function encode(prompt: string): Promise<Float32Array> {
     const cached = prompts.get(prompt);
@@ -83,13 +87,14 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
     return hidden;
   }
 
-  const denoise: Denoiser = async (weightSet, { sample, timestep, context, batch }) => {
+  const denoise: Denoiser = async ({ sample, timestep, context, batch, weights: ids }) => {
     const feeds: Feeds = {
-      ...weightSets!.feeds(weightSet),
+      ...weightSets!.feeds(ids),
       sample: new ort.Tensor('float32', sample, [batch, ...shape]),
       timestep: new ort.Tensor('float32', timestep, [batch]),
       encoder_hidden_states: new ort.Tensor('float32', context, [batch, ...contextDims]),
     };
+    unetCalls++;
     const out = await unet.run(feeds);
     return out.out_sample.data as Float32Array;
   };
@@ -113,15 +118,16 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
     async generate(params, images, hooks) {
       const seed = resolveSeed(params.seed);
       const [positiveContext, negativeContext] = [await encode(params.prompt), await encode(params.negativePrompt)];
-      const negative = (gpu ?? weightSets!).negativeId(params.alpha, params.beta);
+      const negative = negativeId(params.alpha, params.beta);
+      const jobs = images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? POSITIVE : negative }));
       if (gpu) {
-        const jobs = images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? 'pos' : negative }));
-        const latents = await gpu.sample({ jobs, positiveWeights: 'pos', scheduler: params.scheduler, steps: params.steps, omega: params.omega, seed, shape, positiveContext, negativeContext, ...hooks });
+        const latents = await gpu.sample({ jobs, positiveWeights: POSITIVE, scheduler: params.scheduler, steps: params.steps, omega: params.omega, seed, shape, positiveContext, negativeContext, ...hooks });
         return { seed, images: latents as Map<ImageKind, Float32Array> };
       }
+      unetCalls = 0;
       const latents = await sampleNpoCfg({
-        jobs: images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? 'pos' : negative })),
-        positiveWeights: 'pos',
+        jobs,
+        positiveWeights: POSITIVE,
         denoise,
         createScheduler: () => createScheduler(params.scheduler as SchedulerName, manifest.scheduler),
         steps: params.steps,
@@ -139,7 +145,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
       await textEncoder.release();
       await unet.release();
     },
-    stats: () => (gpu ? gpu.stats() : { loop: 'cpu', readBacks: 0 }),
+    stats: () => (gpu ? gpu.stats() : { loop: 'cpu', readBacks: 0, unetCalls }),
   };
 }
 
@@ -160,28 +166,30 @@ function gpuSite(w: SiteWeights): GpuSite {
 }
 
 /**
- * θ_pos is computed once; θ_neg is re-merged when α or β change and kept for the last (α, β) only, so moving ω or the
- * prompt re-merges nothing. Keys are weight-set ids the sampler passes around ('pos', 'neg:α:β').
+ * The stacked LoRA-site inputs [θ_pos; θ_neg], one array per site. θ_pos is merged once; the θ_neg half is re-merged in
+ * place when a batch asks for another (α, β), so moving ω or the prompt re-merges nothing.
  */
 function createWeightSets(ort: Ort, weights: SiteWeights[]) {
-  const toFeeds = (merged: Float32Array[]): Feeds =>
-    Object.fromEntries(weights.map(({ site }, i) => [site.weightName, new ort.Tensor('float32', merged[i], site.dims)]));
-  const merge = (alpha: number, beta: number) =>
-    toFeeds(weights.map((w) => mergeWeight(w.base, [
+  const stacked = weights.map((w) => new Float32Array(2 * w.base.length));
+  const mergeInto = (set: 0 | 1, alpha: number, beta: number) =>
+    weights.forEach((w, i) => mergeWeight(w.base, [
       ...(w.eta ? [{ delta: w.eta, coefficient: alpha }] : []),
       ...(w.delta ? [{ delta: w.delta, coefficient: beta }] : []),
-    ])));
-  const positive = merge(1, 0);
-  let negative: { id: string; feeds: Feeds } | undefined;
+    ], stacked[i].subarray(set * w.base.length, (set + 1) * w.base.length)));
+  mergeInto(0, 1, 0);
+  const weightFeeds: Feeds = Object.fromEntries(weights.map(({ site }, i) => [site.weightName, new ort.Tensor('float32', stacked[i], [2, ...site.dims])]));
+  let negative: string | undefined;
   return {
-    negativeId: (alpha: number, beta: number) => `neg:${alpha}:${beta}`,
-    feeds(id: string): Feeds {
-      if (id === 'pos') return positive;
-      if (negative?.id !== id) {
-        const [, alpha, beta] = id.split(':').map(Number);
-        negative = { id, feeds: merge(alpha, beta) };
+    /** Feeds for a batch whose samples use `ids` (θ_pos and at most one θ_neg). */
+    feeds(ids: string[]): Feeds {
+      const plan = planBatch(ids);
+      if (plan.negative && plan.negative !== negative) {
+        const { alpha, beta } = parseNegativeId(plan.negative);
+        negative = undefined; // a failed merge must not leave a stale id
+        mergeInto(1, alpha, beta);
+        negative = plan.negative;
       }
-      return negative.feeds;
+      return { ...weightFeeds, [plan.input]: new ort.Tensor('int64', plan.sets, [ids.length]) };
     },
   };
 }

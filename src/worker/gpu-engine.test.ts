@@ -40,6 +40,7 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
       const stats = gpu.stats();
       expect(stats.loop).toBe(scheduler === 'unipc' ? 'cpu' : 'gpu');
       if (stats.loop === 'gpu') expect(stats.readBacks).toBe(2);
+      expect(stats.unetCalls).toBe(p.steps); // θ_pos and θ_neg in one call per step
     }, 120_000);
   }
   it('swapping δ for another LoRA (useLora) matches the CPU path and keeps the buffer count', async () => {

@@ -30,7 +30,8 @@ export function createGpuEngine({ ort, device, unet, sites, shape, contextDims, 
   const kernels = createSamplerKernels(device);
   const weights = createGpuWeightSets(ort, device, tracker, sites);
   const plans = new Map<string, LinearPlan | undefined>();
-  let last: Pick<GenerationStats, 'loop' | 'readBacks'> = { loop: 'gpu', readBacks: 0 };
+  let last: Pick<GenerationStats, 'loop' | 'readBacks' | 'unetCalls'> = { loop: 'gpu', readBacks: 0, unetCalls: 0 };
+  let unetCalls = 0;
 
   const planFor = (scheduler: string, steps: number) => {
     const key = `${scheduler}:${steps}`;
@@ -38,18 +39,20 @@ export function createGpuEngine({ ort, device, unet, sites, shape, contextDims, 
     return plans.get(key);
   };
 
-  async function run(weightSet: string, feeds: Record<string, OrtCommon.Tensor>) {
-    const out = await unet.run({ ...(await weights.feeds(weightSet)), ...feeds });
+  async function run(weightSets: string[], feeds: Record<string, OrtCommon.Tensor>) {
+    unetCalls++;
+    const out = await unet.run({ ...(await weights.feeds(weightSets)), ...feeds });
     return out.out_sample;
   }
 
   async function sample(request: GpuSampleRequest): Promise<Map<string, Float32Array>> {
     const plan = planFor(request.scheduler, request.steps);
+    unetCalls = 0;
     if (plan) {
       const { images, readBacks } = await sampleNpoCfgGpu({
         ...request, device, kernels, tracker, plan,
-        denoise: async (weightSet, { sample, timestep, context, batch }) => {
-          const tensor = await run(weightSet, {
+        denoise: async ({ sample, timestep, context, batch, weights: ids }) => {
+          const tensor = await run(ids, {
             sample: ort.Tensor.fromGpuBuffer(sample, { dataType: 'float32', dims: [batch, ...shape] }),
             timestep: new ort.Tensor('float32', timestep, [batch]),
             encoder_hidden_states: ort.Tensor.fromGpuBuffer(context, { dataType: 'float32', dims: [batch, ...contextDims] }),
@@ -57,7 +60,7 @@ export function createGpuEngine({ ort, device, unet, sites, shape, contextDims, 
           return { buffer: tensor.gpuBuffer as GPUBuffer, release: () => tensor.dispose() };
         },
       });
-      last = { loop: 'gpu', readBacks };
+      last = { loop: 'gpu', readBacks, unetCalls };
       return images;
     }
     // No linear plan (e.g. UniPC, clip_sample): the CPU loop, reading each UNet output back.
@@ -65,8 +68,8 @@ export function createGpuEngine({ ort, device, unet, sites, shape, contextDims, 
     const images = await sampleNpoCfg({
       ...request,
       createScheduler: () => createScheduler(request.scheduler, schedulerConfig),
-      denoise: async (weightSet, { sample, timestep, context, batch }) => {
-        const tensor = await run(weightSet, {
+      denoise: async ({ sample, timestep, context, batch, weights: ids }) => {
+        const tensor = await run(ids, {
           sample: new ort.Tensor('float32', sample, [batch, ...shape]),
           timestep: new ort.Tensor('float32', timestep, [batch]),
           encoder_hidden_states: new ort.Tensor('float32', context, [batch, ...contextDims]),
@@ -75,12 +78,11 @@ export function createGpuEngine({ ort, device, unet, sites, shape, contextDims, 
         return (await tensor.getData(true)) as Float32Array;
       },
     });
-    last = { loop: 'cpu', readBacks };
+    last = { loop: 'cpu', readBacks, unetCalls };
     return images;
   }
 
   return {
-    negativeId: weights.negativeId,
     replaceOffsets: weights.replace,
     sample,
     stats(): GenerationStats {

@@ -1,20 +1,20 @@
 // The GPU-resident NPO-CFG loop (issue 6 item 3): the same algorithm as src/diffusion/sampler.ts, with latents,
 // noise, the CFG combine and the scheduler update kept on the GPU between steps. Per step: one `gather` dispatch per
-// batched branch writes c_in·x_k into the UNet's input buffers, ORT runs the UNet once per weight set on those buffers
-// (Tensor.fromGpuBuffer in, 'gpu-buffer' out), and one `step` dispatch per image applies the scheduler's linear plan
-// (src/diffusion/schedulers/linear-step.ts). The page gets one read-back per image, at the end.
+// branch writes c_in·x_k into the UNet's input buffer, ORT runs the UNet once on it, every sample on its own stacked
+// weight set (Tensor.fromGpuBuffer in, 'gpu-buffer' out), and one `step` dispatch per image applies the scheduler's
+// linear plan (src/diffusion/schedulers/linear-step.ts). The page gets one read-back per image, at the end.
 // Initial latents and any step noise come from the same seeded CPU streams as the CPU loop, uploaded (never read
 // back), so both loops see identical noise.
 import { createGenerator } from '../diffusion/noise/index.ts';
-import { abortError, type BranchRequest, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
+import { abortError, branchRequests, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
 import type { LinearPlan } from '../diffusion/schedulers/linear-step.ts';
 import { readBuffer } from '../gpu/buffers.ts';
 import { createParamSlots, type SamplerKernels } from '../gpu/sampler-kernels.ts';
 import type { BufferTracker } from '../gpu/tracker.ts';
 
-export interface GpuDenoiseRequest { sample: GPUBuffer; timestep: Float32Array; context: GPUBuffer; batch: number }
+export interface GpuDenoiseRequest { sample: GPUBuffer; timestep: Float32Array; context: GPUBuffer; batch: number; weights: WeightSetId[] }
 /** One batched UNet call on GPU buffers; `release` hands the output buffer back (after our kernels were submitted). */
-export type GpuDenoiser = (weights: WeightSetId, request: GpuDenoiseRequest) => Promise<{ buffer: GPUBuffer; release(): void }>;
+export type GpuDenoiser = (request: GpuDenoiseRequest) => Promise<{ buffer: GPUBuffer; release(): void }>;
 
 /** The CPU loop's options, with the UNet on GPU buffers and the scheduler as a linear plan (which fixes the steps). */
 export type GpuSampleOptions = Omit<SampleOptions, 'denoise' | 'createScheduler' | 'steps'> & {
@@ -41,27 +41,15 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
       return { xs, eps: tracker.create(OWNER, ring * size * 4, { label: `ε ring ${j}` }), noise: tracker.create(OWNER, size * 4, { label: `noise ${j}` }) };
     });
 
-    // 3. Branches grouped by weight set (one UNet call each per step), with their input and context buffers.
-    const groupMap = new Map<WeightSetId, BranchRequest[]>();
-    const add = (weights: WeightSetId, r: BranchRequest) => groupMap.set(weights, [...(groupMap.get(weights) ?? []), r]);
-    jobs.forEach((job, j) => {
-      add(o.positiveWeights, { job: j, branch: 'positive' });
-      add(job.negativeWeights, { job: j, branch: 'negative' });
-    });
+    // 3. The batch of every step (sampler.ts): image j's positive branch at 2j, its negative branch at 2j + 1.
+    const requests = branchRequests(o);
     const contextSize = o.positiveContext.length;
-    const groups = [...groupMap].map(([weights, requests], g) => {
-      const context = new Float32Array(requests.length * contextSize);
-      requests.forEach((r, i) => context.set(r.branch === 'positive' ? o.positiveContext : o.negativeContext, i * contextSize));
-      return {
-        weights, requests,
-        input: tracker.create(OWNER, requests.length * size * 4, { label: `unet input ${g}` }),
-        context: tracker.create(OWNER, context.byteLength, { label: `context ${g}`, data: context }),
-      };
-    });
-    const where = jobs.map(() => ({ positive: { group: 0, index: 0 }, negative: { group: 0, index: 0 } }));
-    groups.forEach((g, gi) => g.requests.forEach((r, i) => (where[r.job][r.branch] = { group: gi, index: i })));
-    const totalRequests = groups.reduce((n, g) => n + g.requests.length, 0);
-    const params = createParamSlots(device, totalRequests + jobs.length, (bytes, usage) => tracker.create(OWNER, bytes, { label: 'sampler params', usage }));
+    const contexts = new Float32Array(requests.length * contextSize);
+    requests.forEach((r, i) => contexts.set(r.branch === 'positive' ? o.positiveContext : o.negativeContext, i * contextSize));
+    const input = tracker.create(OWNER, requests.length * size * 4, { label: 'unet input' });
+    const context = tracker.create(OWNER, contexts.byteLength, { label: 'context', data: contexts });
+    const weights = requests.map((r) => r.weights);
+    const params = createParamSlots(device, requests.length + jobs.length, (bytes, usage) => tracker.create(OWNER, bytes, { label: 'sampler params', usage }));
     // 4. Denoising loop.
     for (let k = 0; k < plan.steps.length; k++) {
       await o.betweenSteps?.();
@@ -70,19 +58,13 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
       const slot = k % ring;
       let encoder = device.createCommandEncoder({ label: `gather ${k}` });
       let pass = encoder.beginComputePass();
-      let p = 0;
-      for (const g of groups) {
-        g.requests.forEach((r, i) => o.kernels.encodeGather(pass, params, p++, { src: images[r.job].xs, srcOffset: slot * size, dst: g.input, dstOffset: i * size, count: size, scale: step.inputScale }));
-      }
+      requests.forEach((r, i) => o.kernels.encodeGather(pass, params, i, { src: images[r.job].xs, srcOffset: slot * size, dst: input, dstOffset: i * size, count: size, scale: step.inputScale }));
       pass.end();
       device.queue.submit([encoder.finish()]);
 
-      const outputs: { buffer: GPUBuffer; release(): void }[] = [];
+      const timestep = new Float32Array(requests.length).fill(step.timestep);
+      const output = await o.denoise({ sample: input, timestep, context, batch: requests.length, weights });
       try {
-        for (const g of groups) {
-          const timestep = new Float32Array(g.requests.length).fill(step.timestep);
-          outputs.push(await o.denoise(g.weights, { sample: g.input, timestep, context: g.context, batch: g.requests.length }));
-        }
         if (signal?.aborted) throw abortError();
         encoder = device.createCommandEncoder({ label: `step ${k}` });
         pass = encoder.beginComputePass();
@@ -90,10 +72,9 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
           let z: Float32Array | undefined;
           for (let d = 0; d < step.noiseDraws; d++) z = generators[j].randn(size);
           if (z && step.noiseCoef !== 0) device.queue.writeBuffer(images[j].noise, 0, z);
-          const { positive, negative } = where[j];
-          o.kernels.encodeStep(pass, params, totalRequests + j, {
-            pos: outputs[positive.group].buffer, posOffset: positive.index * size,
-            neg: outputs[negative.group].buffer, negOffset: negative.index * size,
+          o.kernels.encodeStep(pass, params, requests.length + j, {
+            pos: output.buffer, posOffset: 2 * j * size,
+            neg: output.buffer, negOffset: (2 * j + 1) * size,
             xs: images[j].xs, eps: images[j].eps, noise: images[j].noise, count: size, slot, ring, omega: o.omega,
             sampleCoefs: step.sampleCoefs, outputCoefs: step.outputCoefs, noiseCoef: step.noiseCoef,
           });
@@ -101,7 +82,7 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
         pass.end();
         device.queue.submit([encoder.finish()]);
       } finally {
-        outputs.forEach((out) => out.release());
+        output.release();
       }
       o.onStep?.(k + 1, plan.steps.length);
     }

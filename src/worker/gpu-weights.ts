@@ -1,10 +1,13 @@
-// θ_pos and θ_neg as GPU buffer sets on the device ORT runs on (DESIGN decision 1, issue 6 item 2). Base θ and the
+// θ_pos and θ_neg on the device ORT runs on (DESIGN decision 1, issue 6 item 2), stacked per LoRA site in one
+// [2, ...W.dims] buffer as the UNet's stacked inputs expect (src/onnx/passes/stack-weight-sets.ts). Base θ and the
 // factors of η and δ (LoRA down/up, or a dense η such as a full DPO fine-tune's θ_dpo − θ) are uploaded once and stay
-// resident; the merge kernels (src/gpu/merge.ts) write θ_pos = θ + η once and θ_neg = θ + α·η + β·δ into a second set
-// whenever (α, β) change; moving ω re-merges nothing. ORT receives the buffers with Tensor.fromGpuBuffer: no copies.
+// resident; the merge kernels (src/gpu/merge.ts) write θ_pos = θ + η into the first half once and θ_neg = θ + α·η + β·δ
+// into the second half whenever (α, β) change; moving ω re-merges nothing. ORT receives the buffers with
+// Tensor.fromGpuBuffer: no copies.
 import type * as OrtCommon from 'onnxruntime-common';
 import { createMergeKernels, type MergeJob, type MergeTerm, type WeightLayout } from '../gpu/merge.ts';
 import type { BufferTracker } from '../gpu/tracker.ts';
+import { parseNegativeId, planBatch } from './weight-set-ids.ts';
 
 type Ort = Pick<typeof OrtCommon, 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
@@ -34,9 +37,8 @@ export interface MergeStats {
 }
 
 export interface GpuWeightSets {
-  negativeId(alpha: number, beta: number): string;
-  /** Feeds for 'pos' or a negativeId; merges θ_neg first when its (α, β) changed. */
-  feeds(id: string): Promise<Feeds>;
+  /** Feeds for a batch whose samples use weight sets `ids` (weight-set-ids.ts); merges θ_neg first when its (α, β) changed. */
+  feeds(ids: string[]): Promise<Feeds>;
   /** Replaces η or δ (one source per site, in site order; undefined: none). The old buffers are destroyed. */
   replace(role: 'eta' | 'delta', sources: (OffsetSource | undefined)[]): void;
   stats(): MergeStats;
@@ -60,21 +62,20 @@ export function createGpuWeightSets(ort: Ort, device: GPUDevice, tracker: Buffer
     base: upload(site.base, `θ ${site.weightName}`),
     eta: resident(site.eta, `η ${site.weightName}`),
     delta: resident(site.delta, `δ ${site.weightName}`),
-    pos: tracker.create(OWNER, site.base.byteLength, { label: `θ_pos ${site.weightName}` }),
-    neg: tracker.create(OWNER, site.base.byteLength, { label: `θ_neg ${site.weightName}` }),
+    stacked: tracker.create(OWNER, 2 * site.base.byteLength, { label: `[θ_pos; θ_neg] ${site.weightName}` }),
   }));
-  const tensors = (which: 'pos' | 'neg'): Feeds =>
-    Object.fromEntries(layers.map((l) => [l.site.weightName, ort.Tensor.fromGpuBuffer(l[which], { dataType: 'float32', dims: l.site.dims })]));
+  const weightTensors: Feeds = Object.fromEntries(layers.map((l) =>
+    [l.site.weightName, ort.Tensor.fromGpuBuffer(l.stacked, { dataType: 'float32', dims: [2, ...l.site.dims] })]));
   const stats: MergeStats = { merges: 0, bytes: 0, milliseconds: 0 };
 
   const term = (r: Resident | undefined, coefficient: number): MergeTerm[] => {
     if (!r || coefficient === 0) return [];
     return r.kind === 'dense' ? [{ kind: 'dense', delta: r.delta, scale: coefficient }] : [{ kind: 'lora', down: r.down, up: r.up, rank: r.rank, scale: coefficient * r.scale }];
   };
-  async function merge(which: 'pos' | 'neg', alpha: number, beta: number) {
+  async function merge(set: 0 | 1, alpha: number, beta: number) {
     const started = performance.now();
     const jobs: MergeJob[] = layers.map((l) => ({
-      base: l.base, out: l[which], inFeatures: l.site.inFeatures, outFeatures: l.site.outFeatures, layout: l.site.layout,
+      base: l.base, out: l.stacked, outOffset: set * l.site.base.length, inFeatures: l.site.inFeatures, outFeatures: l.site.outFeatures, layout: l.site.layout,
       terms: [...term(l.eta, alpha), ...term(l.delta, beta)],
     }));
     kernels.merge(jobs);
@@ -84,8 +85,6 @@ export function createGpuWeightSets(ort: Ort, device: GPUDevice, tracker: Buffer
     stats.bytes = layers.reduce((sum, l, i) => sum + 2 * l.site.base.byteLength + jobs[i].terms.reduce((s, t) => s + (t.kind === 'lora' ? (l.site.inFeatures + l.site.outFeatures) * t.rank * 4 : l.site.base.byteLength), 0), 0);
   }
 
-  const positiveTensors = tensors('pos');
-  const negativeTensors = tensors('neg');
   let positive: Promise<unknown> | undefined;
   let negative: string | undefined;
   const free = (r: Resident | undefined) => {
@@ -93,20 +92,17 @@ export function createGpuWeightSets(ort: Ort, device: GPUDevice, tracker: Buffer
     else if (r) tracker.destroy(r.delta);
   };
   return {
-    negativeId: (alpha, beta) => `neg:${alpha}:${beta}`,
-    async feeds(id) {
-      if (id === 'pos') {
-        positive ??= merge('pos', 1, 0).catch((error) => { positive = undefined; throw error; });
-        await positive;
-        return positiveTensors;
-      }
-      if (negative !== id) {
-        const [, alpha, beta] = id.split(':').map(Number);
+    async feeds(ids) {
+      const plan = planBatch(ids);
+      positive ??= merge(0, 1, 0).catch((error) => { positive = undefined; throw error; });
+      await positive;
+      if (plan.negative && negative !== plan.negative) {
+        const { alpha, beta } = parseNegativeId(plan.negative);
         negative = undefined; // a failed merge must not leave a stale id
-        await merge('neg', alpha, beta);
-        negative = id;
+        await merge(1, alpha, beta);
+        negative = plan.negative;
       }
-      return negativeTensors;
+      return { ...weightTensors, [plan.input]: new ort.Tensor('int64', plan.sets, [ids.length]) };
     },
     replace(role, sources) {
       if (sources.length !== layers.length) throw new Error(`replace ${role}: ${sources.length} sources for ${layers.length} sites`);

@@ -59,6 +59,8 @@ export interface ModelInfo {
 export interface GenerationStats {
   loop: 'gpu' | 'cpu';
   readBacks: number;
+  /** UNet runs of the generation: one per step, whatever mix of θ_pos and θ_neg the images need. */
+  unetCalls: number;
   liveBuffers?: number;
   liveBufferBytes?: number;
   merge?: { merges: number; bytes: number; milliseconds: number };
