@@ -1,6 +1,6 @@
 // Stacked weight sets against the original graph: a batch whose samples pick set 0 or set 1 must give, sample by
 // sample, what the original graph gives with that set's weights (run on the whole batch, then the sample's rows
-// taken). Covers MatMul on rank-3 and flattened rank-2 inputs, Gemm (transB 0/1, alpha, beta·C), 1×1 Conv with
+// taken). Covers MatMul on rank-3, rank-4 and flattened rank-2 inputs, Gemm (transB 0/1, alpha, beta·C), 1×1 Conv with
 // strides, pads and bias, and the embedded UNet. Tolerance 1e-5 absolute (float32 sums of tens of terms of size ~1).
 // Runs in onnxruntime-node.
 import * as ort from 'onnxruntime-node';
@@ -24,8 +24,8 @@ type Feeds = Record<string, ort.Tensor>;
 const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
 
 const B = 3; // samples in the batch
-const TARGETS = ['to_q', 'to_k', 'to_v', 'to_out', 'proj', 'proj_plain'];
-const OUTPUTS = ['y0', 'y1', 'y2', 'y3', 'y4', 'y5'];
+const TARGETS = ['to_q', 'to_k', 'to_v', 'to_out', 'proj', 'proj_plain', 'ff'];
+const OUTPUTS = ['y0', 'y1', 'y2', 'y3', 'y4', 'y5', 'y6'];
 
 /** One site of every supported form, each feeding a named output. */
 function smallModel(r: () => number): ModelProto {
@@ -33,6 +33,7 @@ function smallModel(r: () => number): ModelProto {
   const x3 = g.input('x3', DataType.FLOAT, [B, 3, 4]);
   const x2 = g.input('x2', DataType.FLOAT, [B * 2, 4]); // batch-major rows, as a flattened [B, 2, 4]
   const img = g.input('img', DataType.FLOAT, [B, 4, 5, 5]);
+  const x4 = g.input('x4', DataType.FLOAT, [B, 2, 3, 4]);
   const w = (name: string, dims: number[]) => g.initializer(name, dims, randomArray(count(dims), r));
   g.scope('blk', () => {
     const outs = [
@@ -42,6 +43,7 @@ function smallModel(r: () => number): ModelProto {
       g.scope('to_v', () => g.op('Gemm', [x2, w('wv', [3, 4]), g.constant(randomArray(3, r), [3])], { transB: 1, alpha: float(0.5), beta: float(2) })),
       g.scope('proj', () => g.op('Conv', [img, w('wp', [5, 4, 1, 1]), g.constant(randomArray(5, r), [5])], { kernel_shape: [1, 1], strides: [2, 2], pads: [1, 0, 1, 1] })),
       g.scope('proj_plain', () => g.op('Conv', [img, w('wc', [2, 4, 1, 1])], { kernel_shape: [1, 1] })),
+      g.scope('ff', () => g.op('MatMul', [x4, w('wf', [4, 3])])),
     ];
     outs.forEach((o, i) => g.node('Identity', [o], {}, { outputs: [`y${i}`] }));
   });
@@ -98,13 +100,26 @@ describe('stackWeightSets', () => {
   it('gives each sample its own weight set: MatMul, Gemm and 1×1 Conv forms (1e-5)', async () => {
     const r = rng(3);
     const model = smallModel(r);
-    expect(findLoraSites(model, TARGETS).map((s) => s.opType)).toEqual(['MatMul', 'MatMul', 'Gemm', 'Gemm', 'Conv', 'Conv']);
-    const inputs = { x3: f32(randomArray(B * 12, r), [B, 3, 4]), x2: f32(randomArray(B * 8, r), [B * 2, 4]), img: f32(randomArray(B * 100, r), [B, 4, 5, 5]) };
+    expect(findLoraSites(model, TARGETS).map((s) => s.opType)).toEqual(['MatMul', 'MatMul', 'Gemm', 'Gemm', 'Conv', 'Conv', 'MatMul']);
+    const inputs = {
+      x3: f32(randomArray(B * 12, r), [B, 3, 4]), x2: f32(randomArray(B * 8, r), [B * 2, 4]),
+      img: f32(randomArray(B * 100, r), [B, 4, 5, 5]), x4: f32(randomArray(B * 24, r), [B, 2, 3, 4]),
+    };
     for (const choice of [[0, 1, 0], [1, 1, 0], [0, 0, 0]]) {
       const { worst, setsDiffer } = await compare(model, inputs, choice, TARGETS);
       expect(setsDiffer).toBeGreaterThan(1e-2); // the two sets do give different outputs everywhere
       expect(worst).toBeLessThan(1e-5);
     }
+  });
+
+  it('adds only a Gather per site where the input rank is known (rank 3: MatMul broadcasts the batch)', () => {
+    const model = smallModel(rng(3));
+    const { sites, stackedModel } = prepare(model, TARGETS);
+    const opsOf = (modulePath: string) => stackedModel.graph!.node!.filter((n) => n.name?.startsWith(`/${modulePath.replace('.', '/')}/`)).map((n) => n.opType);
+    expect(sites[0].modulePath).toBe('blk.to_q');
+    expect(opsOf('blk.to_q')).toEqual(['Gather', 'MatMul']);
+    expect(opsOf('blk.ff')).toEqual(['Gather', 'Unsqueeze', 'MatMul']);
+    expect(opsOf('blk.to_out')).toContain('Reshape'); // rank 2: rows regrouped per sample
   });
 
   it('on the embedded UNet: [θ_pos, θ_neg] in one call equals two calls (1e-5)', async () => {

@@ -5,11 +5,13 @@
 // int64 input `weight_set` [batch] naming each sample's set. Each site then multiplies every sample by its own
 // weight, gathered per sample: the same FLOPs as before, plus one Gather of the site's weights (tiny next to the
 // convolutions), so [uncond on θ_neg, cond on θ_pos] is one batch like diffusers' [uncond, cond].
-//   MatMul, W [in, out], x [..., in] (batch-major):  Reshape(x, [B, -1, in]) · Gather(W, set) → back to x's shape
+//   MatMul, W [in, out], x [B, ..., in]:             x · Gather(W, set) (unsqueezed to x's rank), when x's rank is known
+//                                                    statically; else Reshape(x, [B, -1, in]) · Gather(W, set) and back
 //   Gemm, x [B·M, in], transB 0/1, alpha, beta·C:     the same batched MatMul on Gather(W, set) (transposed for transB)
 //   1×1 Conv, W [out, in, 1, 1], group 1:            Pad and stride x first, then Gather(W, set)[B, out, in] · x[B, in, H·W]
 // Precondition: the site weights are graph inputs; each is read by its site node only. The rewritten node keeps
 // its output name, so every consumer stays untouched; new nodes follow it (the graph stays topologically sorted).
+import { createShapeEnv, inferNode, type ShapeEnv } from '../autodiff/shapes.ts';
 import { makeAttribute, valueInfo } from '../builder.ts';
 import type { LoraSite } from '../lora-sites.ts';
 import { DataType, OnnxError, int, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from '../proto.ts';
@@ -27,14 +29,17 @@ export function stackWeightSets(model: ModelProto, sites: readonly LoraSite[], s
   const initializers: TensorProto[] = [...(graph.initializer ?? [])];
   const nodes: NodeProto[] = [];
   const done = new Set<string>();
+  const shapes = createShapeEnv(graph); // x's rank decides whether a MatMul site needs reshapes around it
   for (const node of graph.node ?? []) {
     const site = bySite.get(node.name ?? '');
+    const xRank = site && rankOf(shapes, node.input?.[0]);
+    inferNode(node, shapes);
     if (!site) {
       nodes.push(node);
       continue;
     }
     if (!inputs.has(site.weightName)) throw new OnnxError(`stackWeightSets: ${site.weightName} (${site.modulePath}) is not a graph input; promote it first (initializersToInputs)`);
-    nodes.push(...rewrite(node, site, (t) => initializers.push(t)));
+    nodes.push(...rewrite(node, site, xRank, (t) => initializers.push(t)));
     done.add(site.nodeName);
   }
   const missing = sites.filter((s) => !done.has(s.nodeName));
@@ -63,11 +68,12 @@ function checkSoleConsumers(nodes: NodeProto[], sites: readonly LoraSite[]) {
   }
 }
 
+const rankOf = (env: ShapeEnv, name: string | undefined) => (name ? env.types.get(name)?.dims?.length : undefined);
 const attrOf = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute?.find((a) => a.name === name);
 const ints = (node: NodeProto, name: string) => (attrOf(node, name)?.ints ?? []).map(int);
 
 /** The site node replaced by its per-sample-weight form, ending in the original output name. */
-function rewrite(node: NodeProto, site: LoraSite, addInit: (t: TensorProto) => void): NodeProto[] {
+function rewrite(node: NodeProto, site: LoraSite, xRank: number | undefined, addInit: (t: TensorProto) => void): NodeProto[] {
   const prefix = `${node.name}_stacked`;
   const out: NodeProto[] = [];
   const emit = (opType: string, inputs: string[], local: string, attributes: AttributeProto[] = [], output = `${prefix}/${local}`) => {
@@ -82,18 +88,23 @@ function rewrite(node: NodeProto, site: LoraSite, addInit: (t: TensorProto) => v
   const [x, w, bias] = node.input ?? [];
   const y = node.output![0];
   const perSample = emit('Gather', [w, WEIGHT_SET_INPUT], 'weights', [makeAttribute('axis', 0)]); // [B, ...W.dims]
-  const batch = emit('Shape', [WEIGHT_SET_INPUT], 'batch'); // [B]
+  const batch = () => emit('Shape', [WEIGHT_SET_INPUT], 'batch'); // [B], for the branches that reshape
   const transpose = (t: string) => emit('Transpose', [t], 'weights_T', [makeAttribute('perm', [0, 2, 1])]);
 
-  if (site.opType === 'MatMul') {
-    const rows = emit('Reshape', [x, emit('Concat', [batch, constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
+  if (site.opType === 'MatMul' && xRank !== undefined && xRank >= 3) {
+    // x [B, ..., in] · W [B, 1…, in, out]: MatMul broadcasts the batch; no reshapes, nothing but the Gather added.
+    const axes = Array.from({ length: xRank - 3 }, (_, i) => i + 1);
+    const weights = axes.length ? emit('Unsqueeze', [perSample, constant('unsqueeze_axes', axes)], 'weights_unsqueezed') : perSample;
+    emit('MatMul', [x, weights], 'matmul', [], y);
+  } else if (site.opType === 'MatMul') {
+    const rows = emit('Reshape', [x, emit('Concat', [batch(), constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
     const product = emit('MatMul', [rows, perSample], 'matmul'); // [B, M, out]
     const leading = emit('Slice', [emit('Shape', [x], 'x_shape'), constant('zero', [0]), constant('minus_one', [-1])], 'leading');
     emit('Reshape', [product, emit('Concat', [leading, constant('out', [site.outFeatures])], 'y_shape', [makeAttribute('axis', 0)])], 'y', [], y);
   } else if (site.opType === 'Gemm') {
     if (int(attrOf(node, 'transA')?.i) === 1) throw new OnnxError(`stackWeightSets: ${node.name} is a Gemm with transA = 1; not supported`);
     const weights = int(attrOf(node, 'transB')?.i) === 1 ? transpose(perSample) : perSample; // [B, in, out]
-    const rows = emit('Reshape', [x, emit('Concat', [batch, constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
+    const rows = emit('Reshape', [x, emit('Concat', [batch(), constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
     const alpha = attrOf(node, 'alpha')?.f ?? 1;
     const beta = attrOf(node, 'beta')?.f ?? 1;
     const scalar = (local: string, v: number) => { addInit(makeTensor(`${prefix}/${local}`, [], new Float32Array([v]))); return `${prefix}/${local}`; };
@@ -118,7 +129,7 @@ function rewrite(node: NodeProto, site: LoraSite, addInit: (t: TensorProto) => v
     let product = emit('MatMul', [weights, pixels], 'matmul'); // [B, out, H·W]
     if (bias) product = emit('Add', [product, emit('Reshape', [bias, constant('bias_shape', [site.outFeatures, 1])], 'bias_column')], 'bias');
     const spatial = emit('Slice', [emit('Shape', [input], 'x_shape'), constant('two', [2]), constant('four', [4])], 'spatial');
-    emit('Reshape', [product, emit('Concat', [batch, constant('out', [site.outFeatures]), spatial], 'y_shape', [makeAttribute('axis', 0)])], 'y', [], y);
+    emit('Reshape', [product, emit('Concat', [batch(), constant('out', [site.outFeatures]), spatial], 'y_shape', [makeAttribute('axis', 0)])], 'y', [], y);
   }
   return out;
 }
