@@ -13,7 +13,7 @@ import type { GenerateParams } from '../../src/worker/protocol.ts';
 
 export type BenchBackend = 'webgpu' | 'wasm';
 type Files = ReadonlyMap<string, Uint8Array>;
-interface StepTimes { first: number; steady: number }
+interface StepTimes { first: number; steady: number; unetCallsPerStep: number }
 
 /** One backend's measurements; `adapter` and `software` come from whoever made the device. */
 export interface BenchRow {
@@ -65,7 +65,9 @@ export async function stepTimes(engine: Engine, p: GenerateParams, images: ('bas
   const marks: number[] = [performance.now()];
   await engine.generate(p, images, { onStep: () => void marks.push(performance.now()) });
   const times = marks.slice(1).map((t, i) => t - marks[i]);
-  return { first: times[0], steady: times.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, times.length - 1) };
+  // UNet calls per step tell whether NPO-CFG's two weight sets really share one call (stacked θ_pos/θ_neg).
+  const unetCallsPerStep = engine.stats().unetCalls / Math.max(1, times.length);
+  return { first: times[0], steady: times.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, times.length - 1), unetCallsPerStep };
 }
 
 export async function timeToFirstStep(engine: Engine, p: GenerateParams) {
@@ -93,7 +95,7 @@ async function stepComparison(engine: Engine, params: GenerateParams, repeats: n
     cfg.push(await stepTimes(engine, params, ['baseline']));
     npo.push(await stepTimes(engine, params, ['npo']));
   }
-  const pick = (ts: StepTimes[]) => ({ first: median(ts.map((t) => t.first)), steady: median(ts.map((t) => t.steady)) });
+  const pick = (ts: StepTimes[]) => ({ first: median(ts.map((t) => t.first)), steady: median(ts.map((t) => t.steady)), unetCallsPerStep: ts[ts.length - 1].unetCallsPerStep });
   return { cfg: pick(cfg), npo: pick(npo) };
 }
 
@@ -140,7 +142,7 @@ export function formatRow(row: BenchRow): string[] {
   return [
     `\n[${row.backend}] ${row.adapter}${gpu && row.software ? '  (software rasteriser: not predictive of a real GPU)' : ''}`,
     `  merge θ_neg = θ + α·η + β·δ: ${fmt(merge.milliseconds)}, ${(merge.bytes / 1e6).toFixed(2)} MB moved, ${gbps(merge.bytes, merge.milliseconds)}${gpu ? ' (LoRA factors; wall time incl. submit + onSubmittedWorkDone)' : ' (dense ΔW on the CPU)'}`,
-    `  per step: plain CFG ${fmt(cfg.steady)}, NPO-CFG ${fmt(npo.steady)}, ratio ${(npo.steady / cfg.steady).toFixed(2)} (first steps ${fmt(cfg.first)} / ${fmt(npo.first)})`,
+    `  per step: plain CFG ${fmt(cfg.steady)}, NPO-CFG ${fmt(npo.steady)}, ratio ${(npo.steady / cfg.steady).toFixed(2)} (first steps ${fmt(cfg.first)} / ${fmt(npo.first)}; UNet calls per step ${cfg.unetCallsPerStep} / ${npo.unetCallsPerStep})`,
     `  loop: ${row.loop}; GPU→CPU read-backs per image: ${reads}`,
     `  α change → first new step: ${fmt(row.alphaMove)} (ω change: ${fmt(row.omegaMove)})`,
   ];
