@@ -58,8 +58,8 @@ export function App() {
           </p>
         </form>
         <div className="images" data-testid="active-loras" title={`η: ${s.loraNames.eta ?? "the model's"} · δ: ${s.loraNames.delta ?? "the model's"}`}>
-          <ImagePane title="without NPO" testId="image-baseline" image={s.images.baseline} busy={running.includes('baseline')} />
-          <ImagePane title="with NPO" testId="image-npo" image={s.images.npo} busy={running.includes('npo')} />
+          <ImagePane title="without NPO" testId="image-baseline" image={s.images.baseline} preview={s.previews.baseline} busy={running.includes('baseline')} />
+          <ImagePane title="with NPO" testId="image-npo" image={s.images.npo} preview={s.previews.npo} busy={running.includes('npo')} />
         </div>
         <TrainPanel disabled={s.status === 'loading' || s.status === 'failed'} />
       </section>

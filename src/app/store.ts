@@ -18,6 +18,8 @@ export interface PlaygroundState {
   error?: string;
   progress: { step: number; total: number };
   images: Partial<Record<ImageKind, ShownImage>>;
+  /** Low-resolution previews of the running generation, shown over the images until its results arrive. */
+  previews: Partial<Record<ImageKind, ShownImage & { step: number }>>;
   running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string> };
   lastSeed?: number;
   lastMilliseconds?: number;
@@ -44,6 +46,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   status: 'loading',
   progress: { step: 0, total: 0 },
   images: {},
+  previews: {},
   loraVersions: { eta: 0, delta: 0 },
   loraNames: {},
   setParam: (key, value) => set((state) => ({ params: { ...state.params, [key]: value } })),
@@ -58,7 +61,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
     const alreadyRunning = running && stale.every((k) => running.images.includes(k)) && stale.every((k) => running.keys[k] === keys[k]);
     if (stale.length === 0 || alreadyRunning) return;
     const id = nextRequestId();
-    set({ status: 'generating', running: { id, images: stale, keys }, progress: { step: 0, total: params.steps }, error: undefined });
+    set({ status: 'generating', running: { id, images: stale, keys }, progress: { step: 0, total: params.steps }, previews: {}, error: undefined });
     sendToWorker({ type: 'generate', id, params: { ...params, seed }, images: stale });
   },
 
@@ -81,13 +84,19 @@ function handleWorkerEvent(event: WorkerEvent) {
       return usePlayground.getState().generate();
     case 'progress':
       return current ? set({ progress: { step: event.step, total: event.total } }) : undefined;
+    case 'preview':
+      if (!current || !running) return;
+      return set((s) => ({ previews: { ...s.previews, [event.kind]: { key: `${running.keys[event.kind]}:preview`, rgba: event.rgba, width: event.width, height: event.height, seed: 0, step: event.step } } }));
     case 'image':
       if (!current || !running) return;
-      return set((s) => ({ images: { ...s.images, [event.kind]: { key: running.keys[event.kind], rgba: event.rgba, width: event.width, height: event.height, seed: event.seed } } }));
+      return set((s) => ({
+        images: { ...s.images, [event.kind]: { key: running.keys[event.kind], rgba: event.rgba, width: event.width, height: event.height, seed: event.seed } },
+        previews: { ...s.previews, [event.kind]: undefined },
+      }));
     case 'done':
-      return current ? set({ status: 'ready', running: undefined, lastSeed: event.seed, lastMilliseconds: event.milliseconds }) : undefined;
+      return current ? set({ status: 'ready', running: undefined, previews: {}, lastSeed: event.seed, lastMilliseconds: event.milliseconds }) : undefined;
     case 'cancelled':
-      return current ? set({ status: 'ready', running: undefined }) : undefined;
+      return current ? set({ status: 'ready', running: undefined, previews: {} }) : undefined;
     case 'lora-used':
       set((s) => ({ loraVersions: { ...s.loraVersions, [event.role]: s.loraVersions[event.role] + 1 }, loraNames: { ...s.loraNames, [event.role]: event.name } }));
       return usePlayground.getState().generate();
@@ -95,7 +104,7 @@ function handleWorkerEvent(event: WorkerEvent) {
       if (event.fatal) return set({ status: 'failed', error: event.message, running: undefined });
       // An error without an id (an uncaptured GPU error, say) is shown but does not end the running generation.
       if (event.id === undefined) return set({ error: event.message });
-      return current ? set({ status: 'ready', error: event.message, running: undefined }) : undefined;
+      return current ? set({ status: 'ready', error: event.message, running: undefined, previews: {} }) : undefined;
   }
 }
 

@@ -5,6 +5,7 @@
 // stack-weight-sets.ts), so NPO-CFG costs one call per step like ordinary CFG. Stages are numbered as in diffusers'
 // StableDiffusionPipeline.__call__.
 import { combineCfg } from './cfg.ts';
+import { downsampleBlocks, previewFactor } from './image.ts';
 import { createGenerator } from './noise/index.ts';
 import type { Scheduler } from './schedulers/index.ts';
 
@@ -39,6 +40,19 @@ export interface SampleOptions {
    * alone would otherwise keep a cancel message waiting until the whole loop ends.
    */
   betweenSteps?: () => Promise<void>;
+  /** Asked after every step but the last whether to make previews now (the worker throttles them by time). */
+  wantPreview?: (step: number, total: number) => boolean;
+  /** Low-resolution images of each job's current x̂₀ estimate (its sample where the scheduler gives no x̂₀). */
+  onPreview?: (step: number, previews: Map<string, Preview>) => void;
+}
+
+/** A [channels, height, width] image at preview resolution (image.ts previewFactor). */
+export interface Preview { chw: Float32Array; channels: number; height: number; width: number }
+
+/** The preview size of samples of `shape` ([C, H, W]) and the block factor that gives it. */
+export function previewShape(shape: readonly [number, number, number]) {
+  const factor = previewFactor(shape[1], shape[2]);
+  return { factor, channels: shape[0], height: Math.floor(shape[1] / factor), width: Math.floor(shape[2] / factor) };
 }
 
 /** One branch of one image in a batched model call. */
@@ -82,12 +96,18 @@ export async function sampleNpoCfg(options: SampleOptions): Promise<Map<string, 
     const inputs = latents.map((x, j) => schedulers[j].scaleModelInput(x, t));
     const result = await options.denoise(batchRequests(requests, inputs, t, options, size));
     if (signal?.aborted) throw abortError();
-    jobs.forEach((_, j) => {
+    const estimates = jobs.map((_, j) => {
       const [positive, negative] = [2 * j, 2 * j + 1].map((i) => result.subarray(i * size, (i + 1) * size));
       const guided = combineCfg(positive, negative, options.omega);
-      latents[j] = schedulers[j].step(guided, t, latents[j], { generator: generators[j] }).prevSample;
+      const { prevSample, predOriginalSample } = schedulers[j].step(guided, t, latents[j], { generator: generators[j] });
+      latents[j] = prevSample;
+      return predOriginalSample ?? prevSample;
     });
     options.onStep?.(step + 1, timesteps.length);
+    if (step + 1 < timesteps.length && options.wantPreview?.(step + 1, timesteps.length)) {
+      const { factor, ...dims } = previewShape(shape);
+      options.onPreview?.(step + 1, new Map(jobs.map((job, j) => [job.key, { ...dims, chw: downsampleBlocks(estimates[j], ...shape, factor) }])));
+    }
   }
   return new Map(jobs.map((job, j) => [job.key, latents[j]]));
 }

@@ -4,6 +4,7 @@
 // Tolerance: 1e-5 relative to max|x| (f32 arithmetic over ≤ 2·ring + 3 terms per step, over 6 steps).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { combineCfg } from '../diffusion/cfg.ts';
+import { downsampleBlocks } from '../diffusion/image.ts';
 import { createGenerator } from '../diffusion/noise/index.ts';
 import { createScheduler } from '../diffusion/schedulers/index.ts';
 import { applyLinearStep, linearPlan, type LinearPlan } from '../diffusion/schedulers/linear-step.ts';
@@ -88,6 +89,39 @@ describe('sampler.wgsl (Dawn/SwiftShader) vs the CPU loop', () => {
     expect(Array.from(out.subarray(2 * count))).toEqual(Array.from(x, (v) => Math.fround(v * 0.25)));
     expect(out.subarray(0, 2 * count).every((v) => v === 0)).toBe(true);
     [src, dst, params.buffer].forEach((b) => b.destroy());
+  });
+  it('preview: block means of a·x + b·ε (ε the CFG combine) and of x alone, shapes not multiples of the block', async () => {
+    const [channels, height, width, factor, omega] = [3, 10, 14, 3, 2.5];
+    const count = channels * height * width;
+    const r = createGenerator(8);
+    const [x, p, n] = [r.randn(count), r.randn(count), r.randn(count)];
+    const xs = createWeightBuffer(device, 2 * count * 4);
+    const pos = createWeightBuffer(device, 2 * count * 4);
+    const neg = createWeightBuffer(device, count * 4);
+    device.queue.writeBuffer(xs, count * 4, x);
+    device.queue.writeBuffer(pos, count * 4, p);
+    device.queue.writeBuffer(neg, 0, n);
+    const small = channels * Math.floor(height / factor) * Math.floor(width / factor);
+    const out = createWeightBuffer(device, 2 * small * 4);
+    const params = createParamSlots(device, 2);
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    const common = { pos, posOffset: count, neg, negOffset: 0, xs, xOffset: count, channels, height, width, factor, omega };
+    kernels.encodePreview(pass, params, 0, { ...common, out, a: 0.7, b: -0.4 });
+    const second = createWeightBuffer(device, small * 4);
+    kernels.encodePreview(pass, params, 1, { ...common, out: second, a: 1, b: 0 });
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    const guided = combineCfg(p, n, omega);
+    const want = downsampleBlocks(x.map((v, i) => 0.7 * v - 0.4 * guided[i]), channels, height, width, factor);
+    const got = await floats(out, small);
+    const scale = Math.max(...want.map(Math.abs));
+    expect(Math.max(...want.map((v, i) => Math.abs(v - got[i]))) / scale).toBeLessThan(1e-5);
+    const plain = downsampleBlocks(x, channels, height, width, factor);
+    const gotPlain = await floats(second, small);
+    expect(Math.max(...plain.map((v, i) => Math.abs(v - gotPlain[i])))).toBeLessThan(1e-5);
+    expect(() => kernels.encodePreview(pass, params, 0, { ...common, out, a: 1, b: 0, factor: 0 })).toThrow(/preview factor 0/);
+    [xs, pos, neg, out, second, params.buffer].forEach((b) => b.destroy());
   });
   it('reported no uncaptured GPU errors', async () => {
     await device.queue.onSubmittedWorkDone();

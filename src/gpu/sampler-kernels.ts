@@ -1,5 +1,6 @@
 // WGSL kernels of the GPU-resident sampling loop (sampler.wgsl): `gather` scales x_k into a batched UNet input,
-// `step` does the CFG combine and the scheduler's linear step (src/diffusion/schedulers/linear-step.ts) in one pass.
+// `step` does the CFG combine and the scheduler's linear step (src/diffusion/schedulers/linear-step.ts) in one pass,
+// `preview` writes a block-averaged low-resolution x̂₀ (or x) of one image for a small read-back.
 // Parameters go through a uniform buffer of 256-byte slots that the caller owns (`createParamSlots`): a slot may be
 // rewritten after the submit that used it, because queue.writeBuffer and queue.submit execute in queue order.
 import { USAGE_COPY_DST, USAGE_UNIFORM } from './buffers.ts';
@@ -9,6 +10,7 @@ const WG = 256;
 export const SLOT_BYTES = 256; // ≥ minUniformBufferOffsetAlignment on every adapter (WebGPU caps it at 256)
 const STEP_PARAMS_BYTES = 112;
 const GATHER_PARAMS_BYTES = 32;
+const PREVIEW_PARAMS_BYTES = 48;
 export const MAX_RING = 8; // coefficients per history in StepParams (2 × vec4)
 
 export interface StepDispatch {
@@ -40,6 +42,27 @@ export interface GatherDispatch {
   scale: number;
 }
 
+export interface PreviewDispatch {
+  /** UNet outputs of this image's two branches; read only when b ≠ 0. */
+  pos: GPUBuffer;
+  posOffset: number;
+  neg: GPUBuffer;
+  negOffset: number;
+  /** Where x sits: a ring buffer and the element offset of its slot. */
+  xs: GPUBuffer;
+  xOffset: number;
+  /** Receives channels × ⌊height/factor⌋ × ⌊width/factor⌋ floats. */
+  out: GPUBuffer;
+  channels: number;
+  height: number;
+  width: number;
+  factor: number;
+  omega: number;
+  /** preview = block mean of a·x + b·ε. */
+  a: number;
+  b: number;
+}
+
 export interface ParamSlots {
   buffer: GPUBuffer;
   slots: number;
@@ -48,6 +71,7 @@ export interface ParamSlots {
 export interface SamplerKernels {
   encodeStep(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: StepDispatch): void;
   encodeGather(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: GatherDispatch): void;
+  encodePreview(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: PreviewDispatch): void;
 }
 
 export const PARAM_USAGE = USAGE_UNIFORM | USAGE_COPY_DST;
@@ -63,6 +87,7 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
   const pipeline = (entryPoint: string) => device.createComputePipeline({ label: `sampler ${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
   const stepPipeline = pipeline('step');
   const gatherPipeline = pipeline('gather');
+  const previewPipeline = pipeline('preview');
   const maxGrid = device.limits.maxComputeWorkgroupsPerDimension;
 
   const grid = (count: number): [number, number] => {
@@ -121,6 +146,29 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
         ],
       });
       pass.setPipeline(gatherPipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(gx, gy);
+    },
+    encodePreview(pass, params, slot, d) {
+      if (!Number.isInteger(d.factor) || d.factor < 1 || d.factor > Math.min(d.height, d.width)) throw new Error(`sampler: preview factor ${d.factor} for ${d.height}×${d.width}`);
+      const count = d.channels * Math.floor(d.height / d.factor) * Math.floor(d.width / d.factor);
+      const [gx, gy] = grid(count);
+      const u = new ArrayBuffer(PREVIEW_PARAMS_BYTES);
+      new Uint32Array(u, 0, 8).set([d.channels, d.height, d.width, d.factor, d.xOffset, d.posOffset, d.negOffset, gx]);
+      new Float32Array(u, 32, 3).set([d.omega, d.a, d.b]);
+      const range = slotRange(params, slot, PREVIEW_PARAMS_BYTES);
+      device.queue.writeBuffer(range.buffer, range.offset, u);
+      const group = device.createBindGroup({
+        layout: previewPipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: range },
+          { binding: 1, resource: { buffer: d.pos } },
+          { binding: 2, resource: { buffer: d.neg } },
+          { binding: 3, resource: { buffer: d.xs } },
+          { binding: 4, resource: { buffer: d.out } },
+        ],
+      });
+      pass.setPipeline(previewPipeline);
       pass.setBindGroup(0, group);
       pass.dispatchWorkgroups(gx, gy);
     },

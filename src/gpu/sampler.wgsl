@@ -74,3 +74,50 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   if (i >= gp.count) { return; }
   dst[gp.dstOffset + i] = gp.scale * src[gp.srcOffset + i];
 }
+
+// preview: a low-resolution look at one image mid-sampling, p = mean over factor×factor blocks of a·x + b·ε, per channel,
+// with ε = (ω + 1)·ε_pos − ω·ε_neg. With (a, b) the step's x̂₀ coefficients (linear-step.ts) it shows the scheduler's
+// x̂₀ estimate; with (1, 0) on the next ring slot, the sample x_{k+1} itself (then pos/neg are never read).
+struct PreviewParams {
+  channels: u32,
+  height: u32,       // of the full image
+  width: u32,
+  factor: u32,
+  xOffset: u32,      // element offset of x in `px` (a ring slot)
+  posOffset: u32,
+  negOffset: u32,
+  gridX: u32,
+  omega: f32,
+  a: f32,
+  b: f32,
+  _pad0: f32,
+}
+
+@group(0) @binding(0) var<uniform> pp: PreviewParams;
+@group(0) @binding(1) var<storage, read> ppos: array<f32>;
+@group(0) @binding(2) var<storage, read> pneg: array<f32>;
+@group(0) @binding(3) var<storage, read> px: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pout: array<f32>;
+
+@compute @workgroup_size(WG)
+fn preview(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let o = (wg.y * pp.gridX + wg.x) * WG + lid;
+  let ow = pp.width / pp.factor;
+  let oh = pp.height / pp.factor;
+  if (o >= pp.channels * oh * ow) { return; }
+  let c = o / (oh * ow);
+  let y = (o / ow) % oh;
+  let x = o % ow;
+  var sum = 0.0;
+  for (var dy = 0u; dy < pp.factor; dy++) {
+    for (var dx = 0u; dx < pp.factor; dx++) {
+      let i = (c * pp.height + y * pp.factor + dy) * pp.width + x * pp.factor + dx;
+      var v = pp.a * px[pp.xOffset + i];
+      if (pp.b != 0.0) {
+        v += pp.b * ((pp.omega + 1.0) * ppos[pp.posOffset + i] - pp.omega * pneg[pp.negOffset + i]);
+      }
+      sum += v;
+    }
+  }
+  pout[o] = sum / f32(pp.factor * pp.factor);
+}

@@ -49,6 +49,24 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     expect(maxDiff(both.images.get('npo')!, alone.images.get('npo')!)).toBeLessThan(1e-5);
   });
 
+  it('sends low-resolution previews when asked, without changing the images', async () => {
+    const plain = await engine.generate(params, ['baseline', 'npo'], {});
+    const steps: number[] = [];
+    const withPreviews = await engine.generate(params, ['baseline', 'npo'], {
+      wantPreview: (step) => step % 2 === 1,
+      onPreview: (step, previews) => {
+        steps.push(step);
+        for (const p of previews.values()) {
+          expect([p.channels, p.height, p.width]).toEqual([3, 16, 16]); // 32² block-averaged by 2
+          expect(p.chw.every(Number.isFinite)).toBe(true);
+        }
+      },
+    });
+    expect(steps).toEqual([1, 3, 5]);
+    expect(engine.stats().previews).toBe(3);
+    for (const kind of ['baseline', 'npo'] as const) expect(same(plain.images.get(kind)!, withPreviews.images.get(kind)!)).toBe(true);
+  });
+
   it('runs the UNet once per step, whether a call mixes θ_pos and θ_neg or not (stacked weight sets)', async () => {
     for (const images of [['baseline'], ['npo'], ['baseline', 'npo']] as const) {
       await engine.generate(params, [...images], {});

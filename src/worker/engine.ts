@@ -29,7 +29,7 @@ export interface EngineOptions {
   gpu?: { device: GPUDevice };
 }
 
-export type GenerateHooks = Pick<SampleOptions, 'onStep' | 'signal' | 'betweenSteps'>;
+export type GenerateHooks = Pick<SampleOptions, 'onStep' | 'signal' | 'betweenSteps' | 'wantPreview' | 'onPreview'>;
 
 interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; delta?: Float32Array; lora?: Partial<Record<LoraRole, LoraEntry>> }
 
@@ -76,6 +76,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   let weightSets = gpu ? undefined : createWeightSets(ort, weights);
   const prompts = new Map<string, Float32Array>();
   let unetCalls = 0; // of the last CPU-path generation
+  let previews = 0; // of the last generation
 
   async function encode(prompt: string): Promise<Float32Array> {
     const cached = prompts.get(prompt);
@@ -115,8 +116,10 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
       Object.assign(info, modelInfo(manifest, sites.length, weights));
       return { skipped: bytes ? set!.skipped.length : 0 };
     },
-    async generate(params, images, hooks) {
+    async generate(params, images, { onPreview, ...rest }) {
       const seed = resolveSeed(params.seed);
+      previews = 0;
+      const hooks: GenerateHooks = { ...rest, onPreview: onPreview && ((step, shown) => { previews++; onPreview(step, shown); }) };
       const [positiveContext, negativeContext] = [await encode(params.prompt), await encode(params.negativePrompt)];
       const negative = negativeId(params.alpha, params.beta);
       const jobs = images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? POSITIVE : negative }));
@@ -145,7 +148,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
       await textEncoder.release();
       await unet.release();
     },
-    stats: () => (gpu ? gpu.stats() : { loop: 'cpu', readBacks: 0, unetCalls }),
+    stats: () => ({ ...(gpu ? gpu.stats() : { loop: 'cpu', readBacks: 0, unetCalls }), previews }),
   };
 }
 

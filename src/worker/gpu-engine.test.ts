@@ -31,16 +31,29 @@ afterAll(async () => {
 
 describe('WebGPU path vs CPU path (tiny model, Node)', () => {
   // Euler ancestral would be the stochastic case, but on this cosine schedule its first step is NaN (linear-step.test).
-  for (const scheduler of ['ddim', 'dpm++2m', 'unipc']) {
-    it(`${scheduler}: same images; ${scheduler === 'unipc' ? 'CPU loop fallback' : 'GPU loop, one read-back per image'}`, async () => {
+  // UniPC over 3 steps has a linear plan but reports no x̂₀: its GPU previews show x_{k+1}, like its CPU previews.
+  const cases = [['ddim', params.steps, 'gpu'], ['dpm++2m', params.steps, 'gpu'], ['unipc', 10, 'cpu'], ['unipc', 3, 'gpu']] as const;
+  for (const [scheduler, steps, loop] of cases) {
+    it(`${scheduler}, ${steps} steps: same images and previews; ${loop === 'cpu' ? 'CPU loop fallback' : 'GPU loop, one read-back per image'}`, async () => {
       // UniPC over 10 steps reaches back further than a linear plan holds (its corrector recursion), so it falls back.
-      const p = { ...params, scheduler, alpha: 0.5, steps: scheduler === 'unipc' ? 10 : params.steps };
-      const [a, b] = [await cpu.generate(p, ['baseline', 'npo'], {}), await gpu.generate(p, ['baseline', 'npo'], {})];
+      const p = { ...params, scheduler, alpha: 0.5, steps };
+      // Previews after every step: the CPU loop's come from the scheduler's own x̂₀, the GPU loop's from the plan's
+      // x̂₀ coefficients in sampler.wgsl's `preview` kernel; they must agree as the images do.
+      const recorder = () => {
+        const shown: Float32Array[] = [];
+        return { shown, hooks: { wantPreview: () => true, onPreview: (_: number, m: Map<string, { chw: Float32Array }>) => shown.push(m.get('baseline')!.chw, m.get('npo')!.chw) } };
+      };
+      const [ra, rb] = [recorder(), recorder()];
+      const [a, b] = [await cpu.generate(p, ['baseline', 'npo'], ra.hooks), await gpu.generate(p, ['baseline', 'npo'], rb.hooks)];
       for (const kind of ['baseline', 'npo'] as const) expect(relDiff(a.images.get(kind)!, b.images.get(kind)!)).toBeLessThan(1e-4);
+      expect(ra.shown.length).toBe(2 * (p.steps - 1)); // none after the last step: the image itself follows
+      expect(rb.shown.length).toBe(ra.shown.length);
+      ra.shown.forEach((preview, i) => expect(relDiff(preview, rb.shown[i]), `preview ${i}`).toBeLessThan(1e-4));
       const stats = gpu.stats();
-      expect(stats.loop).toBe(scheduler === 'unipc' ? 'cpu' : 'gpu');
+      expect(stats.loop).toBe(loop);
       if (stats.loop === 'gpu') expect(stats.readBacks).toBe(2);
       expect(stats.unetCalls).toBe(p.steps); // θ_pos and θ_neg in one call per step
+      expect(stats.previews).toBe(p.steps - 1);
     }, 120_000);
   }
   it('swapping δ for another LoRA (useLora) matches the CPU path and keeps the buffer count', async () => {

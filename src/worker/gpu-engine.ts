@@ -85,7 +85,7 @@ export function createGpuEngine({ ort, device, unet, sites, shape, contextDims, 
   return {
     replaceOffsets: weights.replace,
     sample,
-    stats(): GenerationStats {
+    stats(): Omit<GenerationStats, 'previews'> {
       const buffers = tracker.stats();
       return { ...last, liveBuffers: buffers.live, liveBufferBytes: buffers.bytes, merge: weights.stats() };
     },

@@ -2,11 +2,12 @@
 // noise, the CFG combine and the scheduler update kept on the GPU between steps. Per step: one `gather` dispatch per
 // branch writes c_in·x_k into the UNet's input buffer, ORT runs the UNet once on it, every sample on its own stacked
 // weight set (Tensor.fromGpuBuffer in, 'gpu-buffer' out), and one `step` dispatch per image applies the scheduler's
-// linear plan (src/diffusion/schedulers/linear-step.ts). The page gets one read-back per image, at the end.
+// linear plan (src/diffusion/schedulers/linear-step.ts). The page gets one read-back per image, at the end, plus the
+// previews it asks for: a `preview` dispatch block-averages each image's x̂₀ (or x) into a small buffer read back.
 // Initial latents and any step noise come from the same seeded CPU streams as the CPU loop, uploaded (never read
 // back), so both loops see identical noise.
 import { createGenerator } from '../diffusion/noise/index.ts';
-import { abortError, branchRequests, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
+import { abortError, branchRequests, previewShape, type Preview, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
 import type { LinearPlan } from '../diffusion/schedulers/linear-step.ts';
 import { readBuffer } from '../gpu/buffers.ts';
 import { createParamSlots, type SamplerKernels } from '../gpu/sampler-kernels.ts';
@@ -49,7 +50,10 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
     const input = tracker.create(OWNER, requests.length * size * 4, { label: 'unet input' });
     const context = tracker.create(OWNER, contexts.byteLength, { label: 'context', data: contexts });
     const weights = requests.map((r) => r.weights);
-    const params = createParamSlots(device, requests.length + jobs.length, (bytes, usage) => tracker.create(OWNER, bytes, { label: 'sampler params', usage }));
+    const params = createParamSlots(device, requests.length + 2 * jobs.length, (bytes, usage) => tracker.create(OWNER, bytes, { label: 'sampler params', usage }));
+    const { factor, ...previewDims } = previewShape(o.shape);
+    const previewSize = previewDims.channels * previewDims.height * previewDims.width;
+    const previewBuffers = jobs.map((_, j) => tracker.create(OWNER, previewSize * 4, { label: `preview ${j}` }));
     // 4. Denoising loop.
     for (let k = 0; k < plan.steps.length; k++) {
       await o.betweenSteps?.();
@@ -64,6 +68,7 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
 
       const timestep = new Float32Array(requests.length).fill(step.timestep);
       const output = await o.denoise({ sample: input, timestep, context, batch: requests.length, weights });
+      const preview = k + 1 < plan.steps.length && !!o.wantPreview?.(k + 1, plan.steps.length);
       try {
         if (signal?.aborted) throw abortError();
         encoder = device.createCommandEncoder({ label: `step ${k}` });
@@ -72,12 +77,17 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
           let z: Float32Array | undefined;
           for (let d = 0; d < step.noiseDraws; d++) z = generators[j].randn(size);
           if (z && step.noiseCoef !== 0) device.queue.writeBuffer(images[j].noise, 0, z);
+          const branches = { pos: output.buffer, posOffset: 2 * j * size, neg: output.buffer, negOffset: (2 * j + 1) * size };
+          // x̂₀ = a·x_k + b·ε_k must read x_k before the step overwrites its slot (ring 1); x_{k+1} is read after it.
+          const encodePreview = (xSlot: number, a: number, b: number) => o.kernels.encodePreview(pass, params, requests.length + jobs.length + j, {
+            ...branches, ...previewDims, factor, xs: images[j].xs, xOffset: xSlot * size, out: previewBuffers[j], omega: o.omega, a, b,
+          });
+          if (preview && step.preview) encodePreview(slot, step.preview.sample, step.preview.output);
           o.kernels.encodeStep(pass, params, requests.length + j, {
-            pos: output.buffer, posOffset: 2 * j * size,
-            neg: output.buffer, negOffset: (2 * j + 1) * size,
-            xs: images[j].xs, eps: images[j].eps, noise: images[j].noise, count: size, slot, ring, omega: o.omega,
+            ...branches, xs: images[j].xs, eps: images[j].eps, noise: images[j].noise, count: size, slot, ring, omega: o.omega,
             sampleCoefs: step.sampleCoefs, outputCoefs: step.outputCoefs, noiseCoef: step.noiseCoef,
           });
+          if (preview && !step.preview) encodePreview((k + 1) % ring, 1, 0);
         });
         pass.end();
         device.queue.submit([encoder.finish()]);
@@ -85,6 +95,11 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
         output.release();
       }
       o.onStep?.(k + 1, plan.steps.length);
+      if (preview) {
+        const previews = new Map<string, Preview>();
+        for (const [j, job] of jobs.entries()) previews.set(job.key, { ...previewDims, chw: new Float32Array(await readBuffer(device, previewBuffers[j], previewSize * 4)) });
+        o.onPreview?.(k + 1, previews);
+      }
     }
     // 5. One read-back per image.
     const last = (plan.steps.length % ring) * size * 4;

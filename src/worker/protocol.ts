@@ -61,6 +61,8 @@ export interface GenerationStats {
   readBacks: number;
   /** UNet runs of the generation: one per step, whatever mix of θ_pos and θ_neg the images need. */
   unetCalls: number;
+  /** Previews sent during the generation (sets of one per image); each costs the GPU loop a small read-back per image. */
+  previews: number;
   liveBuffers?: number;
   liveBufferBytes?: number;
   merge?: { merges: number; bytes: number; milliseconds: number };
@@ -70,6 +72,8 @@ export type WorkerEvent =
   | { type: 'loading'; message: string; loaded: number; total: number }
   | { type: 'ready'; backend: Backend; adapter: string; model: ModelInfo; notice?: string }
   | { type: 'progress'; id: number; step: number; total: number }
+  /** A low-resolution look at an image mid-sampling (its x̂₀ estimate), drawn until the finished image arrives. */
+  | { type: 'preview'; id: number; kind: ImageKind; step: number; width: number; height: number; rgba: Uint8ClampedArray }
   | { type: 'image'; id: number; kind: ImageKind; width: number; height: number; rgba: Uint8ClampedArray; seed: number }
   | { type: 'done'; id: number; seed: number; milliseconds: number; stats?: GenerationStats }
   | { type: 'cancelled'; id: number }

@@ -130,10 +130,20 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
   const started = performance.now();
   try {
     const engine = (await ready()).engine;
+    let lastShown = started;
     const { seed, images: outputs } = await engine.generate(params, images, {
       signal,
       betweenSteps: yieldToEvents,
       onStep: (step, total) => post({ type: 'progress', id, step, total }),
+      // A preview only when the last one is a while ago: fast runs skip them, slow ones (seconds a step) show each step.
+      wantPreview: () => performance.now() - lastShown >= PREVIEW_INTERVAL_MS,
+      onPreview: (step, previews) => {
+        lastShown = performance.now();
+        for (const [kind, p] of previews) {
+          const rgba = chwToRgba(p.chw, p.channels, p.height, p.width);
+          post({ type: 'preview', id, kind: kind as ImageKind, step, width: p.width, height: p.height, rgba }, [rgba.buffer]);
+        }
+      },
     });
     const { width, height } = engine.info;
     for (const [kind, chw] of outputs) {
@@ -146,6 +156,9 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
     else post({ type: 'error', id, message: describe(error), fatal: false });
   }
 }
+
+/** Least time between two previews of a generation. */
+const PREVIEW_INTERVAL_MS = 250;
 
 /** A macrotask boundary (faster than setTimeout's clamped delay), so queued messages such as cancel are handled. */
 function yieldToEvents(): Promise<void> {

@@ -23,10 +23,18 @@ function compare(name: SchedulerName, config: Record<string, unknown>, steps: nu
   const xs: Float32Array[] = [x0];
   const outputs: Float32Array[] = [];
   let worst = 0;
+  let worstPreview = 0;
   plan.steps.forEach((step, k) => {
     const t = plan.timesteps[k];
     const m = dummyModel(scheduler.scaleModelInput(x, t), t);
-    x = scheduler.step(m, t, x, { generator: reference }).prevSample;
+    const result = scheduler.step(m, t, x, { generator: reference });
+    if (step.preview) {
+      // The preview coefficients give the scheduler's own x̂₀ from this step's x and model output.
+      const x0 = result.predOriginalSample!;
+      const scale = Math.max(1, ...x0.map(Math.abs));
+      worstPreview = Math.max(worstPreview, ...x0.map((v, i) => Math.abs(v - (step.preview!.sample * x[i] + step.preview!.output * m[i])) / scale));
+    }
+    x = result.prevSample;
     // The plan: the same model output computed from its own x, the same noise draws.
     const input = xs[k].map((v) => v * step.inputScale);
     outputs.push(dummyModel(input, t));
@@ -37,10 +45,16 @@ function compare(name: SchedulerName, config: Record<string, unknown>, steps: nu
     worst = Math.max(worst, ...x.map((v, i) => Math.abs(v - xs[k + 1][i]) / scale));
   });
   expect(worst).toBeLessThan(2e-5);
+  expect(worstPreview).toBeLessThan(2e-5);
   return plan;
 }
 
 describe('linear scheduler plans (DESIGN decision 6)', () => {
+  it("carries each step's x̂₀ (preview) where the scheduler reports one of the form a·x_k + b·ε_k", () => {
+    const withPreview = (name: SchedulerName) => compare(name, SD, 6).steps.every((s) => s.preview);
+    expect((['ddim', 'euler', 'euler-ancestral', 'dpm++2m'] as const).map(withPreview)).toEqual([true, true, true, true]);
+    expect(compare('pndm', { ...SD, skip_prk_steps: true }, 10).steps.some((s) => s.preview)).toBe(false); // PNDM reports no x̂₀
+  });
   it('DDIM (eta 0): one sample and one output coefficient per step, no noise', () => {
     const plan = compare('ddim', SD, 10);
     expect(plan.history).toBe(0);

@@ -26,6 +26,11 @@ export interface LinearStep {
   noiseCoef: number;
   /** How many `randn(sampleSize)` draws the scheduler makes at this step (kept so noise streams stay in sync). */
   noiseDraws: number;
+  /**
+   * The scheduler's x̂₀ estimate at this step (its predOriginalSample) as x̂₀ = sample·x_k + output·ε_k, for previews;
+   * absent where the scheduler gives none or it is not of that form.
+   */
+  preview?: { sample: number; output: number };
 }
 
 export interface LinearPlan {
@@ -58,7 +63,9 @@ export function linearPlan(createScheduler: () => Scheduler, steps: number, tole
     s.outputCoefs = s.outputCoefs.slice(0, plan.history + 1);
   }
   const finite = plan.steps.every((s) => [s.inputScale, s.noiseCoef, ...s.sampleCoefs, ...s.outputCoefs].every(Number.isFinite));
-  return finite && agreesWithScheduler(plan, createScheduler, steps, tolerance) ? plan : undefined;
+  const check = finite ? agreesWithScheduler(plan, createScheduler, steps, tolerance) : { step: false, preview: false };
+  if (!check.preview) plan.steps.forEach((s) => delete s.preview); // previews then show x_{k+1} instead
+  return check.step ? plan : undefined;
 }
 
 function probeStep(createScheduler: () => Scheduler, steps: number, timesteps: number[], k: number): LinearStep {
@@ -67,6 +74,7 @@ function probeStep(createScheduler: () => Scheduler, steps: number, timesteps: n
   let out: Float32Array = new Float32Array(PROBE);
   let draws = 0;
   let inputScale = 1;
+  let x0: Float32Array | undefined;
   for (let i = 0; i <= k; i++) {
     const x = new Float32Array(PROBE);
     const m = new Float32Array(PROBE);
@@ -78,8 +86,10 @@ function probeStep(createScheduler: () => Scheduler, steps: number, timesteps: n
     const generator = impulseNoise(i === k ? NOISE : -1, () => i === k && draws++);
     const scaled = scheduler.scaleModelInput(x, timesteps[i]); // also where some schedulers find their step index
     if (i === k) inputScale = scaled[0];
-    out = scheduler.step(m, timesteps[i], x, { generator }).prevSample;
+    ({ prevSample: out, predOriginalSample: x0 } = scheduler.step(m, timesteps[i], x, { generator }));
   }
+  // x̂₀ of the form a·x_k + b·ε_k: nothing from older steps or the noise (elements 2 … PROBE − 1).
+  const preview = x0 && x0.every((v, e) => e < 2 || v === 0) && Number.isFinite(x0[0]) && Number.isFinite(x0[1]) ? { sample: x0[0], output: x0[1] } : undefined;
   return {
     timestep: timesteps[k],
     inputScale,
@@ -87,6 +97,7 @@ function probeStep(createScheduler: () => Scheduler, steps: number, timesteps: n
     outputCoefs: Array.from({ length: MAX_HISTORY + 1 }, (_, j) => out[2 * j + 1]),
     noiseCoef: out[NOISE],
     noiseDraws: draws,
+    ...(preview ? { preview } : {}),
   };
 }
 
@@ -108,8 +119,13 @@ function lastNonZero(a: number[], b: number[]): number {
   return 0;
 }
 
-/** Runs the scheduler and the plan side by side on random inputs (large enough to trip any clipping). */
-function agreesWithScheduler(plan: LinearPlan, createScheduler: () => Scheduler, steps: number, tolerance: number): boolean {
+/**
+ * Runs the scheduler and the plan side by side on random inputs (large enough to trip any clipping): `step` tells
+ * whether every step agrees, `preview` whether every step's x̂₀ does too.
+ */
+function agreesWithScheduler(plan: LinearPlan, createScheduler: () => Scheduler, steps: number, tolerance: number): { step: boolean; preview: boolean } {
+  const close = (a: number, b: number) => Math.abs(a - b) <= tolerance * (1 + Math.abs(a)); // false for NaN
+  let preview = plan.steps.every((s) => s.preview);
   const n = 64;
   let seed = 12345;
   const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
@@ -123,18 +139,17 @@ function agreesWithScheduler(plan: LinearPlan, createScheduler: () => Scheduler,
     const noise: Float32Array[] = [];
     const generator: NoiseGenerator = { seed: 0, randn: (count) => { const z = Float32Array.from({ length: count }, random); noise.push(z); return z; } };
     const input = scheduler.scaleModelInput(xs[k], plan.timesteps[k]);
-    const next = scheduler.step(m, plan.timesteps[k], xs[k], { generator }).prevSample;
+    const { prevSample: next, predOriginalSample: x0 } = scheduler.step(m, plan.timesteps[k], xs[k], { generator });
     const step = plan.steps[k];
-    if (noise.length !== step.noiseDraws) return false;
+    if (noise.length !== step.noiseDraws) return { step: false, preview: false };
     const predicted = applyLinearStep(step, xs, ms, k, noise[noise.length - 1]);
     for (let i = 0; i < n; i++) {
-      // Written as !(≤) so that NaN from either side fails.
-      if (!(Math.abs(input[i] - step.inputScale * xs[k][i]) <= tolerance * (1 + Math.abs(input[i])))) return false;
-      if (!(Math.abs(next[i] - predicted[i]) <= tolerance * (1 + Math.abs(next[i])))) return false;
+      if (!close(input[i], step.inputScale * xs[k][i]) || !close(next[i], predicted[i])) return { step: false, preview: false };
+      if (preview && !close(x0![i], step.preview!.sample * xs[k][i] + step.preview!.output * m[i])) preview = false;
     }
     xs.push(next);
   }
-  return true;
+  return { step: true, preview };
 }
 
 /**
