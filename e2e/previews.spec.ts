@@ -1,0 +1,33 @@
+// Low-resolution previews while sampling (issue 6 item 3): during a long generation each canvas shows the x̂₀
+// estimate block-averaged to 16×16 (the embedded model is 32×32), marked with data-preview-step; when the generation
+// ends the canvas holds the finished 32×32 image and no preview mark. WASM only: 30 steps of the embedded model take
+// a few seconds there, so the 250 ms preview interval passes several times; WebGPU on SwiftShader would need minutes.
+import { expect, test } from '@playwright/test';
+import { colourCount, pixels, waitIdle } from './helpers.ts';
+
+test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'backend-independent page behaviour; WASM is fast enough for 30 steps'));
+
+test('shows low-resolution previews while sampling, then the finished images', async ({ page }) => {
+  await page.goto('/?backend=wasm&steps=30');
+  // One snapshot taken inside the page, so the preview cannot be replaced between reading its mark and its size.
+  const snapshot = await page.waitForFunction(() => {
+    const canvas = document.querySelector<HTMLCanvasElement>('[data-testid=image-npo]');
+    const step = canvas?.dataset.previewStep;
+    if (!canvas || !step) return undefined;
+    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    return { step: Number(step), width: canvas.width, height: canvas.height, rgba: Array.from(data) };
+  }, undefined, { timeout: 120_000, polling: 20 });
+  const preview = (await snapshot.jsonValue())!;
+  expect(preview.step).toBeGreaterThanOrEqual(1);
+  expect(preview.step).toBeLessThan(30);
+  expect([preview.width, preview.height]).toEqual([16, 16]);
+  expect(colourCount(preview.rgba)).toBeGreaterThan(16); // a picture, not a blank canvas
+
+  await waitIdle(page);
+  for (const id of ['image-baseline', 'image-npo'] as const) {
+    const canvas = page.getByTestId(id);
+    await expect(canvas).not.toHaveAttribute('data-preview-step');
+    expect(await canvas.evaluate((c: HTMLCanvasElement) => [c.width, c.height])).toEqual([32, 32]);
+    expect(colourCount(await pixels(page, id))).toBeGreaterThan(64);
+  }
+});
