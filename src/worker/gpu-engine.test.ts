@@ -30,9 +30,9 @@ afterAll(async () => {
 });
 
 describe('WebGPU path vs CPU path (tiny model, Node)', () => {
-  // Euler ancestral would be the stochastic case, but on this cosine schedule its first step is NaN (linear-step.test).
+  // Euler ancestral is the stochastic case: both loops must draw the same noise at the same steps.
   // UniPC over 3 steps has a linear plan but reports no x̂₀: its GPU previews show x_{k+1}, like its CPU previews.
-  const cases = [['ddim', params.steps, 'gpu'], ['dpm++2m', params.steps, 'gpu'], ['unipc', 10, 'cpu'], ['unipc', 3, 'gpu']] as const;
+  const cases = [['ddim', params.steps, 'gpu'], ['dpm++2m', params.steps, 'gpu'], ['unipc', 10, 'cpu'], ['unipc', 3, 'gpu'], ['euler-ancestral', 3, 'gpu']] as const;
   for (const [scheduler, steps, loop] of cases) {
     it(`${scheduler}, ${steps} steps: same images and previews; ${loop === 'cpu' ? 'CPU loop fallback' : 'GPU loop, one read-back per image'}`, async () => {
       // UniPC over 10 steps reaches back further than a linear plan holds (its corrector recursion), so it falls back.

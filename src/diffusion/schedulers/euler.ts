@@ -119,7 +119,9 @@ function createSigmaScheduler(kind: Kind, defaults: Record<string, unknown>, con
     const to2 = f32(to * to);
     const from2 = f32(from * from);
     const up = f32(Math.sqrt(f32(f32(to2 * f32(from2 - to2)) / from2)));
-    const down = f32(Math.sqrt(f32(to2 - f32(up * up))));
+    // σ_down² = σ_to² − σ_up² ≥ 0 exactly, but in f32 it can round below 0 when σ_from is huge (a cosine schedule's
+    // first σ ≈ 2·10⁴), where diffusers' step gives NaN: clamp at 0.
+    const down = f32(Math.sqrt(Math.max(0, f32(to2 - f32(up * up)))));
     const x0 = denoisedAt(c.prediction_type, m, x, from);
     const dt = f32(down - from);
     const z = o.generator.randn(x.length); // drawn on every step, also the last (σ_up = 0), as diffusers does

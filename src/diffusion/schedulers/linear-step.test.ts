@@ -10,7 +10,7 @@ import { dummyModel, dummySampleDeter } from './testing.ts';
 
 const SD = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false, set_alpha_to_one: false, steps_offset: 1 } as const;
 
-function compare(name: SchedulerName, config: Record<string, unknown>, steps: number) {
+function compare(name: SchedulerName, config: Record<string, unknown>, steps: number, tolerance = 2e-5) {
   const make = () => createScheduler(name, config);
   const plan = linearPlan(make, steps);
   if (!plan) throw new Error(`${name}: no linear plan`);
@@ -44,8 +44,8 @@ function compare(name: SchedulerName, config: Record<string, unknown>, steps: nu
     const scale = Math.max(1, ...x.map(Math.abs));
     worst = Math.max(worst, ...x.map((v, i) => Math.abs(v - xs[k + 1][i]) / scale));
   });
-  expect(worst).toBeLessThan(2e-5);
-  expect(worstPreview).toBeLessThan(2e-5);
+  expect(worst).toBeLessThan(tolerance);
+  expect(worstPreview).toBeLessThan(tolerance);
   return plan;
 }
 
@@ -86,8 +86,11 @@ describe('linear scheduler plans (DESIGN decision 6)', () => {
     expect(linearPlan(() => createScheduler('ddim', { ...SD, clip_sample: true }), 10)).toBeUndefined();
     expect(linearPlan(() => createScheduler('dpm++2m', { ...SD, thresholding: true }), 10)).toBeUndefined();
   });
-  it('gives no plan when the scheduler itself produces NaN (Euler ancestral on a cosine schedule: σ_down² < 0 in f32)', () => {
+  it('Euler ancestral on a cosine schedule with trailing spacing (σ_max ≈ 2·10⁴): finite, σ_down² clamped at 0', () => {
     const cosine = { beta_schedule: 'squaredcos_cap_v2', timestep_spacing: 'trailing' } as const;
-    expect(linearPlan(() => createScheduler('euler-ancestral', cosine), 3)).toBeUndefined();
+    // Its first step starts at x ~ 2·10⁴ and subtracts nearly equal f32 terms: the plan's coefficients, read off
+    // that step, reproduce it to ~1e-4 of the sample's scale rather than 2e-5.
+    const plan = compare('euler-ancestral', cosine, 3, 2e-4);
+    expect(plan.steps.every((s) => [...s.sampleCoefs, ...s.outputCoefs, s.noiseCoef].every(Number.isFinite))).toBe(true);
   });
 });
