@@ -12,8 +12,8 @@
 // over the old output name, so every consumer stays untouched. New nodes follow the original node (graph stays sorted).
 import { makeAttribute, valueInfo } from '../builder.ts';
 import type { LoraSite } from '../lora-sites.ts';
-import { DataType, OnnxError, int, type AttributeProto, type ModelProto, type NodeProto } from '../proto.ts';
-import { makeTensor } from '../tensor.ts';
+import { DataType, OnnxError, int, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from '../proto.ts';
+import { createNodeEmitter } from './node-emitter.ts';
 
 export const LORA_SCALE_INPUT = 'lora_scale';
 
@@ -84,21 +84,12 @@ function weightType(model: ModelProto, site: LoraSite): number {
 const attrOf = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute?.find((a) => a.name === name);
 
 /** The original node (output renamed) followed by the LoRA branch and the sum under the old output name. */
-function rewrite(node: NodeProto, site: LoraSite, names: { a: string; b: string }, rank: number, addInit: (t: ReturnType<typeof makeTensor>) => void): NodeProto[] {
+function rewrite(node: NodeProto, site: LoraSite, names: { a: string; b: string }, rank: number, addInit: (t: TensorProto) => void): NodeProto[] {
   const prefix = `${node.name}_lora`;
   const y = node.output![0];
   const base = `${prefix}/base`;
   const x = node.input![0];
-  const out: NodeProto[] = [{ ...node, output: [base, ...(node.output ?? []).slice(1)] }];
-  const emit = (opType: string, inputs: string[], local: string, attributes: AttributeProto[] = [], output = `${prefix}/${local}`) => {
-    out.push({ name: `${prefix}/${local}`, opType, input: inputs, output: [output], attribute: attributes, domain: '' });
-    return output;
-  };
-  const constant = (local: string, values: number[]) => {
-    const name = `${prefix}/${local}`;
-    addInit(makeTensor(name, [values.length], BigInt64Array.from(values.map(BigInt))));
-    return name;
-  };
+  const { nodes: out, emit, ints: constant } = createNodeEmitter(prefix, addInit, [{ ...node, output: [base, ...(node.output ?? []).slice(1)] }]);
   let delta: string;
   if (site.opType === 'MatMul') {
     const aT = emit('Transpose', [names.a], 'A_T', [makeAttribute('perm', [1, 0])]);

@@ -15,7 +15,7 @@ import { createShapeEnv, inferNode, type ShapeEnv } from '../autodiff/shapes.ts'
 import { makeAttribute, valueInfo } from '../builder.ts';
 import type { LoraSite } from '../lora-sites.ts';
 import { DataType, OnnxError, int, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from '../proto.ts';
-import { makeTensor } from '../tensor.ts';
+import { createNodeEmitter } from './node-emitter.ts';
 
 export const WEIGHT_SET_INPUT = 'weight_set';
 
@@ -74,17 +74,7 @@ const ints = (node: NodeProto, name: string) => (attrOf(node, name)?.ints ?? [])
 
 /** The site node replaced by its per-sample-weight form, ending in the original output name. */
 function rewrite(node: NodeProto, site: LoraSite, xRank: number | undefined, addInit: (t: TensorProto) => void): NodeProto[] {
-  const prefix = `${node.name}_stacked`;
-  const out: NodeProto[] = [];
-  const emit = (opType: string, inputs: string[], local: string, attributes: AttributeProto[] = [], output = `${prefix}/${local}`) => {
-    out.push({ name: `${prefix}/${local}`, opType, input: inputs, output: [output], attribute: attributes, domain: '' });
-    return output;
-  };
-  const constant = (local: string, values: number[]) => {
-    const name = `${prefix}/${local}`;
-    addInit(makeTensor(name, [values.length], BigInt64Array.from(values.map(BigInt))));
-    return name;
-  };
+  const { nodes: out, emit, ints: constant, scalar } = createNodeEmitter(`${node.name}_stacked`, addInit);
   const [x, w, bias] = node.input ?? [];
   const y = node.output![0];
   const perSample = emit('Gather', [w, WEIGHT_SET_INPUT], 'weights', [makeAttribute('axis', 0)]); // [B, ...W.dims]
@@ -107,7 +97,6 @@ function rewrite(node: NodeProto, site: LoraSite, xRank: number | undefined, add
     const rows = emit('Reshape', [x, emit('Concat', [batch(), constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
     const alpha = attrOf(node, 'alpha')?.f ?? 1;
     const beta = attrOf(node, 'beta')?.f ?? 1;
-    const scalar = (local: string, v: number) => { addInit(makeTensor(`${prefix}/${local}`, [], new Float32Array([v]))); return `${prefix}/${local}`; };
     const last = (isLast: boolean) => (isLast ? y : undefined); // the chain's final node takes over the original output
     let result = emit('Reshape', [emit('MatMul', [rows, weights], 'matmul'), constant('flat_shape', [-1, site.outFeatures])], 'flat', [], last(alpha === 1 && !bias));
     if (alpha !== 1) result = emit('Mul', [result, scalar('alpha_value', alpha)], 'alpha', [], last(!bias));
