@@ -97,9 +97,18 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
     if (y > maxGrid) throw new Error(`sampler: ${count} elements exceed maxComputeWorkgroupsPerDimension² × ${WG}`);
     return [x, y];
   };
-  const slotRange = (params: ParamSlots, slot: number, size: number) => {
+  /** Writes a kernel's parameters into its uniform slot; returns the binding range. */
+  const writeParams = (params: ParamSlots, slot: number, data: ArrayBuffer): GPUBufferBinding => {
     if (!Number.isInteger(slot) || slot < 0 || slot >= params.slots) throw new Error(`sampler: parameter slot ${slot} outside [0, ${params.slots})`);
-    return { buffer: params.buffer, offset: slot * SLOT_BYTES, size };
+    device.queue.writeBuffer(params.buffer, slot * SLOT_BYTES, data);
+    return { buffer: params.buffer, offset: slot * SLOT_BYTES, size: data.byteLength };
+  };
+  /** Binds the parameters at 0 and `buffers` at 1, 2, … (the order of the entry point's bindings) and dispatches. */
+  const dispatch = (pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, uniform: GPUBufferBinding, buffers: GPUBuffer[], gx: number, gy: number) => {
+    const entries = [{ binding: 0, resource: uniform }, ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))];
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass.dispatchWorkgroups(gx, gy);
   };
 
   return {
@@ -113,41 +122,14 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
       f.set([d.omega, d.noiseCoef], 0);
       f.set(d.sampleCoefs, 4);
       f.set(d.outputCoefs, 12);
-      const range = slotRange(params, slot, STEP_PARAMS_BYTES);
-      device.queue.writeBuffer(range.buffer, range.offset, u);
-      const group = device.createBindGroup({
-        layout: stepPipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: range },
-          { binding: 1, resource: { buffer: d.pos } },
-          { binding: 2, resource: { buffer: d.neg } },
-          { binding: 3, resource: { buffer: d.xs } },
-          { binding: 4, resource: { buffer: d.eps } },
-          { binding: 5, resource: { buffer: d.noise } },
-        ],
-      });
-      pass.setPipeline(stepPipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(gx, gy);
+      dispatch(pass, stepPipeline, writeParams(params, slot, u), [d.pos, d.neg, d.xs, d.eps, d.noise], gx, gy);
     },
     encodeGather(pass, params, slot, d) {
       const [gx, gy] = grid(d.count);
       const u = new ArrayBuffer(GATHER_PARAMS_BYTES);
       new Uint32Array(u, 0, 4).set([d.count, d.srcOffset, d.dstOffset, gx]);
       new Float32Array(u, 16, 1)[0] = d.scale;
-      const range = slotRange(params, slot, GATHER_PARAMS_BYTES);
-      device.queue.writeBuffer(range.buffer, range.offset, u);
-      const group = device.createBindGroup({
-        layout: gatherPipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: range },
-          { binding: 1, resource: { buffer: d.src } },
-          { binding: 2, resource: { buffer: d.dst } },
-        ],
-      });
-      pass.setPipeline(gatherPipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(gx, gy);
+      dispatch(pass, gatherPipeline, writeParams(params, slot, u), [d.src, d.dst], gx, gy);
     },
     encodePreview(pass, params, slot, d) {
       if (!Number.isInteger(d.factor) || d.factor < 1 || d.factor > Math.min(d.height, d.width)) throw new Error(`sampler: preview factor ${d.factor} for ${d.height}×${d.width}`);
@@ -156,21 +138,7 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
       const u = new ArrayBuffer(PREVIEW_PARAMS_BYTES);
       new Uint32Array(u, 0, 8).set([d.channels, d.height, d.width, d.factor, d.xOffset, d.posOffset, d.negOffset, gx]);
       new Float32Array(u, 32, 3).set([d.omega, d.a, d.b]);
-      const range = slotRange(params, slot, PREVIEW_PARAMS_BYTES);
-      device.queue.writeBuffer(range.buffer, range.offset, u);
-      const group = device.createBindGroup({
-        layout: previewPipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: range },
-          { binding: 1, resource: { buffer: d.pos } },
-          { binding: 2, resource: { buffer: d.neg } },
-          { binding: 3, resource: { buffer: d.xs } },
-          { binding: 4, resource: { buffer: d.out } },
-        ],
-      });
-      pass.setPipeline(previewPipeline);
-      pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(gx, gy);
+      dispatch(pass, previewPipeline, writeParams(params, slot, u), [d.pos, d.neg, d.xs, d.out], gx, gy);
     },
   };
 }
