@@ -1,6 +1,7 @@
-// Seeded randomness for training: which pairs go into a batch, which timesteps, LoRA initialisation. mulberry32 for
-// uniforms (integer-only, so the same in every JS engine); normals by Box-Muller. Noise images ε come from the
-// project's torch-compatible generator (src/diffusion/noise) instead, so they match torch.randn for a seed.
+// Seeded randomness for training: which pairs go into a batch, which timesteps, LoRA initialisation. The world's
+// mulberry32 for uniforms (integer-only, so the same in every JS engine); normals by Box-Muller. Noise images ε come
+// from the project's torch-compatible generator (src/diffusion/noise) instead, so they match torch.randn for a seed.
+import { createRng } from '../world/random.ts';
 
 export interface Random {
   /** Uniform in [0, 1). */
@@ -14,14 +15,7 @@ export interface Random {
 }
 
 export function createRandom(seed: number): Random {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = createRng(seed);
   const int = (n: number) => Math.min(n - 1, Math.floor(uniform() * n));
   return {
     uniform,
