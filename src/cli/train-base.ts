@@ -18,6 +18,7 @@ import { readSafetensors, writeSafetensors, type TensorToWrite } from '../lora/s
 import { makeBatch } from './base-data.ts';
 import { writeBaseModel } from './base-export.ts';
 import { buildTrainingGraph } from './base-graph.ts';
+import { createAdamW } from '../train/optimizer.ts';
 
 interface Options {
   steps: number; batch: number; lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
@@ -63,35 +64,9 @@ function learningRate(o: Options, step: number): number {
   return o.minLr + 0.5 * (o.lr - o.minLr) * (1 + Math.cos(Math.PI * progress));
 }
 
-/**
- * State of training. The AdamW update follows torch.optim.AdamW (as src/train/optimizer.ts does); it is repeated here
- * because a resumed run must restore the step count t of the bias corrections, which that optimizer cannot set.
- */
+/** State of training: weights, AdamW moments (src/train/optimizer.ts updates them in place), EMA, schedule segments. */
 interface Segment { from: number; to: number; scheduleSteps: number }
 interface TrainState { segments: Segment[]; step: number; weights: Map<string, Float32Array>; m: Map<string, Float32Array>; v: Map<string, Float32Array>; ema: Map<string, Float32Array>; seconds: number; losses: number[] }
-
-function adamwStep(s: TrainState, grads: Map<string, Float32Array>, lr: number, o: Options): number {
-  let sq = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
-  const norm = Math.sqrt(sq);
-  if (!Number.isFinite(norm)) return norm; // skip a non-finite step, as torch's GradScaler would
-  const clip = Math.min(1, o.clip / (norm + 1e-6));
-  const t = s.step + 1;
-  const [b1, b2] = [0.9, 0.999];
-  const stepSize = lr / (1 - b1 ** t);
-  const sqrtBc2 = Math.sqrt(1 - b2 ** t);
-  const decay = 1 - lr * o.weightDecay;
-  for (const [name, p] of s.weights) {
-    const g = grads.get(name)!, m = s.m.get(name)!, v = s.v.get(name)!;
-    for (let i = 0; i < p.length; i++) {
-      const gi = g[i] * clip;
-      m[i] = b1 * m[i] + (1 - b1) * gi;
-      v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-      p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBc2 + 1e-8);
-    }
-  }
-  return norm;
-}
 
 /** EMA with the usual warm-up of the decay, min(ema, (1 + t)/(10 + t)), so early weights do not linger. */
 function emaUpdate(s: TrainState, o: Options) {
@@ -174,6 +149,8 @@ async function main() {
   const L = TINY_TEXT_ENCODER.contextLength, S = TINY_UNET.sampleSize;
   const started = performance.now(), startStep = s.step, startSeconds = s.seconds;
   let window: number[] = [];
+  const moments = new Map([...s.weights.keys()].map((name) => [name, { m: s.m.get(name)!, v: s.v.get(name)! }]));
+  const optimizer = createAdamW(s.weights, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: o.clip }, { steps: s.step, moments });
 
   while (s.step < Math.min(o.steps, o.stopAt) && !stop) {
     const b = makeBatch(o.seed, s.step, o.batch, L, o.cfgDropout);
@@ -188,7 +165,7 @@ async function main() {
     const loss = (out.loss.data as Float32Array)[0];
     const grads = new Map([...s.weights.keys()].map((name) => [name, out[`${name}_grad`].data as Float32Array]));
     const lr = learningRate(o, s.step);
-    const norm = adamwStep(s, grads, lr, o);
+    const norm = optimizer.step(grads, lr).gradNorm; // a non-finite gradient skips the update, as torch's GradScaler would
     s.step++;
     segment.to = s.step;
     emaUpdate(s, o);

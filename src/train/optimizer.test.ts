@@ -59,6 +59,23 @@ describe('AdamW', () => {
     expect([...p].map((x) => Number(x.toFixed(5)))).toEqual([0.9, -1.9, 0.4]);
   });
 
+  it('resumed from saved moments and step count, continues exactly as an uninterrupted run', () => {
+    const grad = (p: Float32Array, k: number) => new Map([['p', p.map((v, i) => 2 * (v - i) + Math.sin(k + i))]]);
+    const whole = new Float32Array([3, -1, 0.5]);
+    const a = createAdamW(new Map([['p', whole]]), { lr: 0.05, maxGradNorm: 1 });
+    for (let k = 0; k < 10; k++) a.step(grad(whole, k));
+    const part = new Float32Array([3, -1, 0.5]);
+    const first = createAdamW(new Map([['p', part]]), { lr: 0.05, maxGradNorm: 1 });
+    for (let k = 0; k < 4; k++) first.step(grad(part, k));
+    const saved = { steps: first.steps, moments: new Map([['p', { m: first.moments('p').m.slice(), v: first.moments('p').v.slice() }]]) };
+    const second = createAdamW(new Map([['p', part]]), { lr: 0.05, maxGradNorm: 1 }, saved);
+    for (let k = 4; k < 10; k++) second.step(grad(part, k));
+    expect([...part]).toEqual([...whole]);
+    expect(second.steps).toBe(10);
+    expect(() => createAdamW(new Map([['p', part]]), { lr: 0.1 }, { steps: 2, moments: new Map() })).toThrow(/no moments for p/);
+    expect(() => createAdamW(new Map([['p', part]]), { lr: 0.1 }, { steps: -1, moments: saved.moments })).toThrow(/step count -1/);
+  });
+
   it('minimises a quadratic', () => {
     const p = new Float32Array([5, -3]);
     const opt = createAdamW(new Map([['p', p]]), { lr: 0.05, weightDecay: 0 });

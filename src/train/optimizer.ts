@@ -3,6 +3,7 @@
 // torch.nn.utils.clip_grad_norm_ (one L2 norm over all gradients; scale by max/(norm + 1e-6) when above max).
 // Generic on purpose: the LoRA trainer and the base-model trainer both hand it Map<name, Float32Array>.
 // Parameters are updated in place; moments are kept in Float32Array as torch keeps them in the parameter dtype.
+// A run resumed from a checkpoint passes the saved moments and step count, so its updates continue bit for bit.
 
 export interface AdamWOptions {
   lr: number;
@@ -32,6 +33,12 @@ export interface AdamW {
   moments(name: string): { m: Float32Array; v: Float32Array };
 }
 
+/** Saved optimizer state: the moments (used in place: the caller may checkpoint them) and t, the updates so far. */
+export interface AdamWState {
+  steps: number;
+  moments: ReadonlyMap<string, { m: Float32Array; v: Float32Array }>;
+}
+
 export class OptimizerError extends Error {
   constructor(message: string) {
     super(message);
@@ -39,11 +46,12 @@ export class OptimizerError extends Error {
   }
 }
 
-export function createAdamW(params: ReadonlyMap<string, Float32Array>, options: AdamWOptions): AdamW {
+export function createAdamW(params: ReadonlyMap<string, Float32Array>, options: AdamWOptions, resume?: AdamWState): AdamW {
   const o: Required<AdamWOptions> = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, maxGradNorm: Infinity, ...options };
   checkOptions(o);
-  const state = new Map([...params].map(([name, p]) => [name, { m: new Float32Array(p.length), v: new Float32Array(p.length) }]));
-  let t = 0;
+  const state = new Map([...params].map(([name, p]) => [name, resume ? restored(resume, name, p.length) : { m: new Float32Array(p.length), v: new Float32Array(p.length) }]));
+  if (resume && !(Number.isSafeInteger(resume.steps) && resume.steps >= 0)) throw new OptimizerError(`AdamW: resumed step count ${resume.steps} is not a non-negative integer`);
+  let t = resume?.steps ?? 0;
 
   return {
     options: o,
@@ -80,6 +88,13 @@ export function createAdamW(params: ReadonlyMap<string, Float32Array>, options: 
       return { gradNorm, clipped: clip < 1, applied: true };
     },
   };
+}
+
+function restored(resume: AdamWState, name: string, length: number) {
+  const s = resume.moments.get(name);
+  if (!s) throw new OptimizerError(`AdamW: the resumed state has no moments for ${name}`);
+  if (s.m.length !== length || s.v.length !== length) throw new OptimizerError(`AdamW: resumed moments of ${name} have ${s.m.length}/${s.v.length} values, the parameter ${length}`);
+  return s;
 }
 
 /** L2 norm over all arrays, accumulated in float64. */
