@@ -15,10 +15,31 @@ export interface BackendChoice {
   device?: GPUDevice;
 }
 
+/**
+ * ORT's emscripten module and its .wasm, each at its own URL. The `onnxruntime-web/webgpu` bundle embeds that module,
+ * and an embedded module starts its pthread workers from `import.meta.url`: after bundling, this worker's own script,
+ * which would run the whole worker again in every pthread. Loaded from its own file (`wasmPaths.mjs`), the module's
+ * pthreads start from that file. `new URL(<package path>, import.meta.url)` (not `?url`) so that Vite emits both files
+ * as assets (dev: served from node_modules), while other bundlers (esbuild in scripts/bench-engine-chromium.ts) leave
+ * the expression alone; such embedders set `ort.env.wasm.wasmPaths` themselves, which is then kept.
+ * These are the files the webgpu build asks for (`asyncify`), not the `.jsep` ones of the plain build.
+ */
+const ORT_WASM_PATHS = {
+  mjs: new URL('onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs', import.meta.url),
+  wasm: new URL('onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm', import.meta.url),
+};
+
+/** WASM threads: they need SharedArrayBuffer, i.e. cross-origin isolation (COOP/COEP, vite.config.ts); else one. */
+function wasmThreads(): number {
+  if (!globalThis.crossOriginIsolated) return 1;
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+}
+
 export async function chooseBackend(preference: BackendPreference): Promise<BackendChoice> {
-  // One WASM thread: ORT's pthreads re-load the script that imported ORT, which after bundling is this worker itself.
-  // The embedded model is small enough that threads would not pay for their start-up anyway.
-  ort.env.wasm.numThreads = 1;
+  // Settings are read once, when ORT's first session starts its WebAssembly; a later call (device-loss recovery)
+  // sets the same values.
+  ort.env.wasm.wasmPaths ??= ORT_WASM_PATHS;
+  ort.env.wasm.numThreads = wasmThreads();
   if (preference === 'wasm') return wasm();
   const gpu = await probeWebGpu();
   if (gpu.ok) {
