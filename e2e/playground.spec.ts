@@ -55,10 +55,12 @@ test('the page stays responsive while sampling, and cancel stops it', async ({ p
   await page.getByTestId('negative-prompt').fill('blurry');
   await expect(page.getByTestId('negative-prompt')).toHaveValue('blurry');
   await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
+  const atCancel = Number(await page.getByTestId('progress').getAttribute('value'));
   await page.getByTestId('cancel').click();
   await waitIdle(page);
   const progress = Number(await page.getByTestId('progress').getAttribute('value'));
   expect(progress).toBeLessThan(200);
+  expect(progress, 'steps finished after the cancel').toBeLessThanOrEqual(atCancel + 2);
   expect(await page.getByTestId('image-npo').getAttribute('data-key')).toBe(before);
 });
 

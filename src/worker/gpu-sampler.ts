@@ -7,7 +7,7 @@
 // Initial latents and any step noise come from the same seeded CPU streams as the CPU loop, uploaded (never read
 // back), so both loops see identical noise.
 import { createGenerator } from '../diffusion/noise/index.ts';
-import { abortError, branchRequests, previewShape, type Preview, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
+import { abortError, branchRequests, previewShape, type SampleOptions, type WeightSetId } from '../diffusion/sampler.ts';
 import type { LinearPlan } from '../diffusion/schedulers/linear-step.ts';
 import { readBuffer } from '../gpu/buffers.ts';
 import { createParamSlots, type SamplerKernels } from '../gpu/sampler-kernels.ts';
@@ -32,6 +32,8 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
   const { device, tracker, plan, jobs, signal } = o;
   const size = o.shape[0] * o.shape[1] * o.shape[2];
   const ring = plan.history + 1;
+  let finished = false;
+  let shown: Promise<void> = Promise.resolve(); // previews reach the page in step order
   try {
     // 1–2. Initial noise from each image's own seeded stream (as sampler.ts), uploaded into ring slot 0.
     const generators = jobs.map(() => createGenerator(o.seed));
@@ -54,6 +56,7 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
     const { factor, ...previewDims } = previewShape(o.shape);
     const previewSize = previewDims.channels * previewDims.height * previewDims.width;
     const previewBuffers = jobs.map((_, j) => tracker.create(OWNER, previewSize * 4, { label: `preview ${j}` }));
+    let previous: Promise<unknown> = Promise.resolve(); // the GPU work of the step before
     // 4. Denoising loop.
     for (let k = 0; k < plan.steps.length; k++) {
       await o.betweenSteps?.();
@@ -94,20 +97,32 @@ export async function sampleNpoCfgGpu(o: GpuSampleOptions): Promise<{ images: Ma
       } finally {
         output.release();
       }
-      o.onStep?.(k + 1, plan.steps.length);
       if (preview) {
-        const previews = new Map<string, Preview>();
-        for (const [j, job] of jobs.entries()) previews.set(job.key, { ...previewDims, chw: new Float32Array(await readBuffer(device, previewBuffers[j], previewSize * 4)) });
-        o.onPreview?.(k + 1, previews);
+        // The copies are queued now, behind this step; the page gets them when the GPU gets there.
+        const reads = jobs.map((_, j) => readBuffer(device, previewBuffers[j], previewSize * 4));
+        shown = shown.then(async () => {
+          const data = await Promise.all(reads);
+          if (!finished) o.onPreview?.(k + 1, new Map(jobs.map((job, j) => [job.key, { ...previewDims, chw: new Float32Array(data[j]) }])));
+        });
       }
+      // Back-pressure: ORT and our kernels only queue GPU work, so without a wait the loop would run ahead of the GPU
+      // by any number of steps; progress would lie and a cancel would wait for the whole backlog. Step k is queued
+      // before step k − 1 is awaited, so the GPU never idles for it.
+      const done = device.queue.onSubmittedWorkDone();
+      await previous;
+      previous = done;
+      o.onStep?.(k + 1, plan.steps.length);
     }
+    await shown;
     // 5. One read-back per image.
     const last = (plan.steps.length % ring) * size * 4;
     const result = new Map<string, Float32Array>();
     for (const [j, job] of jobs.entries()) result.set(job.key, new Float32Array(await readBuffer(device, images[j].xs, size * 4, last)));
     return { images: result, readBacks: jobs.length };
   } finally {
+    finished = true; // a preview still on its way after a cancel or an error is dropped
     await device.queue.onSubmittedWorkDone().catch(() => undefined);
+    await shown.catch(() => undefined);
     tracker.destroyOwner(OWNER);
   }
 }
