@@ -39,10 +39,11 @@ export async function chooseBackend(preference: BackendPreference): Promise<Back
   // Settings are read once, when ORT's first session starts its WebAssembly; a later call (device-loss recovery)
   // sets the same values.
   ort.env.wasm.wasmPaths ??= ORT_WASM_PATHS;
-  ort.env.wasm.numThreads = wasmThreads();
   if (preference === 'wasm') return wasm();
   const gpu = await probeWebGpu();
   if (gpu.ok) {
+    // On WebGPU the WebAssembly side only runs shape ops: threads would cost start-up and memory for nothing.
+    ort.env.wasm.numThreads = 1;
     return { backend: 'webgpu', adapter: gpu.adapter, device: gpu.device, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
   }
   if (preference === 'webgpu') throw new Error(`WebGPU was requested (?backend=webgpu) but is not available: ${gpu.reason}`);
@@ -50,6 +51,7 @@ export async function chooseBackend(preference: BackendPreference): Promise<Back
 }
 
 function wasm(): BackendChoice {
+  ort.env.wasm.numThreads = wasmThreads();
   return { backend: 'wasm', adapter: `wasm ×${ort.env.wasm.numThreads}`, sessionOptions: { executionProviders: ['wasm'] } };
 }
 
