@@ -8,27 +8,20 @@
 // numbers say nothing about real GPUs). Median of N rounds after warm-up, cases interleaved per round; ratios are against plain CFG on the
 // original graph, measured in the same run.
 // Run: npm run bench:stacking [-- --model embedded|tiny --runs N --backend node|wasm|webgpu]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type * as OrtCommon from 'onnxruntime-common';
-import { parseManifest } from '../src/model/manifest.ts';
 import { findLoraSites } from '../src/onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../src/onnx/model-io.ts';
 import { initializersToInputs } from '../src/onnx/passes/initializers-to-inputs.ts';
 import { stackWeightSets, WEIGHT_SET_INPUT } from '../src/onnx/passes/stack-weight-sets.ts';
 import { nodeWebGpuOrt } from '../src/worker/node-webgpu-ort.ts';
-import { buildTinyModel } from '../src/worker/tiny-model.ts';
+import { loadBenchModel } from './engine-bench/model.ts';
 
 const { values } = parseArgs({ options: { model: { type: 'string', default: 'embedded' }, runs: { type: 'string', default: '7' }, backend: { type: 'string' } } });
 const runs = Number(values.runs);
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 
-function loadModel() {
-  if (values.model === 'tiny') return buildTinyModel();
-  const manifest = parseManifest(readFileSync('models/manifest.json', 'utf8'));
-  return { manifest, files: new Map(manifest.files.map((f) => [f.path, new Uint8Array(readFileSync(`models/${f.path}`))])) };
-}
-const { manifest, files } = loadModel();
+const { manifest, files } = loadBenchModel(values.model === 'tiny' ? 'tiny' : 'embedded');
 const externalData = [...files.keys()].filter((p) => p.endsWith('.data')).map((path) => ({ path, data: files.get(path)! }));
 const model = readModel(files.get(manifest.unet.file)!);
 const sites = findLoraSites(model);
@@ -37,7 +30,7 @@ const stacked = stackWeightSets(promoted, sites);
 const config = manifest.unet.config;
 const shape = [config.inChannels, config.sampleSize, config.sampleSize];
 const size = shape.reduce((a, b) => a * b, 1);
-const values64 = weights.map((w) => readWeight(w.tensor, files).data);
+const baseWeights = weights.map((w) => readWeight(w.tensor, files).data);
 
 async function measure(ort: Ort, sessionOptions: OrtCommon.InferenceSession.SessionOptions) {
   const plain = await ort.InferenceSession.create(writeModel(promoted), { ...sessionOptions, externalData });
@@ -47,11 +40,11 @@ async function measure(ort: Ort, sessionOptions: OrtCommon.InferenceSession.Sess
     timestep: new ort.Tensor('float32', new Float32Array(batch).fill(500), [batch]),
     encoder_hidden_states: new ort.Tensor('float32', new Float32Array(batch * config.contextLength * config.crossAttentionDim).fill(0.1), [batch, config.contextLength, config.crossAttentionDim]),
   });
-  const single = Object.fromEntries(weights.map((w, i) => [w.name, new ort.Tensor('float32', values64[i], w.dims)]));
+  const single = Object.fromEntries(weights.map((w, i) => [w.name, new ort.Tensor('float32', baseWeights[i], w.dims)]));
   const pair = Object.fromEntries(weights.map((w, i) => {
-    const data = new Float32Array(2 * values64[i].length);
-    data.set(values64[i]);
-    data.set(values64[i].map((v) => v * 1.01), values64[i].length);
+    const data = new Float32Array(2 * baseWeights[i].length);
+    data.set(baseWeights[i]);
+    data.set(baseWeights[i].map((v) => v * 1.01), baseWeights[i].length);
     return [w.name, new ort.Tensor('float32', data, [2, ...w.dims])];
   }));
   const sets = (ids: number[]) => ({ [WEIGHT_SET_INPUT]: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]) });

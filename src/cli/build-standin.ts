@@ -6,26 +6,15 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paramSource } from '../embedded/layers.ts';
+import { randomLora } from '../embedded/random-lora.ts';
 import { buildTextEncoder, TINY_TEXT_ENCODER } from '../embedded/text-encoder.ts';
 import { buildUnet, TINY_UNET } from '../embedded/unet.ts';
-import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
 import { externalizeWeights, writeModel } from '../onnx/model-io.ts';
-import { writeSafetensors, type TensorToWrite } from '../lora/safetensors.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 
+const STANDIN_NOTE = 'stand-in: seeded random values, not trained';
 const outDir = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : 'tmp/standin';
-
-function randomLora(sites: LoraSite[], rank: number, seed: number, std: number): Uint8Array {
-  const source = paramSource(seed);
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const site of sites) {
-    // diffusers (old) key format, as the released NPO weights use (DESIGN §2).
-    const base = `unet.${site.modulePath}.lora`;
-    tensors[`${base}.down.weight`] = { shape: [rank, site.inFeatures], data: source.get(`${base}.down`, [rank, site.inFeatures], { kind: 'normal', std: 1 / Math.sqrt(site.inFeatures) }) };
-    tensors[`${base}.up.weight`] = { shape: [site.outFeatures, rank], data: source.get(`${base}.up`, [site.outFeatures, rank], { kind: 'normal', std }) };
-  }
-  return writeSafetensors(tensors, { format: 'diffusers', note: 'stand-in: seeded random values, not trained' });
-}
 
 function main() {
   mkdirSync(outDir, { recursive: true });
@@ -36,8 +25,8 @@ function main() {
     'unet.onnx': writeModel(unetExternal),
     'unet.onnx.data': data,
     'text_encoder.onnx': writeModel(buildTextEncoder(TINY_TEXT_ENCODER, paramSource(99))),
-    'eta.safetensors': randomLora(sites, 4, 7, 0.2),
-    'delta.safetensors': randomLora(sites, 4, 8, 0.2),
+    'eta.safetensors': randomLora(sites, { rank: 4, seed: 7, std: 0.2, note: STANDIN_NOTE }),
+    'delta.safetensors': randomLora(sites, { rank: 4, seed: 8, std: 0.2, note: STANDIN_NOTE }),
   };
   for (const [name, bytes] of Object.entries(files)) writeFileSync(join(outDir, name), bytes);
 

@@ -6,25 +6,16 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paramSource } from '../embedded/layers.ts';
+import { randomLora } from '../embedded/random-lora.ts';
 import { buildTextEncoder, TINY_TEXT_ENCODER } from '../embedded/text-encoder.ts';
 import { buildUnet, TINY_UNET } from '../embedded/unet.ts';
-import { writeSafetensors, type TensorToWrite } from '../lora/safetensors.ts';
 import type { ModelManifest } from '../model/manifest.ts';
-import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
 import { writeModel } from '../onnx/model-io.ts';
 
-export const TINY_FIXTURE_UNET = { ...TINY_UNET, sampleSize: 16, blockOutChannels: [8, 16], normGroups: 4, attentionHeadDim: 8 };
+const FIXTURE_NOTE = 'test fixture: seeded random values';
 
-function lora(sites: LoraSite[], rank: number, seed: number): Uint8Array {
-  const source = paramSource(seed);
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const site of sites) {
-    const key = `unet.${site.modulePath}.lora`;
-    tensors[`${key}.down.weight`] = { shape: [rank, site.inFeatures], data: source.get(`${key}.down`, [rank, site.inFeatures], { kind: 'normal', std: 1 / Math.sqrt(site.inFeatures) }) };
-    tensors[`${key}.up.weight`] = { shape: [site.outFeatures, rank], data: source.get(`${key}.up`, [site.outFeatures, rank], { kind: 'normal', std: 0.3 }) };
-  }
-  return writeSafetensors(tensors, { format: 'diffusers', note: 'test fixture: seeded random values' });
-}
+export const TINY_FIXTURE_UNET = { ...TINY_UNET, sampleSize: 16, blockOutChannels: [8, 16], normGroups: 4, attentionHeadDim: 8 };
 
 /**
  * `predictionType: 'sample'` makes the random UNet's output the image itself, so final samples stay in a moderate range
@@ -36,8 +27,8 @@ export function buildTinyModel(options: { predictionType?: 'epsilon' | 'sample' 
   const files = new Map<string, Uint8Array>([
     ['unet.onnx', writeModel(unet)],
     ['text_encoder.onnx', writeModel(buildTextEncoder(TINY_TEXT_ENCODER, paramSource(2)))],
-    ['eta.safetensors', lora(sites, 2, 3)],
-    ['delta.safetensors', lora(sites, 2, 4)],
+    ['eta.safetensors', randomLora(sites, { rank: 2, seed: 3, std: 0.3, note: FIXTURE_NOTE })],
+    ['delta.safetensors', randomLora(sites, { rank: 2, seed: 4, std: 0.3, note: FIXTURE_NOTE })],
   ]);
   const manifest: ModelManifest = {
     name: 'tiny-fixture',

@@ -79,6 +79,8 @@ function rewrite(node: NodeProto, site: LoraSite, xRank: number | undefined, add
   const y = node.output![0];
   const perSample = emit('Gather', [w, WEIGHT_SET_INPUT], 'weights', [makeAttribute('axis', 0)]); // [B, ...W.dims]
   const batch = () => emit('Shape', [WEIGHT_SET_INPUT], 'batch'); // [B], for the branches that reshape
+  // x's rows regrouped per sample: [B·M, in] or [B, …, in] → [B, M, in] (batch-major, as the batch is laid out).
+  const batchRows = () => emit('Reshape', [x, emit('Concat', [batch(), constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
   const transpose = (t: string) => emit('Transpose', [t], 'weights_T', [makeAttribute('perm', [0, 2, 1])]);
 
   if (site.opType === 'MatMul' && xRank !== undefined && xRank >= 3) {
@@ -87,14 +89,14 @@ function rewrite(node: NodeProto, site: LoraSite, xRank: number | undefined, add
     const weights = axes.length ? emit('Unsqueeze', [perSample, constant('unsqueeze_axes', axes)], 'weights_unsqueezed') : perSample;
     emit('MatMul', [x, weights], 'matmul', [], y);
   } else if (site.opType === 'MatMul') {
-    const rows = emit('Reshape', [x, emit('Concat', [batch(), constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
+    const rows = batchRows();
     const product = emit('MatMul', [rows, perSample], 'matmul'); // [B, M, out]
     const leading = emit('Slice', [emit('Shape', [x], 'x_shape'), constant('zero', [0]), constant('minus_one', [-1])], 'leading');
     emit('Reshape', [product, emit('Concat', [leading, constant('out', [site.outFeatures])], 'y_shape', [makeAttribute('axis', 0)])], 'y', [], y);
   } else if (site.opType === 'Gemm') {
     if (int(attrOf(node, 'transA')?.i) === 1) throw new OnnxError(`stackWeightSets: ${node.name} is a Gemm with transA = 1; not supported`);
     const weights = int(attrOf(node, 'transB')?.i) === 1 ? transpose(perSample) : perSample; // [B, in, out]
-    const rows = emit('Reshape', [x, emit('Concat', [batch(), constant('rows_shape', [-1, site.inFeatures])], 'rows_shape_full', [makeAttribute('axis', 0)])], 'rows');
+    const rows = batchRows();
     const alpha = attrOf(node, 'alpha')?.f ?? 1;
     const beta = attrOf(node, 'beta')?.f ?? 1;
     const last = (isLast: boolean) => (isLast ? y : undefined); // the chain's final node takes over the original output
