@@ -53,3 +53,65 @@ export function parseManifest(text: string): ModelManifest {
   }
   return m as ModelManifest;
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Prepared real models (SD1.5 now, SDXL next): what `npm run prepare-model` writes and the latent pipeline reads.
+// A prepared directory is the one format the page and every CLI load; only prepare-model reads raw exports.
+// ---------------------------------------------------------------------------------------------------------------------
+
+export type ModelKind = 'embedded' | 'sd15' | 'sdxl';
+export type WeightDtype = 'float32' | 'float16';
+
+/** One ONNX graph of a prepared model and the weight shards its initializers point to (external data locations). */
+export interface OnnxComponent {
+  /** The graph, relative to the model directory (e.g. `unet/model.onnx`). */
+  file: string;
+  /**
+   * External-data shards, relative to the model directory, each well under 2 GB. The graph's tensors name them by
+   * their path relative to the graph's own folder (ORT's rule), e.g. `weights-00.bin` for `unet/weights-00.bin`.
+   */
+  externalData: string[];
+  /** Element types of the graph's inputs as exported (timestep may be float32, float16 or int64; input_ids int32/int64). */
+  inputs: Record<string, 'float32' | 'float16' | 'int32' | 'int64'>;
+  outputs: string[];
+  dtype: WeightDtype;
+}
+
+/** η or δ of a prepared model. */
+export type PreparedOffset =
+  /** A LoRA file as its author wrote it (diffusers, PEFT or kohya keys); parsed against the UNet's Linear/1×1 Conv sites. */
+  | { kind: 'lora'; file: string; rank: number; description: string }
+  /**
+   * A dense offset (e.g. DPO-SD1.5: η = θ_dpo − θ): safetensors shards whose tensor names are the UNet graph's own
+   * initializer names (`onnx::MatMul_1234`, `conv_in.weight`, …) in the initializer's layout, dims and dtype.
+   */
+  | { kind: 'dense'; files: string[]; tensors: number; description: string };
+
+export interface PreparedManifest {
+  format: 2;
+  kind: 'sd15' | 'sdxl';
+  name: string;
+  description: string;
+  status: 'prepared';
+  unet: OnnxComponent;
+  textEncoder: OnnxComponent;
+  vaeDecoder: OnnxComponent;
+  vaeEncoder?: OnnxComponent;
+  /** Files `@huggingface/tokenizers` loads offline: `<dir>/tokenizer.json` and `<dir>/tokenizer_config.json`. */
+  tokenizer: { dir: string; modelMaxLength: number };
+  /** Latents are [channels, height/factor, width/factor]; the VAE decodes latents / scalingFactor. */
+  latent: { channels: number; vaeScaleFactor: number; scalingFactor: number };
+  /** The UNet's text context: [contextLength, crossAttentionDim]. */
+  context: { length: number; dim: number };
+  /** diffusers scheduler_config.json keys, exactly as the export ships them. */
+  scheduler: Record<string, unknown>;
+  defaults: { prompt: string; negativePrompt: string; steps: number; omega: number; alpha: number; beta: number; seed: number; scheduler: string; width: number; height: number };
+  offsets: { eta?: PreparedOffset; delta?: PreparedOffset };
+  /** What prepare-model was given, for provenance (paths as the user typed them, tool version, date). */
+  source: Record<string, unknown>;
+  files: ManifestFile[];
+}
+
+/** Any manifest the loaders accept. */
+export type AnyManifest = ModelManifest | PreparedManifest;
+export const isPrepared = (m: AnyManifest): m is PreparedManifest => (m as PreparedManifest).format === 2;
