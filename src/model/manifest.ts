@@ -38,8 +38,15 @@ export class ManifestError extends Error {
   }
 }
 
-/** Checks the manifest's shape enough that a wrong file (an HTML page, another JSON) fails here with a clear message. */
+/** The embedded-model manifest; a prepared (format 2) manifest is refused with a message naming the model kind. */
 export function parseManifest(text: string): ModelManifest {
+  const m = parseAnyManifest(text);
+  if (isPrepared(m)) throw new ManifestError(`this command works on the embedded model only; ${m.name} is a prepared ${m.kind} model`);
+  return m;
+}
+
+/** Checks the manifest's shape enough that a wrong file (an HTML page, another JSON) fails here with a clear message. */
+export function parseAnyManifest(text: string): AnyManifest {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -51,6 +58,7 @@ export function parseManifest(text: string): ModelManifest {
   if (!m || typeof m !== 'object' || !m.unet?.file || !m.textEncoder?.file || !Array.isArray(m.files)) {
     throw new ManifestError('model manifest lacks unet.file, textEncoder.file or files[]');
   }
+  if ((m as Partial<PreparedManifest>).format === 2) return checkPrepared(m as Partial<PreparedManifest>);
   return m as ModelManifest;
 }
 
@@ -115,3 +123,22 @@ export interface PreparedManifest {
 /** Any manifest the loaders accept. */
 export type AnyManifest = ModelManifest | PreparedManifest;
 export const isPrepared = (m: AnyManifest): m is PreparedManifest => (m as PreparedManifest).format === 2;
+
+/** The fields the latent pipeline reads, present and of the right type (a hand-edited or older manifest fails here). */
+function checkPrepared(m: Partial<PreparedManifest>): PreparedManifest {
+  const missing = (
+    [
+      ['kind', m.kind === 'sd15' || m.kind === 'sdxl'],
+      ['vaeDecoder.file', typeof m.vaeDecoder?.file === 'string'],
+      ['tokenizer.dir', typeof m.tokenizer?.dir === 'string' && Number.isInteger(m.tokenizer?.modelMaxLength)],
+      ['latent', [m.latent?.channels, m.latent?.vaeScaleFactor, m.latent?.scalingFactor].every((v) => typeof v === 'number' && v > 0)],
+      ['context', Number.isInteger(m.context?.length) && Number.isInteger(m.context?.dim)],
+      ['defaults.width/height', Number.isInteger(m.defaults?.width) && Number.isInteger(m.defaults?.height)],
+      ['offsets', !!m.offsets && typeof m.offsets === 'object'],
+      ['scheduler', !!m.scheduler && typeof m.scheduler === 'object'],
+      ...(['unet', 'textEncoder', 'vaeDecoder'] as const).map((c) => [`${c}.externalData/inputs/outputs`, Array.isArray(m[c]?.externalData) && !!m[c]?.inputs && Array.isArray(m[c]?.outputs)] as const),
+    ] as const
+  ).filter(([, ok]) => !ok).map(([name]) => name);
+  if (missing.length) throw new ManifestError(`prepared model manifest: missing or invalid ${missing.join(', ')}`);
+  return m as PreparedManifest;
+}

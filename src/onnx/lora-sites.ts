@@ -21,6 +21,9 @@ export interface LoraSite {
 /** DESIGN §2: the official NPO/DPO LoRAs target the attention projections of every transformer block. */
 export const ATTENTION_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0'];
 
+/** Every Linear and 1×1 Conv with a module path: what a LoRA a person brings may target (attention, proj_in/out, ff, …). */
+export const LINEAR_TARGETS: readonly string[] = [''];
+
 /** '/down_blocks.0/attentions.0/.../to_q/MatMul' → 'down_blocks.0.attentions.0....to_q'. */
 export function modulePathOfNode(nodeName: string): string {
   const parts = nodeName.replace(/^\//, '').split('/');
@@ -36,7 +39,7 @@ export function findLoraSites(model: ModelProto, targets: readonly string[] = AT
   const seen = new Map<string, string>();
   for (const node of graph.node ?? []) {
     const modulePath = modulePathOfNode(node.name ?? '');
-    if (!targets.some((t) => modulePath === t || modulePath.endsWith(`.${t}`))) continue;
+    if (!modulePath || !targets.some((t) => t === '' || modulePath === t || modulePath.endsWith(`.${t}`))) continue;
     const site = siteOf(node, modulePath, initializers);
     if (!site) continue;
     const previous = seen.get(modulePath);

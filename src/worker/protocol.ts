@@ -15,6 +15,9 @@ export interface GenerateParams {
   alpha: number;
   beta: number;
   scheduler: string;
+  /** Image size in pixels (prepared models; the model's default when absent). The embedded model has one size. */
+  width?: number;
+  height?: number;
 }
 
 /** Settings of an in-browser LoRA training run (src/train's trainLora). */
@@ -45,7 +48,11 @@ export interface TrainStep { step: number; steps: number; loss: number; accuracy
 
 export interface ModelInfo {
   name: string;
-  status: 'standin' | 'trained';
+  status: 'standin' | 'trained' | 'prepared';
+  /** The model family (DESIGN §5): the embedded pixel model, or a prepared SD1.5/SDXL directory. */
+  kind?: 'embedded' | 'sd15' | 'sdxl';
+  /** Tokens a prompt may have before truncation (75 for CLIP's 77 with BOS/EOS); absent for the embedded model. */
+  tokenLimit?: number;
   width: number;
   height: number;
   loraSites: number;

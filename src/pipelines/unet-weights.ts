@@ -1,0 +1,124 @@
+// θ_pos and θ_neg for a real UNet export (paper Eq. 10: θ_pos = θ + η, θ_neg = θ + α·η + β·δ), where η may be dense
+// (DPO-SD1.5 is a full fine-tune: every tensor of the UNet differs) and η, δ may be LoRAs on any Linear or 1×1 Conv.
+// Only the tensors an offset touches become graph inputs (DESIGN decision 1); the rest stay initializers.
+//
+// How a batch that mixes θ_pos and θ_neg samples is run depends on which tensors differ:
+//   'none'     nothing is touched: the export as it is, one call.
+//   'stacked'  every touched tensor is a Linear/1×1-Conv site: [θ_pos; θ_neg] stacked per site and a per-sample
+//              `weight_set` (src/onnx/passes/stack-weight-sets.ts), one call per step as ordinary CFG.
+//   'grouped'  some touched tensor is not a site (3×3 convs, GroupNorm scales, biases of a dense η): one call per
+//              weight set, each on a sub-batch. Gathering per-sample copies of every weight of the UNet (the stacked
+//              route extended to all ops) would write the whole UNet again per sample and step; two sub-batch calls
+//              cost the same FLOPs and no extra memory.
+// Memory: θ_pos = θ + η is kept merged; θ_neg shares θ_pos's array for every tensor where (α − 1)·η + β·δ vanishes
+// (α = 1 and no δ there), so NPO with α = 1 and a LoRA δ duplicates only the δ sites.
+import type * as OrtCommon from 'onnxruntime-common';
+import type { LoraSite } from '../onnx/lora-sites.ts';
+import type { ModelProto } from '../onnx/proto.ts';
+import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
+import { stackWeightSets } from '../onnx/passes/stack-weight-sets.ts';
+import { negativeId, parseNegativeId, planBatch, POSITIVE } from '../worker/weight-set-ids.ts';
+
+type Ort = Pick<typeof OrtCommon, 'Tensor'>;
+type Feeds = Record<string, OrtCommon.Tensor>;
+
+/** One UNet tensor that η or δ touches, with its base values θ and dense offsets (in the initializer's layout). */
+export interface TouchedTensor {
+  name: string;
+  dims: number[];
+  base: Float32Array;
+  eta?: Float32Array;
+  delta?: Float32Array;
+  /** Set when the tensor is a Linear/1×1-Conv weight the stacking pass can rewrite. */
+  site?: LoraSite;
+}
+
+export type WeightMode = 'none' | 'stacked' | 'grouped';
+
+/** The graph to create the UNet session from, for these touched tensors. */
+export function unetGraphFor(model: ModelProto, touched: readonly TouchedTensor[]): { model: ModelProto; mode: WeightMode } {
+  if (touched.length === 0) return { model, mode: 'none' };
+  const promoted = initializersToInputs(model, touched.map((t) => t.name)).model;
+  if (touched.every((t) => t.site)) return { model: stackWeightSets(promoted, touched.map((t) => t.site!)), mode: 'stacked' };
+  return { model: promoted, mode: 'grouped' };
+}
+
+/** One UNet call: the samples (indices into the batch) it serves and the weight feeds it needs. */
+export interface WeightCall { samples: number[]; feeds: Feeds }
+
+export interface WeightFeeder {
+  mode: WeightMode;
+  /** The calls that serve a batch whose samples name their weight sets (POSITIVE or negativeId(α, β)). */
+  callsFor(ids: readonly string[]): WeightCall[];
+  /** Bytes of weight values held for the two sets (what NPO costs in memory beyond the export's own weights). */
+  residentBytes(): number;
+}
+
+export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], mode: WeightMode): WeightFeeder {
+  const all = (ids: readonly string[]) => ids.map((_, i) => i);
+  if (mode === 'none') return { mode, callsFor: (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0 };
+  const sets = createSets(touched, mode === 'stacked');
+  if (mode === 'stacked') {
+    const feeds: Feeds = Object.fromEntries(touched.map((t, i) => [t.site!.weightName, new ort.Tensor('float32', sets.stacked[i], [2, ...t.dims])]));
+    return {
+      mode,
+      residentBytes: sets.residentBytes,
+      callsFor(ids) {
+        const plan = planBatch(ids);
+        if (plan.negative) sets.mergeNegative(plan.negative);
+        return [{ samples: all(ids), feeds: { ...feeds, [plan.input]: new ort.Tensor('int64', plan.sets, [ids.length]) } }];
+      },
+    };
+  }
+  return {
+    mode,
+    residentBytes: sets.residentBytes,
+    callsFor(ids) {
+      const groups = new Map<string, number[]>();
+      ids.forEach((id, i) => groups.set(id, [...(groups.get(id) ?? []), i]));
+      return [...groups].map(([id, samples]) => {
+        const arrays = id === POSITIVE ? sets.positive : sets.mergeNegative(id);
+        return { samples, feeds: Object.fromEntries(touched.map((t, i) => [t.name, new ort.Tensor('float32', arrays[i], t.dims)])) };
+      });
+    },
+  };
+}
+
+/**
+ * θ_pos merged once, θ_neg re-merged when another (α, β) is asked for. Stacked: both live in one [2, …] array per
+ * tensor (the graph input). Grouped: θ_neg aliases θ_pos wherever the offsets leave that tensor unchanged.
+ */
+function createSets(touched: readonly TouchedTensor[], stacked: boolean) {
+  const stackedArrays = stacked ? touched.map((t) => new Float32Array(2 * t.base.length)) : [];
+  const positive = touched.map((t, i) => (stacked ? stackedArrays[i].subarray(0, t.base.length) : new Float32Array(t.base.length)));
+  touched.forEach((t, i) => mergeInto(positive[i], t, 1, 0));
+  const negative = touched.map((t, i) => (stacked ? stackedArrays[i].subarray(t.base.length) : positive[i]));
+  let current: string | undefined = stacked ? undefined : negativeId(1, 0);
+  return {
+    stacked: stackedArrays,
+    positive,
+    mergeNegative(id: string): Float32Array[] {
+      if (id === current) return negative;
+      const { alpha, beta } = parseNegativeId(id);
+      current = undefined; // a failed merge must not leave a stale id
+      touched.forEach((t, i) => {
+        const differs = (t.eta && alpha !== 1) || (t.delta && beta !== 0);
+        if (stacked) mergeInto(negative[i], t, alpha, beta);
+        else if (!differs) negative[i] = positive[i];
+        else mergeInto(negative[i] === positive[i] ? (negative[i] = new Float32Array(t.base.length)) : negative[i], t, alpha, beta);
+      });
+      current = id;
+      return negative;
+    },
+    residentBytes: () => {
+      const arrays = new Set([...positive.map((a) => a.buffer), ...negative.map((a) => a.buffer)]);
+      return [...arrays].reduce((sum, b) => sum + b.byteLength, 0);
+    },
+  };
+}
+
+/** out = θ + α·η + β·δ, element by element (accumulated in float64 per element, rounded once). */
+function mergeInto(out: Float32Array, t: TouchedTensor, alpha: number, beta: number) {
+  const { base, eta, delta } = t;
+  for (let i = 0; i < base.length; i++) out[i] = base[i] + (eta ? alpha * eta[i] : 0) + (delta ? beta * delta[i] : 0);
+}
