@@ -83,6 +83,8 @@ export interface OnnxComponent {
   inputs: Record<string, 'float32' | 'float16' | 'int32' | 'int64'>;
   outputs: string[];
   dtype: WeightDtype;
+  /** Bytes of its largest initializer: the page checks it against the GPU's buffer limits before downloading. */
+  largestTensorBytes?: number;
 }
 
 /** η or δ of a prepared model. */

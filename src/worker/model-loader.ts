@@ -1,11 +1,11 @@
 // Fetches a model directory (manifest.json and the files it lists), checks every file's size and SHA-256 against the
 // manifest, and reports progress. A server that answers with an HTML page instead of a model file (a common
 // misconfiguration) is caught here with a message that says so.
-import { ManifestError, parseManifest, type ManifestFile, type ModelManifest } from '../model/manifest.ts';
+import { ManifestError, parseAnyManifest, type AnyManifest, type ManifestFile } from '../model/manifest.ts';
 import { describeStorageError, type ModelCache } from './model-cache.ts';
 
 export interface LoadedModel {
-  manifest: ModelManifest;
+  manifest: AnyManifest;
   files: Map<string, Uint8Array>;
   /** Problems that did not stop the load (a file that could not be cached), for the page to show. */
   notices: string[];
@@ -17,14 +17,15 @@ export type LoadProgress = (message: string, loaded: number, total: number) => v
 export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress, cache?: ModelCache): Promise<LoadedModel> {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
   const manifestResponse = await fetchOk(`${base}manifest.json`);
-  const manifest = parseManifest(await manifestResponse.text());
+  const manifest = parseAnyManifest(await manifestResponse.text());
   const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
   let loaded = 0;
   const files = new Map<string, Uint8Array>();
   const notices: string[] = [];
   for (const entry of manifest.files) {
     onProgress(`loading ${entry.path}`, loaded, total);
-    const bytes = (await fromCache(entry, cache)) ?? (await download(base, entry, cache, (notice) => notices.push(notice)));
+    const done = loaded;
+    const bytes = (await fromCache(entry, cache)) ?? (await download(base, entry, cache, (notice) => notices.push(notice), (received) => onProgress(`downloading ${entry.path}`, done + received, total)));
     files.set(entry.path, bytes);
     loaded += entry.bytes;
   }
@@ -44,12 +45,42 @@ async function fromCache(entry: ManifestFile, cache: ModelCache | undefined): Pr
   }
 }
 
-async function download(base: string, entry: ManifestFile, cache: ModelCache | undefined, notice: (message: string) => void): Promise<Uint8Array> {
-  const bytes = new Uint8Array(await (await fetchOk(base + entry.path)).arrayBuffer());
+async function download(base: string, entry: ManifestFile, cache: ModelCache | undefined, notice: (message: string) => void, onBytes: (received: number) => void): Promise<Uint8Array> {
+  const bytes = await readBody(await fetchOk(base + entry.path), entry, onBytes);
   await verify(entry, bytes); // before caching: an HTML page or a wrong file never enters the cache
   await cache?.put(entry.sha256, bytes).catch((error) => notice(describeStorageError(entry.path, error)));
   return bytes;
 }
+
+/**
+ * The body, read in chunks so a large file reports its progress in bytes. It is read into one buffer of the
+ * manifest's size: a server sending more than that is stopped at once (a wrong or hostile file), a shorter body is
+ * caught by verify() — a half-downloaded file is never used or cached.
+ */
+async function readBody(response: Response, entry: ManifestFile, onBytes: (received: number) => void): Promise<Uint8Array> {
+  if (!response.body) return new Uint8Array(await response.arrayBuffer());
+  const out = new Uint8Array(entry.bytes);
+  const reader = response.body.getReader();
+  let received = 0;
+  let lastReport = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.byteLength > entry.bytes) {
+      await reader.cancel();
+      if (looksLikeHtml(received ? out : value)) throw htmlError(entry);
+      throw new ManifestError(`${entry.path}: the server sent more than the manifest's ${entry.bytes} bytes (a different file?)`);
+    }
+    out.set(value, received);
+    received += value.byteLength;
+    if (received - lastReport >= 1 << 20) onBytes((lastReport = received));
+  }
+  onBytes(received);
+  return received === entry.bytes ? out : out.subarray(0, received);
+}
+
+const looksLikeHtml = (bytes: Uint8Array) => /^\s*<(!doctype|html)/i.test(new TextDecoder().decode(bytes.subarray(0, 64)));
+const htmlError = (entry: ManifestFile) => new ManifestError(`${entry.path}: the server sent an HTML page instead of the model file`);
 
 async function fetchOk(url: string): Promise<Response> {
   let response: Response;
@@ -63,8 +94,7 @@ async function fetchOk(url: string): Promise<Response> {
 }
 
 async function verify(entry: ManifestFile, bytes: Uint8Array): Promise<void> {
-  const looksLikeHtml = /^\s*<(!doctype|html)/i.test(new TextDecoder().decode(bytes.subarray(0, 64)));
-  if (looksLikeHtml) throw new ManifestError(`${entry.path}: the server sent an HTML page instead of the model file`);
+  if (looksLikeHtml(bytes)) throw htmlError(entry);
   if (bytes.byteLength !== entry.bytes) {
     throw new ManifestError(`${entry.path}: expected ${entry.bytes} bytes, got ${bytes.byteLength} (truncated or replaced file)`);
   }
