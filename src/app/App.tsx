@@ -5,6 +5,8 @@ import { usePlayground } from './store.ts';
 import { Slider } from './Slider.tsx';
 import { ImagePane } from './ImagePane.tsx';
 import { TrainPanel } from './TrainPanel.tsx';
+import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
+import { TokenCount } from './TokenCount.tsx';
 
 export function App() {
   const s = usePlayground();
@@ -26,11 +28,12 @@ export function App() {
         <span className="badge" data-testid="backend" title={s.adapter}>{s.backend ?? (s.status === 'failed' ? 'failed' : 'starting…')}</span>
         {s.model && <span className="model" data-testid="model-name">{s.model.name}{s.model.status === 'standin' ? ' (untrained stand-in)' : ''}</span>}
       </header>
+      <ModelPicker />
       {s.error && <div role="alert" className="error" data-testid="error">{s.error}</div>}
       {s.notice && <div className="notice" data-testid="notice">{s.notice}</div>}
       <section className="layout">
         <form className="controls" onSubmit={(e) => { e.preventDefault(); generate(); }}>
-          <label><span>prompt</span>
+          <label><span>prompt <TokenCount prompt={params.prompt} testId="prompt-tokens" /></span>
             <textarea data-testid="prompt" rows={2} value={params.prompt} onChange={(e) => setParam('prompt', e.target.value)} /></label>
           <label><span>negative prompt</span>
             <input data-testid="negative-prompt" value={params.negativePrompt} onChange={(e) => setParam('negativePrompt', e.target.value)} /></label>
@@ -51,6 +54,7 @@ export function App() {
           </div>
           <progress data-testid="progress" max={Math.max(1, s.status === 'loading' ? s.loading?.total ?? 1 : s.progress.total)}
             value={s.status === 'loading' ? s.loading?.loaded ?? 0 : s.progress.step} />
+          <LoadProgress />
           <p className="status" data-testid="status">
             {s.status === 'loading' ? s.loading?.message ?? 'starting the worker…'
               : busy ? `step ${s.progress.step}/${s.progress.total}`

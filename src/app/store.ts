@@ -26,6 +26,8 @@ export interface PlaygroundState {
   /** Bumped when η or δ is replaced, so images made with the old weights count as stale. */
   loraVersions: { eta: number; delta: number };
   loraNames: { eta?: string; delta?: string };
+  /** What the last "remove downloaded models" freed. */
+  cacheCleared?: { files: number; bytes: number };
   setParam<K extends keyof GenerateParams>(key: K, value: GenerateParams[K]): void;
   generate(): void;
   cancel(): void;
@@ -97,6 +99,8 @@ function handleWorkerEvent(event: WorkerEvent) {
       return current ? set({ status: 'ready', running: undefined, previews: {}, lastSeed: event.seed, lastMilliseconds: event.milliseconds }) : undefined;
     case 'cancelled':
       return current ? set({ status: 'ready', running: undefined, previews: {} }) : undefined;
+    case 'cache-cleared':
+      return set({ cacheCleared: { files: event.files, bytes: event.bytes } });
     case 'lora-used':
       set((s) => ({ loraVersions: { ...s.loraVersions, [event.role]: s.loraVersions[event.role] + 1 }, loraNames: { ...s.loraNames, [event.role]: event.name } }));
       return usePlayground.getState().generate();
@@ -124,10 +128,22 @@ export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams>
   return out;
 }
 
+let backendPreference: 'auto' | 'webgpu' | 'wasm' = 'auto';
+
+/** Replaces the model by a prepared directory chosen from disk; the page waits for the worker's 'ready' again. */
+export function loadLocalModel(files: File[]) {
+  ready = false;
+  usePlayground.setState({ status: 'loading', images: {}, previews: {}, running: undefined, error: undefined, loading: { message: 'reading the chosen folder', loaded: 0, total: 1 } });
+  sendToWorker({ type: 'load-files', files, backend: backendPreference });
+}
+
+export const clearModelCache = () => sendToWorker({ type: 'clear-cache' });
+
 /** Starts the worker and loads the model named in the URL (`?model=`, `?backend=webgpu|wasm`). */
 export function startPlayground(search = location.search) {
   const query = new URLSearchParams(search);
   const backend = query.get('backend');
+  backendPreference = backend === 'webgpu' || backend === 'wasm' ? backend : 'auto';
   urlParams = paramsFromQuery(query);
   onWorkerEvent(handleWorkerEvent);
   sendToWorker({

@@ -10,8 +10,10 @@ let lastId = 0;
 /** Request ids are unique across both stores, so an event belongs to exactly one of them. */
 export const nextRequestId = () => ++lastId;
 
-export function onWorkerEvent(listener: Listener): void {
+/** Adds a listener; returns the function that removes it. */
+export function onWorkerEvent(listener: Listener): () => void {
   listeners.add(listener);
+  return () => listeners.delete(listener);
 }
 
 /** One worker per page, created once: React StrictMode runs effects twice, and ORT must not start twice. */

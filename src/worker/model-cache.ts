@@ -8,6 +8,8 @@ export interface ModelCache {
   get(sha256: string): Promise<Uint8Array | undefined>;
   put(sha256: string, bytes: Uint8Array): Promise<void>;
   delete(sha256: string): Promise<void>;
+  /** Removes every cached model file; returns how many files and bytes were freed. */
+  clear(): Promise<{ files: number; bytes: number }>;
 }
 
 const CACHE_NAME = 'npo-playground-models-v1';
@@ -34,6 +36,16 @@ export async function openModelCache(): Promise<ModelCache | undefined> {
     },
     async delete(sha256) {
       await cache.delete(key(sha256));
+    },
+    async clear() {
+      let [files, bytes] = [0, 0];
+      for (const request of await cache.keys()) {
+        const response = await cache.match(request);
+        bytes += Number(response?.headers.get('content-length') ?? 0);
+        files += 1;
+        await cache.delete(request);
+      }
+      return { files, bytes };
     },
   };
 }

@@ -13,11 +13,15 @@ export interface LoadedModel {
 
 export type LoadProgress = (message: string, loaded: number, total: number) => void;
 
-/** With a `cache` (model-cache.ts), files are taken from it by SHA-256 when present and valid, and stored after download. */
-export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress, cache?: ModelCache): Promise<LoadedModel> {
+/**
+ * With a `cache` (model-cache.ts), files are taken from it by SHA-256 when present and valid, and stored after
+ * download. `accept` sees the manifest before any model file is fetched (the fit check) and throws to refuse it.
+ */
+export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress, cache?: ModelCache, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
   const manifestResponse = await fetchOk(`${base}manifest.json`);
   const manifest = parseAnyManifest(await manifestResponse.text());
+  accept?.(manifest);
   const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
   let loaded = 0;
   const files = new Map<string, Uint8Array>();
@@ -32,6 +36,35 @@ export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgre
   onProgress('model files verified', loaded, total);
   return { manifest, files, notices };
 }
+
+/**
+ * A prepared directory the person chose from disk (`<input webkitdirectory>`): nothing is uploaded, the files are
+ * read here and checked against the manifest's sizes and hashes like downloaded ones.
+ */
+export async function loadModelFiles(chosen: readonly File[], onProgress: LoadProgress, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
+  const byPath = new Map(chosen.map((f) => [relativePath(f), f]));
+  const manifestFile = byPath.get('manifest.json');
+  if (!manifestFile) throw new ManifestError(`the chosen folder has no manifest.json at its top (${chosen.length} files); choose the folder prepare-model wrote`);
+  const manifest = parseAnyManifest(await manifestFile.text());
+  accept?.(manifest);
+  const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
+  const files = new Map<string, Uint8Array>();
+  let loaded = 0;
+  for (const entry of manifest.files) {
+    onProgress(`reading ${entry.path}`, loaded, total);
+    const file = byPath.get(entry.path);
+    if (!file) throw new ManifestError(`${entry.path} is listed in the manifest but missing from the chosen folder`);
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    await verify(entry, bytes);
+    files.set(entry.path, bytes);
+    loaded += entry.bytes;
+  }
+  onProgress('model files verified', loaded, total);
+  return { manifest, files, notices: [] };
+}
+
+/** The path inside the chosen folder: webkitRelativePath is `<folder>/<path>`. */
+const relativePath = (f: File) => (f.webkitRelativePath ? f.webkitRelativePath.split('/').slice(1).join('/') : f.name);
 
 async function fromCache(entry: ManifestFile, cache: ModelCache | undefined): Promise<Uint8Array | undefined> {
   const bytes = await cache?.get(entry.sha256).catch(() => undefined);

@@ -36,11 +36,17 @@ export type LoraRole = 'eta' | 'delta';
 
 export type WorkerRequest =
   | { type: 'init'; modelUrl: string; backend: BackendPreference }
+  /** Replaces the loaded model by a prepared directory chosen from disk (read in the worker, never uploaded). */
+  | { type: 'load-files'; files: File[]; backend: BackendPreference }
+  /** Removes every cached model file (the Cache API store); answered with a 'cache-cleared' event. */
+  | { type: 'clear-cache' }
   | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[] }
   | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
   /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own. */
   | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null; name: string }
   | { type: 'cancel'; id: number }
+  /** The prompt's token count for the page's counter (CLIP: "12/75"); answered with a 'tokens' event. */
+  | { type: 'count-tokens'; id: number; prompt: string }
   /** Tests only: destroys the worker's GPU device, as a driver reset would lose it (the next job recovers). */
   | { type: 'debug-lose-device' };
 
@@ -88,4 +94,6 @@ export type WorkerEvent =
   | { type: 'train-done'; id: number; lora: Uint8Array; steps: number; warning?: string }
   /** `skipped`: keys of the file that target layers the playground does not patch (they are ignored). */
   | { type: 'lora-used'; id: number; role: LoraRole; name: string; skipped: number }
+  | { type: 'cache-cleared'; files: number; bytes: number }
+  | { type: 'tokens'; id: number; prompt: string; count: number; limit: number; error?: string }
   | { type: 'error'; id?: number; message: string; fatal: boolean };

@@ -2,20 +2,21 @@
 // jobs one at a time: generations (a new one or a cancel aborts the running one between steps), LoRA training runs,
 // and LoRA swaps. Every event of a job carries its id so the page can drop stale ones.
 import { chwToRgba } from '../diffusion/image.ts';
-import { loadModelDirectory } from './model-loader.ts';
-import { createEngine, type Engine } from './engine.ts';
+import { loadModelDirectory, loadModelFiles, type LoadedModel, type LoadProgress } from './model-loader.ts';
+import { checkFit } from '../model/fit.ts';
+import { createModelEngine, type LatentEngine } from '../pipelines/index.ts';
 import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from './model-cache.ts';
-import type { ModelManifest } from '../model/manifest.ts';
+import { isPrepared, type AnyManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
 const post = (event: WorkerEvent, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(event, transfer);
 
 interface Loaded {
-  engine: Engine;
-  manifest: ModelManifest;
+  engine: LatentEngine;
+  manifest: AnyManifest;
   files: Map<string, Uint8Array>;
   sessionOptions: BackendChoice['sessionOptions'];
   /** Set when the GPU device was lost: the next job recreates device, sessions and buffers (gpu-recovery.ts). */
@@ -34,8 +35,18 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
   const request = message.data;
   switch (request.type) {
     case 'init':
-      loaded ??= init(request.modelUrl, request.backend);
+      loaded ??= init(request.backend, (progress, accept) => loadModelDirectoryCached(request.modelUrl, progress, accept));
       return;
+    case 'load-files': {
+      const previous = loaded;
+      loaded = (async () => {
+        await (await previous?.catch(() => undefined))?.engine.release().catch(() => undefined);
+        return init(request.backend, (progress, accept) => loadModelFiles(request.files, progress, accept));
+      })();
+      return;
+    }
+    case 'clear-cache':
+      return void openModelCache().then(async (cache) => post({ type: 'cache-cleared', ...((await cache?.clear()) ?? { files: 0, bytes: 0 }) }));
     case 'cancel':
       return jobs.get(request.id)?.controller.abort();
     case 'generate':
@@ -46,6 +57,12 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
       return void loaded?.then((l) => l.device?.destroy());
     case 'use-lora':
       return enqueue(request.id, 'use-lora', () => useLora(request.id, request.role, request.lora, request.name));
+    case 'count-tokens':
+      // Not queued: the page's "12/75" counter must not wait behind a generation.
+      return void loaded?.then(({ engine }) => {
+        const { count, limit } = engine.tokens(request.prompt);
+        post({ type: 'tokens', id: request.id, prompt: request.prompt, count, limit });
+      }).catch((error) => post({ type: 'tokens', id: request.id, prompt: request.prompt, count: 0, limit: 0, error: describe(error) }));
   }
 };
 
@@ -56,10 +73,21 @@ function enqueue(id: number, kind: WorkerRequest['type'], run: (signal: AbortSig
   queue = queue.then(() => run(controller.signal)).catch(() => undefined).finally(() => jobs.delete(id));
 }
 
-async function init(modelUrl: string, backendPreference: 'auto' | 'webgpu' | 'wasm'): Promise<Loaded> {
+type Load = (progress: LoadProgress, accept: (manifest: AnyManifest) => void) => Promise<LoadedModel>;
+
+const loadModelDirectoryCached = async (url: string, progress: LoadProgress, accept: (manifest: AnyManifest) => void) =>
+  loadModelDirectory(url, progress, await openModelCache(), accept);
+
+async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): Promise<Loaded> {
   try {
     const backend = await chooseBackend(backendPreference);
-    const { manifest, files, notices } = await loadModelDirectory(modelUrl, (message, loaded, total) => post({ type: 'loading', message, loaded, total }), await openModelCache());
+    const limits = backend.device?.limits;
+    // Before any weight is fetched: a model this browser cannot hold is refused with the numbers (src/model/fit.ts).
+    const accept = (manifest: AnyManifest) => {
+      const report = checkFit(manifest, { backend: backend.backend, maxBufferSize: limits?.maxBufferSize, maxStorageBufferBindingSize: limits?.maxStorageBufferBindingSize, deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory });
+      if (!report.fits) throw new Error(`${manifest.name} will not fit on ${backend.backend} here: ${report.problems.join('; ')}`);
+    };
+    const { manifest, files, notices } = await load((message, loaded, total) => post({ type: 'loading', message, loaded, total }), accept);
     post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
     const result = await startEngine(backend, manifest, files);
     const notice = [backend.notice, ...notices].filter(Boolean).join('; ') || undefined;
@@ -72,9 +100,9 @@ async function init(modelUrl: string, backendPreference: 'auto' | 'webgpu' | 'wa
 }
 
 /** The engine on a backend; on WebGPU, device loss and uncaught GPU errors are reported and lead to recovery. */
-async function startEngine(backend: BackendChoice, manifest: ModelManifest, files: Map<string, Uint8Array>): Promise<Loaded> {
+async function startEngine(backend: BackendChoice, manifest: AnyManifest, files: Map<string, Uint8Array>): Promise<Loaded> {
   const device = backend.device;
-  const engine = await createEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
+  const engine = await createModelEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
   const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions, device };
   if (device) watchDevice(device, (lost) => {
     result.lost = lost;
@@ -100,6 +128,7 @@ async function ready(): Promise<Loaded> {
 async function train(id: number, pairsJson: string, options: TrainOptions, signal: AbortSignal) {
   try {
     const { manifest, files, sessionOptions } = await ready();
+    if (isPrepared(manifest)) throw new Error(`training in the page works on the embedded model; training on ${manifest.kind} models is not built yet`);
     const result = await runTraining({
       ort, manifest, files, sessionOptions, pairsJson, options, signal,
       onStep: async ({ step, steps, loss, accuracy, stepsPerSecond }) => {

@@ -1,0 +1,100 @@
+// A prepared SD1.5 directory (the tiny real-exporter fixture, fixtures/sd15, prepared by e2e/prepare-test-models.ts)
+// loaded by URL: the page shows the same pixels as `npm run generate` on onnxruntime-node, counts CLIP tokens, and
+// refuses a model that will not fit or a half-downloaded file with a message.
+import { expect, test } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { backendOf, pixels, waitIdle } from './helpers.ts';
+import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
+
+const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m' };
+const query = (s: typeof settings) => Object.entries(s).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
+
+/** RGBA of a PNG our own encoder wrote (8-bit RGB, filter 0 on every row: src/world/png.ts). */
+function decodeOwnPng(bytes: Buffer): { width: number; height: number; rgba: number[] } {
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  const idat: Buffer[] = [];
+  for (let at = 8; at < bytes.length;) {
+    const length = bytes.readUInt32BE(at);
+    if (bytes.toString('ascii', at + 4, at + 8) === 'IDAT') idat.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const rgba: number[] = [];
+  for (let y = 0; y < height; y++) {
+    const row = y * (1 + 3 * width);
+    if (raw[row] !== 0) throw new Error('decodeOwnPng: only filter type 0 is expected');
+    for (let x = 0; x < width; x++) rgba.push(raw[row + 1 + 3 * x], raw[row + 2 + 3 * x], raw[row + 3 + 3 * x], 255);
+  }
+  return { width, height, rgba };
+}
+
+function generateInNode(): Record<'baseline' | 'npo', ReturnType<typeof decodeOwnPng>> {
+  const out = mkdtempSync(join(tmpdir(), 'sd15-generate-'));
+  execFileSync('npx', ['tsx', 'src/cli/generate.ts', '--model', SD15_TEST_MODEL, '--prompt', settings.prompt, '--negative-prompt', settings.negativePrompt,
+    '--seed', String(settings.seed), '--steps', String(settings.steps), '--omega', String(settings.omega), '--alpha', String(settings.alpha),
+    '--beta', String(settings.beta), '--scheduler', settings.scheduler, '--out', out], { stdio: 'pipe' });
+  return { baseline: decodeOwnPng(readFileSync(join(out, 'baseline.png'))), npo: decodeOwnPng(readFileSync(join(out, 'npo.png'))) };
+}
+
+test('a prepared SD1.5 directory by URL shows the same pixels as npm run generate', async ({ page }, info) => {
+  const reference = generateInNode();
+  await page.goto(`/?backend=${backendOf(info)}&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(settings)}`);
+  await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
+  await waitIdle(page);
+  await expect(page.getByTestId('model-kind')).toContainText('sd15');
+  for (const kind of ['baseline', 'npo'] as const) {
+    const shown = await pixels(page, `image-${kind}`);
+    const { width, height, rgba } = reference[kind];
+    expect(shown.length).toBe(width * height * 4);
+    // ORT's WASM/WebGPU kernels and onnxruntime-node's CPU kernels round differently in the last float bits; after
+    // a few steps that moves a pixel by at most a level or two, never the picture.
+    const diffs = shown.map((v, i) => Math.abs(v - rgba[i]));
+    expect(Math.max(...diffs)).toBeLessThanOrEqual(backendOf(info) === 'webgpu' ? 4 : 2);
+    expect(diffs.reduce((a, b) => a + b, 0) / diffs.length).toBeLessThan(0.2);
+  }
+  // NPO (α = 0.5 with the dense DPO η and the δ LoRA) changes the image.
+  const [baseline, npo] = [await pixels(page, 'image-baseline'), await pixels(page, 'image-npo')];
+  expect(baseline.some((v, i) => v !== npo[i])).toBe(true);
+});
+
+test('the prompt box counts CLIP tokens against the limit', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'wasm', 'page behaviour, not backend: wasm only');
+  await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(settings)}`);
+  await waitIdle(page);
+  await page.getByTestId('prompt').fill('a photo of a cat');
+  await expect(page.getByTestId('prompt-tokens')).toHaveText('4/75');
+  await page.getByTestId('prompt').fill(Array(80).fill('cat').join(' '));
+  await expect(page.getByTestId('prompt-tokens')).toHaveText('80/75');
+  await expect(page.getByTestId('prompt-tokens')).toHaveClass(/over/);
+});
+
+test('a model that will not fit is refused before downloading, with the numbers', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'wasm', 'the WASM memory limit is the one every machine has');
+  const manifest = JSON.parse(readFileSync(join(SD15_TEST_MODEL, 'manifest.json'), 'utf8'));
+  const huge = { ...manifest, files: manifest.files.map((f: { bytes: number }, i: number) => (i === 0 ? { ...f, bytes: 3.9e9 } : f)) };
+  let weightRequests = 0;
+  await page.route(`**${SD15_TEST_MODEL_URL}manifest.json`, (route) => route.fulfill({ json: huge }));
+  await page.route(`**${SD15_TEST_MODEL_URL}**/*.{bin,onnx}`, (route) => ((weightRequests += 1), route.continue()));
+  await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}`);
+  await expect(page.getByTestId('error')).toContainText('will not fit on wasm');
+  await expect(page.getByTestId('error')).toContainText("over the browser's 2 GiB per file");
+  expect(weightRequests).toBe(0);
+});
+
+test('a half-downloaded weight file is not used', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'wasm', 'loader behaviour, not backend: wasm only');
+  const manifest = JSON.parse(readFileSync(join(SD15_TEST_MODEL, 'manifest.json'), 'utf8'));
+  const shard = manifest.unet.externalData[0] as string;
+  await page.route(`**${SD15_TEST_MODEL_URL}${shard}`, async (route) => {
+    const body = readFileSync(join(SD15_TEST_MODEL, shard));
+    await route.fulfill({ body: body.subarray(0, body.length >> 1), contentType: 'application/octet-stream' });
+  });
+  await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}`);
+  await expect(page.getByTestId('error')).toContainText(`${shard}: expected`);
+  await expect(page.getByTestId('error')).toContainText('truncated');
+});

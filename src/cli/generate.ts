@@ -1,0 +1,96 @@
+// `npm run generate`: headless generation on onnxruntime-node with the same pipelines the page runs (for scripts and
+// CI). Writes baseline.png and npo.png (same seed; without and with NPO), the final latents before the VAE as
+// little-endian float32 NCHW (`*.latents.f32`), and run.json with every setting, the seed used, timings and the token
+// ids of the prompt and negative prompt. ω is our guidance: diffusers' guidance_scale = ω + 1.
+// Usage: npm run generate -- --model <prepared dir> --prompt "…" [--negative-prompt "…"] [--seed 42] [--steps 25]
+//          [--scheduler dpm++2m] [--omega 6.5] [--alpha 1] [--beta 1] [--eta <lora>] [--delta <lora>]
+//          [--width 512 --height 512] --out <dir> [--tokens-only]
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { encodePng } from '../world/png.ts';
+import { createModelEngine } from '../pipelines/index.ts';
+import { readModelDirectory } from '../pipelines/read-directory.ts';
+import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' }, prompt: { type: 'string' }, 'negative-prompt': { type: 'string' }, seed: { type: 'string' },
+    steps: { type: 'string' }, scheduler: { type: 'string' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
+    eta: { type: 'string' }, delta: { type: 'string' }, width: { type: 'string' }, height: { type: 'string' }, out: { type: 'string' },
+    'tokens-only': { type: 'boolean', default: false },
+  },
+});
+
+function number(name: string, fallback: number): number {
+  const text = values[name as keyof typeof values] as string | undefined;
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+async function main() {
+  if (!values.model || !values.out) throw new Error('usage: npm run generate -- --model <dir> --prompt "…" --out <dir> (see src/cli/generate.ts)');
+  const model = readModelDirectory(values.model);
+  const engine = await createModelEngine(ort, model.manifest, model.files, { sessionOptions: { logSeverityLevel: 3 } });
+  const d = engine.info.defaults;
+  const params: GenerateParams = {
+    prompt: values.prompt ?? d.prompt,
+    negativePrompt: values['negative-prompt'] ?? d.negativePrompt,
+    seed: number('seed', d.seed),
+    steps: number('steps', d.steps),
+    scheduler: values.scheduler ?? d.scheduler,
+    omega: number('omega', d.omega),
+    alpha: number('alpha', d.alpha),
+    beta: number('beta', d.beta),
+    width: number('width', engine.info.width),
+    height: number('height', engine.info.height),
+  };
+  for (const role of ['eta', 'delta'] as const) {
+    const path = values[role];
+    if (path) {
+      const { skipped } = engine.useLora(role, new Uint8Array(readFileSync(path)));
+      if (skipped) console.error(`${role}: ${skipped} keys of ${path} target layers that are not patched (skipped)`);
+    }
+  }
+  mkdirSync(values.out, { recursive: true });
+  const tokens = { prompt: engine.tokens(params.prompt), negativePrompt: engine.tokens(params.negativePrompt) };
+  const run: Record<string, unknown> = { model: values.model, modelName: engine.info.name, kind: engine.info.kind, params, guidanceScale: params.omega + 1, tokens, eta: values.eta, delta: values.delta };
+  if (values['tokens-only']) {
+    writeFileSync(join(values.out, 'run.json'), `${JSON.stringify(run, null, 2)}\n`);
+    return engine.release();
+  }
+
+  const started = performance.now();
+  const kinds: ImageKind[] = ['baseline', 'npo'];
+  const { seed, images } = await engine.generate(params, kinds, {
+    onStep: (step, total) => process.stderr.write(`\rstep ${step}/${total}`),
+  });
+  process.stderr.write('\n');
+  const milliseconds = performance.now() - started;
+  const latents = engine.lastLatents();
+  for (const kind of kinds) {
+    writeFileSync(join(values.out, `${kind}.png`), encodePng(images.get(kind)!, params.width!, params.height!));
+    const latent = latents?.latents.get(kind) ?? images.get(kind)!;
+    writeFileSync(join(values.out, `${kind}.latents.f32`), littleEndian(latent));
+  }
+  Object.assign(run, { seed, latentShape: [1, ...(latents?.shape ?? [])], milliseconds: Math.round(milliseconds), stats: engine.stats() });
+  writeFileSync(join(values.out, 'run.json'), `${JSON.stringify(run, null, 2)}\n`);
+  console.log(`wrote ${join(values.out, 'baseline.png')} and npo.png (seed ${seed}, ${params.steps} steps, ${(milliseconds / 1000).toFixed(1)} s)`);
+  await engine.release();
+}
+
+/** Float32 as little-endian bytes whatever the host's byte order. */
+function littleEndian(values: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(values.length * 4);
+  const view = new DataView(bytes.buffer);
+  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return bytes;
+}
+
+main().catch((error) => {
+  console.error(`generate: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,104 @@
+// The SD1.5 pipeline against diffusers itself: the tiny real-exporter fixture (fixtures/sd15, made by
+// scripts/fixtures/make_sd15_fixture.py with diffusers' own ONNX export and the official NPO double-UNet pipeline)
+// prepared with `npm run prepare-model`, then sampled here on onnxruntime-node. Tolerances (issue 10): final latents
+// within 1e-3 relative L2 of diffusers' PyTorch pipeline, decoded images ≥ 40 dB PSNR.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readSafetensors } from '../lora/safetensors.ts';
+import type { PreparedManifest } from '../model/manifest.ts';
+import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
+import { createModelEngine, type LatentEngine } from './index.ts';
+import { readModelDirectory, type ModelDirectory } from './read-directory.ts';
+
+const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
+const references = readSafetensors(new Uint8Array(readFileSync(join(FIXTURE, 'references.safetensors')))).tensors;
+const meta = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8'));
+const generation = meta.settings.generation;
+const ref = (name: string) => {
+  const t = references.get(name);
+  if (!t) throw new Error(`references.safetensors has no ${name}`);
+  return t.data;
+};
+
+/** Our scheduler names for the fixture's diffusers classes. */
+const SCHEDULERS = { ddim: 'ddim', dpmpp_2m: 'dpm++2m', euler: 'euler' } as const;
+
+const relL2 = (a: Float32Array, b: Float32Array) => {
+  let [num, den] = [0, 0];
+  a.forEach((v, i) => ((num += (v - b[i]) ** 2), (den += b[i] ** 2)));
+  return Math.sqrt(num / den);
+};
+
+/** PSNR of two images in [−1, 1] after diffusers' postprocess (clamp to [0, 1]), peak 1. */
+const psnr = (a: Float32Array, b: Float32Array) => {
+  const unit = (v: number) => Math.min(1, Math.max(0, v / 2 + 0.5));
+  const mse = a.reduce((sum, v, i) => sum + (unit(v) - unit(b[i])) ** 2, 0) / a.length;
+  return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
+};
+
+function prepare(args: string[]): ModelDirectory {
+  const out = mkdtempSync(join(tmpdir(), 'sd15-prepared-'));
+  execFileSync('npx', ['tsx', 'src/cli/prepare-model.ts', '--onnx', join(FIXTURE, 'export-diffusers'), ...args, '--out', out], { stdio: 'pipe' });
+  return readModelDirectory(out);
+}
+
+const params = (scheduler: string, alpha = 1, beta = 1): GenerateParams => ({
+  prompt: generation.prompt, negativePrompt: generation.negative_prompt, seed: generation.seed, steps: generation.num_inference_steps,
+  omega: generation.guidance_scale - 1, alpha, beta, scheduler, width: generation.width, height: generation.height,
+});
+
+async function sample(engine: LatentEngine, p: GenerateParams, kind: ImageKind) {
+  const { images } = await engine.generate(p, [kind], {});
+  return { latents: engine.lastLatents()!.latents.get(kind)!, image: images.get(kind)! };
+}
+
+describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () => {
+  let npoModel: ModelDirectory;
+  let engine: LatentEngine;
+  let base: LatentEngine;
+  beforeAll(async () => {
+    npoModel = prepare(['--eta-unet', join(FIXTURE, 'dpo-unet'), '--delta-lora', join(FIXTURE, 'delta-diffusers.safetensors')]);
+    engine = await createModelEngine(ort, npoModel.manifest, npoModel.files);
+    const plain = { ...(npoModel.manifest as PreparedManifest), offsets: {} };
+    base = await createModelEngine(ort, plain, npoModel.files);
+  }, 180_000);
+
+  it('tokenizes like transformers\' CLIPTokenizer', () => {
+    for (const { prompt, input_ids: ids } of meta.tokens ?? []) expect(engine.tokens(prompt).ids).toEqual(ids);
+  });
+
+  for (const [theirs, ours] of Object.entries(SCHEDULERS)) {
+    it(`${ours}: ordinary CFG on the base UNet equals diffusers' StableDiffusionPipeline`, async () => {
+      const { latents, image } = await sample(base, params(ours), 'baseline');
+      expect(relL2(latents, ref(`gen.${theirs}.cfg.latents`))).toBeLessThan(1e-3);
+      expect(psnr(image, ref(`gen.${theirs}.cfg.image_float`))).toBeGreaterThan(40);
+    });
+
+    it(`${ours}: the baseline with dense η equals the DPO UNet in diffusers`, async () => {
+      const { latents, image } = await sample(engine, params(ours), 'baseline');
+      expect(relL2(latents, ref(`gen.${theirs}.dpo.latents`))).toBeLessThan(1e-3);
+      expect(psnr(image, ref(`gen.${theirs}.dpo.image_float`))).toBeGreaterThan(40);
+    });
+
+    for (const alpha of [1, 0.5]) {
+      it(`${ours}: NPO with α = ${alpha}, β = 1 equals the official double-UNet pipeline`, async () => {
+        const { latents, image } = await sample(engine, params(ours, alpha, 1), 'npo');
+        expect(relL2(latents, ref(`gen.${theirs}.npo_a${alpha}.latents`))).toBeLessThan(1e-3);
+        expect(psnr(image, ref(`gen.${theirs}.npo_a${alpha}.image_float`))).toBeGreaterThan(40);
+      });
+    }
+  }
+
+  it('reads δ in diffusers, PEFT and kohya keys to the same NPO image', async () => {
+    const expected = ref('gen.dpmpp_2m.npo_a1.latents');
+    for (const format of ['peft', 'kohya', 'diffusers']) {
+      engine.useLora('delta', new Uint8Array(readFileSync(join(FIXTURE, `delta-${format}.safetensors`))));
+      const { latents } = await sample(engine, params('dpm++2m', 1, 1), 'npo');
+      expect(relL2(latents, expected), format).toBeLessThan(1e-3);
+    }
+  });
+});
