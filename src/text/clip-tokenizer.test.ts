@@ -2,7 +2,7 @@
 // the real 49408-token vocabulary: fixtures/clip/token-references.json (scripts/fixtures/make_clip_token_references.py)
 // and the token ids in fixtures/sd15/references.json (make_sd15_fixture.py). The tokenizer files are the SD1.5-style
 // fixture export's tokenizer/ folder. Exact equality: token ids are integers.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fixTextLikeFtfy } from './fix-text.ts';
 import { buildTokenizerFiles, buildTokenizerJson, createClipTokenizer, TokenizerFilesError, type ClipTokenizerSourceFiles } from './index.ts';
@@ -20,9 +20,8 @@ interface Row { prompt: string; ids: number[]; tokenCount: number; ftfyText?: st
 const REFS = JSON.parse(readFileSync(new URL('../../fixtures/clip/token-references.json', import.meta.url), 'utf8')) as {
   ftfy: boolean; sd15: Row[]; sdxlPad: { pad_token: string; rows: Row[] };
 };
-const SD15_REFS = JSON.parse(readFileSync(new URL('../../fixtures/sd15/references.json', import.meta.url), 'utf8')) as {
-  tokenizer: { prompts: { prompt: string; input_ids: number[]; untruncated_length: number }[] };
-};
+const SD15_REFS_URL = new URL('../../fixtures/sd15/references.json', import.meta.url);
+type Sd15Refs = { tokenizer: { prompts: { prompt: string; input_ids: number[]; untruncated_length: number }[] } };
 
 const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles(SOURCE);
 const tokenizer = createClipTokenizer(tokenizerJson, tokenizerConfig);
@@ -43,8 +42,8 @@ describe('CLIP tokenizer vs transformers CLIPTokenizer (slow, with ftfy)', () =>
     });
   }
 
-  it('same ids on the SD1.5 fixture\'s own references (make_sd15_fixture.py)', () => {
-    const prompts = SD15_REFS.tokenizer.prompts;
+  it.skipIf(!existsSync(SD15_REFS_URL))('same ids on the SD1.5 fixture\'s own references (make_sd15_fixture.py)', () => {
+    const prompts = (JSON.parse(readFileSync(SD15_REFS_URL, 'utf8')) as Sd15Refs).tokenizer.prompts;
     expect(prompts.length).toBeGreaterThan(0);
     for (const p of prompts) {
       const enc = tokenizer.encode(p.prompt);
@@ -87,6 +86,17 @@ describe('tokenizer.json built from the slow-tokenizer files', () => {
     ]);
     expect(tokenizerConfig).toMatchObject({ model_max_length: 77, bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: '<|endoftext|>' });
     expect([tokenizer.bosId, tokenizer.eosId, tokenizer.padId, tokenizer.maxLength]).toEqual([49406, 49407, 49407, 77]);
+  });
+
+  it('the SD1.5 repositories\' own config files (AddedToken objects) give the same tokenizer', () => {
+    const dir = new URL('../../fixtures/sd15/tokenizer-sd15-config/', import.meta.url);
+    const files = buildTokenizerFiles({
+      ...SOURCE,
+      tokenizerConfig: readFileSync(new URL('tokenizer_config.json', dir), 'utf8'),
+      specialTokensMap: readFileSync(new URL('special_tokens_map.json', dir), 'utf8'),
+    });
+    expect(files.tokenizerJson).toEqual(tokenizerJson);
+    expect(files.tokenizerConfig).toEqual(tokenizerConfig);
   });
 
   it('survives a JSON round trip (what prepare-model writes is what the worker reads)', () => {
