@@ -166,7 +166,7 @@ function checkLayout(entries: SafetensorsEntry[], dataLength: number): void {
  */
 export function decodeTensorBytes(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
   const n = bytes.length / DTYPE_BYTES[dtype];
-  const buf = bytes.slice().buffer;
+  const buf = new Uint8Array(bytes).buffer; // a copy even for a Node Buffer, whose slice() is a view of a shared pool
   if (!LITTLE_ENDIAN_HOST) return decodeWithDataView(new DataView(buf), dtype, n);
   switch (dtype) {
     case 'F32': return new Float32Array(buf);

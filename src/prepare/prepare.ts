@@ -98,7 +98,7 @@ function graphDtype(model: ModelProto): WeightDtype {
 
 /** A float initializer's bytes as float32 values (float16 decoded). */
 function floatValues(tensor: TensorProto, bytes: Uint8Array): Float32Array {
-  const copy = bytes.slice().buffer;
+  const copy = new Uint8Array(bytes).buffer; // a copy: inline raw data may be a Buffer view of the whole graph
   if (tensor.dataType === DataType.FLOAT) return new Float32Array(copy);
   if (tensor.dataType === DataType.FLOAT16) return decodeHalfArray(new Uint16Array(copy));
   throw new OnnxError(`initializer ${tensor.name} is ${dataTypeName(tensor.dataType ?? 0)}; a weight offset needs float32 or float16`);
@@ -341,7 +341,7 @@ function extractRankEta(
     const tensor = inits.get(m.initializer)!;
     const theta = floatValues(tensor, readBase(tensor)!);
     const dpoValues = toInitializerLayout(m, readDpo(m.key));
-    const site = m.rule === 'linear' ? sites.get(m.initializer) : undefined;
+    const site = sites.get(m.initializer);
     let sq = 0;
     const eta = new Float64Array(theta.length);
     for (let j = 0; j < eta.length; j++) {

@@ -188,7 +188,9 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
   try {
     checkNodeTensors(model);
     const initializers = model.graph!.initializer ?? [];
-    const moving = initializers.map((t) => isExternal(t) || (inlineBytes(t)?.length ?? 0) >= MIN_EXTERNAL_BYTES);
+    // Weights go to shards; tensors under 1 KiB stay (or become) inline, as onnx.save_model's size_threshold does:
+    // ORT's shape inference needs shape constants inline.
+    const moving = initializers.map((t) => tensorByteSize(t) >= MIN_EXTERNAL_BYTES && (isExternal(t) || inlineBytes(t) !== null));
     // Check every external reference before writing anything: a bad one fails fast and costs nothing.
     let total = 0;
     initializers.forEach((t, i) => {
@@ -199,7 +201,7 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
     let tensors = 0;
     let written = 0;
     const rewritten = initializers.map((tensor, i) => {
-      if (!moving[i]) return tensor;
+      if (!moving[i]) return isExternal(tensor) ? inlineTensor(tensor, reader.read(tensor)!) : tensor;
       const raw = reader.read(tensor)!;
       const { dataType, bytes } = options.transform ? options.transform(tensor, raw) : { dataType: tensor.dataType ?? 0, bytes: raw };
       const place = shardSet.place(tensor.name ?? '', bytes);
@@ -219,6 +221,11 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
     shardSet.finish();
     reader.close();
   }
+}
+
+function inlineTensor(tensor: TensorProto, bytes: Uint8Array): TensorProto {
+  const { externalData: _e, dataLocation: _dl, ...rest } = tensor;
+  return { ...rest, rawData: bytes };
 }
 
 function externalTensor(tensor: TensorProto, dataType: number, location: string, offset: number, length: number): TensorProto {
