@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSchedulerConfig } from '../diffusion/schedulers/config.ts';
-import { OnnxError, type ModelProto } from '../onnx/proto.ts';
+import { OnnxError, int, type ModelProto } from '../onnx/proto.ts';
 import { inputDims } from './stream-onnx.ts';
 
 /** diffusers' VAE scaling factor for SD1.x/2.x (AutoencoderKL config default), used when the export ships no config. */
@@ -74,6 +74,21 @@ export function vaeScaleFactorOfGraph(decoder: ModelProto): number {
   return 2 ** ups.size;
 }
 
+/**
+ * A dim of the weight of the first `opType` node that consumes graph input `input` (the UNet's conv_in weight
+ * [out, in, 3, 3] gives the latent channels; a cross-attention to_k weight [dim, out] the context width): diffusers'
+ * ONNX script exports symbolic input dims and no config.
+ */
+export function consumerWeightDim(model: ModelProto, input: string, opType: string, axis: number): number | undefined {
+  const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name, t.dims ?? []]));
+  for (const node of model.graph?.node ?? []) {
+    if (node.opType !== opType || node.input?.[0] !== input) continue;
+    const dims = inits.get(node.input[1]);
+    if (dims && dims.length > axis) return int(dims[axis]);
+  }
+  return undefined;
+}
+
 export interface ExportFacts {
   latent: { channels: number; vaeScaleFactor: number; scalingFactor: number };
   context: { length: number; dim: number };
@@ -104,7 +119,7 @@ export function readExportFacts(exportDir: string, unet: ModelProto, decoder: Mo
 
   const sample = inputDims(unet, 'sample') ?? [];
   const context = inputDims(unet, 'encoder_hidden_states') ?? [];
-  const channels = numeric(sample[1]) ?? num(unetConfig?.in_channels);
+  const channels = numeric(sample[1]) ?? num(unetConfig?.in_channels) ?? consumerWeightDim(unet, 'sample', 'Conv', 1);
   if (!channels) throw new OnnxError(`cannot tell the latent channels: the UNet's sample input has dims [${sample}] and no unet/config.json gives in_channels`);
 
   let scalingFactor = num(vaeConfig?.scaling_factor);
@@ -116,7 +131,7 @@ export function readExportFacts(exportDir: string, unet: ModelProto, decoder: Mo
   const vaeScaleFactor = Array.isArray(blocks) && blocks.length > 0 ? 2 ** (blocks.length - 1) : vaeScaleFactorOfGraph(decoder);
   if (!(Array.isArray(blocks) && blocks.length > 0)) notes.push(`VAE scale factor ${vaeScaleFactor} (counted from the decoder's upsamplers)`);
 
-  const dim = numeric(context[2]) ?? num(unetConfig?.cross_attention_dim) ?? textEncoderOutDim;
+  const dim = numeric(context[2]) ?? num(unetConfig?.cross_attention_dim) ?? consumerWeightDim(unet, 'encoder_hidden_states', 'MatMul', 0) ?? textEncoderOutDim;
   if (!dim) throw new OnnxError(`cannot tell the text context width: encoder_hidden_states has dims [${context}] and no config gives cross_attention_dim`);
   const maxLength = num(tokenizerConfig?.model_max_length);
   const length = numeric(context[1]) ?? (maxLength && maxLength <= 4096 ? maxLength : 77);

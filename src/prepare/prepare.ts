@@ -178,7 +178,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
     const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
     for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
       const dir = KEY_DIR[key];
-      const done = rewriteComponent(path, join(options.out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log) });
+      const done = rewriteComponent(path, join(options.out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log) }, 'model.onnx', graphs.get(key));
+      if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
       components[key] = {
         file: `${dir}/model.onnx`,
         externalData: done.shards.map((s) => `${dir}/${s.file}`),

@@ -178,10 +178,11 @@ export interface RewrittenComponent {
 
 /**
  * Rewrites graph `srcPath` into `outDir/graphName` with every external (and every large inline) initializer copied,
- * one at a time, into `outDir/weights-NN.bin` shards; the graph's locations then name those shards.
+ * one at a time, into `outDir/weights-NN.bin` shards; the graph's locations then name those shards. `decoded`: the
+ * graph if the caller already read it (a text encoder with inline weights is ~500 MB: read it once).
  */
-export function rewriteComponent(srcPath: string, outDir: string, options: RewriteOptions = {}, graphName = 'model.onnx'): RewrittenComponent {
-  const model = readGraph(srcPath);
+export function rewriteComponent(srcPath: string, outDir: string, options: RewriteOptions = {}, graphName = 'model.onnx', decoded?: ModelProto): RewrittenComponent {
+  const model = decoded ?? readGraph(srcPath);
   const reader = createTensorReader(dirname(srcPath));
   mkdirSync(outDir, { recursive: true });
   const shardSet = createShardSet(outDir, 'weights', options.maxShardBytes ?? DEFAULT_SHARD_BYTES);
