@@ -10,7 +10,6 @@ import { readSafetensors } from '../lora/safetensors.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { makeTensor } from '../onnx/tensor.ts';
-import type { PreparedManifest } from '../model/manifest.ts';
 import { prepareModel } from './prepare.ts';
 
 const FIXTURE = 'fixtures/sd15';
