@@ -33,7 +33,7 @@ export interface TensorToWrite {
 /** The reference implementation refuses headers above 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+export const DTYPE_BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 /** Dtypes valid in safetensors that we do not decode: named in the error so the user knows the file is not corrupt. */
 const KNOWN_UNSUPPORTED = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2',
   'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'C64'];
@@ -55,7 +55,8 @@ function nameOf(name: string): string {
   return JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name);
 }
 
-interface RawEntry {
+/** One tensor as the header describes it; begin/end are relative to the data section (which starts at 8 + N). */
+export interface SafetensorsEntry {
   name: string;
   dtype: SafetensorsDtype;
   shape: number[];
@@ -63,22 +64,27 @@ interface RawEntry {
   end: number;
 }
 
-function readHeaderLength(bytes: Uint8Array): number {
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length (truncated or not a safetensors file)`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
+/**
+ * The JSON header's length from the file's first 8 bytes, checked against the file's size (`fileBytes`), so a
+ * streaming reader (src/prepare/stream-safetensors.ts) applies the same rules as the in-memory one.
+ */
+export function readHeaderLength(first8: Uint8Array, fileBytes: number): number {
+  if (fileBytes < 8 || first8.length < 8) fail(`file is ${fileBytes} bytes, shorter than the 8-byte header length (truncated or not a safetensors file)`);
+  const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const n = hi * 2 ** 32 + lo; // exact up to 2^53; anything that large is rejected below anyway
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} bytes is absurdly large (limit ${MAX_HEADER_BYTES}); not a safetensors file?`);
-  if (8 + n > bytes.length) fail(`header length ${n} bytes runs past the end of the file (${bytes.length} bytes, so at most ${bytes.length - 8}); file truncated?`);
+  if (8 + n > fileBytes) fail(`header length ${n} bytes runs past the end of the file (${fileBytes} bytes, so at most ${fileBytes - 8}); file truncated?`);
   if (n < 2) fail(`header length ${n} bytes is too small to hold a JSON object`);
   return n;
 }
 
-function parseHeaderJson(bytes: Uint8Array, n: number): Record<string, unknown> {
+function parseHeaderJson(headerBytes: Uint8Array): Record<string, unknown> {
+  const n = headerBytes.length;
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch {
     fail(`header (${n} bytes) is not valid UTF-8`);
   }
@@ -107,7 +113,7 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function parseEntry(name: string, raw: unknown): RawEntry {
+function parseEntry(name: string, raw: unknown): SafetensorsEntry {
   const where = `tensor ${nameOf(name)}`;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(`${where}: entry is ${describeJson(raw)}, expected { dtype, shape, data_offsets }`);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
@@ -135,13 +141,13 @@ function parseEntry(name: string, raw: unknown): RawEntry {
 }
 
 /** Offsets must tile [0, dataLength) exactly: no gap, no overlap, nothing past the end, nothing left over. */
-function checkLayout(entries: RawEntry[], dataLength: number): void {
+function checkLayout(entries: SafetensorsEntry[], dataLength: number): void {
   for (const e of entries) {
     if (e.end > dataLength) fail(`tensor ${nameOf(e.name)}: data_offsets [${e.begin}, ${e.end}] run past the end of the data section (${dataLength} bytes)`);
   }
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
-  let prev: RawEntry | null = null;
+  let prev: SafetensorsEntry | null = null;
   for (const e of sorted) {
     if (e.begin < pos) fail(`tensor ${nameOf(e.name)}: data_offsets [${e.begin}, ${e.end}] overlap tensor ${nameOf(prev!.name)} [${prev!.begin}, ${prev!.end}]`);
     if (e.begin > pos) {
@@ -154,12 +160,15 @@ function checkLayout(entries: RawEntry[], dataLength: number): void {
   if (pos !== dataLength) fail(`data section is ${dataLength} bytes but the tensors cover only ${pos} (trailing bytes not described by the header)`);
 }
 
-function decode(bytes: Uint8Array, start: number, e: RawEntry): Float32Array {
-  const n = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
-  // slice() copies into a fresh, aligned ArrayBuffer: tensors in a file need not be aligned for typed-array views.
-  const buf = bytes.slice(start + e.begin, start + e.end).buffer;
-  if (!LITTLE_ENDIAN_HOST) return decodeWithDataView(new DataView(buf), e.dtype, n);
-  switch (e.dtype) {
+/**
+ * A tensor's values from exactly its own bytes (any alignment: they are copied into a fresh buffer first, since
+ * tensors in a file need not be aligned for typed-array views).
+ */
+export function decodeTensorBytes(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
+  const n = bytes.length / DTYPE_BYTES[dtype];
+  const buf = new Uint8Array(bytes).buffer; // a copy even for a Node Buffer, whose slice() is a view of a shared pool
+  if (!LITTLE_ENDIAN_HOST) return decodeWithDataView(new DataView(buf), dtype, n);
+  switch (dtype) {
     case 'F32': return new Float32Array(buf);
     case 'F16': return decodeHalfArray(new Uint16Array(buf));
     case 'BF16': return decodeBf16Array(new Uint16Array(buf));
@@ -180,18 +189,29 @@ function decodeWithDataView(view: DataView, dtype: SafetensorsDtype, n: number):
   return out;
 }
 
-/** Parse a whole safetensors file held in memory. Throws LoraError (code 'safetensors') with a specific message. */
-export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
-  const n = readHeaderLength(bytes);
-  const header = parseHeaderJson(bytes, n);
+/**
+ * Validates a header (its N JSON bytes, without the 8-byte length) against the data section's length: every rule
+ * of the reference reader. Shared by readSafetensors and the streaming reader.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+  const header = parseHeaderJson(headerBytes);
   const metadata = parseMetadata(header.__metadata__);
   const entries = Object.entries(header)
     .filter(([name]) => name !== '__metadata__')
     .map(([name, raw]) => parseEntry(name, raw));
+  checkLayout(entries, dataLength);
+  return { entries, metadata };
+}
+
+/** Parse a whole safetensors file held in memory. Throws LoraError (code 'safetensors') with a specific message. */
+export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
+  const n = readHeaderLength(bytes, bytes.length);
   const dataStart = 8 + n;
-  checkLayout(entries, bytes.length - dataStart);
+  const { entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart);
   const tensors = new Map<string, SafetensorsTensor>();
-  for (const e of entries) tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(bytes, dataStart, e) });
+  for (const e of entries) {
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decodeTensorBytes(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype) });
+  }
   return { tensors, metadata };
 }
 
@@ -248,6 +268,31 @@ export function writeSafetensors(
   // Larger elements first, then by name: keeps every tensor aligned to its element size (reference ordering).
   items.sort((a, b) => b.size - a.size || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
+  const chunks: Uint8Array[] = [];
+  const layout: SafetensorsEntry[] = [];
+  let offset = 0;
+  for (const { name, t, dtype } of items) {
+    const chunk = encode(name, t, dtype);
+    layout.push({ name, dtype, shape: [...t.shape], begin: offset, end: offset + chunk.length });
+    chunks.push(chunk);
+    offset += chunk.length;
+  }
+  const head = encodeSafetensorsHeader(layout, metadata);
+  const out = new Uint8Array(head.length + offset);
+  out.set(head, 0);
+  let pos = head.length;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
+/**
+ * The 8-byte length and the JSON header (padded with spaces to a multiple of 8) for tensors laid out as `entries`
+ * says, in that order; the data section follows. Shared by writeSafetensors and the streaming writer.
+ */
+export function encodeSafetensorsHeader(entries: readonly SafetensorsEntry[], metadata?: Readonly<Record<string, string>>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -255,24 +300,15 @@ export function writeSafetensors(
     }
     header.__metadata__ = metadata;
   }
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const { name, t, dtype } of items) {
-    const chunk = encode(name, t, dtype);
-    Object.defineProperty(header, name, { value: { dtype, shape: [...t.shape], data_offsets: [offset, offset + chunk.length] }, enumerable: true });
-    chunks.push(chunk);
-    offset += chunk.length;
+  for (const { name, dtype, shape, begin, end } of entries) {
+    if (name === '__metadata__') throw new LoraError('safetensors: a tensor cannot be named "__metadata__"', 'argument');
+    Object.defineProperty(header, name, { value: { dtype, shape: [...shape], data_offsets: [begin, end] }, enumerable: true });
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(8 + padded + offset);
+  const out = new Uint8Array(8 + padded);
   new DataView(out.buffer).setUint32(0, padded, true); // high 32 bits stay 0
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + padded);
-  let pos = 8 + padded;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
-  }
   return out;
 }

@@ -1,0 +1,57 @@
+// Turns a downloaded Stable Diffusion ONNX export (+ optional DPO UNet or η LoRA, δ LoRA) into a prepared model
+// directory the page and the CLIs load (PreparedManifest, src/model/manifest.ts; pipeline in src/prepare/prepare.ts).
+//   npm run prepare-model -- --onnx <export dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] [--eta-lora <file>]
+//                            [--delta-lora <file>] --out <dir> [--dtype float32|float16] [--shard-mb 1024] [--force]
+// Progress and the report go to stderr; the last line on stdout is the manifest's path.
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatBytes, prepareModel } from '../prepare/prepare.ts';
+import type { WeightDtype } from '../model/manifest.ts';
+
+const USAGE = 'usage: npm run prepare-model -- --onnx <export dir> --out <dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] '
+  + '[--eta-lora <file>] [--delta-lora <file>] [--dtype float32|float16] [--shard-mb 1024] [--name <name>] [--force]';
+
+function positiveInt(raw: string | undefined, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${flag} must be a positive integer, got ${raw}`);
+  return v;
+}
+
+function main() {
+  const { values } = parseArgs({
+    options: {
+      onnx: { type: 'string' }, out: { type: 'string' }, 'eta-unet': { type: 'string' }, 'eta-lora': { type: 'string' },
+      'delta-lora': { type: 'string' }, 'eta-rank': { type: 'string' }, dtype: { type: 'string' }, 'shard-mb': { type: 'string' },
+      name: { type: 'string' }, force: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) return void console.log(USAGE);
+  if (!values.onnx || !values.out) throw new Error(`--onnx and --out are required\n${USAGE}`);
+  if (values.dtype !== undefined && values.dtype !== 'float32' && values.dtype !== 'float16') throw new Error(`--dtype must be float32 or float16, got ${values.dtype}`);
+  const shardMb = positiveInt(values['shard-mb'], 'shard-mb');
+  if (shardMb !== undefined && shardMb > 2000) throw new Error('--shard-mb must stay under 2000 (browsers cannot hold larger files in one ArrayBuffer)');
+  const started = Date.now();
+  const result = prepareModel({
+    onnx: values.onnx, out: values.out, etaUnet: values['eta-unet'], etaLora: values['eta-lora'], deltaLora: values['delta-lora'],
+    etaRank: positiveInt(values['eta-rank'], 'eta-rank'), dtype: values.dtype as WeightDtype | undefined,
+    maxShardBytes: shardMb === undefined ? undefined : shardMb * 1024 * 1024, force: values.force, name: values.name,
+    log: (line) => console.error(line),
+  });
+  const rows = result.summary.map((s) => [s.component, String(s.tensors), formatBytes(s.bytes), String(s.shards)]);
+  const header = ['component', 'tensors', 'bytes', 'shards'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.error(['', line(header), ...rows.map(line)].join('\n'));
+  for (const note of result.notes) console.error(`note: ${note}`);
+  const peak = process.resourceUsage().maxRSS * 1024;
+  console.error(`verified ${result.manifest.files.length} files (sizes, SHA-256, external-data ranges) in ${((Date.now() - started) / 1000).toFixed(1)} s; peak RSS ${formatBytes(peak)}`);
+  console.log(join(values.out, 'manifest.json'));
+}
+
+try {
+  main();
+} catch (error) {
+  console.error(`prepare-model: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}

@@ -1,0 +1,441 @@
+// prepare-model's pipeline: an SD1.x ONNX export (+ optional η as a DPO UNet or LoRA, δ as a LoRA) → a prepared model
+// directory (PreparedManifest, src/model/manifest.ts). Everything that can be refused is checked before the first
+// weight is copied (components, UNet inputs, external-data bounds, η mapping, LoRA keys), then weights stream one
+// tensor at a time into shards, and finally every file is read back, hashed and bounds-checked.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { floatToHalf, decodeHalfArray } from '../lora/float16.ts';
+import { parseLora } from '../lora/formats.ts';
+import { serializeLora } from '../lora/serialize.ts';
+import type { LoraEntry, LoraSet } from '../lora/types.ts';
+import type { OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
+import { isExternal, readModel } from '../onnx/model-io.ts';
+import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
+import { dataTypeName } from '../onnx/tensor.ts';
+import { countRules, mapDenseEta, toInitializerLayout, type DenseMapping } from './map-dense-eta.ts';
+import {
+  checkUnetInputs, COMPONENTS, findComponents, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
+} from './manifest.ts';
+import { ALIGN, DEFAULT_SHARD_BYTES, hashFile, openAppender, type WrittenFile } from './shard-writer.ts';
+import { createTensorReader, graphInputs, readGraph, rewriteComponent, tensorByteSize } from './stream-onnx.ts';
+import { openSafetensors, openSafetensorsFolder, planSafetensors, type PlannedTensor } from './stream-safetensors.ts';
+import { truncatedSvd } from './svd.ts';
+
+export const PREPARE_VERSION = 1;
+
+export interface PrepareOptions {
+  onnx: string;
+  out: string;
+  etaUnet?: string;
+  etaLora?: string;
+  deltaLora?: string;
+  /** With etaUnet: extract a rank-r LoRA per Linear / 1×1 Conv instead of the dense η. */
+  etaRank?: number;
+  dtype?: WeightDtype;
+  maxShardBytes?: number;
+  /** Allow writing into a non-empty output folder. */
+  force?: boolean;
+  name?: string;
+  /** Progress and report lines (stderr in the CLI). */
+  log?: (line: string) => void;
+}
+
+export interface ComponentSummary {
+  component: string;
+  tensors: number;
+  bytes: number;
+  shards: number;
+}
+
+export interface PrepareResult {
+  manifest: PreparedManifest;
+  summary: ComponentSummary[];
+  /** Dense η: parameters mapped by each rule. */
+  etaRules?: Record<string, number>;
+  /** Rank-r η: per-layer relative Frobenius error, and what a LoRA cannot express. */
+  etaRank?: { layers: { module: string; relError: number }[]; dropped: { tensors: number; normShare: number } };
+  notes: string[];
+}
+
+const KEY_DIR: Record<ComponentKey, string> = Object.fromEntries(COMPONENTS.map((c) => [c.key, c.dir])) as Record<ComponentKey, string>;
+
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+/** Progress lines at most once a second (and at 100 %), so a 3.4 GB copy prints a few dozen lines, not thousands. */
+function progress(label: string, log: (line: string) => void) {
+  let last = 0;
+  return (done: number, total: number) => {
+    const now = Date.now();
+    if (done < total && now - last < 1000) return;
+    last = now;
+    log(`${label}: ${formatBytes(done)} / ${formatBytes(total)} (${total ? ((100 * done) / total).toFixed(1) : '100.0'}%)`);
+  };
+}
+
+function checkOutDir(out: string, force: boolean | undefined): void {
+  if (existsSync(out)) {
+    if (!statSync(out).isDirectory()) throw new Error(`--out ${out} exists and is not a folder`);
+    if (readdirSync(out).length > 0 && !force) throw new Error(`--out ${out} is not empty; choose a new folder (or pass --force to overwrite)`);
+  }
+  mkdirSync(out, { recursive: true });
+}
+
+/** The export's element type for a component: float16 when most initializer bytes are float16. */
+function graphDtype(model: ModelProto): WeightDtype {
+  let f16 = 0, f32 = 0;
+  for (const t of model.graph?.initializer ?? []) {
+    if (t.dataType === DataType.FLOAT16) f16 += tensorByteSize(t);
+    else if (t.dataType === DataType.FLOAT) f32 += tensorByteSize(t);
+  }
+  return f16 > f32 ? 'float16' : 'float32';
+}
+
+/** A float initializer's bytes as float32 values (float16 decoded). */
+function floatValues(tensor: TensorProto, bytes: Uint8Array): Float32Array {
+  const copy = new Uint8Array(bytes).buffer; // a copy: inline raw data may be a Buffer view of the whole graph
+  if (tensor.dataType === DataType.FLOAT) return new Float32Array(copy);
+  if (tensor.dataType === DataType.FLOAT16) return decodeHalfArray(new Uint16Array(copy));
+  throw new OnnxError(`initializer ${tensor.name} is ${dataTypeName(tensor.dataType ?? 0)}; a weight offset needs float32 or float16`);
+}
+
+function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Array {
+  if (dataType === DataType.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const half = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    half[i] = floatToHalf(values[i]);
+    if ((half[i] & 0x7c00) === 0x7c00 && Number.isFinite(values[i])) throw new Error(`${name}: value ${values[i]} overflows float16`);
+  }
+  return new Uint8Array(half.buffer);
+}
+
+/** Reads a LoRA and maps it onto the UNet's Linear / 1×1 Conv sites; unmatched keys are an error (parseLora's). */
+function validateLora(path: string, unet: ModelProto, role: string): LoraSet {
+  if (!existsSync(path)) throw new Error(`--${role}-lora ${path} does not exist`);
+  try {
+    return parseLora(readFileSync(path), findLoraSites(unet, 'all'));
+  } catch (error) {
+    (error as Error).message = `--${role}-lora ${path}: ${(error as Error).message}`;
+    throw error;
+  }
+}
+
+const maxRank = (set: LoraSet) => Math.max(0, ...[...set.entries.values()].map((e) => e.rank));
+
+export function prepareModel(options: PrepareOptions): PrepareResult {
+  const log = options.log ?? (() => {});
+  const notes: string[] = [];
+  const maxShard = options.maxShardBytes ?? DEFAULT_SHARD_BYTES;
+  if (options.etaUnet && options.etaLora) throw new Error('give η once: --eta-unet or --eta-lora, not both');
+  if (options.etaRank !== undefined && !options.etaUnet) throw new Error('--eta-rank needs --eta-unet (it approximates the dense η of a fine-tuned UNet)');
+  if (options.etaRank !== undefined && !(Number.isInteger(options.etaRank) && options.etaRank > 0)) throw new Error(`--eta-rank ${options.etaRank} must be a positive integer`);
+
+  // 1. Everything that can be refused, before any weight is copied.
+  const paths = findComponents(options.onnx);
+  const graphs = new Map<ComponentKey, ModelProto>();
+  for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
+    const model = readGraph(path);
+    const reader = createTensorReader(dirname(path));
+    try {
+      for (const t of model.graph?.initializer ?? []) if (isExternal(t)) reader.span(t);
+    } finally {
+      reader.close();
+    }
+    graphs.set(key, model);
+  }
+  const unet = graphs.get('unet')!;
+  checkUnetInputs(unet, paths.unet!);
+  const exportDtype = graphDtype(unet);
+  if (options.dtype && options.dtype !== exportDtype) {
+    throw new Error(`--dtype ${options.dtype}: the export is ${exportDtype}; converting weights between float32 and float16 is not supported yet (prepare without --dtype)`);
+  }
+  const textOut = (graphs.get('textEncoder')!.graph?.output ?? [])[0];
+  const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
+  const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined);
+  notes.push(...facts.notes);
+
+  const etaLora = options.etaLora ? validateLora(options.etaLora, unet, 'eta') : undefined;
+  const deltaLora = options.deltaLora ? validateLora(options.deltaLora, unet, 'delta') : undefined;
+  const dpo = options.etaUnet ? openSafetensorsFolder(options.etaUnet) : undefined;
+  let mappings: DenseMapping[] | undefined;
+  try {
+    if (dpo) {
+      mappings = mapDenseEta(unet, new Map([...dpo.entries].map(([k, e]) => [k, e.shape])));
+      const rules = countRules(mappings);
+      log(`η: ${mappings.length} UNet parameters mapped (${rules.name} by name, ${rules.linear} Linear/1×1 Conv through node names, ${rules.norm} norm scale/bias through node names)`);
+    }
+    checkOutDir(options.out, options.force);
+
+    // 2. Components: weights streamed into shards.
+    const summary: ComponentSummary[] = [];
+    /** SHA-256 of each weight file as computed while writing; checked against a fresh read at the end. */
+    const written = new Map<string, string>();
+    const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
+    for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
+      const dir = KEY_DIR[key];
+      const done = rewriteComponent(path, join(options.out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log) }, 'model.onnx', graphs.get(key));
+      if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
+      components[key] = {
+        file: `${dir}/model.onnx`,
+        externalData: done.shards.map((s) => `${dir}/${s.file}`),
+        inputs: graphInputs(done.model),
+        outputs: (done.model.graph?.output ?? []).map((o) => o.name ?? ''),
+        dtype: graphDtype(done.model),
+      };
+      summary.push({ component: dir, tensors: done.tensors, bytes: done.bytes, shards: done.shards.length });
+      for (const f of [...done.shards, done.graph]) written.set(`${dir}/${f.file}`, f.sha256);
+    }
+
+    // 3. η and δ.
+    const offsets: PreparedManifest['offsets'] = {};
+    let etaRules: PrepareResult['etaRules'];
+    let etaRank: PrepareResult['etaRank'];
+    if (dpo && mappings) {
+      const base = createTensorReader(dirname(paths.unet!));
+      const inits = new Map((unet.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+      try {
+        if (options.etaRank !== undefined) {
+          const r = extractRankEta(mappings, dpo.read, base.read, inits, unet, options.etaRank, join(options.out, 'eta.safetensors'), log);
+          etaRank = r.report;
+          offsets.eta = { kind: 'lora', file: 'eta.safetensors', rank: options.etaRank, description: `rank-${options.etaRank} SVD of θ_dpo − θ from ${options.etaUnet}` };
+          summary.push({ component: 'eta (rank)', tensors: r.tensors, bytes: r.bytes, shards: 1 });
+        } else {
+          const files = writeDenseEta(mappings, dpo.read, base.read, inits, options.out, maxShard, progress('eta', log));
+          for (const f of files) written.set(f.file, f.sha256);
+          offsets.eta = { kind: 'dense', files: files.map((f) => f.file), tensors: mappings.length, description: `θ_dpo − θ from ${options.etaUnet}` };
+          summary.push({ component: 'eta (dense)', tensors: mappings.length, bytes: files.reduce((a, f) => a + f.bytes, 0), shards: files.length });
+        }
+        etaRules = countRules(mappings);
+      } finally {
+        base.close();
+      }
+    }
+    if (etaLora) offsets.eta = copyLora(options.etaLora!, options.out, 'eta', etaLora, summary);
+    if (deltaLora) offsets.delta = copyLora(options.deltaLora!, options.out, 'delta', deltaLora, summary);
+
+    // 4. Tokenizer and scheduler, copied as shipped.
+    const tokenizerDir = copyTokenizer(options.onnx, options.out, notes);
+    mkdirSync(join(options.out, 'scheduler'), { recursive: true });
+    writeFileSync(join(options.out, 'scheduler', 'scheduler_config.json'), facts.schedulerText);
+
+    // 5. Verify and describe.
+    for (const [key, c] of Object.entries(components) as [ComponentKey, OnnxComponent][]) verifyComponent(options.out, c, key);
+    const files = listFiles(options.out);
+    for (const f of files) {
+      const sha = written.get(f.path);
+      if (sha !== undefined && sha !== f.sha256) throw new Error(`verify: ${f.path} reads back with SHA-256 ${f.sha256}, but ${sha} was written`);
+    }
+    const unverified = [...written.keys()].filter((p) => !files.some((f) => f.path === p));
+    if (unverified.length) throw new Error(`verify: written files missing from ${options.out}: ${unverified.join(', ')}`);
+    const className = String(facts.scheduler._class_name ?? '');
+    const manifest: PreparedManifest = {
+      format: 2,
+      kind: 'sd15',
+      name: options.name ?? String(facts.modelIndex?._name_or_path ?? 'stable-diffusion-1.5'),
+      description: `Stable Diffusion (SD1.x) prepared from ${options.onnx}`,
+      status: 'prepared',
+      unet: components.unet!,
+      textEncoder: components.textEncoder!,
+      vaeDecoder: components.vaeDecoder!,
+      ...(components.vaeEncoder ? { vaeEncoder: components.vaeEncoder } : {}),
+      tokenizer: { dir: tokenizerDir, modelMaxLength: facts.modelMaxLength },
+      latent: facts.latent,
+      context: facts.context,
+      scheduler: jsonSafeScheduler(facts.scheduler),
+      defaults: {
+        prompt: '', negativePrompt: '', steps: 25, omega: 6.5, alpha: 1, beta: 1, seed: 42,
+        // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5).
+        scheduler: 'dpm++2m',
+        width: facts.sampleSize * facts.latent.vaeScaleFactor,
+        height: facts.sampleSize * facts.latent.vaeScaleFactor,
+      },
+      offsets,
+      source: {
+        tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
+        date: new Date().toISOString(),
+        onnx: options.onnx,
+        ...(options.etaUnet ? { etaUnet: options.etaUnet } : {}),
+        ...(options.etaRank ? { etaRank: options.etaRank } : {}),
+        ...(options.etaLora ? { etaLora: options.etaLora } : {}),
+        ...(options.deltaLora ? { deltaLora: options.deltaLora } : {}),
+        exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
+        exportDtype,
+        layout: exportLayout(graphs.get('unet')!),
+      },
+      files,
+    };
+    writeFileSync(join(options.out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    return { manifest, summary, etaRules, etaRank, notes };
+  } finally {
+    dpo?.close();
+  }
+}
+
+/** 'diffusers' (weights.pb), 'optimum' (model.onnx_data), or whatever one external file the UNet names. */
+function exportLayout(unet: ModelProto): string {
+  const locations = new Set((unet.graph?.initializer ?? []).filter(isExternal).map(externalLocation));
+  if (locations.has('weights.pb')) return 'diffusers';
+  if (locations.has('model.onnx_data')) return 'optimum';
+  return locations.size ? [...locations].join(', ') : 'inline';
+}
+
+const externalLocation = (t: TensorProto) => (t.externalData ?? []).find((e) => e.key === 'location')?.value ?? '';
+
+/** Dense η in safetensors shards: for every mapping, η = θ_dpo − θ in the initializer's layout and dtype. */
+function writeDenseEta(
+  mappings: DenseMapping[], readDpo: (k: string) => Float32Array, readBase: (t: TensorProto) => Uint8Array | null,
+  inits: Map<string, TensorProto>, out: string, maxShard: number, onProgress: (done: number, total: number) => void,
+): WrittenFile[] {
+  const planned = mappings.map((m) => ({ m, t: { name: m.initializer, dtype: m.dataType === DataType.FLOAT16 ? 'F16' : 'F32', shape: m.dims } as PlannedTensor }));
+  const bytesOf = (p: PlannedTensor) => p.shape.reduce((a, b) => a * b, 1) * (p.dtype === 'F16' ? 2 : 4);
+  const groups: (typeof planned)[] = [];
+  let size = 0;
+  for (const p of planned) {
+    const b = bytesOf(p.t);
+    if (!groups.length || (size + b > maxShard && size > 0)) {
+      groups.push([]);
+      size = 0;
+    }
+    groups.at(-1)!.push(p);
+    size += b;
+  }
+  const total = planned.reduce((a, p) => a + bytesOf(p.t), 0);
+  let done = 0;
+  const files: WrittenFile[] = [];
+  groups.forEach((group, i) => {
+    const name = groups.length === 1 ? 'eta.safetensors' : `eta-${String(i).padStart(2, '0')}.safetensors`;
+    const file = openAppender(out, name);
+    file.append(planSafetensors(group.map((p) => p.t), { format: 'pt', content: 'dense eta = theta_dpo - theta, per ONNX initializer' }).header);
+    for (const { m } of group) {
+      const tensor = inits.get(m.initializer)!;
+      const theta = floatValues(tensor, readBase(tensor)!);
+      const dpoValues = toInitializerLayout(m, readDpo(m.key));
+      const eta = new Float32Array(theta.length);
+      for (let j = 0; j < eta.length; j++) eta[j] = dpoValues[j] - theta[j];
+      const bytes = encodeAs(eta, m.dataType, m.initializer);
+      file.append(bytes);
+      done += bytes.length;
+      onProgress(done, total);
+    }
+    files.push(file.finish());
+  });
+  // Read back through the validating reader: the header must describe exactly what was written.
+  for (const f of files) openSafetensors(join(out, f.file)).close();
+  return files;
+}
+
+/** Rank-r η: truncated SVD per Linear / 1×1 Conv weight; everything else is dropped and its norm share reported. */
+function extractRankEta(
+  mappings: DenseMapping[], readDpo: (k: string) => Float32Array, readBase: (t: TensorProto) => Uint8Array | null,
+  inits: Map<string, TensorProto>, unet: ModelProto, rank: number, path: string, log: (line: string) => void,
+) {
+  const sites = new Map(findLoraSites(unet, 'all').map((s) => [s.weightName, s]));
+  const entries = new Map<string, LoraEntry>();
+  const layers: { module: string; relError: number }[] = [];
+  let keptSq = 0, droppedSq = 0, droppedTensors = 0;
+  for (const m of mappings) {
+    const tensor = inits.get(m.initializer)!;
+    const theta = floatValues(tensor, readBase(tensor)!);
+    const dpoValues = toInitializerLayout(m, readDpo(m.key));
+    const site = sites.get(m.initializer);
+    let sq = 0;
+    const eta = new Float64Array(theta.length);
+    for (let j = 0; j < eta.length; j++) {
+      eta[j] = dpoValues[j] - theta[j];
+      sq += eta[j] * eta[j];
+    }
+    if (!site) {
+      droppedSq += sq;
+      droppedTensors++;
+      continue;
+    }
+    keptSq += sq;
+    // ΔW in torch layout [out, in]: MatMul initializers hold it transposed.
+    const outF = site.outFeatures, inF = site.inFeatures;
+    const w = site.layout === 'out-in' ? eta : transpose(eta, inF, outF);
+    const svd = truncatedSvd(w, outF, inF, rank);
+    entries.set(site.modulePath, {
+      down: svd.down, up: svd.up, rank: svd.rank, scale: 1, inFeatures: inF, outFeatures: outF, ...(site.opType === 'Conv' ? { conv1x1: true } : {}),
+    });
+    layers.push({ module: site.modulePath, relError: svd.relError });
+    log(`η rank ${rank}: ${site.modulePath} [${outF}×${inF}] relative Frobenius error ${svd.relError.toExponential(3)}`);
+  }
+  const normShare = keptSq + droppedSq > 0 ? Math.sqrt(droppedSq / (keptSq + droppedSq)) : 0;
+  log(`η rank ${rank}: ${entries.size} Linear/1×1 Conv layers as LoRA; dropped ${droppedTensors} tensors a LoRA cannot express (k×k convs, norms, biases): ${(100 * normShare).toFixed(2)}% of ‖η‖_F`);
+  const bytes = serializeLora({ entries }, 'diffusers', { metadata: { content: `rank-${rank} SVD of theta_dpo - theta (prepare-model)` } });
+  writeFileSync(path, bytes);
+  return { report: { layers, dropped: { tensors: droppedTensors, normShare } }, tensors: entries.size * 2, bytes: bytes.length };
+}
+
+function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(a.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j];
+  return t;
+}
+
+function copyLora(src: string, out: string, role: 'eta' | 'delta', set: LoraSet, summary: ComponentSummary[]): PreparedOffset {
+  const file = `${role}.safetensors`;
+  copyFileSync(src, join(out, file));
+  summary.push({ component: `${role} (LoRA)`, tensors: set.entries.size * 2, bytes: statSync(src).size, shards: 1 });
+  const skipped = set.skipped.length ? `; ${set.skipped.length} keys skipped (${set.skipped[0].reason})` : '';
+  return { kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${src}${skipped}` };
+}
+
+/**
+ * Copies the tokenizer files. TODO(tokenizer): when src/text/ lands its slow→`tokenizer.json` conversion, write
+ * tokenizer.json here for exports that ship only vocab.json + merges.txt.
+ */
+function copyTokenizer(exportDir: string, out: string, notes: string[]): string {
+  const src = join(exportDir, 'tokenizer');
+  const present = TOKENIZER_FILES.filter((f) => existsSync(join(src, f)));
+  const slow = present.includes('vocab.json') && present.includes('merges.txt');
+  if (!slow && !present.includes('tokenizer.json')) {
+    throw new Error(`the export's tokenizer folder ${src} lacks vocab.json + merges.txt (or tokenizer.json)`);
+  }
+  mkdirSync(join(out, 'tokenizer'), { recursive: true });
+  for (const f of present) copyFileSync(join(src, f), join(out, 'tokenizer', f));
+  if (!present.includes('tokenizer.json')) notes.push('tokenizer: slow files copied; tokenizer.json not written yet (conversion pending)');
+  return 'tokenizer';
+}
+
+/**
+ * Re-reads a written graph and checks each external tensor: its location is one of the component's shards, its
+ * offset is 64-byte aligned, and offset + length lies inside the shard.
+ */
+export function verifyComponent(out: string, c: OnnxComponent, label: string): void {
+  const dir = dirname(c.file);
+  const shards = new Map(c.externalData.map((p) => [relative(dir, p).split(sep).join('/'), statSync(join(out, p)).size]));
+  const model = readModel(readFileSync(join(out, c.file)));
+  for (const t of model.graph?.initializer ?? []) {
+    if (!isExternal(t)) continue;
+    const e = new Map((t.externalData ?? []).map((x) => [x.key ?? '', x.value ?? '']));
+    const location = e.get('location') ?? '';
+    const offset = Number(e.get('offset') ?? 0), length = Number(e.get('length') ?? -1);
+    const size = shards.get(location);
+    if (size === undefined) throw new Error(`verify ${label}: tensor ${t.name} points to ${location}, not one of its shards`);
+    if (offset % ALIGN !== 0) throw new Error(`verify ${label}: tensor ${t.name} at offset ${offset} is not ${ALIGN}-byte aligned`);
+    if (length !== tensorByteSize(t) || offset + length > size) throw new Error(`verify ${label}: tensor ${t.name} bytes ${offset}..${offset + length} do not fit ${location} (${size} bytes)`);
+  }
+}
+
+/** Every file of the prepared folder (but the manifest) with its size and SHA-256, read back from disk. */
+function listFiles(out: string): PreparedManifest['files'] {
+  const files: PreparedManifest['files'] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (path !== join(out, 'manifest.json')) {
+        const { bytes, sha256 } = hashFile(path);
+        files.push({ path: relative(out, path).split(sep).join('/'), bytes, sha256 });
+      }
+    }
+  };
+  walk(out);
+  return files;
+}
