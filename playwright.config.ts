@@ -15,6 +15,7 @@ const browser = (webgpu: boolean) => ({
 
 export default defineConfig({
   testDir: 'e2e',
+  globalSetup: ['./e2e/prepare-test-models.ts'],
   timeout: 180_000,
   expect: { timeout: 60_000 },
   workers: 1,

@@ -10,7 +10,7 @@ import { inflateSync } from 'node:zlib';
 import { backendOf, pixels, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
 
-const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m' };
+const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m', width: 64, height: 64 };
 const query = (s: typeof settings) => Object.entries(s).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
 
 /** RGBA of a PNG our own encoder wrote (8-bit RGB, filter 0 on every row: src/world/png.ts). */
@@ -35,9 +35,9 @@ function decodeOwnPng(bytes: Buffer): { width: number; height: number; rgba: num
 
 function generateInNode(): Record<'baseline' | 'npo', ReturnType<typeof decodeOwnPng>> {
   const out = mkdtempSync(join(tmpdir(), 'sd15-generate-'));
-  execFileSync('npx', ['tsx', 'src/cli/generate.ts', '--model', SD15_TEST_MODEL, '--prompt', settings.prompt, '--negative-prompt', settings.negativePrompt,
+  execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/generate.ts', '--model', SD15_TEST_MODEL, '--prompt', settings.prompt, '--negative-prompt', settings.negativePrompt,
     '--seed', String(settings.seed), '--steps', String(settings.steps), '--omega', String(settings.omega), '--alpha', String(settings.alpha),
-    '--beta', String(settings.beta), '--scheduler', settings.scheduler, '--out', out], { stdio: 'pipe' });
+    '--beta', String(settings.beta), '--scheduler', settings.scheduler, '--width', String(settings.width), '--height', String(settings.height), '--out', out], { stdio: 'pipe' });
   return { baseline: decodeOwnPng(readFileSync(join(out, 'baseline.png'))), npo: decodeOwnPng(readFileSync(join(out, 'npo.png'))) };
 }
 

@@ -37,7 +37,7 @@ const initialParams: GenerateParams = { prompt: '', negativePrompt: '', seed: 42
 
 /** What each image depends on: θ_pos = θ + η serves both images, θ_neg = θ + α·η + β·δ only the NPO one. */
 export function imageKeys(p: GenerateParams, seed: number, versions: { eta: number; delta: number }): Record<ImageKind, string> {
-  const baseline = JSON.stringify([p.prompt, p.negativePrompt, seed, p.steps, p.omega, p.scheduler, versions.eta]);
+  const baseline = JSON.stringify([p.prompt, p.negativePrompt, seed, p.steps, p.omega, p.scheduler, p.width, p.height, versions.eta]);
   return { baseline, npo: JSON.stringify([baseline, p.alpha, p.beta, versions.delta]) };
 }
 
@@ -121,7 +121,7 @@ export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams>
     const value = query.get(key);
     if (value !== null) out[key] = value;
   }
-  for (const key of ['seed', 'steps', 'omega', 'alpha', 'beta'] as const) {
+  for (const key of ['seed', 'steps', 'omega', 'alpha', 'beta', 'width', 'height'] as const) {
     const value = Number(query.get(key) ?? NaN);
     if (query.has(key) && Number.isFinite(value)) out[key] = value;
   }

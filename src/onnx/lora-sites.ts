@@ -21,8 +21,8 @@ export interface LoraSite {
 /** DESIGN §2: the official NPO/DPO LoRAs target the attention projections of every transformer block. */
 export const ATTENTION_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0'];
 
-/** Every Linear and 1×1 Conv with a module path: what a LoRA a person brings may target (attention, proj_in/out, ff, …). */
-export const LINEAR_TARGETS: readonly string[] = [''];
+/** Module-name suffixes to match, or 'all': every Linear and 1×1 Conv with a module path (what a LoRA a person brings may target). */
+export type SiteTargets = readonly string[] | 'all';
 
 /** '/down_blocks.0/attentions.0/.../to_q/MatMul' → 'down_blocks.0.attentions.0....to_q'. */
 export function modulePathOfNode(nodeName: string): string {
@@ -32,14 +32,14 @@ export function modulePathOfNode(nodeName: string): string {
 
 const attr = (node: NodeProto, name: string): AttributeProto | undefined => node.attribute?.find((a) => a.name === name);
 
-export function findLoraSites(model: ModelProto, targets: readonly string[] = ATTENTION_TARGETS): LoraSite[] {
+export function findLoraSites(model: ModelProto, targets: SiteTargets = ATTENTION_TARGETS): LoraSite[] {
   const graph = model.graph!;
   const initializers = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', (t.dims ?? []).map(int)]));
   const sites: LoraSite[] = [];
   const seen = new Map<string, string>();
   for (const node of graph.node ?? []) {
     const modulePath = modulePathOfNode(node.name ?? '');
-    if (!modulePath || !targets.some((t) => t === '' || modulePath === t || modulePath.endsWith(`.${t}`))) continue;
+    if (!modulePath || (targets !== 'all' && !targets.some((t) => modulePath === t || modulePath.endsWith(`.${t}`)))) continue;
     const site = siteOf(node, modulePath, initializers);
     if (!site) continue;
     const previous = seen.get(modulePath);

@@ -14,7 +14,7 @@ import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
 import { readSafetensors } from '../lora/safetensors.ts';
 import type { LoraSet } from '../lora/types.ts';
 import type { PreparedManifest, PreparedOffset } from '../model/manifest.ts';
-import { findLoraSites, LINEAR_TARGETS, type LoraSite } from '../onnx/lora-sites.ts';
+import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/proto.ts';
 import type { Engine, EngineOptions, GenerateHooks } from '../worker/engine.ts';
@@ -43,7 +43,7 @@ export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, fil
 
   const unetModel = readModel(file(manifest.unet.file));
   const externals = componentFiles(manifest.unet, files);
-  const sites = findLoraSites(unetModel, LINEAR_TARGETS);
+  const sites = findLoraSites(unetModel, 'all');
   const targets = sites.map(({ modulePath, inFeatures, outFeatures }) => ({ modulePath, inFeatures, outFeatures }));
   const modelOffsets = { eta: readOffset(manifest.offsets.eta, file, targets), delta: readOffset(manifest.offsets.delta, file, targets) };
   let offsets = { ...modelOffsets };

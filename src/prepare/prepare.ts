@@ -21,6 +21,7 @@ import { ALIGN, DEFAULT_SHARD_BYTES, hashFile, openAppender, type WrittenFile } 
 import { createTensorReader, graphInputs, readGraph, rewriteComponent, tensorByteSize } from './stream-onnx.ts';
 import { openSafetensors, openSafetensorsFolder, planSafetensors, type PlannedTensor } from './stream-safetensors.ts';
 import { truncatedSvd } from './svd.ts';
+import { buildTokenizerFiles } from '../text/index.ts';
 
 export const PREPARE_VERSION = 1;
 
@@ -387,8 +388,9 @@ function copyLora(src: string, out: string, role: 'eta' | 'delta', set: LoraSet,
 }
 
 /**
- * Copies the tokenizer files. TODO(tokenizer): when src/text/ lands its slow→`tokenizer.json` conversion, write
- * tokenizer.json here for exports that ship only vocab.json + merges.txt.
+ * Copies the tokenizer files, and writes what the pipelines load offline: the fast `tokenizer.json` and a normalised
+ * `tokenizer_config.json` (src/text buildTokenizerFiles), converted from the slow files SD repositories ship. An
+ * export that already has a tokenizer.json keeps it.
  */
 function copyTokenizer(exportDir: string, out: string, notes: string[]): string {
   const src = join(exportDir, 'tokenizer');
@@ -399,7 +401,13 @@ function copyTokenizer(exportDir: string, out: string, notes: string[]): string 
   }
   mkdirSync(join(out, 'tokenizer'), { recursive: true });
   for (const f of present) copyFileSync(join(src, f), join(out, 'tokenizer', f));
-  if (!present.includes('tokenizer.json')) notes.push('tokenizer: slow files copied; tokenizer.json not written yet (conversion pending)');
+  if (!present.includes('tokenizer.json')) {
+    const read = (f: string) => (present.includes(f) ? readFileSync(join(src, f), 'utf8') : undefined);
+    const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles({ vocab: read('vocab.json')!, merges: read('merges.txt')!, tokenizerConfig: read('tokenizer_config.json'), specialTokensMap: read('special_tokens_map.json') });
+    writeFileSync(join(out, 'tokenizer', 'tokenizer.json'), JSON.stringify(tokenizerJson));
+    writeFileSync(join(out, 'tokenizer', 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
+    notes.push(`tokenizer: tokenizer.json written from vocab.json + merges.txt (${Object.keys(tokenizerJson.model.vocab).length} tokens)`);
+  }
   return 'tokenizer';
 }
 
