@@ -7,5 +7,5 @@ const FIXTURE = 'fixtures/sd15';
 
 export default function prepareTestModels() {
   execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/prepare-model.ts', '--onnx', `${FIXTURE}/export-diffusers`, '--eta-unet', `${FIXTURE}/dpo-unet`,
-    '--delta-lora', `${FIXTURE}/delta-diffusers.safetensors`, '--out', SD15_TEST_MODEL], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--delta-lora', `${FIXTURE}/delta-diffusers.safetensors`, '--out', SD15_TEST_MODEL, '--force'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }

@@ -67,7 +67,7 @@ test('the prompt box counts CLIP tokens against the limit', async ({ page }, inf
   await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(settings)}`);
   await waitIdle(page);
   await page.getByTestId('prompt').fill('a photo of a cat');
-  await expect(page.getByTestId('prompt-tokens')).toHaveText('4/75');
+  await expect(page.getByTestId('prompt-tokens')).toHaveText('5/75');
   await page.getByTestId('prompt').fill(Array(80).fill('cat').join(' '));
   await expect(page.getByTestId('prompt-tokens')).toHaveText('80/75');
   await expect(page.getByTestId('prompt-tokens')).toHaveClass(/over/);

@@ -202,6 +202,7 @@ function modelInfo(manifest: ModelManifest, siteCount: number, weights: SiteWeig
   return {
     name: manifest.name,
     status: manifest.status,
+    kind: 'embedded',
     width: manifest.unet.config.sampleSize,
     height: manifest.unet.config.sampleSize,
     loraSites: siteCount,

@@ -174,7 +174,9 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
         }
       },
     });
-    const { width, height } = engine.info;
+    // Prepared models generate at the requested size; the embedded model has one size.
+    const sized = engine.info.kind !== 'embedded';
+    const [width, height] = sized ? [params.width ?? engine.info.width, params.height ?? engine.info.height] : [engine.info.width, engine.info.height];
     for (const [kind, chw] of outputs) {
       const rgba = chwToRgba(chw, 3, height, width);
       post({ type: 'image', id, kind, width, height, rgba, seed }, [rgba.buffer]);
