@@ -6,6 +6,7 @@ import { SD15_TEST_MODEL } from './test-models.ts';
 const FIXTURE = 'fixtures/sd15';
 
 export default function prepareTestModels() {
+  // Quiet unless it fails: execFileSync's error carries prepare-model's own message on stderr.
   execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/prepare-model.ts', '--onnx', `${FIXTURE}/export-diffusers`, '--eta-unet', `${FIXTURE}/dpo-unet`,
-    '--delta-lora', `${FIXTURE}/delta-diffusers.safetensors`, '--out', SD15_TEST_MODEL, '--force'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--delta-lora', `${FIXTURE}/delta-diffusers.safetensors`, '--out', SD15_TEST_MODEL, '--force'], { stdio: 'pipe' });
 }

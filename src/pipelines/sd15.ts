@@ -22,7 +22,7 @@ import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from '../worker/p
 import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
 import { componentFiles, createComponentSession, type Ort } from './onnx-component.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
-import { createWeightFeeder, unetGraphFor, type TouchedTensor, type WeightFeeder } from './unet-weights.ts';
+import { cpuResidency, createWeightFeeder, gpuResidency, unetGraphFor, type TouchedTensor, type WeightFeeder } from './unet-weights.ts';
 
 type Feeds = Record<string, OrtCommon.Tensor>;
 type Files = ReadonlyMap<string, Uint8Array>;
@@ -50,11 +50,13 @@ export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, fil
   let unet = buildUnet();
   await unet;
 
-  async function buildUnet(): Promise<{ session: OrtCommon.InferenceSession; feeder: WeightFeeder }> {
+  async function buildUnet(): Promise<{ session: OrtCommon.InferenceSession; feeder: WeightFeeder & { release(): void } }> {
     const touched = touchedTensors(unetModel, sites, externals, offsets);
     const graph = unetGraphFor(unetModel, touched);
     const session = await ort.InferenceSession.create(writeModel(graph.model), { ...sessionOptions, externalData: [...externals].map(([path, data]) => ({ path, data })) });
-    return { session, feeder: createWeightFeeder(ort, touched, graph.mode) };
+    // On WebGPU the weight sets stay in GPU buffers on ORT's device (ENVIRONMENT.md: one device, zero-copy inputs).
+    const residency = options.gpu ? gpuResidency(ort, options.gpu.device) : cpuResidency(ort);
+    return { session, feeder: createWeightFeeder(ort, touched, graph.mode, residency) };
   }
 
   const contexts = new Map<string, Float32Array>();
@@ -89,6 +91,7 @@ export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, fil
       // The touched tensors decide the graph (stacked or grouped), so the UNet session is rebuilt; generate() awaits it.
       unet = unet.then(async (previous) => {
         await previous.session.release().catch(() => undefined);
+        previous.feeder.release();
         return buildUnet();
       });
       Object.assign(info, modelInfo(manifest, sites.length, offsets));
@@ -124,7 +127,9 @@ export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, fil
     async release() {
       await textEncoder.release();
       await vaeDecoder.release();
-      await (await unet).session.release();
+      const { session, feeder } = await unet;
+      await session.release();
+      feeder.release();
     },
     stats: () => ({ loop: 'cpu', readBacks: 0, unetCalls, previews: 0 }),
   };

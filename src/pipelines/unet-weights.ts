@@ -12,8 +12,11 @@
 //              cost the same FLOPs and no extra memory.
 // Memory: θ_pos = θ + η is kept merged; θ_neg shares θ_pos's array for every tensor where (α − 1)·η + β·δ vanishes
 // (α = 1 and no δ there), so NPO with α = 1 and a LoRA δ duplicates only the δ sites.
+// On WebGPU each array lives in a GPU buffer fed with Tensor.fromGpuBuffer, written once after each (re)merge: the
+// weights do not travel to the GPU again on every call.
 import type * as OrtCommon from 'onnxruntime-common';
 import type { LoraSite } from '../onnx/lora-sites.ts';
+import { createWeightBuffer } from '../gpu/buffers.ts';
 import type { ModelProto } from '../onnx/proto.ts';
 import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
 import { stackWeightSets } from '../onnx/passes/stack-weight-sets.ts';
@@ -54,31 +57,64 @@ export interface WeightFeeder {
   residentBytes(): number;
 }
 
-export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], mode: WeightMode): WeightFeeder {
+/** Where weight arrays live when fed: CPU tensors, or GPU buffers rewritten only when their array was re-merged. */
+export interface WeightResidency {
+  tensor(values: Float32Array, dims: number[], changed: boolean): OrtCommon.Tensor;
+  release(): void;
+}
+
+export const cpuResidency = (ort: Ort): WeightResidency => ({ tensor: (values, dims) => new ort.Tensor('float32', values, dims), release: () => undefined });
+
+export function gpuResidency(ort: Pick<typeof OrtCommon, 'Tensor'>, device: GPUDevice): WeightResidency {
+  const resident = new Map<Float32Array, { buffer: GPUBuffer; tensor: OrtCommon.Tensor }>();
+  return {
+    tensor(values, dims, changed) {
+      let entry = resident.get(values);
+      if (!entry) {
+        const buffer = createWeightBuffer(device, values.byteLength, { label: 'unet weight set', data: values });
+        entry = { buffer, tensor: ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims }) };
+        resident.set(values, entry);
+      } else if (changed) {
+        device.queue.writeBuffer(entry.buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+      }
+      return entry.tensor;
+    },
+    release() {
+      for (const { buffer } of resident.values()) buffer.destroy();
+      resident.clear();
+    },
+  };
+}
+
+export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], mode: WeightMode, residency = cpuResidency(ort)): WeightFeeder & { release(): void } {
   const all = (ids: readonly string[]) => ids.map((_, i) => i);
-  if (mode === 'none') return { mode, callsFor: (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0 };
+  const release = () => residency.release();
+  if (mode === 'none') return { mode, release, callsFor: (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0 };
   const sets = createSets(touched, mode === 'stacked');
+  const feed = (values: Float32Array, dims: number[]) => residency.tensor(values, dims, sets.takeChanged(values));
   if (mode === 'stacked') {
-    const feeds: Feeds = Object.fromEntries(touched.map((t, i) => [t.site!.weightName, new ort.Tensor('float32', sets.stacked[i], [2, ...t.dims])]));
     return {
       mode,
+      release,
       residentBytes: sets.residentBytes,
       callsFor(ids) {
         const plan = planBatch(ids);
         if (plan.negative) sets.mergeNegative(plan.negative);
+        const feeds: Feeds = Object.fromEntries(touched.map((t, i) => [t.site!.weightName, feed(sets.stacked[i], [2, ...t.dims])]));
         return [{ samples: all(ids), feeds: { ...feeds, [plan.input]: new ort.Tensor('int64', plan.sets, [ids.length]) } }];
       },
     };
   }
   return {
     mode,
+    release,
     residentBytes: sets.residentBytes,
     callsFor(ids) {
       const groups = new Map<string, number[]>();
       ids.forEach((id, i) => groups.set(id, [...(groups.get(id) ?? []), i]));
       return [...groups].map(([id, samples]) => {
         const arrays = id === POSITIVE ? sets.positive : sets.mergeNegative(id);
-        return { samples, feeds: Object.fromEntries(touched.map((t, i) => [t.name, new ort.Tensor('float32', arrays[i], t.dims)])) };
+        return { samples, feeds: Object.fromEntries(touched.map((t, i) => [t.name, feed(arrays[i], t.dims)])) };
       });
     },
   };
@@ -94,9 +130,12 @@ function createSets(touched: readonly TouchedTensor[], stacked: boolean) {
   touched.forEach((t, i) => mergeInto(positive[i], t, 1, 0));
   const negative = touched.map((t, i) => (stacked ? stackedArrays[i].subarray(t.base.length) : positive[i]));
   let current: string | undefined = stacked ? undefined : negativeId(1, 0);
+  /** Arrays re-merged since they were last fed (a GPU copy must be rewritten). */
+  const changed = new Set<Float32Array>();
   return {
     stacked: stackedArrays,
     positive,
+    takeChanged: (values: Float32Array) => changed.delete(values),
     mergeNegative(id: string): Float32Array[] {
       if (id === current) return negative;
       const { alpha, beta } = parseNegativeId(id);
@@ -106,6 +145,7 @@ function createSets(touched: readonly TouchedTensor[], stacked: boolean) {
         if (stacked) mergeInto(negative[i], t, alpha, beta);
         else if (!differs) negative[i] = positive[i];
         else mergeInto(negative[i] === positive[i] ? (negative[i] = new Float32Array(t.base.length)) : negative[i], t, alpha, beta);
+        changed.add(stacked ? stackedArrays[i] : negative[i]);
       });
       current = id;
       return negative;
