@@ -29,7 +29,7 @@ const gb = (bytes: number) => (bytes / 1e9).toFixed(3);
 
 function memoryTable(): string {
   const rows = [['case', 'resident weights', 'parameters', 'fp16 GB', 'fp32 GB', '× (a)']];
-  for (const c of ['a', 'b', 'c1', 'c2'] as const) {
+  for (const c of ['a', 'b', 'b2', 'c1', 'c2'] as const) {
     const r = residentWeights(params, c);
     rows.push([`(${c}) ${r.title}`, r.parts.map((p) => p.what).join(' + '), r.params.toLocaleString('en-US'), gb(2 * r.params), gb(4 * r.params), (r.params / total).toFixed(2)]);
   }

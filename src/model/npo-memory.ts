@@ -4,13 +4,15 @@
 //   (a) plain CFG: both branches use θ_pos (η merged into θ once, at load).
 //   (b) NPO, α = 1, LoRA δ: θ_neg = θ_pos + β·δ differs from θ_pos only at δ's sites; those weights are stacked
 //       [θ_pos; θ_neg] (src/onnx/passes/stack-weight-sets.ts), the rest is shared; δ's factors stay for a β change.
+//   (b2) NPO, α ≠ 1, LoRA η on the same sites as δ: θ_neg = θ_pos + (α − 1)·η + β·δ still differs only there; η's
+//       factors stay too (for comparison with (c): a low-rank η costs almost nothing).
 //   (c) NPO, α ≠ 1, dense η (a full fine-tune such as DPO-SD1.5): θ_pos and θ_neg differ at every weight, so both are
 //       resident everywhere; an α change re-merges θ_neg from either
 //       (c1) θ_pos and η: θ_neg = θ_pos + (α − 1)·η + β·δ (one extra copy), or
 //       (c2) θ and η:     θ_neg = θ + α·η + β·δ (two extra copies; θ_pos stays merged).
 import { numel, type UnetParam } from './unet-params.ts';
 
-export type NpoCase = 'a' | 'b' | 'c1' | 'c2';
+export type NpoCase = 'a' | 'b' | 'b2' | 'c1' | 'c2';
 
 export interface ResidentPart {
   what: string;
@@ -40,6 +42,10 @@ export function residentWeights(params: UnetParam[], npoCase: NpoCase, deltaRank
     b: {
       title: `NPO α = 1, rank-${deltaRank} LoRA δ`,
       parts: [{ what: 'θ_pos (every weight)', params: all }, { what: 'θ_neg at δ sites', params: atSites }, delta],
+    },
+    b2: {
+      title: `NPO α ≠ 1, rank-${deltaRank} LoRA η and δ`,
+      parts: [{ what: 'θ_pos (every weight)', params: all }, { what: 'θ_neg at δ sites', params: atSites }, { ...delta, what: delta.what.replace('δ', 'η') }, delta],
     },
     c1: {
       title: 'NPO α ≠ 1, dense η, re-merge from θ_pos + η',

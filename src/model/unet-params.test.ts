@@ -48,10 +48,11 @@ describe('resident weights per NPO case (npo-memory.ts)', () => {
   const lora = 1_594_368;
   const params = unetParameters(SD15_UNET_CONFIG);
 
-  it('(a) θ_pos; (b) + θ_neg at the 128 δ sites + δ; (c1) 3 copies + δ; (c2) 4 copies + δ', () => {
+  it('(a) θ_pos; (b) + θ_neg at the 128 δ sites + δ; (b2) + η factors; (c1) 3 copies + δ; (c2) 4 copies + δ', () => {
     expect(sites).toBe(93_511_680);
     expect(residentWeights(params, 'a').params).toBe(P);
     expect(residentWeights(params, 'b').params).toBe(P + sites + lora);
+    expect(residentWeights(params, 'b2').params).toBe(P + sites + 2 * lora);
     expect(residentWeights(params, 'c1').params).toBe(3 * P + lora);
     expect(residentWeights(params, 'c2').params).toBe(4 * P + lora);
   });
