@@ -39,6 +39,8 @@ function memoryTable(): string {
 console.log(`\nSD1.5 UNet (diffusers UNet2DConditionModel, SD1.5 config): ${params.length} tensors, ${total.toLocaleString('en-US')} parameters`);
 console.log('Weights resident on the device (UNet only; activations, text encoder and VAE come on top):\n');
 console.log(memoryTable());
+console.log('δ sites: the 128 attention projections (to_q/to_k/to_v/to_out.0), where the released NPO LoRA sits; '
+  + 'δ r8 / η r8: a rank-8 LoRA\'s factors (1,594,368 parameters, 6.4 MB in fp32).');
 if (argv.includes('--memory-only')) process.exit(0);
 
 // --- re-merge timing on a subset ---------------------------------------------------------------------------------

@@ -36,16 +36,16 @@ export function residentWeights(params: UnetParam[], npoCase: NpoCase, deltaRank
   const all = params.reduce((a, p) => a + numel(p.shape), 0);
   const sites = deltaSites(params);
   const atSites = sites.reduce((a, p) => a + numel(p.shape), 0);
-  const delta = { what: `δ rank-${deltaRank} factors (${sites.length} sites)`, params: loraParams(sites, deltaRank) };
+  const delta = { what: `δ r${deltaRank}`, params: loraParams(sites, deltaRank) };
   const table: Record<NpoCase, { title: string; parts: ResidentPart[] }> = {
-    a: { title: 'plain CFG', parts: [{ what: 'θ_pos (every weight)', params: all }] },
+    a: { title: 'plain CFG', parts: [{ what: 'θ_pos', params: all }] },
     b: {
       title: `NPO α = 1, rank-${deltaRank} LoRA δ`,
-      parts: [{ what: 'θ_pos (every weight)', params: all }, { what: 'θ_neg at δ sites', params: atSites }, delta],
+      parts: [{ what: 'θ_pos', params: all }, { what: 'θ_neg@δ sites', params: atSites }, delta],
     },
     b2: {
       title: `NPO α ≠ 1, rank-${deltaRank} LoRA η and δ`,
-      parts: [{ what: 'θ_pos (every weight)', params: all }, { what: 'θ_neg at δ sites', params: atSites }, { ...delta, what: delta.what.replace('δ', 'η') }, delta],
+      parts: [{ what: 'θ_pos', params: all }, { what: 'θ_neg@δ sites', params: atSites }, { ...delta, what: delta.what.replace('δ', 'η') }, delta],
     },
     c1: {
       title: 'NPO α ≠ 1, dense η, re-merge from θ_pos + η',
