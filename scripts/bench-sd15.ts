@@ -66,8 +66,11 @@ const { device, adapterInfo, hasF16 } = await acquireDevice(await createNodeGpu(
 const software = isSoftwareAdapter(adapterInfo);
 const kernels = createMergeKernels(device);
 const buffers: GPUBuffer[] = [];
+type Dtype = 'f32' | 'f16';
+const bytesOf = (dtype: Dtype) => (dtype === 'f16' ? 2 : 4);
+let dtype: Dtype = 'f32';
 const buffer = (elements: number) => {
-  const b = createWeightBuffer(device, elements * 4);
+  const b = createWeightBuffer(device, elements * bytesOf(dtype));
   buffers.push(b);
   return b;
 };
@@ -83,7 +86,7 @@ function betaJobs(rank: number): MergeJob[] {
   return sitesSubset.map((p) => {
     const d = dims(p);
     const n = numel(p.shape);
-    return { base: buffer(n), out: buffer(n), ...d, terms: [{ kind: 'lora', down: buffer(rank * d.inFeatures), up: buffer(d.outFeatures * rank), rank, scale: 0.9 }] };
+    return { base: buffer(n), out: buffer(n), ...d, dtype, terms: [{ kind: 'lora', down: buffer(rank * d.inFeatures), up: buffer(d.outFeatures * rank), rank, scale: 0.9 }] };
   });
 }
 
@@ -92,7 +95,7 @@ function alphaJobs(rank: number): MergeJob[] {
   return subset.map((p) => {
     const d = dims(p);
     const n = numel(p.shape);
-    const job: MergeJob = { base: buffer(n), out: buffer(n), ...d, terms: [{ kind: 'dense', delta: buffer(n), scale: -0.5 }] };
+    const job: MergeJob = { base: buffer(n), out: buffer(n), ...d, dtype, terms: [{ kind: 'dense', delta: buffer(n), scale: -0.5 }] };
     if (p.role === 'attn-proj') job.terms.push({ kind: 'lora', down: buffer(rank * d.inFeatures), up: buffer(d.outFeatures * rank), rank, scale: 0.9 });
     return job;
   });
@@ -111,21 +114,30 @@ async function time(jobs: MergeJob[]): Promise<number> {
   return runs.sort((a, b) => a - b)[Math.floor(runs.length / 2)];
 }
 
+// arrays: the weight-sized arrays a re-merge reads or writes per parameter (θ_pos, θ_neg; + η when dense).
 const cases = [
-  { name: '(b) β change: θ_neg at the δ sites', jobs: betaJobs(8), subsetParams: sum(sitesSubset), wholeParams: sum(sitesAll) },
-  { name: '(c1) α change: θ_neg everywhere (dense η, δ at its sites)', jobs: alphaJobs(8), subsetParams: sum(subset), wholeParams: total },
+  { name: '(b) β change: θ_neg at the δ sites', jobs: () => betaJobs(8), arrays: 2, subsetParams: sum(sitesSubset), wholeParams: sum(sitesAll) },
+  { name: '(c1) α change: θ_neg everywhere (dense η)', jobs: () => alphaJobs(8), arrays: 3, subsetParams: sum(subset), wholeParams: total },
 ];
 const adapter = `${adapterInfo.vendor} / ${adapterInfo.architecture} ${adapterInfo.description}`.trim();
 console.log(`\nRe-merge of θ_neg with src/gpu/merge.ts on Node's Dawn: ${adapter}, shader-f16 ${hasF16}, median of ${iters} run(s)`
   + (software ? '\n(SwiftShader, a CPU rasteriser on this machine: the times say nothing about a real GPU)' : ''));
-console.log(`Subset: one transformer block and one ResNet block per width (${SUBSET_PREFIXES.join(', ')}), real shapes; fp32.\n`);
-const rows = [['re-merge', 'subset params', 'subset ms', 'whole UNet params', 'whole UNet ms (by bytes)', 'fp16']];
+console.log(`Subset: one transformer block and one ResNet block per width (${SUBSET_PREFIXES.join(', ')}), real shapes.`);
+console.log('Whole UNet = subset time × whole bytes / subset bytes. "GB moved": weight-sized arrays read and written.\n');
+const rows = [['re-merge', 'dtype', 'subset params', 'subset ms', 'GB/s', 'whole UNet params', 'whole GB moved', 'whole UNet ms']];
 for (const c of cases) {
-  const ms = await time(c.jobs);
-  rows.push([c.name, c.subsetParams.toLocaleString('en-US'), ms.toFixed(0), c.wholeParams.toLocaleString('en-US'), (ms * c.wholeParams / c.subsetParams).toFixed(0), hasF16 ? 'not run' : 'n/a: no shader-f16']);
+  for (const d of (hasF16 ? ['f32', 'f16'] : ['f32']) as Dtype[]) {
+    dtype = d;
+    const ms = await time(c.jobs());
+    const subsetGb = (c.subsetParams * c.arrays * bytesOf(d)) / 1e9;
+    const wholeGb = (c.wholeParams * c.arrays * bytesOf(d)) / 1e9;
+    rows.push([c.name, d, c.subsetParams.toLocaleString('en-US'), ms.toFixed(0), (subsetGb / (ms / 1e3)).toFixed(2),
+      c.wholeParams.toLocaleString('en-US'), wholeGb.toFixed(2), (ms * c.wholeParams / c.subsetParams).toFixed(0)]);
+    buffers.splice(0).forEach((b) => b.destroy());
+  }
 }
 console.log(table(rows));
+if (!hasF16) console.log('fp16: not measured, the adapter has no shader-f16 (SwiftShader); an fp16 re-merge moves half the bytes.');
 console.log(`\nLoad average after the run: ${loadavg()[0].toFixed(1)} on ${cpus().length} cores (SwiftShader's times scale with the CPU it gets).`);
-buffers.forEach((b) => b.destroy());
 kernels.destroy();
 device.destroy();
