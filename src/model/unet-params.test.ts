@@ -3,6 +3,7 @@
 // fixtures/unet/param-shapes.json (scripts/fixtures/make_unet_param_shapes.py). Exact: names and integer shapes.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { residentWeights } from './npo-memory.ts';
 import { numel, SD15_UNET_CONFIG, SD15_UNET_PARAMETERS, unetParameters, type UnetConfig } from './unet-params.ts';
 
 const REF = JSON.parse(readFileSync(new URL('../../fixtures/unet/param-shapes.json', import.meta.url), 'utf8')) as Record<
@@ -36,5 +37,23 @@ describe('UNet parameter list vs diffusers UNet2DConditionModel', () => {
 
   it('an unknown block type is refused by name', () => {
     expect(() => unetParameters({ ...SD15_UNET_CONFIG, down_block_types: ['SimpleCrossAttnDownBlock2D'] })).toThrow(/SimpleCrossAttnDownBlock2D/);
+  });
+});
+
+describe('resident weights per NPO case (npo-memory.ts)', () => {
+  const P = SD15_UNET_PARAMETERS;
+  // Attention projections by width d (4·d² self + d² q + d² out cross + 2·768·d cross k/v), 5 blocks at 320 and 640,
+  // 6 at 1280 (2 down + 3 up each, plus the mid block's at 1280): worked out by hand.
+  const sites = 5 * (6 * 320 * 320 + 2 * 768 * 320) + 5 * (6 * 640 * 640 + 2 * 768 * 640) + 6 * (6 * 1280 * 1280 + 2 * 768 * 1280);
+  const lora = 1_594_368;
+  const params = unetParameters(SD15_UNET_CONFIG);
+
+  it('(a) θ_pos; (b) + θ_neg at the 128 δ sites + δ; (b2) + η factors; (c1) 3 copies + δ; (c2) 4 copies + δ', () => {
+    expect(sites).toBe(93_511_680);
+    expect(residentWeights(params, 'a').params).toBe(P);
+    expect(residentWeights(params, 'b').params).toBe(P + sites + lora);
+    expect(residentWeights(params, 'b2').params).toBe(P + sites + 2 * lora);
+    expect(residentWeights(params, 'c1').params).toBe(3 * P + lora);
+    expect(residentWeights(params, 'c2').params).toBe(4 * P + lora);
   });
 });

@@ -2,11 +2,10 @@
 // pipelines use transformers' slow CLIPTokenizer, which runs ftfy.fix_text when ftfy is installed (as it is where
 // CLIP's own tokenizer runs); the fast tokenizer.json has no such step. Without it a phone's curly apostrophe in
 // "don’t" or a full-width "ＡＢＣ" would give other ids than diffusers gives.
-// Done here, in ftfy's order: HTML entities (only the XML ones, &nbsp; and numeric references; ftfy knows all of
-// HTML5's, and skips this step on and after the first line that contains "<"), Latin ligatures, character width,
-// curly quotes, terminal escapes, control characters; repeated until nothing changes, as ftfy does.
-// C1 controls are read as Windows-1252, as ftfy and browsers do. Not done: mojibake repair (text decoded in the wrong
-// encoding).
+// Done here, in ftfy's order: HTML entities (only the XML ones, &nbsp; and numeric references, where ftfy knows all of
+// HTML5's; skipped on and after the first line holding "<", as ftfy does), C1 controls read as Windows-1252, Latin
+// ligatures, character width, curly quotes, line breaks, terminal escapes, control characters, NFC; repeated until
+// nothing changes. Not done: mojibake repair (text decoded in the wrong encoding), other named HTML entities.
 
 const NAMED_ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&apos;': "'", '&nbsp;': '\u00a0' };
 // ftfy's HTML_ENTITY_RE: "&#?[0-9A-Za-z]{1,24};"
@@ -18,7 +17,6 @@ const LIGATURES: Record<string, string> = {
 const LIGATURE_RE = new RegExp(`[${Object.keys(LIGATURES).join('')}]`, 'g');
 // ftfy's WIDTH_MAP: U+3000 → space, and every U+FF01..U+FFEF whose NFKC form differs.
 const WIDTH_RE = /[\u3000\uff01-\uffef]/g;
-// eslint-disable-next-line no-control-regex
 const C1_RE = /[\x80-\x9f]/g;
 // Windows-1252's 0x80–0x9F (the five it leaves undefined stay themselves, as ftfy's "sloppy" codec keeps them). A table:
 // Node's TextDecoder('windows-1252') decodes as Latin-1.
@@ -27,7 +25,6 @@ const SINGLE_QUOTE_RE = /[\u02bc\u2018-\u201b]/g;
 const DOUBLE_QUOTE_RE = /[\u201c-\u201f]/g;
 const ANSI_RE = /\x1b\[((?:\d|;)*)([a-zA-Z])/g;
 // ftfy's CONTROL_CHARS: U+0000–U+0008, U+000B, U+000E–U+001F, U+007F, U+206A–U+206F, U+FEFF, U+FFF9–U+FFFC.
-// eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc]/g;
 
 function unescapeEntity(entity: string): string {
