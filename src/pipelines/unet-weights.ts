@@ -10,8 +10,9 @@
 //              weight set, each on a sub-batch. Gathering per-sample copies of every weight of the UNet (the stacked
 //              route extended to all ops) would write the whole UNet again per sample and step; two sub-batch calls
 //              cost the same FLOPs and no extra memory.
-// Memory: θ_pos = θ + η is kept merged; θ_neg shares θ_pos's array for every tensor where (α − 1)·η + β·δ vanishes
-// (α = 1 and no δ there), so NPO with α = 1 and a LoRA δ duplicates only the δ sites.
+// Memory: θ_pos = θ + η is merged once and θ itself is not kept: θ_neg = θ_pos + (α − 1)·η + β·δ (bench:sd15 case c1,
+// 3× the UNet for a dense η). θ_neg shares θ_pos's array for every tensor where (α − 1)·η + β·δ vanishes (α = 1 and no
+// δ there), so NPO with α = 1 and a LoRA δ duplicates only the δ sites.
 // On WebGPU each array lives in a GPU buffer fed with Tensor.fromGpuBuffer, written once after each (re)merge: the
 // weights do not travel to the GPU again on every call.
 import type * as OrtCommon from 'onnxruntime-common';
@@ -91,6 +92,8 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
   const release = () => residency.release();
   if (mode === 'none') return { mode, release, callsFor: (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0 };
   const sets = createSets(touched, mode === 'stacked');
+  // θ is folded into θ_pos now; nothing below may read t.base (the caller drops its references to let it go).
+  const shapes = touched.map(({ name, dims, site }) => ({ name, dims, weightName: site?.weightName }));
   const feed = (values: Float32Array, dims: number[]) => residency.tensor(values, dims, sets.takeChanged(values));
   if (mode === 'stacked') {
     return {
@@ -100,7 +103,7 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
       callsFor(ids) {
         const plan = planBatch(ids);
         if (plan.negative) sets.mergeNegative(plan.negative);
-        const feeds: Feeds = Object.fromEntries(touched.map((t, i) => [t.site!.weightName, feed(sets.stacked[i], [2, ...t.dims])]));
+        const feeds: Feeds = Object.fromEntries(shapes.map((t, i) => [t.weightName!, feed(sets.stacked[i], [2, ...t.dims])]));
         return [{ samples: all(ids), feeds: { ...feeds, [plan.input]: new ort.Tensor('int64', plan.sets, [ids.length]) } }];
       },
     };
@@ -114,7 +117,7 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
       ids.forEach((id, i) => groups.set(id, [...(groups.get(id) ?? []), i]));
       return [...groups].map(([id, samples]) => {
         const arrays = id === POSITIVE ? sets.positive : sets.mergeNegative(id);
-        return { samples, feeds: Object.fromEntries(touched.map((t, i) => [t.name, feed(arrays[i], t.dims)])) };
+        return { samples, feeds: Object.fromEntries(shapes.map((t, i) => [t.name, feed(arrays[i], t.dims)])) };
       });
     },
   };
@@ -125,10 +128,12 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
  * tensor (the graph input). Grouped: θ_neg aliases θ_pos wherever the offsets leave that tensor unchanged.
  */
 function createSets(touched: readonly TouchedTensor[], stacked: boolean) {
-  const stackedArrays = stacked ? touched.map((t) => new Float32Array(2 * t.base.length)) : [];
-  const positive = touched.map((t, i) => (stacked ? stackedArrays[i].subarray(0, t.base.length) : new Float32Array(t.base.length)));
-  touched.forEach((t, i) => mergeInto(positive[i], t, 1, 0));
-  const negative = touched.map((t, i) => (stacked ? stackedArrays[i].subarray(t.base.length) : positive[i]));
+  const sizes = touched.map((t) => t.base.length);
+  const offsets = touched.map(({ eta, delta }) => ({ eta, delta }));
+  const stackedArrays = stacked ? sizes.map((n) => new Float32Array(2 * n)) : [];
+  const positive = sizes.map((n, i) => (stacked ? stackedArrays[i].subarray(0, n) : new Float32Array(n)));
+  touched.forEach((t, i) => mergeInto(positive[i], t.base, t.eta, 1, undefined, 0));
+  const negative = sizes.map((n, i) => (stacked ? stackedArrays[i].subarray(n) : positive[i]));
   let current: string | undefined = stacked ? undefined : negativeId(1, 0);
   /** Arrays re-merged since they were last fed (a GPU copy must be rewritten). */
   const changed = new Set<Float32Array>();
@@ -140,11 +145,11 @@ function createSets(touched: readonly TouchedTensor[], stacked: boolean) {
       if (id === current) return negative;
       const { alpha, beta } = parseNegativeId(id);
       current = undefined; // a failed merge must not leave a stale id
-      touched.forEach((t, i) => {
-        const differs = (t.eta && alpha !== 1) || (t.delta && beta !== 0);
-        if (stacked) mergeInto(negative[i], t, alpha, beta);
+      offsets.forEach(({ eta, delta }, i) => {
+        const differs = (eta && alpha !== 1) || (delta && beta !== 0);
+        if (stacked) mergeInto(negative[i], positive[i], eta, alpha - 1, delta, beta);
         else if (!differs) negative[i] = positive[i];
-        else mergeInto(negative[i] === positive[i] ? (negative[i] = new Float32Array(t.base.length)) : negative[i], t, alpha, beta);
+        else mergeInto(negative[i] === positive[i] ? (negative[i] = new Float32Array(sizes[i])) : negative[i], positive[i], eta, alpha - 1, delta, beta);
         changed.add(stacked ? stackedArrays[i] : negative[i]);
       });
       current = id;
@@ -157,8 +162,7 @@ function createSets(touched: readonly TouchedTensor[], stacked: boolean) {
   };
 }
 
-/** out = θ + α·η + β·δ, element by element (accumulated in float64 per element, rounded once). */
-function mergeInto(out: Float32Array, t: TouchedTensor, alpha: number, beta: number) {
-  const { base, eta, delta } = t;
-  for (let i = 0; i < base.length; i++) out[i] = base[i] + (eta ? alpha * eta[i] : 0) + (delta ? beta * delta[i] : 0);
+/** out = from + a·η + b·δ, element by element (in float64 per element, rounded once): θ_pos = θ + η, θ_neg = θ_pos + (α − 1)·η + β·δ. */
+function mergeInto(out: Float32Array, from: Float32Array, eta: Float32Array | undefined, a: number, delta: Float32Array | undefined, b: number) {
+  for (let i = 0; i < from.length; i++) out[i] = from[i] + (eta ? a * eta[i] : 0) + (delta ? b * delta[i] : 0);
 }
