@@ -15,7 +15,8 @@ const browser = (webgpu: boolean) => ({
 
 export default defineConfig({
   testDir: 'e2e',
-  globalSetup: ['./e2e/prepare-test-models.ts'],
+  // Prepared test models first (a few seconds), then the calibration that sizes every wait.
+  globalSetup: ['./e2e/prepare-test-models.ts', './e2e/global-setup.ts'],
   timeout: 180_000,
   expect: { timeout: 60_000 },
   workers: 1,
@@ -28,7 +29,7 @@ export default defineConfig({
     reuseExistingServer: false,
   },
   projects: [
-    { name: 'webgpu', use: browser(true), metadata: { backend: 'webgpu', steps: 2 }, testIgnore: /no-webgpu/ },
+    { name: 'webgpu', use: browser(true), metadata: { backend: 'webgpu', steps: 1 }, testIgnore: /no-webgpu/ },
     { name: 'wasm', use: browser(true), metadata: { backend: 'wasm', steps: 6 }, testIgnore: /no-webgpu/ },
     { name: 'no-webgpu', use: browser(false), testMatch: /no-webgpu/ },
   ],

@@ -1,5 +1,7 @@
-// Shared e2e helpers: open the page on a backend, wait for idle, read a canvas's pixels.
-import { expect, type Page, type TestInfo } from '@playwright/test';
+// Shared e2e helpers: open the page on a backend, wait for idle with a budget sized to the work, read a canvas's
+// pixels. Budgets come from the calibration measured at the start of the run (calibration.ts, global-setup.ts).
+import { expect, test, type Page, type TestInfo } from '@playwright/test';
+import { budgetMs, describeCalibration, expectedMs, type Backend, type Work } from './calibration.ts';
 
 export const backendOf = (info: TestInfo) => String(info.project.metadata.backend ?? 'auto');
 /** Sampling steps per generation: WebGPU on SwiftShader takes seconds per UNet call, so it gets fewer. */
@@ -10,14 +12,64 @@ export async function openPlayground(page: Page, info: TestInfo, query = '') {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`/?backend=${backendOf(info)}&steps=${stepsOf(info)}${query}`);
-  await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
-  await waitIdle(page);
+  // One budget for the whole open: loading the model, then the first generation.
+  const budget = await allowFor(page, info, { load: true });
+  const deadline = Date.now() + budget.ms;
+  await expect(page.getByTestId('backend'), budget.because).toHaveText(backendOf(info), { timeout: budget.ms });
+  await expect(page.locator('main'), budget.because).toHaveAttribute('data-status', 'ready', { timeout: Math.max(1, deadline - Date.now()) });
   return errors;
 }
 
-/** Waits until no generation runs and the last one has delivered its images. */
-export async function waitIdle(page: Page) {
-  await expect(page.locator('main')).toHaveAttribute('data-status', 'ready');
+/**
+ * Waits until no generation runs and the last one has delivered its images. The budget is sized to the work: by
+ * default one generation of the page's current step count on the page's backend (plus the first load when the page
+ * is still loading); `work` says more (several generations, training steps, a known step count). The test's own
+ * timeout grows by the same budget, so a test that waits for several generations is not cut short either.
+ */
+export async function waitIdle(page: Page, info?: TestInfo, work: Partial<Work> = {}) {
+  const budget = await allowFor(page, info, work);
+  await expect(page.locator('main'), budget.because).toHaveAttribute('data-status', 'ready', { timeout: budget.ms });
+}
+
+/** The budget for `work` on this page, with the reason shown if it runs out; extends the running test's timeout. */
+export async function allowFor(page: Page, info: TestInfo | undefined, work: Partial<Work>) {
+  const state = await pageState(page);
+  const backend = (backendFromUrl(page.url()) ?? (info && backendOf(info) !== 'auto' ? backendOf(info) : undefined) ?? state.backend ?? 'webgpu') as Backend;
+  const full: Work = { ...work, steps: work.steps ?? state.steps ?? (info ? stepsOf(info) : 6), load: work.load ?? state.loading };
+  const ms = budgetMs(backend, full);
+  extendTestTimeout(ms);
+  const what = `${full.load ? 'first load and ' : ''}${full.generations ?? 1} generation(s) of ${full.steps} step(s)${full.trainSteps ? ` and ${full.trainSteps} training step(s)` : ''} on ${backend}`;
+  const because = `${what}: expected ${Math.round(expectedMs(backend, full) / 1000)} s on this machine, allowed ${Math.round(ms / 1000)} s (past that the page is stuck, not slow)\n${describeCalibration()}`;
+  return { ms, because };
+}
+
+function backendFromUrl(url: string): Backend | undefined {
+  const backend = url.startsWith('http') ? new URL(url).searchParams.get('backend') : null;
+  return backend === 'webgpu' || backend === 'wasm' ? backend : undefined;
+}
+
+/** What the page says of itself now, without waiting: its step count, backend badge and whether it is still loading. */
+async function pageState(page: Page): Promise<{ steps?: number; backend?: string; loading: boolean }> {
+  return page.evaluate(() => {
+    const steps = Number(document.querySelector<HTMLInputElement>('[data-testid=steps]')?.value);
+    const main = document.querySelector('main');
+    return {
+      steps: Number.isFinite(steps) && steps > 0 ? steps : undefined,
+      backend: document.querySelector('[data-testid=backend]')?.textContent ?? undefined,
+      loading: !main || main.getAttribute('data-status') === 'loading',
+    };
+  }).catch(() => ({ loading: true }));
+}
+
+/** Gives the running test `ms` more time (outside a test, e.g. in a script, there is nothing to extend). */
+function extendTestTimeout(ms: number) {
+  let info: TestInfo;
+  try {
+    info = test.info();
+  } catch {
+    return;
+  }
+  if (info.timeout > 0) info.setTimeout(info.timeout + ms);
 }
 
 export async function pixels(page: Page, testId: 'image-baseline' | 'image-npo'): Promise<number[]> {

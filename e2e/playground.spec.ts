@@ -1,12 +1,20 @@
 // The walking skeleton, end to end in headless Chromium, once per backend (WebGPU via SwiftShader, WASM).
+// Both backends, because each test here runs the backend's own code: on WebGPU our merge kernels re-merge θ_neg in
+// place when α moves, the GPU-resident loop applies each scheduler's coefficients and stops on cancel; on WASM the
+// CPU merge and loop do. On WebGPU, SwiftShader takes ~20 s per UNet call of the embedded model on 2 cores, so only
+// the test tagged @embedded uses it there; the others, which are about the page and that code path rather than the
+// model's pictures, use the tiny fixture model (same graph shape and LoRA sites, 16×16; gpu-helpers.ts) with
+// prediction_type 'sample', which keeps a random model's pixels unsaturated so that changes show.
 import { expect, test } from '@playwright/test';
 import { backendOf, colourCount, differingPixels, openPlayground, pixels, setNumber, setSlider, stepsOf, waitIdle } from './helpers.ts';
+import { serveTinyModel } from './gpu-helpers.ts';
 
 test.beforeEach(async ({ page }, info) => {
-  await openPlayground(page, info);
+  const tiny = backendOf(info) === 'webgpu' && !info.tags.includes('@embedded');
+  await openPlayground(page, info, tiny ? `&model=${await serveTinyModel(page, { predictionType: 'sample' })}` : '');
 });
 
-test('shows both images on open and reports the backend', async ({ page }, info) => {
+test('shows both images on open and reports the backend', { tag: '@embedded' }, async ({ page }, info) => {
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
   await expect(page.getByTestId('steps')).toHaveValue(String(stepsOf(info)));
   expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4); // a drawn image, not a blank canvas
@@ -46,7 +54,7 @@ test('moving ω recomputes both images', async ({ page }) => {
   expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(10);
 });
 
-test('the page stays responsive while sampling, and cancel stops it', async ({ page }) => {
+test('the page stays responsive while sampling, and cancel stops it', async ({ page }, info) => {
   await setNumber(page, 'steps', 200);
   await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
   const before = await page.getByTestId('image-npo').getAttribute('data-key');
@@ -57,7 +65,7 @@ test('the page stays responsive while sampling, and cancel stops it', async ({ p
   await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
   const atCancel = Number(await page.getByTestId('progress').getAttribute('value'));
   await page.getByTestId('cancel').click();
-  await waitIdle(page);
+  await waitIdle(page, info, { steps: 3 }); // the step running at the cancel and at most 2 more (not the 200 asked for)
   const progress = Number(await page.getByTestId('progress').getAttribute('value'));
   expect(progress).toBeLessThan(200);
   expect(progress, 'steps finished after the cancel').toBeLessThanOrEqual(atCancel + 2);

@@ -3,12 +3,14 @@
 // ends the canvas holds the finished 32×32 image and no preview mark. WASM only: 30 steps of the embedded model take
 // a few seconds there, so the 250 ms preview interval passes several times; WebGPU on SwiftShader would need minutes.
 import { expect, test } from '@playwright/test';
-import { colourCount, pixels, waitIdle } from './helpers.ts';
+import { allowFor, colourCount, pixels, waitIdle } from './helpers.ts';
 
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'backend-independent page behaviour; WASM is fast enough for 30 steps'));
 
-test('shows low-resolution previews while sampling, then the finished images', async ({ page }) => {
+test('shows low-resolution previews while sampling, then the finished images', async ({ page }, info) => {
   await page.goto('/?backend=wasm&steps=30');
+  // A preview comes during the first generation: at most the page's load and its 30 steps away.
+  const budget = await allowFor(page, info, { load: true, steps: 30 });
   // One snapshot taken inside the page, so the preview cannot be replaced between reading its mark and its size.
   const snapshot = await page.waitForFunction(() => {
     const canvas = document.querySelector<HTMLCanvasElement>('[data-testid=image-npo]');
@@ -16,7 +18,7 @@ test('shows low-resolution previews while sampling, then the finished images', a
     if (!canvas || !step) return undefined;
     const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
     return { step: Number(step), width: canvas.width, height: canvas.height, rgba: Array.from(data) };
-  }, undefined, { timeout: 120_000, polling: 20 });
+  }, undefined, { timeout: budget.ms, polling: 20 });
   const preview = (await snapshot.jsonValue())!;
   expect(preview.step).toBeGreaterThanOrEqual(1);
   expect(preview.step).toBeLessThan(30);
