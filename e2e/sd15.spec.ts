@@ -7,11 +7,17 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { backendOf, pixels, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, pixels, stepsOf, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
 
 const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m', width: 64, height: 64 };
-const query = (s: typeof settings) => Object.entries(s).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
+/**
+ * What one page generation of the fixture costs, in embedded-model generations (the calibration's unit): the dense η
+ * at α ≠ 1 takes two UNet calls a step (src/pipelines/unet-weights.ts 'grouped'), then two VAE decodes at 64².
+ */
+const SD15_GENERATION = 4;
+type Settings = typeof settings;
+const query = (s: Settings) => Object.entries(s).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
 
 /** RGBA of a PNG our own encoder wrote (8-bit RGB, filter 0 on every row: src/world/png.ts). */
 function decodeOwnPng(bytes: Buffer): { width: number; height: number; rgba: number[] } {
@@ -33,7 +39,7 @@ function decodeOwnPng(bytes: Buffer): { width: number; height: number; rgba: num
   return { width, height, rgba };
 }
 
-function generateInNode(): Record<'baseline' | 'npo', ReturnType<typeof decodeOwnPng>> {
+function generateInNode(settings: Settings): Record<'baseline' | 'npo', ReturnType<typeof decodeOwnPng>> {
   const out = mkdtempSync(join(tmpdir(), 'sd15-generate-'));
   execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/generate.ts', '--model', SD15_TEST_MODEL, '--prompt', settings.prompt, '--negative-prompt', settings.negativePrompt,
     '--seed', String(settings.seed), '--steps', String(settings.steps), '--omega', String(settings.omega), '--alpha', String(settings.alpha),
@@ -42,10 +48,11 @@ function generateInNode(): Record<'baseline' | 'npo', ReturnType<typeof decodeOw
 }
 
 test('a prepared SD1.5 directory by URL shows the same pixels as npm run generate', async ({ page }, info) => {
-  const reference = generateInNode();
-  await page.goto(`/?backend=${backendOf(info)}&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(settings)}`);
+  const run = { ...settings, steps: Math.min(settings.steps, stepsOf(info)) }; // SwiftShader: fewer steps on webgpu
+  const reference = generateInNode(run);
+  await page.goto(`/?backend=${backendOf(info)}&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(run)}`);
+  await waitIdle(page, info, { load: true, steps: run.steps, generations: SD15_GENERATION });
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
-  await waitIdle(page);
   await expect(page.getByTestId('model-kind')).toContainText('sd15');
   for (const kind of ['baseline', 'npo'] as const) {
     const shown = await pixels(page, `image-${kind}`);
@@ -65,7 +72,7 @@ test('a prepared SD1.5 directory by URL shows the same pixels as npm run generat
 test('the prompt box counts CLIP tokens against the limit', async ({ page }, info) => {
   test.skip(backendOf(info) !== 'wasm', 'page behaviour, not backend: wasm only');
   await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(settings)}`);
-  await waitIdle(page);
+  await waitIdle(page, info, { load: true, steps: settings.steps, generations: SD15_GENERATION });
   await page.getByTestId('prompt').fill('a photo of a cat');
   await expect(page.getByTestId('prompt-tokens')).toHaveText('5/75');
   await page.getByTestId('prompt').fill(Array(80).fill('cat').join(' '));
@@ -81,7 +88,8 @@ test('a model that will not fit is refused before downloading, with the numbers'
   await page.route(`**${SD15_TEST_MODEL_URL}manifest.json`, (route) => route.fulfill({ json: huge }));
   await page.route(`**${SD15_TEST_MODEL_URL}**/*.{bin,onnx}`, (route) => ((weightRequests += 1), route.continue()));
   await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}`);
-  await expect(page.getByTestId('error')).toContainText('will not fit on wasm');
+  const { ms } = await allowFor(page, info, { load: true, steps: 0 });
+  await expect(page.getByTestId('error')).toContainText('will not fit on wasm', { timeout: ms });
   await expect(page.getByTestId('error')).toContainText("over the browser's 2 GiB per file");
   expect(weightRequests).toBe(0);
 });
@@ -95,6 +103,7 @@ test('a half-downloaded weight file is not used', async ({ page }, info) => {
     await route.fulfill({ body: body.subarray(0, body.length >> 1), contentType: 'application/octet-stream' });
   });
   await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}`);
-  await expect(page.getByTestId('error')).toContainText(`${shard}: expected`);
+  const { ms } = await allowFor(page, info, { load: true, steps: 0 });
+  await expect(page.getByTestId('error')).toContainText(`${shard}: expected`, { timeout: ms });
   await expect(page.getByTestId('error')).toContainText('truncated');
 });
