@@ -107,3 +107,18 @@ test('a half-downloaded weight file is not used', async ({ page }, info) => {
   await expect(page.getByTestId('error')).toContainText(`${shard}: expected`, { timeout: ms });
   await expect(page.getByTestId('error')).toContainText('truncated');
 });
+
+test('a prepared folder chosen from disk loads without uploading anything', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'wasm', 'page behaviour, not backend: wasm only');
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(new URL(r.url()).pathname));
+  await page.goto(`/?backend=wasm${query({ ...settings, steps: 2 })}`);
+  await waitIdle(page, info, { load: true });
+  await expect(page.getByTestId('model-kind')).toContainText('embedded');
+  requests.length = 0;
+  await page.getByTestId('model-folder').setInputFiles(SD15_TEST_MODEL);
+  await waitIdle(page, info, { load: true, steps: 2, generations: SD15_GENERATION });
+  await expect(page.getByTestId('model-kind')).toContainText('sd15');
+  expect(new Set((await pixels(page, 'image-npo')).slice(0, 64 * 4 * 8)).size).toBeGreaterThan(4); // a drawn image
+  expect(requests.filter((path) => path.includes('test-models'))).toEqual([]); // read from disk, not fetched
+});

@@ -16,10 +16,11 @@ import type { LoraSet } from '../lora/types.ts';
 import type { PreparedManifest, PreparedOffset } from '../model/manifest.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { DataType, type ModelProto } from '../onnx/proto.ts';
 import type { Engine, EngineOptions, GenerateHooks } from '../worker/engine.ts';
 import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from '../worker/protocol.ts';
 import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
+import { floatInput, floatOutput } from './float-tensors.ts';
 import { componentFiles, createComponentSession, type Ort } from './onnx-component.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
 import { cpuResidency, createWeightFeeder, gpuResidency, unetGraphFor, type TouchedTensor, type WeightFeeder } from './unet-weights.ts';
@@ -67,7 +68,7 @@ export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, fil
     const type = manifest.textEncoder.inputs.input_ids ?? 'int32';
     const input = type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) : new ort.Tensor('int32', Int32Array.from(ids), [1, ids.length]);
     const out = await textEncoder.run({ input_ids: input });
-    const hidden = (out[manifest.textEncoder.outputs[0] ?? 'last_hidden_state'].data as Float32Array).slice();
+    const hidden = floatOutput(out[manifest.textEncoder.outputs[0] ?? 'last_hidden_state']).slice();
     contexts.set(prompt, hidden);
     return hidden;
   }
@@ -181,7 +182,7 @@ function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals
     let t = byName.get(name);
     if (!t) {
       const { dims, data } = readWeight(initializer, externals);
-      t = { name, dims, base: data, site: siteByWeight.get(name) };
+      t = { name, dims, base: data, site: siteByWeight.get(name), type: initializer.dataType === DataType.FLOAT16 ? 'float16' : 'float32' };
       byName.set(name, t);
     }
     if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
@@ -204,7 +205,7 @@ function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals
 function denoiserFor(ort: Ort, session: OrtCommon.InferenceSession, feeder: WeightFeeder, manifest: PreparedManifest, shape: [number, number, number], counted: () => void): Denoiser {
   const sampleSize = shape[0] * shape[1] * shape[2];
   const { length, dim } = manifest.context;
-  const timestepType = manifest.unet.inputs.timestep ?? 'float32';
+  const inputs = manifest.unet.inputs;
   const output = manifest.unet.outputs[0] ?? 'out_sample';
   return async ({ sample, timestep, context, batch, weights }) => {
     const result = new Float32Array(batch * sampleSize);
@@ -218,12 +219,12 @@ function denoiserFor(ort: Ort, session: OrtCommon.InferenceSession, feeder: Weig
       const whole = n === batch;
       const feeds: Feeds = {
         ...call.feeds,
-        sample: new ort.Tensor('float32', whole ? sample : pick(sample, sampleSize), [n, ...shape]),
-        timestep: timestepTensor(ort, timestepType, whole ? timestep : pick(timestep, 1)),
-        encoder_hidden_states: new ort.Tensor('float32', whole ? context : pick(context, length * dim), [n, length, dim]),
+        sample: floatInput(ort, inputs.sample, whole ? sample : pick(sample, sampleSize), [n, ...shape]),
+        timestep: timestepTensor(ort, inputs.timestep ?? 'float32', whole ? timestep : pick(timestep, 1)),
+        encoder_hidden_states: floatInput(ort, inputs.encoder_hidden_states, whole ? context : pick(context, length * dim), [n, length, dim]),
       };
       counted();
-      const out = (await session.run(feeds))[output].data as Float32Array;
+      const out = floatOutput((await session.run(feeds))[output]);
       call.samples.forEach((s, i) => result.set(out.subarray(i * sampleSize, (i + 1) * sampleSize), s * sampleSize));
     }
     return result;
@@ -236,15 +237,14 @@ function denoiserFor(ort: Ort, session: OrtCommon.InferenceSession, feeder: Weig
  */
 function timestepTensor(ort: Ort, type: string, t: Float32Array): OrtCommon.Tensor {
   if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(t, (v) => BigInt(Math.trunc(v))), [t.length]);
-  if (type === 'float32') return new ort.Tensor('float32', t, [t.length]);
-  throw new Error(`UNet timestep input of type ${type} is not supported yet (float32 and int64 are)`);
+  return floatInput(ort, type, t, [t.length]);
 }
 
 async function decode(ort: Ort, vae: OrtCommon.InferenceSession, manifest: PreparedManifest, latent: Float32Array, shape: [number, number, number]): Promise<Float32Array> {
   const scaled = latent.map((v) => v / manifest.latent.scalingFactor);
   const input = vae.inputNames[0] ?? 'latent_sample';
-  const out = await vae.run({ [input]: new ort.Tensor('float32', scaled, [1, ...shape]) });
-  return (out[manifest.vaeDecoder.outputs[0] ?? 'sample'].data as Float32Array).slice();
+  const out = await vae.run({ [input]: floatInput(ort, manifest.vaeDecoder.inputs[input], scaled, [1, ...shape]) });
+  return floatOutput(out[manifest.vaeDecoder.outputs[0] ?? 'sample']).slice();
 }
 
 function modelInfo(manifest: PreparedManifest, siteCount: number, offsets: { eta: Offset; delta: Offset }): ModelInfo {

@@ -18,6 +18,7 @@
 import type * as OrtCommon from 'onnxruntime-common';
 import type { LoraSite } from '../onnx/lora-sites.ts';
 import { createWeightBuffer } from '../gpu/buffers.ts';
+import { floatInput, toHalf, type FloatType } from './float-tensors.ts';
 import type { ModelProto } from '../onnx/proto.ts';
 import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
 import { stackWeightSets } from '../onnx/passes/stack-weight-sets.ts';
@@ -35,6 +36,8 @@ export interface TouchedTensor {
   delta?: Float32Array;
   /** Set when the tensor is a Linear/1×1-Conv weight the stacking pass can rewrite. */
   site?: LoraSite;
+  /** The graph's element type for it; values are float32 here and converted when fed (float-tensors.ts). */
+  type?: FloatType;
 }
 
 export type WeightMode = 'none' | 'stacked' | 'grouped';
@@ -60,23 +63,36 @@ export interface WeightFeeder {
 
 /** Where weight arrays live when fed: CPU tensors, or GPU buffers rewritten only when their array was re-merged. */
 export interface WeightResidency {
-  tensor(values: Float32Array, dims: number[], changed: boolean): OrtCommon.Tensor;
+  tensor(values: Float32Array, dims: number[], changed: boolean, type?: FloatType): OrtCommon.Tensor;
   release(): void;
 }
 
-export const cpuResidency = (ort: Ort): WeightResidency => ({ tensor: (values, dims) => new ort.Tensor('float32', values, dims), release: () => undefined });
+/** CPU tensors; float16 weights are converted once per (re)merge and the half copy kept. */
+export function cpuResidency(ort: Ort): WeightResidency {
+  const halves = new WeakMap<Float32Array, OrtCommon.Tensor>();
+  return {
+    tensor(values, dims, changed, type = 'float32') {
+      if (type === 'float32') return new ort.Tensor('float32', values, dims);
+      let tensor = halves.get(values);
+      if (!tensor || changed) halves.set(values, (tensor = floatInput(ort, type, values, dims)));
+      return tensor;
+    },
+    release: () => undefined,
+  };
+}
 
 export function gpuResidency(ort: Pick<typeof OrtCommon, 'Tensor'>, device: GPUDevice): WeightResidency {
   const resident = new Map<Float32Array, { buffer: GPUBuffer; tensor: OrtCommon.Tensor }>();
   return {
-    tensor(values, dims, changed) {
+    tensor(values, dims, changed, type = 'float32') {
       let entry = resident.get(values);
+      const data = type === 'float16' ? toHalf(values) : values;
       if (!entry) {
-        const buffer = createWeightBuffer(device, values.byteLength, { label: 'unet weight set', data: values });
-        entry = { buffer, tensor: ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims }) };
+        const buffer = createWeightBuffer(device, data.byteLength, { label: 'unet weight set', data });
+        entry = { buffer, tensor: ort.Tensor.fromGpuBuffer(buffer, { dataType: type, dims }) };
         resident.set(values, entry);
       } else if (changed) {
-        device.queue.writeBuffer(entry.buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+        device.queue.writeBuffer(entry.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
       }
       return entry.tensor;
     },
@@ -93,8 +109,8 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
   if (mode === 'none') return { mode, release, callsFor: (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0 };
   const sets = createSets(touched, mode === 'stacked');
   // θ is folded into θ_pos now; nothing below may read t.base (the caller drops its references to let it go).
-  const shapes = touched.map(({ name, dims, site }) => ({ name, dims, weightName: site?.weightName }));
-  const feed = (values: Float32Array, dims: number[]) => residency.tensor(values, dims, sets.takeChanged(values));
+  const shapes = touched.map(({ name, dims, site, type }) => ({ name, dims, type, weightName: site?.weightName }));
+  const feed = (values: Float32Array, dims: number[], type?: FloatType) => residency.tensor(values, dims, sets.takeChanged(values), type);
   if (mode === 'stacked') {
     return {
       mode,
@@ -103,7 +119,7 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
       callsFor(ids) {
         const plan = planBatch(ids);
         if (plan.negative) sets.mergeNegative(plan.negative);
-        const feeds: Feeds = Object.fromEntries(shapes.map((t, i) => [t.weightName!, feed(sets.stacked[i], [2, ...t.dims])]));
+        const feeds: Feeds = Object.fromEntries(shapes.map((t, i) => [t.weightName!, feed(sets.stacked[i], [2, ...t.dims], t.type)]));
         return [{ samples: all(ids), feeds: { ...feeds, [plan.input]: new ort.Tensor('int64', plan.sets, [ids.length]) } }];
       },
     };
@@ -117,7 +133,7 @@ export function createWeightFeeder(ort: Ort, touched: readonly TouchedTensor[], 
       ids.forEach((id, i) => groups.set(id, [...(groups.get(id) ?? []), i]));
       return [...groups].map(([id, samples]) => {
         const arrays = id === POSITIVE ? sets.positive : sets.mergeNegative(id);
-        return { samples, feeds: Object.fromEntries(shapes.map((t, i) => [t.name, feed(arrays[i], t.dims)])) };
+        return { samples, feeds: Object.fromEntries(shapes.map((t, i) => [t.name, feed(arrays[i], t.dims, t.type)])) };
       });
     },
   };
