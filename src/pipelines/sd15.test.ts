@@ -8,21 +8,31 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
-import { createModelEngine, type LatentEngine } from './index.ts';
+import { createModelEngine, promptTokenizer, type LatentEngine } from './index.ts';
+import { createComponentSession } from './onnx-component.ts';
 import { readModelDirectory, type ModelDirectory } from './read-directory.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
-const references = readSafetensors(new Uint8Array(readFileSync(join(FIXTURE, 'references.safetensors')))).tensors;
 const meta = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8'));
 const generation = meta.settings.generation;
-const ref = (name: string) => {
-  const t = references.get(name);
-  if (!t) throw new Error(`references.safetensors has no ${name}`);
-  return t.data;
-};
+const ref = floatReferences(new Uint8Array(readFileSync(join(FIXTURE, 'references.safetensors'))));
+
+/**
+ * The F32 tensors of the fixture's references.safetensors by name (the file also holds U8 images and I32/I64 ids, which
+ * src/lora/safetensors.ts — a LoRA reader — rightly refuses). Our own committed fixture, so a plain reader.
+ */
+function floatReferences(bytes: Uint8Array): (name: string) => Float32Array {
+  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  return (name) => {
+    const entry = header[name];
+    if (entry?.dtype !== 'F32') throw new Error(`references.safetensors has no float32 tensor ${name}`);
+    const [begin, end] = entry.data_offsets as [number, number];
+    return new Float32Array(bytes.slice(8 + headerLength + begin, 8 + headerLength + end).buffer);
+  };
+}
 
 /** Our scheduler names for the fixture's diffusers classes. */
 const SCHEDULERS = { ddim: 'ddim', dpmpp_2m: 'dpm++2m', euler: 'euler' } as const;
@@ -56,36 +66,73 @@ async function sample(engine: LatentEngine, p: GenerateParams, kind: ImageKind) 
   return { latents: engine.lastLatents()!.latents.get(kind)!, image: images.get(kind)! };
 }
 
+/**
+ * The scheduler exactly as the reference configured it. diffusers' `Class.from_config(sd15_config)` gives DPM++ and
+ * Euler their own default timestep_spacing ("linspace") because SD1.5's file does not name one; the export's
+ * scheduler_config.json, re-saved by diffusers, names PNDM's "leading" explicitly (save_pretrained drops
+ * `_use_default_values`). Same config, same result is what is tested here; which config a model gets is prepare's.
+ */
+function referenceScheduler(theirs: string): Record<string, unknown> {
+  const { class: className, config } = generation.schedulers[theirs];
+  const numbers = Object.entries(config).map(([k, v]) => [k, v === '-Infinity' ? -Infinity : v === 'Infinity' ? Infinity : v]);
+  return { ...Object.fromEntries(numbers), _class_name: className };
+}
+
 describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () => {
   let npoModel: ModelDirectory;
   let engine: LatentEngine;
   let base: LatentEngine;
+  const manifests: PreparedManifest[] = [];
+  /** Both engines read their manifest's scheduler config at each generation. */
+  const useScheduler = (theirs: string) => manifests.forEach((m) => (m.scheduler = referenceScheduler(theirs)));
   beforeAll(async () => {
     npoModel = prepare(['--eta-unet', join(FIXTURE, 'dpo-unet'), '--delta-lora', join(FIXTURE, 'delta-diffusers.safetensors')]);
-    engine = await createModelEngine(ort, npoModel.manifest, npoModel.files);
-    const plain = { ...(npoModel.manifest as PreparedManifest), offsets: {} };
+    const withOffsets = { ...(npoModel.manifest as PreparedManifest) };
+    const plain = { ...withOffsets, offsets: {} };
+    manifests.push(withOffsets, plain);
+    engine = await createModelEngine(ort, withOffsets, npoModel.files);
     base = await createModelEngine(ort, plain, npoModel.files);
   }, 180_000);
 
-  it('tokenizes like transformers\' CLIPTokenizer', () => {
-    for (const { prompt, input_ids: ids } of meta.tokens ?? []) expect(engine.tokens(prompt).ids).toEqual(ids);
+  it('tokenizes like transformers\' CLIPTokenizer (with ftfy), including a prompt over 77 tokens', () => {
+    const prompts = meta.tokenizer.prompts as { prompt: string; input_ids: number[] }[];
+    expect(prompts.length).toBeGreaterThan(5);
+    for (const { prompt, input_ids: ids } of prompts) expect(engine.tokens(prompt).ids, prompt).toEqual(ids);
+  });
+
+  it('encodes prompts like the PyTorch CLIP text encoder (max abs 1e-4)', async () => {
+    const manifest = npoModel.manifest as PreparedManifest;
+    const session = await createComponentSession(ort, manifest.textEncoder, npoModel.files);
+    const tokenizer = promptTokenizer(manifest, npoModel.files);
+    const expected = ref('text.last_hidden_state');
+    const size = expected.length / meta.settings.text.prompts.length;
+    for (const [i, prompt] of (meta.settings.text.prompts as string[]).entries()) {
+      const ids = tokenizer.encode(prompt).ids;
+      const out = await session.run({ input_ids: new ort.Tensor('int32', ids, [1, ids.length]) });
+      const hidden = out.last_hidden_state.data as Float32Array;
+      const want = expected.subarray(i * size, (i + 1) * size);
+      expect(hidden.reduce((m, v, j) => Math.max(m, Math.abs(v - want[j])), 0), prompt).toBeLessThan(1e-4);
+    }
   });
 
   for (const [theirs, ours] of Object.entries(SCHEDULERS)) {
     it(`${ours}: ordinary CFG on the base UNet equals diffusers' StableDiffusionPipeline`, async () => {
+      useScheduler(theirs);
       const { latents, image } = await sample(base, params(ours), 'baseline');
       expect(relL2(latents, ref(`gen.${theirs}.cfg.latents`))).toBeLessThan(1e-3);
       expect(psnr(image, ref(`gen.${theirs}.cfg.image_float`))).toBeGreaterThan(40);
     });
 
     it(`${ours}: the baseline with dense η equals the DPO UNet in diffusers`, async () => {
+      useScheduler(theirs);
       const { latents, image } = await sample(engine, params(ours), 'baseline');
       expect(relL2(latents, ref(`gen.${theirs}.dpo.latents`))).toBeLessThan(1e-3);
       expect(psnr(image, ref(`gen.${theirs}.dpo.image_float`))).toBeGreaterThan(40);
     });
 
     for (const alpha of [1, 0.5]) {
-      it(`${ours}: NPO with α = ${alpha}, β = 1 equals the official double-UNet pipeline`, async () => {
+      it(`${ours}: NPO with α = ${alpha}, β = 1 equals the official NPO weights in diffusers' loop`, async () => {
+        useScheduler(theirs);
         const { latents, image } = await sample(engine, params(ours, alpha, 1), 'npo');
         expect(relL2(latents, ref(`gen.${theirs}.npo_a${alpha}.latents`))).toBeLessThan(1e-3);
         expect(psnr(image, ref(`gen.${theirs}.npo_a${alpha}.image_float`))).toBeGreaterThan(40);
@@ -94,6 +141,7 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
   }
 
   it('reads δ in diffusers, PEFT and kohya keys to the same NPO image', async () => {
+    useScheduler('dpmpp_2m');
     const expected = ref('gen.dpmpp_2m.npo_a1.latents');
     for (const format of ['peft', 'kohya', 'diffusers']) {
       engine.useLora('delta', new Uint8Array(readFileSync(join(FIXTURE, `delta-${format}.safetensors`))));
