@@ -9,7 +9,7 @@ import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraEntry, LoraSet } from '../lora/types.ts';
 import type { OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
-import { findLoraSites } from '../onnx/lora-sites.ts';
+import { findLoraSites, LINEAR_TARGETS } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 import { dataTypeName } from '../onnx/tensor.ts';
@@ -119,7 +119,7 @@ function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Ar
 function validateLora(path: string, unet: ModelProto, role: string): LoraSet {
   if (!existsSync(path)) throw new Error(`--${role}-lora ${path} does not exist`);
   try {
-    return parseLora(readFileSync(path), findLoraSites(unet, 'all'));
+    return parseLora(readFileSync(path), findLoraSites(unet, LINEAR_TARGETS));
   } catch (error) {
     (error as Error).message = `--${role}-lora ${path}: ${(error as Error).message}`;
     throw error;
@@ -187,6 +187,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
         inputs: graphInputs(done.model),
         outputs: (done.model.graph?.output ?? []).map((o) => o.name ?? ''),
         dtype: graphDtype(done.model),
+        largestTensorBytes: done.largestTensorBytes,
       };
       summary.push({ component: dir, tensors: done.tensors, bytes: done.bytes, shards: done.shards.length });
       for (const f of [...done.shards, done.graph]) written.set(`${dir}/${f.file}`, f.sha256);
@@ -234,6 +235,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
     const unverified = [...written.keys()].filter((p) => !files.some((f) => f.path === p));
     if (unverified.length) throw new Error(`verify: written files missing from ${options.out}: ${unverified.join(', ')}`);
     const className = String(facts.scheduler._class_name ?? '');
+    const scheduler = jsonSafeScheduler(facts.scheduler);
+    if (scheduler.dropped.length) notes.push(`scheduler: left out of manifest.scheduler (not JSON; diffusers' defaults): ${scheduler.dropped.join(', ')}`);
     const manifest: PreparedManifest = {
       format: 2,
       kind: 'sd15',
@@ -247,7 +250,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       tokenizer: { dir: tokenizerDir, modelMaxLength: facts.modelMaxLength },
       latent: facts.latent,
       context: facts.context,
-      scheduler: jsonSafeScheduler(facts.scheduler),
+      scheduler: scheduler.config,
       defaults: {
         prompt: '', negativePrompt: '', steps: 25, omega: 6.5, alpha: 1, beta: 1, seed: 42,
         // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5).
@@ -335,7 +338,7 @@ function extractRankEta(
   mappings: DenseMapping[], readDpo: (k: string) => Float32Array, readBase: (t: TensorProto) => Uint8Array | null,
   inits: Map<string, TensorProto>, unet: ModelProto, rank: number, path: string, log: (line: string) => void,
 ) {
-  const sites = new Map(findLoraSites(unet, 'all').map((s) => [s.weightName, s]));
+  const sites = new Map(findLoraSites(unet, LINEAR_TARGETS).map((s) => [s.weightName, s]));
   const entries = new Map<string, LoraEntry>();
   const layers: { module: string; relError: number }[] = [];
   let keptSq = 0, droppedSq = 0, droppedTensors = 0;
