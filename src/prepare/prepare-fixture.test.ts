@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../lora/safetensors.ts';
 import { findLoraSites, LINEAR_TARGETS } from '../onnx/lora-sites.ts';
-import { inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
+import { externalizeWeights, inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
+import { DataType } from '../onnx/proto.ts';
+import { floatToHalf } from '../lora/float16.ts';
 import { makeTensor } from '../onnx/tensor.ts';
 import { prepareModel } from './prepare.ts';
 
@@ -177,6 +179,45 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
       const tail = Math.sqrt(s2.slice(2).reduce((x, y) => x + y, 0) / total);
       expect(Math.abs(layer.relError - tail), layer.module).toBeLessThan(1e-5 * Math.max(1, tail));
     }
+  });
+
+  it.skipIf(!existsSync(DPO))('a float16 export (weights cast after export): dtype float16, η in float16, θ + η ≈ θ_dpo to half precision', () => {
+    const dir = scratch();
+    const exp = join(dir, 'export');
+    cpSync(EXPORT, exp, { recursive: true });
+    const unet = readModel(readFileSync(join(EXPORT, 'unet/model.onnx')));
+    const inlined = inlineExternalData(unet, filesOf(join(EXPORT, 'unet'), unet));
+    inlined.graph!.initializer = inlined.graph!.initializer!.map((t) => {
+      if (t.dataType !== DataType.FLOAT) return t;
+      const { dims, data } = readWeight(t);
+      const half = Uint16Array.from(data, (v) => floatToHalf(v));
+      return { name: t.name, dims, dataType: DataType.FLOAT16, rawData: new Uint8Array(half.buffer) };
+    });
+    const { model, data } = externalizeWeights(inlined, 'weights.pb');
+    writeFileSync(join(exp, 'unet/model.onnx'), writeModel(model));
+    writeFileSync(join(exp, 'unet/weights.pb'), data);
+    const out = join(dir, 'out');
+    const { manifest } = prepareModel({ onnx: exp, out, etaUnet: DPO, dtype: 'float16' });
+    expect(manifest.unet.dtype).toBe('float16');
+    expect(manifest.source.exportDtype).toBe('float16');
+    const etaFile = readSafetensors(new Uint8Array(readFileSync(join(out, 'eta.safetensors'))));
+    const theta16 = new Map(model.graph!.initializer!.map((t) => [t.name!, t]));
+    const dpo = readSafetensors(new Uint8Array(readFileSync(join(DPO, 'diffusion_pytorch_model.safetensors')))).tensors;
+    const dpoValues = [...dpo.values()].map((t) => t.data);
+    let checked = 0;
+    for (const [name, e] of etaFile.tensors) {
+      expect(e.dtype).toBe('F16');
+      const theta = readWeight(theta16.get(name)!, new Map([['weights.pb', data]])).data;
+      const merged = theta.map((x, i) => x + e.data[i]);
+      // Some DPO tensor equals θ + η to half precision (same order, or transposed for MatMul weights).
+      const tol = (v: number) => 2 ** -10 * Math.abs(v) + 2 ** -20;
+      const fits = (ref: ArrayLike<number>) => ref.length === merged.length && merged.every((v, i) => Math.abs(v - ref[i]) <= 2 * tol(ref[i]) + tol(e.data[i]));
+      const dims = e.shape;
+      expect(dpoValues.some((ref) => fits(ref) || (dims.length === 2 && fits(transpose(ref, dims[1], dims[0])))), name).toBe(true);
+      checked++;
+    }
+    expect(checked).toBe(dpo.size);
+    expect(() => prepareModel({ onnx: exp, out: join(dir, 'out2'), dtype: 'float32' })).toThrow(/the export is float16; converting .* is not supported yet/);
   });
 
   for (const fmt of ['diffusers', 'peft', 'kohya']) {
