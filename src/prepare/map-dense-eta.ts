@@ -6,7 +6,7 @@
 //   - GroupNorm weight / bias [C] → `onnx::Mul_N` / `onnx::Add_N` [C, 1, 1], the Mul / Add nodes under the norm's
 //     module path (`/…/resnets.0/norm1/Mul`), after the InstanceNormalization the exporter lowers GroupNorm to.
 // A parameter that maps nowhere, a shape that differs, or two parameters on one initializer is an error naming both.
-import { findLoraSites, LINEAR_TARGETS, modulePathOfNode } from '../onnx/lora-sites.ts';
+import { findLoraSites, modulePathOfNode } from '../onnx/lora-sites.ts';
 import { OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 
 export type MapRule = 'name' | 'linear' | 'norm';
@@ -58,7 +58,7 @@ function normInitializers(model: ModelProto, inits: Map<string, TensorProto>): M
 export function mapDenseEta(model: ModelProto, params: ReadonlyMap<string, readonly number[]>): DenseMapping[] {
   const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
   const dimsOf = (name: string) => (inits.get(name)?.dims ?? []).map(int);
-  const sites = new Map(findLoraSites(model, LINEAR_TARGETS).map((s) => [s.modulePath, s]));
+  const sites = new Map(findLoraSites(model, 'all').map((s) => [s.modulePath, s]));
   const norms = normInitializers(model, inits);
   const problems: string[] = [];
   const mappings: DenseMapping[] = [];

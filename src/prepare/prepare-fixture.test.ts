@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../lora/safetensors.ts';
-import { findLoraSites, LINEAR_TARGETS } from '../onnx/lora-sites.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
 import { externalizeWeights, inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { DataType } from '../onnx/proto.ts';
 import { floatToHalf } from '../lora/float16.ts';
@@ -165,7 +165,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     const unet = readModel(readFileSync(join(EXPORT, 'unet/model.onnx')));
     const files = filesOf(join(EXPORT, 'unet'), unet);
     const inits = new Map(unet.graph!.initializer!.map((t) => [t.name!, t]));
-    const sites = new Map(findLoraSites(unet, LINEAR_TARGETS).map((s) => [s.modulePath, s]));
+    const sites = new Map(findLoraSites(unet, 'all').map((s) => [s.modulePath, s]));
     const dpo = readSafetensors(new Uint8Array(readFileSync(join(DPO, 'diffusion_pytorch_model.safetensors')))).tensors;
     for (const layer of etaRank!.layers.slice(0, 6)) {
       const site = sites.get(layer.module)!;

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { readSafetensors, writeSafetensors } from '../lora/safetensors.ts';
 import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
-import { findLoraSites, LINEAR_TARGETS } from '../onnx/lora-sites.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
 import { readModel, writeModel } from '../onnx/model-io.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import { MINI, writeMiniDpoUnet, writeMiniExport, miniUnet, miniUnetParams } from './mini-export.ts';
@@ -134,7 +134,7 @@ describe('prepare-model on a builder-made export', () => {
     const out = join(dir, 'out');
     const { manifest, etaRank } = prepareModel({ onnx: join(dir, 'export'), out, etaUnet: join(dir, 'dpo'), etaRank: 2 });
     expect(manifest.offsets.eta).toMatchObject({ kind: 'lora', file: 'eta.safetensors', rank: 2 });
-    const sites = findLoraSites(miniUnet(miniUnetParams(1)), LINEAR_TARGETS);
+    const sites = findLoraSites(miniUnet(miniUnetParams(1)), 'all');
     const set = parseLora(readFileSync(join(out, 'eta.safetensors')), sites);
     expect([...set.entries.keys()].sort()).toEqual(['down_blocks.0.attentions.0.proj_in', 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k']);
     expect(set.entries.get('down_blocks.0.attentions.0.proj_in')!.conv1x1).toBe(true);
@@ -148,7 +148,7 @@ describe('prepare-model on a builder-made export', () => {
   it('--eta-lora / --delta-lora: validated against the sites and copied; unmatched keys refused', () => {
     const dir = scratch();
     writeMiniExport(join(dir, 'export'), 'diffusers');
-    const sites = findLoraSites(miniUnet(miniUnetParams(1)), LINEAR_TARGETS);
+    const sites = findLoraSites(miniUnet(miniUnetParams(1)), 'all');
     const entry = (t: (typeof sites)[0]) => ({ rank: 2, scale: 1, inFeatures: t.inFeatures, outFeatures: t.outFeatures, down: new Float32Array(2 * t.inFeatures).fill(0.1), up: new Float32Array(2 * t.outFeatures).fill(0.1), ...(t.opType === 'Conv' ? { conv1x1: true } : {}) });
     const lora = serializeLora({ entries: new Map(sites.map((t) => [t.modulePath, entry(t)])) }, 'kohya');
     writeFileSync(join(dir, 'delta.safetensors'), lora);

@@ -9,7 +9,7 @@ import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraEntry, LoraSet } from '../lora/types.ts';
 import type { OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
-import { findLoraSites, LINEAR_TARGETS } from '../onnx/lora-sites.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 import { dataTypeName } from '../onnx/tensor.ts';
@@ -119,7 +119,7 @@ function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Ar
 function validateLora(path: string, unet: ModelProto, role: string): LoraSet {
   if (!existsSync(path)) throw new Error(`--${role}-lora ${path} does not exist`);
   try {
-    return parseLora(readFileSync(path), findLoraSites(unet, LINEAR_TARGETS));
+    return parseLora(readFileSync(path), findLoraSites(unet, 'all'));
   } catch (error) {
     (error as Error).message = `--${role}-lora ${path}: ${(error as Error).message}`;
     throw error;
@@ -338,7 +338,7 @@ function extractRankEta(
   mappings: DenseMapping[], readDpo: (k: string) => Float32Array, readBase: (t: TensorProto) => Uint8Array | null,
   inits: Map<string, TensorProto>, unet: ModelProto, rank: number, path: string, log: (line: string) => void,
 ) {
-  const sites = new Map(findLoraSites(unet, LINEAR_TARGETS).map((s) => [s.weightName, s]));
+  const sites = new Map(findLoraSites(unet, 'all').map((s) => [s.weightName, s]));
   const entries = new Map<string, LoraEntry>();
   const layers: { module: string; relError: number }[] = [];
   let keptSq = 0, droppedSq = 0, droppedTensors = 0;
