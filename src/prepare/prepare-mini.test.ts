@@ -2,7 +2,7 @@
 // sharding, the manifest, dense and rank-r η, LoRA validation, and every refusal (a corrupted copy is cheap to make).
 // The same pipeline on the real exporter's output is tested in prepare-fixture.test.ts.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync, cpSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -235,9 +235,29 @@ describe('prepare-model refuses bad input clearly', () => {
     );
   });
 
-  it('a non-empty output folder', () => {
+  it('a non-empty output folder that is not a prepared model', () => {
     const e = exportCopy();
     cpSync(join(e.export, 'scheduler'), e.out, { recursive: true });
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not empty/);
+    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not empty and holds no prepared model/);
+    expect(readdirSync(e.out)).toEqual(['scheduler_config.json']);
+  });
+
+  it('a prepared model is replaced only by a complete new one; a failed run leaves it as it was', () => {
+    const e = exportCopy();
+    writeMiniDpoUnet(join(e.dir, 'dpo'), e.params);
+    prepareModel({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') });
+    const first = readFileSync(join(e.out, 'manifest.json'), 'utf8');
+    // A run that fails late (the tokenizer is read after every weight is written).
+    const vocab = join(e.export, 'tokenizer', 'vocab.json');
+    const vocabText = readFileSync(vocab, 'utf8');
+    rmSync(vocab);
+    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks vocab\.json \+ merges\.txt/);
+    expect(readFileSync(join(e.out, 'manifest.json'), 'utf8')).toBe(first);
+    expect(existsSync(join(e.out, 'eta.safetensors'))).toBe(true);
+    writeFileSync(vocab, vocabText);
+    const { manifest } = prepareModel({ onnx: e.export, out: e.out });
+    expect(manifest.offsets.eta).toBeUndefined();
+    expect(existsSync(join(e.out, 'eta.safetensors'))).toBe(false); // nothing stale from the first run
+    expect(readdirSync(e.dir).filter((n) => n.includes('.partial-') || n.includes('.replaced-'))).toEqual([]);
   });
 });
