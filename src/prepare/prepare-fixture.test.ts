@@ -2,7 +2,7 @@
 // diffusers' convert_stable_diffusion_checkpoint_to_onnx.py and by optimum; a perturbed "DPO" UNet saved by
 // diffusers; one δ LoRA in three key formats; references computed by torch — scripts/fixtures/make_sd15_fixture.py).
 import { describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -12,7 +12,9 @@ import { externalizeWeights, inlineExternalData, readModel, readWeight, writeMod
 import { DataType } from '../onnx/proto.ts';
 import { floatToHalf } from '../lora/float16.ts';
 import { makeTensor } from '../onnx/tensor.ts';
+import { float16Transform, planFloat16 } from './float16-graph.ts';
 import { prepareModel } from './prepare.ts';
+import { rewriteComponent } from './stream-onnx.ts';
 
 const FIXTURE = 'fixtures/sd15';
 const EXPORT = join(FIXTURE, 'export-diffusers');
@@ -217,7 +219,42 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
       checked++;
     }
     expect(checked).toBe(dpo.size);
-    expect(() => prepareModel({ onnx: exp, out: join(dir, 'out2'), dtype: 'float32' })).toThrow(/the export is float16; converting .* is not supported yet/);
+    expect(() => prepareModel({ onnx: exp, out: join(dir, 'out2'), dtype: 'float32' })).toThrow(/the export is float16; converting float16 weights up to float32 is not supported/);
+  });
+
+  it('--dtype float16 on the float32 export: float16 weights (half the bytes), float32 inputs/outputs, outputs within 2e-3', async () => {
+    const dir = scratch();
+    const out = join(dir, 'out');
+    const { manifest } = prepareModel({ onnx: EXPORT, out, dtype: 'float16', etaUnet: existsSync(DPO) ? DPO : undefined });
+    expect([manifest.unet.dtype, manifest.textEncoder.dtype, manifest.vaeDecoder.dtype]).toEqual(['float16', 'float16', 'float16']);
+    expect(manifest.unet.inputs).toEqual({ sample: 'float32', timestep: 'float32', encoder_hidden_states: 'float32' });
+    const size = (p: string) => manifest.files.find((f) => f.path === p)!.bytes;
+    expect(size('unet/weights-00.bin')).toBeLessThan(0.51 * statSync(join(EXPORT, 'unet/weights.pb')).size);
+    const prepared = readModel(readFileSync(join(out, 'unet/model.onnx')));
+    for (const t of prepared.graph!.initializer!) if (t.dataLocation === 1) expect(t.dataType, t.name!).toBe(DataType.FLOAT16);
+    if (existsSync(DPO)) {
+      const eta = readSafetensors(new Uint8Array(readFileSync(join(out, 'eta.safetensors')))).tensors;
+      const types = new Map(prepared.graph!.initializer!.map((t) => [t.name!, t.dataType]));
+      for (const [name, e] of eta) expect(e.dtype, name).toBe(types.get(name) === DataType.FLOAT16 ? 'F16' : 'F32');
+    }
+    const feeds = seededFeeds('float32');
+    feeds.timestep = new ort.Tensor('float32', new Float32Array([978.6, 501.3]), [2]); // fractional: not representable in float16
+    const a = await run(join(out, 'unet/model.onnx'), feeds);
+    const b = await run(join(EXPORT, 'unet/model.onnx'), feeds);
+    expect(a.out_sample.type).toBe('float32');
+    expect(relL2(a.out_sample.data as Float32Array, b.out_sample.data as Float32Array)).toBeLessThan(2e-3);
+    const ids = { input_ids: new ort.Tensor('int32', Int32Array.from({ length: 77 }, (_, i) => (i === 0 ? 49406 : i < 5 ? 320 + i : 49407)), [1, 77]) };
+    const te = [await run(join(out, 'text_encoder/model.onnx'), ids), await run(join(EXPORT, 'text_encoder/model.onnx'), ids)];
+    expect(relL2(te[0].last_hidden_state.data as Float32Array, te[1].last_hidden_state.data as Float32Array)).toBeLessThan(2e-3);
+    const z = { latent_sample: new ort.Tensor('float32', Float32Array.from({ length: 4 * 64 }, (_, i) => Math.sin(i)), [1, 4, 8, 8]) };
+    const vae = [await run(join(out, 'vae_decoder/model.onnx'), z), await run(join(EXPORT, 'vae_decoder/model.onnx'), z)];
+    expect(relL2(vae[0].sample.data as Float32Array, vae[1].sample.data as Float32Array)).toBeLessThan(2e-3);
+
+    // Without the float32 timestep island the same conversion is several times further off at a fractional timestep.
+    const plan = planFloat16(readModel(readFileSync(join(EXPORT, 'unet/model.onnx'))), []);
+    rewriteComponent(join(EXPORT, 'unet/model.onnx'), join(dir, 'no-island'), { transform: float16Transform(plan.convert) }, 'model.onnx', plan.model);
+    const c = await run(join(dir, 'no-island/model.onnx'), feeds);
+    expect(relL2(c.out_sample.data as Float32Array, b.out_sample.data as Float32Array)).toBeGreaterThan(2 * relL2(a.out_sample.data as Float32Array, b.out_sample.data as Float32Array));
   });
 
   for (const fmt of ['diffusers', 'peft', 'kohya']) {

@@ -13,6 +13,7 @@ import { findLoraSites } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 import { dataTypeName } from '../onnx/tensor.ts';
+import { float16Transform, planFloat16, roundToHalf } from './float16-graph.ts';
 import { countRules, mapDenseEta, toInitializerLayout, type DenseMapping } from './map-dense-eta.ts';
 import {
   checkUnetInputs, COMPONENTS, findComponents, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
@@ -131,6 +132,12 @@ function floatValues(tensor: TensorProto, bytes: Uint8Array): Float32Array {
   throw new OnnxError(`initializer ${tensor.name} is ${dataTypeName(tensor.dataType ?? 0)}; a weight offset needs float32 or float16`);
 }
 
+/** θ as the prepared model holds it: the export's values, rounded to float16 when --dtype float16 converted them. */
+function baseValues(m: DenseMapping, tensor: TensorProto, bytes: Uint8Array): Float32Array {
+  const values = floatValues(tensor, bytes);
+  return m.dataType === DataType.FLOAT16 && tensor.dataType === DataType.FLOAT ? roundToHalf(values) : values;
+}
+
 function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Array {
   if (dataType === DataType.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const half = new Uint16Array(values.length);
@@ -178,9 +185,11 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const unet = graphs.get('unet')!;
   checkUnetInputs(unet, paths.unet!);
   const exportDtype = graphDtype(unet);
-  if (options.dtype && options.dtype !== exportDtype) {
-    throw new Error(`--dtype ${options.dtype}: the export is ${exportDtype}; converting weights between float32 and float16 is not supported yet (prepare without --dtype)`);
+  if (options.dtype === 'float32' && exportDtype === 'float16') {
+    throw new Error('--dtype float32: the export is float16; converting float16 weights up to float32 is not supported (prepare without --dtype)');
   }
+  /** --dtype float16 on a float32 export: graphs converted (float16-graph.ts), weights cast while streaming. */
+  const toHalf = options.dtype === 'float16' && exportDtype === 'float32';
   const textOut = (graphs.get('textEncoder')!.graph?.output ?? [])[0];
   const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
   const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined);
@@ -206,7 +215,13 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
       for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
         const dir = KEY_DIR[key];
-        const done = rewriteComponent(path, join(out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log) }, 'model.onnx', graphs.get(key));
+        const plan = toHalf ? planFloat16(graphs.get(key)!) : undefined;
+        const done = rewriteComponent(path, join(out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log), transform: plan && float16Transform(plan.convert) }, 'model.onnx', plan?.model ?? graphs.get(key));
+        if (key === 'unet' && mappings) {
+          // η is written in the prepared initializer's dtype (float16 after --dtype float16).
+          const prepared = new Map((done.model.graph?.initializer ?? []).map((t) => [t.name ?? '', t.dataType ?? 0]));
+          mappings = mappings.map((m) => ({ ...m, dataType: prepared.get(m.initializer) ?? m.dataType }));
+        }
         if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
         components[key] = {
           file: `${dir}/model.onnx`,
@@ -349,7 +364,7 @@ function writeDenseEta(
     file.append(planSafetensors(group.map((p) => p.t), { format: 'pt', content: 'dense eta = theta_dpo - theta, per ONNX initializer' }).header);
     for (const { m } of group) {
       const tensor = inits.get(m.initializer)!;
-      const theta = floatValues(tensor, readBase(tensor)!);
+      const theta = baseValues(m, tensor, readBase(tensor)!);
       const dpoValues = toInitializerLayout(m, readDpo(m.key));
       const eta = new Float32Array(theta.length);
       for (let j = 0; j < eta.length; j++) eta[j] = dpoValues[j] - theta[j];
@@ -376,7 +391,7 @@ function extractRankEta(
   let keptSq = 0, droppedSq = 0, droppedTensors = 0;
   for (const m of mappings) {
     const tensor = inits.get(m.initializer)!;
-    const theta = floatValues(tensor, readBase(tensor)!);
+    const theta = baseValues(m, tensor, readBase(tensor)!);
     const dpoValues = toInitializerLayout(m, readDpo(m.key));
     const site = sites.get(m.initializer);
     let sq = 0;

@@ -216,10 +216,10 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
       if (!moving[i]) return tensor;
       const raw = reader.read(tensor)!;
       done += raw.length;
+      const { dataType, bytes } = options.transform ? options.transform(tensor, raw) : { dataType: tensor.dataType ?? 0, bytes: raw };
       // Small external tensors become inline, as onnx.save_model's size_threshold keeps them (ORT's shape inference
       // needs shape constants inline).
-      if (raw.length < MIN_EXTERNAL_BYTES) return inlineTensor(tensor, raw);
-      const { dataType, bytes } = options.transform ? options.transform(tensor, raw) : { dataType: tensor.dataType ?? 0, bytes: raw };
+      if (raw.length < MIN_EXTERNAL_BYTES) return inlineTensor({ ...tensor, dataType }, bytes);
       const place = shardSet.place(tensor.name ?? '', bytes);
       largest = Math.max(largest, bytes.length);
       written += bytes.length;
