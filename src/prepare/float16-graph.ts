@@ -100,15 +100,20 @@ export function planFloat16(model: ModelProto, islands: readonly string[] = FLOA
   const isFloat = (name: string) => types.get(name) === FLOAT;
   const island = islandNodes(g.node ?? [], islands);
   const region = (node: NodeProto): Precision => (island.has(node) ? 'f32' : 'f16');
-  const required = (node: NodeProto, slot: number): Precision =>
-    ((node.opType === 'Resize' && slot >= 1) || (node.opType === 'Upsample' && slot === 1) ? 'f32' : region(node));
+  /** The precision an input slot needs; 'any' for ops that read only the shape (a Cast there would be waste). */
+  const required = (node: NodeProto, slot: number): Precision | 'any' => {
+    if ((node.opType === 'Resize' && slot >= 1) || (node.opType === 'Upsample' && slot === 1)) return 'f32';
+    if (node.opType === 'Shape' || node.opType === 'Size') return 'any';
+    return region(node);
+  };
 
   // Consumers of each value: constants (initializers, Constant nodes) take the precision their consumers need.
   const needs = new Map<string, Set<Precision>>();
   for (const node of g.node ?? []) {
     (node.input ?? []).forEach((name, slot) => {
       if (!name || !isFloat(name)) return;
-      (needs.get(name) ?? needs.set(name, new Set()).get(name)!).add(required(node, slot));
+      const want = required(node, slot);
+      if (want !== 'any') (needs.get(name) ?? needs.set(name, new Set()).get(name)!).add(want);
     });
   }
   const outputs = new Set((g.output ?? []).map((o) => o.name ?? ''));
@@ -149,7 +154,7 @@ export function planFloat16(model: ModelProto, islands: readonly string[] = FLOA
       if (!name || !isFloat(name)) return name;
       const want = required(original, slot);
       const have = produced.get(name) ?? 'f32';
-      return have === want ? name : castTo(name, want);
+      return want === 'any' || have === want ? name : castTo(name, want);
     });
     const r = region(original);
     const op = node.opType;
