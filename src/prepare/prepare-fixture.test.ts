@@ -135,7 +135,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
   it.skipIf(!existsSync(DPO) || !existsSync(REFS))('--eta-unet: the export with θ + η merged reproduces torch\'s DPO UNet output', async () => {
     const out = join(scratch(), 'out');
     const { manifest } = prepareModel({ onnx: EXPORT, out, etaUnet: DPO });
-    const refs = readSafetensors(new Uint8Array(readFileSync(REFS))).tensors;
+    const refs = referenceTensors(['unet.sample', 'unet.encoder_hidden_states', 'unet.out_sample', 'unet.out_sample.dpo']);
     const eta = readSafetensors(new Uint8Array(readFileSync(join(out, (manifest.offsets.eta as { files: string[] }).files[0])))).tensors;
     const unet = readModel(readFileSync(join(out, 'unet/model.onnx')));
     const inlined = inlineExternalData(unet, filesOf(join(out, 'unet'), unet));
@@ -146,10 +146,10 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
       return makeTensor(t.name!, theta.dims, theta.data.map((x, i) => x + e.data[i]));
     });
     const r = (k: string) => refs.get(k)!;
-    const ts = r('unet.timestep');
+    const timesteps = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8')).settings.unet_call.timestep as number[];
     const result = await run(writeModel(inlined), {
       sample: new ort.Tensor('float32', r('unet.sample').data, r('unet.sample').shape),
-      timestep: new ort.Tensor('float32', ts.data, ts.shape),
+      timestep: new ort.Tensor('float32', Float32Array.from(timesteps), [timesteps.length]),
       encoder_hidden_states: new ort.Tensor('float32', r('unet.encoder_hidden_states').data, r('unet.encoder_hidden_states').shape),
     });
     const expected = r('unet.out_sample.dpo').data;
@@ -276,6 +276,22 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     expect(() => prepareModel({ onnx: exp, out: join(dir, 'out') })).toThrow(/external data bytes \d+\.\.\d+ lie past the end of weights\.pb \(1000 bytes\)/);
   });
 });
+
+/**
+ * F32 tensors of references.safetensors by name. The file also holds int64/int32 tensors (token ids, timesteps),
+ * which src/lora/safetensors.ts (a LoRA reader: float dtypes only) refuses, so this reads just the named F32 ones.
+ */
+function referenceTensors(names: string[]): Map<string, { shape: number[]; data: Float32Array }> {
+  const bytes = readFileSync(REFS);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  return new Map(names.map((name) => {
+    const e = header[name];
+    if (e?.dtype !== 'F32') throw new Error(`references.safetensors: ${name} is ${e?.dtype ?? 'missing'}, expected F32`);
+    const [a, b] = e.data_offsets;
+    return [name, { shape: e.shape, data: new Float32Array(new Uint8Array(bytes.subarray(8 + n + a, 8 + n + b)).buffer) }];
+  }));
+}
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   for (let i = 0; i < a.length; i++) if (Math.abs(a[i] - b[i]) > 1e-6) return false;
