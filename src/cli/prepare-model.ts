@@ -1,7 +1,7 @@
 // Turns a downloaded Stable Diffusion ONNX export (+ optional DPO UNet or η LoRA, δ LoRA) into a prepared model
 // directory the page and the CLIs load (PreparedManifest, src/model/manifest.ts; pipeline in src/prepare/prepare.ts).
 //   npm run prepare-model -- --onnx <export dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] [--eta-lora <file>]
-//                            [--delta-lora <file>] --out <dir> [--dtype float32|float16] [--shard-mb 1024] [--force]
+//                            [--delta-lora <file>] --out <dir> [--dtype float32|float16] [--shard-mb 1024]
 // Progress and the report go to stderr; the last line on stdout is the manifest's path.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,7 +9,7 @@ import { formatBytes, prepareModel } from '../prepare/prepare.ts';
 import type { WeightDtype } from '../model/manifest.ts';
 
 const USAGE = 'usage: npm run prepare-model -- --onnx <export dir> --out <dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] '
-  + '[--eta-lora <file>] [--delta-lora <file>] [--dtype float32|float16] [--shard-mb 1024] [--name <name>] [--force]';
+  + '[--eta-lora <file>] [--delta-lora <file>] [--dtype float32|float16] [--shard-mb 1024] [--name <name>]';
 
 function positiveInt(raw: string | undefined, flag: string): number | undefined {
   if (raw === undefined) return undefined;
@@ -23,7 +23,7 @@ function main() {
     options: {
       onnx: { type: 'string' }, out: { type: 'string' }, 'eta-unet': { type: 'string' }, 'eta-lora': { type: 'string' },
       'delta-lora': { type: 'string' }, 'eta-rank': { type: 'string' }, dtype: { type: 'string' }, 'shard-mb': { type: 'string' },
-      name: { type: 'string' }, force: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+      name: { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
@@ -35,7 +35,7 @@ function main() {
   const result = prepareModel({
     onnx: values.onnx, out: values.out, etaUnet: values['eta-unet'], etaLora: values['eta-lora'], deltaLora: values['delta-lora'],
     etaRank: positiveInt(values['eta-rank'], 'eta-rank'), dtype: values.dtype as WeightDtype | undefined,
-    maxShardBytes: shardMb === undefined ? undefined : shardMb * 1024 * 1024, force: values.force, name: values.name,
+    maxShardBytes: shardMb === undefined ? undefined : shardMb * 1024 * 1024, name: values.name,
     log: (line) => console.error(line),
   });
   const rows = result.summary.map((s) => [s.component, String(s.tensors), formatBytes(s.bytes), String(s.shards)]);

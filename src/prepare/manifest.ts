@@ -155,12 +155,14 @@ export function readExportFacts(exportDir: string, unet: ModelProto, decoder: Mo
 }
 
 /**
- * The manifest's scheduler: the export's config, except that JSON cannot hold Python's -Infinity / Infinity / NaN
- * (DPMSolver's lambda_min_clipped): those become the strings "-Infinity" / "Infinity" / "NaN", which
- * `schedulerConfigOf` (src/model/manifest.ts) turns back. The config also travels verbatim in scheduler/.
+ * The manifest's scheduler: the export's config without values JSON cannot hold (Python writes -Infinity for
+ * DPMSolver's lambda_min_clipped, which is also diffusers' default, so leaving it out changes nothing). The file
+ * itself travels verbatim as scheduler/scheduler_config.json (parseSchedulerConfig reads it). Returns the dropped keys.
  */
-export function jsonSafeScheduler(config: Record<string, unknown>): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(config, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)));
+export function jsonSafeScheduler(config: Record<string, unknown>): { config: Record<string, unknown>; dropped: string[] } {
+  const dropped = Object.entries(config).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k, v]) => `${k}: ${v}`);
+  const kept = Object.fromEntries(Object.entries(config).filter(([, v]) => !(typeof v === 'number' && !Number.isFinite(v))));
+  return { config: JSON.parse(JSON.stringify(kept)), dropped };
 }
 
 /** Our scheduler name for a diffusers scheduler class (the default is the official NPO sampler, DPM++ 2M). */

@@ -2,15 +2,19 @@
 // diffusers' convert_stable_diffusion_checkpoint_to_onnx.py and by optimum; a perturbed "DPO" UNet saved by
 // diffusers; one δ LoRA in three key formats; references computed by torch — scripts/fixtures/make_sd15_fixture.py).
 import { describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../lora/safetensors.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
-import { inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
+import { externalizeWeights, inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
+import { DataType } from '../onnx/proto.ts';
+import { floatToHalf } from '../lora/float16.ts';
 import { makeTensor } from '../onnx/tensor.ts';
+import { float16Transform, planFloat16 } from './float16-graph.ts';
 import { prepareModel } from './prepare.ts';
+import { rewriteComponent } from './stream-onnx.ts';
 
 const FIXTURE = 'fixtures/sd15';
 const EXPORT = join(FIXTURE, 'export-diffusers');
@@ -131,7 +135,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
   it.skipIf(!existsSync(DPO) || !existsSync(REFS))('--eta-unet: the export with θ + η merged reproduces torch\'s DPO UNet output', async () => {
     const out = join(scratch(), 'out');
     const { manifest } = prepareModel({ onnx: EXPORT, out, etaUnet: DPO });
-    const refs = readSafetensors(new Uint8Array(readFileSync(REFS))).tensors;
+    const refs = referenceTensors(['unet.sample', 'unet.encoder_hidden_states', 'unet.out_sample', 'unet.out_sample.dpo']);
     const eta = readSafetensors(new Uint8Array(readFileSync(join(out, (manifest.offsets.eta as { files: string[] }).files[0])))).tensors;
     const unet = readModel(readFileSync(join(out, 'unet/model.onnx')));
     const inlined = inlineExternalData(unet, filesOf(join(out, 'unet'), unet));
@@ -142,10 +146,10 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
       return makeTensor(t.name!, theta.dims, theta.data.map((x, i) => x + e.data[i]));
     });
     const r = (k: string) => refs.get(k)!;
-    const ts = r('unet.timestep');
+    const timesteps = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8')).settings.unet_call.timestep as number[];
     const result = await run(writeModel(inlined), {
       sample: new ort.Tensor('float32', r('unet.sample').data, r('unet.sample').shape),
-      timestep: new ort.Tensor('float32', ts.data, ts.shape),
+      timestep: new ort.Tensor('float32', Float32Array.from(timesteps), [timesteps.length]),
       encoder_hidden_states: new ort.Tensor('float32', r('unet.encoder_hidden_states').data, r('unet.encoder_hidden_states').shape),
     });
     const expected = r('unet.out_sample.dpo').data;
@@ -179,6 +183,80 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     }
   });
 
+  it.skipIf(!existsSync(DPO))('a float16 export (weights cast after export): dtype float16, η in float16, θ + η ≈ θ_dpo to half precision', () => {
+    const dir = scratch();
+    const exp = join(dir, 'export');
+    cpSync(EXPORT, exp, { recursive: true });
+    const unet = readModel(readFileSync(join(EXPORT, 'unet/model.onnx')));
+    const inlined = inlineExternalData(unet, filesOf(join(EXPORT, 'unet'), unet));
+    inlined.graph!.initializer = inlined.graph!.initializer!.map((t) => {
+      if (t.dataType !== DataType.FLOAT) return t;
+      const { dims, data } = readWeight(t);
+      const half = Uint16Array.from(data, (v) => floatToHalf(v));
+      return { name: t.name, dims, dataType: DataType.FLOAT16, rawData: new Uint8Array(half.buffer) };
+    });
+    const { model, data } = externalizeWeights(inlined, 'weights.pb');
+    writeFileSync(join(exp, 'unet/model.onnx'), writeModel(model));
+    writeFileSync(join(exp, 'unet/weights.pb'), data);
+    const out = join(dir, 'out');
+    const { manifest } = prepareModel({ onnx: exp, out, etaUnet: DPO, dtype: 'float16' });
+    expect(manifest.unet.dtype).toBe('float16');
+    expect(manifest.source.exportDtype).toBe('float16');
+    const etaFile = readSafetensors(new Uint8Array(readFileSync(join(out, 'eta.safetensors'))));
+    const theta16 = new Map(model.graph!.initializer!.map((t) => [t.name!, t]));
+    const dpo = readSafetensors(new Uint8Array(readFileSync(join(DPO, 'diffusion_pytorch_model.safetensors')))).tensors;
+    const dpoValues = [...dpo.values()].map((t) => t.data);
+    let checked = 0;
+    for (const [name, e] of etaFile.tensors) {
+      expect(e.dtype).toBe('F16');
+      const theta = readWeight(theta16.get(name)!, new Map([['weights.pb', data]])).data;
+      const merged = theta.map((x, i) => x + e.data[i]);
+      // Some DPO tensor equals θ + η to half precision (same order, or transposed for MatMul weights).
+      const tol = (v: number) => 2 ** -10 * Math.abs(v) + 2 ** -20;
+      const fits = (ref: ArrayLike<number>) => ref.length === merged.length && merged.every((v, i) => Math.abs(v - ref[i]) <= 2 * tol(ref[i]) + tol(e.data[i]));
+      const dims = e.shape;
+      expect(dpoValues.some((ref) => fits(ref) || (dims.length === 2 && fits(transpose(ref, dims[1], dims[0])))), name).toBe(true);
+      checked++;
+    }
+    expect(checked).toBe(dpo.size);
+    expect(() => prepareModel({ onnx: exp, out: join(dir, 'out2'), dtype: 'float32' })).toThrow(/the export is float16; converting float16 weights up to float32 is not supported/);
+  });
+
+  it('--dtype float16 on the float32 export: float16 weights (half the bytes), float32 inputs/outputs, outputs within 2e-3', async () => {
+    const dir = scratch();
+    const out = join(dir, 'out');
+    const { manifest } = prepareModel({ onnx: EXPORT, out, dtype: 'float16', etaUnet: existsSync(DPO) ? DPO : undefined });
+    expect([manifest.unet.dtype, manifest.textEncoder.dtype, manifest.vaeDecoder.dtype]).toEqual(['float16', 'float16', 'float16']);
+    expect(manifest.unet.inputs).toEqual({ sample: 'float32', timestep: 'float32', encoder_hidden_states: 'float32' });
+    const size = (p: string) => manifest.files.find((f) => f.path === p)!.bytes;
+    expect(size('unet/weights-00.bin')).toBeLessThan(0.51 * statSync(join(EXPORT, 'unet/weights.pb')).size);
+    const prepared = readModel(readFileSync(join(out, 'unet/model.onnx')));
+    for (const t of prepared.graph!.initializer!) if (t.dataLocation === 1) expect(t.dataType, t.name!).toBe(DataType.FLOAT16);
+    if (existsSync(DPO)) {
+      const eta = readSafetensors(new Uint8Array(readFileSync(join(out, 'eta.safetensors')))).tensors;
+      const types = new Map(prepared.graph!.initializer!.map((t) => [t.name!, t.dataType]));
+      for (const [name, e] of eta) expect(e.dtype, name).toBe(types.get(name) === DataType.FLOAT16 ? 'F16' : 'F32');
+    }
+    const feeds = seededFeeds('float32');
+    feeds.timestep = new ort.Tensor('float32', new Float32Array([978.6, 501.3]), [2]); // fractional: not representable in float16
+    const a = await run(join(out, 'unet/model.onnx'), feeds);
+    const b = await run(join(EXPORT, 'unet/model.onnx'), feeds);
+    expect(a.out_sample.type).toBe('float32');
+    expect(relL2(a.out_sample.data as Float32Array, b.out_sample.data as Float32Array)).toBeLessThan(2e-3);
+    const ids = { input_ids: new ort.Tensor('int32', Int32Array.from({ length: 77 }, (_, i) => (i === 0 ? 49406 : i < 5 ? 320 + i : 49407)), [1, 77]) };
+    const te = [await run(join(out, 'text_encoder/model.onnx'), ids), await run(join(EXPORT, 'text_encoder/model.onnx'), ids)];
+    expect(relL2(te[0].last_hidden_state.data as Float32Array, te[1].last_hidden_state.data as Float32Array)).toBeLessThan(2e-3);
+    const z = { latent_sample: new ort.Tensor('float32', Float32Array.from({ length: 4 * 64 }, (_, i) => Math.sin(i)), [1, 4, 8, 8]) };
+    const vae = [await run(join(out, 'vae_decoder/model.onnx'), z), await run(join(EXPORT, 'vae_decoder/model.onnx'), z)];
+    expect(relL2(vae[0].sample.data as Float32Array, vae[1].sample.data as Float32Array)).toBeLessThan(2e-3);
+
+    // Without the float32 timestep island the same conversion is several times further off at a fractional timestep.
+    const plan = planFloat16(readModel(readFileSync(join(EXPORT, 'unet/model.onnx'))), []);
+    rewriteComponent(join(EXPORT, 'unet/model.onnx'), join(dir, 'no-island'), { transform: float16Transform(plan.convert) }, 'model.onnx', plan.model);
+    const c = await run(join(dir, 'no-island/model.onnx'), feeds);
+    expect(relL2(c.out_sample.data as Float32Array, b.out_sample.data as Float32Array)).toBeGreaterThan(2 * relL2(a.out_sample.data as Float32Array, b.out_sample.data as Float32Array));
+  });
+
   for (const fmt of ['diffusers', 'peft', 'kohya']) {
     const file = join(FIXTURE, `delta-${fmt}.safetensors`);
     it.skipIf(!existsSync(file))(`--delta-lora in ${fmt} format: validated on the export's Linear/1×1 sites and copied`, () => {
@@ -198,6 +276,22 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     expect(() => prepareModel({ onnx: exp, out: join(dir, 'out') })).toThrow(/external data bytes \d+\.\.\d+ lie past the end of weights\.pb \(1000 bytes\)/);
   });
 });
+
+/**
+ * F32 tensors of references.safetensors by name. The file also holds int64/int32 tensors (token ids, timesteps),
+ * which src/lora/safetensors.ts (a LoRA reader: float dtypes only) refuses, so this reads just the named F32 ones.
+ */
+function referenceTensors(names: string[]): Map<string, { shape: number[]; data: Float32Array }> {
+  const bytes = readFileSync(REFS);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  return new Map(names.map((name) => {
+    const e = header[name];
+    if (e?.dtype !== 'F32') throw new Error(`references.safetensors: ${name} is ${e?.dtype ?? 'missing'}, expected F32`);
+    const [a, b] = e.data_offsets;
+    return [name, { shape: e.shape, data: new Float32Array(new Uint8Array(bytes.subarray(8 + n + a, 8 + n + b)).buffer) }];
+  }));
+}
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   for (let i = 0; i < a.length; i++) if (Math.abs(a[i] - b[i]) > 1e-6) return false;

@@ -2,7 +2,7 @@
 // sharding, the manifest, dense and rank-r η, LoRA validation, and every refusal (a corrupted copy is cheap to make).
 // The same pipeline on the real exporter's output is tested in prepare-fixture.test.ts.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync, cpSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -13,7 +13,6 @@ import { serializeLora } from '../lora/serialize.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { readModel, writeModel } from '../onnx/model-io.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
-import { schedulerConfigOf } from '../model/manifest.ts';
 import { MINI, writeMiniDpoUnet, writeMiniExport, miniUnet, miniUnetParams } from './mini-export.ts';
 import { prepareModel } from './prepare.ts';
 
@@ -61,8 +60,10 @@ describe('prepare-model on a builder-made export', () => {
       expect(onDisk.context).toEqual({ length: MINI.tokens, dim: MINI.context });
       expect(onDisk.defaults.width).toBe(MINI.size * 2); // the sample input's static size × the VAE's factor
       expect(onDisk.tokenizer).toEqual({ dir: 'tokenizer', modelMaxLength: 77 });
-      expect(schedulerConfigOf(onDisk).lambda_min_clipped).toBe(-Infinity);
-      expect(onDisk.scheduler.lambda_min_clipped).toBe('-Infinity');
+      // -Infinity is not JSON: left out of manifest.scheduler (diffusers' default), kept in the verbatim copy.
+      expect('lambda_min_clipped' in onDisk.scheduler).toBe(false);
+      expect(onDisk.scheduler.skip_prk_steps).toBe(true);
+      expect(readFileSync(join(out, 'scheduler/scheduler_config.json'), 'utf8')).toContain('"lambda_min_clipped": -Infinity');
       expect(onDisk.source.layout).toBe(layout);
       expect(manifest.files.map((f) => f.path)).toContain('text_encoder/weights-00.bin'); // inline weights moved out
       for (const f of onDisk.files) {
@@ -234,9 +235,29 @@ describe('prepare-model refuses bad input clearly', () => {
     );
   });
 
-  it('a non-empty output folder', () => {
+  it('a non-empty output folder that is not a prepared model', () => {
     const e = exportCopy();
     cpSync(join(e.export, 'scheduler'), e.out, { recursive: true });
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not empty/);
+    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not empty and holds no prepared model/);
+    expect(readdirSync(e.out)).toEqual(['scheduler_config.json']);
+  });
+
+  it('a prepared model is replaced only by a complete new one; a failed run leaves it as it was', () => {
+    const e = exportCopy();
+    writeMiniDpoUnet(join(e.dir, 'dpo'), e.params);
+    prepareModel({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') });
+    const first = readFileSync(join(e.out, 'manifest.json'), 'utf8');
+    // A run that fails late (the tokenizer is read after every weight is written).
+    const vocab = join(e.export, 'tokenizer', 'vocab.json');
+    const vocabText = readFileSync(vocab, 'utf8');
+    rmSync(vocab);
+    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks vocab\.json \+ merges\.txt/);
+    expect(readFileSync(join(e.out, 'manifest.json'), 'utf8')).toBe(first);
+    expect(existsSync(join(e.out, 'eta.safetensors'))).toBe(true);
+    writeFileSync(vocab, vocabText);
+    const { manifest } = prepareModel({ onnx: e.export, out: e.out });
+    expect(manifest.offsets.eta).toBeUndefined();
+    expect(existsSync(join(e.out, 'eta.safetensors'))).toBe(false); // nothing stale from the first run
+    expect(readdirSync(e.dir).filter((n) => n.includes('.partial-') || n.includes('.replaced-'))).toEqual([]);
   });
 });

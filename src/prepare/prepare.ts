@@ -2,7 +2,7 @@
 // directory (PreparedManifest, src/model/manifest.ts). Everything that can be refused is checked before the first
 // weight is copied (components, UNet inputs, external-data bounds, η mapping, LoRA keys), then weights stream one
 // tensor at a time into shards, and finally every file is read back, hashed and bounds-checked.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { floatToHalf, decodeHalfArray } from '../lora/float16.ts';
 import { parseLora } from '../lora/formats.ts';
@@ -13,6 +13,7 @@ import { findLoraSites } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 import { dataTypeName } from '../onnx/tensor.ts';
+import { float16Transform, planFloat16, roundToHalf } from './float16-graph.ts';
 import { countRules, mapDenseEta, toInitializerLayout, type DenseMapping } from './map-dense-eta.ts';
 import {
   checkUnetInputs, COMPONENTS, findComponents, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
@@ -35,8 +36,6 @@ export interface PrepareOptions {
   etaRank?: number;
   dtype?: WeightDtype;
   maxShardBytes?: number;
-  /** Allow writing into a non-empty output folder. */
-  force?: boolean;
   name?: string;
   /** Progress and report lines (stderr in the CLI). */
   log?: (line: string) => void;
@@ -79,12 +78,40 @@ function progress(label: string, log: (line: string) => void) {
   };
 }
 
-function checkOutDir(out: string, force: boolean | undefined): void {
+/**
+ * Where to write: a fresh sibling folder that replaces --out only when everything is written and verified, so a failed
+ * run leaves --out as it was. --out must be absent, empty, or a model prepared before (its manifest says format 2);
+ * any other folder is refused rather than overwritten.
+ */
+function startOutput(out: string): { work: string; commit(): void; abort(): void } {
   if (existsSync(out)) {
     if (!statSync(out).isDirectory()) throw new Error(`--out ${out} exists and is not a folder`);
-    if (readdirSync(out).length > 0 && !force) throw new Error(`--out ${out} is not empty; choose a new folder (or pass --force to overwrite)`);
+    if (readdirSync(out).length > 0 && !isPreparedFolder(out)) {
+      throw new Error(`--out ${out} is not empty and holds no prepared model; choose a new folder (nothing was written)`);
+    }
   }
-  mkdirSync(out, { recursive: true });
+  const work = `${out.replace(/[\\/]+$/, '')}.partial-${process.pid}`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  return {
+    work,
+    commit() {
+      const old = `${work.replace(/\.partial-/, '.replaced-')}`;
+      const replacing = existsSync(out);
+      if (replacing) renameSync(out, old);
+      renameSync(work, out);
+      if (replacing) rmSync(old, { recursive: true, force: true });
+    },
+    abort: () => rmSync(work, { recursive: true, force: true }),
+  };
+}
+
+function isPreparedFolder(dir: string): boolean {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))?.format === 2;
+  } catch {
+    return false;
+  }
 }
 
 /** The export's element type for a component: float16 when most initializer bytes are float16. */
@@ -103,6 +130,12 @@ function floatValues(tensor: TensorProto, bytes: Uint8Array): Float32Array {
   if (tensor.dataType === DataType.FLOAT) return new Float32Array(copy);
   if (tensor.dataType === DataType.FLOAT16) return decodeHalfArray(new Uint16Array(copy));
   throw new OnnxError(`initializer ${tensor.name} is ${dataTypeName(tensor.dataType ?? 0)}; a weight offset needs float32 or float16`);
+}
+
+/** θ as the prepared model holds it: the export's values, rounded to float16 when --dtype float16 converted them. */
+function baseValues(m: DenseMapping, tensor: TensorProto, bytes: Uint8Array): Float32Array {
+  const values = floatValues(tensor, bytes);
+  return m.dataType === DataType.FLOAT16 && tensor.dataType === DataType.FLOAT ? roundToHalf(values) : values;
 }
 
 function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Array {
@@ -152,9 +185,11 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const unet = graphs.get('unet')!;
   checkUnetInputs(unet, paths.unet!);
   const exportDtype = graphDtype(unet);
-  if (options.dtype && options.dtype !== exportDtype) {
-    throw new Error(`--dtype ${options.dtype}: the export is ${exportDtype}; converting weights between float32 and float16 is not supported yet (prepare without --dtype)`);
+  if (options.dtype === 'float32' && exportDtype === 'float16') {
+    throw new Error('--dtype float32: the export is float16; converting float16 weights up to float32 is not supported (prepare without --dtype)');
   }
+  /** --dtype float16 on a float32 export: graphs converted (float16-graph.ts), weights cast while streaming. */
+  const toHalf = options.dtype === 'float16' && exportDtype === 'float32';
   const textOut = (graphs.get('textEncoder')!.graph?.output ?? [])[0];
   const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
   const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined);
@@ -170,108 +205,123 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       const rules = countRules(mappings);
       log(`η: ${mappings.length} UNet parameters mapped (${rules.name} by name, ${rules.linear} Linear/1×1 Conv through node names, ${rules.norm} norm scale/bias through node names)`);
     }
-    checkOutDir(options.out, options.force);
-
-    // 2. Components: weights streamed into shards.
-    const summary: ComponentSummary[] = [];
-    /** SHA-256 of each weight file as computed while writing; checked against a fresh read at the end. */
-    const written = new Map<string, string>();
-    const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
-    for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
-      const dir = KEY_DIR[key];
-      const done = rewriteComponent(path, join(options.out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log) }, 'model.onnx', graphs.get(key));
-      if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
-      components[key] = {
-        file: `${dir}/model.onnx`,
-        externalData: done.shards.map((s) => `${dir}/${s.file}`),
-        inputs: graphInputs(done.model),
-        outputs: (done.model.graph?.output ?? []).map((o) => o.name ?? ''),
-        dtype: graphDtype(done.model),
-      };
-      summary.push({ component: dir, tensors: done.tensors, bytes: done.bytes, shards: done.shards.length });
-      for (const f of [...done.shards, done.graph]) written.set(`${dir}/${f.file}`, f.sha256);
-    }
-
-    // 3. η and δ.
-    const offsets: PreparedManifest['offsets'] = {};
-    let etaRules: PrepareResult['etaRules'];
-    let etaRank: PrepareResult['etaRank'];
-    if (dpo && mappings) {
-      const base = createTensorReader(dirname(paths.unet!));
-      const inits = new Map((unet.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
-      try {
-        if (options.etaRank !== undefined) {
-          const r = extractRankEta(mappings, dpo.read, base.read, inits, unet, options.etaRank, join(options.out, 'eta.safetensors'), log);
-          etaRank = r.report;
-          offsets.eta = { kind: 'lora', file: 'eta.safetensors', rank: options.etaRank, description: `rank-${options.etaRank} SVD of θ_dpo − θ from ${options.etaUnet}` };
-          summary.push({ component: 'eta (rank)', tensors: r.tensors, bytes: r.bytes, shards: 1 });
-        } else {
-          const files = writeDenseEta(mappings, dpo.read, base.read, inits, options.out, maxShard, progress('eta', log));
-          for (const f of files) written.set(f.file, f.sha256);
-          offsets.eta = { kind: 'dense', files: files.map((f) => f.file), tensors: mappings.length, description: `θ_dpo − θ from ${options.etaUnet}` };
-          summary.push({ component: 'eta (dense)', tensors: mappings.length, bytes: files.reduce((a, f) => a + f.bytes, 0), shards: files.length });
+    const output = startOutput(options.out);
+    const out = output.work;
+    try {
+      // 2. Components: weights streamed into shards.
+      const summary: ComponentSummary[] = [];
+      /** SHA-256 of each weight file as computed while writing; checked against a fresh read at the end. */
+      const written = new Map<string, string>();
+      const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
+      for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
+        const dir = KEY_DIR[key];
+        const plan = toHalf ? planFloat16(graphs.get(key)!) : undefined;
+        const done = rewriteComponent(path, join(out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log), transform: plan && float16Transform(plan.convert) }, 'model.onnx', plan?.model ?? graphs.get(key));
+        if (key === 'unet' && mappings) {
+          // η is written in the prepared initializer's dtype (float16 after --dtype float16).
+          const prepared = new Map((done.model.graph?.initializer ?? []).map((t) => [t.name ?? '', t.dataType ?? 0]));
+          mappings = mappings.map((m) => ({ ...m, dataType: prepared.get(m.initializer) ?? m.dataType }));
         }
-        etaRules = countRules(mappings);
-      } finally {
-        base.close();
+        if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
+        components[key] = {
+          file: `${dir}/model.onnx`,
+          externalData: done.shards.map((s) => `${dir}/${s.file}`),
+          inputs: graphInputs(done.model),
+          outputs: (done.model.graph?.output ?? []).map((o) => o.name ?? ''),
+          dtype: graphDtype(done.model),
+          largestTensorBytes: done.largestTensorBytes,
+        };
+        summary.push({ component: dir, tensors: done.tensors, bytes: done.bytes, shards: done.shards.length });
+        for (const f of [...done.shards, done.graph]) written.set(`${dir}/${f.file}`, f.sha256);
       }
-    }
-    if (etaLora) offsets.eta = copyLora(options.etaLora!, options.out, 'eta', etaLora, summary);
-    if (deltaLora) offsets.delta = copyLora(options.deltaLora!, options.out, 'delta', deltaLora, summary);
 
-    // 4. Tokenizer and scheduler, copied as shipped.
-    const tokenizerDir = copyTokenizer(options.onnx, options.out, notes);
-    mkdirSync(join(options.out, 'scheduler'), { recursive: true });
-    writeFileSync(join(options.out, 'scheduler', 'scheduler_config.json'), facts.schedulerText);
+      // 3. η and δ.
+      const offsets: PreparedManifest['offsets'] = {};
+      let etaRules: PrepareResult['etaRules'];
+      let etaRank: PrepareResult['etaRank'];
+      if (dpo && mappings) {
+        const base = createTensorReader(dirname(paths.unet!));
+        const inits = new Map((unet.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+        try {
+          if (options.etaRank !== undefined) {
+            const r = extractRankEta(mappings, dpo.read, base.read, inits, unet, options.etaRank, join(out, 'eta.safetensors'), log);
+            etaRank = r.report;
+            offsets.eta = { kind: 'lora', file: 'eta.safetensors', rank: options.etaRank, description: `rank-${options.etaRank} SVD of θ_dpo − θ from ${options.etaUnet}` };
+            summary.push({ component: 'eta (rank)', tensors: r.tensors, bytes: r.bytes, shards: 1 });
+          } else {
+            const files = writeDenseEta(mappings, dpo.read, base.read, inits, out, maxShard, progress('eta', log));
+            for (const f of files) written.set(f.file, f.sha256);
+            offsets.eta = { kind: 'dense', files: files.map((f) => f.file), tensors: mappings.length, description: `θ_dpo − θ from ${options.etaUnet}` };
+            summary.push({ component: 'eta (dense)', tensors: mappings.length, bytes: files.reduce((a, f) => a + f.bytes, 0), shards: files.length });
+          }
+          etaRules = countRules(mappings);
+        } finally {
+          base.close();
+        }
+      }
+      if (etaLora) offsets.eta = copyLora(options.etaLora!, out, 'eta', etaLora, summary);
+      if (deltaLora) offsets.delta = copyLora(options.deltaLora!, out, 'delta', deltaLora, summary);
 
-    // 5. Verify and describe.
-    for (const [key, c] of Object.entries(components) as [ComponentKey, OnnxComponent][]) verifyComponent(options.out, c, key);
-    const files = listFiles(options.out);
-    for (const f of files) {
-      const sha = written.get(f.path);
-      if (sha !== undefined && sha !== f.sha256) throw new Error(`verify: ${f.path} reads back with SHA-256 ${f.sha256}, but ${sha} was written`);
+      // 4. Tokenizer and scheduler, copied as shipped.
+      const tokenizerDir = copyTokenizer(options.onnx, out, notes);
+      mkdirSync(join(out, 'scheduler'), { recursive: true });
+      writeFileSync(join(out, 'scheduler', 'scheduler_config.json'), facts.schedulerText);
+
+      // 5. Verify and describe.
+      for (const [key, c] of Object.entries(components) as [ComponentKey, OnnxComponent][]) verifyComponent(out, c, key);
+      const files = listFiles(out);
+      for (const f of files) {
+        const sha = written.get(f.path);
+        if (sha !== undefined && sha !== f.sha256) throw new Error(`verify: ${f.path} reads back with SHA-256 ${f.sha256}, but ${sha} was written`);
+      }
+      const unverified = [...written.keys()].filter((p) => !files.some((f) => f.path === p));
+      if (unverified.length) throw new Error(`verify: written files missing from ${out}: ${unverified.join(', ')}`);
+      const className = String(facts.scheduler._class_name ?? '');
+      const scheduler = jsonSafeScheduler(facts.scheduler);
+      if (scheduler.dropped.length) notes.push(`scheduler: left out of manifest.scheduler (not JSON; diffusers' defaults): ${scheduler.dropped.join(', ')}`);
+      const manifest: PreparedManifest = {
+        format: 2,
+        kind: 'sd15',
+        name: options.name ?? String(facts.modelIndex?._name_or_path ?? 'stable-diffusion-1.5'),
+        description: `Stable Diffusion (SD1.x) prepared from ${options.onnx}`,
+        status: 'prepared',
+        unet: components.unet!,
+        textEncoder: components.textEncoder!,
+        vaeDecoder: components.vaeDecoder!,
+        ...(components.vaeEncoder ? { vaeEncoder: components.vaeEncoder } : {}),
+        tokenizer: { dir: tokenizerDir, modelMaxLength: facts.modelMaxLength },
+        latent: facts.latent,
+        context: facts.context,
+        scheduler: scheduler.config,
+        defaults: {
+          prompt: '', negativePrompt: '', steps: 25, omega: 6.5, alpha: 1, beta: 1, seed: 42,
+          // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5).
+          scheduler: 'dpm++2m',
+          width: facts.sampleSize * facts.latent.vaeScaleFactor,
+          height: facts.sampleSize * facts.latent.vaeScaleFactor,
+        },
+        offsets,
+        source: {
+          tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
+          date: new Date().toISOString(),
+          onnx: options.onnx,
+          ...(options.etaUnet ? { etaUnet: options.etaUnet } : {}),
+          ...(options.etaRank ? { etaRank: options.etaRank } : {}),
+          ...(options.etaLora ? { etaLora: options.etaLora } : {}),
+          ...(options.deltaLora ? { deltaLora: options.deltaLora } : {}),
+          exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
+          exportDtype,
+          layout: exportLayout(graphs.get('unet')!),
+        },
+        files,
+      };
+      writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+      output.commit();
+      return { manifest, summary, etaRules, etaRank, notes };
+    } catch (error) {
+      output.abort();
+      throw error;
     }
-    const unverified = [...written.keys()].filter((p) => !files.some((f) => f.path === p));
-    if (unverified.length) throw new Error(`verify: written files missing from ${options.out}: ${unverified.join(', ')}`);
-    const className = String(facts.scheduler._class_name ?? '');
-    const manifest: PreparedManifest = {
-      format: 2,
-      kind: 'sd15',
-      name: options.name ?? String(facts.modelIndex?._name_or_path ?? 'stable-diffusion-1.5'),
-      description: `Stable Diffusion (SD1.x) prepared from ${options.onnx}`,
-      status: 'prepared',
-      unet: components.unet!,
-      textEncoder: components.textEncoder!,
-      vaeDecoder: components.vaeDecoder!,
-      ...(components.vaeEncoder ? { vaeEncoder: components.vaeEncoder } : {}),
-      tokenizer: { dir: tokenizerDir, modelMaxLength: facts.modelMaxLength },
-      latent: facts.latent,
-      context: facts.context,
-      scheduler: jsonSafeScheduler(facts.scheduler),
-      defaults: {
-        prompt: '', negativePrompt: '', steps: 25, omega: 6.5, alpha: 1, beta: 1, seed: 42,
-        // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5).
-        scheduler: 'dpm++2m',
-        width: facts.sampleSize * facts.latent.vaeScaleFactor,
-        height: facts.sampleSize * facts.latent.vaeScaleFactor,
-      },
-      offsets,
-      source: {
-        tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
-        date: new Date().toISOString(),
-        onnx: options.onnx,
-        ...(options.etaUnet ? { etaUnet: options.etaUnet } : {}),
-        ...(options.etaRank ? { etaRank: options.etaRank } : {}),
-        ...(options.etaLora ? { etaLora: options.etaLora } : {}),
-        ...(options.deltaLora ? { deltaLora: options.deltaLora } : {}),
-        exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
-        exportDtype,
-        layout: exportLayout(graphs.get('unet')!),
-      },
-      files,
-    };
-    writeFileSync(join(options.out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    return { manifest, summary, etaRules, etaRank, notes };
   } finally {
     dpo?.close();
   }
@@ -314,7 +364,7 @@ function writeDenseEta(
     file.append(planSafetensors(group.map((p) => p.t), { format: 'pt', content: 'dense eta = theta_dpo - theta, per ONNX initializer' }).header);
     for (const { m } of group) {
       const tensor = inits.get(m.initializer)!;
-      const theta = floatValues(tensor, readBase(tensor)!);
+      const theta = baseValues(m, tensor, readBase(tensor)!);
       const dpoValues = toInitializerLayout(m, readDpo(m.key));
       const eta = new Float32Array(theta.length);
       for (let j = 0; j < eta.length; j++) eta[j] = dpoValues[j] - theta[j];
@@ -341,7 +391,7 @@ function extractRankEta(
   let keptSq = 0, droppedSq = 0, droppedTensors = 0;
   for (const m of mappings) {
     const tensor = inits.get(m.initializer)!;
-    const theta = floatValues(tensor, readBase(tensor)!);
+    const theta = baseValues(m, tensor, readBase(tensor)!);
     const dpoValues = toInitializerLayout(m, readDpo(m.key));
     const site = sites.get(m.initializer);
     let sq = 0;

@@ -42,6 +42,15 @@ function externalEntries(tensor: TensorProto): Map<string, string> {
   return new Map((tensor.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
 }
 
+/** An inline tensor's size for sharding decisions (0 for element types we do not size: they stay inline). */
+function inlineSize(tensor: TensorProto): number {
+  try {
+    return tensorByteSize(tensor);
+  } catch {
+    return 0;
+  }
+}
+
 /** A tensor's declared byte size from dims and data type. */
 export function tensorByteSize(tensor: TensorProto): number {
   const dims = (tensor.dims ?? []).map(int);
@@ -174,6 +183,8 @@ export interface RewrittenComponent {
   /** Initializers moved into shards, and their bytes (as written). */
   tensors: number;
   bytes: number;
+  /** Bytes of the largest initializer (as written): the page checks it against GPU buffer limits. */
+  largestTensorBytes: number;
 }
 
 /**
@@ -189,9 +200,8 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
   try {
     checkNodeTensors(model);
     const initializers = model.graph!.initializer ?? [];
-    // Weights go to shards; tensors under 1 KiB stay (or become) inline, as onnx.save_model's size_threshold does:
-    // ORT's shape inference needs shape constants inline.
-    const moving = initializers.map((t) => tensorByteSize(t) >= MIN_EXTERNAL_BYTES && (isExternal(t) || inlineBytes(t) !== null));
+    // Weights go to shards; tensors under 1 KiB stay (or become) inline.
+    const moving = initializers.map((t) => isExternal(t) || (inlineSize(t) >= MIN_EXTERNAL_BYTES && inlineBytes(t) !== null));
     // Check every external reference before writing anything: a bad one fails fast and costs nothing.
     let total = 0;
     initializers.forEach((t, i) => {
@@ -201,12 +211,17 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
     let done = 0;
     let tensors = 0;
     let written = 0;
+    let largest = 0;
     const rewritten = initializers.map((tensor, i) => {
-      if (!moving[i]) return isExternal(tensor) ? inlineTensor(tensor, reader.read(tensor)!) : tensor;
+      if (!moving[i]) return tensor;
       const raw = reader.read(tensor)!;
-      const { dataType, bytes } = options.transform ? options.transform(tensor, raw) : { dataType: tensor.dataType ?? 0, bytes: raw };
-      const place = shardSet.place(tensor.name ?? '', bytes);
       done += raw.length;
+      const { dataType, bytes } = options.transform ? options.transform(tensor, raw) : { dataType: tensor.dataType ?? 0, bytes: raw };
+      // Small external tensors become inline, as onnx.save_model's size_threshold keeps them (ORT's shape inference
+      // needs shape constants inline).
+      if (raw.length < MIN_EXTERNAL_BYTES) return inlineTensor({ ...tensor, dataType }, bytes);
+      const place = shardSet.place(tensor.name ?? '', bytes);
+      largest = Math.max(largest, bytes.length);
       written += bytes.length;
       tensors++;
       options.onProgress?.(done, total);
@@ -217,7 +232,8 @@ export function rewriteComponent(srcPath: string, outDir: string, options: Rewri
     const bytes = writeModel(out);
     writeFileSync(join(outDir, graphName), bytes);
     const graph: WrittenFile = { file: graphName, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
-    return { model: out, shards, graph, tensors, bytes: written };
+    for (const t of rewritten) if (!isExternal(t)) largest = Math.max(largest, inlineSize(t));
+    return { model: out, shards, graph, tensors, bytes: written, largestTensorBytes: largest };
   } finally {
     shardSet.finish();
     reader.close();

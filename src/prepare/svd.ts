@@ -101,6 +101,9 @@ function orthonormalize(cols: Columns): Columns {
 /** A·X for A [rows, cols] row-major and X given as columns of length cols: columns of length rows. */
 function multiply(a: Float64Array, rows: number, cols: number, x: Columns): Columns {
   const k = x.length;
+  // X interleaved row-major [cols, k]: the inner loop then reads contiguous memory.
+  const xi = new Float64Array(cols * k);
+  for (let j = 0; j < k; j++) for (let c = 0; c < cols; c++) xi[c * k + j] = x[j][c];
   const out: Columns = Array.from({ length: k }, () => new Float64Array(rows));
   const xr = new Float64Array(k);
   for (let r = 0; r < rows; r++) {
@@ -109,7 +112,8 @@ function multiply(a: Float64Array, rows: number, cols: number, x: Columns): Colu
     for (let c = 0; c < cols; c++) {
       const av = a[base + c];
       if (av === 0) continue;
-      for (let j = 0; j < k; j++) xr[j] += av * x[j][c];
+      const off = c * k;
+      for (let j = 0; j < k; j++) xr[j] += av * xi[off + j];
     }
     for (let j = 0; j < k; j++) out[j][r] = xr[j];
   }
