@@ -4,6 +4,14 @@
 
 import type { SchedulerConfig } from './types.ts';
 
+/** A scheduler_config.json this parser refuses (the message names the problem). */
+export class SchedulerConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SchedulerConfigError';
+  }
+}
+
 const SPECIAL: Record<string, number> = { Infinity: Infinity, '-Infinity': -Infinity, NaN: NaN };
 const MARK = '\u0000npo-special:';
 
@@ -34,13 +42,13 @@ function quoteSpecials(text: string): string {
 }
 
 export function parseSchedulerConfig(text: string): SchedulerConfig {
-  if (text.length > 1 << 20) throw new Error('scheduler_config.json is larger than 1 MiB; refusing to parse');
+  if (text.length > 1 << 20) throw new SchedulerConfigError('scheduler_config.json is larger than 1 MiB; refusing to parse');
   let value: unknown;
   try {
     value = JSON.parse(quoteSpecials(text), (_k, v) => (typeof v === 'string' && v.startsWith(MARK) ? SPECIAL[v.slice(MARK.length)] : v));
   } catch (e) {
-    throw new Error(`scheduler_config.json is not valid JSON: ${(e as Error).message}`);
+    throw new SchedulerConfigError(`scheduler_config.json is not valid JSON: ${(e as Error).message}`);
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('scheduler_config.json must contain a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new SchedulerConfigError('scheduler_config.json must contain a JSON object');
   return value as SchedulerConfig;
 }

@@ -1,0 +1,154 @@
+// The fuzz loop: input `index` of a run with seed `seed` is a seeded mutation of one of the target's seed files (or,
+// now and then, a valid file of another kind), so (target, seed, index) names an input exactly. Each input is parsed
+// once; the outcome is 'ok' (accepted), 'rejected' (the parser's own error), 'crash' (anything else thrown) or
+// 'hang' (slower than the time bound). Crashes and hangs are saved in src/fuzz/corpus/<target>/ and replayed by
+// src/fuzz/fuzz.test.ts. Node only.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRandom } from '../train/random.ts';
+import { pick } from './mutate.ts';
+import { TARGETS, targetByName, type FuzzTarget, type Parts } from './targets.ts';
+
+export const CORPUS_DIR = new URL('./corpus/', import.meta.url).pathname;
+/** Default time bound per input (ms): a parse slower than this is a hang. */
+export const DEFAULT_BOUND_MS = 1000;
+
+export type OutcomeKind = 'ok' | 'rejected' | 'crash' | 'hang';
+export interface Outcome {
+  kind: OutcomeKind;
+  ms: number;
+  /** The thrown value's type and message (rejected, crash), or the slow parse's error / 'accepted' (hang). */
+  detail?: string;
+}
+
+export interface Finding {
+  target: string;
+  seed: number;
+  index: number;
+  kind: 'crash' | 'hang';
+  detail: string;
+  ms: number;
+  parts: Parts;
+}
+
+export interface FuzzStats {
+  target: string;
+  runs: number;
+  ok: number;
+  rejected: number;
+  crashes: number;
+  hangs: number;
+  maxMs: number;
+  peakMB: number;
+  findings: Finding[];
+}
+
+/** A 32-bit mix of (seed, index): neighbouring indices give unrelated random streams. */
+function mix(seed: number, index: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 0x632be5ab, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/** Input `index` of the run `seed` on `target` (deterministic). */
+export function generate(target: FuzzTarget, seed: number, index: number): Parts {
+  const r = createRandom(mix(seed, index));
+  if (r.uniform() < 0.04) {
+    // A valid file of the wrong kind (an ONNX model as a LoRA, a safetensors file as a manifest, …).
+    const other = pick(r, TARGETS.filter((t) => t !== target));
+    return [pick(r, other.seeds())[0]];
+  }
+  const base = pick(r, target.seeds());
+  return r.uniform() < 0.02 ? base : target.mutate(r, base);
+}
+
+const describe = (e: unknown) => (e instanceof Error ? `${e.constructor.name}: ${e.message}` : `thrown ${typeof e}: ${String(e)}`).slice(0, 300);
+
+export function runOne(target: FuzzTarget, parts: Parts, boundMs = DEFAULT_BOUND_MS): Outcome {
+  const start = performance.now();
+  let kind: OutcomeKind = 'ok';
+  let detail: string | undefined;
+  try {
+    target.run(parts);
+  } catch (error) {
+    kind = target.expected(error) ? 'rejected' : 'crash';
+    detail = describe(error);
+  }
+  const ms = performance.now() - start;
+  if (kind !== 'crash' && ms > boundMs) return { kind: 'hang', ms, detail: `took ${ms.toFixed(0)} ms (bound ${boundMs} ms); ${detail ?? 'accepted'}` };
+  return { kind, ms, detail };
+}
+
+const rssMB = () => process.memoryUsage.rss() / 2 ** 20;
+
+export interface FuzzOptions {
+  target: string;
+  runs: number;
+  seed: number;
+  boundMs?: number;
+  /** First index (a worker restarted after a hang continues after it). */
+  from?: number;
+  /** Called before each input (the CLI's watchdog heartbeat). */
+  onInput?: (index: number) => void;
+  onFinding?: (finding: Finding) => void;
+}
+
+export function fuzz({ target: name, runs, seed, boundMs = DEFAULT_BOUND_MS, from = 0, onInput, onFinding }: FuzzOptions): FuzzStats {
+  const target = targetByName(name);
+  target.seeds(); // load seeds before timing
+  const stats: FuzzStats = { target: name, runs: 0, ok: 0, rejected: 0, crashes: 0, hangs: 0, maxMs: 0, peakMB: rssMB(), findings: [] };
+  for (let index = from; index < runs; index++) {
+    onInput?.(index);
+    const parts = generate(target, seed, index);
+    const outcome = runOne(target, parts, boundMs);
+    stats.runs++;
+    stats.maxMs = Math.max(stats.maxMs, outcome.ms);
+    if (index % 16 === 0) stats.peakMB = Math.max(stats.peakMB, rssMB());
+    if (outcome.kind === 'ok') stats.ok++;
+    else if (outcome.kind === 'rejected') stats.rejected++;
+    else {
+      stats[outcome.kind === 'crash' ? 'crashes' : 'hangs']++;
+      const finding: Finding = { target: name, seed, index, kind: outcome.kind, detail: outcome.detail ?? '', ms: outcome.ms, parts };
+      stats.findings.push(finding);
+      onFinding?.(finding);
+    }
+  }
+  stats.peakMB = Math.max(stats.peakMB, rssMB());
+  return stats;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Corpus: one JSON file per finding, the input's files in base64.
+// ---------------------------------------------------------------------------------------------------------------------
+
+export interface CorpusEntry {
+  target: string;
+  seed: number;
+  index: number;
+  kind: 'crash' | 'hang';
+  detail: string;
+  parts: string[];
+}
+
+export function saveFinding(f: Finding, dir = CORPUS_DIR): string {
+  const folder = join(dir, f.target);
+  mkdirSync(folder, { recursive: true });
+  const path = join(folder, `${f.kind}-s${f.seed}-i${f.index}.json`);
+  const entry: CorpusEntry = { target: f.target, seed: f.seed, index: f.index, kind: f.kind, detail: f.detail, parts: f.parts.map((p) => Buffer.from(p).toString('base64')) };
+  writeFileSync(path, `${JSON.stringify(entry, null, 1)}\n`);
+  return path;
+}
+
+export function loadCorpus(dir = CORPUS_DIR): { path: string; entry: CorpusEntry; parts: Parts }[] {
+  if (!existsSync(dir)) return [];
+  const out: { path: string; entry: CorpusEntry; parts: Parts }[] = [];
+  for (const target of readdirSync(dir)) {
+    for (const file of readdirSync(join(dir, target)).filter((f) => f.endsWith('.json')).sort()) {
+      const path = join(dir, target, file);
+      const entry = JSON.parse(readFileSync(path, 'utf8')) as CorpusEntry;
+      out.push({ path, entry, parts: entry.parts.map((p) => new Uint8Array(Buffer.from(p, 'base64'))) });
+    }
+  }
+  return out;
+}
