@@ -21,7 +21,7 @@ import { kohyaName, sgmPath } from '../lora/keys.ts';
 import { readSafetensors, writeSafetensors } from '../lora/safetensors.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraTarget } from '../lora/types.ts';
-import { ManifestError, parseManifest } from '../model/manifest.ts';
+import { isSafeRelativePath, ManifestError, parseManifest } from '../model/manifest.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { externalizeWeights, externalLocations, inlineExternalData, inlineTensor, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, onnx } from '../onnx/proto.ts';
@@ -29,6 +29,24 @@ import { readTensor } from '../onnx/tensor.ts';
 import { encodePairs, PairsError, parsePairs } from '../train/pairs.ts';
 import { INTERESTING_INTS, mutateBytes, mutateJsonText, pick, type Random } from './mutate.ts';
 import { frame, mutateSafetensors } from './safetensors-mutate.ts';
+
+/**
+ * A parse that returned something it should not have (negative dims, a length that disagrees with the shape,
+ * NaN in accepted weights): thrown by a target's checks after a successful parse, and counted as a crash.
+ */
+export class InvariantError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvariantError';
+  }
+}
+
+function invariant(ok: boolean, message: string): void {
+  if (!ok) throw new InvariantError(message);
+}
+
+const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
 /** An input is one or more files (the ONNX target: the model and its external data). */
 export type Parts = Uint8Array[];
@@ -77,6 +95,25 @@ const safetensorsSeeds = memo((): Parts[] => [
   [frame(JSON.stringify({ x: { dtype: 'BF16', shape: [2], data_offsets: [0, 4] }, y: { dtype: 'F64', shape: [1], data_offsets: [4, 12] } }), new Uint8Array([0x80, 0x3f, 0, 0x40, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]))],
 ]);
 
+function checkLoraSet(set: ReturnType<typeof parseLora>): void {
+  const byPath = new Map(loraTargets().map((t) => [t.modulePath, t]));
+  for (const [path, e] of set.entries) {
+    const t = byPath.get(path);
+    invariant(t !== undefined && e.inFeatures === t.inFeatures && e.outFeatures === t.outFeatures, `${path}: entry does not fit its target`);
+    invariant(Number.isSafeInteger(e.rank) && e.rank >= 1, `${path}: rank ${e.rank}`);
+    invariant(e.down.length === e.rank * e.inFeatures && e.up.length === e.outFeatures * e.rank, `${path}: factor lengths disagree with rank`);
+    invariant(Number.isFinite(e.scale), `${path}: scale ${e.scale}`);
+    invariant(e.down.every(Number.isFinite) && e.up.every(Number.isFinite), `${path}: non-finite weights accepted`);
+  }
+}
+
+function checkSafetensors(file: ReturnType<typeof readSafetensors>): void {
+  for (const [name, t] of file.tensors) {
+    invariant(t.shape.every(isCount) && product(t.shape) === t.data.length, `${name}: shape [${t.shape}] but ${t.data.length} values`);
+  }
+  invariant(Object.values(file.metadata).every((v) => typeof v === 'string'), 'non-string metadata accepted');
+}
+
 function loraTarget(name: string, seeds: () => Parts[]): FuzzTarget {
   return {
     name,
@@ -87,7 +124,7 @@ function loraTarget(name: string, seeds: () => Parts[]): FuzzTarget {
       // Both ways the worker parses: the model's own LoRAs (unmatched keys are an error), a brought one (skipped).
       for (const unmatched of ['error', 'skip'] as const) {
         try {
-          parseLora(bytes, loraTargets(), { unmatched });
+          checkLoraSet(parseLora(bytes, loraTargets(), { unmatched }));
         } catch (error) {
           if (unmatched === 'skip' || !(error instanceof LoraError)) throw error;
         }
@@ -117,21 +154,23 @@ const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBL
 function mutateOnnxStructure(r: Random, bytes: Uint8Array): Uint8Array {
   const model = onnx.ModelProto.decode(bytes);
   const graph = model.graph!;
-  const inits = graph.initializer;
+  const inits = (graph.initializer ??= []);
+  const nodes = (graph.node ??= []);
   const big = () => pick(r, INTERESTING_INTS);
   for (let k = 1 + r.int(2); k > 0; k--) {
     const t = inits.length ? pick(r, inits) : undefined;
     const op = r.int(9);
     if (!t || op === 0) {
-      const node = graph.node.length ? pick(r, graph.node) : undefined;
+      const node = nodes.length ? pick(r, nodes) : undefined;
       if (node) node.name = pick(r, ['', '/', '/to_q/MatMul', `/${'a/'.repeat(2000)}to_q/MatMul`, `${node.name}/x`, '/down_blocks.0/attentions.0/transformer_blocks.0/attn1/to_q/MatMul']);
-      if (node && r.int(2) === 0) node.input = pick(r, [[], [node.input[0] ?? ''], [...node.input, ...node.input]]);
+      const inputs = node?.input ?? [];
+      if (node && r.int(2) === 0) node.input = pick(r, [[], [inputs[0] ?? ''], [...inputs, ...inputs]]);
     } else if (op === 1) t.dims = pick(r, [[big()], [big(), big()], [-2, -2], [2 ** 31, 2 ** 31, 2 ** 31], [], [0]]);
     else if (op === 2) t.dataType = pick(r, [0, 1, 2, 3, 6, 7, 9, 10, 11, 13, 16, 99]);
-    else if (op === 3 && t.externalData.length) {
+    else if (op === 3 && t.externalData?.length) {
       const e = pick(r, t.externalData);
       e.value = pick(r, [String(big()), String(-big()), '', 'x', '1e400', '0x10', '../../etc/passwd', '/abs', 'http://example.invalid/w', 'NaN']);
-    } else if (op === 4 && t.externalData.length) {
+    } else if (op === 4 && t.externalData?.length) {
       t.externalData = pick(r, [[], t.externalData.slice(1), [...t.externalData, ...t.externalData], t.externalData.filter((e) => e.key !== 'length')]);
     } else if (op === 5) {
       t.dataLocation = 1 - (t.dataLocation || 0);
@@ -162,11 +201,11 @@ const onnxTarget: FuzzTarget = {
   run([model, data]) {
     const m = readModel(model);
     const files = new Map(data ? [[EXTERNAL_NAME, data]] : []);
-    externalLocations(m);
-    findLoraSites(m);
+    for (const location of externalLocations(m)) invariant(isSafeRelativePath(location), `external data location ${JSON.stringify(location)} accepted`);
+    for (const site of findLoraSites(m)) invariant(site.inFeatures >= 1 && site.outFeatures >= 1 && site.dims.every(isCount), `LoRA site ${site.modulePath}: dims [${site.dims}]`);
     for (const t of m.graph!.initializer ?? []) {
-      if (FLOATS.has(t.dataType ?? 0)) readWeight(t, files);
-      else readTensor(inlineTensor(t, files));
+      const { dims, data } = FLOATS.has(t.dataType ?? 0) ? readWeight(t, files) : readTensor(inlineTensor(t, files));
+      invariant(dims.every(isCount) && product(dims) === data.length, `tensor ${t.name}: dims [${dims}] but ${data.length} values`);
     }
   },
   expected: (e) => e instanceof OnnxError,
@@ -202,8 +241,12 @@ function runScheduler(config: string) {
   for (const n of [name, 'euler-ancestral']) {
     const s = createScheduler(n, c);
     s.setTimesteps(Math.min(4, Number(c.num_train_timesteps) || 4));
+    const T = s.config.num_train_timesteps as number;
+    invariant(s.timesteps.length > 0 && s.timesteps.every((t) => Number.isFinite(t) && t >= 0 && t < T), `${n}: timesteps ${s.timesteps.slice(0, 5)} outside [0, ${T})`);
+    invariant(Number.isFinite(s.initNoiseSigma) && s.initNoiseSigma > 0, `${n}: initNoiseSigma ${s.initNoiseSigma}`);
     const x = new Float32Array(4).fill(0.5);
-    s.step(s.scaleModelInput(x, s.timesteps[0]), s.timesteps[0], x, { generator: createGenerator(0) });
+    const out = s.step(s.scaleModelInput(x, s.timesteps[0]), s.timesteps[0], x, { generator: createGenerator(0) }).prevSample;
+    invariant(out.every(Number.isFinite), `${n}: a step of an accepted config gives ${out}`);
   }
 }
 
@@ -223,8 +266,8 @@ const pairsSeeds = memo((): string[] => {
 /** Seeds as plain Uint8Arrays: Node Buffers (readFileSync, protobufjs) share memory on .slice(), so a mutation would write into the seed. */
 const plain = (target: FuzzTarget): FuzzTarget => ({ ...target, seeds: memo(() => target.seeds().map((parts) => parts.map((p) => new Uint8Array(p)))) });
 
-export const TARGETS: FuzzTarget[] = [
-  { name: 'safetensors', errorType: 'LoraError', seeds: safetensorsSeeds, mutate: (r, [b]) => [mutateSafetensors(r, b, false)], run: ([b]) => void readSafetensors(b), expected: (e) => e instanceof LoraError },
+export const TARGETS: FuzzTarget[] = ([
+  { name: 'safetensors', errorType: 'LoraError', seeds: safetensorsSeeds, mutate: (r, [b]) => [mutateSafetensors(r, b, false)], run: ([b]) => checkSafetensors(readSafetensors(b)), expected: (e) => e instanceof LoraError },
   loraTarget('lora-diffusers', memo(() => [[models('eta.safetensors')]])),
   loraTarget('lora-peft', memo(() => [[serializeLora(etaSet(), 'peft', { metadata: { note: 'fuzz seed' } })]])),
   loraTarget('lora-kohya', memo(() => {
@@ -237,8 +280,12 @@ export const TARGETS: FuzzTarget[] = [
   jsonTarget('scheduler', 'SchedulerConfigError | Error', () => [JSON.stringify(JSON.parse(text(models('manifest.json'))).scheduler), ...SCHEDULER_SEEDS], runScheduler,
     // The schedulers' own range checks throw plain Error with a message; TypeError, RangeError … are crashes.
     (e) => e instanceof SchedulerConfigError || (e instanceof Error && e.constructor === Error)),
-  jsonTarget('pairs', 'PairsError', pairsSeeds, (t) => void parsePairs(t, { width: PAIR_SIZE, height: PAIR_SIZE, checkPrompt: (p) => void tokenize(p, 16) }), (e) => e instanceof PairsError),
-].map(plain);
+  jsonTarget('pairs', 'PairsError', pairsSeeds, (t) => {
+    for (const p of parsePairs(t, { width: PAIR_SIZE, height: PAIR_SIZE, checkPrompt: (prompt) => void tokenize(prompt, 16) })) {
+      for (const image of [p.winner, p.loser]) invariant(image.length === 3 * PAIR_SIZE * PAIR_SIZE && image.every(Number.isFinite), 'a decoded image of the wrong size or with non-finite values');
+    }
+  }, (e) => e instanceof PairsError),
+] satisfies FuzzTarget[]).map(plain);
 
 export function targetByName(name: string): FuzzTarget {
   const t = TARGETS.find((x) => x.name === name);
