@@ -5,6 +5,7 @@
 // src/fuzz/fuzz.test.ts. Node only.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { createRandom } from '../train/random.ts';
 import { pick } from './mutate.ts';
 import { TARGETS, targetByName, type FuzzTarget, type Parts } from './targets.ts';
@@ -119,7 +120,7 @@ export function fuzz({ target: name, runs, seed, boundMs = DEFAULT_BOUND_MS, fro
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Corpus: one JSON file per finding, the input's files in base64.
+// Corpus: one gzipped JSON file per finding, the input's files in base64.
 // ---------------------------------------------------------------------------------------------------------------------
 
 export interface CorpusEntry {
@@ -134,9 +135,9 @@ export interface CorpusEntry {
 export function saveFinding(f: Finding, dir = CORPUS_DIR): string {
   const folder = join(dir, f.target);
   mkdirSync(folder, { recursive: true });
-  const path = join(folder, `${f.kind}-s${f.seed}-i${f.index}.json`);
+  const path = join(folder, `${f.kind}-s${f.seed}-i${f.index}.json.gz`);
   const entry: CorpusEntry = { target: f.target, seed: f.seed, index: f.index, kind: f.kind, detail: f.detail, parts: f.parts.map((p) => Buffer.from(p).toString('base64')) };
-  writeFileSync(path, `${JSON.stringify(entry, null, 1)}\n`);
+  writeFileSync(path, gzipSync(`${JSON.stringify(entry, null, 1)}\n`, { level: 9 }));
   return path;
 }
 
@@ -144,9 +145,10 @@ export function loadCorpus(dir = CORPUS_DIR): { path: string; entry: CorpusEntry
   if (!existsSync(dir)) return [];
   const out: { path: string; entry: CorpusEntry; parts: Parts }[] = [];
   for (const target of readdirSync(dir)) {
-    for (const file of readdirSync(join(dir, target)).filter((f) => f.endsWith('.json')).sort()) {
+    for (const file of readdirSync(join(dir, target)).filter((f) => /\.json(\.gz)?$/.test(f)).sort()) {
       const path = join(dir, target, file);
-      const entry = JSON.parse(readFileSync(path, 'utf8')) as CorpusEntry;
+      const raw = readFileSync(path);
+      const entry = JSON.parse((file.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8')) as CorpusEntry;
       out.push({ path, entry, parts: entry.parts.map((p) => new Uint8Array(Buffer.from(p, 'base64'))) });
     }
   }
