@@ -97,7 +97,8 @@ export interface FuzzOptions {
 
 export function fuzz({ target: name, runs, seed, boundMs = DEFAULT_BOUND_MS, from = 0, onInput, onFinding }: FuzzOptions): FuzzStats {
   const target = targetByName(name);
-  target.seeds(); // load seeds before timing
+  // Load seeds and lazy state (the LoRA targets come from the UNet graph) and warm the JIT before timing anything.
+  for (const parts of target.seeds()) runOne(target, parts, Infinity);
   const stats: FuzzStats = { target: name, runs: 0, ok: 0, rejected: 0, crashes: 0, hangs: 0, maxMs: 0, peakMB: rssMB(), findings: [] };
   for (let index = from; index < runs; index++) {
     onInput?.(index);
