@@ -81,6 +81,20 @@ export function runOne(target: FuzzTarget, parts: Parts, boundMs = DEFAULT_BOUND
   return { kind, ms, detail };
 }
 
+/**
+ * A slow parse is timed twice more and judged by its fastest run: on a shared machine a GC pause or another process
+ * can stall one parse for a second; a real hang (work that grows with a hostile claim) is slow every time.
+ */
+function retimed(target: FuzzTarget, parts: Parts, first: Outcome, boundMs: number): Outcome {
+  if (first.kind !== 'hang') return first;
+  let best = first;
+  for (let k = 0; k < 2 && best.kind === 'hang'; k++) {
+    const again = runOne(target, parts, boundMs);
+    if (again.ms < best.ms) best = again;
+  }
+  return best;
+}
+
 const rssMB = () => process.memoryUsage.rss() / 2 ** 20;
 
 export interface FuzzOptions {
@@ -103,7 +117,7 @@ export function fuzz({ target: name, runs, seed, boundMs = DEFAULT_BOUND_MS, fro
   for (let index = from; index < runs; index++) {
     onInput?.(index);
     const parts = generate(target, seed, index);
-    const outcome = runOne(target, parts, boundMs);
+    const outcome = retimed(target, parts, runOne(target, parts, boundMs), boundMs);
     stats.runs++;
     stats.maxMs = Math.max(stats.maxMs, outcome.ms);
     if (index % 16 === 0) stats.peakMB = Math.max(stats.peakMB, rssMB());

@@ -33,7 +33,7 @@ interface ExternalRef { location: string; offset: number; length: number }
  * (ValidateExternalDataPath). Absolute paths, URLs, backslashes and control characters are refused.
  */
 function isPlainRelativePath(location: string): boolean {
-  if (location.length > 1024 || /[\\:\u0000-\u001f]/.test(location) || location.startsWith('/')) return false;
+  if (location.length > 1024 || /[\\:\u0000-\u001f\u007f]/.test(location) || location.startsWith('/')) return false;
   return location.split('/').every((seg) => seg !== '' && seg !== '..');
 }
 
