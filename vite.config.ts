@@ -1,16 +1,38 @@
-// Vite config: the React page, the module worker, the headers that let ORT's WASM use threads (cross-origin
-// isolation: COOP/COEP), and `models/` served at /models/ (read from disk in dev, copied into dist/ on build).
+// Vite config: the React page, the module worker, the headers (cross-origin isolation, COOP/COEP, so ORT's WASM can
+// use threads; the Content-Security-Policy of scripts/csp.ts), and `models/` served at /models/ (read from disk in
+// dev, copied into dist/ on build). Built files: public/_headers carries the same headers (docs/security.md).
 // Model directories made for the tests (prepared real-exporter fixtures, `tmp/test-models/`) are served at
 // /test-models/ by the dev and preview servers only; they are never part of the build.
+import { randomBytes } from 'node:crypto';
 import { cpSync, createReadStream, existsSync, statSync } from 'node:fs';
 import { join, normalize, resolve } from 'node:path';
 import { defineConfig, type Connect, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
+import { contentSecurityPolicy, modelOriginOf, STATIC_HEADERS } from './src/security/csp.ts';
 
-const isolationHeaders = {
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Embedder-Policy': 'require-corp',
-};
+/** Dev only: the nonce Vite puts on the scripts it injects (React's refresh preamble is inline). New per start. */
+const DEV_NONCE = randomBytes(16).toString('base64');
+
+/**
+ * Sets the security headers on every response. connect-src gains the `?model=` origin of the page, read from the
+ * request itself (the page) or from its Referer (the worker script and its imports: a worker's CSP is the one
+ * delivered with its script, and the worker is what fetches the model).
+ */
+function securityHeaders(dev: boolean): Plugin {
+  const middleware: Connect.NextHandleFunction = (req, res, next) => {
+    const origin = `http://${req.headers.host ?? 'localhost'}`;
+    const referer = typeof req.headers.referer === 'string' ? req.headers.referer : '';
+    const modelOrigin = modelOriginOf(req.url ?? '/', origin) ?? (referer.startsWith(`${origin}/`) ? modelOriginOf(referer, origin) : undefined);
+    for (const [name, value] of Object.entries(STATIC_HEADERS)) res.setHeader(name, value);
+    res.setHeader('Content-Security-Policy', contentSecurityPolicy({ modelOrigin, dev: dev ? { nonce: DEV_NONCE } : undefined }));
+    next();
+  };
+  return {
+    name: 'npo-security-headers',
+    configureServer: (server) => void server.middlewares.use(middleware),
+    configurePreviewServer: (server) => void server.middlewares.use(middleware),
+  };
+}
 
 /** Serves the files under `root` at URL `prefix` (no directory listings, nothing outside root). */
 function serveFolder(prefix: string, root: string): Connect.NextHandleFunction {
@@ -38,10 +60,9 @@ function serveModels(): Plugin {
   };
 }
 
-export default defineConfig({
-  plugins: [react(), serveModels()],
+export default defineConfig(({ command, isPreview }) => ({
+  plugins: [securityHeaders(command === 'serve' && !isPreview), react(), serveModels()],
   worker: { format: 'es' },
-  server: { headers: isolationHeaders },
-  preview: { headers: isolationHeaders },
+  html: command === 'serve' && !isPreview ? { cspNonce: DEV_NONCE } : {},
   optimizeDeps: { exclude: ['onnxruntime-web'] },
-});
+}));

@@ -23,6 +23,7 @@ import { LoraError } from './errors.ts';
 import { classifyKey, DOTTED_PREFIXES, editDistance, expectedKey, kohyaName, sgmPath } from './keys.ts';
 import type { KeyRole, LoraFormat } from './keys.ts';
 import { readSafetensors } from './safetensors.ts';
+import { jsonLimitProblem } from '../util/json-limits.ts';
 import type { SafetensorsFile, SafetensorsTensor } from './safetensors.ts';
 import type { LoraEntry, LoraSet, LoraTarget } from './types.ts';
 
@@ -229,6 +230,8 @@ interface PeftAlpha {
 export function peftAlphaConfig(metadata: Record<string, string>): PeftAlpha | null {
   const raw = metadata.lora_adapter_metadata;
   if (raw === undefined) return null;
+  const tooBig = jsonLimitProblem(raw, { maxChars: 10_000_000 });
+  if (tooBig) throw new LoraError(`__metadata__.lora_adapter_metadata is refused: ${tooBig}`, 'format');
   let cfg: unknown;
   try {
     cfg = JSON.parse(raw);

@@ -10,6 +10,7 @@
 
 import { LoraError } from './errors.ts';
 import { decodeBf16Array, decodeHalfArray, floatToHalf } from './float16.ts';
+import { jsonLimitProblem } from '../util/json-limits.ts';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 
@@ -89,6 +90,8 @@ function parseHeaderJson(headerBytes: Uint8Array): Record<string, unknown> {
     fail(`header (${n} bytes) is not valid UTF-8`);
   }
   if (!text.startsWith('{')) fail(`header does not start with '{' (starts with ${JSON.stringify(text.slice(0, 20))})`);
+  const tooBig = jsonLimitProblem(text, { maxChars: MAX_HEADER_BYTES });
+  if (tooBig) fail(`header is refused: ${tooBig}`);
   let header: unknown;
   try {
     header = JSON.parse(text);

@@ -2,6 +2,7 @@
 // It is the contract between the Node pipeline that writes a model and the worker that loads it.
 import type { UnetConfig } from '../embedded/unet.ts';
 import type { TextEncoderConfig } from '../embedded/text-encoder.ts';
+import { jsonLimitProblem } from '../util/json-limits.ts';
 
 export interface ManifestFile {
   path: string;
@@ -45,8 +46,20 @@ export function parseManifest(text: string): ModelManifest {
   return m;
 }
 
-/** Checks the manifest's shape enough that a wrong file (an HTML page, another JSON) fails here with a clear message. */
+/** manifest.json is a few KB; a prepared model's file list keeps it well under this. */
+export const MAX_MANIFEST_CHARS = 4 << 20;
+
+/**
+ * Checks a manifest read from a model directory (hostile input: the page loads any `?model=` URL). A wrong file (an
+ * HTML page, another JSON) or a hostile one fails here with a message naming the field: sizes and depth bounded
+ * before parsing, every file path a plain relative path (no `..`, no scheme, no absolute path) listed once in
+ * `files[]` with a byte count and a SHA-256, and, for the embedded format, config numbers in sane ranges (they size
+ * the worker's buffers). A prepared manifest (format 2) gets the checks common to both formats; its own loader
+ * checks the rest.
+ */
 export function parseAnyManifest(text: string): AnyManifest {
+  const tooBig = jsonLimitProblem(text, { maxChars: MAX_MANIFEST_CHARS });
+  if (tooBig) throw new ManifestError(`model manifest is refused: ${tooBig}`);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -55,11 +68,89 @@ export function parseAnyManifest(text: string): AnyManifest {
     throw new ManifestError(`model manifest is not JSON (it starts with ${JSON.stringify(start)}); is the model directory served correctly?`);
   }
   const m = value as Partial<ModelManifest>;
-  if (!m || typeof m !== 'object' || !m.unet?.file || !m.textEncoder?.file || !Array.isArray(m.files)) {
+  if (!isRecord(m) || !isRecord(m.unet) || !m.unet.file || !isRecord(m.textEncoder) || !m.textEncoder.file || !Array.isArray(m.files)) {
     throw new ManifestError('model manifest lacks unet.file, textEncoder.file or files[]');
   }
+  checkFiles(m as { files: unknown[] } & Record<string, unknown>);
   if ((m as Partial<PreparedManifest>).format === 2) return checkPrepared(m as Partial<PreparedManifest>);
+  checkEmbedded(m);
   return m as ModelManifest;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.slice(0, 80)) : typeof v === 'number' ? String(v) : Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v);
+
+/** A path inside the model directory: relative, `/`-separated, no `.`/`..` segments, no scheme, query or control characters. */
+export function isSafeRelativePath(path: unknown): path is string {
+  if (typeof path !== 'string' || path.length === 0 || path.length > 512) return false;
+  if (/[\\:?#%\u0000-\u001f\u007f]/.test(path) || path.startsWith('/')) return false;
+  return path.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
+function checkFiles(m: { files: unknown[] } & Record<string, unknown>): void {
+  if (m.files.length > 10_000) throw new ManifestError(`model manifest lists ${m.files.length} files; the limit is 10000`);
+  const paths = new Set<string>();
+  m.files.forEach((f, i) => {
+    const where = `model manifest files[${i}]`;
+    if (!isRecord(f)) throw new ManifestError(`${where} is ${show(f)}, expected { path, bytes, sha256 }`);
+    if (!isSafeRelativePath(f.path)) throw new ManifestError(`${where}.path ${show(f.path)} is not a relative path inside the model directory`);
+    if (paths.has(f.path)) throw new ManifestError(`${where}.path ${show(f.path)} is listed twice`);
+    paths.add(f.path);
+    if (!Number.isSafeInteger(f.bytes) || (f.bytes as number) < 0) throw new ManifestError(`${where}.bytes ${show(f.bytes)} is not a byte count`);
+    if (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) throw new ManifestError(`${where}.sha256 ${show(f.sha256)} is not a SHA-256 in hex`);
+  });
+  const listed = (where: string, path: unknown) => {
+    if (!isSafeRelativePath(path)) throw new ManifestError(`model manifest ${where} ${show(path)} is not a relative path inside the model directory`);
+    if (!paths.has(path)) throw new ManifestError(`model manifest ${where} ${show(path)} is not listed in files[]`);
+  };
+  listed('unet.file', (m.unet as Record<string, unknown>).file);
+  listed('textEncoder.file', (m.textEncoder as Record<string, unknown>).file);
+  const loras = m.loras;
+  if (loras !== undefined && !isRecord(loras)) throw new ManifestError(`model manifest loras is ${show(loras)}, expected an object`);
+  for (const role of ['eta', 'delta'] as const) {
+    const entry = loras?.[role];
+    if (entry === undefined) continue;
+    if (!isRecord(entry)) throw new ManifestError(`model manifest loras.${role} is ${show(entry)}, expected { file, role, rank, description }`);
+    listed(`loras.${role}.file`, entry.file);
+  }
+}
+
+/** Positive integers up to `max` (config numbers that size tensors and buffers). */
+function checkInt(where: string, v: unknown, max: number, min = 1): void {
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) throw new ManifestError(`model manifest ${where} is ${show(v)}, expected an integer in [${min}, ${max}]`);
+}
+
+function checkEmbedded(m: Partial<ModelManifest>): void {
+  const unet = (m.unet as { config?: unknown }).config;
+  const text = (m.textEncoder as { config?: unknown }).config;
+  if (!isRecord(unet)) throw new ManifestError(`model manifest unet.config is ${show(unet)}, expected the UNet's configuration`);
+  if (!isRecord(text)) throw new ManifestError(`model manifest textEncoder.config is ${show(text)}, expected the text encoder's configuration`);
+  checkInt('unet.config.sampleSize', unet.sampleSize, 4096);
+  for (const k of ['inChannels', 'outChannels', 'layersPerBlock', 'normGroups']) checkInt(`unet.config.${k}`, unet[k], 64);
+  for (const k of ['attentionHeadDim', 'crossAttentionDim']) checkInt(`unet.config.${k}`, unet[k], 8192);
+  checkInt('unet.config.contextLength', unet.contextLength, 1024);
+  const levels = unet.blockOutChannels;
+  if (!Array.isArray(levels) || levels.length === 0 || levels.length > 8) throw new ManifestError(`model manifest unet.config.blockOutChannels is ${show(levels)}, expected 1 to 8 channel counts`);
+  levels.forEach((c, i) => checkInt(`unet.config.blockOutChannels[${i}]`, c, 8192));
+  const attention = unet.crossAttention;
+  if (!Array.isArray(attention) || attention.length !== levels.length || !attention.every((a) => typeof a === 'boolean')) {
+    throw new ManifestError(`model manifest unet.config.crossAttention must be ${levels.length} booleans, one per level`);
+  }
+  checkInt('textEncoder.config.contextLength', text.contextLength, 1024, 3);
+  for (const k of ['vocabSize', 'hiddenSize']) checkInt(`textEncoder.config.${k}`, text[k], 1 << 20);
+  for (const k of ['layers', 'heads']) checkInt(`textEncoder.config.${k}`, text[k], 256);
+  if (!isRecord(m.loras)) throw new ManifestError(`model manifest loras is ${show(m.loras)}, expected { eta?, delta? }`);
+  if (!isRecord(m.scheduler)) throw new ManifestError(`model manifest scheduler is ${show(m.scheduler)}, expected diffusers' scheduler_config.json keys`);
+  const d = m.defaults as unknown;
+  if (!isRecord(d)) throw new ManifestError(`model manifest defaults is ${show(d)}, expected the page's default settings`);
+  for (const k of ['prompt', 'negativePrompt', 'scheduler']) {
+    if (typeof d[k] !== 'string' || (d[k] as string).length > 10_000) throw new ManifestError(`model manifest defaults.${k} is ${show(d[k])}, expected a string`);
+  }
+  checkInt('defaults.steps', d.steps, 1000);
+  checkInt('defaults.seed', d.seed, 0xffffffff, 0);
+  for (const k of ['omega', 'alpha', 'beta']) {
+    if (typeof d[k] !== 'number' || !Number.isFinite(d[k]) || Math.abs(d[k] as number) > 1000) throw new ManifestError(`model manifest defaults.${k} is ${show(d[k])}, expected a number`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ function siteOf(node: NodeProto, modulePath: string, initializers: Map<string, n
   const weightName = node.input?.[1] ?? '';
   const dims = initializers.get(weightName);
   if (!dims) return undefined;
+  if (!dims.every((d) => Number.isSafeInteger(d) && d > 0)) {
+    throw new OnnxError(`weight ${weightName} of ${node.name} has dims [${dims.slice(0, 8)}]; a LoRA target needs positive integer dims`);
+  }
   const common = { modulePath, weightName, nodeName: node.name ?? '', dims };
   if (node.opType === 'MatMul' && dims.length === 2) {
     return { ...common, opType: 'MatMul', layout: 'in-out', inFeatures: dims[0], outFeatures: dims[1] };

@@ -2,7 +2,7 @@
 // a tensor names a file, an offset and a length). Large exports (SD1.5's UNet is ~1.7 GB of weights) keep their
 // weights outside the protobuf because protobuf and ArrayBuffers stop at 2 GB; we never inline those.
 import { OnnxError, int, onnx, type ModelProto, type TensorProto } from './proto.ts';
-import { bytesPer, elementCount, readFloatTensor } from './tensor.ts';
+import { bytesPer, checkedElementCount, readFloatTensor } from './tensor.ts';
 
 /** External data files by their `location` string, as the model names them. */
 export type ExternalFiles = ReadonlyMap<string, Uint8Array>;
@@ -28,11 +28,23 @@ export function isExternal(tensor: TensorProto): boolean {
 
 interface ExternalRef { location: string; offset: number; length: number }
 
+/**
+ * ONNX external data lives beside the model: a relative path with no `..`, as onnxruntime requires
+ * (ValidateExternalDataPath). Absolute paths, URLs, backslashes and control characters are refused.
+ */
+function isPlainRelativePath(location: string): boolean {
+  if (location.length > 1024 || /[\\:\u0000-\u001f\u007f]/.test(location) || location.startsWith('/')) return false;
+  return location.split('/').every((seg) => seg !== '' && seg !== '..');
+}
+
 function externalRef(tensor: TensorProto): ExternalRef {
   const entries = new Map((tensor.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = entries.get('location');
   if (!location) throw new OnnxError(`tensor ${tensor.name}: external data without a location`);
-  const byteSize = elementCount((tensor.dims ?? []).map(int)) * bytesPer(tensor.dataType ?? 0);
+  if (!isPlainRelativePath(location)) {
+    throw new OnnxError(`tensor ${tensor.name}: external data location ${JSON.stringify(location.slice(0, 80))} is not a file beside the model (absolute paths, URLs and ".." are refused)`);
+  }
+  const byteSize = checkedElementCount(tensor.name ?? '', (tensor.dims ?? []).map(int)) * bytesPer(tensor.dataType ?? 0);
   const offset = Number(entries.get('offset') ?? '0');
   const length = entries.has('length') ? Number(entries.get('length')) : byteSize;
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {

@@ -19,6 +19,20 @@ export function elementCount(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * The element count of a stored tensor's dims, checked: a file may claim negative dims (two negatives multiply to a
+ * plausible count) or dims whose product overflows; both are refused before anything is read or allocated.
+ */
+export function checkedElementCount(name: string, dims: readonly number[]): number {
+  let count = 1;
+  for (const d of dims) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new OnnxError(`tensor ${name}: dims [${dims.slice(0, 8)}] hold ${d}, not a non-negative integer`);
+    count *= d;
+    if (!Number.isSafeInteger(count)) throw new OnnxError(`tensor ${name}: dims [${dims.slice(0, 8)}] have too many elements`);
+  }
+  return count;
+}
+
 export function dataTypeName(dataType: number): string {
   return DataType[dataType] ?? `data type ${dataType}`;
 }
@@ -50,7 +64,7 @@ function inferDataType(data: DenseData): number {
 export function readTensor(tensor: TensorProto): DenseTensor {
   const dims = (tensor.dims ?? []).map(int);
   const dataType = tensor.dataType ?? DataType.UNDEFINED;
-  const count = elementCount(dims);
+  const count = checkedElementCount(tensor.name ?? '', dims);
   const raw = tensor.rawData;
   let data: DenseData;
   if (raw && raw.length > 0) {

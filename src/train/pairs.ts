@@ -21,6 +21,7 @@
 // browser, which decodes them with a canvas before calling this parser; Node reads the raw forms without packages.
 // NPO trains on the same file with --reverse: the pairs are not edited, the trainer swaps winner and loser.
 import { TokenizerError } from '../embedded/tokenizer.ts';
+import { jsonLimitProblem } from '../util/json-limits.ts';
 
 export const PAIRS_VERSION = 1;
 export type ImageEncoding = 'rgb8' | 'rgba8' | 'float32-chw';
@@ -61,7 +62,14 @@ export class PairsError extends Error {
   }
 }
 
+/** Limits for a pairs file: 256 Mi characters (about 20 000 pairs of 512² rgb8 images) and 100 000 pairs. */
+export const MAX_PAIRS_CHARS = 256 << 20;
+export const MAX_PAIRS = 100_000;
+const MAX_PROMPT_CHARS = 10_000;
+
 export function parsePairs(text: string, options: ParsePairsOptions): PreferencePair[] {
+  const tooBig = jsonLimitProblem(text, { maxChars: MAX_PAIRS_CHARS });
+  if (tooBig) throw new PairsError(`pairs file is refused: ${tooBig}`);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -79,6 +87,7 @@ export function decodePairs(value: unknown, options: ParsePairsOptions): Prefere
     throw new PairsError(`pairs file is for ${String(value.width)}×${String(value.height)} images; the model works at ${width}×${height}`);
   }
   if (!Array.isArray(value.pairs) || value.pairs.length === 0) throw new PairsError('pairs file: "pairs" must be a non-empty array');
+  if (value.pairs.length > MAX_PAIRS) throw new PairsError(`pairs file has ${value.pairs.length} pairs; the limit is ${MAX_PAIRS}`);
   return value.pairs.map((pair, index) => decodePair(pair, index, options));
 }
 
@@ -87,6 +96,7 @@ function decodePair(pair: unknown, index: number, options: ParsePairsOptions): P
   if (!isObject(pair)) throw new PairsError(`${where}: must be an object with "prompt", "preferred", "a" and "b"`);
   for (const key of ['prompt', 'preferred', 'a', 'b']) if (!(key in pair)) throw new PairsError(`${where}: missing field "${key}"`);
   if (typeof pair.prompt !== 'string') throw new PairsError(`${where}: "prompt" must be a string`);
+  if (pair.prompt.length > MAX_PROMPT_CHARS) throw new PairsError(`${where}: "prompt" is ${pair.prompt.length} characters long; the limit is ${MAX_PROMPT_CHARS}`);
   if (pair.preferred !== 'a' && pair.preferred !== 'b') {
     throw new PairsError(`${where}: "preferred" must be "a" or "b", got ${JSON.stringify(pair.preferred)}`);
   }

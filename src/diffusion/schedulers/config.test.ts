@@ -46,6 +46,6 @@ describe('parseSchedulerConfig', () => {
     expect(() => parseSchedulerConfig('[1, 2]')).toThrow(/JSON object/);
     expect(() => parseSchedulerConfig('null')).toThrow(/JSON object/);
     expect(() => parseSchedulerConfig('{"a": }')).toThrow(/not valid JSON/);
-    expect(() => parseSchedulerConfig('x'.repeat((1 << 20) + 1))).toThrow(/larger than 1 MiB/);
+    expect(() => parseSchedulerConfig('x'.repeat((1 << 20) + 1))).toThrow(/refused: it is 1048577 characters long/);
   });
 });

@@ -80,6 +80,7 @@ export function createDpmMultistep(config: SchedulerConfig = {}, name = 'dpm++2m
     const lambdas = ac.map((a) => lambdaOf(f32(Math.sqrt(a)), f32(Math.sqrt(f32(1 - a))))).reverse();
     const clipped = lambdas.filter((l) => l < c.lambda_min_clipped).length;
     const last = T - clipped;
+    if (last < n) throw new Error(`dpm: lambda_min_clipped ${c.lambda_min_clipped} leaves ${last} of ${T} training timesteps, fewer than the ${n} steps asked for`);
     let ts: number[];
     if (c.timestep_spacing === 'linspace') ts = linspace(0, last - 1, n + 1).map(roundHalfEven).reverse().slice(0, -1);
     else if (c.timestep_spacing === 'leading') {

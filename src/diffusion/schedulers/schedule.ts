@@ -78,6 +78,13 @@ export function makeBetas(c: Required<Pick<SchedulerConfig, 'num_train_timesteps
   } else if (c.beta_schedule === 'squaredcos_cap_v2') betas = cosineBetas(n);
   else throw new Error(`beta_schedule "${String(c.beta_schedule)}" is not supported (linear, scaled_linear, squaredcos_cap_v2)`);
   if (betas.length !== n) throw new Error(`trained_betas has ${betas.length} entries, num_train_timesteps is ${n}`);
+  // A hostile or mistyped schedule (beta_end 0.5) drives float32 ᾱ to 0 long before the end: σ = √((1−ᾱ)/ᾱ) is
+  // then infinite and every image NaN. Zero terminal SNR sets the last ᾱ to 0 on purpose (and fixes it up later).
+  const bar = cumprodF32(betas.map((b) => f32(1 - b)));
+  const zeroAt = bar.findIndex((a) => !(a > 0));
+  if (zeroAt >= 0 && !(c.rescale_betas_zero_snr && zeroAt === n - 1)) {
+    throw new Error(`the beta schedule drives alphas_cumprod to 0 at timestep ${zeroAt} of ${n} (σ would be infinite); check beta_start / beta_end / trained_betas`);
+  }
   return c.rescale_betas_zero_snr ? rescaleZeroTerminalSnr(betas) : betas;
 }
 
@@ -173,8 +180,13 @@ export function withDefaults<D extends Record<string, unknown>>(name: string, de
   const out: Record<string, unknown> = { ...defaults };
   for (const [k, v] of Object.entries(config)) {
     if (v === undefined || k.startsWith('_')) continue;
-    if (k in defaults && defaults[k] !== null && v !== null && typeof defaults[k] !== typeof v && !Array.isArray(v)) {
-      throw new Error(`${name}: config key "${k}" should be a ${typeof defaults[k]}, got ${JSON.stringify(v)}`);
+    const d = defaults[k];
+    if (k in defaults && d !== null && v !== null && (typeof d !== typeof v || Array.isArray(d) !== Array.isArray(v))) {
+      throw new Error(`${name}: config key "${k}" should be ${Array.isArray(d) ? 'an array' : `a ${typeof d}`}, got ${JSON.stringify(v)?.slice(0, 80)}`);
+    }
+    // NaN never; ±Infinity only where diffusers writes it (DPMSolver's lambda_min_clipped = -inf).
+    if (typeof v === 'number' && (Number.isNaN(v) || (!Number.isFinite(v) && k !== 'lambda_min_clipped'))) {
+      throw new Error(`${name}: config key "${k}" must be a finite number, got ${v}`);
     }
     out[k] = v;
   }
@@ -193,8 +205,9 @@ function validateCommon(name: string, c: Record<string, unknown>): void {
     if (v !== undefined && (typeof v !== 'number' || !(v > 0 && v < 1))) throw new Error(`${name}: ${k} must be in (0, 1), got ${String(v)}`);
   }
   const tb = c.trained_betas;
-  if (tb !== undefined && tb !== null && (!Array.isArray(tb) || !tb.every((b) => typeof b === 'number' && b >= 0 && b < 1))) {
-    throw new Error(`${name}: trained_betas must be an array of numbers in [0, 1)`);
+  // β = 0 adds no noise at that step: σ = 0 there, and the k-diffusion schedulers divide by it.
+  if (tb !== undefined && tb !== null && (!Array.isArray(tb) || !tb.every((b) => typeof b === 'number' && b > 0 && b < 1))) {
+    throw new Error(`${name}: trained_betas must be an array of numbers in (0, 1)`);
   }
   const off = c.steps_offset;
   if (off !== undefined && (typeof off !== 'number' || !Number.isInteger(off) || off < 0 || off >= T)) {
@@ -202,7 +215,11 @@ function validateCommon(name: string, c: Record<string, unknown>): void {
   }
   for (const k of ['sigma_min', 'sigma_max'] as const) {
     const v = c[k];
-    if (v !== undefined && v !== null && (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))) throw new Error(`${name}: ${k} must be a positive number`);
+    // σ² must stay a finite float32 and σ well above 0 (SD: 0.03 to 14.6; EDM-style models up to ~80–700).
+    if (v !== undefined && v !== null && (typeof v !== 'number' || !(v >= 1e-5 && v <= 1e4))) throw new Error(`${name}: ${k} must be a number in [1e-5, 1e4], got ${String(v)}`);
+  }
+  if (typeof c.sigma_min === 'number' && typeof c.sigma_max === 'number' && !(c.sigma_min < c.sigma_max)) {
+    throw new Error(`${name}: sigma_min ${c.sigma_min} must be below sigma_max ${c.sigma_max}`);
   }
 }
 
