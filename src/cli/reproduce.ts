@@ -9,7 +9,7 @@
 // all seeds of a prompt are resampled together). JSON: the issue-5 fields, plus `rewardCI`, `winRateCI` and
 // `difference` per row, and `ci` per α×β cell.
 // Usage: npm run reproduce [-- --model models --prompts 50 --seeds 4 --steps 20 --omega <manifest default>
-//          --grid 0,0.5,1 --grid-seeds 2 --resamples 2000 --json out.json --png grid.png]
+//          --grid 0,0.5,1 --grid-seeds 2 --grid-prompts <all> --resamples 2000 --json out.json --png grid.png]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { scoreImage, winRate, type RewardScores } from '../reward/index.ts';
@@ -22,7 +22,7 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '50' }, seeds: { type: 'string', default: '4' },
     steps: { type: 'string', default: '20' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
-    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '2' }, resamples: { type: 'string', default: '2000' },
+    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '2' }, 'grid-prompts': { type: 'string' }, resamples: { type: 'string', default: '2000' },
     json: { type: 'string' }, png: { type: 'string', default: 'docs/reproduce-grid.png' }, 'png-prompts': { type: 'string', default: '8' },
   },
 });
@@ -66,17 +66,18 @@ async function main() {
     if (done % 10 === 0) console.error(`sampled ${done}/${prompts.length} prompts × ${seeds.length} seeds (${Math.round((performance.now() - started) / 1000)} s)`);
   }
 
-  // Figure 10: the α×β sweep of dpo+npo on the same prompts (first `grid-seeds` seeds). Two cells are configurations
+  // Figure 10: the α×β sweep of dpo+npo on the same prompts (the first `grid-prompts`, first `grid-seeds` seeds). Two cells are configurations
   // of the table, whose samples are reused: α = 1, β = 0 is θ_neg = θ + η = θ_pos, i.e. dpo; (α, β) is dpo+npo.
   const levels = values.grid!.split(',').map(Number);
   const gridSeeds = seeds.slice(0, Number(values['grid-seeds']));
+  const gridPrompts = prompts.slice(0, Number(values['grid-prompts'] ?? prompts.length));
   const resamples = Number(values.resamples);
   const grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[] = [];
   for (const a of levels) {
     for (const b of levels) {
       const reuse = a === 1 && b === 0 ? 'dpo' : a === alpha && b === beta ? 'dpo+npo' : undefined;
       const cell: { prompt: string; total: number }[] = [];
-      for (const prompt of prompts) for (const seed of gridSeeds) {
+      for (const prompt of gridPrompts) for (const seed of gridSeeds) {
         const known = reuse && results[reuse].find((s) => s.prompt === prompt && s.seed === seed);
         const image = known ? known.image : (await withEta.generate({ ...base, prompt, seed, alpha: a, beta: b }, ['npo'], {})).images.get('npo')!;
         cell.push({ prompt, total: known ? known.score.total : scoreImage(image, prompt).total });
@@ -117,7 +118,7 @@ async function main() {
     /** Paired per-sample differences config − base and config − dpo, per axis, with intervals. */
     difference: { vsBase: paired(config, 'base'), vsDpo: paired(config, 'dpo') },
   }));
-  const report = { prompts: prompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
+  const report = { prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
   printTable(report);
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
   writeGrid(results, Number(values['png-prompts']), values.png!);
@@ -126,7 +127,7 @@ async function main() {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 type Report = {
-  prompts: number; samples: number; seconds: number;
+  prompts: number; gridPrompts: number; samples: number; seconds: number;
   rows: { config: string; alpha: number; beta: number; omega: number; reward: Record<Axis, number>; rewardCI: Record<Axis, Interval>; winRate: { vsBase: number; vsDpo: number }; winRateCI: { vsBase: Interval; vsDpo: Interval }; difference: Record<'vsBase' | 'vsDpo', Record<Axis, { mean: number; ci: Interval }>> }[];
   grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[];
 };
@@ -149,8 +150,8 @@ function printTable(report: Report) {
   }
   const alphas = [...new Set(report.grid.map((g) => g.alpha))];
   const betas = [...new Set(report.grid.map((g) => g.beta))];
-  const n = report.grid[0].samples / report.prompts;
-  console.log(`\nα×β sweep of dpo+npo (mean total reward [95 % interval]; ${report.prompts} prompts × ${n} seeds; rows α, columns β)\n\n| α \\ β | ${betas.join(' | ')} |\n|---|${betas.map(() => '---').join('|')}|`);
+  const n = report.grid[0].samples / report.gridPrompts;
+  console.log(`\nα×β sweep of dpo+npo (mean total reward [95 % interval]; ${report.gridPrompts} prompts × ${n} seeds; rows α, columns β)\n\n| α \\ β | ${betas.join(' | ')} |\n|---|${betas.map(() => '---').join('|')}|`);
   for (const a of alphas) console.log(`| ${a} | ${betas.map((b) => { const g = report.grid.find((c) => c.alpha === a && c.beta === b)!; return withCi(g.total, g.ci); }).join(' | ')} |`);
 }
 
