@@ -5,19 +5,24 @@
 //   dpo       θ_pos = θ + η,  θ_neg = θ + η             (ordinary CFG on the DPO model)
 //   dpo+npo   θ_pos = θ + η,  θ_neg = θ + α·η + β·δ     (paper Eq. 10)
 // plus the α×β sweep of dpo+npo (Figure 10). Prints a table, writes --json and a PNG grid (prompts × configurations).
-// Usage: npm run reproduce [-- --model models --prompts 50 --seeds 4 --steps 20 --omega <manifest default> --json out.json --png grid.png]
+// Every mean, win rate and paired difference comes with a 95 % bootstrap interval over prompts (src/eval/bootstrap.ts;
+// all seeds of a prompt are resampled together). JSON: the issue-5 fields, plus `rewardCI`, `winRateCI` and
+// `difference` per row, and `ci` per α×β cell.
+// Usage: npm run reproduce [-- --model models --prompts 50 --seeds 4 --steps 20 --omega <manifest default>
+//          --grid 0,0.5,1 --grid-seeds 2 --grid-prompts <all> --resamples 2000 --json out.json --png grid.png]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { scoreImage, winRate, type RewardScores } from '../reward/index.ts';
 import { encodePng, heldOutCaptions, imageGrid } from '../world/index.ts';
 import { engineWith, readModelDirectory } from '../eval/sample-model.ts';
+import { bootstrapInterval, groupByPrompt, type Interval } from '../eval/bootstrap.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '50' }, seeds: { type: 'string', default: '4' },
     steps: { type: 'string', default: '20' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
-    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '1' },
+    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '2' }, 'grid-prompts': { type: 'string' }, resamples: { type: 'string', default: '2000' },
     json: { type: 'string' }, png: { type: 'string', default: 'docs/reproduce-grid.png' }, 'png-prompts': { type: 'string', default: '8' },
   },
 });
@@ -61,19 +66,26 @@ async function main() {
     if (done % 10 === 0) console.error(`sampled ${done}/${prompts.length} prompts × ${seeds.length} seeds (${Math.round((performance.now() - started) / 1000)} s)`);
   }
 
-  // Figure 10: the α×β sweep of dpo+npo on the same prompts (first `grid-seeds` seeds).
+  // Figure 10: the α×β sweep of dpo+npo on the same prompts (the first `grid-prompts`, first `grid-seeds` seeds). Two cells are configurations
+  // of the table, whose samples are reused: α = 1, β = 0 is θ_neg = θ + η = θ_pos, i.e. dpo; (α, β) is dpo+npo.
   const levels = values.grid!.split(',').map(Number);
   const gridSeeds = seeds.slice(0, Number(values['grid-seeds']));
-  const grid: { alpha: number; beta: number; total: number }[] = [];
+  const gridPrompts = prompts.slice(0, Number(values['grid-prompts'] ?? prompts.length));
+  const resamples = Number(values.resamples);
+  const grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[] = [];
   for (const a of levels) {
     for (const b of levels) {
-      const scores: number[] = [];
-      for (const prompt of prompts) for (const seed of gridSeeds) {
-        const r = await withEta.generate({ ...base, prompt, seed, alpha: a, beta: b }, ['npo'], {});
-        scores.push(scoreImage(r.images.get('npo')!, prompt).total);
+      const reuse = a === 1 && b === 0 ? 'dpo' : a === alpha && b === beta ? 'dpo+npo' : undefined;
+      const cell: { prompt: string; total: number }[] = [];
+      for (const prompt of gridPrompts) for (const seed of gridSeeds) {
+        const known = reuse && results[reuse].find((s) => s.prompt === prompt && s.seed === seed);
+        const image = known ? known.image : (await withEta.generate({ ...base, prompt, seed, alpha: a, beta: b }, ['npo'], {})).images.get('npo')!;
+        cell.push({ prompt, total: known ? known.score.total : scoreImage(image, prompt).total });
       }
-      grid.push({ alpha: a, beta: b, total: mean(scores) });
-      console.error(`α×β sweep: α ${a}, β ${b} done`);
+      const totals = cell.map((c) => c.total);
+      const ci = bootstrapInterval(groupByPrompt(cell.map((c) => c.prompt)), (idx) => mean(idx.map((i) => totals[i])), { resamples });
+      grid.push({ alpha: a, beta: b, total: mean(totals), ci, samples: cell.length });
+      console.error(`α×β sweep: α ${a}, β ${b} done${reuse ? ` (the ${reuse} samples)` : ''}`);
     }
   }
   await withoutEta.release();
@@ -82,15 +94,31 @@ async function main() {
   const totals = (config: string) => results[config].map((s) => s.score.total);
   // The (α, β) each configuration's negative branch actually uses: θ_neg = θ + α·η + β·δ.
   const negativeWeights: Record<string, [number, number]> = { base: [0, 0], 'base+npo': [0, beta], dpo: [1, 0], 'dpo+npo': [alpha, beta] };
+  // Samples of every configuration are in the same (prompt, seed) order, so one grouping serves all statistics.
+  const groups = groupByPrompt(results.base.map((s) => s.prompt));
+  const interval = (statistic: (idx: number[]) => number) => bootstrapInterval(groups, statistic, { resamples });
+  const axis = (config: string, a: Axis) => results[config].map((s) => s.score[a]);
+  const pick = (xs: number[], idx: number[]) => idx.map((i) => xs[i]);
+  const paired = (config: string, other: string) => Object.fromEntries(AXES.map((a) => {
+    const d = axis(config, a).map((v, i) => v - axis(other, a)[i]);
+    return [a, { mean: mean(d), ci: interval((idx) => mean(pick(d, idx))) }];
+  })) as Record<Axis, { mean: number; ci: Interval }>;
   const rows = Object.entries(results).map(([config, samples]) => ({
     config,
     alpha: negativeWeights[config][0],
     beta: negativeWeights[config][1],
     omega,
-    reward: Object.fromEntries(AXES.map((axis) => [axis, mean(samples.map((s) => s.score[axis]))])) as Record<Axis, number>,
+    reward: Object.fromEntries(AXES.map((a) => [a, mean(samples.map((s) => s.score[a]))])) as Record<Axis, number>,
+    rewardCI: Object.fromEntries(AXES.map((a) => [a, interval((idx) => mean(pick(axis(config, a), idx)))])) as Record<Axis, Interval>,
     winRate: { vsBase: winRate(totals(config), totals('base')), vsDpo: winRate(totals(config), totals('dpo')) },
+    winRateCI: {
+      vsBase: interval((idx) => winRate(pick(totals(config), idx), pick(totals('base'), idx))),
+      vsDpo: interval((idx) => winRate(pick(totals(config), idx), pick(totals('dpo'), idx))),
+    },
+    /** Paired per-sample differences config − base and config − dpo, per axis, with intervals. */
+    difference: { vsBase: paired(config, 'base'), vsDpo: paired(config, 'dpo') },
   }));
-  const report = { prompts: prompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), rows, grid };
+  const report = { prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
   printTable(report);
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
   writeGrid(results, Number(values['png-prompts']), values.png!);
@@ -98,18 +126,33 @@ async function main() {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
-function printTable(report: { prompts: number; samples: number; rows: { config: string; alpha: number; beta: number; omega: number; reward: Record<Axis, number>; winRate: { vsBase: number; vsDpo: number } }[]; grid: { alpha: number; beta: number; total: number }[]; seconds: number }) {
-  console.log(`\n${report.prompts} held-out prompts × ${report.samples / report.prompts} seeds = ${report.samples} samples per configuration (${report.seconds} s)\n`);
+type Report = {
+  prompts: number; gridPrompts: number; samples: number; seconds: number;
+  rows: { config: string; alpha: number; beta: number; omega: number; reward: Record<Axis, number>; rewardCI: Record<Axis, Interval>; winRate: { vsBase: number; vsDpo: number }; winRateCI: { vsBase: Interval; vsDpo: Interval }; difference: Record<'vsBase' | 'vsDpo', Record<Axis, { mean: number; ci: Interval }>> }[];
+  grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[];
+};
+
+function printTable(report: Report) {
+  const f = (x: number) => x.toFixed(3);
+  const withCi = (x: number, ci: Interval) => `${f(x)} [${f(ci[0])}, ${f(ci[1])}]`;
+  const pct = (x: number, ci: Interval) => `${(100 * x).toFixed(1)}% [${(100 * ci[0]).toFixed(0)}, ${(100 * ci[1]).toFixed(0)}]`;
+  console.log(`\n${report.prompts} held-out prompts × ${report.samples / report.prompts} seeds = ${report.samples} samples per configuration (${report.seconds} s); [95 % bootstrap interval over prompts]\n`);
   console.log('| config | α | β | ω | total | fidelity | detail | colour | composition | win vs base | win vs dpo |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of report.rows) {
-    const f = (x: number) => x.toFixed(4);
-    console.log(`| ${r.config} | ${r.alpha} | ${r.beta} | ${r.omega} | ${f(r.reward.total)} | ${f(r.reward.fidelity)} | ${f(r.reward.detail)} | ${f(r.reward.colour)} | ${f(r.reward.composition)} | ${(100 * r.winRate.vsBase).toFixed(1)}% | ${(100 * r.winRate.vsDpo).toFixed(1)}% |`);
+    console.log(`| ${r.config} | ${r.alpha} | ${r.beta} | ${r.omega} | ${AXES.map((a) => withCi(r.reward[a], r.rewardCI[a])).join(' | ')} | ${pct(r.winRate.vsBase, r.winRateCI.vsBase)} | ${pct(r.winRate.vsDpo, r.winRateCI.vsDpo)} |`);
+  }
+  console.log('\nPaired differences (per prompt and seed) with 95 % intervals\n\n| comparison | total | fidelity | detail | colour | composition |\n|---|---|---|---|---|---|');
+  const signed = (x: number) => (x >= 0 ? '+' : '') + f(x);
+  for (const [config, other] of [['base+npo', 'vsBase'], ['dpo', 'vsBase'], ['dpo+npo', 'vsDpo'], ['dpo+npo', 'vsBase']] as const) {
+    const d = report.rows.find((r) => r.config === config)!.difference[other];
+    console.log(`| ${config} − ${other.slice(2).toLowerCase()} | ${AXES.map((a) => `${signed(d[a].mean)} [${signed(d[a].ci[0])}, ${signed(d[a].ci[1])}]`).join(' | ')} |`);
   }
   const alphas = [...new Set(report.grid.map((g) => g.alpha))];
   const betas = [...new Set(report.grid.map((g) => g.beta))];
-  console.log(`\nα×β sweep of dpo+npo (mean total reward; rows α, columns β)\n\n| α \\ β | ${betas.join(' | ')} |\n|---|${betas.map(() => '---').join('|')}|`);
-  for (const a of alphas) console.log(`| ${a} | ${betas.map((b) => report.grid.find((g) => g.alpha === a && g.beta === b)!.total.toFixed(4)).join(' | ')} |`);
+  const n = report.grid[0].samples / report.gridPrompts;
+  console.log(`\nα×β sweep of dpo+npo (mean total reward [95 % interval]; ${report.gridPrompts} prompts × ${n} seeds; rows α, columns β)\n\n| α \\ β | ${betas.join(' | ')} |\n|---|${betas.map(() => '---').join('|')}|`);
+  for (const a of alphas) console.log(`| ${a} | ${betas.map((b) => { const g = report.grid.find((c) => c.alpha === a && c.beta === b)!; return withCi(g.total, g.ci); }).join(' | ')} |`);
 }
 
 function writeGrid(results: Record<string, Sample[]>, promptCount: number, path: string) {

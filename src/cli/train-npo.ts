@@ -1,56 +1,49 @@
-// The paper's recipe on the embedded world (issue 5, items 4-5), end to end:
-//   1. preference pairs the Pick-a-Pic way: sample the base model twice per training prompt (two seeds), label the
-//      winner with the fixed procedural reward (src/reward), drop near-ties;
+// The paper's recipe on the embedded world (issue 5, items 4-5; issue 12, item 3), end to end:
+//   1. decisive preference pairs the Pick-a-Pic way (npo-samples.ts): sample the base model K times per training
+//      prompt, score every sample with the fixed procedural reward (src/reward), pair the best with the worst when
+//      their totals differ by at least --margin (samples are cached in --samples, so a rerun does not resample);
 //   2. η = a Diffusion-DPO LoRA on those pairs; 3. δ = an NPO LoRA: the same loss on the same pairs reversed;
 //   4. write eta.safetensors and delta.safetensors into the model directory and record the settings in its manifest.
-// Usage: npm run train:npo [-- --model models --prompts 300 --rank 4 --steps 300 --beta 500 --lr 3e-4 --batch 8]
+// Usage: npm run train:npo [-- --model models --prompts 200 --per-prompt 4 --margin 0.1 --rank 4 --steps 300
+//          --beta 500 --lr 1e-3 --batch 8 --samples data/samples.json]
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { serializeLora } from '../lora/serialize.ts';
-import { scoreImage } from '../reward/index.ts';
 import { encodePairs, type PreferencePair } from '../train/pairs.ts';
 import { trainLora } from '../train/train-lora.ts';
-import { createRng, fnv1a, sampleExample } from '../world/index.ts';
-import { engineWith, readModelDirectory } from '../eval/sample-model.ts';
+import { readModelDirectory } from '../eval/sample-model.ts';
+import { decisivePairs, samplePrompts, trainingCaptions } from './npo-samples.ts';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '300' }, rank: { type: 'string', default: '4' },
-    steps: { type: 'string', default: '300' }, beta: { type: 'string', default: '500' }, lr: { type: 'string', default: '3e-4' },
-    batch: { type: 'string', default: '8' }, seed: { type: 'string', default: '0' }, tie: { type: 'string', default: '0.02' },
-    'sample-steps': { type: 'string', default: '20' }, pairs: { type: 'string', default: 'data/pairs.json' },
+    model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '200' }, rank: { type: 'string', default: '4' },
+    steps: { type: 'string', default: '300' }, beta: { type: 'string', default: '500' }, lr: { type: 'string', default: '1e-3' },
+    batch: { type: 'string', default: '8' }, seed: { type: 'string', default: '0' }, margin: { type: 'string', default: '0.1' },
+    'per-prompt': { type: 'string', default: '4' }, 'sample-steps': { type: 'string', default: '20' },
+    pairs: { type: 'string', default: 'data/pairs.json' }, samples: { type: 'string', default: 'data/samples.json' },
   },
 });
 const settings = {
   prompts: Number(values.prompts), rank: Number(values.rank), steps: Number(values.steps), beta: Number(values.beta),
-  lr: Number(values.lr), batch: Number(values.batch), seed: Number(values.seed), tie: Number(values.tie), sampleSteps: Number(values['sample-steps']),
+  lr: Number(values.lr), batch: Number(values.batch), seed: Number(values.seed), margin: Number(values.margin),
+  perPrompt: Number(values['per-prompt']), sampleSteps: Number(values['sample-steps']),
 };
 
-async function makePairs(): Promise<{ pairs: PreferencePair[]; dropped: number; seconds: number }> {
+async function makePairs(): Promise<{ pairs: PreferencePair[]; dropped: number; meanGap: number; prompts: number; seedsPerPrompt: string; seconds: number }> {
   const started = performance.now();
   const model = readModelDirectory(values.model!);
-  const engine = await engineWith(model, {});
-  const rng = createRng(settings.seed + 7);
-  const captions = new Set<string>();
-  while (captions.size < settings.prompts) captions.add(sampleExample(rng, 'train').caption);
-  const pairs: PreferencePair[] = [];
-  let dropped = 0;
-  let done = 0;
-  for (const caption of captions) {
-    const base = { ...model.manifest.defaults, prompt: caption, negativePrompt: '', steps: settings.sampleSteps, scheduler: 'ddim' };
-    const sample = async (k: number) => (await engine.generate({ ...base, seed: fnv1a(`${k}:${caption}`) }, ['baseline'], {})).images.get('baseline')!;
-    const a = await sample(1);
-    const b = await sample(2);
-    const [sa, sb] = [scoreImage(a, caption).total, scoreImage(b, caption).total];
-    if (Math.abs(sa - sb) < settings.tie) dropped++;
-    else pairs.push(sa > sb ? { prompt: caption, winner: a, loser: b } : { prompt: caption, winner: b, loser: a });
-    if (++done % 50 === 0) console.log(`pairs: ${done}/${captions.size} prompts sampled, ${pairs.length} kept, ${dropped} ties dropped`);
-  }
-  await engine.release();
-  return { pairs, dropped, seconds: (performance.now() - started) / 1000 };
+  const captions = trainingCaptions(settings.prompts, settings.seed);
+  const file = await samplePrompts(model, captions, settings.perPrompt, settings.sampleSteps, values.samples!);
+  // Every prompt in the samples file is a training-split prompt sampled from this model (the file is keyed by the
+  // UNet's hash and the sampler), including prompts an earlier, larger run added.
+  const { pairs, gaps, dropped } = decisivePairs(file, settings.margin);
+  const meanGap = gaps.reduce((a, b) => a + b, 0) / Math.max(1, gaps.length);
+  const counts = file.samples.map((s) => s.totals.length);
+  const [lo, hi] = [Math.min(...counts), Math.max(...counts)];
+  return { pairs, dropped, meanGap, prompts: file.samples.length, seedsPerPrompt: lo === hi ? String(lo) : `${lo}–${hi}`, seconds: (performance.now() - started) / 1000 };
 }
 
 async function train(pairs: PreferencePair[], reverse: boolean) {
@@ -63,20 +56,24 @@ async function train(pairs: PreferencePair[], reverse: boolean) {
       if (r.step % 10 === 0 || r.step === 1) console.log(`${reverse ? 'δ (NPO)' : 'η (DPO)'} step ${r.step}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
     },
   });
-  const tail = history.slice(-20);
+  // Implicit accuracy per batch is noisy (one t and ε per pair): compare the first and the last 30 steps.
+  const head = history.slice(0, 30), tail = history.slice(-30);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     lora, seconds: (performance.now() - started) / 1000,
-    record: { finalLoss: mean(tail.map((h) => h.loss)), finalAccuracy: mean(tail.map((h) => h.accuracy)), firstLoss: history[0].loss },
+    record: {
+      firstLoss: history[0].loss, initialLoss: mean(head.map((h) => h.loss)), initialAccuracy: mean(head.map((h) => h.accuracy)),
+      finalLoss: mean(tail.map((h) => h.loss)), finalAccuracy: mean(tail.map((h) => h.accuracy)),
+    },
   };
 }
 
 async function main() {
-  const { pairs, dropped, seconds } = await makePairs();
+  const { pairs, dropped, meanGap, prompts, seedsPerPrompt, seconds } = await makePairs();
   mkdirSync('data', { recursive: true });
   const size = readModelDirectory(values.model!).manifest.unet.config.sampleSize;
   writeFileSync(values.pairs!, JSON.stringify(encodePairs(pairs, size, size)));
-  console.log(`wrote ${values.pairs}: ${pairs.length} pairs (${dropped} near-ties dropped) in ${seconds.toFixed(0)} s`);
+  console.log(`wrote ${values.pairs}: ${pairs.length} pairs, mean reward gap ${meanGap.toFixed(3)} (${dropped} prompts under the margin dropped) in ${seconds.toFixed(0)} s`);
   const eta = await train(pairs, false);
   const delta = await train(pairs, true);
   const dir = values.model!;
@@ -92,7 +89,11 @@ async function main() {
   };
   manifest.training = {
     ...(manifest.training ?? {}),
-    pairs: { count: pairs.length, droppedTies: dropped, prompts: settings.prompts, seedsPerPrompt: 2, sampler: `ddim ${settings.sampleSteps} steps`, tie: settings.tie, seconds: Math.round(seconds), reward: 'src/reward scoreImage total (fixed before training)' },
+    pairs: {
+      count: pairs.length, droppedUnderMargin: dropped, prompts, seedsPerPrompt, selection: 'best vs worst of the prompt\'s samples',
+      margin: settings.margin, meanGap: Number(meanGap.toFixed(4)), sampler: `ddim ${settings.sampleSteps} steps`, seconds: Math.round(seconds),
+      reward: 'src/reward scoreImage total (issue 12 version, fixed before training)',
+    },
     eta: trainingRecord(eta),
     delta: trainingRecord(delta),
     npoCommand: `npm run train:npo -- ${process.argv.slice(2).join(' ')}`.trim(),
@@ -103,8 +104,9 @@ async function main() {
     return { path, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
   })];
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  console.log(`η: loss ${eta.record.firstLoss.toFixed(3)} → ${eta.record.finalLoss.toFixed(3)}, accuracy ${eta.record.finalAccuracy.toFixed(2)} (${eta.seconds.toFixed(0)} s)`);
-  console.log(`δ: loss ${delta.record.firstLoss.toFixed(3)} → ${delta.record.finalLoss.toFixed(3)}, accuracy ${delta.record.finalAccuracy.toFixed(2)} (${delta.seconds.toFixed(0)} s)`);
+  for (const [name, r] of [['η', eta], ['δ', delta]] as const) {
+    console.log(`${name}: loss ${r.record.initialLoss.toFixed(3)} → ${r.record.finalLoss.toFixed(3)}, implicit accuracy ${r.record.initialAccuracy.toFixed(2)} → ${r.record.finalAccuracy.toFixed(2)} (first → last 30 steps; ${r.seconds.toFixed(0)} s)`);
+  }
 }
 
 await main();

@@ -1,6 +1,6 @@
 // The procedural reward on hand-made images: the right rendering beats each kind of defect on the axis it concerns.
 import { describe, expect, it } from 'vitest';
-import { captionOf, createRng, layoutScene, parseCaption, renderScene, sampleExample, RGB, COLOURS, type Example, type Scene } from '../world/index.ts';
+import { captionOf, createRng, layoutScene, parseCaption, renderScene, sampleExample, sampleSpec, RGB, COLOURS, type Example, type Rgb, type Scene } from '../world/index.ts';
 import { scoreImage, winRate } from './index.ts';
 
 function boxBlur(img: Float32Array, size = 32): Float32Array {
@@ -83,19 +83,76 @@ describe('procedural reward', () => {
     }
   });
 
-  it('scores an empty background or pure noise low', () => {
-    const caption = captionOf(examples[0].spec);
-    const bg = RGB[examples[0].spec.background ?? 'black'];
-    const empty = new Float32Array(3 * 1024).map((_, i) => bg[Math.floor(i / 1024)] * 2 - 1);
-    const rng = createRng(1);
-    const noise = new Float32Array(3 * 1024).map(() => rng() * 2 - 1);
-    expect(scoreImage(empty, caption).total).toBeLessThan(0.5);
-    expect(scoreImage(noise, caption).total).toBeLessThan(0.5);
-  });
-
   it('rejects captions outside the grammar and images of the wrong size', () => {
     expect(() => scoreImage(examples[0].image, 'a red hexagon')).toThrow(/size/);
     expect(() => scoreImage(new Float32Array(10), examples[0].caption)).toThrow(/\[3, S, S\]/);
+  });
+});
+
+// Issue 12: no component may be gamed by an image that is not a picture of the prompt. For each prompt, images that
+// are not pictures of it (noise, blank, flat fills, the clean render's pixels shuffled, renders of other captions)
+// must score below *every* clean render of it (nominal and jittered layouts), on each component where that makes
+// sense. Detail asks whether edges are crisp, not what they outline, so a crisp render of another scene is exempt there.
+describe('images that are not a picture of the prompt', () => {
+  const AXES = ['total', 'fidelity', 'detail', 'colour', 'composition'] as const;
+  const flat = (c: Rgb) => new Float32Array(3 * 1024).map((_, i) => c[Math.floor(i / 1024)] * 2 - 1);
+  const shuffle = (img: Float32Array, rng: () => number) => {
+    const perm = Array.from({ length: 1024 }, (_, i) => i);
+    for (let i = 1023; i > 0; i--) {
+      const k = Math.floor(rng() * (i + 1));
+      [perm[i], perm[k]] = [perm[k], perm[i]];
+    }
+    return img.map((_, j) => img[(j - (j % 1024)) + perm[j % 1024]]);
+  };
+  const prompts = (() => {
+    const rng = createRng(12);
+    return Array.from({ length: 24 }, () => sampleExample(rng));
+  })();
+  const fakes = (e: Example, rng: () => number): Record<string, Float32Array[]> => ({
+    noise: [new Float32Array(3 * 1024).map(() => rng() * 2 - 1), new Float32Array(3 * 1024).map(() => Math.max(-1, Math.min(1, (rng() + rng() + rng() - 1.5) * 0.6)))],
+    blank: [flat(RGB[e.spec.background ?? 'black']), flat([0, 0, 0]), flat([1, 1, 1])],
+    constant: [...COLOURS.map((c) => flat(RGB[c])), flat([0.5, 0.5, 0.5])],
+    shuffled: [shuffle(renderScene(layoutScene(e.spec)), rng), shuffle(renderScene(layoutScene(e.spec, rng)), rng)],
+    'wrong scene': Array.from({ length: 4 }, () => {
+      for (;;) {
+        const spec = sampleSpec(rng);
+        if (captionOf(spec) !== e.caption) return Object.assign(renderScene(layoutScene(spec, rng)), { caption: captionOf(spec) });
+      }
+    }),
+  });
+
+  it('score below every clean render of the prompt, in total and on every component where that makes sense', () => {
+    const failures: string[] = [];
+    const margins: Record<string, number> = {};
+    prompts.forEach((e, p) => {
+      const rng = createRng(100 + p);
+      const clean = [renderScene(layoutScene(e.spec)), ...Array.from({ length: 5 }, () => renderScene(layoutScene(e.spec, rng)))].map((img) => scoreImage(img, e.caption));
+      for (const [kind, images] of Object.entries(fakes(e, rng))) {
+        for (const img of images) {
+          const s = scoreImage(img, e.caption);
+          for (const axis of AXES) {
+            if (kind === 'wrong scene' && axis === 'detail') continue;
+            const margin = Math.min(...clean.map((c) => c[axis])) - s[axis];
+            margins[`${kind} ${axis}`] = Math.min(margins[`${kind} ${axis}`] ?? Infinity, margin);
+            // A scene that shares the prompt's palette or layout may come close on colour or composition; fakes may not.
+            if (margin < (kind === 'wrong scene' ? 0.02 : 0.1)) failures.push(`${kind} ${(img as { caption?: string }).caption ?? ""} on "${e.caption}": ${axis} ${s[axis].toFixed(3)} vs clean min ${(s[axis] + margin).toFixed(3)}`);
+          }
+        }
+      }
+    });
+    expect(failures).toEqual([]);
+    // The fidelity and total margins are wide, not just positive: a fake explains at most a sliver of the prompt.
+    for (const kind of ['noise', 'blank', 'constant', 'shuffled']) expect(margins[`${kind} fidelity`]).toBeGreaterThan(0.8);
+    for (const kind of ['noise', 'blank', 'constant', 'shuffled']) expect(margins[`${kind} total`]).toBeGreaterThan(0.6);
+    expect(margins['wrong scene fidelity']).toBeGreaterThan(0.4);
+  });
+
+  it('gives noise, blank and flat images near-zero fidelity (the issue-5 reward gave uniform noise 0.81)', () => {
+    for (const e of prompts.slice(0, 8)) {
+      const rng = createRng(7);
+      const f = fakes(e, rng);
+      for (const img of [...f.noise, ...f.blank, ...f.constant, ...f.shuffled]) expect(scoreImage(img, e.caption).fidelity).toBeLessThan(0.1);
+    }
   });
 });
 

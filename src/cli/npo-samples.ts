@@ -1,0 +1,78 @@
+// Decisive preference pairs the Pick-a-Pic way (issue 12, item 3): sample the base model K times per training prompt,
+// score every sample with the fixed reward (src/reward), and keep one pair per prompt, the best against the worst,
+// when their totals differ by at least a margin. The samples and their scores are kept in a file (data/samples.json,
+// resumable), so pairs can be cut at another margin, or split for a sweep, without sampling again.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { scoreImage } from '../reward/index.ts';
+import { encodeImage, type EncodedImage, type PreferencePair } from '../train/pairs.ts';
+import { createRng, fnv1a, sampleExample } from '../world/index.ts';
+import { engineWith, type ModelDirectory } from '../eval/sample-model.ts';
+
+export interface PromptSamples { prompt: string; seeds: number[]; totals: number[]; images: EncodedImage[] }
+export interface SamplesFile { version: 1; model: string; sampler: string; samples: PromptSamples[] }
+
+/** `count` distinct training-split captions, the same for a given seed everywhere. */
+export function trainingCaptions(count: number, seed: number): string[] {
+  const rng = createRng(seed + 7);
+  const captions = new Set<string>();
+  while (captions.size < count) captions.add(sampleExample(rng, 'train').caption);
+  return [...captions];
+}
+
+/** Samples `perPrompt` images for each caption (seeds fnv1a(`k:caption`), k = 1…K), resuming from `path` if present. */
+export async function samplePrompts(model: ModelDirectory, captions: string[], perPrompt: number, steps: number, path: string): Promise<SamplesFile> {
+  const sampler = `ddim ${steps} steps, ω ${model.manifest.defaults.omega}, ${perPrompt} seeds per prompt`;
+  const model_ = model.manifest.files.filter((f) => f.path.startsWith('unet')).map((f) => f.sha256.slice(0, 12)).join('+');
+  let file: SamplesFile = { version: 1, model: model_, sampler, samples: [] };
+  if (existsSync(path)) {
+    const old = JSON.parse(readFileSync(path, 'utf8')) as SamplesFile;
+    if (old.model === model_ && old.sampler === sampler) file = old;
+  }
+  const done = new Set(file.samples.map((s) => s.prompt));
+  const engine = await engineWith(model, {});
+  const size = model.manifest.unet.config.sampleSize;
+  const started = performance.now();
+  try {
+    for (const prompt of captions) {
+      if (done.has(prompt)) continue;
+      const entry: PromptSamples = { prompt, seeds: [], totals: [], images: [] };
+      for (let k = 1; k <= perPrompt; k++) {
+        const seed = fnv1a(`${k}:${prompt}`);
+        const params = { ...model.manifest.defaults, prompt, negativePrompt: '', steps, scheduler: 'ddim', seed };
+        const image = (await engine.generate(params, ['baseline'], {})).images.get('baseline')!;
+        entry.seeds.push(seed);
+        entry.totals.push(scoreImage(image, prompt).total);
+        entry.images.push(encodeImage(image, size, size, 'float32-chw'));
+      }
+      file.samples.push(entry);
+      if (file.samples.length % 20 === 0) {
+        writeFileSync(path, JSON.stringify(file));
+        console.log(`samples: ${file.samples.length}/${captions.length} prompts (${Math.round((performance.now() - started) / 1000)} s)`);
+      }
+    }
+  } finally {
+    await engine.release();
+  }
+  writeFileSync(path, JSON.stringify(file));
+  return file;
+}
+
+function decode(image: EncodedImage): Float32Array {
+  const bytes = Buffer.from(image.data, 'base64');
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+/** One pair per prompt: its best sample against its worst, when the reward gap is at least `margin`. */
+export function decisivePairs(file: SamplesFile, margin: number, prompts?: ReadonlySet<string>): { pairs: PreferencePair[]; gaps: number[]; dropped: number } {
+  const pairs: PreferencePair[] = [], gaps: number[] = [];
+  let dropped = 0;
+  for (const s of file.samples) {
+    if (prompts && !prompts.has(s.prompt)) continue;
+    const best = s.totals.indexOf(Math.max(...s.totals)), worst = s.totals.indexOf(Math.min(...s.totals));
+    const gap = s.totals[best] - s.totals[worst];
+    if (gap < margin) { dropped++; continue; }
+    pairs.push({ prompt: s.prompt, winner: decode(s.images[best]), loser: decode(s.images[worst]) });
+    gaps.push(gap);
+  }
+  return { pairs, gaps, dropped };
+}
