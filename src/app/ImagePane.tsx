@@ -23,7 +23,8 @@ export function ImagePane({ title, testId, image, preview, busy, actualSize, onT
     <figure className={['pane', busy && 'busy', preview && 'preview', actualSize && 'actual', small && 'small'].filter(Boolean).join(' ')}>
       <canvas ref={canvas} data-testid={testId} data-preview-step={preview?.step} width={32} height={32}
         role="img" aria-label={`${title}${shown ? `, ${shown.width}×${shown.height}` : ''}`}
-        title={actualSize ? 'click to fit' : 'click for 100 %'} onClick={onToggleSize} />
+        title={actualSize ? 'click to fit' : 'click for 100 %'} onClick={onToggleSize} tabIndex={onToggleSize ? 0 : undefined}
+        onKeyDown={(e) => { if (onToggleSize && (e.key === 'Enter' || e.key === ' ')) (e.preventDefault(), onToggleSize()); }} />
       <figcaption>{title}</figcaption>
       {children}
     </figure>

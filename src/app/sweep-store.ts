@@ -35,6 +35,7 @@ let cancelled = false;
 
 function request(params: GenerateParams, images: ImageKind[]): Promise<Map<ImageKind, RgbaImage>> {
   return new Promise((resolve, reject) => {
+    if (cancelled) return reject(new Error('sweep cancelled'));
     const id = nextRequestId();
     pending = { id, resolve: resolve as (m?: Map<ImageKind, RgbaImage>) => void, reject, images: new Map() };
     sendToWorker({ type: 'generate', id, params, images });
@@ -94,8 +95,8 @@ export const useSweep = create<SweepState>()((set, get) => ({
   },
 
   cancel() {
-    if (!pending) return;
+    if (get().status !== 'running') return;
     cancelled = true;
-    sendToWorker({ type: 'cancel', id: pending.id });
+    if (pending) sendToWorker({ type: 'cancel', id: pending.id });
   },
 }));

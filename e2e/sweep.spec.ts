@@ -1,0 +1,56 @@
+// α×β sweep (issue 11, item 2): cells stream in, each equals a single generation with the same settings, the heat
+// map's best cell has the highest score, and cancel stops the grid part-way.
+import { expect, test, type Page } from '@playwright/test';
+import { differingPixels, openPlayground, pixels, setSlider, waitIdle } from './helpers.ts';
+
+const cellPixels = (page: Page, alpha: number, beta: number) =>
+  page.locator(`[data-testid=sweep-cell][data-alpha="${alpha}"][data-beta="${beta}"] canvas`)
+    .evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+
+async function runSweep(page: Page, rows: string, columns: string) {
+  await page.getByTestId('sweep-rows').fill(rows);
+  await page.getByTestId('sweep-columns').fill(columns);
+  await page.getByTestId('sweep-run').click();
+  await expect(page.getByTestId('sweep-status')).toHaveAttribute('data-state', 'running');
+}
+
+test('the grid equals single generations, and the best cell has the highest reward', async ({ page }, info) => {
+  await openPlayground(page, info);
+  await runSweep(page, '0, 1', '0, 1');
+  await expect(page.getByTestId('sweep-status')).toHaveAttribute('data-state', 'idle');
+  const cells = page.getByTestId('sweep-cell');
+  await expect(cells).toHaveCount(4);
+  const scores = await cells.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-score'))));
+  expect(scores.every(Number.isFinite)).toBe(true);
+  const best = page.getByTestId('sweep-best');
+  expect(Number(await best.getAttribute('data-score'))).toBe(Math.max(...scores));
+  const outlined = page.locator('[data-testid=sweep-cell].best');
+  await expect(outlined).toHaveCount(1);
+  expect(await outlined.getAttribute('data-alpha')).toBe(await best.getAttribute('data-alpha'));
+  expect(await outlined.getAttribute('data-beta')).toBe(await best.getAttribute('data-beta'));
+  expect(Number(await outlined.getAttribute('data-score'))).toBe(Math.max(...scores));
+
+  // The baseline is shown once and is the page's baseline; each cell is the NPO image of a single generation.
+  const sweepBaseline = await page.getByTestId('sweep-baseline').evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+  expect(differingPixels(sweepBaseline, await pixels(page, 'image-baseline'))).toBe(0);
+  const cell = await cellPixels(page, 1, 0);
+  expect(differingPixels(cell, await cellPixels(page, 0, 0))).toBeGreaterThan(0); // cells differ, so equality means something
+  await expect(page.getByTestId('slider-alpha-value')).toHaveText('1.00');
+  await setSlider(page, 'slider-beta', 0);
+  await expect(page.getByTestId('slider-beta-value')).toHaveText('0.00');
+  await waitIdle(page);
+  expect(differingPixels(cell, await pixels(page, 'image-npo'))).toBe(0);
+});
+
+test('cancel stops the sweep part-way, keeping the cells that finished', async ({ page }, info) => {
+  await openPlayground(page, info);
+  await runSweep(page, '0, 0.5, 1', '0, 0.5, 1');
+  await expect(page.locator('[data-testid=sweep-cell][data-score]').first()).toBeAttached();
+  await page.getByTestId('sweep-cancel').click();
+  await expect(page.getByTestId('sweep-status')).toHaveAttribute('data-state', 'idle');
+  await expect(page.getByTestId('sweep-status')).toHaveText('sweep cancelled');
+  const done = await page.locator('[data-testid=sweep-cell][data-score]').count();
+  expect(done).toBeGreaterThanOrEqual(1);
+  expect(done).toBeLessThan(9);
+  await expect(page.getByTestId('sweep-cell')).toHaveCount(9);
+});
