@@ -2,7 +2,10 @@
 // (dragged by mouse and moved by keys), the difference view is |NPO − baseline| × gain, small images scale up without
 // smoothing, and a click shows an image at 100 %.
 import { expect, test, type Page } from '@playwright/test';
-import { openPlayground, pixels } from './helpers.ts';
+import { backendOf, openPlayground, pixels } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 const GAIN = 4;
 

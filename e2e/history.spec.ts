@@ -1,7 +1,10 @@
 // History (issue 11, item 4): every generation lands in the strip (newest first, in IndexedDB), survives a reload,
 // restores its settings and images on click, and "clear" keeps the starred entries.
 import { expect, test } from '@playwright/test';
-import { differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+import { backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 test('history survives a reload, restores on click, and clear keeps starred entries', async ({ page }, info) => {
   await openPlayground(page, info);

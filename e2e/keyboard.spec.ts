@@ -2,7 +2,10 @@
 // (and regenerate); every control has an accessible name; the page fits a phone-width window without sideways
 // scrolling and puts controls and images side by side on a laptop.
 import { expect, test } from '@playwright/test';
-import { openPlayground, waitIdle } from './helpers.ts';
+import { backendOf, openPlayground, waitIdle } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 test('Ctrl+Enter generates, Esc cancels, arrows move the focused slider', async ({ page }, info) => {
   await openPlayground(page, info);

@@ -5,7 +5,10 @@ import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { parsePairs } from '../src/train/pairs.ts';
 import { rgbaToChw } from '../src/share/image.ts';
-import { openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+import { backendOf, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 test('picks become pairs.json, train a δ at once, and the chart follows the steps', async ({ page }, info) => {
   test.setTimeout(600_000);

@@ -3,7 +3,10 @@
 import { expect, test } from '@playwright/test';
 import { scoreImage } from '../src/reward/index.ts';
 import { rgbaToChw } from '../src/share/image.ts';
-import { openPlayground, pixels } from './helpers.ts';
+import { backendOf, openPlayground, pixels } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 test('each image shows its reward and components; NPO − baseline is highlighted with its sign', async ({ page }, info) => {
   await openPlayground(page, info);

@@ -7,7 +7,10 @@ import { readPngText } from '../src/share/png-text.ts';
 import { parseParameters } from '../src/share/parameters.ts';
 import { paramsFromQuery } from '../src/share/settings-url.ts';
 import { encodePng } from '../src/world/png.ts';
-import { differingPixels, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+import { backendOf, differingPixels, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 /** Drops a file on the page the way a browser does (a DataTransfer holding a File). */
 async function dropFile(page: Page, bytes: Uint8Array, name: string) {

@@ -1,7 +1,7 @@
 // α×β sweep (issue 11, item 2): cells stream in, each equals a single generation with the same settings, the heat
 // map's best cell has the highest score, and cancel stops the grid part-way.
 import { expect, test, type Page } from '@playwright/test';
-import { differingPixels, openPlayground, pixels, setSlider, waitIdle } from './helpers.ts';
+import { backendOf, differingPixels, openPlayground, pixels, setSlider, waitIdle } from './helpers.ts';
 
 const cellPixels = (page: Page, alpha: number, beta: number) =>
   page.locator(`[data-testid=sweep-cell][data-alpha="${alpha}"][data-beta="${beta}"] canvas`)
@@ -14,12 +14,14 @@ async function runSweep(page: Page, rows: string, columns: string) {
   await expect(page.getByTestId('sweep-status')).toHaveAttribute('data-state', 'running');
 }
 
+// On WebGPU too: there each cell re-merges θ_neg on the GPU (a smaller grid, SwiftShader is slow).
 test('the grid equals single generations, and the best cell has the highest reward', async ({ page }, info) => {
+  const webgpu = backendOf(info) === 'webgpu';
   await openPlayground(page, info);
-  await runSweep(page, '0, 1', '0, 1');
+  await runSweep(page, webgpu ? '1' : '0, 1', '0, 1');
   await expect(page.getByTestId('sweep-status')).toHaveAttribute('data-state', 'idle');
   const cells = page.getByTestId('sweep-cell');
-  await expect(cells).toHaveCount(4);
+  await expect(cells).toHaveCount(webgpu ? 2 : 4);
   const scores = await cells.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-score'))));
   expect(scores.every(Number.isFinite)).toBe(true);
   const best = page.getByTestId('sweep-best');
@@ -34,7 +36,7 @@ test('the grid equals single generations, and the best cell has the highest rewa
   const sweepBaseline = await page.getByTestId('sweep-baseline').evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
   expect(differingPixels(sweepBaseline, await pixels(page, 'image-baseline'))).toBe(0);
   const cell = await cellPixels(page, 1, 0);
-  expect(differingPixels(cell, await cellPixels(page, 0, 0))).toBeGreaterThan(0); // cells differ, so equality means something
+  expect(differingPixels(cell, await cellPixels(page, 1, 1))).toBeGreaterThan(0); // cells differ, so equality means something
   await expect(page.getByTestId('slider-alpha-value')).toHaveText('1.00');
   await setSlider(page, 'slider-beta', 0);
   await expect(page.getByTestId('slider-beta-value')).toHaveText('0.00');
@@ -43,6 +45,7 @@ test('the grid equals single generations, and the best cell has the highest rewa
 });
 
 test('cancel stops the sweep part-way, keeping the cells that finished', async ({ page }, info) => {
+  test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm');
   await openPlayground(page, info);
   await runSweep(page, '0, 0.5, 1', '0, 0.5, 1');
   await expect(page.locator('[data-testid=sweep-cell][data-score]').first()).toBeAttached();

@@ -5,6 +5,8 @@ import type { GenerateParams } from '../worker/protocol.ts';
 
 const TEXT_KEYS = ['prompt', 'negativePrompt', 'scheduler'] as const;
 const NUMBER_KEYS = ['seed', 'steps', 'omega', 'alpha', 'beta'] as const;
+/** Image size: only prepared models take it; absent means the model's own size. */
+const SIZE_KEYS = ['width', 'height'] as const;
 
 export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams> {
   const out: Partial<GenerateParams> = {};
@@ -12,7 +14,7 @@ export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams>
     const value = query.get(key);
     if (value !== null) out[key] = value;
   }
-  for (const key of NUMBER_KEYS) {
+  for (const key of [...NUMBER_KEYS, ...SIZE_KEYS]) {
     const value = Number(query.get(key) ?? NaN);
     if (query.has(key) && Number.isFinite(value)) out[key] = value;
   }
@@ -23,5 +25,10 @@ export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams>
 export function queryWithParams(search: string, params: GenerateParams): string {
   const query = new URLSearchParams(search);
   for (const key of [...TEXT_KEYS, ...NUMBER_KEYS]) query.set(key, String(params[key]));
+  for (const key of SIZE_KEYS) {
+    const value = (params as { width?: number; height?: number })[key];
+    if (value === undefined) query.delete(key);
+    else query.set(key, String(value));
+  }
   return `?${query.toString()}`;
 }
