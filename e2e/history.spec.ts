@@ -20,7 +20,7 @@ test('history survives a reload, restores on click, and clear keeps starred entr
   await expect(items).toHaveCount(3);
 
   await page.reload();
-  await waitIdle(page);
+  await waitIdle(page, info);
   // The reload generated its own images (seed 12 again, from the URL): a fourth entry, newest first.
   await expect(items).toHaveCount(4);
   await expect(items.nth(0)).toHaveAttribute('data-seed', '12');
@@ -42,7 +42,7 @@ test('history survives a reload, restores on click, and clear keeps starred entr
   await expect(items).toHaveCount(1);
   await expect(items.first()).toHaveAttribute('data-seed', '11');
   await page.reload();
-  await waitIdle(page);
+  await waitIdle(page, info);
   await expect(items).toHaveCount(2); // the starred one and the reload's own generation
   await expect(items.nth(1)).toHaveAttribute('data-starred', 'true');
 });

@@ -25,7 +25,7 @@ test('Ctrl+Enter generates, Esc cancels, arrows move the focused slider', async 
   await page.keyboard.press('Control+Enter');
   await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
   await page.keyboard.press('Escape');
-  await waitIdle(page);
+  await waitIdle(page, info, { steps: 3 }); // the step running at the cancel and at most 2 more
   expect(Number(await page.getByTestId('progress').getAttribute('value'))).toBeLessThan(200);
 });
 

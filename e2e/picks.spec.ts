@@ -5,13 +5,12 @@ import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { parsePairs } from '../src/train/pairs.ts';
 import { rgbaToChw } from '../src/share/image.ts';
-import { backendOf, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 // The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
 test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
 test('picks become pairs.json, train a δ at once, and the chart follows the steps', async ({ page }, info) => {
-  test.setTimeout(600_000);
   await openPlayground(page, info);
   const prompt = await page.getByTestId('prompt').inputValue();
   const first = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
@@ -45,8 +44,9 @@ test('picks become pairs.json, train a δ at once, and the chart follows the ste
   await page.getByTestId('train-steps').fill('2');
   await page.getByTestId('train-batch').fill('1');
   await page.getByTestId('train-rank').fill('2');
+  const training = await allowFor(page, info, { steps: 0, generations: 0, trainSteps: 2, trainBatch: 1 });
   await page.getByTestId('train').click();
-  await expect(page.getByTestId('use-trained')).toBeVisible({ timeout: 480_000 });
+  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
   const chart = page.getByTestId('train-chart');
   await expect(chart).toHaveAttribute('data-points', '2');
   const points = (await chart.locator('polyline.loss').getAttribute('points'))!.split(' ');

@@ -50,7 +50,7 @@ test('the URL follows the settings and copy-link copies it', async ({ page, cont
   const npo = await pixels(page, 'image-npo');
   const again = await page.context().newPage();
   await again.goto(page.url());
-  await waitIdle(again);
+  await waitIdle(again, info);
   await expect(again.getByTestId('seed')).toHaveValue('9');
   expect(differingPixels(npo, await pixels(again, 'image-npo'))).toBe(0);
 });

@@ -21,8 +21,10 @@ import { copyLink, downloadImage, restoreFromPng } from './share-actions.ts';
 
 const VIEWS: [View, string][] = [['side-by-side', 'Side by side'], ['wipe', 'Wipe'], ['difference', 'Difference']];
 
-function useScore(image?: ShownImage): PageScore | undefined {
-  return useMemo(() => image && scoreRgba(image.rgba, image.width, image.height, image.prompt ?? ''), [image]);
+/** The embedded world's reward; other models get none yet (a CLIP score is the plan for them). */
+function useScore(image: ShownImage | undefined, embedded: boolean): PageScore | undefined {
+  return useMemo(() => image && (embedded ? scoreRgba(image.rgba, image.width, image.height, image.prompt ?? '')
+    : { ok: false, reason: "the reward is the embedded world's; real models have no score here yet" }), [image, embedded]);
 }
 
 /** Ctrl/⌘+Enter generates, Esc cancels the generation and the sweep, 1 / 2 pick (outside text fields). */
@@ -93,7 +95,8 @@ export function App() {
   const { params, setParam, generate } = s;
   const busy = s.status === 'generating';
   const running = s.running?.images ?? [];
-  const scores = { baseline: useScore(s.images.baseline), npo: useScore(s.images.npo) };
+  const embedded = (s.model?.kind ?? 'embedded') === 'embedded';
+  const scores = { baseline: useScore(s.images.baseline, embedded), npo: useScore(s.images.npo, embedded) };
   const [copied, setCopied] = useState<string>();
   const dropping = useDrop();
   useKeyboard();

@@ -39,10 +39,12 @@ export async function restoreFromPng(file: File) {
     const parsed = parseParameters(text);
     const notes = [
       parsed.model && page.model && parsed.model !== page.model.name ? `made with model ${parsed.model}, shown with ${page.model.name}` : '',
-      parsed.size && page.model && (parsed.size.width !== page.model.width || parsed.size.height !== page.model.height) ? `made at ${parsed.size.width}×${parsed.size.height}` : '',
+      parsed.size && page.model?.kind === 'embedded' && (parsed.size.width !== page.model.width || parsed.size.height !== page.model.height) ? `made at ${parsed.size.width}×${parsed.size.height}` : '',
       ...parsed.ignored.map((i) => `not applied: ${i}`),
     ].filter(Boolean);
-    page.setParams(parsed.params);
+    // Prepared models generate at any size, so theirs is restored too; the embedded model has one size.
+    const sized = parsed.size && page.model?.kind && page.model.kind !== 'embedded' ? { width: parsed.size.width, height: parsed.size.height } : {};
+    page.setParams({ ...parsed.params, ...sized });
     usePlayground.setState({ error: undefined, notice: `settings restored from ${file.name}${notes.length ? ` (${notes.join('; ')})` : ''}` });
     usePlayground.getState().generate();
   } catch (error) {

@@ -80,7 +80,9 @@ export const useSweep = create<SweepState>()((set, get) => ({
     const cells: SweepCell[] = specs.map((s) => ({ row: s.row, column: s.column, params: { ...base, ...s.values } }));
     cancelled = false;
     set({ status: 'running', rows, columns, cells, baseline: undefined, error: undefined, message: undefined });
-    const score = (image: RgbaImage) => scoreRgba(image.rgba, image.width, image.height, base.prompt);
+    const embedded = (page.model?.kind ?? 'embedded') === 'embedded';
+    const score = (image: RgbaImage): PageScore => (embedded ? scoreRgba(image.rgba, image.width, image.height, base.prompt)
+      : { ok: false, reason: "the reward is the embedded world's; real models have no score here yet" });
     try {
       const baseline = (await request(base, ['baseline'])).get('baseline')!;
       set({ baseline: { image: baseline, score: score(baseline), omega: base.omega } });

@@ -26,7 +26,7 @@ export function queryWithParams(search: string, params: GenerateParams): string 
   const query = new URLSearchParams(search);
   for (const key of [...TEXT_KEYS, ...NUMBER_KEYS]) query.set(key, String(params[key]));
   for (const key of SIZE_KEYS) {
-    const value = (params as { width?: number; height?: number })[key];
+    const value = params[key];
     if (value === undefined) query.delete(key);
     else query.set(key, String(value));
   }
