@@ -1,38 +1,145 @@
-// The playground page: controls on the left, the two images side by side ("without NPO" = ordinary CFG with θ_pos on
-// both branches; "with NPO" = θ_neg = θ + α·η + β·δ on the negative branch), progress and backend status.
+// The playground page: controls on the left; the two images of one seed ("without NPO" = ordinary CFG with θ_pos on
+// both branches; "with NPO" = θ_neg = θ + α·η + β·δ on the negative branch) side by side, as a wipe or as their
+// difference, each with its reward, a pick button (label a preference pair) and a PNG download; then the α×β sweep,
+// the history strip and the training panel. Keys: Ctrl+Enter generates, Esc cancels, 1 / 2 pick the better image.
+import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
-import { usePlayground } from './store.ts';
+import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
+import type { ImageKind } from '../worker/protocol.ts';
+import { usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { useTraining } from './training-store.ts';
+import { useSweep } from './sweep-store.ts';
 import { Slider } from './Slider.tsx';
 import { ImagePane } from './ImagePane.tsx';
+import { CompareView } from './CompareView.tsx';
+import { SweepPanel } from './SweepPanel.tsx';
+import { HistoryStrip } from './HistoryStrip.tsx';
 import { TrainPanel } from './TrainPanel.tsx';
 import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
 import { TokenCount } from './TokenCount.tsx';
+import { copyLink, downloadImage, restoreFromPng } from './share-actions.ts';
+
+const VIEWS: [View, string][] = [['side-by-side', 'Side by side'], ['wipe', 'Wipe'], ['difference', 'Difference']];
+
+/** The embedded world's reward; other models get none yet (a CLIP score is the plan for them). */
+function useScore(image: ShownImage | undefined, embedded: boolean): PageScore | undefined {
+  return useMemo(() => image && (embedded ? scoreRgba(image.rgba, image.width, image.height, image.prompt ?? '')
+    : { ok: false, reason: "the reward is the embedded world's; real models have no score here yet" }), [image, embedded]);
+}
+
+/** Ctrl/⌘+Enter generates, Esc cancels the generation and the sweep, 1 / 2 pick (outside text fields). */
+function useKeyboard() {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement;
+      const typing = target.matches?.('input:not([type=range]):not([type=checkbox]), textarea, select');
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        usePlayground.getState().generate();
+      } else if (e.key === 'Escape') {
+        usePlayground.getState().cancel();
+        useSweep.getState().cancel();
+      } else if (!typing && !e.ctrlKey && !e.metaKey && !e.altKey && (e.key === '1' || e.key === '2')) {
+        useTraining.getState().pick(e.key === '1' ? 'baseline' : 'npo');
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
+}
+
+/** A PNG dropped anywhere on the page restores the settings in its `parameters` chunk. */
+function useDrop() {
+  const [over, setOver] = useState(false);
+  useEffect(() => {
+    const hasFiles = (e: DragEvent) => Array.from(e.dataTransfer?.types ?? []).includes('Files');
+    const onOver = (e: DragEvent) => { if (hasFiles(e)) (e.preventDefault(), setOver(true)); };
+    const onLeave = () => setOver(false);
+    const onDrop = (e: DragEvent) => {
+      const file = e.dataTransfer?.files[0];
+      setOver(false);
+      if (!file) return;
+      e.preventDefault();
+      void restoreFromPng(file);
+    };
+    window.addEventListener('dragover', onOver);
+    window.addEventListener('dragleave', onLeave);
+    window.addEventListener('drop', onDrop);
+    return () => (window.removeEventListener('dragover', onOver), window.removeEventListener('dragleave', onLeave), window.removeEventListener('drop', onDrop));
+  }, []);
+  return over;
+}
+
+function ScoreLine({ kind, score, other }: { kind: ImageKind; score?: PageScore; other?: PageScore }) {
+  if (!score) return null;
+  if (!score.ok) return <p className="score none" data-testid={`score-${kind}`} title={score.reason}>reward —</p>;
+  const diff = kind === 'npo' && other?.ok ? score.scores.total - other.scores.total : undefined;
+  const components = (['fidelity', 'detail', 'colour', 'composition'] as const).map((k) => {
+    const d = kind === 'npo' && other?.ok ? score.scores[k] - other.scores[k] : 0;
+    return <span key={k} className={d > 0.005 ? 'up' : d < -0.005 ? 'down' : ''}>{k} {score.scores[k].toFixed(2)}</span>;
+  });
+  return (
+    <div className="score">
+      <p data-testid={`score-${kind}`} data-score={score.scores.total} title={describeScores(score.scores)}>
+        reward <strong>{score.scores.total.toFixed(3)}</strong>
+        {diff !== undefined && <span data-testid="score-diff" className={diff > 0 ? 'up' : diff < 0 ? 'down' : ''}> ({diff >= 0 ? '+' : '−'}{Math.abs(diff).toFixed(3)})</span>}
+      </p>
+      <p className="components">{components}</p>
+    </div>
+  );
+}
 
 export function App() {
   const s = usePlayground();
+  const t = useTraining();
   const { params, setParam, generate } = s;
   const busy = s.status === 'generating';
   const running = s.running?.images ?? [];
+  const embedded = (s.model?.kind ?? 'embedded') === 'embedded';
+  const scores = { baseline: useScore(s.images.baseline, embedded), npo: useScore(s.images.npo, embedded) };
+  const [copied, setCopied] = useState<string>();
+  const dropping = useDrop();
+  useKeyboard();
+  const pairKey = s.images.baseline && s.images.npo ? `${s.images.baseline.key}|${s.images.npo.key}` : undefined;
+  const pickedKind = t.picked?.key === pairKey ? t.picked?.kind : undefined;
   const numberField = (key: 'seed' | 'steps', testId: string, min: number, max: number) => (
     <label>
       <span>{key}</span>
       <input type="number" data-testid={testId} min={min} max={max} value={params[key]}
         onChange={(e) => setParam(key, Math.trunc(Number(e.target.value)))} onBlur={generate}
-        onKeyDown={(e) => e.key === 'Enter' && generate()} />
+        onKeyDown={(e) => e.key === 'Enter' && !e.ctrlKey && !e.metaKey && generate()} />
     </label>
   );
+  const pane = (kind: ImageKind, title: string) => (
+    <ImagePane title={title} testId={`image-${kind}`} image={s.images[kind]} preview={s.previews[kind]} busy={running.includes(kind)}
+      actualSize={s.actualSize} onToggleSize={s.toggleActualSize}>
+      <ScoreLine kind={kind} score={scores[kind]} other={scores.baseline} />
+      <div className="actions">
+        <button type="button" data-testid={`pick-${kind}`} aria-pressed={pickedKind === kind} disabled={!pairKey}
+          title={`this one is better (key ${kind === 'baseline' ? 1 : 2}): adds a preference pair`} onClick={() => t.pick(kind)}>
+          {pickedKind === kind ? '✓ picked' : `Better (${kind === 'baseline' ? 1 : 2})`}</button>
+        <button type="button" data-testid={`download-${kind}`} disabled={!s.images[kind]} onClick={() => void downloadImage(kind)}
+          aria-label={`download ${title} as PNG with its settings`}>PNG ↓</button>
+      </div>
+    </ImagePane>
+  );
   return (
-    <main data-status={s.status}>
+    <main data-status={s.status} className={dropping ? 'dropping' : undefined}>
       <header>
         <h1>NPO playground</h1>
         <span className="badge" data-testid="backend" title={s.adapter}>{s.backend ?? (s.status === 'failed' ? 'failed' : 'starting…')}</span>
         {s.model && <span className="model" data-testid="model-name">{s.model.name}{s.model.status === 'standin' ? ' (untrained stand-in)' : ''}</span>}
+        <span className="spacer" />
+        <button type="button" data-testid="copy-link" data-link={copied} onClick={async () => setCopied((await copyLink()) ? location.href : undefined)}
+          title="copy a link that reproduces these images">{copied === location.href ? 'Link copied' : 'Copy link'}</button>
+        <label className="open-png" title="or drop a PNG anywhere on the page">Open PNG…
+          <input type="file" accept="image/png" data-testid="open-png" onChange={(e) => { const f = e.currentTarget.files?.[0]; if (f) void restoreFromPng(f); e.currentTarget.value = ''; }} /></label>
       </header>
       <ModelPicker />
       {s.error && <div role="alert" className="error" data-testid="error">{s.error}</div>}
-      {s.notice && <div className="notice" data-testid="notice">{s.notice}</div>}
+      {s.notice && <div className="notice" data-testid="notice" role="status">{s.notice}</div>}
       <section className="layout">
-        <form className="controls" onSubmit={(e) => { e.preventDefault(); generate(); }}>
+        <form className="controls" aria-label="generation settings" onSubmit={(e) => { e.preventDefault(); generate(); }}>
           <label><span>prompt <TokenCount prompt={params.prompt} testId="prompt-tokens" /></span>
             <textarea data-testid="prompt" rows={2} value={params.prompt} onChange={(e) => setParam('prompt', e.target.value)} /></label>
           <label><span>negative prompt</span>
@@ -49,24 +156,34 @@ export function App() {
           <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={0} max={1} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={generate} />
           <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={0} max={1} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={generate} />
           <div className="row">
-            <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'}>Generate</button>
-            <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel}>Cancel</button>
+            <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
+            <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>
           </div>
-          <progress data-testid="progress" max={Math.max(1, s.status === 'loading' ? s.loading?.total ?? 1 : s.progress.total)}
+          <progress data-testid="progress" aria-label="progress" max={Math.max(1, s.status === 'loading' ? s.loading?.total ?? 1 : s.progress.total)}
             value={s.status === 'loading' ? s.loading?.loaded ?? 0 : s.progress.step} />
           <LoadProgress />
-          <p className="status" data-testid="status">
+          <p className="status" data-testid="status" aria-live="polite">
             {s.status === 'loading' ? s.loading?.message ?? 'starting the worker…'
               : busy ? `step ${s.progress.step}/${s.progress.total}`
               : s.lastSeed !== undefined ? `seed ${s.lastSeed} · ${Math.round(s.lastMilliseconds ?? 0)} ms` : ''}
           </p>
         </form>
-        <div className="images" data-testid="active-loras" title={`η: ${s.loraNames.eta ?? "the model's"} · δ: ${s.loraNames.delta ?? "the model's"}`}>
-          <ImagePane title="without NPO" testId="image-baseline" image={s.images.baseline} preview={s.previews.baseline} busy={running.includes('baseline')} />
-          <ImagePane title="with NPO" testId="image-npo" image={s.images.npo} preview={s.previews.npo} busy={running.includes('npo')} />
+        <div className="view">
+          <div className="views" role="group" aria-label="compare view">
+            {VIEWS.map(([view, label]) => (
+              <button key={view} type="button" data-testid={`view-${view}`} aria-pressed={s.view === view} onClick={() => s.setView(view)}>{label}</button>
+            ))}
+          </div>
+          <CompareView />
+          <div className={`images ${s.view === 'side-by-side' ? '' : 'under-compare'}`} data-testid="active-loras" title={`η: ${s.loraNames.eta ?? "the model's"} · δ: ${s.loraNames.delta ?? "the model's"}`}>
+            {pane('baseline', 'without NPO')}
+            {pane('npo', 'with NPO')}
+          </div>
         </div>
         <TrainPanel disabled={s.status === 'loading' || s.status === 'failed'} />
       </section>
+      <SweepPanel disabled={s.status === 'loading' || s.status === 'failed'} />
+      <HistoryStrip />
     </main>
   );
 }

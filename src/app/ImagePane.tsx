@@ -1,9 +1,13 @@
-// One generated image on a <canvas> (so tests and users can read its pixels), scaled up without smoothing. While a
-// generation runs, its low-resolution preview is drawn instead (data-preview-step says which step it shows).
-import { useEffect, useRef } from 'react';
+// One generated image on a <canvas> (so tests and users can read its pixels), scaled up without smoothing for small
+// models and to fit for large ones; a click shows it at 100 %. While a generation runs, its low-resolution preview
+// is drawn instead (data-preview-step says which step it shows). Below it: its reward, pick and download buttons.
+import { useEffect, useRef, type ReactNode } from 'react';
 import type { ShownImage } from './store.ts';
 
-export function ImagePane({ title, testId, image, preview, busy }: { title: string; testId: string; image?: ShownImage; preview?: ShownImage & { step: number }; busy: boolean }) {
+export function ImagePane({ title, testId, image, preview, busy, actualSize, onToggleSize, children }: {
+  title: string; testId: string; image?: ShownImage; preview?: ShownImage & { step: number }; busy: boolean;
+  actualSize?: boolean; onToggleSize?: () => void; children?: ReactNode;
+}) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const shown = preview ?? image;
   useEffect(() => {
@@ -14,10 +18,15 @@ export function ImagePane({ title, testId, image, preview, busy }: { title: stri
     c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(shown.rgba), shown.width, shown.height), 0, 0);
     c.dataset.key = shown.key;
   }, [shown]);
+  const small = (shown?.width ?? 32) <= 256;
   return (
-    <figure className={['pane', busy && 'busy', preview && 'preview'].filter(Boolean).join(' ')}>
-      <canvas ref={canvas} data-testid={testId} data-preview-step={preview?.step} width={32} height={32} />
+    <figure className={['pane', busy && 'busy', preview && 'preview', actualSize && 'actual', small && 'small'].filter(Boolean).join(' ')}>
+      <canvas ref={canvas} data-testid={testId} data-preview-step={preview?.step} width={32} height={32}
+        role="img" aria-label={`${title}${shown ? `, ${shown.width}×${shown.height}` : ''}`}
+        title={actualSize ? 'click to fit' : 'click for 100 %'} onClick={onToggleSize} tabIndex={onToggleSize ? 0 : undefined}
+        onKeyDown={(e) => { if (onToggleSize && (e.key === 'Enter' || e.key === ' ')) (e.preventDefault(), onToggleSize()); }} />
       <figcaption>{title}</figcaption>
+      {children}
     </figure>
   );
 }

@@ -1,7 +1,8 @@
 // "Train your own δ": upload preference pairs (pairs.json, docs/pairs-format.md), train a LoRA in the worker with
 // DPO or NPO (reversed pairs), watch loss and implicit accuracy per step, then use it as δ at once or download it.
-// Also: bring your own LoRA file as δ or η.
+// Also: bring your own LoRA file as δ or η, and the pairs a person picked on the page (export or train on them).
 import { download, useTraining } from './training-store.ts';
+import { TrainChart } from './TrainChart.tsx';
 import type { LoraRole } from '../worker/protocol.ts';
 
 async function readFile(input: HTMLInputElement): Promise<{ name: string; bytes: Uint8Array } | undefined> {
@@ -23,8 +24,15 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
     input.value = '';
   };
   return (
-    <section className="train">
-      <h2>Train your own δ</h2>
+    <section className="train" aria-labelledby="train-title">
+      <h2 id="train-title">Train your own δ</h2>
+      <div className="picks">
+        <span data-testid="pairs-count" data-count={t.picks.length}>{t.picks.length} picked pair{t.picks.length === 1 ? '' : 's'}</span>
+        <button type="button" data-testid="pairs-export" disabled={t.picks.length === 0}
+          onClick={() => download(new TextEncoder().encode(t.picksJson()), 'pairs.json', 'application/json')}>Export pairs.json</button>
+        <button type="button" data-testid="pairs-use" disabled={t.picks.length === 0} onClick={t.usePicks}>Train on my picks</button>
+        <button type="button" data-testid="pairs-clear" disabled={t.picks.length === 0} onClick={t.clearPicks}>Clear picks</button>
+      </div>
       <label><span>preference pairs (pairs.json)</span>
         <input type="file" accept=".json,application/json" data-testid="pairs-file" onChange={async (e) => {
           const file = await readFile(e.currentTarget);
@@ -48,6 +56,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
       <p className="status" data-testid="train-status" data-losses={JSON.stringify(t.history.map((h) => h.loss))}>
         {last ? `step ${last.step}/${last.steps} · loss ${last.loss.toFixed(4)} · implicit accuracy ${(last.accuracy * 100).toFixed(0)}% · ${last.stepsPerSecond.toFixed(2)} steps/s` : t.pairs ? `${t.pairs.name} loaded` : 'no pairs loaded'}
       </p>
+      <TrainChart history={t.history} steps={t.options.steps} />
       {t.error && <div role="alert" className="error" data-testid="train-error">{t.error}</div>}
       {t.message && <p className="notice" data-testid="train-message">{t.message}</p>}
       {t.trained && (

@@ -1,11 +1,18 @@
 // The page's state (zustand): the controls, what each image shows, and the worker's status. It decides what a
 // generation must recompute: the baseline depends on prompt, negative prompt, seed, steps, ω and scheduler; the NPO
 // image also on α and β. So moving α or β recomputes only the NPO image, and nothing recomputes what did not change.
+// The URL always holds the current settings (src/share/settings-url.ts), so a copied link reproduces the images.
 import { create } from 'zustand';
 import type { Backend, GenerateParams, ImageKind, ModelInfo, WorkerEvent } from '../worker/protocol.ts';
+import { paramsFromQuery, queryWithParams } from '../share/settings-url.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 
-export interface ShownImage { key: string; rgba: Uint8ClampedArray; width: number; height: number; seed: number }
+export interface ShownImage { key: string; rgba: Uint8ClampedArray; width: number; height: number; seed: number; /** The prompt it was made for. */ prompt?: string }
+
+export type CompareView = 'side-by-side' | 'wipe' | 'difference';
+
+/** A finished generation with both images current: what the history keeps. */
+export interface Generated { params: GenerateParams; images: Record<ImageKind, ShownImage> }
 
 export interface PlaygroundState {
   params: GenerateParams;
@@ -20,7 +27,12 @@ export interface PlaygroundState {
   images: Partial<Record<ImageKind, ShownImage>>;
   /** Low-resolution previews of the running generation, shown over the images until its results arrive. */
   previews: Partial<Record<ImageKind, ShownImage & { step: number }>>;
-  running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string> };
+  running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string>; params: GenerateParams };
+  view: CompareView;
+  /** The wipe divider's position, 0 (left edge) to 1. */
+  wipe: number;
+  /** Side-by-side panes and the compare frame at the image's own size (100 %) instead of scaled. */
+  actualSize: boolean;
   lastSeed?: number;
   lastMilliseconds?: number;
   /** Bumped when η or δ is replaced, so images made with the old weights count as stale. */
@@ -29,6 +41,14 @@ export interface PlaygroundState {
   /** What the last "remove downloaded models" freed. */
   cacheCleared?: { files: number; bytes: number };
   setParam<K extends keyof GenerateParams>(key: K, value: GenerateParams[K]): void;
+  /** Applies several settings at once (a dropped PNG, a history entry). */
+  setParams(params: Partial<GenerateParams>): void;
+  /** Shows images made earlier (a history entry) under their settings, without regenerating when still valid. */
+  restore(params: GenerateParams, images: Record<ImageKind, Omit<ShownImage, 'key'>>, sameWeights: boolean): void;
+  setView(view: CompareView): void;
+  setWipe(position: number): void;
+  toggleActualSize(): void;
+  setNotice(notice?: string): void;
   generate(): void;
   cancel(): void;
 }
@@ -51,7 +71,26 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   previews: {},
   loraVersions: { eta: 0, delta: 0 },
   loraNames: {},
+  view: 'side-by-side',
+  wipe: 0.5,
+  actualSize: false,
   setParam: (key, value) => set((state) => ({ params: { ...state.params, [key]: value } })),
+  setParams: (params) => set((state) => ({ params: { ...state.params, ...params } })),
+  restore(params, images, sameWeights) {
+    const keys = imageKeys(params, params.seed, get().loraVersions);
+    // Images made with other η/δ than the current ones keep a key no generation matches, so Generate recomputes them.
+    const key = (kind: ImageKind) => (sameWeights ? keys[kind] : `restored:${keys[kind]}`);
+    set({
+      params,
+      images: { baseline: { ...images.baseline, key: key('baseline'), prompt: params.prompt }, npo: { ...images.npo, key: key('npo'), prompt: params.prompt } },
+      previews: {},
+      lastSeed: params.seed,
+    });
+  },
+  setView: (view) => set({ view }),
+  setWipe: (position) => set({ wipe: Math.min(1, Math.max(0, position)) }),
+  toggleActualSize: () => set((s) => ({ actualSize: !s.actualSize })),
+  setNotice: (notice) => set({ notice }),
 
   generate() {
     const { params, images, status, running, loraVersions } = get();
@@ -63,7 +102,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
     const alreadyRunning = running && stale.every((k) => running.images.includes(k)) && stale.every((k) => running.keys[k] === keys[k]);
     if (stale.length === 0 || alreadyRunning) return;
     const id = nextRequestId();
-    set({ status: 'generating', running: { id, images: stale, keys }, progress: { step: 0, total: params.steps }, previews: {}, error: undefined });
+    set({ status: 'generating', running: { id, images: stale, keys, params: { ...params, seed } }, progress: { step: 0, total: params.steps }, previews: {}, error: undefined });
     sendToWorker({ type: 'generate', id, params: { ...params, seed }, images: stale });
   },
 
@@ -81,8 +120,9 @@ function handleWorkerEvent(event: WorkerEvent) {
     case 'loading':
       return set({ loading: { message: event.message, loaded: event.loaded, total: event.total } });
     case 'ready':
-      ready = true;
       set({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: { ...event.model.defaults, ...urlParams } });
+      ready = true;
+      syncUrl(usePlayground.getState(), { ...usePlayground.getState(), params: initialParams });
       return usePlayground.getState().generate();
     case 'progress':
       return current ? set({ progress: { step: event.step, total: event.total } }) : undefined;
@@ -92,11 +132,19 @@ function handleWorkerEvent(event: WorkerEvent) {
     case 'image':
       if (!current || !running) return;
       return set((s) => ({
-        images: { ...s.images, [event.kind]: { key: running.keys[event.kind], rgba: event.rgba, width: event.width, height: event.height, seed: event.seed } },
+        images: { ...s.images, [event.kind]: { key: running.keys[event.kind], rgba: event.rgba, width: event.width, height: event.height, seed: event.seed, prompt: running.params.prompt } },
         previews: { ...s.previews, [event.kind]: undefined },
       }));
-    case 'done':
-      return current ? set({ status: 'ready', running: undefined, previews: {}, lastSeed: event.seed, lastMilliseconds: event.milliseconds }) : undefined;
+    case 'done': {
+      if (!current || !running) return;
+      set({ status: 'ready', running: undefined, previews: {}, lastSeed: event.seed, lastMilliseconds: event.milliseconds });
+      const { images } = usePlayground.getState();
+      if (images.baseline?.key === running.keys.baseline && images.npo?.key === running.keys.npo) {
+        const done: Generated = { params: running.params, images: { baseline: images.baseline, npo: images.npo } };
+        generatedListeners.forEach((listener) => listener(done));
+      }
+      return;
+    }
     case 'cancelled':
       return current ? set({ status: 'ready', running: undefined, previews: {} }) : undefined;
     case 'cache-cleared':
@@ -115,17 +163,17 @@ function handleWorkerEvent(event: WorkerEvent) {
 /** Settings given in the page URL (`?prompt=…&seed=7&steps=2&omega=3&alpha=0.5&beta=1&scheduler=euler`) override the model's defaults. */
 let urlParams: Partial<GenerateParams> = {};
 
-export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams> {
-  const out: Partial<GenerateParams> = {};
-  for (const key of ['prompt', 'negativePrompt', 'scheduler'] as const) {
-    const value = query.get(key);
-    if (value !== null) out[key] = value;
-  }
-  for (const key of ['seed', 'steps', 'omega', 'alpha', 'beta', 'width', 'height'] as const) {
-    const value = Number(query.get(key) ?? NaN);
-    if (query.has(key) && Number.isFinite(value)) out[key] = value;
-  }
-  return out;
+const generatedListeners = new Set<(generated: Generated) => void>();
+/** Called after each generation whose two images are both current (the history keeps them). */
+export function onGenerated(listener: (generated: Generated) => void): void {
+  generatedListeners.add(listener);
+}
+
+/** Keeps the URL equal to the settings once the model's defaults are known (before that it holds the link's own). */
+function syncUrl(state: PlaygroundState, previous: PlaygroundState) {
+  if (!ready || state.params === previous.params) return;
+  const search = queryWithParams(location.search, state.params);
+  if (search !== location.search) history.replaceState(history.state, '', `${location.pathname}${search}${location.hash}`);
 }
 
 let backendPreference: 'auto' | 'webgpu' | 'wasm' = 'auto';
@@ -146,6 +194,7 @@ export function startPlayground(search = location.search) {
   backendPreference = backend === 'webgpu' || backend === 'wasm' ? backend : 'auto';
   urlParams = paramsFromQuery(query);
   onWorkerEvent(handleWorkerEvent);
+  usePlayground.subscribe(syncUrl);
   sendToWorker({
     type: 'init',
     modelUrl: query.get('model') ?? new URL(`${import.meta.env.BASE_URL}models/`, location.href).href,

@@ -1,8 +1,11 @@
 // The training panel's state (zustand): a person's pairs.json, the training settings, per-step progress, and the
-// trained LoRA, which can be used as δ (or η) at once or downloaded. Also LoRA files a person brings.
+// trained LoRA, which can be used as δ (or η) at once or downloaded. Also LoRA files a person brings, and the pairs a
+// person labels by clicking the better image of a generation (src/share/picks.ts), exportable and trainable at once.
 import { create } from 'zustand';
-import type { LoraRole, TrainOptions, TrainStep, WorkerEvent } from '../worker/protocol.ts';
+import type { ImageKind, LoraRole, TrainOptions, TrainStep, WorkerEvent } from '../worker/protocol.ts';
+import { addPick, picksToPairs, type Pick } from '../share/picks.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
+import { usePlayground } from './store.ts';
 
 export interface TrainingState {
   pairs?: { name: string; json: string };
@@ -14,6 +17,16 @@ export interface TrainingState {
   error?: string;
   running?: number;
   requests: number[];
+  picks: Pick[];
+  /** Which image of the current two was picked last (shown on the pick buttons). */
+  picked?: { key: string; kind: ImageKind };
+  /** Records the shown image of `kind` as preferred over the other one. */
+  pick(kind: ImageKind): void;
+  clearPicks(): void;
+  /** pairs.json of the picks (src/train/pairs.ts format). */
+  picksJson(): string;
+  /** Makes the picks the training set. */
+  usePicks(): void;
   setPairs(name: string, json: string): void;
   setOption<K extends keyof TrainOptions>(key: K, value: TrainOptions[K]): void;
   train(): void;
@@ -29,6 +42,21 @@ export const useTraining = create<TrainingState>()((set, get) => ({
   status: 'idle',
   history: [],
   requests: [],
+  picks: [],
+  pick(kind) {
+    const { images } = usePlayground.getState();
+    const winner = images[kind], loser = images[kind === 'npo' ? 'baseline' : 'npo'];
+    if (!winner || !loser || winner.width !== loser.width || winner.height !== loser.height) return;
+    const key = `${images.baseline!.key}|${images.npo!.key}`;
+    const pick: Pick = { prompt: winner.prompt ?? usePlayground.getState().params.prompt, winner: winner.rgba, loser: loser.rgba, width: winner.width, height: winner.height, key };
+    set((s) => ({ picks: addPick(s.picks, pick), picked: { key, kind } }));
+  },
+  clearPicks: () => set({ picks: [], picked: undefined }),
+  picksJson: () => JSON.stringify(picksToPairs(get().picks)),
+  usePicks() {
+    const { picks } = get();
+    if (picks.length > 0) set({ pairs: { name: `${picks.length} picked pairs`, json: get().picksJson() }, error: undefined });
+  },
   setPairs: (name, json) => set({ pairs: { name, json }, error: undefined }),
   setOption: (key, value) => set((s) => ({ options: { ...s.options, [key]: value } })),
   train() {
@@ -72,8 +100,8 @@ function handle(event: WorkerEvent) {
 onWorkerEvent(handle);
 
 /** Saves bytes as a file through a temporary link (no server round trip). */
-export function download(bytes: Uint8Array, name: string) {
-  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
+export function download(bytes: Uint8Array, name: string, type = 'application/octet-stream') {
+  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
   const link = Object.assign(document.createElement('a'), { href: url, download: name });
   link.click();
   setTimeout(() => URL.revokeObjectURL(url), 1000);

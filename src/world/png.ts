@@ -1,18 +1,7 @@
 // A minimal PNG encoder (8-bit RGB, no interlace, zlib from node:zlib) for looking at the embedded world and at
 // samples. Images are CHW Float32Arrays in [-1, 1]; `imageGrid` tiles several into one.
 import { deflateSync } from 'node:zlib';
-
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+import { crc32 } from '../share/crc32.ts';
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);

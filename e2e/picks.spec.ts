@@ -1,0 +1,58 @@
+// Label pairs by clicking (issue 11, item 5) and the training chart (item 6): picks (button or key) become a
+// pairs.json that src/train/pairs.ts accepts, with the picked image as the winner; the picks train a δ at once, and
+// the chart draws one point per step with time per step and ETA.
+import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { parsePairs } from '../src/train/pairs.ts';
+import { rgbaToChw } from '../src/share/image.ts';
+import { allowFor, backendOf, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
+
+test('picks become pairs.json, train a δ at once, and the chart follows the steps', async ({ page }, info) => {
+  await openPlayground(page, info);
+  const prompt = await page.getByTestId('prompt').inputValue();
+  const first = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await page.getByTestId('pick-npo').click();
+  await expect(page.getByTestId('pairs-count')).toHaveAttribute('data-count', '1');
+  await expect(page.getByTestId('pick-npo')).toHaveAttribute('aria-pressed', 'true');
+  // Changing one's mind about the same two images replaces the pick.
+  await page.getByTestId('pick-baseline').click();
+  await expect(page.getByTestId('pairs-count')).toHaveAttribute('data-count', '1');
+  await page.getByTestId('pick-npo').click();
+
+  await setNumber(page, 'seed', 5);
+  await waitIdle(page);
+  const second = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await page.locator('h1').click(); // keys pick outside text fields
+  await page.keyboard.press('1');
+  await expect(page.getByTestId('pairs-count')).toHaveAttribute('data-count', '2');
+  await expect(page.getByTestId('pairs-count')).toHaveText('2 picked pairs');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('pairs-export').click()]);
+  expect(download.suggestedFilename()).toBe('pairs.json');
+  const pairs = parsePairs(readFileSync((await download.path())!, 'utf8'), { width: 32, height: 32 });
+  expect(pairs).toHaveLength(2);
+  const chw = (rgba: number[]) => rgbaToChw(Uint8ClampedArray.from(rgba), 32, 32);
+  expect(pairs[0]).toEqual({ prompt, winner: chw(first.npo), loser: chw(first.baseline) });
+  expect(pairs[1]).toEqual({ prompt, winner: chw(second.baseline), loser: chw(second.npo) });
+
+  // Train on the picks at once (NPO: reversed), two small steps.
+  await page.getByTestId('pairs-use').click();
+  await expect(page.getByTestId('train-status')).toHaveText('2 picked pairs loaded');
+  await page.getByTestId('train-steps').fill('2');
+  await page.getByTestId('train-batch').fill('1');
+  await page.getByTestId('train-rank').fill('2');
+  const training = await allowFor(page, info, { steps: 0, generations: 0, trainSteps: 2, trainBatch: 1 });
+  await page.getByTestId('train').click();
+  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
+  const chart = page.getByTestId('train-chart');
+  await expect(chart).toHaveAttribute('data-points', '2');
+  const points = (await chart.locator('polyline.loss').getAttribute('points'))!.split(' ');
+  expect(points).toHaveLength(2);
+  const xs = points.map((p) => Number(p.split(',')[0]));
+  expect(xs[1]).toBeGreaterThan(xs[0]);
+  await expect(chart.locator('polyline.accuracy')).toHaveAttribute('points', /\S+ \S+/);
+  await expect(page.getByTestId('train-pace')).toContainText(/s\/step · ETA 0 s/);
+});

@@ -1,0 +1,97 @@
+// Save and share (issue 11, item 7): the URL always holds the settings and "copy link" copies it; a downloaded PNG
+// has the image's pixels and an A1111 `parameters` chunk that parses back to the same settings; dropping that PNG on
+// the page restores the settings and so the images. A PNG without the chunk is refused with the reason.
+import { expect, test, type Page } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { readPngText } from '../src/share/png-text.ts';
+import { parseParameters } from '../src/share/parameters.ts';
+import { paramsFromQuery } from '../src/share/settings-url.ts';
+import { encodePng } from '../src/world/png.ts';
+import { backendOf, differingPixels, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+
+// The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
+
+/** Drops a file on the page the way a browser does (a DataTransfer holding a File). */
+async function dropFile(page: Page, bytes: Uint8Array, name: string) {
+  const transfer = await page.evaluateHandle(({ data, name }) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(data)], name, { type: 'image/png' }));
+    return dt;
+  }, { data: Array.from(bytes), name });
+  await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+}
+
+const settingsOf = async (page: Page) => ({
+  prompt: await page.getByTestId('prompt').inputValue(),
+  negativePrompt: await page.getByTestId('negative-prompt').inputValue(),
+  seed: Number(await page.getByTestId('seed').inputValue()),
+  steps: Number(await page.getByTestId('steps').inputValue()),
+  omega: Number(await page.getByTestId('slider-omega').inputValue()),
+  alpha: Number(await page.getByTestId('slider-alpha').inputValue()),
+  beta: Number(await page.getByTestId('slider-beta').inputValue()),
+  scheduler: await page.getByTestId('scheduler').inputValue(),
+});
+
+test('the URL follows the settings and copy-link copies it', async ({ page, context }, info) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await openPlayground(page, info);
+  await setNumber(page, 'seed', 9);
+  await setSlider(page, 'slider-omega', 2.5);
+  await waitIdle(page);
+  const query = new URL(page.url()).searchParams;
+  expect(query.get('backend')).toBe(info.project.metadata.backend);
+  expect(paramsFromQuery(query)).toEqual(await settingsOf(page));
+  await page.getByTestId('copy-link').click();
+  await expect(page.getByTestId('copy-link')).toHaveText('Link copied');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(page.url());
+  // The link reproduces the images.
+  const npo = await pixels(page, 'image-npo');
+  const again = await page.context().newPage();
+  await again.goto(page.url());
+  await waitIdle(again, info);
+  await expect(again.getByTestId('seed')).toHaveValue('9');
+  expect(differingPixels(npo, await pixels(again, 'image-npo'))).toBe(0);
+});
+
+test('a downloaded PNG carries its pixels and settings, and dropping it restores them', async ({ page }, info) => {
+  await openPlayground(page, info);
+  await setSlider(page, 'slider-alpha', 0.35);
+  await waitIdle(page);
+  const settings = await settingsOf(page);
+  const npo = await pixels(page, 'image-npo');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-npo').click()]);
+  expect(download.suggestedFilename()).toBe(`npo-${settings.seed}-with-npo.png`);
+  const png = new Uint8Array(readFileSync((await download.path())!));
+  const text = (await readPngText(png)).get('parameters')!;
+  expect(text.split('\n').at(-1)).toContain(`CFG scale: ${settings.omega + 1}`);
+  const parsed = parseParameters(text);
+  expect(parsed.params).toEqual(settings);
+  expect(parsed.size).toEqual({ width: 32, height: 32 });
+  expect(parsed.model).toBe(await page.getByTestId('model-name').textContent());
+  // The PNG's pixels are the canvas's (decoded by the browser).
+  const decoded = await page.evaluate(async (data) => {
+    const bitmap = await createImageBitmap(new Blob([new Uint8Array(data)], { type: 'image/png' }));
+    const c = new OffscreenCanvas(bitmap.width, bitmap.height);
+    c.getContext('2d')!.drawImage(bitmap, 0, 0);
+    return Array.from(c.getContext('2d')!.getImageData(0, 0, bitmap.width, bitmap.height).data);
+  }, Array.from(png));
+  expect(differingPixels(decoded, npo)).toBe(0);
+
+  // Other settings, then the dropped PNG brings everything back.
+  await setNumber(page, 'seed', 4321);
+  await setSlider(page, 'slider-alpha', 0.9);
+  await waitIdle(page);
+  expect(differingPixels(npo, await pixels(page, 'image-npo'))).toBeGreaterThan(0);
+  await dropFile(page, png, 'shared.png');
+  await expect(page.getByTestId('notice')).toContainText('settings restored from shared.png');
+  await waitIdle(page);
+  expect(await settingsOf(page)).toEqual(settings);
+  expect(differingPixels(npo, await pixels(page, 'image-npo'))).toBe(0);
+
+  // A PNG without settings is refused with the reason, and the settings stay.
+  await dropFile(page, encodePng(new Float32Array(3 * 4 * 4), 4, 4), 'plain.png');
+  await expect(page.getByTestId('error')).toContainText('cannot restore settings from plain.png: it has no "parameters" text chunk');
+  expect(await settingsOf(page)).toEqual(settings);
+});
