@@ -66,30 +66,15 @@ async function sample(engine: LatentEngine, p: GenerateParams, kind: ImageKind) 
   return { latents: engine.lastLatents()!.latents.get(kind)!, image: images.get(kind)! };
 }
 
-/**
- * The scheduler exactly as the reference configured it. diffusers' `Class.from_config(sd15_config)` gives DPM++ and
- * Euler their own default timestep_spacing ("linspace") because SD1.5's file does not name one; the export's
- * scheduler_config.json, re-saved by diffusers, names PNDM's "leading" explicitly (save_pretrained drops
- * `_use_default_values`). Same config, same result is what is tested here; which config a model gets is prepare's.
- */
-function referenceScheduler(theirs: string): Record<string, unknown> {
-  const { class: className, config } = generation.schedulers[theirs];
-  const numbers = Object.entries(config).map(([k, v]) => [k, v === '-Infinity' ? -Infinity : v === 'Infinity' ? Infinity : v]);
-  return { ...Object.fromEntries(numbers), _class_name: className };
-}
-
 describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () => {
   let npoModel: ModelDirectory;
   let engine: LatentEngine;
   let base: LatentEngine;
-  const manifests: PreparedManifest[] = [];
-  /** Both engines read their manifest's scheduler config at each generation. */
-  const useScheduler = (theirs: string) => manifests.forEach((m) => (m.scheduler = referenceScheduler(theirs)));
   beforeAll(async () => {
     npoModel = prepare(['--eta-unet', join(FIXTURE, 'dpo-unet'), '--delta-lora', join(FIXTURE, 'delta-diffusers.safetensors')]);
-    const withOffsets = { ...(npoModel.manifest as PreparedManifest) };
+    // The scheduler is the prepared manifest's own: diffusers' from_config of SD1.5's scheduler config, per class.
+    const withOffsets = npoModel.manifest as PreparedManifest;
     const plain = { ...withOffsets, offsets: {} };
-    manifests.push(withOffsets, plain);
     engine = await createModelEngine(ort, withOffsets, npoModel.files);
     base = await createModelEngine(ort, plain, npoModel.files);
   }, 180_000);
@@ -117,14 +102,12 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
 
   for (const [theirs, ours] of Object.entries(SCHEDULERS)) {
     it(`${ours}: ordinary CFG on the base UNet equals diffusers' StableDiffusionPipeline`, async () => {
-      useScheduler(theirs);
       const { latents, image } = await sample(base, params(ours), 'baseline');
       expect(relL2(latents, ref(`gen.${theirs}.cfg.latents`))).toBeLessThan(1e-3);
       expect(psnr(image, ref(`gen.${theirs}.cfg.image_float`))).toBeGreaterThan(40);
     });
 
     it(`${ours}: the baseline with dense η equals the DPO UNet in diffusers`, async () => {
-      useScheduler(theirs);
       const { latents, image } = await sample(engine, params(ours), 'baseline');
       expect(relL2(latents, ref(`gen.${theirs}.dpo.latents`))).toBeLessThan(1e-3);
       expect(psnr(image, ref(`gen.${theirs}.dpo.image_float`))).toBeGreaterThan(40);
@@ -132,8 +115,7 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
 
     for (const alpha of [1, 0.5]) {
       it(`${ours}: NPO with α = ${alpha}, β = 1 equals the official NPO weights in diffusers' loop`, async () => {
-        useScheduler(theirs);
-        const { latents, image } = await sample(engine, params(ours, alpha, 1), 'npo');
+          const { latents, image } = await sample(engine, params(ours, alpha, 1), 'npo');
         expect(relL2(latents, ref(`gen.${theirs}.npo_a${alpha}.latents`))).toBeLessThan(1e-3);
         expect(psnr(image, ref(`gen.${theirs}.npo_a${alpha}.image_float`))).toBeGreaterThan(40);
       });
@@ -141,7 +123,6 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
   }
 
   it('reads δ in diffusers, PEFT and kohya keys to the same NPO image', async () => {
-    useScheduler('dpmpp_2m');
     const expected = ref('gen.dpmpp_2m.npo_a1.latents');
     for (const format of ['peft', 'kohya', 'diffusers']) {
       engine.useLora('delta', new Uint8Array(readFileSync(join(FIXTURE, `delta-${format}.safetensors`))));

@@ -140,7 +140,8 @@ export function readExportFacts(exportDir: string, unet: ModelProto, decoder: Mo
   let sampleSize = numeric(sample[2]) ?? num(unetConfig?.sample_size);
   if (sampleSize === undefined) {
     sampleSize = SD15_SAMPLE_SIZE;
-    notes.push(`default size ${SD15_SAMPLE_SIZE}×${vaeScaleFactor} (SD1.5's sample_size: the export has no unet/config.json)`);
+    const side = SD15_SAMPLE_SIZE * vaeScaleFactor;
+    notes.push(`default image size ${side}×${side} (SD1.5's sample_size ${SD15_SAMPLE_SIZE} × the VAE's ${vaeScaleFactor}: the export has no unet/config.json)`);
   }
   return {
     latent: { channels, vaeScaleFactor, scalingFactor },

@@ -277,7 +277,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       const unverified = [...written.keys()].filter((p) => !files.some((f) => f.path === p));
       if (unverified.length) throw new Error(`verify: written files missing from ${out}: ${unverified.join(', ')}`);
       const className = String(facts.scheduler._class_name ?? '');
-      const scheduler = jsonSafeScheduler(facts.scheduler);
+      const scheduler = jsonSafeScheduler(withoutResavedSpacing(facts.scheduler, notes));
       if (scheduler.dropped.length) notes.push(`scheduler: left out of manifest.scheduler (not JSON; diffusers' defaults): ${scheduler.dropped.join(', ')}`);
       const manifest: PreparedManifest = {
         format: 2,
@@ -459,6 +459,20 @@ function copyTokenizer(exportDir: string, out: string, notes: string[]): string 
     notes.push(`tokenizer: tokenizer.json written from vocab.json + merges.txt (${Object.keys(tokenizerJson.model.vocab).length} tokens)`);
   }
   return 'tokenizer';
+}
+
+/**
+ * diffusers writes every init argument when it re-saves a scheduler config (save_pretrained drops
+ * `_use_default_values`), so an export of SD1.5 names PNDM's default `timestep_spacing: "leading"`, which SD1.5's own
+ * scheduler_config.json does not have. The official NPO sampler, `DPMSolverMultistepScheduler.from_pretrained(SD1.5)`,
+ * then uses its own default "linspace"; keeping the re-saved key would give DPM++ and Euler "leading" and other
+ * images. A PNDM config's "leading" is therefore dropped (PNDM and DDIM default to "leading" anyway).
+ */
+function withoutResavedSpacing(config: Record<string, unknown>, notes: string[]): Record<string, unknown> {
+  if (config._class_name !== 'PNDMScheduler' || config.timestep_spacing !== 'leading') return config;
+  notes.push('scheduler: timestep_spacing "leading" (PNDM\'s default, re-saved by diffusers) left out, so DPM++ and Euler use theirs ("linspace") as with SD1.5\'s own config');
+  const { timestep_spacing: _resaved, ...rest } = config;
+  return rest;
 }
 
 /**
