@@ -179,6 +179,14 @@ describe('prepare-model refuses bad input clearly', () => {
     expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks its vae_decoder component: expected .*vae_decoder\/model\.onnx/);
   });
 
+  it('an SDXL export, and option combinations that make no sense', () => {
+    const e = exportCopy();
+    expect(() => prepareModel({ onnx: e.export, out: e.out, etaRank: 4 })).toThrow(/--eta-rank needs --eta-unet/);
+    expect(() => prepareModel({ onnx: e.export, out: e.out, etaUnet: 'a', etaLora: 'b' })).toThrow(/--eta-unet or --eta-lora, not both/);
+    cpSync(join(e.export, 'text_encoder'), join(e.export, 'text_encoder_2'), { recursive: true });
+    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/has text_encoder_2: an SDXL export/);
+  });
+
   it('a graph that is not ONNX', () => {
     const e = exportCopy();
     writeFileSync(join(e.export, 'unet', 'model.onnx'), '<html>404 not found</html>');
