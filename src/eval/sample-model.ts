@@ -1,9 +1,8 @@
 // Samples a model directory in Node with the same engine the browser worker runs (src/worker/engine.ts on
 // onnxruntime-node): used to make preference pairs and to evaluate configurations (`npm run reproduce`).
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { parseManifest, type ModelManifest } from '../model/manifest.ts';
+import { isPrepared, ManifestError, type ModelManifest } from '../model/manifest.ts';
+import { readModelDirectory as readAnyModelDirectory } from '../pipelines/read-directory.ts';
 import { createEngine, type Engine } from '../worker/engine.ts';
 
 export interface ModelDirectory {
@@ -12,10 +11,11 @@ export interface ModelDirectory {
   files: Map<string, Uint8Array>;
 }
 
+/** An embedded-model directory (the world's reward and training CLIs work on that model only). */
 export function readModelDirectory(dir: string): ModelDirectory {
-  const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-  const files = new Map(manifest.files.map((f) => [f.path, new Uint8Array(readFileSync(join(dir, f.path)))]));
-  return { dir, manifest, files };
+  const model = readAnyModelDirectory(dir);
+  if (isPrepared(model.manifest)) throw new ManifestError(`${dir} holds a prepared ${model.manifest.kind} model; this command works on the embedded model only`);
+  return model as ModelDirectory;
 }
 
 /** An engine on the model with only the named LoRAs (η and/or δ) loaded; the others are zero. */
