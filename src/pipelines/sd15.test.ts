@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
 import { createModelEngine, promptTokenizer, type LatentEngine } from './index.ts';
@@ -17,22 +18,12 @@ import { readModelDirectory, type ModelDirectory } from './read-directory.ts';
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const meta = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8'));
 const generation = meta.settings.generation;
-const ref = floatReferences(new Uint8Array(readFileSync(join(FIXTURE, 'references.safetensors'))));
-
-/**
- * The F32 tensors of the fixture's references.safetensors by name (the file also holds U8 images and I32/I64 ids, which
- * src/lora/safetensors.ts — a LoRA reader — rightly refuses). Our own committed fixture, so a plain reader.
- */
-function floatReferences(bytes: Uint8Array): (name: string) => Float32Array {
-  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
-  return (name) => {
-    const entry = header[name];
-    if (entry?.dtype !== 'F32') throw new Error(`references.safetensors has no float32 tensor ${name}`);
-    const [begin, end] = entry.data_offsets as [number, number];
-    return new Float32Array(bytes.slice(8 + headerLength + begin, 8 + headerLength + end).buffer);
-  };
-}
+const references = readSafetensors(new Uint8Array(readFileSync(join(FIXTURE, 'references.safetensors')))).tensors;
+const ref = (name: string) => {
+  const tensor = references.get(name);
+  if (!tensor) throw new Error(`references.safetensors has no ${name}`);
+  return tensor.data;
+};
 
 /** Our scheduler names for the fixture's diffusers classes. */
 const SCHEDULERS = { ddim: 'ddim', dpmpp_2m: 'dpm++2m', euler: 'euler' } as const;
