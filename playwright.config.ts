@@ -13,6 +13,19 @@ const browser = (webgpu: boolean) => ({
   launchOptions: { executablePath, args: [...quietFlags, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])] },
 });
 
+// Time: on 2 cores without a GPU, WebGPU is SwiftShader, about 20 s per UNet call of the embedded model and half a
+// minute to open the page (ORT compiles its shaders on every visit); WASM is about 1 s per call. So the suite decides
+// per spec where it runs (each spec's header says why), to keep `npm test` well under 45 minutes as specs are added:
+// - both projects: what runs different code per backend: playground (merge kernels and the GPU-resident loop vs the
+//   CPU's; on WebGPU the page-behaviour tests use the tiny fixture model), train (ORT's WebGPU vs WASM EP against
+//   Node's losses), loading-errors' zero-LoRA test;
+// - webgpu only: gpu-parity (runs both backends itself), gpu-stability (GPU buffer lifetimes, device loss);
+// - wasm only: what does not depend on the backend (file checks, caching, storage quota, previews, pairs-file
+//   validation), what needs many UNet calls (every scheduler at its usual 20-30 steps), and WASM threads;
+// - no-webgpu: Chromium without WebGPU.
+// New specs: run on WASM unless the test exercises backend-specific code; on WebGPU use 1 step or the tiny model.
+// Waits: e2e/global-setup.ts measures this machine first (reports/calibration.json) and e2e/helpers.ts sizes every
+// wait from it (waitIdle, openPlayground, allowFor); the fixed timeouts below only cover what does not scale with it.
 export default defineConfig({
   testDir: 'e2e',
   // Prepared test models first (a few seconds), then the calibration that sizes every wait.
@@ -29,7 +42,7 @@ export default defineConfig({
     reuseExistingServer: false,
   },
   projects: [
-    { name: 'webgpu', use: browser(true), metadata: { backend: 'webgpu', steps: 1 }, testIgnore: /no-webgpu/ },
+    { name: 'webgpu', use: browser(true), metadata: { backend: 'webgpu', steps: 1 } /* SwiftShader: one step per generation */, testIgnore: /no-webgpu/ },
     { name: 'wasm', use: browser(true), metadata: { backend: 'wasm', steps: 6 }, testIgnore: /no-webgpu/ },
     { name: 'no-webgpu', use: browser(false), testMatch: /no-webgpu/ },
   ],

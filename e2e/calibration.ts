@@ -3,6 +3,7 @@
 // A failure report can then say whether the machine was slow (the calibration says so, and the budget was sized to
 // it) or the page was stuck (it missed a budget several times what the work should take here).
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 export type Backend = 'webgpu' | 'wasm';
@@ -42,9 +43,9 @@ export const FALLBACK: Record<Backend, BackendCost> = {
 };
 
 /**
- * Budget = HEADROOM × expected time + FLOOR. The calibration runs once at the start on a machine that may get busier
- * later (other processes on 2 cores can halve the share of CPU a test gets, more than once), so expected times are
- * multiplied generously; a budget only costs time when a page is really stuck.
+ * Budget = HEADROOM × loadFactor × expected time + FLOOR. The calibration runs once at the start; the machine may get
+ * busier later (loadFactor follows the load average) and timings vary between runs of the same work, so expected
+ * times are multiplied generously: a budget only costs time when a page is really stuck.
  */
 export const HEADROOM = 5;
 /** Added to every budget: React renders, worker messages and canvas reads that do not scale with the model. */
@@ -75,9 +76,9 @@ export interface Work {
 }
 
 /**
- * A DPO/NPO training step costs about this many batched sampling calls per pair in the batch: forward and backward of
- * the trained UNet on winner and loser, and the reference forward (measured: scripts/bench-train-browser.ts numbers
- * against the calibration's per-call cost, rounded up).
+ * A DPO/NPO training step, per pair in the batch, counted in sampling calls: forward and backward of the trained UNet
+ * on winner and loser, and the reference's forward. On WebGPU here one step of one pair took about as long as 2-3
+ * sampling calls (train.spec.ts, load average ~25); 8 leaves room for the backward pass costing more elsewhere.
  */
 export const TRAIN_STEP_CALLS = 8;
 
@@ -89,7 +90,17 @@ export function expectedMs(backend: Backend, work: Work): number {
   return (work.load ? cost.firstLoadMs : 0) + (work.generations ?? 1) * generation + training;
 }
 
-export const budgetMs = (backend: Backend, work: Work) => Math.ceil(HEADROOM * expectedMs(backend, work) + FLOOR_MS);
+/**
+ * How much busier the machine is now than during the calibration: runnable processes per core, now over then (1-minute
+ * load averages). On a shared 2-core machine others' jobs come and go; a test's share of the CPU shrinks with them.
+ */
+export function loadFactor(c = readCalibration()): number {
+  if (!c) return 1;
+  const cores = Math.max(1, c.cores);
+  return Math.max(1, (cores + loadavg()[0]) / (cores + c.loadAverage[0]));
+}
+
+export const budgetMs = (backend: Backend, work: Work) => Math.ceil(HEADROOM * loadFactor() * expectedMs(backend, work) + FLOOR_MS);
 
 /** One line per backend for the log and for failure messages. */
 export function describeCalibration(c = readCalibration()): string {

@@ -1,7 +1,7 @@
 // Shared e2e helpers: open the page on a backend, wait for idle with a budget sized to the work, read a canvas's
 // pixels. Budgets come from the calibration measured at the start of the run (calibration.ts, global-setup.ts).
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
-import { budgetMs, describeCalibration, expectedMs, type Backend, type Work } from './calibration.ts';
+import { budgetMs, describeCalibration, expectedMs, loadFactor, type Backend, type Work } from './calibration.ts';
 
 export const backendOf = (info: TestInfo) => String(info.project.metadata.backend ?? 'auto');
 /** Sampling steps per generation: WebGPU on SwiftShader takes seconds per UNet call, so it gets fewer. */
@@ -34,19 +34,19 @@ export async function waitIdle(page: Page, info?: TestInfo, work: Partial<Work> 
 /** The budget for `work` on this page, with the reason shown if it runs out; extends the running test's timeout. */
 export async function allowFor(page: Page, info: TestInfo | undefined, work: Partial<Work>) {
   const state = await pageState(page);
-  const backend = (backendFromUrl(page.url()) ?? (info && backendOf(info) !== 'auto' ? backendOf(info) : undefined) ?? state.backend ?? 'webgpu') as Backend;
+  // The backend the page was asked for, else the project's, else the one the page shows; unknown: the slower one.
+  const named = [backendFromUrl(page.url()), info && backendOf(info), state.backend];
+  const backend = named.find((b): b is Backend => b === 'webgpu' || b === 'wasm') ?? 'webgpu';
   const full: Work = { ...work, steps: work.steps ?? state.steps ?? (info ? stepsOf(info) : 6), load: work.load ?? state.loading };
   const ms = budgetMs(backend, full);
   extendTestTimeout(ms);
   const what = `${full.load ? 'first load and ' : ''}${full.generations ?? 1} generation(s) of ${full.steps} step(s)${full.trainSteps ? ` and ${full.trainSteps} training step(s)` : ''} on ${backend}`;
-  const because = `${what}: expected ${Math.round(expectedMs(backend, full) / 1000)} s on this machine, allowed ${Math.round(ms / 1000)} s (past that the page is stuck, not slow)\n${describeCalibration()}`;
+  const busier = loadFactor() > 1.05 ? ` (the machine is ${loadFactor().toFixed(1)}× busier than at calibration)` : '';
+  const because = `${what}: expected ${Math.round(expectedMs(backend, full) / 1000)} s at calibration, allowed ${Math.round(ms / 1000)} s${busier}; past that the page is stuck, not slow\n${describeCalibration()}`;
   return { ms, because };
 }
 
-function backendFromUrl(url: string): Backend | undefined {
-  const backend = url.startsWith('http') ? new URL(url).searchParams.get('backend') : null;
-  return backend === 'webgpu' || backend === 'wasm' ? backend : undefined;
-}
+const backendFromUrl = (url: string) => (url.startsWith('http') ? new URL(url).searchParams.get('backend') : null);
 
 /** What the page says of itself now, without waiting: its step count, backend badge and whether it is still loading. */
 async function pageState(page: Page): Promise<{ steps?: number; backend?: string; loading: boolean }> {

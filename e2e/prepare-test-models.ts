@@ -8,5 +8,5 @@ const FIXTURE = 'fixtures/sd15';
 export default function prepareTestModels() {
   // Quiet unless it fails: execFileSync's error carries prepare-model's own message on stderr.
   execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/prepare-model.ts', '--onnx', `${FIXTURE}/export-diffusers`, '--eta-unet', `${FIXTURE}/dpo-unet`,
-    '--delta-lora', `${FIXTURE}/delta-diffusers.safetensors`, '--out', SD15_TEST_MODEL, '--force'], { stdio: 'pipe' });
+    '--delta-lora', `${FIXTURE}/delta-diffusers.safetensors`, '--out', SD15_TEST_MODEL], { stdio: 'pipe' });
 }

@@ -36,8 +36,8 @@ for (const scheduler of SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.
     test.skip(backendOf(info) === 'webgpu', 'WebGPU on SwiftShader takes seconds per UNet call; backend parity is covered by gpu-parity.spec.ts');
     const query = new URLSearchParams({ backend: backendOf(info), scheduler, steps: String(DEFAULT_STEPS[scheduler]), prompt: PROMPT, seed: '7' });
     await page.goto(`/?${query}`);
+    await waitIdle(page, info);
     await expect(page.getByTestId('scheduler')).toHaveValue(scheduler);
-    await waitIdle(page);
     const crisp = crispness(rgbaToChw(await pixels(page, 'image-baseline')));
     expect(crisp, `crispness ${crisp.toFixed(3)}`).toBeGreaterThanOrEqual(MIN_DETAIL);
   });
