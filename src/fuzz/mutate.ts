@@ -150,6 +150,7 @@ function hostileValue(r: Random, original: JsonLike): JsonLike {
     () => ((n) => new Raw('{"a":'.repeat(n) + '1' + '}'.repeat(n)))(pick(r, [1000, 100_000])),
     () => [],
     () => ({}),
+    () => ({ toString: 1, valueOf: 'x', toJSON: null, length: 2 ** 32 }), // breaks String(v), `${v}` and array-likes
     () => pick(r, [[2 ** 31, 2 ** 31, 2 ** 31], [2 ** 53, 2], [-1, 4], [0, 2 ** 60], [1e6, 1e6, 1e6], [1.5], ['4']]),
     () => Array.from({ length: pick(r, [1000, 100_000]) }, () => 0),
     () => (Array.isArray(original) ? [...original, ...original].map(clone) : [clone(original)]),
