@@ -27,12 +27,12 @@ function pairsPath(): string {
 }
 
 /** The first `n` fuzz inputs of `target` (fixed seed) that the Node parser refuses: each must give an error on the page. */
-function refusedInputs(target: string, n: number, seed = 4242): Buffer[] {
+async function refusedInputs(target: string, n: number, seed = 4242): Promise<Buffer[]> {
   const t = targetByName(target);
   const out: Buffer[] = [];
   for (let i = 0; out.length < n; i++) {
     const parts = generate(t, seed, i);
-    if (runOne(t, parts, Infinity).kind === 'rejected') out.push(Buffer.from(parts[0]));
+    if ((await runOne(t, parts, Infinity)).kind === 'rejected') out.push(Buffer.from(parts[0]));
   }
   return out;
 }
@@ -115,7 +115,7 @@ test('mutated files through every upload input each give an error, and the page 
     await page.getByTestId('pairs-file').setInputFiles({ name: `pairs-${cleared++}.json`, mimeType: 'application/json', buffer: pairs });
     await expect(error).toBeHidden();
   };
-  const loras = [...refusedInputs('lora-diffusers', 4), ...refusedInputs('lora-kohya', 3), ...refusedInputs('lora-peft', 3)];
+  const loras = [...await refusedInputs('lora-diffusers', 4), ...await refusedInputs('lora-kohya', 3), ...await refusedInputs('lora-peft', 3)];
   for (const [i, buffer] of loras.entries()) {
     for (const role of ['delta', 'eta'] as const) {
       await clear();
@@ -124,7 +124,7 @@ test('mutated files through every upload input each give an error, and the page 
       await expect(error).not.toBeEmpty();
     }
   }
-  for (const [i, buffer] of refusedInputs('pairs', 8).entries()) {
+  for (const [i, buffer] of (await refusedInputs('pairs', 8)).entries()) {
     await clear();
     await page.getByTestId('pairs-file').setInputFiles({ name: `mutated-${i}.json`, mimeType: 'application/json', buffer });
     await page.getByTestId('train').click();
