@@ -15,7 +15,7 @@ type Message = { type: 'finding'; finding: Finding } | { type: 'done'; stats: Fu
 if (!isMainThread) {
   const job = workerData as Job;
   const beat = new Int32Array(job.heartbeat);
-  const stats = fuzz({
+  const stats = await fuzz({
     ...job,
     onInput: (index) => Atomics.store(beat, 0, index),
     onFinding: (finding) => parentPort!.postMessage({ type: 'finding', finding } satisfies Message),

@@ -4,9 +4,17 @@
 import { download, useTraining } from './training-store.ts';
 import { TrainChart } from './TrainChart.tsx';
 import type { LoraRole } from '../worker/protocol.ts';
+import { MAX_LORA_FILE_BYTES } from '../lora/safetensors.ts';
+import { MAX_PAIRS_CHARS } from '../train/pairs.ts';
 
-async function readFile(input: HTMLInputElement): Promise<{ name: string; bytes: Uint8Array } | undefined> {
+/** Reads the chosen file, unless it is larger than `maxBytes`: then it is refused before reading, with a message. */
+async function readFile(input: HTMLInputElement, maxBytes: number): Promise<{ name: string; bytes: Uint8Array } | undefined> {
   const file = input.files?.[0];
+  if (file && file.size > maxBytes) {
+    useTraining.setState({ error: `${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MiB; files over ${(maxBytes / 2 ** 20).toFixed(0)} MiB are refused` });
+    input.value = '';
+    return undefined;
+  }
   return file ? { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) } : undefined;
 }
 
@@ -19,7 +27,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
         onChange={(e) => t.setOption(key, Number(e.target.value))} /></label>
   );
   const useFile = async (input: HTMLInputElement, role: LoraRole) => {
-    const file = await readFile(input);
+    const file = await readFile(input, MAX_LORA_FILE_BYTES);
     if (file) t.useLora(role, file.bytes, file.name);
     input.value = '';
   };
@@ -35,7 +43,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
       </div>
       <label><span>preference pairs (pairs.json)</span>
         <input type="file" accept=".json,application/json" data-testid="pairs-file" onChange={async (e) => {
-          const file = await readFile(e.currentTarget);
+          const file = await readFile(e.currentTarget, MAX_PAIRS_CHARS); // JSON is ASCII: bytes = characters
           if (file) t.setPairs(file.name, new TextDecoder().decode(file.bytes));
         }} /></label>
       <div className="row">

@@ -19,8 +19,8 @@ const BOUND_MS = 3000;
 
 describe('short fuzz pass', () => {
   for (const target of TARGETS) {
-    it(`${target.name}: ${RUNS} mutated inputs, each accepted or refused with ${target.errorType}`, () => {
-      const stats = fuzz({ target: target.name, runs: RUNS, seed: SEED, boundMs: BOUND_MS });
+    it(`${target.name}: ${RUNS} mutated inputs, each accepted or refused with ${target.errorType}`, async () => {
+      const stats = await fuzz({ target: target.name, runs: RUNS, seed: SEED, boundMs: BOUND_MS });
       expect(stats.findings.map((f) => `input ${f.index}: ${f.kind}: ${f.detail}`)).toEqual([]);
       // The mutations reach both sides of the parser: some inputs survive, most are refused.
       expect(stats.ok).toBeGreaterThan(0);
@@ -33,8 +33,8 @@ describe('regression corpus', () => {
   const corpus = loadCorpus();
   it('holds the inputs earlier runs found', () => expect(corpus.length).toBeGreaterThan(0));
   for (const { path, entry, parts } of corpus) {
-    it(`${entry.target} ${entry.kind} s${entry.seed} i${entry.index} (${entry.detail.slice(0, 80)})`, () => {
-      const outcome = runOne(targetByName(entry.target), parts, BOUND_MS);
+    it(`${entry.target} ${entry.kind} s${entry.seed} i${entry.index} (${entry.detail.slice(0, 80)})`, async () => {
+      const outcome = await runOne(targetByName(entry.target), parts, BOUND_MS);
       expect(outcome.kind, `${path}: ${outcome.detail}`).toMatch(/^(ok|rejected)$/);
     });
   }

@@ -66,12 +66,12 @@ export function generate(target: FuzzTarget, seed: number, index: number): Parts
 
 const describe = (e: unknown) => (e instanceof Error ? `${e.constructor.name}: ${e.message}` : `thrown ${typeof e}: ${String(e)}`).slice(0, 300);
 
-export function runOne(target: FuzzTarget, parts: Parts, boundMs = DEFAULT_BOUND_MS): Outcome {
+export async function runOne(target: FuzzTarget, parts: Parts, boundMs = DEFAULT_BOUND_MS): Promise<Outcome> {
   const start = performance.now();
   let kind: OutcomeKind = 'ok';
   let detail: string | undefined;
   try {
-    target.run(parts);
+    await target.run(parts);
   } catch (error) {
     kind = target.expected(error) ? 'rejected' : 'crash';
     detail = describe(error);
@@ -85,11 +85,11 @@ export function runOne(target: FuzzTarget, parts: Parts, boundMs = DEFAULT_BOUND
  * A slow parse is timed twice more and judged by its fastest run: on a shared machine a GC pause or another process
  * can stall one parse for a second; a real hang (work that grows with a hostile claim) is slow every time.
  */
-function retimed(target: FuzzTarget, parts: Parts, first: Outcome, boundMs: number): Outcome {
+async function retimed(target: FuzzTarget, parts: Parts, first: Outcome, boundMs: number): Promise<Outcome> {
   if (first.kind !== 'hang') return first;
   let best = first;
   for (let k = 0; k < 2 && best.kind === 'hang'; k++) {
-    const again = runOne(target, parts, boundMs);
+    const again = await runOne(target, parts, boundMs);
     if (again.ms < best.ms) best = again;
   }
   return best;
@@ -109,15 +109,15 @@ export interface FuzzOptions {
   onFinding?: (finding: Finding) => void;
 }
 
-export function fuzz({ target: name, runs, seed, boundMs = DEFAULT_BOUND_MS, from = 0, onInput, onFinding }: FuzzOptions): FuzzStats {
+export async function fuzz({ target: name, runs, seed, boundMs = DEFAULT_BOUND_MS, from = 0, onInput, onFinding }: FuzzOptions): Promise<FuzzStats> {
   const target = targetByName(name);
   // Load seeds and lazy state (the LoRA targets come from the UNet graph) and warm the JIT before timing anything.
-  for (const parts of target.seeds()) runOne(target, parts, Infinity);
+  for (const parts of target.seeds()) await runOne(target, parts, Infinity);
   const stats: FuzzStats = { target: name, runs: 0, ok: 0, rejected: 0, crashes: 0, hangs: 0, maxMs: 0, peakMB: rssMB(), findings: [] };
   for (let index = from; index < runs; index++) {
     onInput?.(index);
     const parts = generate(target, seed, index);
-    const outcome = retimed(target, parts, runOne(target, parts, boundMs), boundMs);
+    const outcome = await retimed(target, parts, await runOne(target, parts, boundMs), boundMs);
     stats.runs++;
     stats.maxMs = Math.max(stats.maxMs, outcome.ms);
     if (index % 16 === 0) stats.peakMB = Math.max(stats.peakMB, rssMB());

@@ -150,10 +150,11 @@ function hostileValue(r: Random, original: JsonLike): JsonLike {
     () => ((n) => new Raw('{"a":'.repeat(n) + '1' + '}'.repeat(n)))(pick(r, [1000, 100_000])),
     () => [],
     () => ({}),
+    () => ({ toString: 1, valueOf: 'x', toJSON: null, length: 2 ** 32 }), // breaks String(v), `${v}` and array-likes
     () => pick(r, [[2 ** 31, 2 ** 31, 2 ** 31], [2 ** 53, 2], [-1, 4], [0, 2 ** 60], [1e6, 1e6, 1e6], [1.5], ['4']]),
     () => Array.from({ length: pick(r, [1000, 100_000]) }, () => 0),
     () => (Array.isArray(original) ? [...original, ...original].map(clone) : [clone(original)]),
-    () => (typeof original === 'string' ? original + pick(r, ['\u0000', '\ud800', '"', '\\', '.', '/..', '.weight']) : String(original)),
+    () => (typeof original === 'string' ? original + pick(r, ['\u0000', '\ud800', '"', '\\', '.', '/..', '.weight']) : toJson(original).slice(0, 1000)),
     () => (typeof original === 'number' ? pick(r, [original + 1, original - 1, original * 2 ** 20, -original, original + 0.5]) : original),
   ];
   return pick(r, choices)();

@@ -57,7 +57,7 @@ export interface FuzzTarget {
   errorType: string;
   seeds(): Parts[];
   mutate(r: Random, seed: Parts): Parts;
-  run(input: Parts): void;
+  run(input: Parts): void | Promise<void>;
   /** Whether a thrown value is the parser refusing the input (anything else is a crash). */
   expected(error: unknown): boolean;
 }

@@ -31,6 +31,9 @@ export interface TensorToWrite {
   dtype?: 'F32' | 'F16'; // overrides the file-wide dtype for this tensor
 }
 
+/** LoRA uploads larger than this are refused before they are read (the largest SDXL LoRAs are well under 1 GB). */
+export const MAX_LORA_FILE_BYTES = 2 ** 31;
+
 /** The reference implementation refuses headers above 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -48,8 +51,11 @@ function fail(message: string): never {
 function describeJson(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object'; // not String(v): a hostile object may carry a "toString" that is no function
   return typeof v === 'string' ? `the string ${JSON.stringify(v.slice(0, 40))}` : `${typeof v} ${String(v).slice(0, 40)}`;
 }
+
+const offsetText = (v: unknown) => (typeof v === 'number' ? String(v) : describeJson(v));
 
 /** Short, printable form of a (possibly hostile, possibly huge) tensor name for messages. */
 function nameOf(name: string): string {
@@ -134,7 +140,7 @@ function parseEntry(name: string, raw: unknown): SafetensorsEntry {
   });
   if (!Array.isArray(offsets) || offsets.length !== 2) fail(`${where}: data_offsets is ${describeJson(offsets)}, expected [begin, end]`);
   const [begin, end] = offsets;
-  if (!isCount(begin) || !isCount(end)) fail(`${where}: data_offsets [${String(begin)}, ${String(end)}] must be non-negative integers`);
+  if (!isCount(begin) || !isCount(end)) fail(`${where}: data_offsets [${offsetText(begin)}, ${offsetText(end)}] must be non-negative integers`);
   if (end < begin) fail(`${where}: data_offsets [${begin}, ${end}] end before begin`);
   const bytesNeeded = elements * DTYPE_BYTES[dtype as SafetensorsDtype];
   if (end - begin !== bytesNeeded) {

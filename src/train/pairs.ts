@@ -84,7 +84,7 @@ export function decodePairs(value: unknown, options: ParsePairsOptions): Prefere
   if (value.version !== PAIRS_VERSION) throw new PairsError(`pairs file: "version" must be ${PAIRS_VERSION}, got ${JSON.stringify(value.version)}`);
   const { width, height } = options;
   if (value.width !== width || value.height !== height) {
-    throw new PairsError(`pairs file is for ${String(value.width)}×${String(value.height)} images; the model works at ${width}×${height}`);
+    throw new PairsError(`pairs file is for ${show(value.width)}×${show(value.height)} images; the model works at ${width}×${height}`);
   }
   if (!Array.isArray(value.pairs) || value.pairs.length === 0) throw new PairsError('pairs file: "pairs" must be a non-empty array');
   if (value.pairs.length > MAX_PAIRS) throw new PairsError(`pairs file has ${value.pairs.length} pairs; the limit is ${MAX_PAIRS}`);
@@ -120,7 +120,7 @@ function decodeImage(image: unknown, where: string, { width, height }: ParsePair
   if (typeof data !== 'string') throw new PairsError(`${where}: "data" must be a base64 string`);
   const w = image.width ?? width;
   const h = image.height ?? height;
-  if (w !== width || h !== height) throw new PairsError(`${where}: the image is ${String(w)}×${String(h)}; the model works at ${width}×${height}`);
+  if (w !== width || h !== height) throw new PairsError(`${where}: the image is ${show(w)}×${show(h)}; the model works at ${width}×${height}`);
   const bytes = base64ToBytes(data, where);
   const plane = width * height;
   const perPixel = encoding === 'rgb8' ? 3 : encoding === 'rgba8' ? 4 : 12;
@@ -181,6 +181,12 @@ export function encodePairs(pairs: readonly PreferencePair[], width: number, hei
     height,
     pairs: pairs.map((p) => ({ prompt: p.prompt, preferred: 'a', a: encodeImage(p.winner, width, height, encoding), b: encodeImage(p.loser, width, height, encoding) })),
   };
+}
+
+/** A field's value for a message. Not String(): an object from the file may carry a "toString" that is not a function. */
+function show(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  return typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : Array.isArray(value) ? 'an array' : 'an object';
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

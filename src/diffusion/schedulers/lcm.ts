@@ -29,6 +29,8 @@ export const LCM_DEFAULTS = {
 export function createLcm(config: SchedulerConfig = {}): Scheduler {
   const c = withDefaults('lcm', LCM_DEFAULTS, config);
   const T = c.num_train_timesteps;
+  // (t·scaling)² must stay a finite float32 (diffusers ships 10); beyond ~1e15 c_skip and c_out become NaN.
+  if (!(c.timestep_scaling > 0 && c.timestep_scaling <= 1e6)) throw new Error(`lcm: timestep_scaling must be in (0, 1e6], got ${c.timestep_scaling}`);
   const ac = alphasCumprod(makeBetas(c as never));
   const finalAc = c.set_alpha_to_one ? 1 : ac[0];
   let index: number | null = null;

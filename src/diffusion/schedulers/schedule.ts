@@ -76,7 +76,7 @@ export function makeBetas(c: Required<Pick<SchedulerConfig, 'num_train_timesteps
   else if (c.beta_schedule === 'scaled_linear') {
     betas = linspaceF32(Math.sqrt(c.beta_start), Math.sqrt(c.beta_end), n).map((b) => f32(b * b));
   } else if (c.beta_schedule === 'squaredcos_cap_v2') betas = cosineBetas(n);
-  else throw new Error(`beta_schedule "${String(c.beta_schedule)}" is not supported (linear, scaled_linear, squaredcos_cap_v2)`);
+  else throw new Error(`beta_schedule "${show(c.beta_schedule)}" is not supported (linear, scaled_linear, squaredcos_cap_v2)`);
   if (betas.length !== n) throw new Error(`trained_betas has ${betas.length} entries, num_train_timesteps is ${n}`);
   // A hostile or mistyped schedule (beta_end 0.5) drives float32 ᾱ to 0 long before the end: σ = √((1−ᾱ)/ᾱ) is
   // then infinite and every image NaN. Zero terminal SNR sets the last ᾱ to 0 on purpose (and fixes it up later).
@@ -175,6 +175,9 @@ export function indexForTimestep(timesteps: number[], t: number): number {
   return hits.length > 1 ? hits[1] : hits[0];
 }
 
+/** A config value for a message (not String(): an object from the file may carry a non-function "toString"). */
+const show = (v: unknown) => (typeof v === 'object' && v !== null ? String(JSON.stringify(v)).slice(0, 40) : String(v));
+
 /** Merges user keys over defaults, rejecting values of the wrong type for known keys. */
 export function withDefaults<D extends Record<string, unknown>>(name: string, defaults: D, config: SchedulerConfig): D {
   const out: Record<string, unknown> = { ...defaults };
@@ -198,11 +201,11 @@ export function withDefaults<D extends Record<string, unknown>>(name: string, de
 function validateCommon(name: string, c: Record<string, unknown>): void {
   const T = c.num_train_timesteps;
   if (typeof T !== 'number' || !Number.isInteger(T) || T < 2 || T > 100_000) {
-    throw new Error(`${name}: num_train_timesteps must be an integer in [2, 100000], got ${String(T)}`);
+    throw new Error(`${name}: num_train_timesteps must be an integer in [2, 100000], got ${show(T)}`);
   }
   for (const k of ['beta_start', 'beta_end'] as const) {
     const v = c[k];
-    if (v !== undefined && (typeof v !== 'number' || !(v > 0 && v < 1))) throw new Error(`${name}: ${k} must be in (0, 1), got ${String(v)}`);
+    if (v !== undefined && (typeof v !== 'number' || !(v > 0 && v < 1))) throw new Error(`${name}: ${k} must be in (0, 1), got ${show(v)}`);
   }
   const tb = c.trained_betas;
   // β = 0 adds no noise at that step: σ = 0 there, and the k-diffusion schedulers divide by it.
@@ -211,12 +214,12 @@ function validateCommon(name: string, c: Record<string, unknown>): void {
   }
   const off = c.steps_offset;
   if (off !== undefined && (typeof off !== 'number' || !Number.isInteger(off) || off < 0 || off >= T)) {
-    throw new Error(`${name}: steps_offset must be an integer in [0, num_train_timesteps), got ${String(off)}`);
+    throw new Error(`${name}: steps_offset must be an integer in [0, num_train_timesteps), got ${show(off)}`);
   }
   for (const k of ['sigma_min', 'sigma_max'] as const) {
     const v = c[k];
     // σ² must stay a finite float32 and σ well above 0 (SD: 0.03 to 14.6; EDM-style models up to ~80–700).
-    if (v !== undefined && v !== null && (typeof v !== 'number' || !(v >= 1e-5 && v <= 1e4))) throw new Error(`${name}: ${k} must be a number in [1e-5, 1e4], got ${String(v)}`);
+    if (v !== undefined && v !== null && (typeof v !== 'number' || !(v >= 1e-5 && v <= 1e4))) throw new Error(`${name}: ${k} must be a number in [1e-5, 1e4], got ${JSON.stringify(v)?.slice(0, 40)}`);
   }
   if (typeof c.sigma_min === 'number' && typeof c.sigma_max === 'number' && !(c.sigma_min < c.sigma_max)) {
     throw new Error(`${name}: sigma_min ${c.sigma_min} must be below sigma_max ${c.sigma_max}`);
