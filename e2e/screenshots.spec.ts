@@ -39,5 +39,6 @@ test('docs screenshots', async ({ page }, info) => {
   await page.locator('.train').screenshot({ path: 'docs/playground-train.png' });
   await page.locator('.history').screenshot({ path: 'docs/playground-history.png' });
   await page.setViewportSize({ width: 390, height: 1100 });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: 'docs/playground-phone.png' });
 });
