@@ -4,10 +4,13 @@ import { expect, test } from '@playwright/test';
 import { allowFor, openPlayground, setNumber, waitIdle } from './helpers.ts';
 
 test.skip(!process.env.SCREENSHOTS, 'writes docs/ pictures; run with SCREENSHOTS=1');
+test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'pictures come from the wasm project'));
 
 test('docs screenshots', async ({ page }, info) => {
   await page.setViewportSize({ width: 1280, height: 900 });
-  await openPlayground(page, info, '&steps=20');
+  await openPlayground(page, info);
+  await setNumber(page, 'steps', 20);
+  await waitIdle(page);
   await setNumber(page, 'seed', 7);
   await waitIdle(page);
   await page.screenshot({ path: 'docs/screenshot.png' });
@@ -36,5 +39,6 @@ test('docs screenshots', async ({ page }, info) => {
   await page.locator('.train').screenshot({ path: 'docs/playground-train.png' });
   await page.locator('.history').screenshot({ path: 'docs/playground-history.png' });
   await page.setViewportSize({ width: 390, height: 1100 });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: 'docs/playground-phone.png' });
 });

@@ -24,7 +24,7 @@ export function ModelPicker() {
         </label>
       </div>
       <form className="row" onSubmit={(e) => { e.preventDefault(); open(url.trim()); }}>
-        <input data-testid="model-url" placeholder="https://…/sd15-npo/ (a prepared model directory)" value={url} onChange={(e) => setUrl(e.target.value)} />
+        <input data-testid="model-url" aria-label="model directory URL" placeholder="https://…/sd15-npo/ (a prepared model directory)" value={url} onChange={(e) => setUrl(e.target.value)} />
         <button type="submit" data-testid="model-url-load">Load</button>
       </form>
       <button type="button" data-testid="cache-clear" onClick={clearModelCache}>Remove downloaded models from this browser</button>
