@@ -29,6 +29,7 @@ export async function samplePrompts(model: ModelDirectory, captions: string[], p
     if (old.model === model_ && old.sampler === sampler) file = old;
   }
   const done = new Set(file.samples.map((s) => s.prompt));
+  if (captions.every((c) => done.has(c))) return file;
   const engine = await engineWith(model, {});
   const size = model.manifest.unet.config.sampleSize;
   const started = performance.now();

@@ -9,7 +9,8 @@
 // all seeds of a prompt are resampled together). JSON: the issue-5 fields, plus `rewardCI`, `winRateCI` and
 // `difference` per row, and `ci` per α×β cell.
 // Usage: npm run reproduce [-- --model models --prompts 50 --seeds 4 --steps 20 --omega <manifest default>
-//          --grid 0,0.5,1 --grid-seeds 2 --grid-prompts <all> --resamples 2000 --json out.json --png grid.png]
+//          --grid 0,0.5,1 --grid-seeds 2 --grid-prompts <all> --resamples 2000 --json out.json --png grid.png
+//          --parts table,grid]   (--parts table / --parts grid: one half each, e.g. in two processes side by side)
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { scoreImage, winRate, type RewardScores } from '../reward/index.ts';
@@ -22,7 +23,7 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '50' }, seeds: { type: 'string', default: '4' },
     steps: { type: 'string', default: '20' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
-    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '2' }, 'grid-prompts': { type: 'string' }, resamples: { type: 'string', default: '2000' },
+    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '2' }, 'grid-prompts': { type: 'string' }, parts: { type: 'string', default: 'table,grid' }, resamples: { type: 'string', default: '2000' },
     json: { type: 'string' }, png: { type: 'string', default: 'docs/reproduce-grid.png' }, 'png-prompts': { type: 'string', default: '8' },
   },
 });
@@ -51,7 +52,8 @@ async function main() {
   const withoutEta = await engineWith(model, { delta: deltaFile });
   const withEta = await engineWith(model, { eta: etaFile, delta: deltaFile });
   const results: Record<string, Sample[]> = { base: [], 'base+npo': [], dpo: [], 'dpo+npo': [] };
-  for (const prompt of prompts) {
+  const parts = new Set(values.parts!.split(','));
+  for (const prompt of parts.has('table') ? prompts : []) {
     for (const seed of seeds) {
       const p = { ...base, prompt, seed };
       const plain = await withoutEta.generate({ ...p, alpha: 0 }, ['baseline', 'npo'], {});
@@ -68,14 +70,14 @@ async function main() {
 
   // Figure 10: the α×β sweep of dpo+npo on the same prompts (the first `grid-prompts`, first `grid-seeds` seeds). Two cells are configurations
   // of the table, whose samples are reused: α = 1, β = 0 is θ_neg = θ + η = θ_pos, i.e. dpo; (α, β) is dpo+npo.
-  const levels = values.grid!.split(',').map(Number);
+  const levels = parts.has('grid') ? values.grid!.split(',').map(Number) : [];
   const gridSeeds = seeds.slice(0, Number(values['grid-seeds']));
   const gridPrompts = prompts.slice(0, Number(values['grid-prompts'] ?? prompts.length));
   const resamples = Number(values.resamples);
   const grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[] = [];
   for (const a of levels) {
     for (const b of levels) {
-      const reuse = a === 1 && b === 0 ? 'dpo' : a === alpha && b === beta ? 'dpo+npo' : undefined;
+      const reuse = !parts.has('table') ? undefined : a === 1 && b === 0 ? 'dpo' : a === alpha && b === beta ? 'dpo+npo' : undefined;
       const cell: { prompt: string; total: number }[] = [];
       for (const prompt of gridPrompts) for (const seed of gridSeeds) {
         const known = reuse && results[reuse].find((s) => s.prompt === prompt && s.seed === seed);
@@ -103,7 +105,7 @@ async function main() {
     const d = axis(config, a).map((v, i) => v - axis(other, a)[i]);
     return [a, { mean: mean(d), ci: interval((idx) => mean(pick(d, idx))) }];
   })) as Record<Axis, { mean: number; ci: Interval }>;
-  const rows = Object.entries(results).map(([config, samples]) => ({
+  const rows = Object.entries(parts.has('table') ? results : {}).map(([config, samples]) => ({
     config,
     alpha: negativeWeights[config][0],
     beta: negativeWeights[config][1],
@@ -118,10 +120,10 @@ async function main() {
     /** Paired per-sample differences config − base and config − dpo, per axis, with intervals. */
     difference: { vsBase: paired(config, 'base'), vsDpo: paired(config, 'dpo') },
   }));
-  const report = { prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
+  const report = { parts: [...parts], prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
   printTable(report);
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
-  writeGrid(results, Number(values['png-prompts']), values.png!);
+  if (parts.has('table')) writeGrid(results, Number(values['png-prompts']), values.png!);
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -133,6 +135,11 @@ type Report = {
 };
 
 function printTable(report: Report) {
+  if (report.rows.length) printRows(report);
+  if (report.grid.length) printGrid(report);
+}
+
+function printRows(report: Report) {
   const f = (x: number) => x.toFixed(3);
   const withCi = (x: number, ci: Interval) => `${f(x)} [${f(ci[0])}, ${f(ci[1])}]`;
   const pct = (x: number, ci: Interval) => `${(100 * x).toFixed(1)}% [${(100 * ci[0]).toFixed(0)}, ${(100 * ci[1]).toFixed(0)}]`;
@@ -148,6 +155,11 @@ function printTable(report: Report) {
     const d = report.rows.find((r) => r.config === config)!.difference[other];
     console.log(`| ${config} − ${other.slice(2).toLowerCase()} | ${AXES.map((a) => `${signed(d[a].mean)} [${signed(d[a].ci[0])}, ${signed(d[a].ci[1])}]`).join(' | ')} |`);
   }
+}
+
+function printGrid(report: Report) {
+  const f = (x: number) => x.toFixed(3);
+  const withCi = (x: number, ci: Interval) => `${f(x)} [${f(ci[0])}, ${f(ci[1])}]`;
   const alphas = [...new Set(report.grid.map((g) => g.alpha))];
   const betas = [...new Set(report.grid.map((g) => g.beta))];
   const n = report.grid[0].samples / report.gridPrompts;

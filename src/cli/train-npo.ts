@@ -5,7 +5,7 @@
 //   2. η = a Diffusion-DPO LoRA on those pairs; 3. δ = an NPO LoRA: the same loss on the same pairs reversed;
 //   4. write eta.safetensors and delta.safetensors into the model directory and record the settings in its manifest.
 // Usage: npm run train:npo [-- --model models --prompts 200 --per-prompt 4 --margin 0.1 --rank 4 --steps 300
-//          --beta 500 --lr 1e-3 --batch 8 --samples data/samples.json]
+//          --beta 500 --lr 1e-3 --batch 8 --samples data/samples.json --role both|eta|delta]
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '300' }, beta: { type: 'string', default: '500' }, lr: { type: 'string', default: '1e-3' },
     batch: { type: 'string', default: '8' }, seed: { type: 'string', default: '0' }, margin: { type: 'string', default: '0.1' },
     'per-prompt': { type: 'string', default: '4' }, 'sample-steps': { type: 'string', default: '20' },
-    pairs: { type: 'string', default: 'data/pairs.json' }, samples: { type: 'string', default: 'data/samples.json' },
+    pairs: { type: 'string', default: 'data/pairs.json' }, samples: { type: 'string', default: 'data/samples.json' }, role: { type: 'string', default: 'both' },
   },
 });
 const settings = {
@@ -68,44 +68,42 @@ async function train(pairs: PreferencePair[], reverse: boolean) {
   };
 }
 
+const ROLES = {
+  eta: { file: 'eta.safetensors', reverse: false, name: 'η', role: 'eta: Diffusion-DPO on reward-labelled pairs', description: 'η: Diffusion-DPO LoRA on decisive reward-labelled pairs of base-model samples' },
+  delta: { file: 'delta.safetensors', reverse: true, name: 'δ', role: 'delta: NPO (DPO on the same pairs reversed)', description: 'δ: NPO LoRA, the same DPO loss on the same pairs reversed' },
+} as const;
+
 async function main() {
+  // --role eta|delta trains one of the two (two processes can then train them side by side); default both.
+  const roles = values.role === 'both' ? (['eta', 'delta'] as const) : [values.role as 'eta' | 'delta'];
+  if (!roles.every((r) => r in ROLES)) throw new Error(`--role must be eta, delta or both, got ${values.role}`);
   const { pairs, dropped, meanGap, prompts, seedsPerPrompt, seconds } = await makePairs();
   mkdirSync('data', { recursive: true });
   const size = readModelDirectory(values.model!).manifest.unet.config.sampleSize;
   writeFileSync(values.pairs!, JSON.stringify(encodePairs(pairs, size, size)));
   console.log(`wrote ${values.pairs}: ${pairs.length} pairs, mean reward gap ${meanGap.toFixed(3)} (${dropped} prompts under the margin dropped) in ${seconds.toFixed(0)} s`);
-  const eta = await train(pairs, false);
-  const delta = await train(pairs, true);
   const dir = values.model!;
   const common = { format: 'diffusers', rank: String(settings.rank), beta_dpo: String(settings.beta), steps: String(settings.steps), lr: String(settings.lr) };
-  writeFileSync(join(dir, 'eta.safetensors'), serializeLora(eta.lora, 'diffusers', { metadata: { ...common, role: 'eta: Diffusion-DPO on reward-labelled pairs' } }));
-  writeFileSync(join(dir, 'delta.safetensors'), serializeLora(delta.lora, 'diffusers', { metadata: { ...common, role: 'delta: NPO (DPO on the same pairs reversed)' } }));
-
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-  const trainingRecord = (which: typeof eta) => ({ ...settings, seconds: Math.round(which.seconds), ...which.record });
-  manifest.loras = {
-    eta: { file: 'eta.safetensors', role: 'eta', rank: settings.rank, description: 'η: Diffusion-DPO LoRA on reward-labelled pairs of base-model samples' },
-    delta: { file: 'delta.safetensors', role: 'delta', rank: settings.rank, description: 'δ: NPO LoRA, the same DPO loss on the same pairs reversed' },
-  };
-  manifest.training = {
-    ...(manifest.training ?? {}),
-    pairs: {
-      count: pairs.length, droppedUnderMargin: dropped, prompts, seedsPerPrompt, selection: 'best vs worst of the prompt\'s samples',
-      margin: settings.margin, meanGap: Number(meanGap.toFixed(4)), sampler: `ddim ${settings.sampleSteps} steps`, seconds: Math.round(seconds),
-      reward: 'src/reward scoreImage total (issue 12 version, fixed before training)',
-    },
-    eta: trainingRecord(eta),
-    delta: trainingRecord(delta),
-    npoCommand: `npm run train:npo -- ${process.argv.slice(2).join(' ')}`.trim(),
-  };
-  const others = manifest.files.filter((f: { path: string }) => !['eta.safetensors', 'delta.safetensors'].includes(f.path));
-  manifest.files = [...others, ...['eta.safetensors', 'delta.safetensors'].map((path) => {
-    const bytes = readFileSync(join(dir, path));
-    return { path, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
-  })];
-  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  for (const [name, r] of [['η', eta], ['δ', delta]] as const) {
-    console.log(`${name}: loss ${r.record.initialLoss.toFixed(3)} → ${r.record.finalLoss.toFixed(3)}, implicit accuracy ${r.record.initialAccuracy.toFixed(2)} → ${r.record.finalAccuracy.toFixed(2)} (first → last 30 steps; ${r.seconds.toFixed(0)} s)`);
+  for (const role of roles) {
+    const r = await train(pairs, ROLES[role].reverse);
+    writeFileSync(join(dir, ROLES[role].file), serializeLora(r.lora, 'diffusers', { metadata: { ...common, role: ROLES[role].role } }));
+    // Read the manifest only now: a second process training the other role may have written it meanwhile.
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    manifest.loras[role] = { file: ROLES[role].file, role, rank: settings.rank, description: ROLES[role].description };
+    manifest.training = {
+      ...(manifest.training ?? {}),
+      pairs: {
+        count: pairs.length, droppedUnderMargin: dropped, prompts, seedsPerPrompt, selection: 'best vs worst of the prompt\'s samples',
+        margin: settings.margin, meanGap: Number(meanGap.toFixed(4)), sampler: `ddim ${settings.sampleSteps} steps`,
+        reward: 'src/reward scoreImage total (issue 12 version, fixed before training)',
+      },
+      [role]: { ...settings, seconds: Math.round(r.seconds), ...r.record, command: `npm run train:npo -- ${process.argv.slice(2).join(' ')}`.trim() },
+    };
+    delete manifest.training.npoCommand;
+    const bytes = readFileSync(join(dir, ROLES[role].file));
+    manifest.files = [...manifest.files.filter((f: { path: string }) => f.path !== ROLES[role].file), { path: ROLES[role].file, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') }];
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    console.log(`${ROLES[role].name}: loss ${r.record.initialLoss.toFixed(3)} → ${r.record.finalLoss.toFixed(3)}, implicit accuracy ${r.record.initialAccuracy.toFixed(2)} → ${r.record.finalAccuracy.toFixed(2)} (first → last 30 steps; ${r.seconds.toFixed(0)} s)`);
   }
 }
 

@@ -1,0 +1,35 @@
+// Decisive pairs: one per prompt, its best sample against its worst, only when the reward gap reaches the margin;
+// training captions never include held-out ones.
+import { describe, expect, it } from 'vitest';
+import { encodeImage } from '../train/pairs.ts';
+import { isHeldOut } from '../world/index.ts';
+import { decisivePairs, trainingCaptions, type SamplesFile } from './npo-samples.ts';
+
+const image = (v: number) => encodeImage(new Float32Array(3 * 4 * 4).fill(v), 4, 4, 'float32-chw');
+const file: SamplesFile = {
+  version: 1, model: 'm', sampler: 's',
+  samples: [
+    { prompt: 'p1', seeds: [1, 2, 3, 4], totals: [0.4, 0.7, 0.2, 0.5], images: [image(0.1), image(0.2), image(0.3), image(0.4)] },
+    { prompt: 'p2', seeds: [1, 2, 3], totals: [0.50, 0.55, 0.52], images: [image(0.5), image(0.6), image(0.7)] },
+  ],
+};
+
+describe('decisive pairs', () => {
+  it('pairs the best sample with the worst and drops prompts under the margin', () => {
+    const { pairs, gaps, dropped } = decisivePairs(file, 0.1);
+    expect(pairs.map((p) => p.prompt)).toEqual(['p1']);
+    expect(pairs[0].winner[0]).toBeCloseTo(0.2, 6); // totals 0.7 (sample 2) vs 0.2 (sample 3)
+    expect(pairs[0].loser[0]).toBeCloseTo(0.3, 6);
+    expect(gaps[0]).toBeCloseTo(0.5, 12);
+    expect(dropped).toBe(1);
+    expect(decisivePairs(file, 0.05).pairs.map((p) => p.prompt)).toEqual(['p1', 'p2']);
+    expect(decisivePairs(file, 0.05, new Set(['p2'])).pairs.map((p) => p.prompt)).toEqual(['p2']);
+  });
+
+  it('draws distinct training-split captions, the same for a seed', () => {
+    const captions = trainingCaptions(50, 0);
+    expect(new Set(captions).size).toBe(50);
+    expect(captions.some(isHeldOut)).toBe(false);
+    expect(trainingCaptions(20, 0)).toEqual(captions.slice(0, 20));
+  });
+});
