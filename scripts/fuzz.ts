@@ -74,6 +74,7 @@ async function fuzzTarget(name: string, runs: number, seed: number, boundMs: num
     }
     // An input that never returned: count the inputs before it (their findings were already reported), then go on.
     const index = result.stuckAt!;
+    if (index < from) throw new Error(`${name}: a seed input (the warm-up before input ${from}) did not return within ${result.stuckMs!.toFixed(0)} ms`);
     total.runs += index - from + 1;
     total.maxMs = Math.max(total.maxMs, result.stuckMs!);
     record({ target: name, seed, index, kind: 'hang', detail: `did not return within ${result.stuckMs!.toFixed(0)} ms`, ms: result.stuckMs!, parts: generate(targetByName(name), seed, index) });

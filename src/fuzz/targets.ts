@@ -10,7 +10,9 @@
 //   scheduler       parseSchedulerConfig, then createScheduler + setTimesteps as the worker does  SchedulerConfigError
 //                   (and the schedulers' own plain `Error` range checks)
 //   pairs           parsePairs with the embedded tokenizer's prompt check   PairsError
+//   png             readPngText (tEXt / zTXt / iTXt) then parseParameters on `parameters`, as a dropped PNG   PngError | ParametersError
 import { readFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
 import { createScheduler, parseSchedulerConfig, schedulerNameForConfig } from '../diffusion/schedulers/index.ts';
 import { SchedulerConfigError } from '../diffusion/schedulers/config.ts';
 import { createGenerator } from '../diffusion/noise/index.ts';
@@ -27,6 +29,10 @@ import { externalizeWeights, externalLocations, inlineExternalData, inlineTensor
 import { DataType, OnnxError, onnx } from '../onnx/proto.ts';
 import { readTensor } from '../onnx/tensor.ts';
 import { encodePairs, PairsError, parsePairs } from '../train/pairs.ts';
+import { crc32 } from '../share/crc32.ts';
+import { ParametersError, parseParameters } from '../share/parameters.ts';
+import { MAX_PNG_TEXT_BYTES, PNG_SIGNATURE, PngError, readChunks, readPngText, withPngText, type PngChunk } from '../share/png-text.ts';
+import { encodePng } from '../world/png.ts';
 import { INTERESTING_INTS, mutateBytes, mutateJsonText, pick, type Random } from './mutate.ts';
 import { frame, mutateSafetensors } from './safetensors-mutate.ts';
 
@@ -266,6 +272,91 @@ const pairsSeeds = memo((): string[] => {
   return [JSON.stringify(encodePairs(pairs, PAIR_SIZE, PAIR_SIZE)), JSON.stringify(encodePairs(pairs.slice(1), PAIR_SIZE, PAIR_SIZE, 'float32-chw')), JSON.stringify(rgba)];
 });
 
+// ---------------------------------------------------------------------------------------------------------------------
+// PNG: a dropped image's text chunks, then A1111 `parameters` (what the page does with a PNG dropped on it)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const fixturePng = (name: string) => new Uint8Array(readFileSync(new URL(`../share/fixtures/${name}`, import.meta.url)));
+
+/** A PNG chunk with its CRC (so a mutated body still reaches the text parser). */
+function pngChunk(type: string, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + data.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+const pngSeeds = memo((): Parts[] => {
+  const small = encodePng(Float32Array.from({ length: 3 * 4 * 3 }, (_, i) => (i % 7) / 3.5 - 1), 4, 3);
+  const ours = withPngText(small, 'parameters', 'a small red circle\nNegative prompt: blurry\nSteps: 20, Sampler: DDIM, CFG scale: 3, Seed: 42, Size: 32x32, Model: embedded-world, NPO alpha: 1, NPO beta: 1');
+  // A decompression bomb: 64 MiB of text in a ~64 KB zTXt chunk (the reader must stop inflating at its limit).
+  const bomb = new Uint8Array([...new TextEncoder().encode('parameters'), 0, 0, ...deflateSync(new Uint8Array(64 << 20), { level: 9 })]);
+  const chunks = readChunks(small);
+  const withBomb = concat([PNG_SIGNATURE, ...chunks.slice(0, 1).map((c) => small.subarray(c.offset, c.offset + 12 + c.data.length)), pngChunk('zTXt', bomb),
+    ...chunks.slice(1).map((c) => small.subarray(c.offset, c.offset + 12 + c.data.length))]);
+  return [[fixturePng('pil-text.png')], [fixturePng('pil-ztxt.png')], [fixturePng('pil-itxt.png')], [ours], [withBomb]];
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+}
+
+/** Chunk-aware mutations: a chunk's body mutated (text or bytes) with its CRC recomputed, or its length field hostile. */
+function mutatePng(r: Random, png: Uint8Array): Uint8Array {
+  let chunks: PngChunk[];
+  try {
+    chunks = readChunks(png);
+  } catch {
+    return mutateBytes(r, png);
+  }
+  if (r.int(4) === 0) return mutateBytes(r, png, chunks.flatMap((c) => [c.offset, c.offset + 4, c.offset + 8, c.offset + 8 + c.data.length]));
+  const c = pick(r, chunks);
+  const raw = (x: PngChunk) => png.subarray(x.offset, x.offset + 12 + x.data.length);
+  let body: Uint8Array = c.data;
+  if (c.type === 'tEXt' && r.int(2) === 0) {
+    // The parameters text itself: a long line, hostile field values, missing pieces.
+    const text = new TextDecoder('latin1').decode(c.data);
+    const cut = text.indexOf('\u0000');
+    const value = text.slice(cut + 1);
+    const hostile = pick(r, [
+      `${value}, Steps: 1e999`, `${value}, Seed: ${'9'.repeat(400)}`, value.replace(/Steps: \d+/, 'Steps: -1'), value.replace(/Steps: \d+/, 'Steps: 0.5'),
+      `${'a '.repeat(100_000)}`, `${'a'.repeat(50_000)}: b, ${'c '.repeat(50_000)}`, `${value}\n${'Negative prompt: x\n'.repeat(1000)}`,
+      value.replace(/, /g, ',"'), value.split('\n').at(-1)!, '', '\n\n\n', `${value}, Size: 99999999x99999999`, `${value.replace(/\n[^\n]*$/, '')}\nSteps: 5, Sampler: "${'\\'.repeat(10_000)}, CFG scale: x`,
+    ]);
+    body = new Uint8Array([...new TextEncoder().encode(text.slice(0, cut)), 0, ...Array.from(hostile, (ch) => ch.charCodeAt(0) & 0xff)]);
+  } else if (r.int(3) === 0) {
+    const out = png.slice();
+    new DataView(out.buffer).setUint32(c.offset, pick(r, INTERESTING_INTS) >>> 0);
+    return out;
+  } else body = mutateBytes(r, c.data);
+  return concat([png.subarray(0, c.offset), pngChunk(c.type, body), png.subarray(c.offset + 12 + c.data.length)].concat(r.int(20) === 0 ? [raw(c)] : []));
+}
+
+const pngTarget: FuzzTarget = {
+  name: 'png',
+  errorType: 'PngError | ParametersError',
+  seeds: pngSeeds,
+  mutate: (r, [png]) => [mutatePng(r, png)],
+  async run([png]) {
+    const text = await readPngText(png);
+    for (const [k, v] of text) invariant(typeof k === 'string' && typeof v === 'string' && v.length <= Math.max(MAX_PNG_TEXT_BYTES, png.length), `text chunk ${k.slice(0, 40)} of ${v.length} characters`);
+    const parameters = text.get('parameters');
+    if (parameters !== undefined) {
+      const parsed = parseParameters(parameters);
+      const { steps, seed } = parsed.params;
+      invariant(steps === undefined || (Number.isInteger(steps) && steps >= 1), `steps ${steps}`);
+      invariant(seed === undefined || Number.isFinite(seed), `seed ${seed}`);
+    }
+  },
+  expected: (e) => e instanceof PngError || e instanceof ParametersError,
+};
+
 /** Seeds as plain Uint8Arrays: Node Buffers (readFileSync, protobufjs) share memory on .slice(), so a mutation would write into the seed. */
 const plain = (target: FuzzTarget): FuzzTarget => ({ ...target, seeds: memo(() => target.seeds().map((parts) => parts.map((p) => new Uint8Array(p)))) });
 
@@ -283,6 +374,7 @@ export const TARGETS: FuzzTarget[] = ([
   jsonTarget('scheduler', 'SchedulerConfigError | Error', () => [JSON.stringify(JSON.parse(text(models('manifest.json'))).scheduler), ...SCHEDULER_SEEDS], runScheduler,
     // The schedulers' own range checks throw plain Error with a message; TypeError, RangeError … are crashes.
     (e) => e instanceof SchedulerConfigError || (e instanceof Error && e.constructor === Error)),
+  pngTarget,
   jsonTarget('pairs', 'PairsError', pairsSeeds, (t) => {
     for (const p of parsePairs(t, { width: PAIR_SIZE, height: PAIR_SIZE, checkPrompt: (prompt) => void tokenize(prompt, 16) })) {
       for (const image of [p.winner, p.loser]) invariant(image.length === 3 * PAIR_SIZE * PAIR_SIZE && image.every(Number.isFinite), 'a decoded image of the wrong size or with non-finite values');

@@ -63,7 +63,11 @@ export function formatParameters({ params: p, width, height, model, delta }: Sha
   return lines.join('\n');
 }
 
-const FIELD = /\s*([\w][\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
+// Keys are short (A1111's longest are ~20 characters) and a match starts at a word character: both keep matchAll
+// linear on hostile text (an unbounded key, or a leading \s*, retried at every position made it quadratic).
+const FIELD = /([\w][\w \-/]{0,63}):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
+/** A parameters text longer than this is refused (prompts and their settings are a few KB). */
+export const MAX_PARAMETERS_CHARS = 64 << 10;
 
 /** The key: value list of A1111's last line (quoted values unquoted). */
 export function parseFields(line: string): Map<string, string> {
@@ -96,6 +100,7 @@ export interface ParsedParameters {
 }
 
 export function parseParameters(text: string): ParsedParameters {
+  if (text.length > MAX_PARAMETERS_CHARS) throw new ParametersError(`parameters: the text is ${text.length} characters long; the limit is ${MAX_PARAMETERS_CHARS}`);
   const lines = text.replace(/\r\n?/g, '\n').trim().split('\n');
   const last = lines.at(-1) ?? '';
   const fields = parseFields(last);

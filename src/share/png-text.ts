@@ -44,13 +44,31 @@ function nul(data: Uint8Array, from: number, what: string): number {
   return at;
 }
 
+/** Inflated text longer than this is refused: a parameters text is a few KB, and a zTXt chunk of ~1 MB can claim a GB. */
+export const MAX_PNG_TEXT_BYTES = 1 << 20;
+
+/** Inflates chunk by chunk and stops at MAX_PNG_TEXT_BYTES, so a decompression bomb never reaches memory. */
 async function inflate(bytes: Uint8Array, what: string): Promise<Uint8Array> {
+  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate')).getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
   try {
-    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate'));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      total += r.value.length;
+      if (total > MAX_PNG_TEXT_BYTES) break;
+      parts.push(r.value);
+    }
   } catch (error) {
     throw new PngError(`${what}: compressed text does not inflate (${(error as Error).message})`);
   }
+  if (total > MAX_PNG_TEXT_BYTES) {
+    await reader.cancel().catch(() => undefined);
+    throw new PngError(`${what}: compressed text inflates to more than ${MAX_PNG_TEXT_BYTES} bytes; refused`);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
 }
 
 /** The text chunks of a PNG as keyword → text (the first chunk of a keyword wins). */
