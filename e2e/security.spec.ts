@@ -13,7 +13,11 @@ import { targetByName } from '../src/fuzz/targets.ts';
 import { readSafetensors } from '../src/lora/safetensors.ts';
 import { parseManifest } from '../src/model/manifest.ts';
 import { encodePairs } from '../src/train/pairs.ts';
-import { backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+
+// Runs in the wasm project only: nothing here depends on the backend (requests, CSP, parsers, the stop rule of
+// training are the same code on both), and WebGPU on SwiftShader takes minutes per session.
+test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent: requests, CSP and parsers; covered on wasm'));
 
 const manifest = parseManifest(readFileSync('models/manifest.json', 'utf8'));
 const size = manifest.unet.config.sampleSize;
@@ -47,8 +51,6 @@ function recordRequests(page: Page): string[] {
 const foreign = (urls: string[], allowed: string[]) => urls.filter((u) => !u.startsWith('blob:') && !u.startsWith('data:') && !allowed.includes(new URL(u).origin));
 
 test('a whole session (load, generate, train, download) requests nothing outside the page origin', async ({ page, baseURL }, info) => {
-  test.skip(backendOf(info) === 'webgpu', 'training on SwiftShader takes minutes; requests do not depend on the backend (the load-only check below runs on WebGPU)');
-  test.setTimeout(600_000);
   const urls = recordRequests(page);
   await openPlayground(page, info);
   await page.getByTestId('pairs-file').setInputFiles(pairsPath());
@@ -56,7 +58,8 @@ test('a whole session (load, generate, train, download) requests nothing outside
   await page.getByTestId('train-batch').fill('1');
   await page.getByTestId('train-rank').fill('2');
   await page.getByTestId('train').click();
-  await expect(page.getByTestId('use-trained')).toBeVisible({ timeout: 480_000 });
+  const training = await allowFor(page, info, { steps: 0, generations: 0, trainSteps: 1, trainBatch: 1 });
+  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-lora').click()]);
   expect(readSafetensors(new Uint8Array(readFileSync((await download.path())!))).tensors.size).toBeGreaterThan(0);
   expect(urls.some((u) => u.endsWith('/models/unet.onnx'))).toBe(true); // the recorder saw the worker's fetches
@@ -84,7 +87,6 @@ test('loading and generating requests nothing outside the page origin, and the C
 });
 
 test('a model on another origin loads, and the CSP still blocks a third origin', async ({ page, baseURL }, info) => {
-  test.skip(backendOf(info) === 'webgpu', 'the CSP does not depend on the backend');
   const modelOrigin = 'http://models.example.test';
   // The model origin is simulated; it answers as a CORS-enabled static host would (COEP needs CORP or CORS).
   await page.context().route(`${modelOrigin}/**`, (route) => {
@@ -103,7 +105,6 @@ test('a model on another origin loads, and the CSP still blocks a third origin',
 });
 
 test('mutated files through every upload input each give an error, and the page still generates the same images', async ({ page }, info) => {
-  test.setTimeout(600_000);
   const errors = await openPlayground(page, info, '&seed=42');
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
   const pairs = readFileSync(pairsPath());
@@ -133,16 +134,15 @@ test('mutated files through every upload input each give an error, and the page 
   }
   // Generate again (another seed, then the first): the refused files changed nothing.
   await setNumber(page, 'seed', 43);
-  await waitIdle(page);
+  await waitIdle(page, info);
   await setNumber(page, 'seed', 42);
-  await waitIdle(page);
+  await waitIdle(page, info);
   expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBe(0);
   expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBe(0);
   expect(errors).toEqual([]);
 });
 
 test('an upload over the size limit is refused before it is read', async ({ page }, info) => {
-  test.skip(backendOf(info) === 'webgpu', 'no backend work');
   await openPlayground(page, info);
   // A 2 GiB + 1 file would not fit in this test's memory; Playwright streams a sparse file, and the page checks
   // File.size before reading, so nothing that large is ever read.
@@ -156,8 +156,6 @@ test('an upload over the size limit is refused before it is read', async ({ page
 });
 
 test('a training that diverges stops with the last good LoRA kept and downloadable', async ({ page }, info) => {
-  test.skip(backendOf(info) === 'webgpu', 'training on SwiftShader takes minutes; the stop rule is the same code on both backends');
-  test.setTimeout(600_000);
   await openPlayground(page, info);
   await page.getByTestId('pairs-file').setInputFiles(pairsPath());
   await page.getByTestId('train-steps').fill('4');
@@ -165,7 +163,8 @@ test('a training that diverges stops with the last good LoRA kept and downloadab
   await page.getByTestId('train-rank').fill('2');
   await page.getByTestId('train-lr').fill('1e30'); // the first update sends the LoRA to ~1e30: the next loss is not finite
   await page.getByTestId('train').click();
-  await expect(page.getByTestId('train-message')).toContainText('training stopped', { timeout: 480_000 });
+  const training = await allowFor(page, info, { steps: 0, generations: 0, trainSteps: 4, trainBatch: 1 });
+  await expect(page.getByTestId('train-message'), training.because).toContainText('training stopped', { timeout: training.ms });
   await expect(page.getByTestId('train-message')).toContainText('is kept');
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-lora').click()]);
   const saved = readSafetensors(new Uint8Array(readFileSync((await download.path())!)));
@@ -173,5 +172,5 @@ test('a training that diverges stops with the last good LoRA kept and downloadab
   for (const [name, t] of saved.tensors) expect(t.data.every(Number.isFinite), name).toBe(true);
   await page.getByTestId('use-trained').click();
   await expect(page.getByTestId('train-message')).toContainText('as δ');
-  await waitIdle(page);
+  await waitIdle(page, info);
 });
