@@ -142,7 +142,8 @@ export function App() {
         <form className="controls" aria-label="generation settings" onSubmit={(e) => { e.preventDefault(); generate(); }}>
           <label><span>prompt <TokenCount prompt={params.prompt} testId="prompt-tokens" /></span>
             <textarea data-testid="prompt" rows={2} value={params.prompt} onChange={(e) => setParam('prompt', e.target.value)} /></label>
-          <label><span>negative prompt</span>
+          <label><span>negative prompt{s.model?.kind === 'sdxl' && !params.negativePrompt
+              && <small data-testid="negative-none"> (empty: none, zero embeddings as SDXL's diffusers pipeline)</small>}</span>
             <input data-testid="negative-prompt" value={params.negativePrompt} onChange={(e) => setParam('negativePrompt', e.target.value)} /></label>
           <div className="row">
             {numberField('seed', 'seed', -1, 0xffffffff)}

@@ -1,7 +1,9 @@
 // `npm run generate`: headless generation on onnxruntime-node with the same pipelines the page runs (for scripts and
 // CI). Writes baseline.png and npo.png (same seed; without and with NPO), the final latents before the VAE as
 // little-endian float32 NCHW (`*.latents.f32`), and run.json with every setting, the seed used, timings and the token
-// ids of the prompt and negative prompt. ω is our guidance: diffusers' guidance_scale = ω + 1.
+// ids of the prompt and negative prompt (SDXL: of both tokenizers, ids and ids2). ω is our guidance: diffusers'
+// guidance_scale = ω + 1. SDXL: without --negative-prompt there is no negative prompt (zeros, as diffusers'
+// negative_prompt=None with force_zeros_for_empty_prompt); --negative-prompt "" encodes the empty string.
 // Usage: npm run generate -- --model <prepared dir> --prompt "…" [--negative-prompt "…"] [--seed 42] [--steps 25]
 //          [--scheduler dpm++2m] [--omega 6.5] [--alpha 1] [--beta 1] [--eta <lora>] [--delta <lora>]
 //          [--width 512 --height 512] --out <dir> [--tokens-only]
@@ -39,6 +41,9 @@ async function main() {
   const params: GenerateParams = {
     prompt: values.prompt ?? d.prompt,
     negativePrompt: values['negative-prompt'] ?? d.negativePrompt,
+    // SDXL: no --negative-prompt = no negative prompt (zero embeddings where the model says force_zeros_for_empty_prompt);
+    // --negative-prompt "" = the empty string encoded (diffusers' negative_prompt=None vs "").
+    negativePromptGiven: values['negative-prompt'] !== undefined,
     seed: number('seed', d.seed),
     steps: number('steps', d.steps),
     scheduler: values.scheduler ?? d.scheduler,

@@ -54,7 +54,7 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
 /** The largest single weight any session will hold, as prepare-model recorded it (0 where unknown: embedded). */
 function largestTensorBytes(manifest: AnyManifest): number {
   if (!isPrepared(manifest)) return 0;
-  const components = [manifest.unet, manifest.textEncoder, manifest.vaeDecoder, manifest.vaeEncoder];
+  const components = [manifest.unet, manifest.textEncoder, manifest.sdxl?.textEncoder2, manifest.vaeDecoder, manifest.vaeEncoder];
   return Math.max(0, ...components.map((c) => c?.largestTensorBytes ?? 0));
 }
 

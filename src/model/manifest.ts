@@ -211,6 +211,28 @@ export interface PreparedManifest {
   /** What prepare-model was given, for provenance (paths as the user typed them, tool version, date). */
   source: Record<string, unknown>;
   files: ManifestFile[];
+  /** kind 'sdxl': the second text encoder and the UNet's added conditions (diffusers' StableDiffusionXLPipeline). */
+  sdxl?: SdxlConditioning;
+}
+
+/**
+ * SDXL's conditioning, as diffusers' StableDiffusionXLPipeline.encode_prompt computes it: the context is the two
+ * encoders' penultimate hidden states concatenated ([77, dim1 + dim2] = context.dim); the UNet's `text_embeds` is the
+ * second encoder's pooled projection and `time_ids` = [original h, w, crop top, left, target h, w].
+ */
+export interface SdxlConditioning {
+  textEncoder2: OnnxComponent;
+  /** The second tokenizer (SDXL's pads with "!"), files as in `tokenizer`. */
+  tokenizer2: { dir: string; modelMaxLength: number };
+  /** Output names: each encoder's penultimate hidden states (`hidden_states.N`), and encoder 2's pooled projection. */
+  hiddenStates: [string, string];
+  pooled: string;
+  /** Widths: the two hidden states (they sum to context.dim), the pooled `text_embeds`, and `time_ids` (6). */
+  hiddenDims: [number, number];
+  textEmbedsDim: number;
+  timeIdsDim: number;
+  /** model_index.json: no negative prompt gives zero embeddings (an explicit "" is still encoded). */
+  forceZerosForEmptyPrompt: boolean;
 }
 
 /** Any manifest the loaders accept. */
@@ -222,6 +244,7 @@ function checkPrepared(m: Partial<PreparedManifest>): PreparedManifest {
   const missing = (
     [
       ['kind', m.kind === 'sd15' || m.kind === 'sdxl'],
+      ['sdxl', m.kind !== 'sdxl' || (typeof m.sdxl?.textEncoder2?.file === 'string' && typeof m.sdxl?.tokenizer2?.dir === 'string' && Array.isArray(m.sdxl?.hiddenStates) && typeof m.sdxl?.pooled === 'string' && Number.isInteger(m.sdxl?.textEmbedsDim) && Number.isInteger(m.sdxl?.timeIdsDim))],
       ['vaeDecoder.file', typeof m.vaeDecoder?.file === 'string'],
       ['tokenizer.dir', typeof m.tokenizer?.dir === 'string' && Number.isInteger(m.tokenizer?.modelMaxLength)],
       ['latent', [m.latent?.channels, m.latent?.vaeScaleFactor, m.latent?.scalingFactor].every((v) => typeof v === 'number' && v > 0)],

@@ -1,19 +1,24 @@
 // One entry point for every model family (DESIGN §5): the manifest names the family and this picks the pipeline —
-// the embedded pixel model (src/worker/engine.ts) or a prepared SD1.5 directory (sd15.ts). Nothing else branches
-// on the family.
+// the embedded pixel model (src/worker/engine.ts) or a prepared SD1.5 (sd15.ts) or SDXL (sdxl.ts) directory. Nothing
+// else branches on the family.
 import { tokenize, words } from '../embedded/tokenizer.ts';
 import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
 import { createClipTokenizer } from '../text/index.ts';
 import { createEngine, type EngineOptions } from '../worker/engine.ts';
 import type { Ort } from './onnx-component.ts';
-import { createSd15Engine, type LatentEngine } from './sd15.ts';
+import type { LatentEngine } from './latent-engine.ts';
+import { createSd15Engine } from './sd15.ts';
+import { createSdxlEngine } from './sdxl.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
 
-export type { LatentEngine } from './sd15.ts';
+export type { LatentEngine } from './latent-engine.ts';
 
 export async function createModelEngine(ort: Ort, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, options: EngineOptions = {}): Promise<LatentEngine> {
   if (isPrepared(manifest)) {
-    if (manifest.kind !== 'sd15') throw new Error(`model kind ${manifest.kind} is not supported yet (sd15 is)`);
+    if (manifest.kind === 'sdxl') {
+      return createSdxlEngine(ort, manifest, files, [promptTokenizer(manifest, files), promptTokenizer(manifest, files, manifest.sdxl!.tokenizer2.dir)], options);
+    }
+    if (manifest.kind !== 'sd15') throw new Error(`model kind ${manifest.kind} is not supported (sd15 and sdxl are)`);
     return createSd15Engine(ort, manifest, files, promptTokenizer(manifest, files), options);
   }
   const engine = await createEngine(ort, manifest, files, options);
@@ -26,12 +31,12 @@ export async function createModelEngine(ort: Ort, manifest: AnyManifest, files: 
   };
 }
 
-/** The CLIP tokenizer of a prepared model, from its tokenizer.json and tokenizer_config.json (no network). */
-export function promptTokenizer(manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>): PromptTokenizer {
+/** A CLIP tokenizer of a prepared model (`dir`: SDXL's second one), from tokenizer.json and tokenizer_config.json (no network). */
+export function promptTokenizer(manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, dir = manifest.tokenizer.dir): PromptTokenizer {
   const json = (name: string) => {
-    const path = `${manifest.tokenizer.dir}/${name}`;
+    const path = `${dir}/${name}`;
     const bytes = files.get(path);
-    if (!bytes) throw new Error(`model file ${path} is missing (prepare-model writes it from the export's tokenizer/)`);
+    if (!bytes) throw new Error(`model file ${path} is missing (prepare-model writes it from the export's ${dir}/)`);
     return JSON.parse(new TextDecoder().decode(bytes));
   };
   return createClipTokenizer(json('tokenizer.json'), json('tokenizer_config.json'));

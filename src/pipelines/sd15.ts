@@ -1,265 +1,31 @@
-// The Stable Diffusion 1.5 pipeline with NPO-CFG, as diffusers' StableDiffusionPipeline.__call__ computes it, over a
-// prepared model directory (src/model/manifest.ts PreparedManifest, written by `npm run prepare-model`):
-//   1. CLIP tokenizer (77 ids, padded and truncated as `tokenizer(p, padding="max_length", truncation=True)`)
-//   2. text encoder → last_hidden_state, for the prompt and the negative prompt ("" by default, as diffusers)
-//   3. latents [4, H/8, W/8] from the torch-compatible generator (diffusers' randn_tensor on CPU) × init_noise_sigma
-//   4. the NPO-CFG loop (src/diffusion/sampler.ts): positive branch on θ_pos = θ + η, negative on θ_neg = θ + α·η + β·δ
-//   5. VAE decoder on latents / scaling_factor → image in [−1, 1]
-// It implements the same Engine interface as the embedded model's engine, so the worker and the CLIs drive both.
-import type * as OrtCommon from 'onnxruntime-common';
-import { sampleNpoCfg, type Denoiser } from '../diffusion/sampler.ts';
-import { createScheduler, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
-import { resolveSeed } from '../diffusion/noise/index.ts';
-import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
-import { readSafetensors } from '../lora/safetensors.ts';
-import type { LoraSet } from '../lora/types.ts';
-import type { PreparedManifest, PreparedOffset } from '../model/manifest.ts';
-import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
-import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
-import { DataType, type ModelProto } from '../onnx/proto.ts';
-import type { Engine, EngineOptions, GenerateHooks } from '../worker/engine.ts';
-import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from '../worker/protocol.ts';
-import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
+// The Stable Diffusion 1.5 pipeline: diffusers' StableDiffusionPipeline's text conditioning over the shared latent
+// engine (latent-engine.ts: NPO-CFG sampling with θ_pos/θ_neg weight sets, VAE):
+//   CLIP tokenizer (77 ids, `tokenizer(p, padding="max_length", truncation=True)`) → text encoder → last_hidden_state
+//   [77, dim], for the prompt and the negative prompt ("" is encoded, as diffusers does without a negative prompt).
+import type { PreparedManifest } from '../model/manifest.ts';
+import type { EngineOptions } from '../worker/engine.ts';
 import { floatInput, floatOutput } from './float-tensors.ts';
-import { componentFiles, createComponentSession, type Ort } from './onnx-component.ts';
+import { createLatentEngine, type Conditioner, type LatentEngine } from './latent-engine.ts';
+import { createComponentSession, type Ort } from './onnx-component.ts';
+import { inputIdsTensor, promptCache, tokenReport } from './text-input.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
-import { cpuResidency, createWeightFeeder, gpuResidency, unetGraphFor, type TouchedTensor, type WeightFeeder } from './unet-weights.ts';
 
-type Feeds = Record<string, OrtCommon.Tensor>;
-type Files = ReadonlyMap<string, Uint8Array>;
-
-/** The latents of the last generation, before the VAE (what `npm run generate` writes as *.latents.f32). */
-export interface LatentEngine extends Engine {
-  lastLatents(): { shape: [number, number, number]; latents: Map<ImageKind, Float32Array> } | undefined;
-  /** The prompt's token ids as the text encoder receives them, and its count without BOS/EOS (the page's "12/75"). */
-  tokens(prompt: string): { ids: number[]; count: number; limit: number; truncated: boolean };
+export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, tokenizer: PromptTokenizer, options: EngineOptions = {}): Promise<LatentEngine> {
+  return createLatentEngine(ort, manifest, files, await sd15Conditioner(ort, manifest, files, tokenizer, options), options);
 }
 
-export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, files: Files, tokenizer: PromptTokenizer, options: EngineOptions = {}): Promise<LatentEngine> {
-  const file = fileReader(files);
-  const sessionOptions = options.sessionOptions;
-  // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
-  const textEncoder = await createComponentSession(ort, manifest.textEncoder, files, sessionOptions);
-  const vaeDecoder = await createComponentSession(ort, manifest.vaeDecoder, files, sessionOptions);
-
-  const unetModel = readModel(file(manifest.unet.file));
-  const externals = componentFiles(manifest.unet, files);
-  const sites = findLoraSites(unetModel, 'all');
-  const targets = sites.map(({ modulePath, inFeatures, outFeatures }) => ({ modulePath, inFeatures, outFeatures }));
-  const modelOffsets = { eta: readOffset(manifest.offsets.eta, file, targets), delta: readOffset(manifest.offsets.delta, file, targets) };
-  let offsets = { ...modelOffsets };
-  let unet = buildUnet();
-  await unet;
-
-  async function buildUnet(): Promise<{ session: OrtCommon.InferenceSession; feeder: WeightFeeder & { release(): void } }> {
-    const touched = touchedTensors(unetModel, sites, externals, offsets);
-    const graph = unetGraphFor(unetModel, touched);
-    const session = await ort.InferenceSession.create(writeModel(graph.model), { ...sessionOptions, externalData: [...externals].map(([path, data]) => ({ path, data })) });
-    // On WebGPU the weight sets stay in GPU buffers on ORT's device (ENVIRONMENT.md: one device, zero-copy inputs).
-    const residency = options.gpu ? gpuResidency(ort, options.gpu.device) : cpuResidency(ort);
-    return { session, feeder: createWeightFeeder(ort, touched, graph.mode, residency) };
-  }
-
-  const contexts = new Map<string, Float32Array>();
-  async function encode(prompt: string): Promise<Float32Array> {
-    const cached = contexts.get(prompt);
-    if (cached) return cached;
-    const ids = tokenizer.encode(prompt).ids;
-    const type = manifest.textEncoder.inputs.input_ids ?? 'int32';
-    const input = type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) : new ort.Tensor('int32', Int32Array.from(ids), [1, ids.length]);
-    const out = await textEncoder.run({ input_ids: input });
-    const hidden = floatOutput(out[manifest.textEncoder.outputs[0] ?? 'last_hidden_state']).slice();
-    contexts.set(prompt, hidden);
-    return hidden;
-  }
-
-  let unetCalls = 0;
-  let last: ReturnType<LatentEngine['lastLatents']>;
-  const info = modelInfo(manifest, sites.length, offsets);
-
-  return {
-    info,
-    tokens(prompt) {
-      const { ids, tokenCount, truncated } = tokenizer.encode(prompt);
-      return { ids: [...ids], count: tokenCount, limit: manifest.tokenizer.modelMaxLength - 2, truncated };
-    },
-    useLora(role, bytes) {
-      const set = bytes ? parseLora(bytes, targets, { unmatched: 'skip' }) : undefined;
-      if (bytes && set!.entries.size === 0) {
-        throw new Error(`none of its ${set!.skipped.length} keys matches the model's ${sites.length} Linear/1×1-Conv layers (e.g. ${sites[0]?.modulePath})`);
-      }
-      offsets = { ...offsets, [role]: bytes ? { kind: 'lora', set } : modelOffsets[role] };
-      // The touched tensors decide the graph (stacked or grouped), so the UNet session is rebuilt; generate() awaits it.
-      unet = unet.then(async (previous) => {
-        await previous.session.release().catch(() => undefined);
-        previous.feeder.release();
-        return buildUnet();
-      });
-      Object.assign(info, modelInfo(manifest, sites.length, offsets));
-      return { skipped: bytes ? set!.skipped.length : 0 };
-    },
-    async generate(params, images, hooks) {
-      const seed = resolveSeed(params.seed);
-      const { session, feeder } = await unet;
-      const shape = latentShape(manifest, params);
-      const denoise = denoiserFor(ort, session, feeder, manifest, shape, () => unetCalls++);
-      const [positiveContext, negativeContext] = [await encode(params.prompt), await encode(params.negativePrompt)];
-      const negative = negativeId(params.alpha, params.beta);
-      unetCalls = 0;
-      const latents = (await sampleNpoCfg({
-        jobs: images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? POSITIVE : negative })),
-        positiveWeights: POSITIVE,
-        denoise,
-        createScheduler: () => createScheduler(params.scheduler as SchedulerName, manifest.scheduler),
-        steps: params.steps,
-        omega: params.omega,
-        seed,
-        shape,
-        positiveContext,
-        negativeContext,
-        ...withoutPreviews(hooks),
-      })) as Map<ImageKind, Float32Array>;
-      last = { shape, latents };
-      const decoded = new Map<ImageKind, Float32Array>();
-      for (const [kind, latent] of latents) decoded.set(kind, await decode(ort, vaeDecoder, manifest, latent, shape));
-      return { seed, images: decoded };
-    },
-    lastLatents: () => last,
-    async release() {
-      await textEncoder.release();
-      await vaeDecoder.release();
-      const { session, feeder } = await unet;
-      await session.release();
-      feeder.release();
-    },
-    stats: () => ({ loop: 'cpu', readBacks: 0, unetCalls, previews: 0 }),
-  };
-}
-
-/** Latent previews would need the VAE per preview; the prepared pipeline shows progress only (for now). */
-function withoutPreviews({ onPreview: _onPreview, wantPreview: _wantPreview, ...rest }: GenerateHooks): GenerateHooks {
-  return rest;
-}
-
-function fileReader(files: Files) {
-  return (path: string) => {
-    const bytes = files.get(path);
-    if (!bytes) throw new Error(`model file ${path} is listed in the manifest but was not loaded`);
-    return bytes;
-  };
-}
-
-/** [4, H/8, W/8] for the requested image size (the model's default size when none is given). */
-export function latentShape(manifest: PreparedManifest, params: Pick<GenerateParams, 'width' | 'height'>): [number, number, number] {
-  const { channels, vaeScaleFactor: f } = manifest.latent;
-  const width = params.width ?? manifest.defaults.width;
-  const height = params.height ?? manifest.defaults.height;
-  if (!Number.isInteger(width / f) || !Number.isInteger(height / f) || width <= 0 || height <= 0) {
-    throw new Error(`image size ${width}×${height} must be a positive multiple of ${f} (the VAE's scale factor)`);
-  }
-  return [channels, height / f, width / f];
-}
-
-type Offset = { kind: 'lora'; set: LoraSet } | { kind: 'dense'; tensors: Map<string, Float32Array> } | undefined;
-
-function readOffset(entry: PreparedOffset | undefined, file: (path: string) => Uint8Array, targets: Parameters<typeof parseLora>[1]): Offset {
-  if (!entry) return undefined;
-  if (entry.kind === 'lora') return { kind: 'lora', set: parseLora(file(entry.file), targets) };
-  const tensors = new Map<string, Float32Array>();
-  for (const path of entry.files) for (const [name, t] of readSafetensors(file(path)).tensors) tensors.set(name, t.data);
-  return { kind: 'dense', tensors };
-}
-
-/** Every UNet tensor η or δ changes, with θ and the dense offsets (LoRAs expanded to ΔW in the site's layout). */
-function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals: Files, offsets: { eta: Offset; delta: Offset }): TouchedTensor[] {
-  const siteByWeight = new Map(sites.map((s) => [s.weightName, s]));
-  const siteByModule = new Map(sites.map((s) => [s.modulePath, s]));
-  const initializers = new Map((model.graph!.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const byName = new Map<string, TouchedTensor>();
-  const touch = (name: string, role: LoraRole, values: Float32Array) => {
-    const initializer = initializers.get(name);
-    if (!initializer) throw new Error(`${role === 'eta' ? 'η' : 'δ'} names tensor ${name}, which the UNet graph does not have`);
-    let t = byName.get(name);
-    if (!t) {
-      const { dims, data } = readWeight(initializer, externals);
-      t = { name, dims, base: data, site: siteByWeight.get(name), type: initializer.dataType === DataType.FLOAT16 ? 'float16' : 'float32' };
-      byName.set(name, t);
-    }
-    if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
-    t[role] = values;
-  };
-  for (const role of ['eta', 'delta'] as const) {
-    const offset = offsets[role];
-    if (offset?.kind === 'dense') for (const [name, values] of offset.tensors) touch(name, role, values);
-    if (offset?.kind === 'lora') {
-      for (const [modulePath, entry] of offset.set.entries) {
-        const site = siteByModule.get(modulePath)!;
-        touch(site.weightName, role, loraDeltaWeight(entry, site.layout));
-      }
-    }
-  }
-  return [...byName.values()];
-}
-
-/** One batched UNet step for the sampler: the calls the weight sets need, outputs put back in batch order. */
-function denoiserFor(ort: Ort, session: OrtCommon.InferenceSession, feeder: WeightFeeder, manifest: PreparedManifest, shape: [number, number, number], counted: () => void): Denoiser {
-  const sampleSize = shape[0] * shape[1] * shape[2];
+export async function sd15Conditioner(ort: Ort, manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, tokenizer: PromptTokenizer, options: EngineOptions = {}): Promise<Conditioner> {
+  const textEncoder = await createComponentSession(ort, manifest.textEncoder, files, options.sessionOptions);
   const { length, dim } = manifest.context;
-  const inputs = manifest.unet.inputs;
-  const output = manifest.unet.outputs[0] ?? 'out_sample';
-  return async ({ sample, timestep, context, batch, weights }) => {
-    const result = new Float32Array(batch * sampleSize);
-    for (const call of feeder.callsFor(weights)) {
-      const n = call.samples.length;
-      const pick = (source: Float32Array, size: number) => {
-        const out = new Float32Array(n * size);
-        call.samples.forEach((s, i) => out.set(source.subarray(s * size, (s + 1) * size), i * size));
-        return out;
-      };
-      const whole = n === batch;
-      const feeds: Feeds = {
-        ...call.feeds,
-        sample: floatInput(ort, inputs.sample, whole ? sample : pick(sample, sampleSize), [n, ...shape]),
-        timestep: timestepTensor(ort, inputs.timestep ?? 'float32', whole ? timestep : pick(timestep, 1)),
-        encoder_hidden_states: floatInput(ort, inputs.encoder_hidden_states, whole ? context : pick(context, length * dim), [n, length, dim]),
-      };
-      counted();
-      const out = floatOutput((await session.run(feeds))[output]);
-      call.samples.forEach((s, i) => result.set(out.subarray(i * sampleSize, (i + 1) * sampleSize), s * sampleSize));
-    }
-    return result;
-  };
-}
-
-/**
- * The timestep as the export takes it. diffusers' ONNX pipeline casts with numpy (`np.array([t], dtype)`): an int64
- * input truncates a fractional timestep (Euler's interpolated ones) toward zero, as we do here.
- */
-function timestepTensor(ort: Ort, type: string, t: Float32Array): OrtCommon.Tensor {
-  if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(t, (v) => BigInt(Math.trunc(v))), [t.length]);
-  return floatInput(ort, type, t, [t.length]);
-}
-
-async function decode(ort: Ort, vae: OrtCommon.InferenceSession, manifest: PreparedManifest, latent: Float32Array, shape: [number, number, number]): Promise<Float32Array> {
-  const scaled = latent.map((v) => v / manifest.latent.scalingFactor);
-  const input = vae.inputNames[0] ?? 'latent_sample';
-  const out = await vae.run({ [input]: floatInput(ort, manifest.vaeDecoder.inputs[input], scaled, [1, ...shape]) });
-  return floatOutput(out[manifest.vaeDecoder.outputs[0] ?? 'sample']).slice();
-}
-
-function modelInfo(manifest: PreparedManifest, siteCount: number, offsets: { eta: Offset; delta: Offset }): ModelInfo {
-  const d = manifest.defaults;
+  const encode = promptCache(async (prompt) => {
+    const out = await textEncoder.run({ input_ids: inputIdsTensor(ort, manifest.textEncoder, tokenizer.encode(prompt).ids) });
+    return floatOutput(out[manifest.textEncoder.outputs[0] ?? 'last_hidden_state']).slice();
+  });
   return {
-    name: manifest.name,
-    status: manifest.status,
-    kind: manifest.kind,
-    width: d.width,
-    height: d.height,
-    loraSites: siteCount,
-    hasEta: !!offsets.eta,
-    hasDelta: !!offsets.delta,
-    schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
-    tokenLimit: manifest.tokenizer.modelMaxLength - 2,
-    defaults: { prompt: d.prompt, negativePrompt: d.negativePrompt, seed: d.seed, steps: d.steps, omega: d.omega, alpha: d.alpha, beta: d.beta, scheduler: d.scheduler },
+    size: length * dim,
+    encode: async (params) => ({ positive: await encode(params.prompt), negative: await encode(params.negativePrompt) }),
+    unetFeeds: (packed, n) => ({ encoder_hidden_states: floatInput(ort, manifest.unet.inputs.encoder_hidden_states, packed, [n, length, dim]) }),
+    tokens: (prompt) => tokenReport(tokenizer, prompt, manifest.tokenizer.modelMaxLength),
+    release: () => textEncoder.release(),
   };
 }

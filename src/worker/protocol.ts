@@ -9,6 +9,12 @@ export type ImageKind = 'baseline' | 'npo';
 export interface GenerateParams {
   prompt: string;
   negativePrompt: string;
+  /**
+   * The negative prompt was given even if empty (`npm run generate --negative-prompt ""`). SDXL tells the two apart as
+   * diffusers does: no negative prompt gives zero embeddings when the model says force_zeros_for_empty_prompt, an
+   * explicit "" is encoded. Absent: an empty negativePrompt means none (the page's empty box). SD1.5 always encodes.
+   */
+  negativePromptGiven?: boolean;
   seed: number;
   steps: number;
   omega: number;
