@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { residentWeights } from './npo-memory.ts';
-import { numel, SD15_UNET_CONFIG, SD15_UNET_PARAMETERS, unetParameters, type UnetConfig } from './unet-params.ts';
+import { numel, SD15_UNET_CONFIG, SD15_UNET_PARAMETERS, SDXL_UNET_CONFIG, SDXL_UNET_PARAMETERS, unetParameters, type UnetConfig } from './unet-params.ts';
 
 const REF = JSON.parse(readFileSync(new URL('../../fixtures/unet/param-shapes.json', import.meta.url), 'utf8')) as Record<
-  'sd15' | 'smallLinear', { config: UnetConfig; params: [string, number[]][] }
+  'sd15' | 'smallLinear' | 'sdxl', { config: UnetConfig; params: [string, number[]][] }
 >;
 const asMap = (list: [string, number[]][]) => Object.fromEntries(list.map(([n, s]) => [n, s]));
 
@@ -33,6 +33,14 @@ describe('UNet parameter list vs diffusers UNet2DConditionModel', () => {
     const sites = unetParameters(SD15_UNET_CONFIG).filter((p) => p.role === 'attn-proj');
     expect(sites).toHaveLength(128);
     expect(sites.reduce((a, p) => a + 8 * (p.shape[0] + p.shape[1]), 0)).toBe(1_594_368);
+  });
+
+  it('SDXL base: the same 1680 tensors (add_embedding, transformer depths 1/2/10), 2,567,463,684 parameters', () => {
+    const ours = unetParameters(SDXL_UNET_CONFIG);
+    expect(asMap(ours.map((p) => [p.name, p.shape]))).toEqual(asMap(REF.sdxl.params));
+    expect(ours).toHaveLength(1680);
+    expect(ours.reduce((a, p) => a + numel(p.shape), 0)).toBe(SDXL_UNET_PARAMETERS);
+    expect(REF.sdxl.config).toMatchObject(SDXL_UNET_CONFIG as unknown as Record<string, unknown>);
   });
 
   it('an unknown block type is refused by name', () => {
