@@ -14,6 +14,7 @@ export const SD15_SAMPLE_SIZE = 64;
 export const COMPONENTS = [
   { key: 'unet', dir: 'unet', required: true },
   { key: 'textEncoder', dir: 'text_encoder', required: true },
+  { key: 'textEncoder2', dir: 'text_encoder_2', required: false }, // SDXL
   { key: 'vaeDecoder', dir: 'vae_decoder', required: true },
   { key: 'vaeEncoder', dir: 'vae_encoder', required: false },
 ] as const;
@@ -23,6 +24,8 @@ export type ComponentKey = (typeof COMPONENTS)[number]['key'];
 export const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.json', 'added_tokens.json'];
 
 export const UNET_INPUTS = ['sample', 'timestep', 'encoder_hidden_states'];
+/** SDXL's added conditions (UNet2DConditionModel with addition_embed_type "text_time"). */
+export const SDXL_UNET_INPUTS = ['text_embeds', 'time_ids'];
 
 /** A JSON file of the export, or undefined when absent; invalid JSON is an error naming the file. */
 export function readJson(path: string): Record<string, unknown> | undefined {
@@ -37,12 +40,9 @@ export function readJson(path: string): Record<string, unknown> | undefined {
   return value as Record<string, unknown>;
 }
 
-/** Finds each component's graph; a missing required one, or an SDXL export (not supported yet), is refused. */
+/** Finds each component's graph; a missing required one is refused. */
 export function findComponents(exportDir: string): Partial<Record<ComponentKey, string>> {
   if (!existsSync(exportDir)) throw new Error(`export folder ${exportDir} does not exist`);
-  if (existsSync(join(exportDir, 'text_encoder_2'))) {
-    throw new Error(`${exportDir} has text_encoder_2: an SDXL export; prepare-model handles SD1.x/2.x exports for now`);
-  }
   const found: Partial<Record<ComponentKey, string>> = {};
   for (const c of COMPONENTS) {
     const path = join(exportDir, c.dir, 'model.onnx');
@@ -52,10 +52,10 @@ export function findComponents(exportDir: string): Partial<Record<ComponentKey, 
   return found;
 }
 
-/** The UNet must take sample, timestep and encoder_hidden_states (the inputs the latent pipeline feeds). */
-export function checkUnetInputs(unet: ModelProto, path: string): void {
+/** The UNet must take sample, timestep and encoder_hidden_states (the inputs the latent pipeline feeds); SDXL's also text_embeds and time_ids. */
+export function checkUnetInputs(unet: ModelProto, path: string, kind: 'sd15' | 'sdxl' = 'sd15'): void {
   const names = new Set((unet.graph?.input ?? []).map((i) => i.name));
-  const missing = UNET_INPUTS.filter((n) => !names.has(n));
+  const missing = [...UNET_INPUTS, ...(kind === 'sdxl' ? SDXL_UNET_INPUTS : [])].filter((n) => !names.has(n));
   if (missing.length) {
     throw new OnnxError(`${path} is not a diffusers UNet export: it lacks the input(s) ${missing.join(', ')} (its inputs: ${[...names].join(', ')})`);
   }

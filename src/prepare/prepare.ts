@@ -23,6 +23,7 @@ import { createTensorReader, graphInputs, readGraph, rewriteComponent, tensorByt
 import { openSafetensors, openSafetensorsFolder, planSafetensors, type PlannedTensor } from './stream-safetensors.ts';
 import { truncatedSvd } from './svd.ts';
 import { buildTokenizerFiles } from '../text/index.ts';
+import { exportKind, readSdxlFacts, type SdxlFacts } from './sdxl.ts';
 
 export const PREPARE_VERSION = 1;
 
@@ -183,7 +184,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
     graphs.set(key, model);
   }
   const unet = graphs.get('unet')!;
-  checkUnetInputs(unet, paths.unet!);
+  const kind = exportKind(graphs.has('textEncoder2'), unet);
+  checkUnetInputs(unet, paths.unet!, kind);
   const exportDtype = graphDtype(unet);
   if (options.dtype === 'float32' && exportDtype === 'float16') {
     throw new Error('--dtype float32: the export is float16; converting float16 weights up to float32 is not supported (prepare without --dtype)');
@@ -194,6 +196,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
   const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined);
   notes.push(...facts.notes);
+  const { notes: sdxlNotes = [], ...sdxl } = kind === 'sdxl' ? readSdxlFacts(unet, graphs.get('textEncoder')!, graphs.get('textEncoder2'), facts.context.dim, facts.modelIndex) : {};
+  notes.push(...sdxlNotes);
 
   const etaLora = options.etaLora ? validateLora(options.etaLora, unet, 'eta') : undefined;
   const deltaLora = options.deltaLora ? validateLora(options.deltaLora, unet, 'delta') : undefined;
@@ -264,6 +268,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
 
       // 4. Tokenizer and scheduler, copied as shipped.
       const tokenizerDir = copyTokenizer(options.onnx, out, notes);
+      const tokenizer2Dir = kind === 'sdxl' ? copyTokenizer(options.onnx, out, notes, 'tokenizer_2') : undefined;
       mkdirSync(join(out, 'scheduler'), { recursive: true });
       writeFileSync(join(out, 'scheduler', 'scheduler_config.json'), facts.schedulerText);
 
@@ -281,9 +286,9 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       if (scheduler.dropped.length) notes.push(`scheduler: left out of manifest.scheduler (not JSON; diffusers' defaults): ${scheduler.dropped.join(', ')}`);
       const manifest: PreparedManifest = {
         format: 2,
-        kind: 'sd15',
-        name: options.name ?? String(facts.modelIndex?._name_or_path ?? 'stable-diffusion-1.5'),
-        description: `Stable Diffusion (SD1.x) prepared from ${options.onnx}`,
+        kind,
+        name: options.name ?? String(facts.modelIndex?._name_or_path ?? (kind === 'sdxl' ? 'stable-diffusion-xl' : 'stable-diffusion-1.5')),
+        description: `Stable Diffusion ${kind === 'sdxl' ? 'XL' : '(SD1.x)'} prepared from ${options.onnx}`,
         status: 'prepared',
         unet: components.unet!,
         textEncoder: components.textEncoder!,
@@ -294,8 +299,9 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
         context: facts.context,
         scheduler: scheduler.config,
         defaults: {
-          prompt: '', negativePrompt: '', steps: 25, omega: 6.5, alpha: 1, beta: 1, seed: 42,
-          // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5).
+          // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5); SDXL: g = 5 (ω = 4),
+          // diffusers' StableDiffusionXLPipeline default.
+          prompt: '', negativePrompt: '', steps: 25, omega: kind === 'sdxl' ? 4 : 6.5, alpha: 1, beta: 1, seed: 42,
           scheduler: 'dpm++2m',
           width: facts.sampleSize * facts.latent.vaeScaleFactor,
           height: facts.sampleSize * facts.latent.vaeScaleFactor,
@@ -314,6 +320,9 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           layout: exportLayout(graphs.get('unet')!),
         },
         files,
+        ...(kind === 'sdxl' ? {
+          sdxl: { ...(sdxl as SdxlFacts), textEncoder2: components.textEncoder2!, tokenizer2: { dir: tokenizer2Dir!, modelMaxLength: facts.modelMaxLength } },
+        } : {}),
       };
       writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
       output.commit();
@@ -442,23 +451,23 @@ function copyLora(src: string, out: string, role: 'eta' | 'delta', set: LoraSet,
  * `tokenizer_config.json` (src/text buildTokenizerFiles), converted from the slow files SD repositories ship. An
  * export that already has a tokenizer.json keeps it.
  */
-function copyTokenizer(exportDir: string, out: string, notes: string[]): string {
-  const src = join(exportDir, 'tokenizer');
+function copyTokenizer(exportDir: string, out: string, notes: string[], dir = 'tokenizer'): string {
+  const src = join(exportDir, dir);
   const present = TOKENIZER_FILES.filter((f) => existsSync(join(src, f)));
   const slow = present.includes('vocab.json') && present.includes('merges.txt');
   if (!slow && !present.includes('tokenizer.json')) {
-    throw new Error(`the export's tokenizer folder ${src} lacks vocab.json + merges.txt (or tokenizer.json)`);
+    throw new Error(`the export's ${dir} folder ${src} lacks vocab.json + merges.txt (or tokenizer.json)`);
   }
-  mkdirSync(join(out, 'tokenizer'), { recursive: true });
-  for (const f of present) copyFileSync(join(src, f), join(out, 'tokenizer', f));
+  mkdirSync(join(out, dir), { recursive: true });
+  for (const f of present) copyFileSync(join(src, f), join(out, dir, f));
   if (!present.includes('tokenizer.json')) {
     const read = (f: string) => (present.includes(f) ? readFileSync(join(src, f), 'utf8') : undefined);
     const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles({ vocab: read('vocab.json')!, merges: read('merges.txt')!, tokenizerConfig: read('tokenizer_config.json'), specialTokensMap: read('special_tokens_map.json') });
-    writeFileSync(join(out, 'tokenizer', 'tokenizer.json'), JSON.stringify(tokenizerJson));
-    writeFileSync(join(out, 'tokenizer', 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
-    notes.push(`tokenizer: tokenizer.json written from vocab.json + merges.txt (${Object.keys(tokenizerJson.model.vocab).length} tokens)`);
+    writeFileSync(join(out, dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
+    writeFileSync(join(out, dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
+    notes.push(`${dir}: tokenizer.json written from vocab.json + merges.txt (${Object.keys(tokenizerJson.model.vocab).length} tokens)`);
   }
-  return 'tokenizer';
+  return dir;
 }
 
 /**
