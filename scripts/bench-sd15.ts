@@ -10,7 +10,7 @@
 export {};
 
 const { SD15_UNET_CONFIG, numel, unetParameters } = await import('../src/model/unet-params.ts');
-const { residentWeights } = await import('../src/model/npo-memory.ts');
+const { residentTable, textTable } = await import('../src/model/npo-memory.ts');
 type UnetParam = import('../src/model/unet-params.ts').UnetParam;
 type MergeJob = import('../src/gpu/merge.ts').MergeJob;
 
@@ -20,25 +20,11 @@ if (!Number.isInteger(iters) || iters < 1) throw new Error(`--iters wants a posi
 const params = unetParameters(SD15_UNET_CONFIG);
 const total = params.reduce((a, p) => a + numel(p.shape), 0);
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
-}
-
-const gb = (bytes: number) => (bytes / 1e9).toFixed(3);
-
-function memoryTable(): string {
-  const rows = [['case', 'resident weights', 'parameters', 'fp16 GB', 'fp32 GB', '× (a)']];
-  for (const c of ['a', 'b', 'b2', 'c1', 'c2'] as const) {
-    const r = residentWeights(params, c);
-    rows.push([`(${c}) ${r.title}`, r.parts.map((p) => p.what).join(' + '), r.params.toLocaleString('en-US'), gb(2 * r.params), gb(4 * r.params), (r.params / total).toFixed(2)]);
-  }
-  return table(rows);
-}
+const table = textTable;
 
 console.log(`\nSD1.5 UNet (diffusers UNet2DConditionModel, SD1.5 config): ${params.length} tensors, ${total.toLocaleString('en-US')} parameters`);
 console.log('Weights resident on the device (UNet only; activations, text encoder and VAE come on top):\n');
-console.log(memoryTable());
+console.log(residentTable(params));
 console.log('δ sites: the 128 attention projections (to_q/to_k/to_v/to_out.0), where the released NPO LoRA sits; '
   + 'δ r8 / η r8: a rank-8 LoRA\'s factors (1,594,368 parameters, 6.4 MB in fp32).');
 if (argv.includes('--memory-only')) process.exit(0);

@@ -59,3 +59,21 @@ export function residentWeights(params: UnetParam[], npoCase: NpoCase, deltaRank
   const { title, parts } = table[npoCase];
   return { case: npoCase, title, parts, params: parts.reduce((a, p) => a + p.params, 0) };
 }
+
+/** Rows → aligned text columns (first left-aligned, the rest right-aligned), for the bench tables. */
+export function textTable(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+}
+
+/** The bench:sd15 / bench:sdxl table: resident weights per NPO case, parameters and GB in fp16 / fp32. */
+export function residentTable(params: UnetParam[], deltaRank = 8): string {
+  const total = params.reduce((a, p) => a + numel(p.shape), 0);
+  const gb = (bytes: number) => (bytes / 1e9).toFixed(3);
+  const rows = [['case', 'resident weights', 'parameters', 'fp16 GB', 'fp32 GB', '× (a)']];
+  for (const c of ['a', 'b', 'b2', 'c1', 'c2'] as const) {
+    const r = residentWeights(params, c, deltaRank);
+    rows.push([`(${c}) ${r.title}`, r.parts.map((p) => p.what).join(' + '), r.params.toLocaleString('en-US'), gb(2 * r.params), gb(4 * r.params), (r.params / total).toFixed(2)]);
+  }
+  return textTable(rows);
+}

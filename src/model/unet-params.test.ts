@@ -43,6 +43,12 @@ describe('UNet parameter list vs diffusers UNet2DConditionModel', () => {
     expect(REF.sdxl.config).toMatchObject(SDXL_UNET_CONFIG as unknown as Record<string, unknown>);
   });
 
+  it('SDXL\'s NPO LoRA sites: 560 attention projections; rank 8 is 11,612,160 parameters = 46.4 MB fp32 (the released file: 46.6 MB)', () => {
+    const sites = unetParameters(SDXL_UNET_CONFIG).filter((p) => p.role === 'attn-proj');
+    expect(sites).toHaveLength(560);
+    expect(sites.reduce((a, p) => a + 8 * (p.shape[0] + p.shape[1]), 0)).toBe(11_612_160);
+  });
+
   it('an unknown block type is refused by name', () => {
     expect(() => unetParameters({ ...SD15_UNET_CONFIG, down_block_types: ['SimpleCrossAttnDownBlock2D'] })).toThrow(/SimpleCrossAttnDownBlock2D/);
   });
