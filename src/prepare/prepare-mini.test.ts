@@ -179,12 +179,13 @@ describe('prepare-model refuses bad input clearly', () => {
     expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks its vae_decoder component: expected .*vae_decoder\/model\.onnx/);
   });
 
-  it('an SDXL export, and option combinations that make no sense', () => {
+  it('a half-SDXL export (text_encoder_2 but an SD1.5 UNet), and option combinations that make no sense', () => {
     const e = exportCopy();
     expect(() => prepareModel({ onnx: e.export, out: e.out, etaRank: 4 })).toThrow(/--eta-rank needs --eta-unet/);
     expect(() => prepareModel({ onnx: e.export, out: e.out, etaUnet: 'a', etaLora: 'b' })).toThrow(/--eta-unet or --eta-lora, not both/);
     cpSync(join(e.export, 'text_encoder'), join(e.export, 'text_encoder_2'), { recursive: true });
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/has text_encoder_2: an SDXL export/);
+    // SDXL is recognised by text_encoder_2; its UNet must then take SDXL's added conditions
+    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not a diffusers UNet export: it lacks the input\(s\) text_embeds, time_ids/);
   });
 
   it('a graph that is not ONNX', () => {
