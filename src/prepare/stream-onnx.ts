@@ -193,11 +193,11 @@ export interface RewrittenComponent {
  * graph if the caller already read it (a text encoder with inline weights is ~500 MB: read it once).
  */
 export function rewriteComponent(srcPath: string, outDir: string, options: RewriteOptions = {}, graphName = 'model.onnx', decoded?: ModelProto): RewrittenComponent {
-  const model = decoded ?? readGraph(srcPath);
   const reader = createTensorReader(dirname(srcPath));
   mkdirSync(outDir, { recursive: true });
   const shardSet = createShardSet(outDir, 'weights', options.maxShardBytes ?? DEFAULT_SHARD_BYTES);
   try {
+    const model = inlineConstantNodes(decoded ?? readGraph(srcPath), reader);
     checkNodeTensors(model);
     const initializers = model.graph!.initializer ?? [];
     // Weights go to shards; tensors under 1 KiB stay (or become) inline.
@@ -259,7 +259,22 @@ function externalTensor(tensor: TensorProto, dataType: number, location: string,
   };
 }
 
-/** External weights outside the main graph's initializers (Constant nodes, subgraphs) are not something exporters make: refuse. */
+/**
+ * Constant nodes whose tensor lives in the external-data file, made inline (read bounds-checked): optimum saves with
+ * onnx's convert_attribute=True, so a Constant of at least its size threshold (1024 bytes; 100 with its
+ * FORCE_ONNX_EXTERNAL_DATA switch, e.g. CLIP's position_ids [1, 77] int64) sits in model.onnx_data.
+ */
+function inlineConstantNodes(model: ModelProto, reader: TensorReader): ModelProto {
+  const nodes = model.graph?.node ?? [];
+  if (!nodes.some((n) => (n.attribute ?? []).some((a) => a.t && isExternal(a.t)))) return model;
+  const node = nodes.map((n) => (!(n.attribute ?? []).some((a) => a.t && isExternal(a.t)) ? n : {
+    ...n,
+    attribute: n.attribute!.map((a) => (a.t && isExternal(a.t) ? { ...a, t: inlineTensor(a.t, reader.read(a.t)!) } : a)),
+  }));
+  return { ...model, graph: { ...model.graph!, node } };
+}
+
+/** External weights elsewhere outside the main graph's initializers (subgraphs) are not something exporters make: refuse. */
 function checkNodeTensors(model: ModelProto): void {
   for (const node of model.graph?.node ?? []) {
     for (const a of node.attribute ?? []) {
