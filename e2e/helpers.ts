@@ -1,6 +1,7 @@
 // Shared e2e helpers: open the page on a backend, wait for idle with a budget sized to the work, read a canvas's
 // pixels. Budgets come from the calibration measured at the start of the run (calibration.ts, global-setup.ts).
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
+import { inflateSync } from 'node:zlib';
 import { budgetMs, describeCalibration, expectedMs, loadFactor, type Backend, type Work } from './calibration.ts';
 
 export const backendOf = (info: TestInfo) => String(info.project.metadata.backend ?? 'auto');
@@ -91,4 +92,24 @@ export async function setNumber(page: Page, testId: string, value: number) {
 /** Moves a slider to `value` and releases it (fires input and change, as a drag does). */
 export async function setSlider(page: Page, testId: string, value: number) {
   await page.getByTestId(testId).fill(String(value));
+}
+
+/** RGBA of a PNG our own encoder wrote (8-bit RGB, filter 0 on every row: src/world/png.ts). */
+export function decodeOwnPng(bytes: Buffer): { width: number; height: number; rgba: number[] } {
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  const idat: Buffer[] = [];
+  for (let at = 8; at < bytes.length;) {
+    const length = bytes.readUInt32BE(at);
+    if (bytes.toString('ascii', at + 4, at + 8) === 'IDAT') idat.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const rgba: number[] = [];
+  for (let y = 0; y < height; y++) {
+    const row = y * (1 + 3 * width);
+    if (raw[row] !== 0) throw new Error('decodeOwnPng: only filter type 0 is expected');
+    for (let x = 0; x < width; x++) rgba.push(raw[row + 1 + 3 * x], raw[row + 2 + 3 * x], raw[row + 3 + 3 * x], 255);
+  }
+  return { width, height, rgba };
 }

@@ -6,8 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inflateSync } from 'node:zlib';
-import { allowFor, backendOf, pixels, stepsOf, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, decodeOwnPng, pixels, stepsOf, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
 
 const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m', width: 64, height: 64 };
@@ -18,26 +17,6 @@ const settings = { prompt: 'a red apple on a wooden table, photo', negativePromp
 const SD15_GENERATION = 4;
 type Settings = typeof settings;
 const query = (s: Settings) => Object.entries(s).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
-
-/** RGBA of a PNG our own encoder wrote (8-bit RGB, filter 0 on every row: src/world/png.ts). */
-function decodeOwnPng(bytes: Buffer): { width: number; height: number; rgba: number[] } {
-  const width = bytes.readUInt32BE(16);
-  const height = bytes.readUInt32BE(20);
-  const idat: Buffer[] = [];
-  for (let at = 8; at < bytes.length;) {
-    const length = bytes.readUInt32BE(at);
-    if (bytes.toString('ascii', at + 4, at + 8) === 'IDAT') idat.push(bytes.subarray(at + 8, at + 8 + length));
-    at += 12 + length;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const rgba: number[] = [];
-  for (let y = 0; y < height; y++) {
-    const row = y * (1 + 3 * width);
-    if (raw[row] !== 0) throw new Error('decodeOwnPng: only filter type 0 is expected');
-    for (let x = 0; x < width; x++) rgba.push(raw[row + 1 + 3 * x], raw[row + 2 + 3 * x], raw[row + 3 + 3 * x], 255);
-  }
-  return { width, height, rgba };
-}
 
 function generateInNode(settings: Settings): Record<'baseline' | 'npo', ReturnType<typeof decodeOwnPng>> {
   const out = mkdtempSync(join(tmpdir(), 'sd15-generate-'));

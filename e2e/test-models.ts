@@ -3,3 +3,5 @@
 // servers serve at /test-models/ (vite.config.ts); nothing of it is committed or built into dist/.
 export const SD15_TEST_MODEL = 'tmp/test-models/sd15-tiny';
 export const SD15_TEST_MODEL_URL = '/test-models/sd15-tiny/';
+export const SDXL_TEST_MODEL = 'tmp/test-models/sdxl-tiny';
+export const SDXL_TEST_MODEL_URL = '/test-models/sdxl-tiny/';
