@@ -19,7 +19,8 @@ import { createRandom } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
 import { createAdamW } from './optimizer.ts';
 import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
-import type { PreferencePair } from './pairs.ts';
+import { encodePairs, type PreferencePair } from './pairs.ts';
+import { runTraining } from '../worker/training.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const SIZE = { width: 64, height: 64 }; // the fixture's image size (its manifest defaults to SD1.5's 512)
@@ -118,5 +119,17 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(keys).toContain('unet.up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_out.0.lora.up.weight');
     const engine = await createModelEngine(ort, manifest, model.files);
     expect(engine.useLora('delta', bytes).skipped).toBe(0);
+  }, 300_000);
+
+  it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {
+    const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
+    const options = { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 1, resolution: SIZE.width };
+    const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, signal: new AbortController().signal, onStep: () => undefined };
+    const result = await runTraining({ ...job, options, limits: { memoryBytes: 4 * 2 ** 30 } });
+    expect(result.steps).toBe(2);
+    expect(readSafetensors(result.lora).tensors.size).toBe(2 * 32);
+    await expect(runTraining({ ...job, options, limits: { memoryBytes: 2 ** 20 } }))
+      .rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
+    await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
   }, 300_000);
 });
