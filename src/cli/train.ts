@@ -1,25 +1,25 @@
 // Trains a DPO LoRA (or an NPO one with --reverse) on a model directory and a pairs.json, in Node on onnxruntime-node.
 //   npm run train -- --model models --pairs pairs.json [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
-//                    [--checkpoint-every 50] [--resolution 512] --out lora.safetensors
+//                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya] --out lora.safetensors
 // --model is the embedded model's directory or a prepared SD1.5 one (`npm run prepare-model`); for a prepared model the
 // pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and --beta
 // defaults to 500 (the released NPO SD1.5 δ's β_dpo).
-// One progress line per step. The LoRA is written in diffusers' key format (what the page loads) at --out, every
+// One progress line per step. The LoRA is written in diffusers' key format (or --format peft / kohya) at --out, every
 // --checkpoint-every steps and at the end; a NaN stops training with an error and leaves the last good LoRA at --out.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
-import type { LoraSet } from '../lora/types.ts';
+import type { LoraFormat, LoraSet } from '../lora/types.ts';
 import { isPrepared } from '../model/manifest.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { parsePairs } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json> --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -29,9 +29,9 @@ function number(values: Record<string, unknown>, key: string, fallback: number, 
   return value;
 }
 
-function writeLora(path: string, lora: LoraSet) {
+function writeLora(path: string, lora: LoraSet, format: LoraFormat) {
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, serializeLora(lora, 'diffusers', { metadata: lora.metadata }));
+  writeFileSync(tmp, serializeLora(lora, format, { metadata: lora.metadata }));
   renameSync(tmp, path); // a crash mid-write never leaves a truncated LoRA at --out
 }
 
@@ -41,11 +41,13 @@ async function main() {
       model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
-      'checkpoint-every': { type: 'string' }, resolution: { type: 'string' }, help: { type: 'boolean', default: false },
+      'checkpoint-every': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
   if (!values.model || !values.pairs || !values.out) throw new Error(`--model, --pairs and --out are required\n${USAGE}`);
+  const format = values.format as LoraFormat;
+  if (!['diffusers', 'peft', 'kohya'].includes(format)) throw new Error(`--format must be diffusers, peft or kohya, got ${values.format}`);
   const { manifest, files } = readModelDirectory(values.model);
   const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
@@ -77,16 +79,16 @@ async function main() {
       sessionOptions: { logSeverityLevel: 3 },
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
-        if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }));
+        if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);
       },
     });
-    writeLora(out, lora);
+    writeLora(out, lora, format);
     const last = history.slice(-Math.min(10, history.length));
     const mean = (f: (r: (typeof last)[0]) => number) => last.reduce((s, r) => s + f(r), 0) / last.length;
-    console.log(`wrote ${out} (diffusers keys, ${lora.entries.size} modules); last ${last.length} steps: loss ${mean((r) => r.loss).toFixed(4)}, acc ${mean((r) => r.accuracy).toFixed(2)}`);
+    console.log(`wrote ${out} (${format} keys, ${lora.entries.size} modules); last ${last.length} steps: loss ${mean((r) => r.loss).toFixed(4)}, acc ${mean((r) => r.accuracy).toFixed(2)}`);
   } catch (error) {
     if (!(error instanceof TrainingError)) throw error;
-    writeLora(out, error.lastGood);
+    writeLora(out, error.lastGood, format);
     throw new Error(`${error.message}\nwrote the last good LoRA (after step ${error.lastGoodStep}) to ${out}`);
   }
 }

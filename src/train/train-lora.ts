@@ -274,6 +274,11 @@ async function embeddedSource(setup: TrainerSetup, manifest: ModelManifest, file
  */
 async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): Promise<UnetSource> {
   const { ort, model } = setup;
+  const half = (['unet', 'textEncoder', 'vaeEncoder'] as const).filter((c) => manifest[c] && manifest[c]!.dtype !== 'float32');
+  if (half.length) {
+    throw new Error(`training needs a float32 model for now; ${manifest.name} has ${half.map((c) => `${c} in ${manifest[c]!.dtype}`).join(', ')} `
+      + '(prepare it with `npm run prepare-model -- --dtype float32`; fp16 weights with an fp32 LoRA are not built yet)');
+  }
   const unetBytes = model.files.get(manifest.unet.file);
   if (!unetBytes) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
   const externalData = [...componentFiles(manifest.unet, model.files)].map(([path, data]) => ({ path, data }));

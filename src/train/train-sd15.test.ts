@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createGenerator } from '../diffusion/noise/index.ts';
+import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
@@ -119,6 +120,22 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(keys).toContain('unet.up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_out.0.lora.up.weight');
     const engine = await createModelEngine(ort, manifest, model.files);
     expect(engine.useLora('delta', bytes).skipped).toBe(0);
+    // every key format round-trips to the same ΔW = scale·up·down (alpha 2 of rank 4: kohya stores it, scale 0.5)
+    const targets = [...lora.entries].map(([modulePath, e]) => ({ modulePath, inFeatures: e.inFeatures, outFeatures: e.outFeatures }));
+    const deltaW = (e: { up: Float32Array; down: Float32Array; rank: number; scale: number; inFeatures: number; outFeatures: number }) =>
+      Float32Array.from({ length: e.outFeatures * e.inFeatures }, (_, k) => {
+        const [o, i] = [Math.floor(k / e.inFeatures), k % e.inFeatures];
+        let v = 0;
+        for (let r = 0; r < e.rank; r++) v += e.up[o * e.rank + r] * e.down[r * e.inFeatures + i];
+        return e.scale * v;
+      });
+    const halved = { ...lora, entries: new Map([...lora.entries].map(([k, e]) => [k, { ...e, up: e.up.map((v) => 2 * v), scale: 0.5 }])) };
+    for (const format of ['diffusers', 'peft', 'kohya'] as const) {
+      const set = format === 'kohya' ? halved : lora;
+      const back = parseLora(serializeLora(set, format), targets);
+      expect(back.entries.size).toBe(32);
+      for (const [path, e] of lora.entries) expect(relL2(deltaW(back.entries.get(path)!), deltaW(e)), `${format} ${path}`).toBeLessThan(1e-6);
+    }
   }, 300_000);
 
   it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {
