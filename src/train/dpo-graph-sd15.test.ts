@@ -1,5 +1,5 @@
 // The DPO / NPO graph on a REAL exported SD1.5 UNet (fixtures/sd15/export-diffusers/unet: diffusers' own ONNX export
-// of the tiny seeded UNet, torch 1.13 opset 14: GroupNorm as InstanceNormalization + Mul/Add, GEGLU through Erf,
+// of the tiny seeded UNet, and export-optimum/unet: optimum's, with an int64 timestep the graph casts to; torch 1.13 opset 14: GroupNorm as InstanceNormalization + Mul/Add, GEGLU through Erf,
 // Softmax attention, Resize, Shape/Gather/Concat/Reshape patterns) against PyTorch: diffusers' UNet2DConditionModel
 // with a PEFT LoRA at to_q/to_k/to_v/to_out.0, the loss of diffusers' train_diffusion_dpo.py and, for NPO, the same
 // with the pair swapped (scripts/fixtures/make_sd15_train_reference.py → fixtures/sd15/train-reference.safetensors,
@@ -13,7 +13,11 @@ import { readModel } from '../onnx/model-io.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
-const UNET = join(FIXTURE, 'export-diffusers/unet');
+/** Both exports of the same UNet: diffusers' script (float32 timestep, weights.pb) and optimum's (int64 timestep, model.onnx_data). */
+const EXPORTS = [
+  { name: 'diffusers export', dir: join(FIXTURE, 'export-diffusers/unet'), data: 'weights.pb' },
+  { name: 'optimum export', dir: join(FIXTURE, 'export-optimum/unet'), data: 'model.onnx_data' },
+];
 const TOLERANCE = 1e-4;
 
 /** Tensors of our committed train-reference.safetensors (F32 and I64), by name; metadata JSON-decoded. */
@@ -40,7 +44,7 @@ const relL2 = (a: Float32Array, b: Float32Array) => {
   return Math.sqrt(num / den);
 };
 
-describe('DPO / NPO graph on the real SD1.5 export vs PyTorch (diffusers + PEFT)', () => {
+describe.each(EXPORTS)('DPO / NPO graph on the real SD1.5 $name vs PyTorch (diffusers + PEFT)', ({ dir, data }) => {
   const ref = readReference(new Uint8Array(readFileSync(join(FIXTURE, 'train-reference.safetensors'))));
   const settings = ref.meta('settings');
   const modules: string[] = settings.modules;
@@ -50,8 +54,8 @@ describe('DPO / NPO graph on the real SD1.5 export vs PyTorch (diffusers + PEFT)
   beforeAll(async () => {
     const [c, h, w] = ref.shape('inputs.x_w').slice(1);
     const [l, d] = ref.shape('inputs.encoder_hidden_states').slice(1);
-    graph = buildDpoGraph(readModel(readFileSync(join(UNET, 'model.onnx'))), { rank: settings.rank, imageDims: [c, h, w], contextDims: [l, d] });
-    const externalData = [{ path: 'weights.pb', data: new Uint8Array(readFileSync(join(UNET, 'weights.pb'))) }];
+    graph = buildDpoGraph(readModel(readFileSync(join(dir, 'model.onnx'))), { rank: settings.rank, imageDims: [c, h, w], contextDims: [l, d] });
+    const externalData = [{ path: data, data: new Uint8Array(readFileSync(join(dir, data))) }];
     session = await ort.InferenceSession.create(graph.training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic' });
   }, 300_000);
 
