@@ -140,7 +140,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
 
   it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {
     const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
-    const options = { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 1, resolution: SIZE.width };
+    const options = { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 1 }; // at the pairs file's own 64×64
     const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, signal: new AbortController().signal, onStep: () => undefined };
     const result = await runTraining({ ...job, options, limits: { memoryBytes: 4 * 2 ** 30 } });
     expect(result.steps).toBe(2);
@@ -148,5 +148,6 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     await expect(runTraining({ ...job, options, limits: { memoryBytes: 2 ** 20 } }))
       .rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
     await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
+    await expect(runTraining({ ...job, options: { ...options, resolution: 128 } })).rejects.toThrow('pairs file is for 64×64 images; the model works at 128×128');
   }, 300_000);
 });

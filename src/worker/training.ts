@@ -7,7 +7,7 @@ import { serializeLora } from '../lora/serialize.ts';
 import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
 import { readModel } from '../onnx/model-io.ts';
 import { planTrainingMemory, trainingFitProblem, type DeviceLimits } from '../train/memory-plan.ts';
-import { parsePairs } from '../train/pairs.ts';
+import { parsePairs, parsePairsAtOwnSize } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
 import type { TrainOptions } from './protocol.ts';
 
@@ -38,9 +38,12 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   let resolution: { width: number; height: number } | undefined;
   let pairs;
   if (isPrepared(manifest)) {
-    resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : undefined);
-    checkPlan(manifest, job, resolution);
-    pairs = parsePairs(job.pairsJson, resolution);
+    // Prepared models train at the chosen resolution, else at the pairs file's own size, planned before decoding.
+    pairs = parsePairsAtOwnSize(job.pairsJson, (width, height) => {
+      resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : { width, height });
+      checkPlan(manifest, job, resolution);
+      return resolution;
+    });
   } else {
     const size = manifest.unet.config.sampleSize;
     const contextLength = manifest.textEncoder.config.contextLength;
