@@ -15,7 +15,7 @@ import type { LoraSet } from '../lora/types.ts';
 import { isPrepared, type AnyManifest, type ModelManifest, type PreparedManifest } from '../model/manifest.ts';
 import { externalLocations, readModel } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/proto.ts';
-import { promptTokenizer } from '../pipelines/index.ts';
+import { promptTokenizer } from '../pipelines/tokenizer.ts';
 import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
 import { createAdamW } from './optimizer.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
