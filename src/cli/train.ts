@@ -1,22 +1,25 @@
 // Trains a DPO LoRA (or an NPO one with --reverse) on a model directory and a pairs.json, in Node on onnxruntime-node.
 //   npm run train -- --model models --pairs pairs.json [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
-//                    [--checkpoint-every 50] --out lora.safetensors
-// One progress line per step. The LoRA is written in diffusers' key format (what the page loads) at --out, every
+//                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya] --out lora.safetensors
+// --model is the embedded model's directory or a prepared SD1.5 one (`npm run prepare-model`); for a prepared model the
+// pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and --beta
+// defaults to 500 (the released NPO SD1.5 δ's β_dpo).
+// One progress line per step. The LoRA is written in diffusers' key format (or --format peft / kohya) at --out, every
 // --checkpoint-every steps and at the end; a NaN stops training with an error and leaves the last good LoRA at --out.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
-import type { LoraSet } from '../lora/types.ts';
-import { parseManifest } from '../model/manifest.ts';
+import type { LoraFormat, LoraSet } from '../lora/types.ts';
+import { isPrepared } from '../model/manifest.ts';
+import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { parsePairs } from '../train/pairs.ts';
-import { trainLora, TrainingError } from '../train/train-lora.ts';
+import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json> --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -26,9 +29,9 @@ function number(values: Record<string, unknown>, key: string, fallback: number, 
   return value;
 }
 
-function writeLora(path: string, lora: LoraSet) {
+function writeLora(path: string, lora: LoraSet, format: LoraFormat) {
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, serializeLora(lora, 'diffusers', { metadata: lora.metadata }));
+  writeFileSync(tmp, serializeLora(lora, format, { metadata: lora.metadata }));
   renameSync(tmp, path); // a crash mid-write never leaves a truncated LoRA at --out
 }
 
@@ -38,45 +41,54 @@ async function main() {
       model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
-      'checkpoint-every': { type: 'string' }, help: { type: 'boolean', default: false },
+      'checkpoint-every': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
   if (!values.model || !values.pairs || !values.out) throw new Error(`--model, --pairs and --out are required\n${USAGE}`);
+  const format = values.format as LoraFormat;
+  if (!['diffusers', 'peft', 'kohya'].includes(format)) throw new Error(`--format must be diffusers, peft or kohya, got ${values.format}`);
+  const { manifest, files } = readModelDirectory(values.model);
+  const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
   const options = {
-    rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', 2500),
+    rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', prepared ? 500 : 2500),
     lr: number(values, 'lr', 1e-4), batch: number(values, 'batch', 8, true), seed: number(values, 'seed', 0, true),
     weightDecay: number(values, 'weight-decay', 1e-2), maxGradNorm: number(values, 'max-grad-norm', 1),
   };
   const every = number(values, 'checkpoint-every', 50, true);
-
-  const manifest = parseManifest(readFileSync(join(values.model, 'manifest.json'), 'utf8'));
-  const files = new Map(manifest.files.map((f) => [f.path, new Uint8Array(readFileSync(join(values.model!, f.path)))]));
-  const { sampleSize } = manifest.unet.config;
-  const pairs = parsePairs(readFileSync(values.pairs, 'utf8'), {
-    width: sampleSize, height: sampleSize, checkPrompt: (p) => void tokenize(p, manifest.textEncoder.config.contextLength),
-  });
+  let size: { width: number; height: number };
+  let checkPrompt: ((p: string) => void) | undefined;
+  if (prepared) {
+    const side = values.resolution === undefined ? undefined : number(values, 'resolution', 0, true);
+    size = trainingResolution(manifest, side === undefined ? undefined : { width: side, height: side });
+  } else {
+    if (values.resolution !== undefined) throw new Error('--resolution is for prepared SD models; the embedded model trains at its own size');
+    const { sampleSize } = manifest.unet.config;
+    size = { width: sampleSize, height: sampleSize };
+    checkPrompt = (p) => void tokenize(p, manifest.textEncoder.config.contextLength);
+  }
+  const pairs = parsePairs(readFileSync(values.pairs, 'utf8'), { ...size, checkPrompt });
   const objective = values.reverse ? 'NPO (reversed pairs)' : 'DPO';
   console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}`);
 
   const out = values.out;
   try {
     const { lora, history } = await trainLora({
-      ort, model: { manifest, files }, pairs, reverse: values.reverse, ...options,
+      ort, model: { manifest, files }, pairs, reverse: values.reverse, ...options, ...(prepared ? { resolution: size } : {}),
       sessionOptions: { logSeverityLevel: 3 },
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
-        if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }));
+        if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);
       },
     });
-    writeLora(out, lora);
+    writeLora(out, lora, format);
     const last = history.slice(-Math.min(10, history.length));
     const mean = (f: (r: (typeof last)[0]) => number) => last.reduce((s, r) => s + f(r), 0) / last.length;
-    console.log(`wrote ${out} (diffusers keys, ${lora.entries.size} modules); last ${last.length} steps: loss ${mean((r) => r.loss).toFixed(4)}, acc ${mean((r) => r.accuracy).toFixed(2)}`);
+    console.log(`wrote ${out} (${format} keys, ${lora.entries.size} modules); last ${last.length} steps: loss ${mean((r) => r.loss).toFixed(4)}, acc ${mean((r) => r.accuracy).toFixed(2)}`);
   } catch (error) {
     if (!(error instanceof TrainingError)) throw error;
-    writeLora(out, error.lastGood);
+    writeLora(out, error.lastGood, format);
     throw new Error(`${error.message}\nwrote the last good LoRA (after step ${error.lastGoodStep}) to ${out}`);
   }
 }

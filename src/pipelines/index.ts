@@ -2,14 +2,13 @@
 // the embedded pixel model (src/worker/engine.ts) or a prepared SD1.5 (sd15.ts) or SDXL (sdxl.ts) directory. Nothing
 // else branches on the family.
 import { tokenize, words } from '../embedded/tokenizer.ts';
-import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
-import { createClipTokenizer } from '../text/index.ts';
+import { isPrepared, type AnyManifest } from '../model/manifest.ts';
 import { createEngine, type EngineOptions } from '../worker/engine.ts';
 import type { Ort } from './onnx-component.ts';
 import type { LatentEngine } from './latent-engine.ts';
 import { createSd15Engine } from './sd15.ts';
 import { createSdxlEngine } from './sdxl.ts';
-import type { PromptTokenizer } from './tokenizer.ts';
+import { promptTokenizer } from './tokenizer.ts';
 
 export type { LatentEngine } from './latent-engine.ts';
 
@@ -31,13 +30,4 @@ export async function createModelEngine(ort: Ort, manifest: AnyManifest, files: 
   };
 }
 
-/** A CLIP tokenizer of a prepared model (`dir`: SDXL's second one), from tokenizer.json and tokenizer_config.json (no network). */
-export function promptTokenizer(manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, dir = manifest.tokenizer.dir): PromptTokenizer {
-  const json = (name: string) => {
-    const path = `${dir}/${name}`;
-    const bytes = files.get(path);
-    if (!bytes) throw new Error(`model file ${path} is missing (prepare-model writes it from the export's ${dir}/)`);
-    return JSON.parse(new TextDecoder().decode(bytes));
-  };
-  return createClipTokenizer(json('tokenizer.json'), json('tokenizer_config.json'));
-}
+export { promptTokenizer };

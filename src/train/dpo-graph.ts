@@ -8,8 +8,9 @@
 // written as Softplus, not Log(Sigmoid), which overflows at β = 2500. NPO is this graph fed with w and l swapped (the
 // trainer's `reverse` flag); the graph itself knows nothing about it.
 // The scale follows the official NPO code (G-U-N/Diffusion-NPO DPO-DPO-NPO/train_sd15.py: logits = ref_diff −
-// model_diff, loss = −logsigmoid(β·logits), ties ½ in the accuracy) and DESIGN §2. diffusers' train_diffusion_dpo.py
-// and DiffusionDPO's train.py use −0.5·β_dpo instead: their β_dpo = 2500 is β = 1250 here.
+// model_diff, loss = −logsigmoid(β·logits), ties ½ in the accuracy), DESIGN §2 and diffusers' research script
+// train_diffusion_dpo.py (commit 071190d; checked against PyTorch in dpo-graph-sd15.test.ts). The original
+// DiffusionDPO train.py uses −0.5·β_dpo instead: its β_dpo = 2500 is β = 1250 here.
 //
 // Policy and reference are two copies of the UNet's nodes in one graph: the policy copy carries the injected LoRA
 // (scale `lora_scale`), the reference copy is the untouched UNet. Both read the same initializers, so the weights are
@@ -44,6 +45,12 @@ export interface DpoGraphOptions {
   targets?: readonly string[];
   predictionType?: 'epsilon' | 'v_prediction';
   io?: UnetIo;
+  /**
+   * [C, H, W] of one latent and [L, D] of one context, for UNets whose inputs are declared with symbolic dims (real
+   * exports: `sample` [batch, channels, height, width]); written into the UNet's input shapes. Default: the declared dims.
+   */
+  imageDims?: readonly number[];
+  contextDims?: readonly number[];
 }
 
 export interface DpoGraph {
@@ -63,8 +70,9 @@ export interface DpoGraph {
  * the initializers as they are (shared by both copies), so its session needs the same external files (ORT's
  * `externalData` session option) and stays far below protobuf's 2 GB for SD-sized UNets.
  */
-export function buildDpoGraph(unet: ModelProto, options: DpoGraphOptions): DpoGraph {
+export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoGraph {
   const io = options.io ?? SD_UNET_IO;
+  const unet = withStaticDims(withStaticDims(model, io.sample, options.imageDims), io.context, options.contextDims);
   const sites = findLoraSites(unet, options.targets ?? ATTENTION_TARGETS);
   const injected = injectLora(unet, sites, options.rank);
   const imageDims = staticDims(unet.graph!, io.sample);
@@ -102,6 +110,24 @@ export function buildDpoGraph(unet: ModelProto, options: DpoGraphOptions): DpoGr
   const wrt = injected.inputs.flatMap((i) => [i.a, i.b]);
   const training = buildGradientModel(writeModel(forward), { loss: 'loss', wrt });
   return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims };
+}
+
+/** A copy of the model whose input `name` is declared [batch, ...dims] (the batch dim kept as it was). */
+export function withStaticDims(model: ModelProto, name: string, dims: readonly number[] | undefined): ModelProto {
+  if (!dims) return model;
+  if (!dims.every((d) => Number.isSafeInteger(d) && d > 0)) throw new OnnxError(`DPO graph: dims [${dims}] for ${name} must be positive integers`);
+  const graph = model.graph!;
+  const input = graph.input?.find((v) => v.name === name);
+  const declared = input?.type?.tensorType?.shape?.dim;
+  if (!input || !declared) throw new OnnxError(`DPO graph: the UNet has no input named ${name} with a declared shape`);
+  if (declared.length !== dims.length + 1) throw new OnnxError(`DPO graph: input ${name} has rank ${declared.length}; [batch, ${dims}] has rank ${dims.length + 1}`);
+  declared.slice(1).forEach((d, i) => {
+    const fixed = d.dimValue !== undefined && d.dimValue !== null && !d.dimParam ? Number(d.dimValue) : null;
+    if (fixed !== null && fixed > 0 && fixed !== dims[i]) throw new OnnxError(`DPO graph: input ${name} dim ${i + 1} is ${fixed} in the UNet, not ${dims[i]}`);
+  });
+  const shape = { dim: [declared[0], ...dims.map((d) => ({ dimValue: d }))] };
+  const typed = { ...input, type: { ...input.type, tensorType: { ...input.type!.tensorType, shape } } };
+  return { ...model, graph: { ...graph, input: graph.input!.map((v) => (v === input ? typed : v)) } };
 }
 
 function staticDims(graph: GraphProto, name: string): number[] {

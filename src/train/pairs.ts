@@ -79,6 +79,27 @@ export function parsePairs(text: string, options: ParsePairsOptions): Preference
   return decodePairs(value, options);
 }
 
+/**
+ * For models that train at any size (prepared SD models): the file's own width × height, checked by `sizeFor` (which
+ * returns the options to decode with, or throws) before any image is decoded.
+ */
+export function parsePairsAtOwnSize(text: string, sizeFor: (width: number, height: number) => ParsePairsOptions): PreferencePair[] {
+  const tooBig = jsonLimitProblem(text, { maxChars: MAX_PAIRS_CHARS });
+  if (tooBig) throw new PairsError(`pairs file is refused: ${tooBig}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new PairsError(`pairs file is not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(value)) throw new PairsError('pairs file must be a JSON object with "version", "width", "height" and "pairs"');
+  const { width, height } = value;
+  if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || (width as number) < 1 || (height as number) < 1) {
+    throw new PairsError(`pairs file: "width" and "height" must be positive integers, got ${JSON.stringify(width)}, ${JSON.stringify(height)}`);
+  }
+  return decodePairs(value, sizeFor(width as number, height as number));
+}
+
 export function decodePairs(value: unknown, options: ParsePairsOptions): PreferencePair[] {
   if (!isObject(value)) throw new PairsError('pairs file must be a JSON object with "version", "width", "height" and "pairs"');
   if (value.version !== PAIRS_VERSION) throw new PairsError(`pairs file: "version" must be ${PAIRS_VERSION}, got ${JSON.stringify(value.version)}`);

@@ -19,9 +19,9 @@ const pairsFile = (prompt: string) => {
   return path;
 };
 
-async function train(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function train(args: string[], model = 'models'): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['src/cli/train.ts', '--model', 'models', ...args], { cwd: root });
+    const { stdout, stderr } = await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', 'src/cli/train.ts', '--model', model, ...args], { cwd: root });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -57,4 +57,36 @@ describe('npm run train', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/pair 0: the model cannot read the prompt "a red dragon".*"dragon"/);
   }, 60_000);
+
+  it('trains on a prepared SD1.5 model (latents through its VAE encoder) and writes diffusers lora.down/up keys', async () => {
+    const model = join(dir, 'sd15');
+    await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', 'fixtures/sd15/export-diffusers', '--out', model], { cwd: root });
+    const S64 = 64;
+    const img = (v: number) => new Float32Array(3 * S64 * S64).map((_, i) => v + 0.2 * Math.sin(i / 7));
+    const pairs = join(dir, 'pairs64.json');
+    writeFileSync(pairs, JSON.stringify(encodePairs([{ prompt: 'a red square', winner: img(0.6), loser: img(-0.5) }], S64, S64)));
+    const out = join(dir, 'sd15-npo.safetensors');
+    const run = await train(['--pairs', pairs, '--resolution', '64', '--steps', '2', '--batch', '1', '--rank', '2', '--reverse', '--out', out], model);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^NPO .*model stable-diffusion-1.5, rank 2, 2 steps, batch 1, β 500/m);
+    const keysOf = (path: string) => {
+      const bytes = new Uint8Array(readFileSync(path));
+      return Object.keys(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true))))));
+    };
+    const keys = keysOf(out);
+    expect(keys.filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32); // to_q/k/v/out.0 of the fixture's 8 attentions
+    expect(keys).toContain('unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora.down.weight');
+    const kohya = join(dir, 'sd15-npo-kohya.safetensors');
+    expect((await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--batch', '1', '--rank', '2', '--format', 'kohya', '--out', kohya], model)).code).toBe(0);
+    expect(keysOf(kohya)).toContain('lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight');
+    expect(keysOf(kohya)).toContain('lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.alpha');
+    const refused = await train(['--pairs', pairs, '--resolution', '60', '--steps', '1', '--out', join(dir, 'y.safetensors')], model);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/train: training width 60 must be a positive multiple of the VAE factor 8/);
+    const half = join(dir, 'sd15-fp16');
+    await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', 'fixtures/sd15/export-diffusers', '--dtype', 'float16', '--out', half], { cwd: root });
+    const fp16 = await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--out', join(dir, 'z.safetensors')], half);
+    expect(fp16.code).toBe(1);
+    expect(fp16.stderr).toMatch(/train: training needs a float32 model for now; stable-diffusion-1.5 has unet in float16/);
+  }, 300_000);
 });

@@ -12,18 +12,23 @@ import { createScheduler } from '../diffusion/schedulers/index.ts';
 import { alphasCumprod, makeBetas } from '../diffusion/schedulers/schedule.ts';
 import { tokenize } from '../embedded/tokenizer.ts';
 import type { LoraSet } from '../lora/types.ts';
-import type { ModelManifest } from '../model/manifest.ts';
+import { isPrepared, type AnyManifest, type ModelManifest, type PreparedManifest } from '../model/manifest.ts';
 import { externalLocations, readModel } from '../onnx/model-io.ts';
+import type { ModelProto } from '../onnx/proto.ts';
+import { promptTokenizer } from '../pipelines/tokenizer.ts';
+import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
 import { createAdamW } from './optimizer.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import type { PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
+import { createLatentEncoder } from './sd-latents.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
 
 export interface ModelFiles {
-  manifest: ModelManifest;
+  /** The embedded model's manifest, or a prepared SD model's (format 2: latents, CLIP tokenizer, sharded weights). */
+  manifest: AnyManifest;
   /** Every file of the model directory by its manifest path (unet.onnx, unet.onnx.data, text_encoder.onnx, …). */
   files: ReadonlyMap<string, Uint8Array>;
 }
@@ -37,6 +42,8 @@ export interface TrainerSetup {
   alpha?: number; // default = rank (scale 1)
   targets?: readonly string[];
   seed?: number; // LoRA init; default 0
+  /** Prepared SD models: the training images' size in pixels (a multiple of the VAE factor); default the manifest's defaults. */
+  resolution?: { width: number; height: number };
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
 }
 
@@ -64,13 +71,12 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   };
   const rank = setup.rank ?? 8;
   const scale = (setup.alpha ?? rank) / rank;
-  const unet = readModel(file(manifest.unet.file));
-  const externalData = externalLocations(unet).map((path) => ({ path, data: file(path) }));
+  const source = isPrepared(manifest) ? await preparedSource(setup, manifest) : await embeddedSource(setup, manifest, file);
   const prediction = String(createScheduler('ddim', manifest.scheduler).config.prediction_type ?? 'epsilon');
   if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
-  const graph = buildDpoGraph(unet, { rank, targets: setup.targets, predictionType: prediction });
+  const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims });
   const alphaBar = trainingAlphas(manifest);
-  const contexts = await encodePrompts(ort, file(manifest.textEncoder.file), setup.prompts, manifest.textEncoder.config.contextLength, setup.sessionOptions);
+  const { contexts, externalData } = source;
   const session = await ort.InferenceSession.create(graph.training, { ...setup.sessionOptions, externalData });
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
@@ -171,7 +177,14 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
     trainer: 'npo-playground', objective: o.reverse ? 'NPO (reversed DPO)' : 'Diffusion-DPO', rank: String(trainer.graph.rank),
     beta_dpo: String(settings.beta), lr: String(settings.lr), seed: String(seed),
   };
-  const pairs = o.reverse ? o.pairs.map((p) => ({ prompt: p.prompt, winner: p.loser, loser: p.winner })) : o.pairs;
+  let given = o.pairs;
+  try {
+    given = await latentsOf(o, seed);
+  } catch (error) {
+    await trainer.release();
+    throw error;
+  }
+  const pairs = o.reverse ? given.map((p) => ({ prompt: p.prompt, winner: p.loser, loser: p.winner })) : given;
   const optimizer = createAdamW(trainer.params, { lr: settings.lr, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm });
   const draw = { noise: createGenerator(seed), random: createRandom(seed ^ 0x5eed) };
   const batches = batchSampler(pairs.length, settings.batch, createRandom(seed + 1));
@@ -201,6 +214,24 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   }
 }
 
+/**
+ * Prepared SD models train in latent space: each image once through the VAE encoder's posterior, sampled with a
+ * generator seeded from the run's seed (sd-latents.ts). The embedded model trains on its pixels as they are.
+ */
+async function latentsOf(o: TrainLoraOptions, seed: number): Promise<readonly PreferencePair[]> {
+  const { manifest, files } = o.model;
+  if (!isPrepared(manifest)) return o.pairs;
+  const encoder = await createLatentEncoder(o.ort, manifest, files, createGenerator(seed + LATENT_SEED_OFFSET), trainingResolution(manifest, o.resolution), o.sessionOptions);
+  try {
+    return await encoder.encodePairs(o.pairs);
+  } finally {
+    await encoder.release();
+  }
+}
+
+/** The VAE sample's generator is seeded `seed + 3` (the step noise uses `seed`), so the two streams differ. */
+export const LATENT_SEED_OFFSET = 3;
+
 /** Indices of the next batch: epochs of shuffled pairs, as a DataLoader with shuffle=True (drop_last=False, cycling). */
 function batchSampler(n: number, batch: number, random: Random): () => number[] {
   let order: number[] = [];
@@ -215,9 +246,73 @@ function batchSampler(n: number, batch: number, random: Random): () => number[] 
 }
 
 /** ᾱ_t for t = 0 … T−1 from the model's own scheduler config (diffusers' noise_scheduler.alphas_cumprod). */
-export function trainingAlphas(manifest: ModelManifest): Float32Array {
+export function trainingAlphas(manifest: { scheduler: Record<string, unknown> }): Float32Array {
   const config = createScheduler('ddim', manifest.scheduler).config;
   return Float32Array.from(alphasCumprod(makeBetas(config as never)));
+}
+
+interface UnetSource {
+  unet: ModelProto;
+  externalData: { path: string; data: Uint8Array }[];
+  contexts: Map<string, Float32Array>;
+  /** For exports with symbolic input dims (prepared models): one latent's [C, h, w] and one context's [L, D]. */
+  imageDims?: number[];
+  contextDims?: number[];
+}
+
+async function embeddedSource(setup: TrainerSetup, manifest: ModelManifest, file: (path: string) => Uint8Array): Promise<UnetSource> {
+  const unet = readModel(file(manifest.unet.file));
+  const externalData = externalLocations(unet).map((path) => ({ path, data: file(path) }));
+  const contexts = await encodePrompts(setup.ort, file(manifest.textEncoder.file), setup.prompts, manifest.textEncoder.config.contextLength, setup.sessionOptions);
+  return { unet, externalData, contexts };
+}
+
+/**
+ * A prepared SD model (manifest format 2): the UNet graph with its weight shards, the prompts through the model's own
+ * CLIP tokenizer and text encoder (last_hidden_state, as diffusers' encode_prompt), latents of the training resolution
+ * (the manifest's default width × height over the VAE factor).
+ */
+async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): Promise<UnetSource> {
+  const { ort, model } = setup;
+  const half = (['unet', 'textEncoder', 'vaeEncoder'] as const).filter((c) => manifest[c] && manifest[c]!.dtype !== 'float32');
+  if (half.length) {
+    throw new Error(`training needs a float32 model for now; ${manifest.name} has ${half.map((c) => `${c} in ${manifest[c]!.dtype}`).join(', ')} `
+      + '(prepare it with `npm run prepare-model -- --dtype float32`; fp16 weights with an fp32 LoRA are not built yet)');
+  }
+  const unetBytes = model.files.get(manifest.unet.file);
+  if (!unetBytes) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
+  const externalData = [...componentFiles(manifest.unet, model.files)].map(([path, data]) => ({ path, data }));
+  const tokenizer = promptTokenizer(manifest, model.files);
+  const textEncoder = await createComponentSession(ort, manifest.textEncoder, model.files, setup.sessionOptions);
+  const contexts = new Map<string, Float32Array>();
+  try {
+    for (const prompt of setup.prompts) {
+      const ids = tokenizer.encode(prompt).ids;
+      const input = manifest.textEncoder.inputs.input_ids === 'int64'
+        ? new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) : new ort.Tensor('int32', Int32Array.from(ids), [1, ids.length]);
+      const out = await textEncoder.run({ input_ids: input });
+      contexts.set(prompt, (out[manifest.textEncoder.outputs[0] ?? 'last_hidden_state'].data as Float32Array).slice());
+    }
+  } finally {
+    await textEncoder.release();
+  }
+  const { latent, context } = manifest;
+  const { width, height } = trainingResolution(manifest, setup.resolution);
+  return {
+    unet: readModel(unetBytes), externalData, contexts,
+    imageDims: [latent.channels, height / latent.vaeScaleFactor, width / latent.vaeScaleFactor],
+    contextDims: [context.length, context.dim],
+  };
+}
+
+/** The pixel size prepared-model training runs at: the option, or the manifest's default; a multiple of the VAE factor. */
+export function trainingResolution(manifest: PreparedManifest, resolution?: { width: number; height: number }) {
+  const r = resolution ?? { width: manifest.defaults.width, height: manifest.defaults.height };
+  const f = manifest.latent.vaeScaleFactor;
+  for (const [k, v] of Object.entries(r)) {
+    if (!Number.isSafeInteger(v) || v < f || v % f !== 0 || v > 4096) throw new Error(`training ${k} ${v} must be a positive multiple of the VAE factor ${f} (at most 4096)`);
+  }
+  return r;
 }
 
 function initLora(graph: DpoGraph, rank: number, seed: number): Map<string, Float32Array> {

@@ -36,6 +36,8 @@ export interface TrainOptions {
   lr: number;
   batch: number;
   seed: number;
+  /** Prepared SD models: the training images' side in pixels (square); default the model's own size. */
+  resolution?: number;
 }
 
 export type LoraRole = 'eta' | 'delta';

@@ -4,17 +4,21 @@
 import type * as OrtCommon from 'onnxruntime-common';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
-import type { ModelManifest } from '../model/manifest.ts';
-import { parsePairs } from '../train/pairs.ts';
-import { trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
+import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
+import { readModel } from '../onnx/model-io.ts';
+import { planTrainingMemory, trainingFitProblem, type DeviceLimits } from '../train/memory-plan.ts';
+import { parsePairs, parsePairsAtOwnSize } from '../train/pairs.ts';
+import { trainingResolution, trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
 import type { TrainOptions } from './protocol.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 
 export interface TrainJob {
   ort: Ort;
-  manifest: ModelManifest;
+  manifest: AnyManifest;
   files: ReadonlyMap<string, Uint8Array>;
+  /** What the backend can hold; a prepared model's training is planned against it before anything is built. */
+  limits?: DeviceLimits;
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   pairsJson: string;
   options: TrainOptions;
@@ -31,9 +35,20 @@ export interface TrainResult {
 
 export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const { manifest, options } = job;
-  const size = manifest.unet.config.sampleSize;
-  const contextLength = manifest.textEncoder.config.contextLength;
-  const pairs = parsePairs(job.pairsJson, { width: size, height: size, checkPrompt: (p) => void tokenize(p, contextLength) });
+  let resolution: { width: number; height: number } | undefined;
+  let pairs;
+  if (isPrepared(manifest)) {
+    // Prepared models train at the chosen resolution, else at the pairs file's own size, planned before decoding.
+    pairs = parsePairsAtOwnSize(job.pairsJson, (width, height) => {
+      resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : { width, height });
+      checkPlan(manifest, job, resolution);
+      return resolution;
+    });
+  } else {
+    const size = manifest.unet.config.sampleSize;
+    const contextLength = manifest.textEncoder.config.contextLength;
+    pairs = parsePairs(job.pairsJson, { width: size, height: size, checkPrompt: (p) => void tokenize(p, contextLength) });
+  }
   const metadata = { role: options.reverse ? 'delta (NPO)' : 'eta (DPO)', base_model: manifest.name };
   try {
     const { lora, history } = await trainLora({
@@ -48,6 +63,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       lr: options.lr,
       batch: Math.min(options.batch, pairs.length),
       seed: options.seed,
+      resolution,
       signal: job.signal,
       onStep: (report) => job.onStep(report),
     });
@@ -58,4 +74,18 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     const lora = serializeLora(error.lastGood, 'diffusers', { metadata: { ...error.lastGood.metadata, ...metadata } });
     return { lora, steps: error.lastGoodStep, warning: error.message };
   }
+}
+
+/** Refuses, with the plan's numbers, a configuration whose memory plan exceeds the backend's limits. */
+function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }) {
+  if (!job.limits) return;
+  const unet = job.files.get(manifest.unet.file);
+  if (!unet) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
+  const f = manifest.latent.vaeScaleFactor;
+  const batch = Math.max(1, job.options.batch);
+  const plan = planTrainingMemory(readModel(unet), {
+    batch, rank: job.options.rank, latentDims: [manifest.latent.channels, resolution.height / f, resolution.width / f], contextDims: [manifest.context.length, manifest.context.dim],
+  });
+  const problem = trainingFitProblem(plan, job.limits, `${manifest.name} at ${resolution.width}×${resolution.height}, batch ${batch}, rank ${job.options.rank}`);
+  if (problem) throw new Error(problem);
 }

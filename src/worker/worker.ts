@@ -9,7 +9,7 @@ import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from './model-cache.ts';
-import { isPrepared, type AnyManifest } from '../model/manifest.ts';
+import type { AnyManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
 const post = (event: WorkerEvent, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(event, transfer);
@@ -127,10 +127,9 @@ async function ready(): Promise<Loaded> {
 
 async function train(id: number, pairsJson: string, options: TrainOptions, signal: AbortSignal) {
   try {
-    const { manifest, files, sessionOptions } = await ready();
-    if (isPrepared(manifest)) throw new Error(`training in the page works on the embedded model; training on ${manifest.kind} models is not built yet`);
+    const { manifest, files, sessionOptions, device } = await ready();
     const result = await runTraining({
-      ort, manifest, files, sessionOptions, pairsJson, options, signal,
+      ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(device),
       onStep: async ({ step, steps, loss, accuracy, stepsPerSecond }) => {
         post({ type: 'train-progress', id, report: { step, steps, loss, accuracy, stepsPerSecond } });
         await yieldToEvents();
@@ -141,6 +140,15 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
     if ((error as Error).name === 'AbortError') post({ type: 'cancelled', id });
     else post({ type: 'error', id, message: `training failed: ${describe(error)}`, fatal: false });
   }
+}
+
+/**
+ * What training may use: on WebGPU the adapter's per-buffer limit (its memory total is not exposed); on WASM the
+ * 4 GiB a wasm32 heap can address at most.
+ */
+function trainingLimits(device: GPUDevice | undefined) {
+  if (device) return { maxBufferBytes: Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize) };
+  return { memoryBytes: 4 * 2 ** 30 };
 }
 
 async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name: string) {

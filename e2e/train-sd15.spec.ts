@@ -1,0 +1,57 @@
+// Training δ in the page on a prepared SD1.5 model (the tiny real-exporter fixture, prepared by
+// e2e/prepare-test-models.ts): the worker encodes the pairs' images through the model's VAE encoder, trains at the pairs
+// file's own size, and gets the same losses as `trainLora` in Node on onnxruntime-node; the δ changes only the NPO
+// image and downloads in diffusers keys. WASM only: a WebGPU training step on SwiftShader takes minutes at this size.
+import { expect, test } from '@playwright/test';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readSafetensors } from '../src/lora/safetensors.ts';
+import { readModelDirectory } from '../src/pipelines/read-directory.ts';
+import { encodePairs, parsePairs } from '../src/train/pairs.ts';
+import { trainLora } from '../src/train/train-lora.ts';
+import { allowFor, backendOf, differingPixels, pixels, waitIdle } from './helpers.ts';
+import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
+
+const S = 64; // the fixture's image size
+/** A 64² generation of the fixture costs about this many embedded-model generations (as e2e/sd15.spec.ts). */
+const SD15_GENERATION = 4;
+
+test('trains δ on a prepared SD1.5 model with the same losses as Node, uses it, and downloads it', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'wasm', 'a WebGPU training step on SwiftShader takes minutes at this size; WASM checks the worker path');
+  const image = (v: number) => Float32Array.from({ length: 3 * S * S }, (_, i) => v + 0.2 * Math.sin(i / 7));
+  const path = join(mkdtempSync(join(tmpdir(), 'pairs-sd15-')), 'pairs.json');
+  writeFileSync(path, JSON.stringify(encodePairs([{ prompt: 'a red square', winner: image(0.6), loser: image(-0.5) }], S, S)));
+  const steps = 2;
+  await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}&steps=2&width=${S}&height=${S}`);
+  await waitIdle(page, info, { load: true, steps: 2, generations: SD15_GENERATION });
+  await page.getByTestId('pairs-file').setInputFiles(path);
+  await page.getByTestId('train-steps').fill(String(steps));
+  await page.getByTestId('train-batch').fill('1');
+  await page.getByTestId('train-rank').fill('2');
+  await page.getByTestId('train').click();
+  // graph building and session creation (about two generations' worth here), then the steps
+  const training = await allowFor(page, info, { steps: 0, generations: 2 * SD15_GENERATION, trainSteps: steps * SD15_GENERATION, trainBatch: 1 });
+  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
+  const browserLosses: number[] = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses'))!);
+
+  const { manifest, files } = readModelDirectory(SD15_TEST_MODEL);
+  const nodeRun = await trainLora({
+    ort, model: { manifest, files }, pairs: parsePairs(readFileSync(path, 'utf8'), { width: S, height: S }), reverse: true,
+    rank: 2, steps, beta: 500, lr: 1e-3, batch: 1, seed: 0, resolution: { width: S, height: S },
+  });
+  expect(browserLosses).toHaveLength(steps);
+  browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
+
+  const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await page.getByTestId('use-trained').click();
+  await expect(page.getByTestId('train-message')).toContainText('as δ');
+  await waitIdle(page, info, { steps: 2, generations: SD15_GENERATION });
+  expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+  expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(0);
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-lora').click()]);
+  const saved = readSafetensors(new Uint8Array(readFileSync((await download.path())!)));
+  expect([...saved.tensors.keys()].filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32);
+});

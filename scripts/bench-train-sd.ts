@@ -1,0 +1,83 @@
+// Benchmark of DPO/NPO training on prepared SD models (issue 14): prints tables, asserts nothing.
+//   npm run bench:train:sd -- [--steps 6] [--batch 1] [--sd15-unet <model.onnx>] [--sdxl-unet <model.onnx>]
+// 1. The tiny real-export SD1.5 fixture (fixtures/sd15, prepared into a temporary directory) trained on
+//    onnxruntime-node's CPU EP: session setup, steps/s and the process's peak RSS growth, beside the memory plan
+//    (src/train/memory-plan.ts) for the same configuration.
+// 2. The plan for SD1.5 at 256² and 512², rank 8, batch 1-4, from a full-size UNet graph's real layer shapes (only the
+//    graph is read, the weights stay in their external file): scripts/fixtures/make_sd15_fullsize.py writes one to
+//    /work/tmp/sd15-fullsize/unet/model.onnx (the default here when it exists); fp32 as exported, and fp16 (weights
+//    and activations at 2 bytes, as a shader-f16 adapter would run them). SDXL likewise with --sdxl-unet
+//    (512² and 1024², context [77, 2048]); without a graph that row is left out and says so.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import type { PreparedManifest } from '../src/model/manifest.ts';
+import { readModel } from '../src/onnx/model-io.ts';
+import { readModelDirectory } from '../src/pipelines/read-directory.ts';
+import { planTrainingMemory, type TrainMemoryOptions } from '../src/train/memory-plan.ts';
+import { createRandom } from '../src/train/random.ts';
+import { trainLora } from '../src/train/train-lora.ts';
+
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' } } });
+const steps = Number(values.steps ?? 6);
+const batch = Number(values.batch ?? 1);
+const root = join(import.meta.dirname, '..');
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+
+async function tinyFixture() {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-train-sd-'));
+  execFileSync(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', 'fixtures/sd15/export-diffusers', '--out', dir], { cwd: root, stdio: 'pipe' });
+  const { manifest, files } = readModelDirectory(dir);
+  const S = 64;
+  const r = createRandom(1);
+  const pairs = Array.from({ length: 4 }, (_, k) => ({
+    prompt: 'a photo of a cat',
+    winner: Float32Array.from({ length: 3 * S * S }, (_, i) => 0.6 + 0.3 * Math.sin(i / 6 + k)),
+    loser: Float32Array.from({ length: 3 * S * S }, () => -0.5 + 0.4 * r.normal()),
+  }));
+  let peak = process.memoryUsage().rss;
+  const base = peak;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const t0 = performance.now();
+  let firstStepAt = 0;
+  const { history } = await trainLora({
+    ort, model: { manifest, files }, pairs, steps, batch, rank: 8, beta: 500, lr: 1e-4, resolution: { width: S, height: S },
+    sessionOptions: { logSeverityLevel: 3, graphOptimizationLevel: 'basic' },
+    onStep: (rep) => { if (rep.step === 1) firstStepAt = performance.now() - rep.stepMs; },
+  });
+  clearInterval(timer);
+  const stepMs = history.slice(1).reduce((s, h) => s + h.stepMs, 0) / Math.max(1, history.length - 1);
+  const unet = readModel(files.get((manifest as PreparedManifest).unet.file)!);
+  const plan = planTrainingMemory(unet, { batch, latentDims: [4, 8, 8], contextDims: [77, 32], rank: 8 });
+  console.log(`\n## Tiny SD1.5 fixture (64², latents 4×8×8), rank 8, batch ${batch}, ${steps} steps, onnxruntime-node CPU`);
+  console.log('| setup (graph + sessions + VAE) s | step ms (after the first) | steps/s | peak RSS growth MiB | planned total MiB | planned activations MiB |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(`| ${((firstStepAt - t0) / 1000).toFixed(1)} | ${stepMs.toFixed(0)} | ${(1000 / stepMs).toFixed(2)} | ${mib(peak - base)} | ${mib(plan.totalBytes)} | ${mib(plan.activationsBytes)} |`);
+  console.log("(the RSS growth also holds ORT's arena, the training graph's protobuf and the sessions' copies of the weights: at this size they dwarf the plan's activations)");
+}
+
+function planTable(title: string, path: string, context: number[], sides: number[]) {
+  const unet = readModel(readFileSync(path));
+  console.log(`\n## Planned memory: ${title}, rank 8 (graph ${path})`);
+  console.log('| resolution | batch | weights GiB | activations GiB | transient GiB | LoRA+AdamW MiB | total fp32 GiB | total fp16 GiB | largest buffer MiB (fp32) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const side of sides) {
+    for (const b of [1, 2, 3, 4]) {
+      const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: context, rank: 8 };
+      const p = planTrainingMemory(unet, o);
+      const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
+      console.log(`| ${side}² | ${b} | ${gib(p.weightsBytes)} | ${gib(p.activationsBytes)} | ${gib(p.transientBytes)} | ${mib(p.loraBytes)} | ${gib(p.totalBytes)} | ${gib(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
+    }
+  }
+}
+
+await tinyFixture();
+const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';
+if (existsSync(sd15)) planTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
+else console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);
+if (values['sdxl-unet']) planTable('SDXL', values['sdxl-unet'], [77, 2048], [512, 1024]);
+else console.log('\n(no SDXL-sized UNet graph given (--sdxl-unet): its plan is not printed)');

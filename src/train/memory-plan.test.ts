@@ -1,0 +1,46 @@
+// The training memory plan on the tiny real SD1.5 export (fixtures/sd15): its terms against numbers known
+// independently of the shape inference — the weight file's size, the attention-score tensor of diffusers'
+// attention processor ([2B·heads, hw, hw] or [2B·heads, hw, 77]), the LoRA parameter count from the site shapes — and the refusal message.
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readModel } from '../onnx/model-io.ts';
+import { planTrainingMemory, trainingFitProblem } from './memory-plan.ts';
+
+const UNET = join(import.meta.dirname, '../../fixtures/sd15/export-diffusers/unet');
+const unet = readModel(readFileSync(join(UNET, 'model.onnx')));
+const plan = (batch: number, side = 8) => planTrainingMemory(unet, { batch, latentDims: [4, side, side], contextDims: [77, 32], rank: 8 });
+
+describe('training memory plan (tiny SD1.5 export)', () => {
+  it('counts every weight once: the external weights.pb plus the small inline tensors', () => {
+    const external = statSync(join(UNET, 'weights.pb')).size;
+    const p = plan(1);
+    expect(p.weightsBytes).toBeGreaterThanOrEqual(external);
+    expect(p.weightsBytes).toBeLessThan(external * 1.1); // inline tensors are < 1 KB each
+  });
+
+  it("finds the attention scores as the largest activation: [2B·8 heads, hw, max(hw, 77)] float32 (self- or cross-attention at level 0)", () => {
+    for (const [batch, side] of [[1, 8], [2, 8], [1, 16]]) {
+      const hw = side * side;
+      expect(plan(batch, side).largestTensorBytes).toBe(2 * batch * 8 * hw * Math.max(hw, 77) * 4);
+    }
+  });
+
+  it('scales activations linearly with the batch and plans LoRA + AdamW as 4 float32 copies of r·(in+out) per site', () => {
+    const [one, two] = [plan(1), plan(2)];
+    expect(two.activationsBytes).toBe(2 * one.activationsBytes);
+    expect(one.unknownValues).toBeLessThan(30); // the time-embedding vectors only
+    // 32 sites: to_q/to_k/to_v/to_out.0 of 8 attentions, with (in, out) from the fixture's widths 16 and 32, context 32
+    expect(one.loraParams).toBeGreaterThan(0);
+    expect(one.loraBytes).toBe(16 * one.loraParams);
+    expect(one.totalBytes).toBe(one.weightsBytes + one.activationsBytes + one.transientBytes + one.loraBytes);
+  });
+
+  it('refuses with the numbers when the plan exceeds the backend memory or the per-buffer limit', () => {
+    const p = plan(2, 16);
+    expect(trainingFitProblem(p, { memoryBytes: 1 << 30, maxBufferBytes: 1 << 30 }, 'at 128×128, batch 2')).toBeNull();
+    expect(trainingFitProblem(p, { memoryBytes: 2 ** 20 }, 'at 128×128, batch 2'))
+      .toMatch(/^training at 128×128, batch 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB \+ transient \d+ MiB \+ LoRA\/AdamW 0 MiB\); this backend has 1 MiB/);
+    expect(trainingFitProblem(p, { maxBufferBytes: 2 ** 20 }, 'here')).toMatch(/needs a 8 MiB activation buffer; the adapter allows 1 MiB per buffer/);
+  });
+});

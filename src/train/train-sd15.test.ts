@@ -1,0 +1,153 @@
+// Training on a prepared SD1.5 model (the tiny real-exporter fixture through `npm run prepare-model`), on
+// onnxruntime-node: latents through the VAE encoder's posterior sampled with our generator (= diffusers'
+// latent_dist.sample(generator), fixtures/sd15/train-reference.safetensors), ᾱ_t from the model's scheduler (= the
+// DDPMScheduler of train_diffusion_dpo.py), and a few DPO steps on a separable toy pair set that lower the loss,
+// giving a δ in diffusers keys that the SD1.5 pipeline loads back.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createGenerator } from '../diffusion/noise/index.ts';
+import { parseLora } from '../lora/formats.ts';
+import { serializeLora } from '../lora/serialize.ts';
+import { readSafetensors } from '../lora/safetensors.ts';
+import type { PreparedManifest } from '../model/manifest.ts';
+import { createModelEngine } from '../pipelines/index.ts';
+import { readModelDirectory, type ModelDirectory } from '../pipelines/read-directory.ts';
+import { createRandom } from './random.ts';
+import { createLatentEncoder } from './sd-latents.ts';
+import { createAdamW } from './optimizer.ts';
+import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
+import { encodePairs, type PreferencePair } from './pairs.ts';
+import { runTraining } from '../worker/training.ts';
+
+const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
+const SIZE = { width: 64, height: 64 }; // the fixture's image size (its manifest defaults to SD1.5's 512)
+const quiet = { logSeverityLevel: 3 as const };
+const fast = { ...quiet, graphOptimizationLevel: 'basic' as const }; // full optimisation of the training graph takes ~4× longer to set up
+
+function reference() {
+  const bytes = new Uint8Array(readFileSync(join(FIXTURE, 'train-reference.safetensors')));
+  const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const raw = (name: string) => bytes.slice(8 + headerLength + header[name].data_offsets[0], 8 + headerLength + header[name].data_offsets[1]).buffer;
+  return { f32: (name: string) => new Float32Array(raw(name)), i64: (name: string) => new BigInt64Array(raw(name)), settings: JSON.parse(header.__metadata__.settings) };
+}
+
+const relL2 = (a: Float32Array, b: Float32Array) => {
+  let [num, den] = [0, 0];
+  b.forEach((v, i) => ((num += (a[i] - v) ** 2), (den += v ** 2)));
+  return Math.sqrt(num / den);
+};
+
+/** Winners bright and smooth, losers dark and noisy: a preference a LoRA can learn in a few steps. */
+function toyPairs(n: number): PreferencePair[] {
+  const r = createRandom(3);
+  const plane = SIZE.width * SIZE.height;
+  return Array.from({ length: n }, (_, k) => ({
+    prompt: k % 2 ? 'a red square' : 'a photo of a cat',
+    winner: Float32Array.from({ length: 3 * plane }, (_, i) => 0.6 + 0.3 * Math.sin((i % SIZE.width) / 6 + k)),
+    loser: Float32Array.from({ length: 3 * plane }, () => -0.5 + 0.4 * r.normal()),
+  }));
+}
+
+describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-node)', () => {
+  const ref = reference();
+  let model: ModelDirectory;
+  let manifest: PreparedManifest;
+
+  beforeAll(() => {
+    const out = mkdtempSync(join(tmpdir(), 'sd15-train-'));
+    execFileSync('npx', ['tsx', 'src/cli/prepare-model.ts', '--onnx', join(FIXTURE, 'export-diffusers'), '--out', out], { stdio: 'pipe' });
+    model = readModelDirectory(out);
+    manifest = model.manifest as PreparedManifest;
+  }, 120_000);
+
+  it("samples latents as diffusers' latent_dist.sample(generator) × scaling factor, from the graph's own posterior", async () => {
+    const images = ref.f32('vae.images');
+    const plane = 3 * SIZE.width * SIZE.height;
+    const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(ref.settings.vae.seed), SIZE, quiet);
+    const first = images.slice(0, plane);
+    const latents = [await encoder.encode(first), await encoder.encode(images.slice(plane))];
+    expect(await encoder.encode(first)).toBe(latents[0]); // cached: no second draw
+    await encoder.release();
+    const joined = new Float32Array([...latents[0], ...latents[1]]);
+    expect(relL2(joined, ref.f32('vae.latents'))).toBeLessThan(1e-5);
+  });
+
+  it("ᾱ_t of the prepared scheduler equals train_diffusion_dpo.py's DDPMScheduler.alphas_cumprod", () => {
+    const alphas = trainingAlphas(manifest);
+    const t = Array.from(ref.i64('inputs.timesteps'), Number);
+    const expected = ref.f32('inputs.alpha_bar');
+    t.forEach((step, i) => expect(Math.abs(alphas[step] - expected[i]) / expected[i]).toBeLessThan(1e-6));
+  });
+
+  it('a few AdamW steps on a fixed draw (noise, timesteps) of a separable toy pair set lower the DPO loss', async () => {
+    // The objective fixed (same ε and t every step) so that "lower" is a property of the gradient, not of the draw.
+    const pairs = toyPairs(4);
+    const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(11), SIZE, quiet);
+    const latentPairs = await encoder.encodePairs(pairs);
+    await encoder.release();
+    const trainer = await createDpoTrainer({ ort, model: { manifest, files: model.files }, prompts: [...new Set(pairs.map((p) => p.prompt))], rank: 4, seed: 5, resolution: SIZE, sessionOptions: fast });
+    try {
+      const optimizer = createAdamW(trainer.params, { lr: 1e-3, weightDecay: 0, maxGradNorm: 1 });
+      const losses: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        const out = await trainer.run(latentPairs, { noise: createGenerator(99), random: createRandom(7) }, 500);
+        losses.push(out.loss);
+        optimizer.step(out.grads);
+      }
+      expect(losses[0]).toBeCloseTo(Math.LN2, 6); // B = 0: policy = reference
+      for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
+      expect(losses.at(-1)!).toBeLessThan(0.6 * Math.LN2); // measured 0.52·ln 2 after 5 updates
+    } finally {
+      await trainer.release();
+    }
+  }, 300_000);
+
+  it('trainLora runs on it end to end (VAE latents, random t), and its δ in diffusers keys loads into the SD1.5 pipeline', async () => {
+    const settings = { ort, model: { manifest, files: model.files }, rank: 4, steps: 4, batch: 2, beta: 500, lr: 1e-3, seed: 5, resolution: SIZE, sessionOptions: fast };
+    const { lora, history } = await trainLora({ ...settings, pairs: toyPairs(4) });
+    expect(history).toHaveLength(settings.steps);
+    expect(history[0].loss).toBeCloseTo(Math.LN2, 6);
+    expect(history.every((r) => Number.isFinite(r.loss) && r.gradNorm > 0)).toBe(true);
+    const bytes = serializeLora(lora, 'diffusers');
+    const keys = [...readSafetensors(bytes).tensors.keys()];
+    expect(keys).toHaveLength(2 * 32);
+    expect(keys).toContain('unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight');
+    expect(keys).toContain('unet.up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_out.0.lora.up.weight');
+    const engine = await createModelEngine(ort, manifest, model.files);
+    expect(engine.useLora('delta', bytes).skipped).toBe(0);
+    // every key format round-trips to the same ΔW = scale·up·down (alpha 2 of rank 4: kohya stores it, scale 0.5)
+    const targets = [...lora.entries].map(([modulePath, e]) => ({ modulePath, inFeatures: e.inFeatures, outFeatures: e.outFeatures }));
+    const deltaW = (e: { up: Float32Array; down: Float32Array; rank: number; scale: number; inFeatures: number; outFeatures: number }) =>
+      Float32Array.from({ length: e.outFeatures * e.inFeatures }, (_, k) => {
+        const [o, i] = [Math.floor(k / e.inFeatures), k % e.inFeatures];
+        let v = 0;
+        for (let r = 0; r < e.rank; r++) v += e.up[o * e.rank + r] * e.down[r * e.inFeatures + i];
+        return e.scale * v;
+      });
+    const halved = { ...lora, entries: new Map([...lora.entries].map(([k, e]) => [k, { ...e, up: e.up.map((v) => 2 * v), scale: 0.5 }])) };
+    for (const format of ['diffusers', 'peft', 'kohya'] as const) {
+      const set = format === 'kohya' ? halved : lora;
+      const back = parseLora(serializeLora(set, format), targets);
+      expect(back.entries.size).toBe(32);
+      for (const [path, e] of lora.entries) expect(relL2(deltaW(back.entries.get(path)!), deltaW(e)), `${format} ${path}`).toBeLessThan(1e-6);
+    }
+  }, 300_000);
+
+  it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {
+    const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
+    const options = { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 1 }; // at the pairs file's own 64×64
+    const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, signal: new AbortController().signal, onStep: () => undefined };
+    const result = await runTraining({ ...job, options, limits: { memoryBytes: 4 * 2 ** 30 } });
+    expect(result.steps).toBe(2);
+    expect(readSafetensors(result.lora).tensors.size).toBe(2 * 32);
+    await expect(runTraining({ ...job, options, limits: { memoryBytes: 2 ** 20 } }))
+      .rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
+    await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
+    await expect(runTraining({ ...job, options: { ...options, resolution: 128 } })).rejects.toThrow('pairs file is for 64×64 images; the model works at 128×128');
+  }, 300_000);
+});
