@@ -3,9 +3,7 @@
 // prepared with `npm run prepare-model`, then sampled here on onnxruntime-node. Tolerances (issue 10): final latents
 // within 1e-3 relative L2 of diffusers' PyTorch pipeline, decoded images ≥ 40 dB PSNR.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../lora/safetensors.ts';
@@ -13,7 +11,8 @@ import type { PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
 import { createModelEngine, promptTokenizer, type LatentEngine } from './index.ts';
 import { createComponentSession } from './onnx-component.ts';
-import { readModelDirectory, type ModelDirectory } from './read-directory.ts';
+import type { ModelDirectory } from './read-directory.ts';
+import { prepareFixture, psnr, relL2 } from './reference-metrics.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const meta = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8'));
@@ -28,24 +27,7 @@ const ref = (name: string) => {
 /** Our scheduler names for the fixture's diffusers classes. */
 const SCHEDULERS = { ddim: 'ddim', dpmpp_2m: 'dpm++2m', euler: 'euler' } as const;
 
-const relL2 = (a: Float32Array, b: Float32Array) => {
-  let [num, den] = [0, 0];
-  a.forEach((v, i) => ((num += (v - b[i]) ** 2), (den += b[i] ** 2)));
-  return Math.sqrt(num / den);
-};
-
-/** PSNR of two images in [−1, 1] after diffusers' postprocess (clamp to [0, 1]), peak 1. */
-const psnr = (a: Float32Array, b: Float32Array) => {
-  const unit = (v: number) => Math.min(1, Math.max(0, v / 2 + 0.5));
-  const mse = a.reduce((sum, v, i) => sum + (unit(v) - unit(b[i])) ** 2, 0) / a.length;
-  return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
-};
-
-function prepare(args: string[]): ModelDirectory {
-  const out = mkdtempSync(join(tmpdir(), 'sd15-prepared-'));
-  execFileSync('npx', ['tsx', 'src/cli/prepare-model.ts', '--onnx', join(FIXTURE, 'export-diffusers'), ...args, '--out', out], { stdio: 'pipe' });
-  return readModelDirectory(out);
-}
+const prepare = (args: string[]) => prepareFixture(join(FIXTURE, 'export-diffusers'), args);
 
 const params = (scheduler: string, alpha = 1, beta = 1): GenerateParams => ({
   prompt: generation.prompt, negativePrompt: generation.negative_prompt, seed: generation.seed, steps: generation.num_inference_steps,

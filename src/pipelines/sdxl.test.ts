@@ -4,9 +4,7 @@
 // here on onnxruntime-node. Tolerances (issue 16): conditioning tensors within 1e-4 relative L2 (float32 encoders,
 // ORT vs PyTorch), final latents within 1e-3 relative L2, decoded images ≥ 40 dB PSNR.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { assembleSdxlExport, SDXL_FIXTURE } from '../../scripts/fixtures/sdxl-export.ts';
@@ -14,7 +12,8 @@ import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
 import { createModelEngine, promptTokenizer, type LatentEngine } from './index.ts';
-import { readModelDirectory, type ModelDirectory } from './read-directory.ts';
+import type { ModelDirectory } from './read-directory.ts';
+import { prepareFixture, psnr, relL2 } from './reference-metrics.ts';
 import { addTimeIds, concatHidden, sdxlConditioner, zeroedNegative } from './sdxl.ts';
 
 const references = readSafetensors(new Uint8Array(readFileSync(join(SDXL_FIXTURE, 'references.safetensors')))).tensors;
@@ -28,25 +27,7 @@ const ref = (name: string) => {
 
 const SCHEDULERS = { euler: 'euler', dpmpp_2m: 'dpm++2m' } as const;
 
-const relL2 = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  expect(a.length).toBe(b.length);
-  let [num, den] = [0, 0];
-  for (let i = 0; i < a.length; i++) ((num += (a[i] - b[i]) ** 2), (den += b[i] ** 2));
-  return Math.sqrt(num / den);
-};
-
-/** PSNR of two images in [−1, 1] after diffusers' postprocess (clamp to [0, 1]), peak 1. */
-const psnr = (a: Float32Array, b: Float32Array) => {
-  const unit = (v: number) => Math.min(1, Math.max(0, v / 2 + 0.5));
-  const mse = a.reduce((sum, v, i) => sum + (unit(v) - unit(b[i])) ** 2, 0) / a.length;
-  return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
-};
-
-function prepare(args: string[]): ModelDirectory {
-  const out = mkdtempSync(join(tmpdir(), 'sdxl-prepared-'));
-  execFileSync('npx', ['tsx', 'src/cli/prepare-model.ts', '--onnx', assembleSdxlExport(), ...args, '--out', out], { stdio: 'pipe' });
-  return readModelDirectory(out);
-}
+const prepare = (args: string[]) => prepareFixture(assembleSdxlExport(), args);
 
 const params = (scheduler: string, alpha = 1, beta = 1, negative?: string): GenerateParams => ({
   prompt: generation.prompt, negativePrompt: negative ?? '', negativePromptGiven: negative !== undefined, seed: generation.seed,
