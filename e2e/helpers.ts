@@ -1,6 +1,10 @@
 // Shared e2e helpers: open the page on a backend, wait for idle with a budget sized to the work, read a canvas's
 // pixels. Budgets come from the calibration measured at the start of the run (calibration.ts, global-setup.ts).
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { budgetMs, describeCalibration, expectedMs, loadFactor, type Backend, type Work } from './calibration.ts';
 
@@ -112,4 +116,38 @@ export function decodeOwnPng(bytes: Buffer): { width: number; height: number; rg
     for (let x = 0; x < width; x++) rgba.push(raw[row + 1 + 3 * x], raw[row + 2 + 3 * x], raw[row + 3 + 3 * x], 255);
   }
   return { width, height, rgba };
+}
+
+/** Page settings as URL query parameters (`&prompt=…&seed=…`), appended to a page URL. */
+export const settingsQuery = (settings: Record<string, string | number>) =>
+  Object.entries(settings).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
+
+/**
+ * `npm run generate` on onnxruntime-node for a model directory, with each setting as a `--flag value` (camelCase keys
+ * as kebab-case flags): the reference the page's pixels are compared with. Returns run.json and both images.
+ */
+export function generateInNode(modelDir: string, settings: Record<string, string | number>) {
+  const out = mkdtempSync(join(tmpdir(), 'generate-'));
+  const args = Object.entries(settings).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(v)]);
+  execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/generate.ts', '--model', modelDir, ...args, '--out', out], { stdio: 'pipe' });
+  const image = (kind: string) => decodeOwnPng(readFileSync(join(out, `${kind}.png`)));
+  return { run: JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')), baseline: image('baseline'), npo: image('npo') };
+}
+
+/**
+ * The page's two images equal `reference` (generateInNode) up to kernel rounding: ORT-web's WASM/WebGPU kernels and
+ * onnxruntime-node's CPU kernels differ in the last float bits, which after a few steps moves a pixel by a level or
+ * two (a few on SwiftShader), never the picture. And NPO changed the image.
+ */
+export async function expectSamePixels(page: Page, info: TestInfo, reference: ReturnType<typeof generateInNode>) {
+  for (const kind of ['baseline', 'npo'] as const) {
+    const shown = await pixels(page, `image-${kind}`);
+    const { width, height, rgba } = reference[kind];
+    expect(shown.length).toBe(width * height * 4);
+    const diffs = shown.map((v, i) => Math.abs(v - rgba[i]));
+    expect(Math.max(...diffs)).toBeLessThanOrEqual(backendOf(info) === 'webgpu' ? 4 : 2);
+    expect(diffs.reduce((a, b) => a + b, 0) / diffs.length).toBeLessThan(0.2);
+  }
+  const [baseline, npo] = [await pixels(page, 'image-baseline'), await pixels(page, 'image-npo')];
+  expect(baseline.some((v, i) => v !== npo[i])).toBe(true);
 }

@@ -2,11 +2,9 @@
 // loaded by URL: the page shows the same pixels as `npm run generate` on onnxruntime-node, counts CLIP tokens, and
 // refuses a model that will not fit or a half-downloaded file with a message.
 import { expect, test } from '@playwright/test';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { allowFor, backendOf, decodeOwnPng, pixels, stepsOf, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, expectSamePixels, generateInNode, pixels, settingsQuery, stepsOf, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
 
 const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m', width: 64, height: 64 };
@@ -15,42 +13,21 @@ const settings = { prompt: 'a red apple on a wooden table, photo', negativePromp
  * at α ≠ 1 takes two UNet calls a step (src/pipelines/unet-weights.ts 'grouped'), then two VAE decodes at 64².
  */
 const SD15_GENERATION = 4;
-type Settings = typeof settings;
-const query = (s: Settings) => Object.entries(s).map(([k, v]) => `&${k}=${encodeURIComponent(String(v))}`).join('');
-
-function generateInNode(settings: Settings): Record<'baseline' | 'npo', ReturnType<typeof decodeOwnPng>> {
-  const out = mkdtempSync(join(tmpdir(), 'sd15-generate-'));
-  execFileSync('npx', ['tsx', '--import', './scripts/raw-imports.mjs', 'src/cli/generate.ts', '--model', SD15_TEST_MODEL, '--prompt', settings.prompt, '--negative-prompt', settings.negativePrompt,
-    '--seed', String(settings.seed), '--steps', String(settings.steps), '--omega', String(settings.omega), '--alpha', String(settings.alpha),
-    '--beta', String(settings.beta), '--scheduler', settings.scheduler, '--width', String(settings.width), '--height', String(settings.height), '--out', out], { stdio: 'pipe' });
-  return { baseline: decodeOwnPng(readFileSync(join(out, 'baseline.png'))), npo: decodeOwnPng(readFileSync(join(out, 'npo.png'))) };
-}
 
 test('a prepared SD1.5 directory by URL shows the same pixels as npm run generate', async ({ page }, info) => {
   const run = { ...settings, steps: Math.min(settings.steps, stepsOf(info)) }; // SwiftShader: fewer steps on webgpu
-  const reference = generateInNode(run);
-  await page.goto(`/?backend=${backendOf(info)}&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(run)}`);
+  const reference = generateInNode(SD15_TEST_MODEL, run);
+  await page.goto(`/?backend=${backendOf(info)}&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${settingsQuery(run)}`);
   await waitIdle(page, info, { load: true, steps: run.steps, generations: SD15_GENERATION });
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
   await expect(page.getByTestId('model-kind')).toContainText('sd15');
-  for (const kind of ['baseline', 'npo'] as const) {
-    const shown = await pixels(page, `image-${kind}`);
-    const { width, height, rgba } = reference[kind];
-    expect(shown.length).toBe(width * height * 4);
-    // ORT's WASM/WebGPU kernels and onnxruntime-node's CPU kernels round differently in the last float bits; after
-    // a few steps that moves a pixel by at most a level or two, never the picture.
-    const diffs = shown.map((v, i) => Math.abs(v - rgba[i]));
-    expect(Math.max(...diffs)).toBeLessThanOrEqual(backendOf(info) === 'webgpu' ? 4 : 2);
-    expect(diffs.reduce((a, b) => a + b, 0) / diffs.length).toBeLessThan(0.2);
-  }
   // NPO (α = 0.5 with the dense DPO η and the δ LoRA) changes the image.
-  const [baseline, npo] = [await pixels(page, 'image-baseline'), await pixels(page, 'image-npo')];
-  expect(baseline.some((v, i) => v !== npo[i])).toBe(true);
+  await expectSamePixels(page, info, reference);
 });
 
 test('the prompt box counts CLIP tokens against the limit', async ({ page }, info) => {
   test.skip(backendOf(info) !== 'wasm', 'page behaviour, not backend: wasm only');
-  await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${query(settings)}`);
+  await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}${settingsQuery(settings)}`);
   await waitIdle(page, info, { load: true, steps: settings.steps, generations: SD15_GENERATION });
   await page.getByTestId('prompt').fill('a photo of a cat');
   await expect(page.getByTestId('prompt-tokens')).toHaveText('5/75');
@@ -91,7 +68,7 @@ test('a prepared folder chosen from disk loads without uploading anything', asyn
   test.skip(backendOf(info) !== 'wasm', 'page behaviour, not backend: wasm only');
   const requests: string[] = [];
   page.on('request', (r) => requests.push(new URL(r.url()).pathname));
-  await page.goto(`/?backend=wasm${query({ ...settings, steps: 2 })}`);
+  await page.goto(`/?backend=wasm${settingsQuery({ ...settings, steps: 2 })}`);
   await waitIdle(page, info, { load: true });
   await expect(page.getByTestId('model-kind')).toContainText('embedded');
   requests.length = 0;
