@@ -68,15 +68,18 @@ export const MAX_PAIRS = 100_000;
 const MAX_PROMPT_CHARS = 10_000;
 
 export function parsePairs(text: string, options: ParsePairsOptions): PreferencePair[] {
+  return decodePairs(readPairsJson(text), options);
+}
+
+/** The file's JSON value, its size and nesting bounded before parsing (a hostile file fails here, not in JSON.parse). */
+function readPairsJson(text: string): unknown {
   const tooBig = jsonLimitProblem(text, { maxChars: MAX_PAIRS_CHARS });
   if (tooBig) throw new PairsError(`pairs file is refused: ${tooBig}`);
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new PairsError(`pairs file is not JSON: ${(error as Error).message}`);
   }
-  return decodePairs(value, options);
 }
 
 /**
@@ -84,14 +87,7 @@ export function parsePairs(text: string, options: ParsePairsOptions): Preference
  * returns the options to decode with, or throws) before any image is decoded.
  */
 export function parsePairsAtOwnSize(text: string, sizeFor: (width: number, height: number) => ParsePairsOptions): PreferencePair[] {
-  const tooBig = jsonLimitProblem(text, { maxChars: MAX_PAIRS_CHARS });
-  if (tooBig) throw new PairsError(`pairs file is refused: ${tooBig}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new PairsError(`pairs file is not JSON: ${(error as Error).message}`);
-  }
+  const value = readPairsJson(text);
   if (!isObject(value)) throw new PairsError('pairs file must be a JSON object with "version", "width", "height" and "pairs"');
   const { width, height } = value;
   if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || (width as number) < 1 || (height as number) < 1) {
