@@ -29,9 +29,8 @@ import { externalizeWeights, externalLocations, inlineExternalData, inlineTensor
 import { DataType, OnnxError, onnx } from '../onnx/proto.ts';
 import { readTensor } from '../onnx/tensor.ts';
 import { encodePairs, PairsError, parsePairs } from '../train/pairs.ts';
-import { crc32 } from '../share/crc32.ts';
 import { ParametersError, parseParameters } from '../share/parameters.ts';
-import { MAX_PNG_TEXT_BYTES, PNG_SIGNATURE, PngError, readChunks, readPngText, withPngText, type PngChunk } from '../share/png-text.ts';
+import { MAX_PNG_TEXT_BYTES, PNG_SIGNATURE, PngError, pngChunk, readChunks, readPngText, withPngText, type PngChunk } from '../share/png-text.ts';
 import { encodePng } from '../world/png.ts';
 import { INTERESTING_INTS, mutateBytes, mutateJsonText, pick, type Random } from './mutate.ts';
 import { frame, mutateSafetensors } from './safetensors-mutate.ts';
@@ -278,16 +277,6 @@ const pairsSeeds = memo((): string[] => {
 
 const fixturePng = (name: string) => new Uint8Array(readFileSync(new URL(`../share/fixtures/${name}`, import.meta.url)));
 
-/** A PNG chunk with its CRC (so a mutated body still reaches the text parser). */
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
 
 const pngSeeds = memo((): Parts[] => {
   const small = encodePng(Float32Array.from({ length: 3 * 4 * 3 }, (_, i) => (i % 7) / 3.5 - 1), 4, 3);

@@ -99,7 +99,8 @@ export async function readPngText(png: Uint8Array): Promise<Map<string, string>>
   return out;
 }
 
-function chunk(type: string, data: Uint8Array): Uint8Array {
+/** One PNG chunk: length, type, data and the CRC over type + data. */
+export function pngChunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, data.length);
@@ -129,7 +130,7 @@ export function withPngText(png: Uint8Array, keyword: string, text: string): Uin
   for (const c of chunks) {
     const sameKey = (c.type === 'tEXt' || c.type === 'iTXt' || c.type === 'zTXt') && latin1(c.data.subarray(0, Math.max(0, c.data.indexOf(0)))) === keyword;
     if (!sameKey) parts.push(png.subarray(c.offset, c.offset + 12 + c.data.length));
-    if (c.type === 'IHDR') parts.push(chunk(isLatin1 ? 'tEXt' : 'iTXt', data));
+    if (c.type === 'IHDR') parts.push(pngChunk(isLatin1 ? 'tEXt' : 'iTXt', data));
   }
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;

@@ -1,17 +1,7 @@
 // A minimal PNG encoder (8-bit RGB, no interlace, zlib from node:zlib) for looking at the embedded world and at
 // samples. Images are CHW Float32Arrays in [-1, 1]; `imageGrid` tiles several into one.
 import { deflateSync } from 'node:zlib';
-import { crc32 } from '../share/crc32.ts';
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
+import { pngChunk as chunk } from '../share/png-text.ts';
 
 /** PNG bytes of a [3, height, width] image in [-1, 1] (values outside are clipped). */
 export function encodePng(chw: Float32Array, width: number, height: number): Uint8Array {
