@@ -9,5 +9,7 @@ export default defineConfig({
     reporters: ['default', ['json', { outputFile: 'reports/unit.json' }]],
     // Lets Dawn (the `webgpu` package) find a Vulkan loader before the test processes start.
     globalSetup: ['src/gpu/vitest-global-setup.ts'],
+    // Fails a test file whose main thread is blocked for good instead of hanging the run (see the file).
+    setupFiles: ['src/gpu/vitest-stall-watchdog.ts'],
   },
 });
