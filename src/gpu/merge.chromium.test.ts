@@ -23,7 +23,7 @@ async function runInChromium(): Promise<Report> {
 // Generous: under `npm test` this file shares 2 cores with the other unit tests while Chromium starts.
 beforeAll(async () => {
   report = await runInChromium();
-}, 180_000);
+});
 
 describe('merge kernel in headless Chromium', () => {
   for (const { name, kind } of CHROMIUM_CASES) {

@@ -50,7 +50,7 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
     const plain = { ...withOffsets, offsets: {} };
     engine = await createModelEngine(ort, withOffsets, npoModel.files);
     base = await createModelEngine(ort, plain, npoModel.files);
-  }, 180_000);
+  });
 
   it('tokenizes like transformers\' CLIPTokenizer (with ftfy), including a prompt over 77 tokens', () => {
     const prompts = meta.tokenizer.prompts as { prompt: string; input_ids: number[] }[];

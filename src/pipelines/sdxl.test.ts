@@ -69,7 +69,7 @@ describe('SDXL pipeline vs diffusers (tiny optimum export, onnxruntime-node)', (
     manifest = model.manifest as PreparedManifest;
     engine = await createModelEngine(ort, manifest, model.files);
     base = await createModelEngine(ort, { ...manifest, offsets: {} }, model.files);
-  }, 300_000);
+  });
 
   it('prepares an sdxl manifest: second encoder and tokenizer, added conditions, negative-prompt rule, default size', () => {
     expect(manifest.kind).toBe('sdxl');

@@ -60,5 +60,5 @@ describe('CLIP tokenizer in headless Chromium', () => {
     } finally {
       await browser.close();
     }
-  }, 120_000);
+  });
 });

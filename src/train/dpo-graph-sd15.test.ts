@@ -57,7 +57,7 @@ describe.each(EXPORTS)('DPO / NPO graph on the real SD1.5 $name vs PyTorch (diff
     graph = buildDpoGraph(readModel(readFileSync(join(dir, 'model.onnx'))), { rank: settings.rank, imageDims: [c, h, w], contextDims: [l, d] });
     const externalData = [{ path: data, data: new Uint8Array(readFileSync(join(dir, data))) }];
     session = await ort.InferenceSession.create(graph.training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic' });
-  }, 300_000);
+  });
 
   it('injects a LoRA at exactly the modules PEFT adapts (to_q/to_k/to_v/to_out.0 of every attention)', () => {
     expect(graph.lora.map((l) => l.site.modulePath).sort()).toEqual([...modules].sort());
@@ -94,6 +94,6 @@ describe.each(EXPORTS)('DPO / NPO graph on the real SD1.5 $name vs PyTorch (diff
       expect(errors).toHaveLength(2 * modules.length);
       const worst = errors.reduce((p, q) => (q.err > p.err ? q : p));
       expect(worst.err, `worst gradient: ${worst.name}`).toBeLessThan(TOLERANCE);
-    }, 120_000);
+    });
   }
 });

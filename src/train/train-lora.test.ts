@@ -89,7 +89,7 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
       expect(back.entries.get(path)!.down).toEqual(e.down);
       expect(back.entries.get(path)!.up).toEqual(e.up.map((v) => v * e.scale));
     }
-  }, 120_000);
+  });
 
   it('stops on a NaN loss with a clear error that carries the last good LoRA', async () => {
     const [pair] = redOverBlue(1, 3);
@@ -101,5 +101,5 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
     const lastGood = (error as TrainingError).lastGood;
     expect(lastGood.entries.size).toBe(32);
     expect([...lastGood.entries.values()].every((e) => e.up.every((v) => v === 0))).toBe(true);
-  }, 60_000);
+  });
 });

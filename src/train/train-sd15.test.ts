@@ -63,7 +63,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     execFileSync('npx', ['tsx', 'src/cli/prepare-model.ts', '--onnx', join(FIXTURE, 'export-diffusers'), '--out', out], { stdio: 'pipe' });
     model = readModelDirectory(out);
     manifest = model.manifest as PreparedManifest;
-  }, 120_000);
+  });
 
   it("samples latents as diffusers' latent_dist.sample(generator) × scaling factor, from the graph's own posterior", async () => {
     const images = ref.f32('vae.images');
@@ -105,7 +105,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     } finally {
       await trainer.release();
     }
-  }, 300_000);
+  });
 
   it('trainLora runs on it end to end (VAE latents, random t), and its δ in diffusers keys loads into the SD1.5 pipeline', async () => {
     const settings = { ort, model: { manifest, files: model.files }, rank: 4, steps: 4, batch: 2, beta: 500, lr: 1e-3, seed: 5, resolution: SIZE, sessionOptions: fast };
@@ -136,7 +136,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
       expect(back.entries.size).toBe(32);
       for (const [path, e] of lora.entries) expect(relL2(deltaW(back.entries.get(path)!), deltaW(e)), `${format} ${path}`).toBeLessThan(1e-6);
     }
-  }, 300_000);
+  });
 
   it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {
     const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
@@ -149,5 +149,5 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
       .rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
     await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
     await expect(runTraining({ ...job, options: { ...options, resolution: 128 } })).rejects.toThrow('pairs file is for 64×64 images; the model works at 128×128');
-  }, 300_000);
+  });
 });

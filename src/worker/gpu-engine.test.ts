@@ -23,7 +23,7 @@ beforeAll(async () => {
   device = web.device;
   cpu = await createEngine(ortNode, manifest, files);
   gpu = await createEngine(web.ort, manifest, files, { sessionOptions: { executionProviders: [{ name: 'webgpu', device } as never] }, gpu: { device } });
-}, 120_000);
+});
 afterAll(async () => {
   await gpu?.release();
   device?.destroy();
@@ -54,7 +54,7 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
       if (stats.loop === 'gpu') expect(stats.readBacks).toBe(2);
       expect(stats.unetCalls).toBe(p.steps); // θ_pos and θ_neg in one call per step
       expect(stats.previews).toBe(p.steps - 1);
-    }, 120_000);
+    });
   }
   it('swapping δ for another LoRA (useLora) matches the CPU path and keeps the buffer count', async () => {
     const liveBefore = gpu.stats().liveBuffers;
@@ -66,7 +66,7 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
     expect(gpu.stats().liveBuffers).toBe(liveBefore);
     cpu.useLora('delta', undefined);
     gpu.useLora('delta', undefined);
-  }, 120_000);
+  });
   it('moving α re-merges θ_neg only; ω re-merges nothing; buffers stay flat', async () => {
     await gpu.generate(params, ['npo'], {});
     const before = gpu.stats();
@@ -77,5 +77,5 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
     expect(after.merge!.merges).toBe(before.merge!.merges + 1);
     expect(after.liveBuffers).toBe(before.liveBuffers);
     expect(gpuErrors).toEqual([]);
-  }, 120_000);
+  });
 });
