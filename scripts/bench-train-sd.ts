@@ -3,7 +3,10 @@
 // 1. The tiny real-export SD1.5 fixture (fixtures/sd15, prepared into a temporary directory) trained on
 //    onnxruntime-node's CPU EP: session setup, steps/s and the process's peak RSS growth, beside the memory plan
 //    (src/train/memory-plan.ts) for the same configuration.
-// 2. The plan for SD1.5 at 256² and 512², rank 8, batch 1-4, from a full-size UNet graph's real layer shapes (only the
+// 2. The plan against a measured step: one DPO training step of the tiny fixture's graph at larger latents (where
+//    activations, not weights, dominate), each in a fresh process with ORT's arena off, its peak RSS growth beside the
+//    planned activations + transient.
+// 3. The plan for SD1.5 at 256² and 512², rank 8, batch 1-4, from a full-size UNet graph's real layer shapes (only the
 //    graph is read, the weights stay in their external file): scripts/fixtures/make_sd15_fullsize.py writes one to
 //    /work/tmp/sd15-fullsize/unet/model.onnx (the default here when it exists); fp32 as exported, and fp16 (weights
 //    and activations at 2 bytes, as a shader-f16 adapter would run them). SDXL likewise with --sdxl-unet
@@ -11,17 +14,18 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { PreparedManifest } from '../src/model/manifest.ts';
-import { readModel } from '../src/onnx/model-io.ts';
+import { externalLocations, readModel } from '../src/onnx/model-io.ts';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
+import { buildDpoGraph } from '../src/train/dpo-graph.ts';
 import { planTrainingMemory, type TrainMemoryOptions } from '../src/train/memory-plan.ts';
 import { createRandom } from '../src/train/random.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -75,7 +79,47 @@ function planTable(title: string, path: string, context: number[], sides: number
   }
 }
 
+const TINY_UNET = join(root, 'fixtures/sd15/export-diffusers/unet/model.onnx');
+
+/** Child process: one training step at latent side×side, batch B; prints the process's peak RSS growth in bytes. */
+async function measureStep(side: number, pairs: number) {
+  const unet = readModel(readFileSync(TINY_UNET));
+  const graph = buildDpoGraph(unet, { rank: 8, imageDims: [4, side, side], contextDims: [77, 32] });
+  const externalData = externalLocations(unet).map((path) => ({ path, data: readFileSync(join(dirname(TINY_UNET), path)) }));
+  const session = await ort.InferenceSession.create(graph.training, { externalData, enableCpuMemArena: false, logSeverityLevel: 3 });
+  const r = createRandom(2);
+  const t = (dims: number[], fill?: number) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => fill ?? r.normal()), dims);
+  const latent = [pairs, 4, side, side];
+  const feeds: Record<string, ort.Tensor> = {
+    x_w: t(latent), x_l: t(latent), noise: t(latent), alpha_bar: t([pairs], 0.5), timestep: t([pairs], 500), context: t([pairs, 77, 32]),
+    beta_dpo: t([], 500), lora_scale: t([], 1),
+  };
+  for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([8, l.site.inFeatures]), [l.b]: t([l.site.outFeatures, 8]) });
+  const before = process.resourceUsage().maxRSS * 1024;
+  await session.run(feeds);
+  console.log(process.resourceUsage().maxRSS * 1024 - before);
+}
+
+function planVersusMeasured() {
+  console.log('\n## Planned vs measured: one training step of the tiny fixture graph, onnxruntime-node CPU, arena off, fresh process each');
+  console.log('| latents | batch | planned activations + transient MiB | measured peak RSS growth MiB | planned / measured |');
+  console.log('|---|---|---|---|---|');
+  const unet = readModel(readFileSync(TINY_UNET));
+  for (const [side, b] of [[16, 1], [32, 1], [32, 2]]) {
+    const measured = Number(execFileSync(join(root, 'node_modules/.bin/tsx'), [import.meta.filename, '--measure-step', `${side},${b}`], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop());
+    const p = planTrainingMemory(unet, { batch: b, latentDims: [4, side, side], contextDims: [77, 32], rank: 8 });
+    const planned = p.activationsBytes + p.transientBytes;
+    console.log(`| 4×${side}×${side} | ${b} | ${mib(planned)} | ${mib(measured)} | ${(planned / measured).toFixed(2)} |`);
+  }
+}
+
+if (values['measure-step']) {
+  const [side, pairs] = values['measure-step'].split(',').map(Number);
+  await measureStep(side, pairs);
+  process.exit(0);
+}
 await tinyFixture();
+planVersusMeasured();
 const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';
 if (existsSync(sd15)) planTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
 else console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);

@@ -1,6 +1,6 @@
 // The training memory plan on the tiny real SD1.5 export (fixtures/sd15): its terms against numbers known
-// independently of the shape inference — the weight file's size, the attention-score tensor of diffusers'
-// attention processor ([2B·heads, hw, hw] or [2B·heads, hw, 77]), the LoRA parameter count from the site shapes — and the refusal message.
+// independently of the liveness simulation (whose order is checked against ORT's own profile in src/onnx) — the
+// weight file's size, the attention-score tensor of diffusers' attention processor ([2B·heads, hw, hw] or [2B·heads, hw, 77]), the LoRA parameter count from the site shapes — and the refusal message.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -26,10 +26,12 @@ describe('training memory plan (tiny SD1.5 export)', () => {
     }
   });
 
-  it('scales activations linearly with the batch and plans LoRA + AdamW as 4 float32 copies of r·(in+out) per site', () => {
+  it('scales activations with the batch and plans LoRA + AdamW as 4 float32 copies of r·(in+out) per site', () => {
     const [one, two] = [plan(1), plan(2)];
-    expect(two.activationsBytes).toBe(2 * one.activationsBytes);
-    expect(one.unknownValues).toBeLessThan(30); // the time-embedding vectors only
+    // All but the batch-independent values (the LoRA gradients, 4 bytes a parameter, and scalars) double.
+    expect(two.activationsBytes).toBeLessThanOrEqual(2 * one.activationsBytes);
+    expect(two.activationsBytes).toBeGreaterThanOrEqual(2 * (one.activationsBytes - 4 * one.loraParams) - 1024);
+    expect(one.unknownValues).toBeLessThan(80); // the time-embedding vectors ([2B, ≤ 4·width]) of the two UNet copies only
     // 32 sites: to_q/to_k/to_v/to_out.0 of 8 attentions, with (in, out) from the fixture's widths 16 and 32, context 32
     expect(one.loraParams).toBeGreaterThan(0);
     expect(one.loraBytes).toBe(16 * one.loraParams);

@@ -1,20 +1,21 @@
 // The memory a DPO/NPO training step needs, planned from the UNet graph's real layer shapes before anything is
-// allocated (issue 14: refuse with the numbers when it will not fit). One step of the DPO graph (dpo-graph.ts) runs
-// two copies of the UNet on the 2B batch [x_w; x_l]:
+// allocated (issue 14: refuse with the numbers when it will not fit). The plan builds the step's own training graph
+// (dpo-graph.ts: policy and reference copies of the UNet on the 2B batch [x_w; x_l], the loss and every LoRA gradient)
+// and sums:
 //   weights      every UNet initializer once (both copies share them), at its stored dtype;
-//   activations  the policy copy's forward values, kept for the backward pass: every float value a policy node
-//                produces, by static shape inference at batch 2B (autodiff/shapes.ts), except outputs of ops that
-//                ORT aliases (Reshape, Squeeze, Unsqueeze, Flatten, Identity) and shape arithmetic. An upper bound:
-//                some of them (inputs of Add, say) are not needed by any gradient rule and ORT frees them early;
-//   transient    what is alive besides: the reference copy's forward and the backward pass each hold a few values
-//                of the largest layer at a time; planned as 4 × the largest activation;
+//   activations  the peak of the intermediate values alive at once when onnxruntime runs that graph in its own order
+//                (src/onnx/execution-memory.ts): forward values live until the backward pass has read them;
+//   transient    kernel scratch that is not a graph value (Conv's im2col, GEMM packing) and the runtime's own
+//                buffers: 2 × the largest value + 64 MiB, sized from measurements (npm run bench:train:sd, where the
+//                plan is printed beside the measured peak of a real step);
 //   lora         A and B (float32), their gradients and AdamW's two moments: 4 × 4 bytes per LoRA parameter.
 // No recomputation (activation checkpointing) yet: the plan says what the graph as built needs.
-import { ATTENTION_TARGETS, findLoraSites } from '../onnx/lora-sites.ts';
-import { inferNode, createShapeEnv, isFloatType } from '../onnx/autodiff/shapes.ts';
-import { topologicalOrder } from '../onnx/autodiff/index.ts';
-import { int, type ModelProto } from '../onnx/proto.ts';
+import { createShapeEnv, inferNode, isFloatType } from '../onnx/autodiff/shapes.ts';
+import { ortExecutionOrder, simulatePeakMemory } from '../onnx/execution-memory.ts';
+import { readModel } from '../onnx/model-io.ts';
+import { int, type GraphProto, type ModelProto } from '../onnx/proto.ts';
 import { bytesPer } from '../onnx/tensor.ts';
+import { buildDpoGraph } from './dpo-graph.ts';
 
 export interface TrainMemoryOptions {
   /** Pairs per step (B); each UNet copy runs on 2B samples. */
@@ -25,7 +26,7 @@ export interface TrainMemoryOptions {
   contextDims: readonly number[];
   rank: number;
   targets?: readonly string[];
-  /** Bytes per activation element: 4 (float32 graphs) or 2 (fp16). Default: the UNet weights' element size. */
+  /** Bytes per activation element: 4 (float32 graphs) or 2 (fp16). Default: each value's own element size. */
   activationBytes?: number;
   /** Bytes per weight element, to plan for weights stored otherwise (2: an fp16 copy). Default: as stored. */
   weightBytes?: number;
@@ -45,47 +46,49 @@ export interface TrainMemoryPlan {
   unknownValues: number;
 }
 
-const ALIASES = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity']);
+const RUNTIME_ALLOWANCE_BYTES = 64 * 2 ** 20;
 
 export function planTrainingMemory(unet: ModelProto, o: TrainMemoryOptions): TrainMemoryPlan {
   if (!Number.isSafeInteger(o.batch) || o.batch < 1) throw new Error(`memory plan: batch ${o.batch} must be a positive integer`);
-  const graph = unet.graph!;
-  const n = 2 * o.batch;
-  const staticInputs = (graph.input ?? []).map((v) => {
-    const fixed = v.name === 'sample' ? [n, ...o.latentDims] : v.name === 'encoder_hidden_states' ? [n, ...o.contextDims] : v.name === 'timestep' ? [n] : null;
-    if (!fixed) return v;
-    return { ...v, type: { ...v.type, tensorType: { ...v.type!.tensorType, shape: { dim: fixed.map((d) => ({ dimValue: d })) } } } };
-  });
-  const env = createShapeEnv({ ...graph, input: staticInputs });
-  const weightsBytes = (graph.initializer ?? []).reduce((sum, t) => sum + (t.dims ?? []).map(int).reduce((a, b) => a * b, 1) * (o.weightBytes ?? bytesPer(t.dataType ?? 1)), 0);
-  const weightElement = bytesPer(graph.initializer?.find((t) => (t.dims ?? []).length >= 2)?.dataType ?? 1);
-  const element = o.activationBytes ?? weightElement;
-  let activations = 0;
-  let largest = 0;
-  let unknown = 0;
-  for (const node of topologicalOrder(graph)) {
-    inferNode(node, env);
-    if (ALIASES.has(node.opType ?? '') || node.opType === 'Shape' || node.opType === 'Constant') continue;
-    for (const out of node.output ?? []) {
-      const t = env.types.get(out);
-      if (!t || !isFloatType(t.elemType)) continue;
-      if (!t.dims || !t.dims.every((d) => typeof d === 'number')) {
-        unknown++;
-        continue;
-      }
-      const bytes = (t.dims as number[]).reduce((a, b) => a * b, 1) * element;
-      activations += bytes;
-      largest = Math.max(largest, bytes);
+  const dpo = buildDpoGraph(unet, { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims });
+  const graph = withBatch(readModel(dpo.training).graph!, o.batch);
+  const env = createShapeEnv(graph);
+  for (const node of graph.node ?? []) inferNode(node, env);
+
+  const stored = new Set([...(graph.initializer ?? []).map((t) => t.name), ...(graph.input ?? []).map((v) => v.name)]);
+  let unknownValues = 0;
+  const bytesOf = (value: string): number | null => {
+    if (stored.has(value)) return null;
+    const t = env.types.get(value);
+    if (!t?.dims?.every((d) => typeof d === 'number')) {
+      if (!t || isFloatType(t.elemType)) unknownValues++;
+      return null;
     }
-  }
-  const sites = findLoraSites(unet, o.targets ?? ATTENTION_TARGETS);
-  const loraParams = sites.reduce((sum, s) => sum + o.rank * (s.inFeatures + s.outFeatures), 0);
-  const loraBytes = 4 * 4 * loraParams;
-  const transientBytes = 4 * largest;
-  return {
-    weightsBytes, activationsBytes: activations, transientBytes, loraBytes, totalBytes: weightsBytes + activations + transientBytes + loraBytes,
-    largestTensorBytes: largest, loraParams, unknownValues: unknown,
+    const element = o.activationBytes !== undefined && isFloatType(t.elemType) ? o.activationBytes : bytesPer(t.elemType ?? 1);
+    return (t.dims as number[]).reduce((a, b) => a * b, 1) * element;
   };
+  const outputs = (graph.output ?? []).map((v) => v.name!);
+  const { peakBytes, largestBytes } = simulatePeakMemory(ortExecutionOrder(graph.node ?? []), outputs, bytesOf);
+
+  const weightsBytes = (unet.graph!.initializer ?? []).reduce((sum, t) => sum + (t.dims ?? []).map(int).reduce((a, b) => a * b, 1) * (o.weightBytes ?? bytesPer(t.dataType ?? 1)), 0);
+  const loraParams = dpo.lora.reduce((sum, l) => sum + o.rank * (l.site.inFeatures + l.site.outFeatures), 0);
+  const loraBytes = 4 * 4 * loraParams;
+  const transientBytes = 2 * largestBytes + RUNTIME_ALLOWANCE_BYTES;
+  return {
+    weightsBytes, activationsBytes: peakBytes, transientBytes, loraBytes, totalBytes: weightsBytes + peakBytes + transientBytes + loraBytes,
+    largestTensorBytes: largestBytes, loraParams, unknownValues,
+  };
+}
+
+/** The training graph with its symbolic batch dim ('pairs') fixed to `batch` in every input. */
+function withBatch(graph: GraphProto, batch: number): GraphProto {
+  const input = (graph.input ?? []).map((v) => {
+    const dims = v.type?.tensorType?.shape?.dim;
+    if (!dims?.length || !dims[0].dimParam) return v;
+    const shape = { dim: [{ dimValue: batch }, ...dims.slice(1)] };
+    return { ...v, type: { ...v.type, tensorType: { ...v.type!.tensorType, shape } } };
+  });
+  return { ...graph, input };
 }
 
 export interface DeviceLimits {
