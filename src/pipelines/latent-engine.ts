@@ -22,6 +22,7 @@ import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
 import { floatInput, floatOutput } from './float-tensors.ts';
 import { componentFiles, createComponentSession, type Ort } from './onnx-component.ts';
 import { cpuResidency, createWeightFeeder, gpuResidency, unetGraphFor, type TouchedTensor, type WeightFeeder } from './unet-weights.ts';
+import { oneAtATime } from '../util/one-at-a-time.ts';
 
 export type Feeds = Record<string, OrtCommon.Tensor>;
 type Files = ReadonlyMap<string, Uint8Array>;
@@ -101,7 +102,7 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
       Object.assign(info, modelInfo(manifest, sites.length, offsets));
       return { skipped: bytes ? set!.skipped.length : 0 };
     },
-    async generate(params, images, hooks) {
+    generate: oneAtATime(async (params, images, hooks) => {
       const seed = resolveSeed(params.seed);
       const { session, feeder } = await unet;
       const shape = latentShape(manifest, params);
@@ -126,7 +127,7 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
       const decoded = new Map<ImageKind, Float32Array>();
       for (const [kind, latent] of latents) decoded.set(kind, await decode(ort, vaeDecoder, manifest, latent, shape));
       return { seed, images: decoded };
-    },
+    }),
     lastLatents: () => last,
     async release() {
       await conditioner.release();

@@ -19,6 +19,7 @@ import { createGpuEngine } from './gpu-engine.ts';
 import type { GpuSite, OffsetSource } from './gpu-weights.ts';
 import type { GenerateParams, GenerationStats, ImageKind, LoraRole, ModelInfo } from './protocol.ts';
 import { negativeId, parseNegativeId, planBatch, POSITIVE } from './weight-set-ids.ts';
+import { oneAtATime } from '../util/one-at-a-time.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
@@ -116,7 +117,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
       Object.assign(info, modelInfo(manifest, sites.length, weights));
       return { skipped: bytes ? set!.skipped.length : 0 };
     },
-    async generate(params, images, { onPreview, ...rest }) {
+    generate: oneAtATime(async (params, images, { onPreview, ...rest }) => {
       const seed = resolveSeed(params.seed);
       previews = 0;
       const hooks: GenerateHooks = { ...rest, onPreview: onPreview && ((step, shown) => { previews++; onPreview(step, shown); }) };
@@ -142,7 +143,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
         ...hooks,
       });
       return { seed, images: latents as Map<ImageKind, Float32Array> };
-    },
+    }),
     async release() {
       gpu?.destroy();
       await textEncoder.release();

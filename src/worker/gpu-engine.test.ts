@@ -56,6 +56,14 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
       expect(stats.previews).toBe(p.steps - 1);
     });
   }
+  it('two generations requested at once run one after the other and match the CPU path (at once, they blocked ORT-web)', async () => {
+    const p = { ...params, alpha: 0.5 };
+    const both = await Promise.all([gpu.generate({ ...p, seed: 1 }, ['npo'], {}), gpu.generate({ ...p, seed: 2 }, ['npo'], {})]);
+    for (const [i, seed] of [1, 2].entries()) {
+      const reference = await cpu.generate({ ...p, seed }, ['npo'], {});
+      expect(relDiff(reference.images.get('npo')!, both[i].images.get('npo')!)).toBeLessThan(1e-4);
+    }
+  });
   it('swapping δ for another LoRA (useLora) matches the CPU path and keeps the buffer count', async () => {
     const liveBefore = gpu.stats().liveBuffers;
     const other = files.get('eta.safetensors')!;
