@@ -37,6 +37,7 @@ import { encodePng } from '../world/png.ts';
 import { INTERESTING_INTS, mutateBytes, mutateJsonText, pick, type Random } from './mutate.ts';
 import { frame, mutateSafetensors } from './safetensors-mutate.ts';
 import { invariant } from './invariant.ts';
+import { preparedManifestTarget } from './prepared-manifest-target.ts';
 import { tokenizerJsonTarget, tokenizerSlowTarget } from './tokenizer-targets.ts';
 
 const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
@@ -360,6 +361,7 @@ export const TARGETS: FuzzTarget[] = ([
   }, (e) => e instanceof PairsError),
   tokenizerSlowTarget,
   tokenizerJsonTarget,
+  preparedManifestTarget,
 ] satisfies FuzzTarget[]).map(plain);
 
 export function targetByName(name: string): FuzzTarget {
