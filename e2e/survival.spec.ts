@@ -5,24 +5,9 @@
 //   - a training is cancelled: the page says so and keeps generating;
 //   - the GPU device is lost (a real GPUDevice.destroy()): reported, and the next generation recreates it (webgpu).
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseManifest } from '../src/model/manifest.ts';
-import { encodePairs } from '../src/train/pairs.ts';
 import { loseDevice, recordWorkerEvents } from './gpu-helpers.ts';
+import { embeddedPairsPath } from './pairs-file.ts';
 import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
-
-const manifest = parseManifest(readFileSync('models/manifest.json', 'utf8'));
-const size = manifest.unet.config.sampleSize;
-
-function pairsPath(): string {
-  const image = (flip: number) => Float32Array.from({ length: 3 * size * size }, (_, i) => flip * (((i % size) / size) * 2 - 1));
-  const pairs = [{ prompt: manifest.defaults.prompt, winner: image(1), loser: image(-1) }, { prompt: 'a blue square', winner: image(-0.5), loser: image(0.5) }];
-  const path = join(mkdtempSync(join(tmpdir(), 'pairs-')), 'pairs.json');
-  writeFileSync(path, JSON.stringify(encodePairs(pairs, size, size)));
-  return path;
-}
 
 const both = async (page: Page) => ({ baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') });
 
@@ -57,7 +42,7 @@ test.describe('on wasm', () => {
     await setNumber(page, 'seed', 7); // a setting changed on the page, not in the link
     await waitIdle(page, info);
     const before = await both(page);
-    await page.getByTestId('pairs-file').setInputFiles(pairsPath());
+    await page.getByTestId('pairs-file').setInputFiles(embeddedPairsPath());
     await page.evaluate(() => (window as unknown as { __worker: Worker }).__worker.postMessage({ type: 'debug-crash' }));
     const reload = await allowFor(page, info, { load: true, generations: 0 });
     await expect(page.getByTestId('notice'), reload.because).toContainText(/recovered from a worker crash \(.*RangeError/, { timeout: reload.ms });
@@ -72,7 +57,7 @@ test.describe('on wasm', () => {
   test('a cancelled training says so and leaves a page that generates the same images', async ({ page }, info) => {
     const errors = await openPlayground(page, info, '&seed=42');
     const before = await both(page);
-    await page.getByTestId('pairs-file').setInputFiles(pairsPath());
+    await page.getByTestId('pairs-file').setInputFiles(embeddedPairsPath());
     for (const [key, value] of [['steps', '500'], ['batch', '1'], ['rank', '2']]) await page.getByTestId(`train-${key}`).fill(value);
     await page.getByTestId('train').click();
     const step = await allowFor(page, info, { steps: 0, generations: 0, trainSteps: 1, trainBatch: 1 });
