@@ -5,7 +5,7 @@
 //   - a training is cancelled: the page says so and keeps generating;
 //   - the GPU device is lost (a real GPUDevice.destroy()): reported, and the next generation recreates it (webgpu).
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
-import { loseDevice, recordWorkerEvents } from './gpu-helpers.ts';
+import { loseDevice, recordWorkerEvents, serveTinyModel } from './gpu-helpers.ts';
 import { embeddedPairsPath } from './pairs-file.ts';
 import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
@@ -75,7 +75,8 @@ test.describe('on wasm', () => {
 test('a lost GPU device is reported, and the next generation on a new device gives the same images', async ({ page }, info) => {
   test.skip(backendOf(info) !== 'webgpu', 'the WebGPU device; needs --enable-unsafe-webgpu');
   await recordWorkerEvents(page);
-  const errors = await openPlayground(page, info, '&seed=42');
+  // The tiny fixture model: SwiftShader compiles ORT's shaders slowly, and the point is the recovery, not the picture.
+  const errors = await openPlayground(page, info, `&model=${await serveTinyModel(page)}&seed=42`);
   const before = await both(page);
   await loseDevice(page); // GPUDevice.destroy() on the worker's device: device.lost resolves as after a driver reset
   await expect(page.getByTestId('error')).toContainText('GPU device lost');
