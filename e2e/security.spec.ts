@@ -12,7 +12,7 @@ import { generate, runOne } from '../src/fuzz/fuzz.ts';
 import { targetByName } from '../src/fuzz/targets.ts';
 import { readSafetensors } from '../src/lora/safetensors.ts';
 import { parseManifest } from '../src/model/manifest.ts';
-import { encodePairs } from '../src/train/pairs.ts';
+import { embeddedPairsPath } from './pairs-file.ts';
 import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 // Runs in the wasm project only: nothing here depends on the backend (requests, CSP, parsers, the stop rule of
@@ -20,15 +20,6 @@ import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber
 test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent: requests, CSP and parsers; covered on wasm'));
 
 const manifest = parseManifest(readFileSync('models/manifest.json', 'utf8'));
-const size = manifest.unet.config.sampleSize;
-
-function pairsPath(): string {
-  const image = (flip: number) => Float32Array.from({ length: 3 * size * size }, (_, i) => flip * (((i % size) / size) * 2 - 1));
-  const pairs = [{ prompt: manifest.defaults.prompt, winner: image(1), loser: image(-1) }, { prompt: 'a blue square', winner: image(-0.5), loser: image(0.5) }];
-  const path = join(mkdtempSync(join(tmpdir(), 'pairs-')), 'pairs.json');
-  writeFileSync(path, JSON.stringify(encodePairs(pairs, size, size)));
-  return path;
-}
 
 /** The first `n` fuzz inputs of `target` (fixed seed) that the Node parser refuses: each must give an error on the page. */
 async function refusedInputs(target: string, n: number, seed = 4242): Promise<Buffer[]> {
@@ -53,7 +44,7 @@ const foreign = (urls: string[], allowed: string[]) => urls.filter((u) => !u.sta
 test('a whole session (load, generate, train, download) requests nothing outside the page origin', async ({ page, baseURL }, info) => {
   const urls = recordRequests(page);
   await openPlayground(page, info);
-  await page.getByTestId('pairs-file').setInputFiles(pairsPath());
+  await page.getByTestId('pairs-file').setInputFiles(embeddedPairsPath());
   await page.getByTestId('train-steps').fill('1');
   await page.getByTestId('train-batch').fill('1');
   await page.getByTestId('train-rank').fill('2');
@@ -107,7 +98,7 @@ test('a model on another origin loads, and the CSP still blocks a third origin',
 test('mutated files through every upload input each give an error, and the page still generates the same images', async ({ page }, info) => {
   const errors = await openPlayground(page, info, '&seed=42');
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
-  const pairs = readFileSync(pairsPath());
+  const pairs = readFileSync(embeddedPairsPath());
   const error = page.getByTestId('train-error');
   // A valid pairs file clears the last error (and loads no LoRA), so each upload's own error is seen. A new name each
   // time: choosing the very same file again fires no change event.
@@ -157,7 +148,7 @@ test('an upload over the size limit is refused before it is read', async ({ page
 
 test('a training that diverges stops with the last good LoRA kept and downloadable', async ({ page }, info) => {
   await openPlayground(page, info);
-  await page.getByTestId('pairs-file').setInputFiles(pairsPath());
+  await page.getByTestId('pairs-file').setInputFiles(embeddedPairsPath());
   await page.getByTestId('train-steps').fill('4');
   await page.getByTestId('train-batch').fill('1');
   await page.getByTestId('train-rank').fill('2');

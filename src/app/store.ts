@@ -120,7 +120,8 @@ function handleWorkerEvent(event: WorkerEvent) {
     case 'loading':
       return set({ loading: { message: event.message, loaded: event.loaded, total: event.total } });
     case 'ready':
-      set({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: { ...event.model.defaults, ...urlParams } });
+      // Ready again without a new model (a restarted worker, worker-client.ts): the person's settings stay.
+      set((s) => ({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: ready ? s.params : { ...event.model.defaults, ...urlParams } }));
       ready = true;
       syncUrl(usePlayground.getState(), { ...usePlayground.getState(), params: initialParams });
       return usePlayground.getState().generate();

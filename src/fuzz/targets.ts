@@ -11,6 +11,8 @@
 //                   (and the schedulers' own plain `Error` range checks)
 //   pairs           parsePairs with the embedded tokenizer's prompt check   PairsError
 //   png             readPngText (tEXt / zTXt / iTXt) then parseParameters on `parameters`, as a dropped PNG   PngError | ParametersError
+//   tokenizer-slow, tokenizer-json   the CLIP tokenizer files (tokenizer-targets.ts)              TokenizerFilesError
+//   prepared-manifest   parseAnyManifest on format 2, then what the loaders read of it (prepared-manifest-target.ts)  ManifestError
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { createScheduler, parseSchedulerConfig, schedulerNameForConfig } from '../diffusion/schedulers/index.ts';
@@ -34,21 +36,9 @@ import { MAX_PNG_TEXT_BYTES, PNG_SIGNATURE, PngError, pngChunk, readChunks, read
 import { encodePng } from '../world/png.ts';
 import { INTERESTING_INTS, mutateBytes, mutateJsonText, pick, type Random } from './mutate.ts';
 import { frame, mutateSafetensors } from './safetensors-mutate.ts';
-
-/**
- * A parse that returned something it should not have (negative dims, a length that disagrees with the shape,
- * NaN in accepted weights): thrown by a target's checks after a successful parse, and counted as a crash.
- */
-export class InvariantError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvariantError';
-  }
-}
-
-function invariant(ok: boolean, message: string): void {
-  if (!ok) throw new InvariantError(message);
-}
+import { invariant } from './invariant.ts';
+import { preparedManifestTarget } from './prepared-manifest-target.ts';
+import { tokenizerJsonTarget, tokenizerSlowTarget } from './tokenizer-targets.ts';
 
 const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
 const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
@@ -369,6 +359,9 @@ export const TARGETS: FuzzTarget[] = ([
       for (const image of [p.winner, p.loser]) invariant(image.length === 3 * PAIR_SIZE * PAIR_SIZE && image.every(Number.isFinite), 'a decoded image of the wrong size or with non-finite values');
     }
   }, (e) => e instanceof PairsError),
+  tokenizerSlowTarget,
+  tokenizerJsonTarget,
+  preparedManifestTarget,
 ] satisfies FuzzTarget[]).map(plain);
 
 export function targetByName(name: string): FuzzTarget {

@@ -54,8 +54,7 @@ export const MAX_MANIFEST_CHARS = 4 << 20;
  * HTML page, another JSON) or a hostile one fails here with a message naming the field: sizes and depth bounded
  * before parsing, every file path a plain relative path (no `..`, no scheme, no absolute path) listed once in
  * `files[]` with a byte count and a SHA-256, and, for the embedded format, config numbers in sane ranges (they size
- * the worker's buffers). A prepared manifest (format 2) gets the checks common to both formats; its own loader
- * checks the rest.
+ * the worker's buffers). A prepared manifest (format 2): every field its loaders and pipelines read (checkPrepared).
  */
 export function parseAnyManifest(text: string): AnyManifest {
   const tooBig = jsonLimitProblem(text, { maxChars: MAX_MANIFEST_CHARS });
@@ -72,7 +71,7 @@ export function parseAnyManifest(text: string): AnyManifest {
     throw new ManifestError('model manifest lacks unet.file, textEncoder.file or files[]');
   }
   checkFiles(m as { files: unknown[] } & Record<string, unknown>);
-  if ((m as Partial<PreparedManifest>).format === 2) return checkPrepared(m as Partial<PreparedManifest>);
+  if ((m as Partial<PreparedManifest>).format === 2) return checkPrepared(m as unknown as Fields & { files: ManifestFile[] });
   checkEmbedded(m);
   return m as ModelManifest;
 }
@@ -239,22 +238,126 @@ export interface SdxlConditioning {
 export type AnyManifest = ModelManifest | PreparedManifest;
 export const isPrepared = (m: AnyManifest): m is PreparedManifest => (m as PreparedManifest).format === 2;
 
-/** The fields the latent pipeline reads, present and of the right type (a hand-edited or older manifest fails here). */
-function checkPrepared(m: Partial<PreparedManifest>): PreparedManifest {
-  const missing = (
-    [
-      ['kind', m.kind === 'sd15' || m.kind === 'sdxl'],
-      ['sdxl', m.kind !== 'sdxl' || (typeof m.sdxl?.textEncoder2?.file === 'string' && typeof m.sdxl?.tokenizer2?.dir === 'string' && Array.isArray(m.sdxl?.hiddenStates) && typeof m.sdxl?.pooled === 'string' && Number.isInteger(m.sdxl?.textEmbedsDim) && Number.isInteger(m.sdxl?.timeIdsDim))],
-      ['vaeDecoder.file', typeof m.vaeDecoder?.file === 'string'],
-      ['tokenizer.dir', typeof m.tokenizer?.dir === 'string' && Number.isInteger(m.tokenizer?.modelMaxLength)],
-      ['latent', [m.latent?.channels, m.latent?.vaeScaleFactor, m.latent?.scalingFactor].every((v) => typeof v === 'number' && v > 0)],
-      ['context', Number.isInteger(m.context?.length) && Number.isInteger(m.context?.dim)],
-      ['defaults.width/height', Number.isInteger(m.defaults?.width) && Number.isInteger(m.defaults?.height)],
-      ['offsets', !!m.offsets && typeof m.offsets === 'object'],
-      ['scheduler', !!m.scheduler && typeof m.scheduler === 'object'],
-      ...(['unet', 'textEncoder', 'vaeDecoder'] as const).map((c) => [`${c}.externalData/inputs/outputs`, Array.isArray(m[c]?.externalData) && !!m[c]?.inputs && Array.isArray(m[c]?.outputs)] as const),
-    ] as const
-  ).filter(([, ok]) => !ok).map(([name]) => name);
-  if (missing.length) throw new ManifestError(`prepared model manifest: missing or invalid ${missing.join(', ')}`);
-  return m as PreparedManifest;
+// ---------------------------------------------------------------------------------------------------------------------
+// Checks of a prepared manifest: every field the loaders and pipelines read, typed and bounded, every path they fetch
+// listed in files[] (a hand-edited, older or hostile manifest fails here, not as a TypeError deep in a pipeline).
+// ---------------------------------------------------------------------------------------------------------------------
+
+const INPUT_TYPES = new Set(['float32', 'float16', 'int32', 'int64']);
+/** Bounds well above SD1.5/SDXL's (4 latent channels, factor 8, 77 × 2048 context, 1024² images). */
+const MAX_SIDE = 8192;
+const MAX_DIM = 1 << 16;
+
+type Fields = Record<string, unknown>;
+
+function record(where: string, v: unknown, expected: string): Fields {
+  if (!isRecord(v)) throw new ManifestError(`prepared model manifest ${where} is ${show(v)}, expected ${expected}`);
+  return v;
+}
+
+function checkText(where: string, v: unknown, max = 10_000): string {
+  if (typeof v !== 'string' || v.length > max) throw new ManifestError(`prepared model manifest ${where} is ${show(v)}, expected a string`);
+  return v;
+}
+
+function checkNumber(where: string, v: unknown, max: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > max) throw new ManifestError(`model manifest ${where} is ${show(v)}, expected a number of magnitude at most ${max}`);
+}
+
+/** One ONNX graph: its file and external data listed in files[], its input types and output names. */
+function checkComponent(where: string, v: unknown, listed: (where: string, path: unknown) => void): void {
+  const c = record(where, v, '{ file, externalData, inputs, outputs, dtype }');
+  listed(`${where}.file`, c.file);
+  if (!Array.isArray(c.externalData) || c.externalData.length > 1000) throw new ManifestError(`prepared model manifest ${where}.externalData is ${show(c.externalData)}, expected at most 1000 file paths`);
+  c.externalData.forEach((path, i) => listed(`${where}.externalData[${i}]`, path));
+  const inputs = record(`${where}.inputs`, c.inputs, 'input names and their element types');
+  for (const [name, type] of Object.entries(inputs)) {
+    if (typeof type !== 'string' || !INPUT_TYPES.has(type)) throw new ManifestError(`prepared model manifest ${where}.inputs.${name.slice(0, 80)} is ${show(type)}, expected one of ${[...INPUT_TYPES].join(', ')}`);
+  }
+  if (!Array.isArray(c.outputs) || c.outputs.length > 1000 || !c.outputs.every((o) => typeof o === 'string' && o.length <= 1000)) {
+    throw new ManifestError(`prepared model manifest ${where}.outputs is ${show(c.outputs)}, expected output names`);
+  }
+  if (c.dtype !== 'float32' && c.dtype !== 'float16') throw new ManifestError(`prepared model manifest ${where}.dtype is ${show(c.dtype)}, expected float32 or float16`);
+  if (c.largestTensorBytes !== undefined) checkInt(`${where}.largestTensorBytes`, c.largestTensorBytes, Number.MAX_SAFE_INTEGER, 0);
+}
+
+/** A tokenizer folder: promptTokenizer reads its tokenizer.json and tokenizer_config.json. */
+function checkTokenizer(where: string, v: unknown, listed: (where: string, path: unknown) => void): void {
+  const t = record(where, v, '{ dir, modelMaxLength }');
+  if (!isSafeRelativePath(t.dir)) throw new ManifestError(`model manifest ${where}.dir ${show(t.dir)} is not a relative path inside the model directory`);
+  for (const name of ['tokenizer.json', 'tokenizer_config.json']) listed(`${where}.dir`, `${t.dir}/${name}`);
+  checkInt(`${where}.modelMaxLength`, t.modelMaxLength, 4096, 2);
+}
+
+function checkOffset(where: string, v: unknown, listed: (where: string, path: unknown) => void): void {
+  if (v === undefined) return;
+  const o = record(where, v, "{ kind: 'lora' | 'dense', … }");
+  checkText(`${where}.description`, o.description);
+  if (o.kind === 'lora') {
+    listed(`${where}.file`, o.file);
+    checkInt(`${where}.rank`, o.rank, 4096);
+  } else if (o.kind === 'dense') {
+    if (!Array.isArray(o.files) || o.files.length === 0 || o.files.length > 1000) throw new ManifestError(`prepared model manifest ${where}.files is ${show(o.files)}, expected 1 to 1000 safetensors files`);
+    o.files.forEach((path, i) => listed(`${where}.files[${i}]`, path));
+    checkInt(`${where}.tensors`, o.tensors, 1 << 20, 0);
+  } else throw new ManifestError(`prepared model manifest ${where}.kind is ${show(o.kind)}, expected "lora" or "dense"`);
+}
+
+/** SDXL's second encoder and added conditions: the two hidden widths make up the context width. */
+function checkSdxl(v: unknown, contextDim: number, listed: (where: string, path: unknown) => void): void {
+  const x = record('sdxl', v, "SDXL's conditioning (a kind 'sdxl' model needs it)");
+  checkComponent('sdxl.textEncoder2', x.textEncoder2, listed);
+  checkTokenizer('sdxl.tokenizer2', x.tokenizer2, listed);
+  const names = x.hiddenStates;
+  if (!Array.isArray(names) || names.length !== 2 || !names.every((n) => typeof n === 'string' && n.length <= 1000)) throw new ManifestError(`prepared model manifest sdxl.hiddenStates is ${show(names)}, expected two output names`);
+  checkText('sdxl.pooled', x.pooled, 1000);
+  const dims = x.hiddenDims;
+  if (!Array.isArray(dims) || dims.length !== 2) throw new ManifestError(`prepared model manifest sdxl.hiddenDims is ${show(dims)}, expected two widths`);
+  dims.forEach((d, i) => checkInt(`sdxl.hiddenDims[${i}]`, d, MAX_DIM));
+  if (dims[0] + dims[1] !== contextDim) throw new ManifestError(`prepared model manifest sdxl.hiddenDims ${dims[0]} + ${dims[1]} is not context.dim ${contextDim}`);
+  checkInt('sdxl.textEmbedsDim', x.textEmbedsDim, MAX_DIM);
+  checkInt('sdxl.timeIdsDim', x.timeIdsDim, 64);
+  if (typeof x.forceZerosForEmptyPrompt !== 'boolean') throw new ManifestError(`prepared model manifest sdxl.forceZerosForEmptyPrompt is ${show(x.forceZerosForEmptyPrompt)}, expected true or false`);
+}
+
+function checkPreparedDefaults(v: unknown, vaeScaleFactor: number): void {
+  const d = record('defaults', v, "the page's default settings");
+  for (const k of ['prompt', 'negativePrompt', 'scheduler']) checkText(`defaults.${k}`, d[k]);
+  checkInt('defaults.steps', d.steps, 1000);
+  checkInt('defaults.seed', d.seed, 0xffffffff, 0);
+  for (const k of ['omega', 'alpha', 'beta']) checkNumber(`defaults.${k}`, d[k], 1000);
+  for (const k of ['width', 'height']) {
+    checkInt(`defaults.${k}`, d[k], MAX_SIDE, vaeScaleFactor);
+    if ((d[k] as number) % vaeScaleFactor !== 0) throw new ManifestError(`prepared model manifest defaults.${k} ${d[k]} is not a multiple of the VAE's factor ${vaeScaleFactor}`);
+  }
+}
+
+/** Every field of a prepared manifest the loaders and pipelines read (files[] was checked by checkFiles). */
+function checkPrepared(m: Fields & { files: ManifestFile[] }): PreparedManifest {
+  const paths = new Set(m.files.map((f) => f.path));
+  const listed = (where: string, path: unknown) => {
+    if (!isSafeRelativePath(path)) throw new ManifestError(`model manifest ${where} ${show(path)} is not a relative path inside the model directory`);
+    if (!paths.has(path)) throw new ManifestError(`model manifest ${where} ${show(path)} is not listed in files[]`);
+  };
+  if (m.kind !== 'sd15' && m.kind !== 'sdxl') throw new ManifestError(`prepared model manifest kind is ${show(m.kind)}; this version reads sd15 and sdxl models`);
+  checkText('name', m.name, 1000);
+  checkText('description', m.description);
+  for (const c of ['unet', 'textEncoder', 'vaeDecoder'] as const) checkComponent(c, m[c], listed);
+  if (m.vaeEncoder !== undefined) checkComponent('vaeEncoder', m.vaeEncoder, listed);
+  checkTokenizer('tokenizer', m.tokenizer, listed);
+  const latent = record('latent', m.latent, '{ channels, vaeScaleFactor, scalingFactor }');
+  checkInt('latent.channels', latent.channels, 64);
+  checkInt('latent.vaeScaleFactor', latent.vaeScaleFactor, 64);
+  if (!(typeof latent.scalingFactor === 'number' && latent.scalingFactor > 0 && latent.scalingFactor <= 1000)) throw new ManifestError(`prepared model manifest latent.scalingFactor is ${show(latent.scalingFactor)}, expected a positive number`);
+  const context = record('context', m.context, '{ length, dim }');
+  checkInt('context.length', context.length, 4096);
+  checkInt('context.dim', context.dim, MAX_DIM);
+  record('scheduler', m.scheduler, "diffusers' scheduler_config.json keys");
+  checkPreparedDefaults(m.defaults, latent.vaeScaleFactor as number);
+  const offsets = record('offsets', m.offsets, '{ eta?, delta? }');
+  for (const role of ['eta', 'delta'] as const) checkOffset(`offsets.${role}`, offsets[role], listed);
+  if (m.source !== undefined) record('source', m.source, 'what prepare-model was given');
+  // Checked wherever present: the fit check reads sdxl.textEncoder2 of any kind.
+  if (m.kind === 'sdxl' || m.sdxl !== undefined) checkSdxl(m.sdxl, context.dim as number, listed);
+  return m as unknown as PreparedManifest;
 }

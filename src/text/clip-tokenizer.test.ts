@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fixTextLikeFtfy } from './fix-text.ts';
-import { buildTokenizerFiles, buildTokenizerJson, createClipTokenizer, TokenizerFilesError, type ClipTokenizerSourceFiles } from './index.ts';
+import { buildTokenizerFiles, buildTokenizerJson, CLIP_SPLIT_PATTERN, createClipTokenizer, TokenizerFilesError, type ClipTokenizerSourceFiles } from './index.ts';
 
 const TOKENIZER_DIR = new URL('../../fixtures/sd15/export-diffusers/tokenizer/', import.meta.url);
 const read = (name: string) => readFileSync(new URL(name, TOKENIZER_DIR), 'utf8');
@@ -146,5 +146,40 @@ describe('bad tokenizer files are refused with a specific error', () => {
 
   it('a prompt that is not a string', () => {
     expect(() => tokenizer.encode(42 as unknown as string)).toThrow(/a prompt must be a string/);
+  });
+});
+
+describe('tokenizer.json is checked before the library builds from it', () => {
+  /** The file with one component's Split pattern replaced. */
+  const withSplit = (pattern: string) => {
+    const json = JSON.parse(JSON.stringify(tokenizerJson));
+    json.pre_tokenizer.pretokenizers[0].pattern.Regex = pattern;
+    return json;
+  };
+
+  it('a regular expression that is not CLIP\'s is refused before it ever runs (ReDoS)', () => {
+    const start = performance.now();
+    expect(() => createClipTokenizer(withSplit('(a+)+$'), tokenizerConfig)).toThrow(/regular expression "\(a\+\)\+\$", not one of CLIP's/);
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  it('the published CLIP tokenizer.json\'s pattern (the two markers first) is accepted and tokenizes as ours', () => {
+    const published = createClipTokenizer(withSplit(String.raw`<\|startoftext\|>|<\|endoftext\|>|` + CLIP_SPLIT_PATTERN), tokenizerConfig);
+    for (const row of REFS.sd15.slice(0, 8)) expect(Array.from(published.encode(row.prompt).ids), show(row.prompt)).toEqual(row.ids);
+  });
+
+  it('merges, vocabulary ids and component types the library would trip over', () => {
+    const bad = (edit: (json: any) => void, message: RegExp) => {
+      const json = JSON.parse(JSON.stringify(tokenizerJson));
+      edit(json);
+      expect(() => createClipTokenizer(json, tokenizerConfig)).toThrow(TokenizerFilesError);
+      expect(() => createClipTokenizer(json, tokenizerConfig)).toThrow(message);
+    };
+    bad((j) => (j.model.merges[5] = 7), /"model\.merges"\[5\] is 7/);
+    bad((j) => (j.model.merges[0] = ['a', 'b']), /"model\.merges"\[1\]/);
+    bad((j) => (j.model.vocab.a = -3), /the id of "a" is -3/);
+    bad((j) => (j.model.vocab.a = j.model.vocab.b), /is given to two tokens/);
+    bad((j) => (j.normalizer = { type: 'Nope' }), /cannot be loaded: Unknown Normalizer type: Nope/);
+    bad((j) => delete j.post_processor, /"post_processor" is undefined, expected an object or null/);
   });
 });

@@ -6,6 +6,7 @@
 // diffusers' CLIPTokenizer is the slow one, which first runs ftfy.fix_text over the prompt (fix-text.ts does the part
 // that matters for prompts); `{ fixText: false }` gives the fast tokenizer's ids (CLIPTokenizerFast, transformers.js).
 import { Tokenizer } from '@huggingface/tokenizers';
+import { checkTokenizerJson } from './check-tokenizer-json.ts';
 import { fixTextLikeFtfy } from './fix-text.ts';
 import { checkMaxLength, TokenizerFilesError, tokenContent, type ClipTokenizerConfig, type TokenizerJson } from './tokenizer-files.ts';
 
@@ -50,6 +51,15 @@ function requireObject(value: unknown, what: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** The library's own refusals (an unknown component type, a missing field) as TokenizerFilesError. */
+function loadTokenizer(json: Record<string, unknown>, config: Record<string, unknown>): Tokenizer {
+  try {
+    return new Tokenizer(json, config);
+  } catch (e) {
+    throw new TokenizerFilesError(`tokenizer.json cannot be loaded: ${e instanceof Error ? e.message : 'unknown error'}`);
+  }
+}
+
 /**
  * A CLIP tokenizer from a fast `tokenizer.json` object and its `tokenizer_config.json` object (the one
  * `buildTokenizerConfig` writes, or an SD repository's own, whose special tokens may be serialised AddedTokens).
@@ -63,8 +73,7 @@ export function createClipTokenizer(
   const fixText = options.fixText ?? true;
   const json = requireObject(tokenizerJson, 'tokenizer.json');
   const config = requireObject(tokenizerConfig, 'tokenizer_config.json');
-  const model = requireObject(json.model, 'tokenizer.json "model"');
-  if (model.type !== 'BPE') throw new TokenizerFilesError(`tokenizer.json: a CLIP tokenizer is BPE, this one is ${JSON.stringify(model.type)}`);
+  checkTokenizerJson(json);
 
   const maxLength = checkMaxLength(config.model_max_length);
   const added = parseAddedTokens(json.added_tokens);
@@ -72,7 +81,7 @@ export function createClipTokenizer(
   // exactly as typed, then ftfy-fix and tokenize each piece between them. Inside a piece only CLIP's two markers are
   // special (they are in its split regex, matched after lowercasing); another special token such as SDXL's "!" pad is
   // ordinary text there, so a full-width "！" becomes "!" and then "!</w>", as in Python.
-  const tokenizer = new Tokenizer(fixText ? { ...json, added_tokens: added.filter((t) => CLIP_MARKERS.has(t.content)) } : json, config);
+  const tokenizer = loadTokenizer(fixText ? { ...json, added_tokens: added.filter((t) => CLIP_MARKERS.has(t.content)) } : json, config);
   const addedIds = new Map(added.map((t) => [t.content, t.id]));
   const splitter = new RegExp(`(${added.map((t) => escapeRegExp(t.content)).sort((a, b) => b.length - a.length).join('|')})`);
   const idOf = (key: 'bos_token' | 'eos_token' | 'pad_token'): number => {

@@ -6,6 +6,8 @@
 // prepare-model calls `buildTokenizerFiles` and writes both objects beside the model. The files are user input: every
 // field is checked and a bad one is named in the error.
 
+import { jsonLimitProblem } from '../util/json-limits.ts';
+
 /** A special token as configs store it: a plain string, or a serialised `AddedToken` (`{ content, … }`). */
 export type TokenValue = string | { content: string; [key: string]: unknown };
 
@@ -92,10 +94,15 @@ const CLIP_DEFAULT_TOKENS = {
 type TokenKey = keyof typeof CLIP_DEFAULT_TOKENS;
 const TOKEN_KEYS = Object.keys(CLIP_DEFAULT_TOKENS) as TokenKey[];
 
+/** SD's vocab.json is 1 MB and merges.txt 0.5 MB; a bound far above any CLIP tokenizer's files. */
+export const MAX_TOKENIZER_FILE_CHARS = 64 << 20;
+
 function parseJsonObject(value: string | Record<string, unknown> | undefined, file: string): Record<string, unknown> {
   if (value === undefined) return {};
   let parsed: unknown = value;
   if (typeof value === 'string') {
+    const tooBig = jsonLimitProblem(value, { maxChars: MAX_TOKENIZER_FILE_CHARS });
+    if (tooBig) throw new TokenizerFilesError(`${file} is refused: ${tooBig}`);
     try {
       parsed = JSON.parse(value);
     } catch (e) {
@@ -144,6 +151,7 @@ function parseVocab(value: ClipTokenizerSourceFiles['vocab']): Record<string, nu
  */
 function parseMerges(text: string, vocab: Record<string, number>): string[] {
   if (typeof text !== 'string') throw new TokenizerFilesError('merges.txt must be text');
+  if (text.length > MAX_TOKENIZER_FILE_CHARS) throw new TokenizerFilesError(`merges.txt is ${text.length} characters long, more than the limit of ${MAX_TOKENIZER_FILE_CHARS}`);
   const lines = text.trim().split('\n');
   if (!lines[0]?.startsWith('#version')) {
     throw new TokenizerFilesError(`merges.txt: the first line must be the "#version" header, got ${JSON.stringify(lines[0]?.slice(0, 40))}`);

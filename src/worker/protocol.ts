@@ -56,7 +56,9 @@ export type WorkerRequest =
   /** The prompt's token count for the page's counter (CLIP: "12/75"); answered with a 'tokens' event. */
   | { type: 'count-tokens'; id: number; prompt: string }
   /** Tests only: destroys the worker's GPU device, as a driver reset would lose it (the next job recovers). */
-  | { type: 'debug-lose-device' };
+  | { type: 'debug-lose-device' }
+  /** Test hook: the worker's next task fails to allocate, outside any job, so the error is uncaught (a crash). */
+  | { type: 'debug-crash' };
 
 export interface TrainStep { step: number; steps: number; loss: number; accuracy: number; stepsPerSecond: number }
 

@@ -68,7 +68,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       onStep: (report) => job.onStep(report),
     });
     if (job.signal.aborted && history.length === 0) throw new DOMException('training was cancelled', 'AbortError');
-    return { lora: serializeLora(lora, 'diffusers', { metadata: { ...lora.metadata, ...metadata } }), steps: history.length };
+    // Stopped part way: the steps done are kept, and the page says so.
+    const warning = job.signal.aborted ? `training cancelled after step ${history.length} of ${options.steps}; the LoRA of step ${history.length} is kept` : undefined;
+    return { lora: serializeLora(lora, 'diffusers', { metadata: { ...lora.metadata, ...metadata } }), steps: history.length, ...(warning ? { warning } : {}) };
   } catch (error) {
     if (!(error instanceof TrainingError)) throw error;
     const lora = serializeLora(error.lastGood, 'diffusers', { metadata: { ...error.lastGood.metadata, ...metadata } });

@@ -55,6 +55,10 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
       return enqueue(request.id, 'train', (signal) => train(request.id, request.pairsJson, request.options, signal));
     case 'debug-lose-device':
       return void loaded?.then((l) => l.device?.destroy());
+    case 'debug-crash':
+      // A real allocation the engine refuses (1 TiB, as a model far too large would ask: RangeError), thrown where
+      // nothing catches it.
+      return void setTimeout(() => new Uint8Array(new ArrayBuffer(2 ** 40)).fill(1));
     case 'use-lora':
       return enqueue(request.id, 'use-lora', () => useLora(request.id, request.role, request.lora, request.name));
     case 'count-tokens':
