@@ -68,7 +68,7 @@ describe('image folder and zip', () => {
   it('stops at maxPairs and says so', async () => {
     const set = await pairsFromZip(read('pairs.zip'), 'pairs.zip', options(8, { maxPairs: 1 }));
     expect(set.file.pairs).toHaveLength(1);
-    expect(set.notes[0]).toContain('the first 1 of 2 pairs');
+    expect(set.notes[0]).toBe('the first 1 pairs of 2 pairs (the limit asked for)');
   });
 
   const folderWith = async (changes: Record<string, string | Uint8Array>): Promise<FolderFiles> => {

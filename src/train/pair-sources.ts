@@ -67,7 +67,7 @@ export async function pairsFromFolder(files: FolderFiles, sourceName: string, op
     };
     builder.add(row.prompt, await load(row.chosen), await load(row.rejected));
   }
-  return builder.finish(rows.length, sourceName);
+  return builder.finish(rows.length, `${rows.length} pairs`, sourceName);
 }
 
 /** Pairs from a .zip holding an image folder. */
@@ -240,7 +240,8 @@ export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, op
     }
     rowStart = rowEnd;
   }
-  const set = builder.finish(Number(metadata.num_rows) - ties, sourceName);
+  const rowCount = Number(metadata.num_rows);
+  const set = builder.finish(builder.full ? Infinity : rowCount - ties, `the shard's ${rowCount} rows`, sourceName);
   if (ties) set.notes.unshift(`${ties} tie${ties > 1 ? 's' : ''} dropped`);
   return set;
 }
@@ -263,11 +264,12 @@ class PairSetBuilder {
     if (this.pairs.length >= Math.min(MAX_PAIRS, this.options.maxPairs ?? Infinity)) this.full = true;
   }
 
-  finish(available: number, sourceName: string): PairSet {
+  /** `available`: pairs the source has (Infinity when not known), `total` says it in words. */
+  finish(available: number, total: string, sourceName: string): PairSet {
     const { size } = this.options;
     if (this.pairs.length === 0) throw new PairsError(`${sourceName}: no pairs to train on`);
     const limit = this.options.maxPairs !== undefined && this.pairs.length >= this.options.maxPairs ? 'the limit asked for' : `the most a pairs set at ${size}×${size} holds`;
-    const notes = this.pairs.length < available ? [`the first ${this.pairs.length} of ${available} pairs (${limit})`] : [];
+    const notes = this.pairs.length < available ? [`the first ${this.pairs.length} pairs of ${total} (${limit})`] : [];
     return { file: { version: 1, width: size, height: size, pairs: this.pairs }, notes };
   }
 }
