@@ -5,7 +5,7 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { RgbaImage } from './image-prep.ts';
-import { MAX_IMAGE_PIXELS, pairsFromFolder, pairsFromParquet, pairsFromZip, type FolderFiles, type ImageDecoder, type PairSet } from './pair-sources.ts';
+import { MAX_IMAGE_PIXELS, MAX_ZIP_BYTES, pairsFromFolder, pairsFromParquet, pairsFromZip, type FolderFiles, type ImageDecoder, type PairSet } from './pair-sources.ts';
 import { MAX_PAIRS_CHARS, PairsError } from './pairs.ts';
 
 export const decodeImageNode: ImageDecoder = async (bytes) => {
@@ -26,9 +26,6 @@ export async function folderFilesNode(root: string): Promise<FolderFiles> {
   }
   return files;
 }
-
-/** Largest .zip read whole into memory (a parquet shard is read in slices instead). */
-export const MAX_ZIP_BYTES = 2 ** 31 - 1;
 
 /**
  * A pairs source at `path` as a pairs file value for `decodePairs`: a folder, a .zip, a .parquet shard (images at

@@ -36,6 +36,8 @@ export interface PairSet {
 
 /** Largest image accepted, in pixels (Pillow refuses at twice its 89 M-pixel warning; we stop lower, at 64 M). */
 export const MAX_IMAGE_PIXELS = 64 << 20;
+/** Largest .zip read whole into memory (2 GiB; a parquet shard is read in slices, never whole). */
+export const MAX_ZIP_BYTES = 2 ** 31 - 1;
 export const METADATA_NAMES = ['metadata.jsonl', 'metadata.csv'];
 const MAX_METADATA_CHARS = 64 << 20;
 
