@@ -6,17 +6,14 @@
 import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { decodeImageNode, folderFilesNode } from '../src/train/decode-node.ts';
 import { pairsFromFolder } from '../src/train/pair-sources.ts';
 import { decodePairs, type PairsFile } from '../src/train/pairs.ts';
-import { trainLora } from '../src/train/train-lora.ts';
-import { allowFor, backendOf, waitIdle } from './helpers.ts';
-import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
+import { backendOf, waitIdle } from './helpers.ts';
+import { expectTrainingLikeNode, SD15_GENERATION } from './sd15-training.ts';
+import { SD15_TEST_MODEL_URL } from './test-models.ts';
 
 const S = 64; // the fixture's image size
-const SD15_GENERATION = 4; // a 64² generation of the fixture in embedded-model generations (as e2e/train-sd15.spec.ts)
 const FIXTURES = 'fixtures/pair-sources';
 
 async function downloadedPairs(page: Page): Promise<PairsFile> {
@@ -47,22 +44,8 @@ test('an image folder, a dropped zip and a Pick-a-Pic shard become pairs as in N
   });
 
   // train two steps on them: the loss is shown, and equals Node's on the same pairs
-  const steps = 2;
-  await page.getByTestId('train-steps').fill(String(steps));
-  await page.getByTestId('train-batch').fill('1');
-  await page.getByTestId('train-rank').fill('2');
-  await page.getByTestId('train').click();
-  const training = await allowFor(page, info, { steps: 0, generations: 2 * SD15_GENERATION, trainSteps: steps * SD15_GENERATION, trainBatch: 1 });
-  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
-  await expect(status).toContainText(`step ${steps}/${steps} · loss `);
-  const losses: number[] = JSON.parse((await status.getAttribute('data-losses'))!);
-  const { manifest, files } = readModelDirectory(SD15_TEST_MODEL);
-  const nodeRun = await trainLora({
-    ort, model: { manifest, files }, pairs: decodePairs(browser, { width: S, height: S }), reverse: true,
-    rank: 2, steps, beta: 500, lr: 1e-3, batch: 1, seed: 0, resolution: { width: S, height: S },
-  });
-  expect(losses).toHaveLength(steps);
-  losses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
+  await expectTrainingLikeNode(page, info, decodePairs(browser, { width: S, height: S }), S, 2);
+  await expect(status).toContainText('step 2/2 · loss ');
 
   // a zip dropped on the panel (metadata.csv in a subfolder): the same pairs
   await dropFile(page, 'pairs.zip', readFileSync(join(FIXTURES, 'pairs.zip')));
