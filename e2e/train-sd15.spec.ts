@@ -6,17 +6,13 @@ import { expect, test } from '@playwright/test';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../src/lora/safetensors.ts';
-import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { encodePairs, parsePairs } from '../src/train/pairs.ts';
-import { trainLora } from '../src/train/train-lora.ts';
-import { allowFor, backendOf, differingPixels, pixels, waitIdle } from './helpers.ts';
-import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
+import { backendOf, differingPixels, pixels, waitIdle } from './helpers.ts';
+import { expectTrainingLikeNode, SD15_GENERATION } from './sd15-training.ts';
+import { SD15_TEST_MODEL_URL } from './test-models.ts';
 
 const S = 64; // the fixture's image size
-/** A 64² generation of the fixture costs about this many embedded-model generations (as e2e/sd15.spec.ts). */
-const SD15_GENERATION = 4;
 
 test('trains δ on a prepared SD1.5 model with the same losses as Node, uses it, and downloads it', async ({ page }, info) => {
   test.skip(backendOf(info) !== 'wasm', 'a WebGPU training step on SwiftShader takes minutes at this size; WASM checks the worker path');
@@ -27,22 +23,7 @@ test('trains δ on a prepared SD1.5 model with the same losses as Node, uses it,
   await page.goto(`/?backend=wasm&model=${encodeURIComponent(SD15_TEST_MODEL_URL)}&steps=2&width=${S}&height=${S}`);
   await waitIdle(page, info, { load: true, steps: 2, generations: SD15_GENERATION });
   await page.getByTestId('pairs-file').setInputFiles(path);
-  await page.getByTestId('train-steps').fill(String(steps));
-  await page.getByTestId('train-batch').fill('1');
-  await page.getByTestId('train-rank').fill('2');
-  await page.getByTestId('train').click();
-  // graph building and session creation (about two generations' worth here), then the steps
-  const training = await allowFor(page, info, { steps: 0, generations: 2 * SD15_GENERATION, trainSteps: steps * SD15_GENERATION, trainBatch: 1 });
-  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
-  const browserLosses: number[] = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses'))!);
-
-  const { manifest, files } = readModelDirectory(SD15_TEST_MODEL);
-  const nodeRun = await trainLora({
-    ort, model: { manifest, files }, pairs: parsePairs(readFileSync(path, 'utf8'), { width: S, height: S }), reverse: true,
-    rank: 2, steps, beta: 500, lr: 1e-3, batch: 1, seed: 0, resolution: { width: S, height: S },
-  });
-  expect(browserLosses).toHaveLength(steps);
-  browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
+  await expectTrainingLikeNode(page, info, parsePairs(readFileSync(path, 'utf8'), { width: S, height: S }), S, steps);
 
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
   await page.getByTestId('use-trained').click();

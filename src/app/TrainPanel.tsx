@@ -1,11 +1,13 @@
-// "Train your own δ": upload preference pairs (pairs.json, docs/pairs-format.md), train a LoRA in the worker with
+// "Train your own δ": upload preference pairs (pairs.json, docs/pairs-format.md; an image folder or .zip with a
+// metadata.jsonl/.csv; a Pick-a-Pic .parquet shard; chosen or dropped on the panel), train a LoRA in the worker with
 // DPO or NPO (reversed pairs), watch loss and implicit accuracy per step, then use it as δ at once or download it.
 // Also: bring your own LoRA file as δ or η, and the pairs a person picked on the page (export or train on them).
-import { download, useTraining } from './training-store.ts';
+import { download, trainingSize, useTraining } from './training-store.ts';
 import { TrainChart } from './TrainChart.tsx';
 import type { LoraRole } from '../worker/protocol.ts';
 import { MAX_LORA_FILE_BYTES } from '../lora/safetensors.ts';
-import { MAX_PAIRS_CHARS } from '../train/pairs.ts';
+import { sourceFromDrop, sourceFromFile, sourceFromFolderInput } from './pair-source-files.ts';
+import { usePlayground } from './store.ts';
 
 /** Reads the chosen file, unless it is larger than `maxBytes`: then it is refused before reading, with a message. */
 async function readFile(input: HTMLInputElement, maxBytes: number): Promise<{ name: string; bytes: Uint8Array } | undefined> {
@@ -20,6 +22,7 @@ async function readFile(input: HTMLInputElement, maxBytes: number): Promise<{ na
 
 export function TrainPanel({ disabled }: { disabled: boolean }) {
   const t = useTraining();
+  const model = usePlayground((s) => s.model);
   const last = t.history.at(-1);
   const numberOption = (key: 'steps' | 'rank' | 'batch' | 'beta' | 'lr' | 'seed', label: string, step = 1) => (
     <label><span>{label}</span>
@@ -31,8 +34,15 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
     if (file) t.useLora(role, file.bytes, file.name);
     input.value = '';
   };
+  const prepared = model?.kind === 'sd15' || model?.kind === 'sdxl';
   return (
-    <section className="train" aria-labelledby="train-title">
+    <section className="train" aria-labelledby="train-title" data-testid="train-panel"
+      onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
+      onDrop={async (e) => {
+        e.preventDefault();
+        const source = await sourceFromDrop(e.dataTransfer);
+        if (source) await t.loadSource(source);
+      }}>
       <h2 id="train-title">Train your own δ</h2>
       <div className="picks">
         <span data-testid="pairs-count" data-count={t.picks.length}>{t.picks.length} picked pair{t.picks.length === 1 ? '' : 's'}</span>
@@ -41,28 +51,44 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
         <button type="button" data-testid="pairs-use" disabled={t.picks.length === 0} onClick={t.usePicks}>Train on my picks</button>
         <button type="button" data-testid="pairs-clear" disabled={t.picks.length === 0} onClick={t.clearPicks}>Clear picks</button>
       </div>
-      <label><span>preference pairs (pairs.json)</span>
-        <input type="file" accept=".json,application/json" data-testid="pairs-file" onChange={async (e) => {
-          const file = await readFile(e.currentTarget, MAX_PAIRS_CHARS); // JSON is ASCII: bytes = characters
-          if (file) t.setPairs(file.name, new TextDecoder().decode(file.bytes));
+      <label><span>preference pairs: pairs.json, a .zip of images with metadata.jsonl/.csv, or a Pick-a-Pic .parquet (or drop one here)</span>
+        <input type="file" accept=".json,application/json,.zip,application/zip,.parquet" data-testid="pairs-file" onChange={async (e) => {
+          const file = e.currentTarget.files?.[0];
+          e.currentTarget.value = '';
+          if (file) await t.loadSource(sourceFromFile(file));
         }} /></label>
+      <label><span>…or an image folder (metadata.jsonl or .csv of prompt, chosen, rejected)</span>
+        <input type="file" data-testid="pairs-folder" {...{ webkitdirectory: '' }} onChange={async (e) => {
+          const files = e.currentTarget.files;
+          if (files?.length) await t.loadSource(sourceFromFolderInput(files));
+          e.currentTarget.value = '';
+        }} /></label>
+      {t.pairs?.source && (
+        <button type="button" data-testid="pairs-download" onClick={() => download(new TextEncoder().encode(t.pairs!.json), 'pairs.json', 'application/json')}>
+          Download these pairs as pairs.json</button>
+      )}
       <div className="row">
         <label className="check"><input type="checkbox" data-testid="train-reverse" checked={t.options.reverse}
           onChange={(e) => t.setOption('reverse', e.target.checked)} /> NPO (reversed pairs → δ)</label>
       </div>
       <div className="row">
         {numberOption('steps', 'steps')}{numberOption('rank', 'rank')}{numberOption('batch', 'batch')}
+        {prepared && (
+          <label><span>resolution</span>
+            <input type="number" data-testid="train-resolution" step={8} min={8} placeholder={String(trainingSize({ ...t.options, resolution: undefined }))} value={t.options.resolution ?? ''}
+              onChange={(e) => t.setOption('resolution', e.target.value === '' ? undefined : Number(e.target.value))} /></label>
+        )}
       </div>
       <div className="row">
         {numberOption('beta', 'β_dpo', 50)}{numberOption('lr', 'learning rate', 0.0001)}{numberOption('seed', 'seed')}
       </div>
       <div className="row">
-        <button type="button" data-testid="train" disabled={disabled || !t.pairs || t.status === 'training'} onClick={t.train}>Train</button>
+        <button type="button" data-testid="train" disabled={disabled || !t.pairs || t.status === 'training' || !!t.preparing} onClick={() => void t.train()}>Train</button>
         <button type="button" data-testid="train-cancel" disabled={t.status !== 'training'} onClick={t.cancel}>Stop</button>
       </div>
       <progress data-testid="train-progress" max={t.options.steps} value={t.history.length} />
       <p className="status" data-testid="train-status" data-losses={JSON.stringify(t.history.map((h) => h.loss))}>
-        {last ? `step ${last.step}/${last.steps} · loss ${last.loss.toFixed(4)} · implicit accuracy ${(last.accuracy * 100).toFixed(0)}% · ${last.stepsPerSecond.toFixed(2)} steps/s` : t.pairs ? `${t.pairs.name} loaded` : 'no pairs loaded'}
+        {t.preparing ?? (last ? `step ${last.step}/${last.steps} · loss ${last.loss.toFixed(4)} · implicit accuracy ${(last.accuracy * 100).toFixed(0)}% · ${last.stepsPerSecond.toFixed(2)} steps/s` : t.pairs ? `${t.pairs.name} loaded` : 'no pairs loaded')}
       </p>
       <TrainChart history={t.history} steps={t.options.steps} />
       {t.error && <div role="alert" className="error" data-testid="train-error">{t.error}</div>}

@@ -1,14 +1,20 @@
 // The training panel's state (zustand): a person's pairs.json, the training settings, per-step progress, and the
 // trained LoRA, which can be used as δ (or η) at once or downloaded. Also LoRA files a person brings, and the pairs a
 // person labels by clicking the better image of a generation (src/share/picks.ts), exportable and trainable at once.
+// Image folders, zips and Pick-a-Pic shards (pair-source-files.ts) are prepared into a pairs.json at the training size
+// when chosen (so a broken file is reported at once) and again at train time if the size changed since.
 import { create } from 'zustand';
 import type { ImageKind, LoraRole, TrainOptions, TrainStep, WorkerEvent } from '../worker/protocol.ts';
 import { addPick, picksToPairs, type Pick } from '../share/picks.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
+import type { PairSource } from './pair-source-files.ts';
 import { usePlayground } from './store.ts';
 
 export interface TrainingState {
-  pairs?: { name: string; json: string };
+  /** The training set: a pairs.json's text, or a source's pairs prepared at `size`² (re-read when the size changes). */
+  pairs?: { name: string; json: string; source?: PairSource; size?: number };
+  /** Progress of reading a source ("prepared 12 pairs"), while it is read. */
+  preparing?: string;
   options: TrainOptions;
   status: 'idle' | 'training' | 'done';
   history: TrainStep[];
@@ -28,8 +34,10 @@ export interface TrainingState {
   /** Makes the picks the training set. */
   usePicks(): void;
   setPairs(name: string, json: string): void;
+  /** Reads a folder, zip, parquet shard or pairs.json at the current training size and makes it the training set. */
+  loadSource(source: PairSource): Promise<void>;
   setOption<K extends keyof TrainOptions>(key: K, value: TrainOptions[K]): void;
-  train(): void;
+  train(): Promise<void>;
   cancel(): void;
   useLora(role: LoraRole, lora: Uint8Array | null, name: string): void;
 }
@@ -58,13 +66,21 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     if (picks.length > 0) set({ pairs: { name: `${picks.length} picked pairs`, json: get().picksJson() }, error: undefined });
   },
   setPairs: (name, json) => set({ pairs: { name, json }, error: undefined }),
+  async loadSource(source) {
+    if (get().status === 'training') return set({ error: 'stop the training before loading other pairs' });
+    set({ pairs: undefined, history: [], error: undefined, message: undefined }); // the last run's curve is not this set's
+    await prepare(source);
+  },
   setOption: (key, value) => set((s) => ({ options: { ...s.options, [key]: value } })),
-  train() {
-    const { pairs, options, status } = get();
-    if (!pairs || status === 'training') return;
+  async train() {
+    const { pairs, options, status, preparing } = get();
+    if (!pairs || status === 'training' || preparing) return;
+    if (pairs.source && pairs.size !== trainingSize(options)) await prepare(pairs.source);
+    const json = get().pairs?.json;
+    if (!json) return;
     const id = nextRequestId();
     set((s) => ({ status: 'training', running: id, requests: [...s.requests, id], history: [], error: undefined, message: undefined }));
-    sendToWorker({ type: 'train', id, pairsJson: pairs.json, options });
+    sendToWorker({ type: 'train', id, pairsJson: json, options });
   },
   cancel() {
     const { running } = get();
@@ -77,6 +93,37 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     sendToWorker({ type: 'use-lora', id, role, lora: lora ? lora.slice() : null, name });
   },
 }));
+
+/**
+ * The side of the square images a source is prepared at: the chosen training resolution, else the page's image size
+ * when square (what the person generates at), else the model's own size.
+ */
+export function trainingSize(options: TrainOptions): number {
+  const { params, model } = usePlayground.getState();
+  const square = params.width !== undefined && params.width === params.height ? params.width : undefined;
+  return options.resolution ?? square ?? model?.width ?? 0;
+}
+
+/** Reads `source` at the training size into the training set; errors go to the panel, naming the broken file. */
+async function prepare(source: PairSource) {
+  const set = useTraining.setState;
+  const size = trainingSize(useTraining.getState().options);
+  if (!(size > 0)) return set({ error: 'load a model first: image pairs are prepared at its size' });
+  set({ preparing: `reading ${source.name}…` });
+  try {
+    const read = await source.read(size, (count) => set({ preparing: `reading ${source.name}: ${count} pair${count === 1 ? '' : 's'}…` }));
+    if ('json' in read) return set({ pairs: { name: source.name, json: read.json } });
+    const count = read.file.pairs.length;
+    set({
+      pairs: { name: `${source.name} (${count} pair${count === 1 ? '' : 's'} at ${size}×${size})`, json: JSON.stringify(read.file), source, size },
+      message: read.notes.length ? `${source.name}: ${read.notes.join('; ')}` : undefined,
+    });
+  } catch (error) {
+    set({ pairs: undefined, error: error instanceof Error ? error.message : String(error) });
+  } finally {
+    set({ preparing: undefined });
+  }
+}
 
 function handle(event: WorkerEvent) {
   const state = useTraining.getState();

@@ -1,13 +1,15 @@
-// Trains a DPO LoRA (or an NPO one with --reverse) on a model directory and a pairs.json, in Node on onnxruntime-node.
-//   npm run train -- --model models --pairs pairs.json [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
+// Trains a DPO LoRA (or an NPO one with --reverse) on a model directory and preference pairs, in Node on onnxruntime-node.
+//   npm run train -- --model models --pairs <pairs.json | image folder | .zip | Pick-a-Pic .parquet> [--max-pairs N] [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
 //                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya] --out lora.safetensors
 // --model is the embedded model's directory or a prepared SD1.5 one (`npm run prepare-model`); for a prepared model the
 // pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and --beta
-// defaults to 500 (the released NPO SD1.5 δ's β_dpo).
+// defaults to 500 (the released NPO SD1.5 δ's β_dpo). An image folder or .zip (metadata.jsonl or .csv of prompt,
+// chosen, rejected) or a Pick-a-Pic shard is resized and centre-cropped to the training size as diffusers' DPO script
+// does (src/train/pair-sources.ts).
 // One progress line per step. The LoRA is written in diffusers' key format (or --format peft / kohya) at --out, every
 // --checkpoint-every steps and at the end; a NaN stops training with an error and leaves the last good LoRA at --out.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { tokenize } from '../embedded/tokenizer.ts';
@@ -15,10 +17,11 @@ import { serializeLora } from '../lora/serialize.ts';
 import type { LoraFormat, LoraSet } from '../lora/types.ts';
 import { isPrepared } from '../model/manifest.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
-import { parsePairs } from '../train/pairs.ts';
+import { readPairsSourceNode } from '../train/decode-node.ts';
+import { decodePairs, parsePairs } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
-const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json> --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
+const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
   + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
@@ -41,7 +44,7 @@ async function main() {
       model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
-      'checkpoint-every': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, help: { type: 'boolean', default: false },
+      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
@@ -68,7 +71,11 @@ async function main() {
     size = { width: sampleSize, height: sampleSize };
     checkPrompt = (p) => void tokenize(p, manifest.textEncoder.config.contextLength);
   }
-  const pairs = parsePairs(readFileSync(values.pairs, 'utf8'), { ...size, checkPrompt });
+  if (size.width !== size.height && !values.pairs.toLowerCase().endsWith('.json')) throw new Error(`image pair sources train square images; the model's size is ${size.width}×${size.height}`);
+  const maxPairs = values['max-pairs'] === undefined ? undefined : number(values, 'max-pairs', 0, true);
+  const source = await readPairsSourceNode(values.pairs, size.width, maxPairs);
+  if ('notes' in source) for (const note of source.notes) console.log(`${values.pairs}: ${note}`);
+  const pairs = 'json' in source ? parsePairs(source.json, { ...size, checkPrompt }) : decodePairs(source.file, { ...size, checkPrompt });
   const objective = values.reverse ? 'NPO (reversed pairs)' : 'DPO';
   console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}`);
 

@@ -13,6 +13,8 @@
 //   png             readPngText (tEXt / zTXt / iTXt) then parseParameters on `parameters`, as a dropped PNG   PngError | ParametersError
 //   tokenizer-slow, tokenizer-json   the CLIP tokenizer files (tokenizer-targets.ts)              TokenizerFilesError
 //   prepared-manifest   parseAnyManifest on format 2, then what the loaders read of it (prepared-manifest-target.ts)  ManifestError
+//   pair-zip        pairsFromZip (zip reader, metadata.csv, sharp decoding, resize) on an image-folder zip        PairsError
+//   pair-parquet    pairsFromParquet (hyparquet, Pick-a-Pic columns, sharp decoding) on a shard              PairsError
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { createScheduler, parseSchedulerConfig, schedulerNameForConfig } from '../diffusion/schedulers/index.ts';
@@ -31,6 +33,8 @@ import { externalizeWeights, externalLocations, inlineExternalData, inlineTensor
 import { DataType, OnnxError, onnx } from '../onnx/proto.ts';
 import { readTensor } from '../onnx/tensor.ts';
 import { encodePairs, PairsError, parsePairs } from '../train/pairs.ts';
+import { decodeImageNode } from '../train/decode-node.ts';
+import { pairsFromParquet, pairsFromZip, type PairSet } from '../train/pair-sources.ts';
 import { ParametersError, parseParameters } from '../share/parameters.ts';
 import { MAX_PNG_TEXT_BYTES, PNG_SIGNATURE, PngError, pngChunk, readChunks, readPngText, withPngText, type PngChunk } from '../share/png-text.ts';
 import { encodePng } from '../world/png.ts';
@@ -336,6 +340,35 @@ const pngTarget: FuzzTarget = {
   expected: (e) => e instanceof PngError || e instanceof ParametersError,
 };
 
+// ---------------------------------------------------------------------------------------------------------------------
+// image pair sources: a zip of an image folder, a Pick-a-Pic parquet shard (fixtures/pair-sources)
+// ---------------------------------------------------------------------------------------------------------------------
+
+const pairSource = (name: string) => new Uint8Array(readFileSync(new URL(`../../fixtures/pair-sources/${name}`, import.meta.url)));
+const SOURCE_SIZE = 8;
+
+function checkPairSet(set: PairSet) {
+  for (const pair of set.file.pairs) {
+    for (const image of [pair.a, pair.b]) invariant(atob(image.data).length === 3 * SOURCE_SIZE * SOURCE_SIZE, 'a prepared image of the wrong size');
+  }
+}
+
+function pairSourceTarget(name: string, seed: string, read: (bytes: Uint8Array) => Promise<PairSet>): FuzzTarget {
+  return {
+    name,
+    errorType: 'PairsError',
+    seeds: memo(() => [[pairSource(seed)]]),
+    mutate: (r, [bytes]) => [mutateBytes(r, bytes)],
+    run: async ([bytes]) => checkPairSet(await read(bytes)),
+    expected: (e) => e instanceof PairsError,
+  };
+}
+
+const sourceOptions = { size: SOURCE_SIZE, decode: decodeImageNode };
+const pairZipTarget = pairSourceTarget('pair-zip', 'pairs.zip', (bytes) => pairsFromZip(bytes, 'fuzz.zip', sourceOptions));
+const pairParquetTarget = pairSourceTarget('pair-parquet', 'pickapic.parquet', (bytes) =>
+  pairsFromParquet({ byteLength: bytes.byteLength, slice: (start, end) => bytes.slice(start, end).buffer }, 'fuzz.parquet', sourceOptions));
+
 /** Seeds as plain Uint8Arrays: Node Buffers (readFileSync, protobufjs) share memory on .slice(), so a mutation would write into the seed. */
 const plain = (target: FuzzTarget): FuzzTarget => ({ ...target, seeds: memo(() => target.seeds().map((parts) => parts.map((p) => new Uint8Array(p)))) });
 
@@ -362,6 +395,8 @@ export const TARGETS: FuzzTarget[] = ([
   tokenizerSlowTarget,
   tokenizerJsonTarget,
   preparedManifestTarget,
+  pairZipTarget,
+  pairParquetTarget,
 ] satisfies FuzzTarget[]).map(plain);
 
 export function targetByName(name: string): FuzzTarget {

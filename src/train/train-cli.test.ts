@@ -58,6 +58,18 @@ describe('npm run train', () => {
     expect(run.stderr).toMatch(/pair 0: the model cannot read the prompt "a red dragon".*"dragon"/);
   });
 
+  it('trains from an image zip and a Pick-a-Pic shard, and names a broken image of a shard', async () => {
+    const zip = await train(['--pairs', 'fixtures/pair-sources/pairs.zip', '--steps', '1', '--batch', '1', '--rank', '2', '--reverse', '--out', join(dir, 'zip.safetensors')]);
+    expect(zip.code, zip.stderr).toBe(0);
+    expect(zip.stdout).toMatch(/^NPO \(reversed pairs\): 2 pairs from fixtures\/pair-sources\/pairs.zip/m);
+    const shard = await train(['--pairs', 'fixtures/pair-sources/pickapic.parquet', '--max-pairs', '1', '--steps', '1', '--batch', '1', '--rank', '2', '--out', join(dir, 'pq.safetensors')]);
+    expect(shard.code, shard.stderr).toBe(0);
+    expect(shard.stdout).toMatch(/^fixtures\/pair-sources\/pickapic.parquet: the first 1 pairs of the shard's 3 rows \(the limit asked for\)\nDPO: 1 pairs/m);
+    const broken = await train(['--pairs', 'fixtures/pair-sources/pickapic-broken-image.parquet', '--steps', '1', '--out', join(dir, 'b.safetensors')]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/^train: fixtures\/pair-sources\/pickapic-broken-image.parquet row 2, jpg_1: cannot be decoded as a PNG, JPEG or WebP image/);
+  }, 180_000); // three CLI runs; about 30 s on a loaded 2-core machine
+
   it('trains on a prepared SD1.5 model (latents through its VAE encoder) and writes diffusers lora.down/up keys', async () => {
     const model = join(dir, 'sd15');
     await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', 'fixtures/sd15/export-diffusers', '--out', model], { cwd: root });

@@ -1,0 +1,32 @@
+// Shared by the SD1.5 training specs: train δ in the page on the loaded tiny SD1.5 and check the losses shown equal
+// `trainLora` in Node (onnxruntime-node) on the same pairs, the same settings and seed.
+import { expect, type Page, type TestInfo } from '@playwright/test';
+import * as ort from 'onnxruntime-node';
+import { readModelDirectory } from '../src/pipelines/read-directory.ts';
+import type { PreferencePair } from '../src/train/pairs.ts';
+import { trainLora } from '../src/train/train-lora.ts';
+import { allowFor } from './helpers.ts';
+import { SD15_TEST_MODEL } from './test-models.ts';
+
+/** A 64² generation of the fixture costs about this many embedded-model generations (as e2e/sd15.spec.ts). */
+export const SD15_GENERATION = 4;
+
+/** Trains `steps` steps (batch 1, rank 2, the panel's NPO defaults) in the page; returns the losses shown. */
+export async function expectTrainingLikeNode(page: Page, info: TestInfo, pairs: PreferencePair[], size: number, steps: number): Promise<number[]> {
+  await page.getByTestId('train-steps').fill(String(steps));
+  await page.getByTestId('train-batch').fill('1');
+  await page.getByTestId('train-rank').fill('2');
+  await page.getByTestId('train').click();
+  // graph building and session creation (about two generations' worth here), then the steps
+  const training = await allowFor(page, info, { steps: 0, generations: 2 * SD15_GENERATION, trainSteps: steps * SD15_GENERATION, trainBatch: 1 });
+  await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
+  const browserLosses: number[] = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses'))!);
+  const { manifest, files } = readModelDirectory(SD15_TEST_MODEL);
+  const nodeRun = await trainLora({
+    ort, model: { manifest, files }, pairs, reverse: true,
+    rank: 2, steps, beta: 500, lr: 1e-3, batch: 1, seed: 0, resolution: { width: size, height: size },
+  });
+  expect(browserLosses).toHaveLength(steps);
+  browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
+  return browserLosses;
+}
