@@ -1,11 +1,11 @@
-// Label pairs by clicking (issue 11, item 5) and the training chart (item 6): picks (button or key) become a
-// pairs.json that src/train/pairs.ts accepts, with the picked image as the winner; the picks train a δ at once, and
-// the chart draws one point per step with time per step and ETA.
-import { expect, test } from '@playwright/test';
+// Label pairs by clicking (issue 11, item 5) and the training panel (item 6): picks (button or key) become a
+// pairs.json that src/train/pairs.ts accepts, with the picked image as the winner; the picks train a δ at once, the
+// chart draws one point per step with time per step and ETA, and the trained δ is previewed on the current prompt.
+import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { parsePairs } from '../src/train/pairs.ts';
 import { rgbaToChw } from '../src/share/image.ts';
-import { allowFor, backendOf, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 // The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
 test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
@@ -55,4 +55,34 @@ test('picks become pairs.json, train a δ at once, and the chart follows the ste
   expect(xs[1]).toBeGreaterThan(xs[0]);
   await expect(chart.locator('polyline.accuracy')).toHaveAttribute('points', /\S+ \S+/);
   await expect(page.getByTestId('train-pace')).toContainText(/s\/step · ETA 0 s/);
+
+  // Item 6: when training ends the trained δ is previewed on the current prompt and seed, nothing swapped yet:
+  // "before" is the NPO image shown (the same settings and δ), "after" what "Use as δ" then generates.
+  const effect = page.getByTestId('train-effect');
+  const previewing = await allowFor(page, info, { generations: 2 });
+  await expect(effect, previewing.because).toBeVisible({ timeout: previewing.ms });
+  await expect(effect).toHaveAttribute('data-seed', '5');
+  await expect(effect).toHaveAttribute('data-kind', 'npo');
+  const [before, after] = [await canvasPixels(page, 'train-effect-before'), await canvasPixels(page, 'train-effect-after')];
+  // The page made its NPO image in one batch with the baseline, the preview alone: WASM kernels may round a level apart.
+  expectClose(before, second.npo);
+  expect(differingPixels(before, after)).toBeGreaterThan(0);
+  expect(differingPixels(await pixels(page, 'image-npo'), second.npo)).toBe(0); // the preview changed nothing on the page
+  await page.getByTestId('use-trained').click();
+  await expect(page.getByTestId('train-message')).toContainText('as δ');
+  await waitIdle(page, info);
+  expectClose(await pixels(page, 'image-npo'), after);
+  expect(differingPixels(await pixels(page, 'image-baseline'), second.baseline)).toBe(0);
 });
+
+async function canvasPixels(page: Page, testId: string): Promise<number[]> {
+  return page.getByTestId(testId).evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+}
+
+/** Same image up to kernel rounding: at most 2 levels anywhere, a small mean. */
+function expectClose(a: number[], b: number[]) {
+  expect(a).toHaveLength(b.length);
+  const diffs = a.map((v, i) => Math.abs(v - b[i]));
+  expect(Math.max(...diffs)).toBeLessThanOrEqual(2);
+  expect(diffs.reduce((x, y) => x + y, 0) / diffs.length).toBeLessThan(0.2);
+}
