@@ -75,6 +75,43 @@ test('picks become pairs.json, train a δ at once, and the chart follows the ste
   expect(differingPixels(await pixels(page, 'image-baseline'), second.baseline)).toBe(0);
 });
 
+// Item 5's "or of two seeds": the NPO image at the page's seed and at seed + 1, each equal to the page's own
+// generation with those settings; picking one adds a pair to the same set, which src/train/pairs.ts accepts.
+test('picks between two seeds of the NPO image join the pairs set', async ({ page }, info) => {
+  await openPlayground(page, info);
+  const prompt = await page.getByTestId('prompt').inputValue();
+  const seed = Number(await page.getByTestId('seed').inputValue());
+  const npoAtSeed = await pixels(page, 'image-npo');
+  await page.getByTestId('seeds-run').click();
+  const both = await allowFor(page, info, { generations: 2 });
+  await expect(page.getByTestId('seeds-image-b'), both.because).toBeVisible({ timeout: both.ms });
+  await expect(page.getByTestId('seeds-status')).toHaveAttribute('data-state', 'idle');
+  await expect(page.getByTestId('seeds-image-a')).toHaveAttribute('data-seed', String(seed));
+  await expect(page.getByTestId('seeds-image-b')).toHaveAttribute('data-seed', String(seed + 1));
+  const [a, b] = [await canvasPixels(page, 'seeds-image-a'), await canvasPixels(page, 'seeds-image-b')];
+  expectClose(a, npoAtSeed);
+  expect(differingPixels(a, b)).toBeGreaterThan(0);
+
+  await page.getByTestId('seeds-pick-b').click();
+  await expect(page.getByTestId('seeds-pick-b')).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('pairs-count')).toHaveAttribute('data-count', '1');
+  await page.getByTestId('seeds-pick-a').click(); // a change of mind replaces the pick
+  await expect(page.getByTestId('pairs-count')).toHaveAttribute('data-count', '1');
+  await page.getByTestId('pick-baseline').click(); // the baseline-vs-NPO pick joins the same set
+  await expect(page.getByTestId('pairs-count')).toHaveAttribute('data-count', '2');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('pairs-export').click()]);
+  const pairs = parsePairs(readFileSync((await download.path())!, 'utf8'), { width: 32, height: 32 });
+  const chw = (rgba: number[]) => rgbaToChw(Uint8ClampedArray.from(rgba), 32, 32);
+  expect(pairs).toHaveLength(2);
+  expect(pairs[0]).toEqual({ prompt, winner: chw(a), loser: chw(b) });
+
+  // The second seed's image is what the page itself generates at that seed.
+  await setNumber(page, 'seed', seed + 1);
+  await waitIdle(page, info);
+  expectClose(await pixels(page, 'image-npo'), b);
+});
+
 async function canvasPixels(page: Page, testId: string): Promise<number[]> {
   return page.getByTestId(testId).evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
 }

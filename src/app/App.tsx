@@ -1,7 +1,7 @@
 // The playground page: controls on the left; the two images of one seed ("without NPO" = ordinary CFG with θ_pos on
 // both branches; "with NPO" = θ_neg = θ + α·η + β·δ on the negative branch) side by side, as a wipe or as their
-// difference, each with its reward, a pick button (label a preference pair) and a PNG download; then the α×β sweep,
-// the history strip and the training panel. Keys: Ctrl+Enter generates, Esc cancels, 1 / 2 pick the better image.
+// difference, each with its reward, a pick button (label a preference pair) and a PNG download, and a pick between
+// two seeds of one image; then the α×β sweep, the history strip and the training panel. Keys: Ctrl+Enter generates, Esc cancels, 1 / 2 pick the better image.
 import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
@@ -13,6 +13,7 @@ import { Slider } from './Slider.tsx';
 import { ImagePane } from './ImagePane.tsx';
 import { CompareView } from './CompareView.tsx';
 import { SweepPanel } from './SweepPanel.tsx';
+import { SeedPairPanel } from './SeedPairPanel.tsx';
 import { HistoryStrip } from './HistoryStrip.tsx';
 import { TrainPanel } from './TrainPanel.tsx';
 import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
@@ -180,6 +181,7 @@ export function App() {
             {pane('baseline', 'without NPO')}
             {pane('npo', 'with NPO')}
           </div>
+          <SeedPairPanel disabled={s.status === 'loading' || s.status === 'failed'} />
         </div>
         <TrainPanel disabled={s.status === 'loading' || s.status === 'failed'} />
       </section>

@@ -27,6 +27,8 @@ export interface TrainingState {
   picked?: { key: string; kind: ImageKind };
   /** Records the shown image of `kind` as preferred over the other one. */
   pick(kind: ImageKind): void;
+  /** Adds any pick (e.g. between two seeds of one image), replacing an earlier pick with the same key. */
+  addPick(pick: Pick): void;
   clearPicks(): void;
   /** pairs.json of the picks (src/train/pairs.ts format). */
   picksJson(): string;
@@ -75,6 +77,7 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     const pick: Pick = { prompt: winner.prompt ?? usePlayground.getState().params.prompt, winner: winner.rgba, loser: loser.rgba, width: winner.width, height: winner.height, key };
     set((s) => ({ picks: addPick(s.picks, pick), picked: { key, kind } }));
   },
+  addPick: (pick) => set((s) => ({ picks: addPick(s.picks, pick) })),
   clearPicks: () => set({ picks: [], picked: undefined }),
   picksJson: () => JSON.stringify(picksToPairs(get().picks)),
   usePicks() {
