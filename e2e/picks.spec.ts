@@ -1,11 +1,11 @@
 // Label pairs by clicking (issue 11, item 5) and the training panel (item 6): picks (button or key) become a
 // pairs.json that src/train/pairs.ts accepts, with the picked image as the winner; the picks train a δ at once, the
 // chart draws one point per step with time per step and ETA, and the trained δ is previewed on the current prompt.
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { parsePairs } from '../src/train/pairs.ts';
 import { rgbaToChw } from '../src/share/image.ts';
-import { allowFor, backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
+import { allowFor, backendOf, canvasPixels, differingPixels, expectClose, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 // The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
 test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
@@ -111,15 +111,3 @@ test('picks between two seeds of the NPO image join the pairs set', async ({ pag
   await waitIdle(page, info);
   expectClose(await pixels(page, 'image-npo'), b);
 });
-
-async function canvasPixels(page: Page, testId: string): Promise<number[]> {
-  return page.getByTestId(testId).evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
-}
-
-/** Same image up to kernel rounding: at most 2 levels anywhere, a small mean. */
-function expectClose(a: number[], b: number[]) {
-  expect(a).toHaveLength(b.length);
-  const diffs = a.map((v, i) => Math.abs(v - b[i]));
-  expect(Math.max(...diffs)).toBeLessThanOrEqual(2);
-  expect(diffs.reduce((x, y) => x + y, 0) / diffs.length).toBeLessThan(0.2);
-}

@@ -6,7 +6,8 @@ import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
 import type { ImageKind } from '../worker/protocol.ts';
-import { usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { imageKeys, usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { endDrag, previewDrag } from './drag-preview.ts';
 import { useTraining } from './training-store.ts';
 import { useSweep } from './sweep-store.ts';
 import { Slider } from './Slider.tsx';
@@ -111,8 +112,16 @@ export function App() {
         onKeyDown={(e) => e.key === 'Enter' && !e.ctrlKey && !e.metaKey && generate()} />
     </label>
   );
+  // While a slider is dragged, or until its full-step images arrive, the reduced-step ones of the same settings show.
+  const keys = imageKeys(params, params.seed, s.loraVersions);
+  const dragged = (kind: ImageKind) => {
+    const drag = s.dragPreview?.images[kind];
+    return s.images[kind]?.key !== keys[kind] && drag?.key === keys[kind] ? drag : undefined;
+  };
+  const commit = () => (endDrag(), generate());
   const pane = (kind: ImageKind, title: string) => (
-    <ImagePane title={title} testId={`image-${kind}`} image={s.images[kind]} preview={s.previews[kind]} busy={running.includes(kind)}
+    <ImagePane title={title} testId={`image-${kind}`} image={dragged(kind) ?? s.images[kind]} preview={s.previews[kind]} busy={running.includes(kind)}
+      dragSteps={dragged(kind) && s.dragPreview?.steps}
       actualSize={s.actualSize} onToggleSize={s.toggleActualSize}>
       <ScoreLine kind={kind} score={scores[kind]} other={scores.baseline} />
       <div className="actions">
@@ -154,9 +163,9 @@ export function App() {
                 {(s.model?.schedulers ?? [params.scheduler]).map((name) => <option key={name} value={name}>{SCHEDULER_LABELS[name as SchedulerName] ?? name}</option>)}
               </select></label>
           </div>
-          <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={generate} />
-          <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={0} max={1} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={generate} />
-          <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={0} max={1} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={generate} />
+          <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={commit} onDrag={previewDrag} />
+          <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={0} max={1} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={commit} onDrag={previewDrag} />
+          <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={0} max={1} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
           <div className="row">
             <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
             <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>

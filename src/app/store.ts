@@ -28,6 +28,8 @@ export interface PlaygroundState {
   /** Low-resolution previews of the running generation, shown over the images until its results arrive. */
   previews: Partial<Record<ImageKind, ShownImage & { step: number }>>;
   running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string>; params: GenerateParams };
+  /** Reduced-step images made while a slider is dragged (drag-preview.ts), shown until the full-step ones arrive. */
+  dragPreview?: { steps: number; images: Partial<Record<ImageKind, ShownImage>> };
   view: CompareView;
   /** The wipe divider's position, 0 (left edge) to 1. */
   wipe: number;
