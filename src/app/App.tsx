@@ -6,7 +6,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
 import type { ImageKind } from '../worker/protocol.ts';
-import { imageKeys, usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { shownImage, usePlayground, type CompareView as View, type ShownImage } from './store.ts';
 import { endDrag, previewDrag } from './drag-preview.ts';
 import { useTraining } from './training-store.ts';
 import { useSweep } from './sweep-store.ts';
@@ -112,16 +112,9 @@ export function App() {
         onKeyDown={(e) => e.key === 'Enter' && !e.ctrlKey && !e.metaKey && generate()} />
     </label>
   );
-  // While a slider is dragged, or until its full-step images arrive, the reduced-step ones of the same settings show.
-  const keys = imageKeys(params, params.seed, s.loraVersions);
-  const dragged = (kind: ImageKind) => {
-    const drag = s.dragPreview?.images[kind];
-    return s.images[kind]?.key !== keys[kind] && drag?.key === keys[kind] ? drag : undefined;
-  };
   const commit = () => (endDrag(), generate());
   const pane = (kind: ImageKind, title: string) => (
-    <ImagePane title={title} testId={`image-${kind}`} image={dragged(kind) ?? s.images[kind]} preview={s.previews[kind]} busy={running.includes(kind)}
-      dragSteps={dragged(kind) && s.dragPreview?.steps}
+    <ImagePane title={title} testId={`image-${kind}`} {...shownImage(s, kind)} preview={s.previews[kind]} busy={running.includes(kind)}
       actualSize={s.actualSize} onToggleSize={s.toggleActualSize}>
       <ScoreLine kind={kind} score={scores[kind]} other={scores.baseline} />
       <div className="actions">

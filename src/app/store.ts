@@ -63,6 +63,17 @@ export function imageKeys(p: GenerateParams, seed: number, versions: { eta: numb
   return { baseline, npo: JSON.stringify([baseline, p.alpha, p.beta, versions.delta]) };
 }
 
+/**
+ * The image to draw for `kind`: the current one, or while a slider is dragged (or until the full-step image of its new
+ * value arrives) the reduced-step one made for exactly the current settings; `dragSteps` says which it is.
+ */
+export function shownImage(s: Pick<PlaygroundState, 'params' | 'images' | 'dragPreview' | 'loraVersions'>, kind: ImageKind): { image?: ShownImage; dragSteps?: number } {
+  const key = imageKeys(s.params, s.params.seed, s.loraVersions)[kind];
+  const drag = s.dragPreview?.images[kind];
+  if (s.images[kind]?.key !== key && drag?.key === key) return { image: drag, dragSteps: s.dragPreview!.steps };
+  return { image: s.images[kind] };
+}
+
 let ready = false;
 
 export const usePlayground = create<PlaygroundState>()((set, get) => ({
