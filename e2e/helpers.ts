@@ -77,8 +77,22 @@ function extendTestTimeout(ms: number) {
   if (info.timeout > 0) info.setTimeout(info.timeout + ms);
 }
 
-export async function pixels(page: Page, testId: 'image-baseline' | 'image-npo'): Promise<number[]> {
+export const pixels = (page: Page, testId: 'image-baseline' | 'image-npo'): Promise<number[]> => canvasPixels(page, testId);
+
+/** RGBA of any canvas with a data-testid (sweep cells, the seed pair, the trained LoRA's before/after). */
+export async function canvasPixels(page: Page, testId: string): Promise<number[]> {
   return page.getByTestId(testId).evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+}
+
+/**
+ * The same image up to WASM kernel rounding (at most 2 levels anywhere, a small mean): what one generation gives when
+ * its images were computed in another batch (alone vs beside the other image), as partial regenerations do.
+ */
+export function expectClose(a: number[], b: number[]) {
+  expect(a).toHaveLength(b.length);
+  const diffs = a.map((v, i) => Math.abs(v - b[i]));
+  expect(Math.max(...diffs)).toBeLessThanOrEqual(2);
+  expect(diffs.reduce((x, y) => x + y, 0) / diffs.length).toBeLessThan(0.2);
 }
 
 /** Distinct RGB colours: a drawn image has many, a blank canvas one. */

@@ -3,7 +3,7 @@
 // protocol (Storage.overrideQuotaForOrigin), set below the smallest model file before the page first loads.
 import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { colourCount, openPlayground, pixels } from './helpers.ts';
+import { colourCount, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 const manifest: { files: { path: string; bytes: number }[] } = JSON.parse(readFileSync('models/manifest.json', 'utf8'));
 const CACHE_NAME = 'npo-playground-models-v1'; // model-cache.ts
@@ -36,6 +36,25 @@ test('a full storage quota becomes a notice; the model loads uncached and genera
   expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4); // drawn, not blank
   expect(colourCount(await pixels(page, 'image-npo'))).toBeGreaterThan(4);
   expect(await cachedEntries(page)).toBe(0);
+});
+
+// History under a full quota (issue 11): IndexedDB refuses the entry, the page keeps it for the session (marked
+// unsaved, still restorable) and says why, instead of losing it or failing silently.
+test('a full storage quota keeps history entries in the page, marked unsaved, with the reason', async ({ page, baseURL }, info) => {
+  await overrideQuota(page, new URL(baseURL!).origin, 1024);
+  await openPlayground(page, info);
+  const item = page.getByTestId('history-item');
+  await expect(item).toHaveCount(1);
+  await expect(item).toHaveAttribute('data-saved', 'false');
+  await expect(page.getByTestId('history-error')).toContainText(/history not saved \(.*QuotaExceededError|history not saved \(.*quota/i);
+  const shown = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await setNumber(page, 'seed', 9);
+  await waitIdle(page, info);
+  await expect(item).toHaveCount(2);
+  await item.nth(1).locator('.thumb').click();
+  await expect(page.getByTestId('seed')).not.toHaveValue('9');
+  expect(await pixels(page, 'image-baseline')).toEqual(shown.baseline);
+  expect(await pixels(page, 'image-npo')).toEqual(shown.npo);
 });
 
 // The control: with the ordinary quota the same page caches every file, so the quota test's empty cache and notice

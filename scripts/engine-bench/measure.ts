@@ -27,6 +27,8 @@ export interface BenchRow {
   readBacks: number; // over one two-image generation (baseline + NPO)
   alphaMove: number;
   omegaMove: number;
+  /** A whole generation of both images (baseline + NPO, one batched UNet call per step), median wall time. */
+  both: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -91,12 +93,16 @@ async function gpuMergeBench(engine: Engine, params: GenerateParams, repeats: nu
 async function stepComparison(engine: Engine, params: GenerateParams, repeats: number) {
   const cfg: StepTimes[] = [];
   const npo: StepTimes[] = [];
+  const both: number[] = [];
   for (let r = 0; r < repeats; r++) {
     cfg.push(await stepTimes(engine, params, ['baseline']));
     npo.push(await stepTimes(engine, params, ['npo']));
+    const started = performance.now();
+    await engine.generate(params, ['baseline', 'npo'], {});
+    both.push(performance.now() - started);
   }
   const pick = (ts: StepTimes[]) => ({ first: median(ts.map((t) => t.first)), steady: median(ts.map((t) => t.steady)), unetCallsPerStep: ts[ts.length - 1].unetCallsPerStep });
-  return { cfg: pick(cfg), npo: pick(npo) };
+  return { cfg: pick(cfg), npo: pick(npo), both: median(both) };
 }
 
 /** Time to the first step after an α change (re-merge) and, for comparison, after an ω change alone; medians. */
@@ -121,10 +127,10 @@ export async function measureEngine(engine: Engine, backend: BenchBackend, param
   await engine.generate({ ...params, steps: 2 }, ['baseline'], {});
   await engine.generate({ ...params, steps: 2 }, ['npo'], {});
   const merge = backend === 'webgpu' ? await gpuMergeBench(engine, params, repeats) : cpuMergeBench(manifest, files, repeats);
-  const { cfg, npo } = await stepComparison(engine, params, repeats);
+  const { cfg, npo, both } = await stepComparison(engine, params, repeats);
   await engine.generate(params, ['baseline', 'npo'], {});
   const { readBacks, loop } = engine.stats();
-  return { merge, cfg, npo, loop, readBacks, ...(await controlMoves(engine, params, repeats)) };
+  return { merge, cfg, npo, both, loop, readBacks, ...(await controlMoves(engine, params, repeats)) };
 }
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
@@ -145,5 +151,6 @@ export function formatRow(row: BenchRow): string[] {
     `  per step: plain CFG ${fmt(cfg.steady)}, NPO-CFG ${fmt(npo.steady)}, ratio ${(npo.steady / cfg.steady).toFixed(2)} (first steps ${fmt(cfg.first)} / ${fmt(npo.first)}; UNet calls per step ${cfg.unetCallsPerStep} / ${npo.unetCallsPerStep})`,
     `  loop: ${row.loop}; GPU→CPU read-backs per image: ${reads}`,
     `  α change → first new step: ${fmt(row.alphaMove)} (ω change: ${fmt(row.omegaMove)})`,
+    `  both images (baseline + NPO), whole generation: ${fmt(row.both)}`,
   ];
 }

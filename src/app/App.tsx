@@ -1,18 +1,20 @@
 // The playground page: controls on the left; the two images of one seed ("without NPO" = ordinary CFG with θ_pos on
 // both branches; "with NPO" = θ_neg = θ + α·η + β·δ on the negative branch) side by side, as a wipe or as their
-// difference, each with its reward, a pick button (label a preference pair) and a PNG download; then the α×β sweep,
-// the history strip and the training panel. Keys: Ctrl+Enter generates, Esc cancels, 1 / 2 pick the better image.
+// difference, each with its reward, a pick button (label a preference pair) and a PNG download, and a pick between
+// two seeds of one image; then the α×β sweep, the history strip and the training panel. Keys: Ctrl+Enter generates, Esc cancels, 1 / 2 pick the better image.
 import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
 import type { ImageKind } from '../worker/protocol.ts';
-import { usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { shownImage, usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { endDrag, previewDrag } from './drag-preview.ts';
 import { useTraining } from './training-store.ts';
 import { useSweep } from './sweep-store.ts';
 import { Slider } from './Slider.tsx';
 import { ImagePane } from './ImagePane.tsx';
 import { CompareView } from './CompareView.tsx';
 import { SweepPanel } from './SweepPanel.tsx';
+import { SeedPairPanel } from './SeedPairPanel.tsx';
 import { HistoryStrip } from './HistoryStrip.tsx';
 import { TrainPanel } from './TrainPanel.tsx';
 import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
@@ -110,8 +112,9 @@ export function App() {
         onKeyDown={(e) => e.key === 'Enter' && !e.ctrlKey && !e.metaKey && generate()} />
     </label>
   );
+  const commit = () => (endDrag(), generate());
   const pane = (kind: ImageKind, title: string) => (
-    <ImagePane title={title} testId={`image-${kind}`} image={s.images[kind]} preview={s.previews[kind]} busy={running.includes(kind)}
+    <ImagePane title={title} testId={`image-${kind}`} {...shownImage(s, kind)} preview={s.previews[kind]} busy={running.includes(kind)}
       actualSize={s.actualSize} onToggleSize={s.toggleActualSize}>
       <ScoreLine kind={kind} score={scores[kind]} other={scores.baseline} />
       <div className="actions">
@@ -153,9 +156,9 @@ export function App() {
                 {(s.model?.schedulers ?? [params.scheduler]).map((name) => <option key={name} value={name}>{SCHEDULER_LABELS[name as SchedulerName] ?? name}</option>)}
               </select></label>
           </div>
-          <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={generate} />
-          <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={0} max={1} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={generate} />
-          <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={0} max={1} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={generate} />
+          <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={commit} onDrag={previewDrag} />
+          <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={0} max={1} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={commit} onDrag={previewDrag} />
+          <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={0} max={1} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
           <div className="row">
             <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
             <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>
@@ -180,6 +183,7 @@ export function App() {
             {pane('baseline', 'without NPO')}
             {pane('npo', 'with NPO')}
           </div>
+          <SeedPairPanel disabled={s.status === 'loading' || s.status === 'failed'} />
         </div>
         <TrainPanel disabled={s.status === 'loading' || s.status === 'failed'} />
       </section>

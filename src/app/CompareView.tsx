@@ -3,7 +3,7 @@
 // display resolution, without smoothing when the images are smaller than the frame, so its pixels can be checked.
 import { useEffect, useRef, type PointerEvent as ReactPointerEvent } from 'react';
 import { differenceRgba } from '../share/image.ts';
-import { usePlayground, type ShownImage } from './store.ts';
+import { shownImage, usePlayground, type ShownImage } from './store.ts';
 
 export const DIFFERENCE_GAIN = 4;
 /** Display side of the frame in CSS pixels when fitting (small images are scaled up, large ones down). */
@@ -39,10 +39,12 @@ function draw(canvas: HTMLCanvasElement, view: 'wipe' | 'difference', baseline: 
 }
 
 export function CompareView() {
-  const { view, wipe, setWipe, actualSize, toggleActualSize, images } = usePlayground();
+  const state = usePlayground();
+  const { view, wipe, setWipe, actualSize, toggleActualSize } = state;
   const canvas = useRef<HTMLCanvasElement>(null);
   const frame = useRef<HTMLDivElement>(null);
-  const { baseline, npo } = images;
+  // While a slider is dragged the frame shows the reduced-step previews too (store.ts shownImage).
+  const [baseline, npo] = [shownImage(state, 'baseline').image, shownImage(state, 'npo').image];
   const sameSize = baseline && npo && baseline.width === npo.width && baseline.height === npo.height;
   useEffect(() => {
     if (canvas.current && baseline && npo && sameSize && view !== 'side-by-side') draw(canvas.current, view, baseline, npo, wipe, actualSize);

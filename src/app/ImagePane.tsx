@@ -1,11 +1,12 @@
 // One generated image on a <canvas> (so tests and users can read its pixels), scaled up without smoothing for small
 // models and to fit for large ones; a click shows it at 100 %. While a generation runs, its low-resolution preview
-// is drawn instead (data-preview-step says which step it shows). Below it: its reward, pick and download buttons.
+// is drawn instead (data-preview-step says which step it shows); while a slider is dragged, a reduced-step image of
+// the new settings (data-drag-steps says how many steps). Below it: its reward, pick and download buttons.
 import { useEffect, useRef, type ReactNode } from 'react';
 import type { ShownImage } from './store.ts';
 
-export function ImagePane({ title, testId, image, preview, busy, actualSize, onToggleSize, children }: {
-  title: string; testId: string; image?: ShownImage; preview?: ShownImage & { step: number }; busy: boolean;
+export function ImagePane({ title, testId, image, preview, busy, dragSteps, actualSize, onToggleSize, children }: {
+  title: string; testId: string; image?: ShownImage; preview?: ShownImage & { step: number }; busy: boolean; dragSteps?: number;
   actualSize?: boolean; onToggleSize?: () => void; children?: ReactNode;
 }) {
   const canvas = useRef<HTMLCanvasElement>(null);
@@ -20,8 +21,8 @@ export function ImagePane({ title, testId, image, preview, busy, actualSize, onT
   }, [shown]);
   const small = (shown?.width ?? 32) <= 256;
   return (
-    <figure className={['pane', busy && 'busy', preview && 'preview', actualSize && 'actual', small && 'small'].filter(Boolean).join(' ')}>
-      <canvas ref={canvas} data-testid={testId} data-preview-step={preview?.step} width={32} height={32}
+    <figure className={['pane', busy && 'busy', (preview || dragSteps) && 'preview', actualSize && 'actual', small && 'small'].filter(Boolean).join(' ')}>
+      <canvas ref={canvas} data-testid={testId} data-preview-step={preview?.step} data-drag-steps={preview ? undefined : dragSteps} width={32} height={32}
         role="img" aria-label={`${title}${shown ? `, ${shown.width}×${shown.height}` : ''}`}
         title={actualSize ? 'click to fit' : 'click for 100 %'} onClick={onToggleSize} tabIndex={onToggleSize ? 0 : undefined}
         onKeyDown={(e) => { if (onToggleSize && (e.key === 'Enter' || e.key === ' ')) (e.preventDefault(), onToggleSize()); }} />

@@ -1,5 +1,6 @@
 // A labelled range slider that shows its value while dragging and commits on release (the native `change` event),
-// so a drag costs one generation, not one per pixel moved.
+// so a drag costs one full generation, not one per pixel moved; `onDrag` (optional) runs after each move's value is
+// set, for a cheap live preview.
 import { useEffect, useRef } from 'react';
 
 interface SliderProps {
@@ -11,9 +12,10 @@ interface SliderProps {
   step: number;
   onInput(value: number): void;
   onCommit(): void;
+  onDrag?(): void;
 }
 
-export function Slider({ label, testId, value, min, max, step, onInput, onCommit }: SliderProps) {
+export function Slider({ label, testId, value, min, max, step, onInput, onCommit, onDrag }: SliderProps) {
   const ref = useRef<HTMLInputElement>(null);
   const commit = useRef(onCommit);
   commit.current = onCommit;
@@ -27,7 +29,7 @@ export function Slider({ label, testId, value, min, max, step, onInput, onCommit
     <label className="slider">
       <span>{label}</span>
       <input ref={ref} type="range" data-testid={testId} min={min} max={max} step={step} value={value}
-        onChange={(e) => onInput(Number(e.target.value))} />
+        onChange={(e) => (onInput(Number(e.target.value)), onDrag?.())} />
       <output data-testid={`${testId}-value`}>{value.toFixed(2)}</output>
     </label>
   );

@@ -4,6 +4,7 @@
 // Also: bring your own LoRA file as δ or η, and the pairs a person picked on the page (export or train on them).
 import { download, trainingSize, useTraining } from './training-store.ts';
 import { TrainChart } from './TrainChart.tsx';
+import { LoraEffectView } from './LoraEffect.tsx';
 import type { LoraRole } from '../worker/protocol.ts';
 import { MAX_LORA_FILE_BYTES } from '../lora/safetensors.ts';
 import { sourceFromDrop, sourceFromFile, sourceFromFolderInput } from './pair-source-files.ts';
@@ -84,7 +85,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
       </div>
       <div className="row">
         <button type="button" data-testid="train" disabled={disabled || !t.pairs || t.status === 'training' || !!t.preparing} onClick={() => void t.train()}>Train</button>
-        <button type="button" data-testid="train-cancel" disabled={t.status !== 'training'} onClick={t.cancel}>Stop</button>
+        <button type="button" data-testid="train-cancel" disabled={t.status !== 'training' && !(t.effect && !t.effect.result)} onClick={t.cancel}>Stop</button>
       </div>
       <progress data-testid="train-progress" max={t.options.steps} value={t.history.length} />
       <p className="status" data-testid="train-status" data-losses={JSON.stringify(t.history.map((h) => h.loss))}>
@@ -100,6 +101,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
           <button type="button" data-testid="download-lora" onClick={() => download(t.trained!.lora, t.trained!.reverse ? 'npo-delta.safetensors' : 'dpo-eta.safetensors')}>Download</button>
         </div>
       )}
+      {t.effect && <LoraEffectView effect={t.effect} />}
       <h3>Bring a LoRA</h3>
       <div className="row">
         <label><span>as δ</span><input type="file" accept=".safetensors" data-testid="lora-file-delta" onChange={(e) => useFile(e.currentTarget, 'delta')} /></label>

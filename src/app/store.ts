@@ -28,6 +28,8 @@ export interface PlaygroundState {
   /** Low-resolution previews of the running generation, shown over the images until its results arrive. */
   previews: Partial<Record<ImageKind, ShownImage & { step: number }>>;
   running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string>; params: GenerateParams };
+  /** Reduced-step images made while a slider is dragged (drag-preview.ts), shown until the full-step ones arrive. */
+  dragPreview?: { steps: number; images: Partial<Record<ImageKind, ShownImage>> };
   view: CompareView;
   /** The wipe divider's position, 0 (left edge) to 1. */
   wipe: number;
@@ -59,6 +61,17 @@ const initialParams: GenerateParams = { prompt: '', negativePrompt: '', seed: 42
 export function imageKeys(p: GenerateParams, seed: number, versions: { eta: number; delta: number }): Record<ImageKind, string> {
   const baseline = JSON.stringify([p.prompt, p.negativePrompt, seed, p.steps, p.omega, p.scheduler, p.width, p.height, versions.eta]);
   return { baseline, npo: JSON.stringify([baseline, p.alpha, p.beta, versions.delta]) };
+}
+
+/**
+ * The image to draw for `kind`: the current one, or while a slider is dragged (or until the full-step image of its new
+ * value arrives) the reduced-step one made for exactly the current settings; `dragSteps` says which it is.
+ */
+export function shownImage(s: Pick<PlaygroundState, 'params' | 'images' | 'dragPreview' | 'loraVersions'>, kind: ImageKind): { image?: ShownImage; dragSteps?: number } {
+  const key = imageKeys(s.params, s.params.seed, s.loraVersions)[kind];
+  const drag = s.dragPreview?.images[kind];
+  if (s.images[kind]?.key !== key && drag?.key === key) return { image: drag, dragSteps: s.dragPreview!.steps };
+  return { image: s.images[kind] };
 }
 
 let ready = false;

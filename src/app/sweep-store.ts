@@ -3,10 +3,10 @@
 // streamed in as they finish, scored by the embedded world's reward, cancellable at any time. The baseline (plain
 // CFG, which no α or β changes) is generated once, at the current ω.
 import { create } from 'zustand';
-import type { GenerateParams, ImageKind, WorkerEvent } from '../worker/protocol.ts';
+import type { GenerateParams } from '../worker/protocol.ts';
 import { parseAxisValues, sweepCells, type SweepAxis } from '../share/sweep.ts';
 import { scoreRgba, type PageScore } from '../share/score.ts';
-import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
+import { createRequester } from './image-requests.ts';
 import { usePlayground } from './store.ts';
 import type { RgbaImage } from './PixelCanvas.tsx';
 
@@ -29,27 +29,8 @@ export interface SweepState {
   cancel(): void;
 }
 
-/** The request in flight and how it ends. */
-let pending: { id: number; resolve(image?: Map<ImageKind, RgbaImage>): void; reject(error: Error): void; images: Map<ImageKind, RgbaImage> } | undefined;
-let cancelled = false;
-
-function request(params: GenerateParams, images: ImageKind[]): Promise<Map<ImageKind, RgbaImage>> {
-  return new Promise((resolve, reject) => {
-    if (cancelled) return reject(new Error('sweep cancelled'));
-    const id = nextRequestId();
-    pending = { id, resolve: resolve as (m?: Map<ImageKind, RgbaImage>) => void, reject, images: new Map() };
-    sendToWorker({ type: 'generate', id, params, images });
-  });
-}
-
-onWorkerEvent((event: WorkerEvent) => {
-  if (!pending || !('id' in event) || event.id !== pending.id) return;
-  const p = pending;
-  if (event.type === 'image') p.images.set(event.kind, { rgba: event.rgba, width: event.width, height: event.height });
-  else if (event.type === 'done') (pending = undefined), p.resolve(p.images);
-  else if (event.type === 'cancelled') (pending = undefined), p.reject(new Error(cancelled ? 'sweep cancelled' : 'sweep interrupted by another generation'));
-  else if (event.type === 'error') (pending = undefined), p.reject(new Error(event.message));
-});
+const requester = createRequester('sweep');
+const request = requester.request;
 
 export const useSweep = create<SweepState>()((set, get) => ({
   rowAxis: 'alpha',
@@ -78,7 +59,7 @@ export const useSweep = create<SweepState>()((set, get) => ({
     const seed = page.params.seed === -1 ? crypto.getRandomValues(new Uint32Array(1))[0] : page.params.seed;
     const base = { ...page.params, seed };
     const cells: SweepCell[] = specs.map((s) => ({ row: s.row, column: s.column, params: { ...base, ...s.values } }));
-    cancelled = false;
+    requester.reset();
     set({ status: 'running', rows, columns, cells, baseline: undefined, error: undefined, message: undefined });
     const embedded = (page.model?.kind ?? 'embedded') === 'embedded';
     const score = (image: RgbaImage): PageScore => (embedded ? scoreRgba(image.rgba, image.width, image.height, base.prompt)
@@ -98,7 +79,6 @@ export const useSweep = create<SweepState>()((set, get) => ({
 
   cancel() {
     if (get().status !== 'running') return;
-    cancelled = true;
-    if (pending) sendToWorker({ type: 'cancel', id: pending.id });
+    requester.cancel();
   },
 }));

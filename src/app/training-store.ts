@@ -4,7 +4,7 @@
 // Image folders, zips and Pick-a-Pic shards (pair-source-files.ts) are prepared into a pairs.json at the training size
 // when chosen (so a broken file is reported at once) and again at train time if the size changed since.
 import { create } from 'zustand';
-import type { ImageKind, LoraRole, TrainOptions, TrainStep, WorkerEvent } from '../worker/protocol.ts';
+import type { GenerateParams, ImageKind, LoraRole, TrainOptions, TrainStep, WorkerEvent } from '../worker/protocol.ts';
 import { addPick, picksToPairs, type Pick } from '../share/picks.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 import type { PairSource } from './pair-source-files.ts';
@@ -24,10 +24,17 @@ export interface TrainingState {
   running?: number;
   requests: number[];
   picks: Pick[];
+  /**
+   * The trained LoRA's effect on the current prompt and seed, made automatically when training ends: the image it
+   * changes (δ: with NPO, η: without) with the η/δ in use (before) and with the trained one (after).
+   */
+  effect?: LoraEffect;
   /** Which image of the current two was picked last (shown on the pick buttons). */
   picked?: { key: string; kind: ImageKind };
   /** Records the shown image of `kind` as preferred over the other one. */
   pick(kind: ImageKind): void;
+  /** Adds any pick (e.g. between two seeds of one image), replacing an earlier pick with the same key. */
+  addPick(pick: Pick): void;
   clearPicks(): void;
   /** pairs.json of the picks (src/train/pairs.ts format). */
   picksJson(): string;
@@ -40,6 +47,25 @@ export interface TrainingState {
   train(): Promise<void>;
   cancel(): void;
   useLora(role: LoraRole, lora: Uint8Array | null, name: string): void;
+}
+
+export interface LoraEffect {
+  id: number;
+  role: LoraRole;
+  params: GenerateParams;
+  progress: { step: number; total: number };
+  result?: { kind: ImageKind; width: number; height: number; seed: number; before: Uint8ClampedArray; after: Uint8ClampedArray };
+}
+
+/** Asks the worker for the before/after of a trained LoRA at the page's current settings (seed −1: the last seed shown). */
+function previewEffect(lora: Uint8Array, role: LoraRole): LoraEffect | undefined {
+  const page = usePlayground.getState();
+  if (page.status === 'loading' || page.status === 'failed') return undefined;
+  const params = { ...page.params, seed: page.params.seed === -1 ? page.lastSeed ?? -1 : page.params.seed };
+  const id = nextRequestId();
+  useTraining.setState((s) => ({ requests: [...s.requests, id] }));
+  sendToWorker({ type: 'preview-lora', id, role, lora: lora.slice(), params });
+  return { id, role, params, progress: { step: 0, total: 2 * params.steps } };
 }
 
 /** Defaults sized for the embedded model in a browser: NPO (reversed pairs), rank 4, a few dozen steps. */
@@ -59,6 +85,7 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     const pick: Pick = { prompt: winner.prompt ?? usePlayground.getState().params.prompt, winner: winner.rgba, loser: loser.rgba, width: winner.width, height: winner.height, key };
     set((s) => ({ picks: addPick(s.picks, pick), picked: { key, kind } }));
   },
+  addPick: (pick) => set((s) => ({ picks: addPick(s.picks, pick) })),
   clearPicks: () => set({ picks: [], picked: undefined }),
   picksJson: () => JSON.stringify(picksToPairs(get().picks)),
   usePicks() {
@@ -83,8 +110,9 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     sendToWorker({ type: 'train', id, pairsJson: json, options });
   },
   cancel() {
-    const { running } = get();
+    const { running, effect } = get();
     if (running) sendToWorker({ type: 'cancel', id: running });
+    else if (effect && !effect.result) sendToWorker({ type: 'cancel', id: effect.id });
   },
   useLora(role, lora, name) {
     const id = nextRequestId();
@@ -132,14 +160,24 @@ function handle(event: WorkerEvent) {
   switch (event.type) {
     case 'train-progress':
       return set((s) => ({ history: [...s.history, event.report] }));
-    case 'train-done':
-      return set({ status: 'done', running: undefined, trained: { lora: event.lora, steps: event.steps, reverse: state.options.reverse }, message: event.warning });
+    case 'train-done': {
+      const reverse = state.options.reverse;
+      set({ status: 'done', running: undefined, trained: { lora: event.lora, steps: event.steps, reverse }, message: event.warning, effect: undefined });
+      return set({ effect: previewEffect(event.lora, reverse ? 'delta' : 'eta') });
+    }
+    case 'progress':
+      return state.effect?.id === event.id ? set({ effect: { ...state.effect, progress: { step: event.step, total: event.total } } }) : undefined;
+    case 'lora-preview':
+      if (state.effect?.id !== event.id) return;
+      return set({ effect: { ...state.effect, result: { kind: event.kind, width: event.width, height: event.height, seed: event.seed, before: event.before, after: event.after } } });
     case 'cancelled':
+      if (state.effect?.id === event.id) return set({ effect: undefined, message: 'preview cancelled' });
       return set({ status: 'idle', running: undefined, message: 'training cancelled' });
     case 'lora-used':
       return set({ message: `now using ${event.name} as ${event.role === 'delta' ? 'δ' : 'η'}`
         + (event.skipped ? ` (${event.skipped} keys for layers other than the attention projections were ignored)` : '') });
     case 'error':
+      if (state.effect?.id === event.id) return set({ effect: undefined, error: event.message });
       return set({ status: state.running === event.id ? 'idle' : state.status, running: state.running === event.id ? undefined : state.running, error: event.message });
   }
 }

@@ -52,6 +52,11 @@ export type WorkerRequest =
   | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
   /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own. */
   | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null; name: string }
+  /**
+   * The image a LoRA changes (δ: the NPO image, η: the baseline), made with the current η/δ and again with `lora`
+   * in its role, at `params`; the worker's own η/δ are back in place afterwards. Answered with 'lora-preview'.
+   */
+  | { type: 'preview-lora'; id: number; role: LoraRole; lora: Uint8Array; params: GenerateParams }
   | { type: 'cancel'; id: number }
   /** The prompt's token count for the page's counter (CLIP: "12/75"); answered with a 'tokens' event. */
   | { type: 'count-tokens'; id: number; prompt: string }
@@ -105,5 +110,7 @@ export type WorkerEvent =
   /** `skipped`: keys of the file that target layers the playground does not patch (they are ignored). */
   | { type: 'lora-used'; id: number; role: LoraRole; name: string; skipped: number }
   | { type: 'cache-cleared'; files: number; bytes: number }
+  /** A 'preview-lora' answer: the same image without (before) and with (after) the LoRA; seed is the one both used. */
+  | { type: 'lora-preview'; id: number; role: LoraRole; kind: ImageKind; width: number; height: number; seed: number; before: Uint8ClampedArray; after: Uint8ClampedArray }
   | { type: 'tokens'; id: number; prompt: string; count: number; limit: number; error?: string }
   | { type: 'error'; id?: number; message: string; fatal: boolean };

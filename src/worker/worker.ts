@@ -9,6 +9,7 @@ import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from './model-cache.ts';
+import { resolveSeed } from '../diffusion/noise/index.ts';
 import type { AnyManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
@@ -61,6 +62,8 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
       return void setTimeout(() => new Uint8Array(new ArrayBuffer(2 ** 40)).fill(1));
     case 'use-lora':
       return enqueue(request.id, 'use-lora', () => useLora(request.id, request.role, request.lora, request.name));
+    case 'preview-lora':
+      return enqueue(request.id, 'preview-lora', (signal) => previewLora(request.id, request.role, request.lora, request.params, signal));
     case 'count-tokens':
       // Not queued: the page's "12/75" counter must not wait behind a generation.
       return void loaded?.then(({ engine }) => {
@@ -166,6 +169,39 @@ async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name
   }
 }
 
+/** Before/after of the image a LoRA changes; the engine's own η/δ are restored however the job ends. */
+async function previewLora(id: number, role: LoraRole, lora: Uint8Array, params: GenerateParams, signal: AbortSignal) {
+  try {
+    const current = await ready();
+    const kind: ImageKind = role === 'delta' ? 'npo' : 'baseline';
+    const seed = resolveSeed(params.seed); // one seed for both images, also when the page asks for a random one
+    const steps = 2 * params.steps;
+    const once = async (offset: number) => (await current.engine.generate({ ...params, seed }, [kind], {
+      signal, betweenSteps: yieldToEvents, onStep: (step) => post({ type: 'progress', id, step: offset + step, total: steps }),
+    })).images.get(kind)!;
+    const before = await once(0);
+    current.engine.useLora(role, lora);
+    let after: Float32Array;
+    try {
+      after = await once(params.steps);
+    } finally {
+      current.engine.useLora(role, current.swapped?.[role]);
+    }
+    const [width, height] = imageSize(current.engine, params);
+    const [b, a] = [chwToRgba(before, 3, height, width), chwToRgba(after, 3, height, width)];
+    post({ type: 'lora-preview', id, role, kind, width, height, seed, before: b, after: a }, [b.buffer, a.buffer]);
+  } catch (error) {
+    if ((error as Error).name === 'AbortError') post({ type: 'cancelled', id });
+    else post({ type: 'error', id, message: `cannot preview the LoRA: ${describe(error)}`, fatal: false });
+  }
+}
+
+/** Prepared models generate at the requested size; the embedded model has one size. */
+function imageSize(engine: LatentEngine, params: GenerateParams): [number, number] {
+  const sized = engine.info.kind !== 'embedded';
+  return sized ? [params.width ?? engine.info.width, params.height ?? engine.info.height] : [engine.info.width, engine.info.height];
+}
+
 async function generate(id: number, params: GenerateParams, images: ImageKind[], signal: AbortSignal) {
   if (signal.aborted) return post({ type: 'cancelled', id });
   const started = performance.now();
@@ -186,9 +222,7 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
         }
       },
     });
-    // Prepared models generate at the requested size; the embedded model has one size.
-    const sized = engine.info.kind !== 'embedded';
-    const [width, height] = sized ? [params.width ?? engine.info.width, params.height ?? engine.info.height] : [engine.info.width, engine.info.height];
+    const [width, height] = imageSize(engine, params);
     for (const [kind, chw] of outputs) {
       const rgba = chwToRgba(chw, 3, height, width);
       post({ type: 'image', id, kind, width, height, rgba, seed }, [rgba.buffer]);
