@@ -1,7 +1,7 @@
 // The CLIP score for real models: the tiny prepared SD1.5 fixture by URL plus the tiny CLIP export
 // (scripts/fixtures/make_clip_fixture.py) chosen as a folder. Both images get a score, equal to the same computation
 // in Node (transformers.js on onnxruntime-node) from the pixels the page shows, and the CLIP files are never fetched:
-// every request stays on the page's origin. A folder without the vision model is refused by name.
+// every request stays on the page's origin. Sweep cells get the score too. A folder without the vision model is refused by name.
 import { expect, test, type Page } from '@playwright/test';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,10 +55,29 @@ test('a CLIP folder scores both images of a real model, as Node does from the sa
     expect(Math.abs(Number(await line.getAttribute('data-score')) - node.score)).toBeLessThan(1e-3);
     scores[kind] = node.cosine;
   }
-  await scorer.dispose();
   // NPO changed the image, so the score moved, and the NPO line shows by how much.
   expect(scores.npo).not.toBe(scores.baseline);
   await expect(page.getByTestId('score-diff')).toBeVisible();
+
+  // Sweep cells are scored too, each from its own pixels.
+  await page.getByTestId('sweep-rows').fill(String(settings.alpha));
+  await page.getByTestId('sweep-columns').fill(`0, ${settings.beta}`);
+  await page.getByTestId('sweep-run').click();
+  await expect(page.getByTestId('sweep-status')).toHaveAttribute('data-state', 'running');
+  const sweep = await allowFor(page, info, { steps: settings.steps, generations: 3 * SD15_GENERATION });
+  await expect(page.getByTestId('sweep-status'), sweep.because).toHaveAttribute('data-state', 'idle', { timeout: sweep.ms });
+  for (const beta of [0, settings.beta]) {
+    const cell = page.locator(`[data-testid=sweep-cell][data-alpha="${settings.alpha}"][data-beta="${beta}"]`);
+    await expect(cell).toHaveAttribute('data-score', /\d/, { timeout: ms });
+    const shown = await cell.locator('canvas').evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+    const node = await scorer.score(Uint8Array.from(shown), settings.width, settings.height, settings.prompt);
+    expect(Math.abs(Number(await cell.getAttribute('data-score')) - node.score)).toBeLessThan(1e-3);
+  }
+  await scorer.dispose();
+  const c = await page.locator(`[data-testid=sweep-cell][data-alpha="${settings.alpha}"][data-beta="${settings.beta}"] canvas`).evaluate((c: HTMLCanvasElement) => Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data));
+  const m = await pixels(page, 'image-npo');
+  console.log(`TEMP sweep cell vs image-npo: ${c.reduce((n, v, i) => n + (v !== m[i] ? 1 : 0), 0)} of ${c.length} bytes differ, max ${Math.max(...c.map((v, i) => Math.abs(v - m[i])))}`);
+  await expect(page.getByTestId('sweep-best')).toHaveAttribute('data-score', /\d/);
   // The CLIP files were read from the chosen folder: nothing was fetched for them, nothing left the origin.
   expect(requests.filter((url) => /text_model|vision_model|preprocessor_config|clip-tiny/.test(url))).toEqual([]);
   expect(requests.filter((url) => !url.startsWith(origin) && !url.startsWith('blob:') && !url.startsWith('data:'))).toEqual([]);

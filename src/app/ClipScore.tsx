@@ -5,7 +5,7 @@ import { useEffect } from 'react';
 import type { ImageKind } from '../worker/protocol.ts';
 import { clipKey, useClip, type ClipResult, type ScorableImage } from './clip-store.ts';
 
-const WHAT = 'CLIP score = max(100 · cos(image, prompt), 0), as torchmetrics CLIPScore';
+export const CLIP_SCORE_MEANING = 'CLIP score = max(100 · cos(image, prompt), 0), as torchmetrics CLIPScore';
 
 /** The image's CLIP result, asked for once the folder is loaded. */
 export function useClipScore(image: ScorableImage | undefined): ClipResult | undefined {
@@ -15,6 +15,30 @@ export function useClipScore(image: ScorableImage | undefined): ClipResult | und
     if (image && status === 'ready') useClip.getState().request(image);
   }, [image, status]);
   return result;
+}
+
+/** Images that have no key of their own (sweep cells) get one, by identity. */
+const imageIds = new WeakMap<object, string>();
+let lastImageId = 0;
+function idOf(image: object): string {
+  if (!imageIds.has(image)) imageIds.set(image, `unkeyed-${++lastImageId}`);
+  return imageIds.get(image)!;
+}
+
+type Unkeyed = Omit<ScorableImage, 'key' | 'prompt'>;
+
+/** The CLIP scores of several images (the sweep's cells) once a folder is loaded; undefined where none (yet). */
+export function useClipScores(items: ({ image: Unkeyed; prompt: string } | undefined)[]): (number | undefined)[] {
+  const status = useClip((s) => s.status);
+  const results = useClip((s) => s.results);
+  const scorable = items.map((item) => item && { ...item.image, key: idOf(item.image), prompt: item.prompt });
+  useEffect(() => {
+    if (status === 'ready') for (const image of scorable) if (image) useClip.getState().request(image);
+  });
+  return scorable.map((image) => {
+    const result = image && results[clipKey(image)];
+    return result?.state === 'done' ? result.score : undefined;
+  });
 }
 
 export function ClipFolderPicker() {
@@ -48,7 +72,7 @@ export function ClipScoreLine({ kind, image, baseline }: { kind: ImageKind; imag
   return (
     <div className="score">
       <p data-testid={`score-${kind}`} data-score={result.score} data-cosine={result.cosine}
-        title={`${WHAT}; cosine ${result.cosine.toFixed(4)}; ${Math.round(result.ms)} ms`}>
+        title={`${CLIP_SCORE_MEANING}; cosine ${result.cosine.toFixed(4)}; ${Math.round(result.ms)} ms`}>
         CLIP <strong>{result.score.toFixed(2)}</strong>
         {diff !== undefined && <span data-testid="score-diff" className={diff > 0 ? 'up' : diff < 0 ? 'down' : ''}> ({diff >= 0 ? '+' : '−'}{Math.abs(diff).toFixed(2)})</span>}
       </p>
