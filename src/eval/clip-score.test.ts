@@ -2,11 +2,13 @@
 // CLIPImageProcessor on seeded noise images): pixel_values equal the processor's (PIL's bicubic resize bit for bit),
 // and the score from the transformers.js export run by onnxruntime-node equals torchmetrics' CLIPScore of the model.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as transformers from '@huggingface/transformers';
 import { describe, expect, it } from 'vitest';
 import { readClipFolder, TINY_CLIP_DIRS } from './clip-files-node.ts';
 import { clipPixelValues, parseClipImageConfig, resizedSize } from './clip-preprocess.ts';
-import { loadClipScorer } from './clip-score.ts';
+import { filesFromList, loadClipScorer } from './clip-score.ts';
+import { buildTokenizerFiles } from '../text/tokenizer-files.ts';
 import { resizeBicubicRgb } from './pil-resize.ts';
 
 interface Case { prompt: string; width: number; height: number; rgb: number[]; pixel_values: number[]; cosine: number; clip_score: number }
@@ -52,6 +54,25 @@ describe('CLIP score through @huggingface/transformers', () => {
     } finally {
       await scorer.dispose();
     }
+  });
+
+  it('reads a folder with tokenizer.json (as transformers.js exports ship) to the same scores', async () => {
+    const files = readClipFolder(...TINY_CLIP_DIRS);
+    const text = (path: string) => readFileSync(join(TINY_CLIP_DIRS[1], path), 'utf8');
+    const { tokenizerJson } = buildTokenizerFiles({ vocab: text('vocab.json'), merges: text('merges.txt'), tokenizerConfig: text('tokenizer_config.json') });
+    files.set('tokenizer.json', new Blob([JSON.stringify(tokenizerJson)]));
+    files.delete('vocab.json');
+    files.delete('merges.txt');
+    const scorer = await loadClipScorer(transformers, files, 'cpu');
+    const c = refs.cases[2];
+    expect(Math.abs((await scorer.score(new Uint8Array(c.rgb), c.width, c.height, c.prompt)).cosine - c.cosine)).toBeLessThan(2e-6);
+    await scorer.dispose();
+  });
+
+  it('takes paths relative to the chosen folder (a browser gives "folder/onnx/…")', () => {
+    const file = (name: string, relative: string) => Object.assign(new File(['x'], name), { webkitRelativePath: relative });
+    expect([...filesFromList([file('config.json', 'clip/config.json'), file('text_model.onnx', 'clip/onnx/text_model.onnx'), file('a.json', '')]).keys()])
+      .toEqual(['config.json', 'onnx/text_model.onnx', 'a.json']);
   });
 
   it('names what a folder lacks', async () => {

@@ -26,10 +26,13 @@ export interface ClipScorer {
 }
 
 type Library = typeof Transformers;
-type DType = 'fp32' | 'fp16' | 'q8';
+type DType = 'fp32' | 'q8';
 
-/** Weight files transformers.js names `<model>[_suffix].onnx`, in the order we prefer them. */
-const DTYPES: [DType, string][] = [['fp32', ''], ['fp16', '_fp16'], ['q8', '_quantized']];
+/**
+ * Weight files transformers.js names `<model>[_suffix].onnx`, in the order we prefer them. Both keep float32 inputs
+ * and outputs (q8 is dynamic quantisation); `_fp16` exports take float16 pixel_values, which this scorer does not make.
+ */
+const DTYPES: [DType, string][] = [['fp32', ''], ['q8', '_quantized']];
 
 /** Paths relative to the chosen folder: a browser's webkitRelativePath starts with the folder's own name. */
 export function filesFromList(list: Iterable<File>): ClipFiles {
@@ -136,7 +139,9 @@ export async function loadClipScorer(lib: Library, given: ClipFiles, device: 'wa
     if (!e) {
       // torchmetrics tokenizes with padding=True and truncates at the model's 77 tokens.
       const inputs = tokenizer([prompt], { padding: true, truncation: true });
-      e = (await text(inputs)).text_embeds.data as Float32Array;
+      const { text_embeds } = await text(inputs);
+      if (text_embeds.type !== 'float32') throw new Error(`the text model gave ${text_embeds.type} text_embeds, not float32`);
+      e = text_embeds.data as Float32Array;
       textEmbeds.set(prompt, e);
     }
     return e;
@@ -147,6 +152,7 @@ export async function loadClipScorer(lib: Library, given: ClipFiles, device: 'wa
     async score(pixels, width, height, prompt) {
       const pv = clipPixelValues(pixels, width, height, image);
       const { image_embeds } = await vision({ pixel_values: new lib.Tensor('float32', pv.data, [1, 3, pv.height, pv.width]) });
+      if (image_embeds.type !== 'float32') throw new Error(`the vision model gave ${image_embeds.type} image_embeds, not float32`);
       const cos = cosine(image_embeds.data as Float32Array, await embedText(prompt));
       return { score: Math.max(100 * cos, 0), cosine: cos };
     },
