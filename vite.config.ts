@@ -64,5 +64,7 @@ export default defineConfig(({ command, isPreview }) => ({
   plugins: [securityHeaders(command === 'serve' && !isPreview), react(), serveModels()],
   worker: { format: 'es' },
   html: command === 'serve' && !isPreview ? { cspNonce: DEV_NONCE } : {},
-  optimizeDeps: { exclude: ['onnxruntime-web'] },
+  // Served as they are in dev: ORT finds its .wasm beside its module; transformers.js (the CLIP worker's, imported on
+  // demand) would otherwise be discovered late and re-optimised, reloading the page.
+  optimizeDeps: { exclude: ['onnxruntime-web', '@huggingface/transformers'] },
 }));

@@ -20,10 +20,11 @@ import { TrainPanel } from './TrainPanel.tsx';
 import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
 import { TokenCount } from './TokenCount.tsx';
 import { copyLink, downloadImage, restoreFromPng } from './share-actions.ts';
+import { ClipFolderPicker, ClipScoreLine } from './ClipScore.tsx';
 
 const VIEWS: [View, string][] = [['side-by-side', 'Side by side'], ['wipe', 'Wipe'], ['difference', 'Difference']];
 
-/** The embedded world's reward; other models get none yet (a CLIP score is the plan for them). */
+/** The embedded world's reward; real models get a CLIP score instead (ClipScore.tsx). */
 function useScore(image: ShownImage | undefined, embedded: boolean): PageScore | undefined {
   return useMemo(() => image && (embedded ? scoreRgba(image.rgba, image.width, image.height, image.prompt ?? '')
     : { ok: false, reason: "the reward is the embedded world's; real models have no score here yet" }), [image, embedded]);
@@ -116,7 +117,8 @@ export function App() {
   const pane = (kind: ImageKind, title: string) => (
     <ImagePane title={title} testId={`image-${kind}`} {...shownImage(s, kind)} preview={s.previews[kind]} busy={running.includes(kind)}
       actualSize={s.actualSize} onToggleSize={s.toggleActualSize}>
-      <ScoreLine kind={kind} score={scores[kind]} other={scores.baseline} />
+      {embedded ? <ScoreLine kind={kind} score={scores[kind]} other={scores.baseline} />
+        : <ClipScoreLine kind={kind} image={s.images[kind]} baseline={s.images.baseline} />}
       <div className="actions">
         <button type="button" data-testid={`pick-${kind}`} aria-pressed={pickedKind === kind} disabled={!pairKey}
           title={`this one is better (key ${kind === 'baseline' ? 1 : 2}): adds a preference pair`} onClick={() => t.pick(kind)}>
@@ -179,6 +181,7 @@ export function App() {
             ))}
           </div>
           <CompareView />
+          {!embedded && <ClipFolderPicker />}
           <div className={`images ${s.view === 'side-by-side' ? '' : 'under-compare'}`} data-testid="active-loras" title={`η: ${s.loraNames.eta ?? "the model's"} · δ: ${s.loraNames.delta ?? "the model's"}`}>
             {pane('baseline', 'without NPO')}
             {pane('npo', 'with NPO')}

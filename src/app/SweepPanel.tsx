@@ -5,12 +5,16 @@ import { bestIndex, heatColour, type SweepAxis } from '../share/sweep.ts';
 import { describeScores } from '../share/score.ts';
 import { PixelCanvas } from './PixelCanvas.tsx';
 import { useSweep } from './sweep-store.ts';
+import { CLIP_SCORE_MEANING, useClipScores } from './ClipScore.tsx';
 
 const AXIS_LABELS: Record<SweepAxis, string> = { alpha: 'α', beta: 'β', omega: 'ω' };
 
 export function SweepPanel({ disabled }: { disabled: boolean }) {
   const s = useSweep();
-  const totals = s.cells.map((c) => (c.score?.ok ? c.score.scores.total : undefined));
+  // Real models: the CLIP score, when a CLIP folder is loaded (the embedded model's reward otherwise).
+  const clip = useClipScores([...s.cells.map((c) => c.image && { image: c.image, prompt: c.params.prompt }), s.baseline && { image: s.baseline.image, prompt: s.cells[0]?.params.prompt ?? '' }]);
+  const totals = s.cells.map((c, i) => (c.score?.ok ? c.score.scores.total : clip[i]));
+  const baselineTotal = s.baseline?.score.ok ? s.baseline.score.scores.total : clip[s.cells.length];
   const best = bestIndex(totals);
   const scored = totals.filter((t): t is number => t !== undefined);
   const lo = Math.min(...scored), hi = Math.max(...scored);
@@ -51,7 +55,7 @@ export function SweepPanel({ disabled }: { disabled: boolean }) {
                 <figure key={`${row}:${c.column}`} data-testid="sweep-cell" className={i === best ? 'cell best' : 'cell'}
                   data-alpha={c.params.alpha} data-beta={c.params.beta} data-omega={c.params.omega} data-score={total}
                   style={total !== undefined ? { background: heatColour(total, lo, hi) } : undefined}
-                  title={c.score?.ok ? describeScores(c.score.scores) : c.score?.reason}>
+                  title={c.score?.ok ? describeScores(c.score.scores) : total !== undefined ? CLIP_SCORE_MEANING : c.score?.reason}>
                   <PixelCanvas image={c.image} width={32} height={32} aria-label={`α ${c.params.alpha}, β ${c.params.beta}, ω ${c.params.omega}`} role="img" />
                   <figcaption>{total !== undefined ? total.toFixed(3) : c.image ? '—' : '…'}</figcaption>
                 </figure>
@@ -63,7 +67,7 @@ export function SweepPanel({ disabled }: { disabled: boolean }) {
       {s.baseline && (
         <p className="sweep-baseline">
           <PixelCanvas image={s.baseline.image} data-testid="sweep-baseline" width={32} height={32} role="img" aria-label="without NPO" />
-          without NPO (ω {s.baseline.omega}): {s.baseline.score.ok ? s.baseline.score.scores.total.toFixed(3) : '—'}
+          without NPO (ω {s.baseline.omega}): {baselineTotal !== undefined ? baselineTotal.toFixed(3) : '—'}
         </p>
       )}
       {bestCell && (

@@ -29,6 +29,11 @@ const ORT_WASM_PATHS = {
   wasm: new URL('onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm', import.meta.url),
 };
 
+/** Points ORT at its WebAssembly files of this origin (kept if an embedder set its own). */
+export function useOwnWasmFiles(): void {
+  ort.env.wasm.wasmPaths ??= ORT_WASM_PATHS;
+}
+
 /** WASM threads: they need SharedArrayBuffer, i.e. cross-origin isolation (COOP/COEP, vite.config.ts); else one. */
 function wasmThreads(): number {
   if (!globalThis.crossOriginIsolated) return 1;
@@ -38,7 +43,7 @@ function wasmThreads(): number {
 export async function chooseBackend(preference: BackendPreference): Promise<BackendChoice> {
   // Settings are read once, when ORT's first session starts its WebAssembly; a later call (device-loss recovery)
   // sets the same values.
-  ort.env.wasm.wasmPaths ??= ORT_WASM_PATHS;
+  useOwnWasmFiles();
   if (preference === 'wasm') return wasm();
   const gpu = await probeWebGpu();
   if (gpu.ok) {
