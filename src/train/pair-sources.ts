@@ -13,6 +13,7 @@ import { parquetMetadataAsync, parquetRead, type AsyncBuffer } from 'hyparquet';
 import { jsonLimitProblem } from '../util/json-limits.ts';
 import { prepareTrainingImage, type RgbaImage } from './image-prep.ts';
 import { bytesToBase64, MAX_PAIRS, MAX_PAIRS_CHARS, PairsError, type PairsFile } from './pairs.ts';
+import { snappyDecode } from './snappy.ts';
 import { openZip } from './zip.ts';
 
 /** Decodes PNG/JPEG/WebP bytes to RGBA; throws on anything else. */
@@ -202,6 +203,11 @@ async function decodeAndPrepare(bytes: Uint8Array, where: string, options: PairS
 const PICKAPIC_COLUMNS = ['caption', 'jpg_0', 'jpg_1', 'label_0', 'label_1'];
 
 /** Pairs from a Pick-a-Pic parquet shard (ties dropped), read a row group at a time. */
+/** A parquet page's uncompressed size is checked against this before anything is allocated. */
+const MAX_PARQUET_PAGE_BYTES = 256 << 20;
+/** Our strict Snappy decoder instead of hyparquet's, which loops for seconds on some hostile pages (snappy.ts). */
+const PARQUET_DECOMPRESSORS = { SNAPPY: (input: Uint8Array, length: number) => snappyDecode(input, length, MAX_PARQUET_PAGE_BYTES) };
+
 export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
   let metadata;
   try {
@@ -220,7 +226,7 @@ export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, op
     const rowEnd = rowStart + Number(group.num_rows);
     let rows: Record<string, unknown>[] = [];
     try {
-      await parquetRead({ file, metadata, columns: PICKAPIC_COLUMNS, rowStart, rowEnd, utf8: false, rowFormat: 'object', onComplete: (r) => { rows = r; } });
+      await parquetRead({ file, metadata, columns: PICKAPIC_COLUMNS, rowStart, rowEnd, utf8: false, rowFormat: 'object', compressors: PARQUET_DECOMPRESSORS, onComplete: (r) => { rows = r; } });
     } catch (error) {
       throw new PairsError(`${sourceName}: rows ${rowStart}–${rowEnd - 1} cannot be read (${(error as Error).message})`);
     }
