@@ -178,10 +178,20 @@ export interface OnnxComponent {
   largestTensorBytes?: number;
 }
 
+/**
+ * A LoRA file as its author wrote it (diffusers, PEFT or kohya keys); parsed against the UNet's Linear/1×1 Conv sites.
+ * Its ΔW is multiplied by `scale` (default 1), as diffusers' `set_adapters(names, adapter_weights)` weighs an adapter.
+ */
+export interface LoraOffset { kind: 'lora'; file: string; rank: number; description: string; scale?: number }
+
 /** η or δ of a prepared model. */
 export type PreparedOffset =
-  /** A LoRA file as its author wrote it (diffusers, PEFT or kohya keys); parsed against the UNet's Linear/1×1 Conv sites. */
-  | { kind: 'lora'; file: string; rank: number; description: string }
+  | LoraOffset
+  /**
+   * Several LoRAs on one branch, each with its own scale: the offset is Σ scaleᵢ·ΔWᵢ (the paper's SPO+NPO recipe puts
+   * the SPO LoRA and the NPO LoRA together on the negative branch; diffusers: several adapters with set_adapters).
+   */
+  | { kind: 'stack'; parts: LoraOffset[]; description: string }
   /**
    * A dense offset (e.g. DPO-SD1.5: η = θ_dpo − θ): safetensors shards whose tensor names are the UNet graph's own
    * initializer names (`onnx::MatMul_1234`, `conv_in.weight`, …) in the initializer's layout, dims and dtype.
@@ -250,11 +260,20 @@ function checkPrepared(m: Partial<PreparedManifest>): PreparedManifest {
       ['latent', [m.latent?.channels, m.latent?.vaeScaleFactor, m.latent?.scalingFactor].every((v) => typeof v === 'number' && v > 0)],
       ['context', Number.isInteger(m.context?.length) && Number.isInteger(m.context?.dim)],
       ['defaults.width/height', Number.isInteger(m.defaults?.width) && Number.isInteger(m.defaults?.height)],
-      ['offsets', !!m.offsets && typeof m.offsets === 'object'],
+      ['offsets', !!m.offsets && typeof m.offsets === 'object' && [m.offsets.eta, m.offsets.delta].every(validOffset)],
       ['scheduler', !!m.scheduler && typeof m.scheduler === 'object'],
       ...(['unet', 'textEncoder', 'vaeDecoder'] as const).map((c) => [`${c}.externalData/inputs/outputs`, Array.isArray(m[c]?.externalData) && !!m[c]?.inputs && Array.isArray(m[c]?.outputs)] as const),
     ] as const
   ).filter(([, ok]) => !ok).map(([name]) => name);
   if (missing.length) throw new ManifestError(`prepared model manifest: missing or invalid ${missing.join(', ')}`);
   return m as PreparedManifest;
+}
+
+/** An offset entry the latent pipeline can read: a known kind, LoRA scales finite, a stack of 1 to 64 LoRAs. */
+function validOffset(o: unknown): boolean {
+  if (o === undefined) return true;
+  if (!isRecord(o)) return false;
+  const lora = (p: unknown) => isRecord(p) && p.kind === 'lora' && typeof p.file === 'string' && (p.scale === undefined || (typeof p.scale === 'number' && Number.isFinite(p.scale)));
+  if (o.kind === 'stack') return Array.isArray(o.parts) && o.parts.length > 0 && o.parts.length <= 64 && o.parts.every(lora);
+  return o.kind === 'dense' ? Array.isArray(o.files) : lora(o);
 }

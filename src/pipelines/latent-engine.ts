@@ -12,7 +12,7 @@ import { resolveSeed } from '../diffusion/noise/index.ts';
 import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
 import { readSafetensors } from '../lora/safetensors.ts';
 import type { LoraSet } from '../lora/types.ts';
-import type { PreparedManifest, PreparedOffset } from '../model/manifest.ts';
+import type { LoraOffset, PreparedManifest, PreparedOffset } from '../model/manifest.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { DataType, type ModelProto } from '../onnx/proto.ts';
@@ -86,12 +86,16 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
   return {
     info,
     tokens: (prompt) => conditioner.tokens(prompt),
-    useLora(role, bytes) {
-      const set = bytes ? parseLora(bytes, targets, { unmatched: 'skip' }) : undefined;
-      if (bytes && set!.entries.size === 0) {
-        throw new Error(`none of its ${set!.skipped.length} keys matches the model's ${sites.length} Linear/1×1-Conv layers (e.g. ${sites[0]?.modulePath})`);
-      }
-      offsets = { ...offsets, [role]: bytes ? { kind: 'lora', set } : modelOffsets[role] };
+    useLora(role, lora) {
+      const given = lora === undefined ? [] : lora instanceof Uint8Array ? [{ bytes: lora, scale: 1 }] : lora;
+      const parts = given.map(({ bytes, scale }, i) => {
+        const set = parseLora(bytes, targets, { unmatched: 'skip' });
+        const which = given.length > 1 ? `LoRA ${i + 1}: ` : '';
+        if (set.entries.size === 0) throw new Error(`${which}none of its ${set.skipped.length} keys matches the model's ${sites.length} Linear/1×1-Conv layers (e.g. ${sites[0]?.modulePath})`);
+        if (!Number.isFinite(scale)) throw new Error(`${which}scale ${scale} is not a finite number`);
+        return { set, scale };
+      });
+      offsets = { ...offsets, [role]: parts.length ? { kind: 'lora', parts } : modelOffsets[role] };
       // The touched tensors decide the graph (stacked or grouped), so the UNet session is rebuilt; generate() awaits it.
       unet = unet.then(async (previous) => {
         await previous.session.release().catch(() => undefined);
@@ -99,7 +103,7 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
         return buildUnet();
       });
       Object.assign(info, modelInfo(manifest, sites.length, offsets));
-      return { skipped: bytes ? set!.skipped.length : 0 };
+      return { skipped: parts.reduce((n, p) => n + p.set.skipped.length, 0) };
     },
     async generate(params, images, hooks) {
       const seed = resolveSeed(params.seed);
@@ -163,11 +167,14 @@ export function latentShape(manifest: PreparedManifest, params: Pick<GeneratePar
   return [channels, height / f, width / f];
 }
 
-type Offset = { kind: 'lora'; set: LoraSet } | { kind: 'dense'; tensors: Map<string, Float32Array> } | undefined;
+/** η or δ as loaded: a dense offset, or one or more LoRAs each with its scale (the offset is Σ scaleᵢ·ΔWᵢ). */
+type Offset = { kind: 'lora'; parts: { set: LoraSet; scale: number }[] } | { kind: 'dense'; tensors: Map<string, Float32Array> } | undefined;
 
 function readOffset(entry: PreparedOffset | undefined, file: (path: string) => Uint8Array, targets: Parameters<typeof parseLora>[1]): Offset {
   if (!entry) return undefined;
-  if (entry.kind === 'lora') return { kind: 'lora', set: parseLora(file(entry.file), targets) };
+  const part = (lora: LoraOffset) => ({ set: parseLora(file(lora.file), targets), scale: lora.scale ?? 1 });
+  if (entry.kind === 'lora') return { kind: 'lora', parts: [part(entry)] };
+  if (entry.kind === 'stack') return { kind: 'lora', parts: entry.parts.map(part) };
   const tensors = new Map<string, Float32Array>();
   for (const path of entry.files) for (const [name, t] of readSafetensors(file(path)).tensors) tensors.set(name, t.data);
   return { kind: 'dense', tensors };
@@ -189,15 +196,19 @@ function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals
       byName.set(name, t);
     }
     if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
-    t[role] = values;
+    const sum = t[role];
+    if (!sum) t[role] = values;
+    else for (let i = 0; i < sum.length; i++) sum[i] += values[i]; // a stack: Σ scaleᵢ·ΔWᵢ where LoRAs share a layer
   };
   for (const role of ['eta', 'delta'] as const) {
     const offset = offsets[role];
     if (offset?.kind === 'dense') for (const [name, values] of offset.tensors) touch(name, role, values);
     if (offset?.kind === 'lora') {
-      for (const [modulePath, entry] of offset.set.entries) {
-        const site = siteByModule.get(modulePath)!;
-        touch(site.weightName, role, loraDeltaWeight(entry, site.layout));
+      for (const { set, scale } of offset.parts) {
+        for (const [modulePath, entry] of set.entries) {
+          const site = siteByModule.get(modulePath)!;
+          touch(site.weightName, role, loraDeltaWeight({ ...entry, scale: entry.scale * scale }, site.layout));
+        }
       }
     }
   }

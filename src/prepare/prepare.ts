@@ -8,7 +8,7 @@ import { floatToHalf, decodeHalfArray } from '../lora/float16.ts';
 import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraEntry, LoraSet } from '../lora/types.ts';
-import type { OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
+import type { LoraOffset, OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
@@ -27,12 +27,16 @@ import { exportKind, readSdxlFacts, type SdxlFacts } from './sdxl.ts';
 
 export const PREPARE_VERSION = 1;
 
+/** A LoRA file and the scale its ΔW is applied with (prepare-model's `--eta-lora path[:scale]`, repeatable). */
+export interface LoraArg { path: string; scale: number }
+
 export interface PrepareOptions {
   onnx: string;
   out: string;
   etaUnet?: string;
-  etaLora?: string;
-  deltaLora?: string;
+  /** η / δ as LoRAs: one path, or several stacked on that branch, each ΔW times its scale (Σ scaleᵢ·ΔWᵢ). */
+  etaLora?: string | readonly LoraArg[];
+  deltaLora?: string | readonly LoraArg[];
   /** With etaUnet: extract a rank-r LoRA per Linear / 1×1 Conv instead of the dense η. */
   etaRank?: number;
   dtype?: WeightDtype;
@@ -149,8 +153,13 @@ function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Ar
   return new Uint8Array(half.buffer);
 }
 
+const loraArgs = (given: PrepareOptions['etaLora']): readonly LoraArg[] => (given === undefined ? [] : typeof given === 'string' ? [{ path: given, scale: 1 }] : given);
+/** Provenance: the path as before for one LoRA at scale 1, else every path with its scale. */
+const sourceOf = (loras: readonly LoraArg[]) => (loras.length === 1 && loras[0].scale === 1 ? loras[0].path : loras.map((l) => ({ ...l })));
+
 /** Reads a LoRA and maps it onto the UNet's Linear / 1×1 Conv sites; unmatched keys are an error (parseLora's). */
-function validateLora(path: string, unet: ModelProto, role: string): LoraSet {
+function validateLora({ path, scale }: LoraArg, unet: ModelProto, role: string): LoraSet {
+  if (!Number.isFinite(scale)) throw new Error(`--${role}-lora ${path}: scale ${scale} is not a finite number`);
   if (!existsSync(path)) throw new Error(`--${role}-lora ${path} does not exist`);
   try {
     return parseLora(readFileSync(path), findLoraSites(unet, 'all'));
@@ -166,7 +175,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const log = options.log ?? (() => {});
   const notes: string[] = [];
   const maxShard = options.maxShardBytes ?? DEFAULT_SHARD_BYTES;
-  if (options.etaUnet && options.etaLora) throw new Error('give η once: --eta-unet or --eta-lora, not both');
+  const etaLoras = loraArgs(options.etaLora), deltaLoras = loraArgs(options.deltaLora);
+  if (options.etaUnet && etaLoras.length) throw new Error('give η once: --eta-unet or --eta-lora, not both');
   if (options.etaRank !== undefined && !options.etaUnet) throw new Error('--eta-rank needs --eta-unet (it approximates the dense η of a fine-tuned UNet)');
   if (options.etaRank !== undefined && !(Number.isInteger(options.etaRank) && options.etaRank > 0)) throw new Error(`--eta-rank ${options.etaRank} must be a positive integer`);
 
@@ -199,8 +209,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const { notes: sdxlNotes = [], ...sdxl } = kind === 'sdxl' ? readSdxlFacts(unet, graphs.get('textEncoder')!, graphs.get('textEncoder2'), facts.context.dim, facts.modelIndex) : {};
   notes.push(...sdxlNotes);
 
-  const etaLora = options.etaLora ? validateLora(options.etaLora, unet, 'eta') : undefined;
-  const deltaLora = options.deltaLora ? validateLora(options.deltaLora, unet, 'delta') : undefined;
+  const etaSets = etaLoras.map((l) => validateLora(l, unet, 'eta'));
+  const deltaSets = deltaLoras.map((l) => validateLora(l, unet, 'delta'));
   const dpo = options.etaUnet ? openSafetensorsFolder(options.etaUnet) : undefined;
   let mappings: DenseMapping[] | undefined;
   try {
@@ -263,8 +273,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           base.close();
         }
       }
-      if (etaLora) offsets.eta = copyLora(options.etaLora!, out, 'eta', etaLora, summary);
-      if (deltaLora) offsets.delta = copyLora(options.deltaLora!, out, 'delta', deltaLora, summary);
+      if (etaLoras.length) offsets.eta = copyLoras(etaLoras, etaSets, out, 'eta', summary);
+      if (deltaLoras.length) offsets.delta = copyLoras(deltaLoras, deltaSets, out, 'delta', summary);
 
       // 4. Tokenizer and scheduler, copied as shipped.
       const tokenizerDir = copyTokenizer(options.onnx, out, notes);
@@ -313,8 +323,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           onnx: options.onnx,
           ...(options.etaUnet ? { etaUnet: options.etaUnet } : {}),
           ...(options.etaRank ? { etaRank: options.etaRank } : {}),
-          ...(options.etaLora ? { etaLora: options.etaLora } : {}),
-          ...(options.deltaLora ? { deltaLora: options.deltaLora } : {}),
+          ...(etaLoras.length ? { etaLora: sourceOf(etaLoras) } : {}),
+          ...(deltaLoras.length ? { deltaLora: sourceOf(deltaLoras) } : {}),
           exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
           exportDtype,
           layout: exportLayout(graphs.get('unet')!),
@@ -438,12 +448,21 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   return t;
 }
 
-function copyLora(src: string, out: string, role: 'eta' | 'delta', set: LoraSet, summary: ComponentSummary[]): PreparedOffset {
-  const file = `${role}.safetensors`;
-  copyFileSync(src, join(out, file));
-  summary.push({ component: `${role} (LoRA)`, tensors: set.entries.size * 2, bytes: statSync(src).size, shards: 1 });
-  const skipped = set.skipped.length ? `; ${set.skipped.length} keys skipped (${set.skipped[0].reason})` : '';
-  return { kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${src}${skipped}` };
+/**
+ * Copies η's or δ's LoRA files: one at scale 1 as `<role>.safetensors` (as before stacks existed); one with a scale
+ * keeps it in the entry; several become a stack `<role>-lora-<i>.safetensors`, applied as Σ scaleᵢ·ΔWᵢ.
+ */
+function copyLoras(loras: readonly LoraArg[], sets: LoraSet[], out: string, role: 'eta' | 'delta', summary: ComponentSummary[]): PreparedOffset {
+  const parts = loras.map(({ path, scale }, i): LoraOffset => {
+    const set = sets[i];
+    const file = loras.length === 1 ? `${role}.safetensors` : `${role}-lora-${i}.safetensors`;
+    copyFileSync(path, join(out, file));
+    summary.push({ component: `${role} (LoRA${loras.length > 1 ? ` ${i + 1}` : ''})`, tensors: set.entries.size * 2, bytes: statSync(path).size, shards: 1 });
+    const skipped = set.skipped.length ? `; ${set.skipped.length} keys skipped (${set.skipped[0].reason})` : '';
+    return { kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${path}${skipped}`, ...(scale !== 1 ? { scale } : {}) };
+  });
+  if (parts.length === 1) return parts[0];
+  return { kind: 'stack', parts, description: `${parts.length} LoRAs stacked: ${loras.map((l) => `${l.scale} × ${l.path}`).join(' + ')}` };
 }
 
 /**
