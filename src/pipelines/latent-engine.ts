@@ -271,8 +271,16 @@ function modelInfo(manifest: PreparedManifest, siteCount: number, offsets: { eta
     loraSites: siteCount,
     hasEta: !!offsets.eta,
     hasDelta: !!offsets.delta,
+    offsets: { eta: describeOffset(offsets.eta), delta: describeOffset(offsets.delta) },
     schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
     tokenLimit: manifest.tokenizer.modelMaxLength - 2,
     defaults: { prompt: d.prompt, negativePrompt: d.negativePrompt, seed: d.seed, steps: d.steps, omega: d.omega, alpha: d.alpha, beta: d.beta, scheduler: d.scheduler },
   };
+}
+
+/** "dense" or the LoRAs with their scales, for the page: "1× diffusers LoRA (136 layers) + 0.8× diffusers LoRA (40 layers)". */
+function describeOffset(offset: Offset): string | undefined {
+  if (!offset) return undefined;
+  if (offset.kind === 'dense') return `dense (${offset.tensors.size} tensors)`;
+  return offset.parts.map(({ set, scale }) => `${scale}× ${set.format} LoRA (${set.entries.size} layers)`).join(' + ');
 }
