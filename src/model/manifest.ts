@@ -198,6 +198,22 @@ export type PreparedOffset =
    */
   | { kind: 'dense'; files: string[]; tensors: number; description: string };
 
+/**
+ * The UNet weights η and δ touch (src/pipelines/unet-weights.ts): they become graph inputs fed from our own arrays.
+ * Stacked (LoRA offsets only): one [θ_pos; θ_neg] input per touched weight, twice its size. Grouped (a dense η): θ_pos
+ * and θ_neg are separate inputs. The worker merges in float32 on the CPU: θ_pos and θ_neg plus each offset's ΔW.
+ */
+export interface NpoFootprint {
+  /** Elements of all touched weights, and of the largest one. */
+  touchedElements: number;
+  largestTouchedElements: number;
+  stacked: boolean;
+  /** Offsets held as dense float32 arrays while merging (η and/or δ: 0 to 2). */
+  offsetArrays: number;
+  /** Bytes per element as the graph takes the weights (2 for float16, 4 for float32). */
+  elementBytes: number;
+}
+
 export interface PreparedManifest {
   format: 2;
   kind: 'sd15' | 'sdxl';
@@ -218,6 +234,8 @@ export interface PreparedManifest {
   scheduler: Record<string, unknown>;
   defaults: { prompt: string; negativePrompt: string; steps: number; omega: number; alpha: number; beta: number; seed: number; scheduler: string; width: number; height: number };
   offsets: { eta?: PreparedOffset; delta?: PreparedOffset };
+  /** What the offsets cost when running, counted by prepare-model (src/prepare/npo-footprint.ts; fit.ts reads it). */
+  npoFootprint?: NpoFootprint;
   /** What prepare-model was given, for provenance (paths as the user typed them, tool version, date). */
   source: Record<string, unknown>;
   files: ManifestFile[];

@@ -52,6 +52,19 @@ describe('stacked LoRAs on one branch (SDXL fixture) vs diffusers set_adapters',
     if (delta.kind !== 'stack') return;
     expect(delta.parts.map((p) => [p.file, p.scale])).toEqual([['delta-lora-0.safetensors', 0.6], ['delta-lora-1.safetensors', 0.8]]);
     expect(manifest.files.map((f) => f.path)).toEqual(expect.arrayContaining(['delta-lora-0.safetensors', 'delta-lora-1.safetensors']));
+    // the footprint the fit check reads: the union of both LoRAs' layers (NPO's attn1 lie inside SPO's), out × in each
+    const layers = new Map<string, number>();
+    for (const file of [SPO, NPO]) {
+      const t = readSafetensors(new Uint8Array(readFileSync(file))).tensors;
+      for (const [key, down] of t) {
+        if (key.endsWith('.lora.down.weight')) layers.set(key, down.shape[1] * t.get(key.replace('.down.', '.up.'))!.shape[0]);
+      }
+    }
+    expect(layers.size).toBe(138);
+    expect(manifest.npoFootprint).toEqual({
+      touchedElements: [...layers.values()].reduce((a, b) => a + b, 0), largestTouchedElements: Math.max(...layers.values()),
+      stacked: true, offsetArrays: 1, elementBytes: 4,
+    });
     const reference = references.get('stack.euler.neg_stack.latents')!.data;
     expect(relL2(latents, reference)).toBeLessThan(1e-3);
     // and the scales matter: both at 1 is another image

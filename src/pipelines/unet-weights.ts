@@ -88,6 +88,11 @@ export function gpuResidency(ort: Pick<typeof OrtCommon, 'Tensor'>, device: GPUD
       let entry = resident.get(values);
       const data = type === 'float16' ? toHalf(values) : values;
       if (!entry) {
+        // Each weight set is its own buffer (no buffer grows with the model); ORT binds it whole, so it must fit the
+        // binding limit too. src/model/fit.ts says so before loading; this names the tensor if it still happens.
+        if (data.byteLength > device.limits.maxStorageBufferBindingSize) {
+          throw new Error(`weight set [${dims.join(', ')}] is ${data.byteLength} bytes, over maxStorageBufferBindingSize (${device.limits.maxStorageBufferBindingSize})`);
+        }
         const buffer = createWeightBuffer(device, data.byteLength, { label: 'unet weight set', data });
         entry = { buffer, tensor: ort.Tensor.fromGpuBuffer(buffer, { dataType: type, dims }) };
         resident.set(values, entry);

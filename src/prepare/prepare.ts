@@ -24,6 +24,7 @@ import { openSafetensors, openSafetensorsFolder, planSafetensors, type PlannedTe
 import { truncatedSvd } from './svd.ts';
 import { buildTokenizerFiles } from '../text/index.ts';
 import { exportKind, readSdxlFacts, type SdxlFacts } from './sdxl.ts';
+import { npoFootprint } from './npo-footprint.ts';
 
 export const PREPARE_VERSION = 1;
 
@@ -276,6 +277,10 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       if (etaLoras.length) offsets.eta = copyLoras(etaLoras, etaSets, out, 'eta', summary);
       if (deltaLoras.length) offsets.delta = copyLoras(deltaLoras, deltaSets, out, 'delta', summary);
 
+      // What the offsets will cost when running (checked against the adapter's limits before loading: src/model/fit.ts).
+      const rankEta = etaRank ? [parseLora(readFileSync(join(out, 'eta.safetensors')), findLoraSites(unet, 'all'))] : [];
+      const footprint = npoFootprint(unet, { eta: [...etaSets, ...rankEta], delta: deltaSets, dense: etaRank ? undefined : mappings }, components.unet!.dtype === 'float16' ? 2 : 4);
+
       // 4. Tokenizer and scheduler, copied as shipped.
       const tokenizerDir = copyTokenizer(options.onnx, out, notes);
       const tokenizer2Dir = kind === 'sdxl' ? copyTokenizer(options.onnx, out, notes, 'tokenizer_2') : undefined;
@@ -317,6 +322,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           height: facts.sampleSize * facts.latent.vaeScaleFactor,
         },
         offsets,
+        ...(footprint ? { npoFootprint: footprint } : {}),
         source: {
           tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
           date: new Date().toISOString(),
