@@ -16,7 +16,7 @@ import { dataTypeName } from '../onnx/tensor.ts';
 import { float16Transform, planFloat16, roundToHalf } from './float16-graph.ts';
 import { countRules, mapDenseEta, toInitializerLayout, type DenseMapping } from './map-dense-eta.ts';
 import {
-  checkUnetInputs, COMPONENTS, findComponents, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
+  checkUnetInputs, COMPONENTS, exportVaeConfig, findComponents, findVaeDecoder, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
 } from './manifest.ts';
 import { ALIGN, DEFAULT_SHARD_BYTES, hashFile, openAppender, type WrittenFile } from './shard-writer.ts';
 import { createTensorReader, graphInputs, readGraph, rewriteComponent, tensorByteSize } from './stream-onnx.ts';
@@ -41,6 +41,11 @@ export interface PrepareOptions {
   /** With etaUnet: extract a rank-r LoRA per Linear / 1×1 Conv instead of the dense η. */
   etaRank?: number;
   dtype?: WeightDtype;
+  /**
+   * Another VAE decoder export to use instead of the export's own (e.g. madebyollin/sdxl-vae-fp16-fix, whose config
+   * says force_upcast false, so --dtype float16 may convert it). Its config.json gives scaling_factor and force_upcast.
+   */
+  vae?: string;
   maxShardBytes?: number;
   name?: string;
   /** Progress and report lines (stderr in the CLI). */
@@ -158,6 +163,32 @@ const loraArgs = (given: PrepareOptions['etaLora']): readonly LoraArg[] => (give
 /** Provenance: the path as before for one LoRA at scale 1, else every path with its scale. */
 const sourceOf = (loras: readonly LoraArg[]) => (loras.length === 1 && loras[0].scale === 1 ? loras[0].path : loras.map((l) => ({ ...l })));
 
+/**
+ * The VAE components to keep float32 under --dtype float16: those whose config says `force_upcast` (SDXL's VAE
+ * overflows in float16; diffusers' pipelines then run it in float32: StableDiffusionXLPipeline upcasts the VAE to
+ * decode, img2img to encode). An fp16-fix VAE (--vae) says force_upcast false and is converted. A float16 export with
+ * force_upcast cannot be upcast here (its weights are already rounded): that is said in a note.
+ */
+function upcastVae(
+  graphs: Map<ComponentKey, ModelProto>, decoderConfig: Record<string, unknown> | undefined, encoderConfig: Record<string, unknown> | undefined,
+  toHalf: boolean, notes: string[],
+): Set<ComponentKey> {
+  const keep = new Set<ComponentKey>();
+  const configs: [ComponentKey, Record<string, unknown> | undefined][] = [['vaeDecoder', decoderConfig], ['vaeEncoder', encoderConfig]];
+  for (const [key, config] of configs) {
+    const graph = graphs.get(key);
+    if (!graph || config?.force_upcast !== true) continue;
+    const dir = KEY_DIR[key];
+    if (toHalf) {
+      keep.add(key);
+      notes.push(`${dir}: kept float32 under --dtype float16, as its config says force_upcast (diffusers runs this VAE in float32; an fp16-fix VAE given with --vae would be converted)`);
+    } else if (graphDtype(graph) === 'float16') {
+      notes.push(`${dir}: the export is float16 but its config says force_upcast (diffusers would run it in float32: this VAE can overflow to NaN in float16); give --vae with a float32 export of it or an fp16-fix VAE (force_upcast false)`);
+    }
+  }
+  return keep;
+}
+
 /** Reads a LoRA and maps it onto the UNet's Linear / 1×1 Conv sites; unmatched keys are an error (parseLora's). */
 function validateLora({ path, scale }: LoraArg, unet: ModelProto, role: string): LoraSet {
   if (!Number.isFinite(scale)) throw new Error(`--${role}-lora ${path}: scale ${scale} is not a finite number`);
@@ -183,6 +214,8 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
 
   // 1. Everything that can be refused, before any weight is copied.
   const paths = findComponents(options.onnx);
+  const replacementVae = options.vae ? findVaeDecoder(options.vae) : undefined;
+  if (replacementVae) paths.vaeDecoder = replacementVae.model;
   const graphs = new Map<ComponentKey, ModelProto>();
   for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
     const model = readGraph(path);
@@ -205,8 +238,11 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const toHalf = options.dtype === 'float16' && exportDtype === 'float32';
   const textOut = (graphs.get('textEncoder')!.graph?.output ?? [])[0];
   const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
-  const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined);
+  const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined, replacementVae?.config);
   notes.push(...facts.notes);
+  // Only diffusers' SDXL pipelines honour force_upcast (StableDiffusionPipeline never reads it, and AutoencoderKL
+  // defaults it to true, so SD1.5 configs re-saved by diffusers say true too).
+  const keepFloat32 = kind !== 'sdxl' ? new Set<ComponentKey>() : upcastVae(graphs, replacementVae ? replacementVae.config : exportVaeConfig(options.onnx, 'vae_decoder'), exportVaeConfig(options.onnx, 'vae_encoder'), toHalf, notes);
   const { notes: sdxlNotes = [], ...sdxl } = kind === 'sdxl' ? readSdxlFacts(unet, graphs.get('textEncoder')!, graphs.get('textEncoder2'), facts.context.dim, facts.modelIndex) : {};
   notes.push(...sdxlNotes);
 
@@ -230,7 +266,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
       for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
         const dir = KEY_DIR[key];
-        const plan = toHalf ? planFloat16(graphs.get(key)!) : undefined;
+        const plan = toHalf && !keepFloat32.has(key) ? planFloat16(graphs.get(key)!) : undefined;
         const done = rewriteComponent(path, join(out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log), transform: plan && float16Transform(plan.convert) }, 'model.onnx', plan?.model ?? graphs.get(key));
         if (key === 'unet' && mappings) {
           // η is written in the prepared initializer's dtype (float16 after --dtype float16).
@@ -331,6 +367,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           ...(options.etaRank ? { etaRank: options.etaRank } : {}),
           ...(etaLoras.length ? { etaLora: sourceOf(etaLoras) } : {}),
           ...(deltaLoras.length ? { deltaLora: sourceOf(deltaLoras) } : {}),
+          ...(options.vae ? { vae: options.vae } : {}),
           exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
           exportDtype,
           layout: exportLayout(graphs.get('unet')!),
