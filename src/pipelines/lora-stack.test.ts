@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { assembleSdxlExport, SDXL_FIXTURE } from '../../scripts/fixtures/sdxl-export.ts';
 import { readSafetensors } from '../lora/safetensors.ts';
-import type { PreparedManifest } from '../model/manifest.ts';
+import { parseAnyManifest, type PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 import { createModelEngine } from './index.ts';
 import { prepareFixture, relL2 } from './reference-metrics.ts';
@@ -65,6 +65,11 @@ describe('stacked LoRAs on one branch (SDXL fixture) vs diffusers set_adapters',
       touchedElements: [...layers.values()].reduce((a, b) => a + b, 0), largestTouchedElements: Math.max(...layers.values()),
       stacked: true, offsetArrays: 1, elementBytes: 4,
     });
+    // the loader checks a stack before using it: a scale that is not a number, or an empty stack, is refused
+    expect(parseAnyManifest(JSON.stringify(manifest))).toMatchObject({ offsets: { delta: { kind: 'stack' } } });
+    const edited = (d: unknown) => JSON.stringify({ ...manifest, offsets: { delta: d } });
+    expect(() => parseAnyManifest(edited({ ...delta, parts: [delta.parts[0], { ...delta.parts[1], scale: '0.8' }] }))).toThrow(/missing or invalid offsets/);
+    expect(() => parseAnyManifest(edited({ ...delta, parts: [] }))).toThrow(/missing or invalid offsets/);
     const reference = references.get('stack.euler.neg_stack.latents')!.data;
     expect(relL2(latents, reference)).toBeLessThan(1e-3);
     // and the scales matter: both at 1 is another image
