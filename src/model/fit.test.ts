@@ -90,19 +90,21 @@ describe('checkFit for SDXL fp16 (per tensor and total)', () => {
     expect(report.problems).toEqual(['its largest weight input (a stacked [θ_pos; θ_neg] weight for NPO) is 10 MiB, over this GPU\'s buffer limit of 8 MiB']);
   });
 
-  it('totals: files + θ_neg copies on the GPU; files + float32 merge arrays in the worker', () => {
+  it('totals: files + θ_neg copies on the GPU; files + merge arrays in the model dtype in the worker', () => {
     const files = 2 * unetElements + 2 * 123_060_480 + 2 * 694_659_840 + 4 * 49_490_179;
     const lora = checkFit(sdxl(loraDelta), { backend: 'webgpu' });
     expect(lora.totalBytes).toBeCloseTo(files, -1);
     expect(lora.residentBytes - lora.totalBytes).toBe(2 * loraDelta.touchedElements);
-    expect(lora.workerBytes - lora.totalBytes).toBe(4 * 3 * loraDelta.touchedElements); // θ_pos, θ_neg, δ's ΔW
+    // [θ_pos; θ_neg] in float16 at δ's sites, and one site's float32 ΔW (and stack sum) while it is merged
+    expect(lora.workerBytes - lora.totalBytes).toBe(2 * 2 * loraDelta.touchedElements + 2 * 4 * 1280 * 2048);
     const dense = checkFit(sdxl(denseEta), { backend: 'webgpu' });
     expect(dense.residentBytes - dense.totalBytes).toBe(2 * unetElements);
-    expect(dense.workerBytes - dense.totalBytes).toBe(4 * 4 * unetElements); // 41 GB: θ_pos, θ_neg, η, δ in float32
+    // θ_pos, θ_neg in float16 and η decoded to float32 (20 GB), plus one weight's float32 scratch per offset
+    expect(dense.workerBytes - dense.totalBytes).toBe((2 * 2 + 4) * unetElements + 2 * 2 * 4 * denseEta.largestTouchedElements);
     // WASM cannot hold SDXL (6.5 GiB of files, fp16 with a float32 VAE); a 4 GiB device refuses, Chromium's 8 GiB cap only warns
     expect(checkFit(sdxl(loraDelta), { backend: 'wasm' }).problems[0]).toMatch(/^the model's 8\.\d\d GiB of weights \(6\.\d\d GiB of files \+ 1\.\d\d GiB of θ_neg copies for NPO\) do not fit WebAssembly/);
     const four = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 4 });
-    expect(four.problems[0]).toMatch(/needs about \d+\.\d\d GiB .* float32 merge arrays for NPO\), more than this device's reported 4 GiB/);
+    expect(four.problems[0]).toMatch(/needs about \d+\.\d\d GiB .* merge arrays for NPO\), more than this device's reported 4 GiB/);
     const capped = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 8 });
     expect(capped).toMatchObject({ fits: true });
     expect(capped.warnings[0]).toMatch(/reports at least 8 GiB of memory and cannot tell more/);

@@ -5,8 +5,9 @@
 //   - WebGPU: each weight lives in its own GPU buffer (ORT's initializers, our weight-set inputs: no buffer holds the
 //     whole model), so the largest one — a stacked [θ_pos; θ_neg] input is twice its weight — must fit
 //     maxStorageBufferBindingSize and maxBufferSize; the weights resident for NPO (the files plus the θ_neg copies)
-//     and the worker's float32 merge arrays must fit the memory we may assume.
-import { isPrepared, type AnyManifest } from './manifest.ts';
+//     and the worker's merge arrays (θ_pos/θ_neg of the touched weights in the model's dtype) must fit the memory
+//     we may assume.
+import { isPrepared, type AnyManifest, type NpoFootprint } from './manifest.ts';
 
 export interface DeviceLimits {
   backend: 'webgpu' | 'wasm';
@@ -30,7 +31,7 @@ export interface FitReport {
   largestBufferBytes: number;
   /** Weights resident on the GPU (WebGPU) or in WASM memory: the files plus NPO's θ_neg copies of touched weights. */
   residentBytes: number;
-  /** The worker's own memory: the downloaded files plus the float32 merge arrays (θ_pos, θ_neg, each offset's ΔW). */
+  /** The worker's own memory: the downloaded files plus NPO's merge arrays (npoWorkerArrays). */
   workerBytes: number;
 }
 
@@ -68,7 +69,7 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
   const memory = limits.deviceMemoryGiB;
   if (memory) {
     const need = Math.max(workerBytes, limits.backend === 'webgpu' ? residentBytes : 0);
-    const sentence = `the model needs about ${gib(need)} (${gib(totalBytes)} of files${npo.mergeArrays ? ` + ${gib(npo.mergeArrays)} of float32 merge arrays for NPO` : ''})`;
+    const sentence = `the model needs about ${gib(need)} (${gib(totalBytes)} of files${npo.mergeArrays ? ` + ${gib(npo.mergeArrays)} of merge arrays for NPO` : ''})`;
     if (need > memory * 2 ** 30) {
       if (memory < DEVICE_MEMORY_CAP_GIB) problems.push(`${sentence}, more than this device's reported ${memory} GiB of memory`);
       else warnings.push(`${sentence}; this browser reports at least ${memory} GiB of memory and cannot tell more`);
@@ -80,15 +81,32 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
 /**
  * NPO's cost beyond the files, from prepare-model's count of the weights η and δ touch (src/pipelines/unet-weights.ts):
  * θ_neg copies of them on the device; the largest input (stacked [θ_pos; θ_neg] doubles a weight); and the worker's
- * float32 merge arrays: θ_pos and θ_neg, and each offset's dense ΔW.
+ * merge arrays (npoWorkerArrays).
  */
 function npoBytes(manifest: AnyManifest): { extraResident: number; largestInput: number; mergeArrays: number } {
   const f = isPrepared(manifest) ? manifest.npoFootprint : undefined;
   if (!f) return { extraResident: 0, largestInput: 0, mergeArrays: 0 };
+  const worker = npoWorkerArrays(f);
   return {
     extraResident: f.touchedElements * f.elementBytes,
     largestInput: (f.stacked ? 2 : 1) * f.largestTouchedElements * f.elementBytes,
-    mergeArrays: f.touchedElements * 4 * (2 + f.offsetArrays),
+    mergeArrays: worker.sets + worker.denseOffsets + worker.scratch,
+  };
+}
+
+/**
+ * What the worker holds for NPO beyond the files (unet-weights.ts createSets), in bytes:
+ *   sets          θ_pos and θ_neg of each touched weight in the model's dtype: stacked, one [θ_pos; θ_neg] input each;
+ *                 grouped, at most the same (θ_pos is θ's file view where η leaves a weight alone, θ_neg θ_pos's array
+ *                 where α = 1 and no δ) — 2 × touched × element bytes, exact for the stacked route;
+ *   denseOffsets  a dense η decoded to float32 (grouped only: LoRAs are never held dense);
+ *   scratch       one weight's float32 ΔW per LoRA offset and its stack sum while that weight is merged.
+ */
+export function npoWorkerArrays(f: NpoFootprint): { sets: number; denseOffsets: number; scratch: number } {
+  return {
+    sets: 2 * f.touchedElements * f.elementBytes,
+    denseOffsets: f.stacked ? 0 : 4 * f.touchedElements,
+    scratch: 2 * f.offsetArrays * 4 * f.largestTouchedElements,
   };
 }
 

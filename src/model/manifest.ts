@@ -208,7 +208,7 @@ export interface NpoFootprint {
   touchedElements: number;
   largestTouchedElements: number;
   stacked: boolean;
-  /** Offsets held as dense float32 arrays while merging (η and/or δ: 0 to 2). */
+  /** Offsets present (η and/or δ: 0 to 2); a LoRA's ΔW exists only while one weight is merged (fit.ts npoWorkerArrays). */
   offsetArrays: number;
   /** Bytes per element as the graph takes the weights (2 for float16, 4 for float32). */
   elementBytes: number;

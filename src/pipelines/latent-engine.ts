@@ -11,11 +11,11 @@ import { createScheduler, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type Scheduler
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
 import { readSafetensors } from '../lora/safetensors.ts';
-import type { LoraSet } from '../lora/types.ts';
+import type { LoraEntry, LoraSet } from '../lora/types.ts';
 import type { LoraOffset, PreparedManifest, PreparedOffset } from '../model/manifest.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
-import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
-import { DataType, type ModelProto } from '../onnx/proto.ts';
+import { readModel, readStoredWeight, writeModel } from '../onnx/model-io.ts';
+import type { ModelProto } from '../onnx/proto.ts';
 import type { Engine, EngineOptions, GenerateHooks } from '../worker/engine.ts';
 import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from '../worker/protocol.ts';
 import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
@@ -180,35 +180,56 @@ function readOffset(entry: PreparedOffset | undefined, file: (path: string) => U
   return { kind: 'dense', tensors };
 }
 
-/** Every UNet tensor η or δ changes, with θ and the dense offsets (LoRAs expanded to ΔW in the site's layout). */
+/**
+ * Every UNet tensor η or δ changes, with θ as the file stores it and the offsets: a dense offset's arrays, a LoRA's
+ * Σ scaleᵢ·ΔWᵢ as a function made per tensor while it is merged (unet-weights.ts: nothing float32 stays resident).
+ */
 function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals: Files, offsets: { eta: Offset; delta: Offset }): TouchedTensor[] {
   const siteByWeight = new Map(sites.map((s) => [s.weightName, s]));
   const siteByModule = new Map(sites.map((s) => [s.modulePath, s]));
   const initializers = new Map((model.graph!.initializer ?? []).map((t) => [t.name ?? '', t]));
   const byName = new Map<string, TouchedTensor>();
-  const touch = (name: string, role: LoraRole, values: Float32Array) => {
+  const tensor = (name: string, role: LoraRole) => {
     const initializer = initializers.get(name);
     if (!initializer) throw new Error(`${role === 'eta' ? 'η' : 'δ'} names tensor ${name}, which the UNet graph does not have`);
     let t = byName.get(name);
     if (!t) {
-      const { dims, data } = readWeight(initializer, externals);
-      t = { name, dims, base: data, site: siteByWeight.get(name), type: initializer.dataType === DataType.FLOAT16 ? 'float16' : 'float32' };
-      byName.set(name, t);
+      const { dims, data, type } = readStoredWeight(initializer, externals);
+      byName.set(name, (t = { name, dims, base: data, site: siteByWeight.get(name), type }));
     }
-    if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
-    const sum = t[role];
-    if (!sum) t[role] = values;
-    else for (let i = 0; i < sum.length; i++) sum[i] += values[i]; // a stack: Σ scaleᵢ·ΔWᵢ where LoRAs share a layer
+    return t;
+  };
+  const checked = (t: TouchedTensor, role: LoraRole, values: Float32Array) => {
+    if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${t.name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
+    return values;
   };
   for (const role of ['eta', 'delta'] as const) {
     const offset = offsets[role];
-    if (offset?.kind === 'dense') for (const [name, values] of offset.tensors) touch(name, role, values);
+    if (offset?.kind === 'dense') {
+      for (const [name, values] of offset.tensors) {
+        const t = tensor(name, role);
+        t[role] = checked(t, role, values);
+      }
+    }
     if (offset?.kind === 'lora') {
+      const parts = new Map<TouchedTensor, { entry: LoraEntry; site: LoraSite; scale: number }[]>();
       for (const { set, scale } of offset.parts) {
         for (const [modulePath, entry] of set.entries) {
           const site = siteByModule.get(modulePath)!;
-          touch(site.weightName, role, loraDeltaWeight({ ...entry, scale: entry.scale * scale }, site.layout));
+          const t = tensor(site.weightName, role);
+          parts.set(t, [...(parts.get(t) ?? []), { entry, site, scale }]);
         }
+      }
+      for (const [t, list] of parts) {
+        // A stack: Σ scaleᵢ·ΔWᵢ where LoRAs share a layer, made when the tensor is merged.
+        t[role] = () => {
+          const sum = checked(t, role, loraDeltaWeight({ ...list[0].entry, scale: list[0].entry.scale * list[0].scale }, list[0].site.layout));
+          for (const { entry, site, scale } of list.slice(1)) {
+            const values = loraDeltaWeight({ ...entry, scale: entry.scale * scale }, site.layout);
+            for (let i = 0; i < sum.length; i++) sum[i] += values[i];
+          }
+          return sum;
+        };
       }
     }
   }
