@@ -10,6 +10,8 @@
 import { numel, SDXL_UNET_CONFIG, unetParameters } from '../src/model/unet-params.ts';
 import { deltaSites, loraParams, residentTable, textTable } from '../src/model/npo-memory.ts';
 import { sdxlStepCosts } from './sdxl-step-cost.ts';
+import { npoWorkerArrays } from '../src/model/fit.ts';
+import type { NpoFootprint } from '../src/model/manifest.ts';
 
 const params = unetParameters(SDXL_UNET_CONFIG);
 const total = params.reduce((a, p) => a + numel(p.shape), 0);
@@ -29,11 +31,24 @@ console.log(textTable([
   }),
 ]));
 
-// The prepared pipeline merges θ_pos and θ_neg on the CPU in float32 (src/pipelines/unet-weights.ts), holding θ_pos and
-// θ_neg at the touched weights and each offset's dense ΔW: what src/model/fit.ts counts as the worker's memory.
+// What the worker holds for NPO beyond the files (src/pipelines/unet-weights.ts: θ_pos/θ_neg of the touched weights
+// in the model's dtype, a LoRA's ΔW made per weight while merging), as src/model/fit.ts npoWorkerArrays counts it.
+// "Before" is the float32 merge of this branch's previous commit (θ_pos, θ_neg and each offset's dense ΔW in float32).
 const siteParams = sites.reduce((a, p) => a + numel(p.shape), 0);
-console.log(`\nWorker merge arrays (float32, CPU): case (b) θ_pos + θ_neg at δ's sites + δ's ΔW = 3 × ${siteParams.toLocaleString('en-US')} × 4 B = ${(12 * siteParams / 1e9).toFixed(2)} GB; `
-  + `case (c1) with a dense η: 4 × ${total.toLocaleString('en-US')} × 4 B = ${(16 * total / 1e9).toFixed(2)} GB.`);
+const largest = (ps: typeof params) => Math.max(...ps.map((p) => numel(p.shape)));
+const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+const workerCases: [string, NpoFootprint][] = [2, 4].flatMap((elementBytes) => [
+  [`(b) LoRA δ rank 8, ${elementBytes === 2 ? 'fp16' : 'fp32'}`, { touchedElements: siteParams, largestTouchedElements: largest(sites), stacked: true, offsetArrays: 1, elementBytes }],
+  [`(c1) dense η + LoRA δ, ${elementBytes === 2 ? 'fp16' : 'fp32'}`, { touchedElements: total, largestTouchedElements: largest(params), stacked: false, offsetArrays: 2, elementBytes }],
+] as [string, NpoFootprint][]);
+console.log('\nWorker merge arrays beyond the files (CPU):\n');
+console.log(textTable([
+  ['case', 'θ_pos/θ_neg sets', 'dense η', 'one weight scratch', 'total now', 'before (float32 merge)'],
+  ...workerCases.map(([label, f]) => {
+    const w = npoWorkerArrays(f);
+    return [label, gb(w.sets), gb(w.denseOffsets), mb(w.scratch), gb(w.sets + w.denseOffsets + w.scratch), gb(4 * f.touchedElements * (2 + f.offsetArrays))];
+  }),
+]));
 
 if (!process.argv.includes('--memory-only')) {
   const costs = await sdxlStepCosts();
