@@ -33,7 +33,7 @@ console.log(textTable([
 
 // What the worker holds for NPO beyond the files (src/pipelines/unet-weights.ts: θ_pos/θ_neg of the touched weights
 // in the model's dtype, a LoRA's ΔW made per weight while merging), as src/model/fit.ts npoWorkerArrays counts it.
-// "Before" is the float32 merge of this branch's previous commit (θ_pos, θ_neg and each offset's dense ΔW in float32).
+// "Before" is the float32 merge up to commit 1c6a9fd (θ_pos, θ_neg and each offset's dense ΔW in float32).
 const siteParams = sites.reduce((a, p) => a + numel(p.shape), 0);
 const largest = (ps: typeof params) => Math.max(...ps.map((p) => numel(p.shape)));
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
@@ -43,10 +43,10 @@ const workerCases: [string, NpoFootprint][] = [2, 4].flatMap((elementBytes) => [
 ] as [string, NpoFootprint][]);
 console.log('\nWorker merge arrays beyond the files (CPU):\n');
 console.log(textTable([
-  ['case', 'θ_pos/θ_neg sets', 'dense η', 'one weight scratch', 'total now', 'before (float32 merge)'],
+  ['case', 'θ_pos/θ_neg sets', 'one weight scratch', 'total now', 'before (float32 merge)'],
   ...workerCases.map(([label, f]) => {
     const w = npoWorkerArrays(f);
-    return [label, gb(w.sets), gb(w.denseOffsets), mb(w.scratch), gb(w.sets + w.denseOffsets + w.scratch), gb(4 * f.touchedElements * (2 + f.offsetArrays))];
+    return [label, gb(w.sets), mb(w.scratch), gb(w.sets + w.scratch), gb(4 * f.touchedElements * (2 + f.offsetArrays))];
   }),
 ]));
 

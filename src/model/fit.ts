@@ -90,7 +90,7 @@ function npoBytes(manifest: AnyManifest): { extraResident: number; largestInput:
   return {
     extraResident: f.touchedElements * f.elementBytes,
     largestInput: (f.stacked ? 2 : 1) * f.largestTouchedElements * f.elementBytes,
-    mergeArrays: worker.sets + worker.denseOffsets + worker.scratch,
+    mergeArrays: worker.sets + worker.scratch,
   };
 }
 
@@ -99,13 +99,12 @@ function npoBytes(manifest: AnyManifest): { extraResident: number; largestInput:
  *   sets          θ_pos and θ_neg of each touched weight in the model's dtype: stacked, one [θ_pos; θ_neg] input each;
  *                 grouped, at most the same (θ_pos is θ's file view where η leaves a weight alone, θ_neg θ_pos's array
  *                 where α = 1 and no δ) — 2 × touched × element bytes, exact for the stacked route;
- *   denseOffsets  a dense η decoded to float32 (grouped only: LoRAs are never held dense);
- *   scratch       one weight's float32 ΔW per LoRA offset and its stack sum while that weight is merged.
+ *   scratch       while one weight is merged, two float32 arrays of it per offset: a LoRA's ΔW and the stack's sum,
+ *                 or a dense η's bytes copied and decoded (offsets are never held dense: they are made per weight).
  */
-export function npoWorkerArrays(f: NpoFootprint): { sets: number; denseOffsets: number; scratch: number } {
+export function npoWorkerArrays(f: NpoFootprint): { sets: number; scratch: number } {
   return {
     sets: 2 * f.touchedElements * f.elementBytes,
-    denseOffsets: f.stacked ? 0 : 4 * f.touchedElements,
     scratch: 2 * f.offsetArrays * 4 * f.largestTouchedElements,
   };
 }

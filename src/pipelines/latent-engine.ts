@@ -10,7 +10,7 @@ import { sampleNpoCfg, type Denoiser } from '../diffusion/sampler.ts';
 import { createScheduler, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
-import { readSafetensors } from '../lora/safetensors.ts';
+import { decodeTensorBytes, DTYPE_BYTES, parseSafetensorsHeader, readHeaderLength } from '../lora/safetensors.ts';
 import type { LoraEntry, LoraSet } from '../lora/types.ts';
 import type { LoraOffset, PreparedManifest, PreparedOffset } from '../model/manifest.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
@@ -168,21 +168,31 @@ export function latentShape(manifest: PreparedManifest, params: Pick<GeneratePar
 }
 
 /** η or δ as loaded: a dense offset, or one or more LoRAs each with its scale (the offset is Σ scaleᵢ·ΔWᵢ). */
-type Offset = { kind: 'lora'; parts: { set: LoraSet; scale: number }[] } | { kind: 'dense'; tensors: Map<string, Float32Array> } | undefined;
+type Offset = { kind: 'lora'; parts: { set: LoraSet; scale: number }[] } | { kind: 'dense'; tensors: Map<string, DenseTensor> } | undefined;
+/** A dense offset's tensor: its length from the header, its values decoded from the file's bytes when merged. */
+type DenseTensor = { length: number; values: () => Float32Array };
 
 function readOffset(entry: PreparedOffset | undefined, file: (path: string) => Uint8Array, targets: Parameters<typeof parseLora>[1]): Offset {
   if (!entry) return undefined;
   const part = (lora: LoraOffset) => ({ set: parseLora(file(lora.file), targets), scale: lora.scale ?? 1 });
   if (entry.kind === 'lora') return { kind: 'lora', parts: [part(entry)] };
   if (entry.kind === 'stack') return { kind: 'lora', parts: entry.parts.map(part) };
-  const tensors = new Map<string, Float32Array>();
-  for (const path of entry.files) for (const [name, t] of readSafetensors(file(path)).tensors) tensors.set(name, t.data);
+  const tensors = new Map<string, DenseTensor>();
+  for (const path of entry.files) {
+    // Header only: each tensor is decoded to float32 when its weight is merged and dropped after (unet-weights.ts).
+    const bytes = file(path);
+    const dataStart = 8 + readHeaderLength(bytes, bytes.length);
+    for (const e of parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart).entries) {
+      const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+      tensors.set(e.name, { length: raw.length / DTYPE_BYTES[e.dtype], values: () => decodeTensorBytes(raw, e.dtype) });
+    }
+  }
   return { kind: 'dense', tensors };
 }
 
 /**
- * Every UNet tensor η or δ changes, with θ as the file stores it and the offsets: a dense offset's arrays, a LoRA's
- * Σ scaleᵢ·ΔWᵢ as a function made per tensor while it is merged (unet-weights.ts: nothing float32 stays resident).
+ * Every UNet tensor η or δ changes, with θ as the file stores it and the offsets as functions run per tensor while it
+ * is merged: a dense offset decoded from its file, a LoRA's Σ scaleᵢ·ΔWᵢ (unet-weights.ts: nothing float32 stays).
  */
 function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals: Files, offsets: { eta: Offset; delta: Offset }): TouchedTensor[] {
   const siteByWeight = new Map(sites.map((s) => [s.weightName, s]));
@@ -199,16 +209,16 @@ function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals
     }
     return t;
   };
-  const checked = (t: TouchedTensor, role: LoraRole, values: Float32Array) => {
-    if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${t.name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
-    return values;
+  const checked = (t: TouchedTensor, role: LoraRole, length: number) => {
+    if (length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${t.name} has ${length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
   };
   for (const role of ['eta', 'delta'] as const) {
     const offset = offsets[role];
     if (offset?.kind === 'dense') {
-      for (const [name, values] of offset.tensors) {
+      for (const [name, { length, values }] of offset.tensors) {
         const t = tensor(name, role);
-        t[role] = checked(t, role, values);
+        checked(t, role, length);
+        t[role] = values;
       }
     }
     if (offset?.kind === 'lora') {
@@ -221,9 +231,10 @@ function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals
         }
       }
       for (const [t, list] of parts) {
+        for (const { entry } of list) checked(t, role, entry.inFeatures * entry.outFeatures);
         // A stack: Σ scaleᵢ·ΔWᵢ where LoRAs share a layer, made when the tensor is merged.
         t[role] = () => {
-          const sum = checked(t, role, loraDeltaWeight({ ...list[0].entry, scale: list[0].entry.scale * list[0].scale }, list[0].site.layout));
+          const sum = loraDeltaWeight({ ...list[0].entry, scale: list[0].entry.scale * list[0].scale }, list[0].site.layout);
           for (const { entry, site, scale } of list.slice(1)) {
             const values = loraDeltaWeight({ ...entry, scale: entry.scale * scale }, site.layout);
             for (let i = 0; i < sum.length; i++) sum[i] += values[i];
