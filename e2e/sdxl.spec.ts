@@ -1,6 +1,7 @@
 // A prepared SDXL directory (the tiny optimum-export fixture, fixtures/sdxl, prepared by e2e/prepare-test-models.ts)
 // loaded by URL: the page shows the same pixels as `npm run generate` on onnxruntime-node, with the empty negative
-// box meaning "no negative prompt" (zero embeddings, as diffusers' SDXL pipeline) on both sides, and says so.
+// box meaning "no negative prompt" (zero embeddings, as diffusers' SDXL pipeline) on both sides, and says so; its δ is
+// two LoRAs stacked with their own scales.
 import { expect, test } from '@playwright/test';
 import { backendOf, expectSamePixels, generateInNode, settingsQuery, stepsOf, waitIdle } from './helpers.ts';
 import { SDXL_TEST_MODEL, SDXL_TEST_MODEL_URL } from './test-models.ts';
@@ -22,5 +23,7 @@ test('a prepared SDXL directory by URL shows the same pixels as npm run generate
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
   await expect(page.getByTestId('model-kind')).toContainText('sdxl');
   await expect(page.getByTestId('negative-none')).toContainText('empty: none');
+  // δ is two LoRAs stacked with their own scales (prepare-test-models.ts), as npm run generate applied them
+  await expect(page.getByTestId('model-offsets')).toContainText('δ: 1× diffusers LoRA (138 layers) + 0.8× diffusers LoRA (68 layers)');
   await expectSamePixels(page, info, reference);
 });

@@ -16,6 +16,9 @@ export function ModelPicker() {
   return (
     <details className="model-picker" data-testid="model-picker">
       <summary>Model: <span data-testid="model-kind">{s.model ? `${s.model.name} (${s.model.kind ?? 'embedded'}, ${s.model.width}×${s.model.height})` : '…'}</span></summary>
+      {(s.model?.offsets?.eta || s.model?.offsets?.delta) && (
+        <p data-testid="model-offsets">η: {s.model.offsets.eta ?? 'none'} · δ: {s.model.offsets.delta ?? 'none'}</p>
+      )}
       <div className="row">
         <button type="button" data-testid="model-embedded" onClick={() => open('')}>Embedded model</button>
         <label className="file-button">Prepared folder…

@@ -5,7 +5,7 @@
 // guidance_scale = ω + 1. SDXL: without --negative-prompt there is no negative prompt (zeros, as diffusers'
 // negative_prompt=None with force_zeros_for_empty_prompt); --negative-prompt "" encodes the empty string.
 // Usage: npm run generate -- --model <prepared dir> --prompt "…" [--negative-prompt "…"] [--seed 42] [--steps 25]
-//          [--scheduler dpm++2m] [--omega 6.5] [--alpha 1] [--beta 1] [--eta <lora>] [--delta <lora>]
+//          [--scheduler dpm++2m] [--omega 6.5] [--alpha 1] [--beta 1] [--eta <lora>[:scale]]… [--delta <lora>[:scale]]…
 //          [--width 512 --height 512] --out <dir> [--tokens-only]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,13 +14,14 @@ import * as ort from 'onnxruntime-node';
 import { encodePng } from '../world/png.ts';
 import { createModelEngine } from '../pipelines/index.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
+import { parseLoraArgs } from './lora-arg.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string' }, prompt: { type: 'string' }, 'negative-prompt': { type: 'string' }, seed: { type: 'string' },
     steps: { type: 'string' }, scheduler: { type: 'string' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
-    eta: { type: 'string' }, delta: { type: 'string' }, width: { type: 'string' }, height: { type: 'string' }, out: { type: 'string' },
+    eta: { type: 'string', multiple: true }, delta: { type: 'string', multiple: true }, width: { type: 'string' }, height: { type: 'string' }, out: { type: 'string' },
     'tokens-only': { type: 'boolean', default: false },
   },
 });
@@ -53,11 +54,12 @@ async function main() {
     width: number('width', engine.info.width),
     height: number('height', engine.info.height),
   };
+  // Repeated --eta / --delta stack their LoRAs on that branch, each with its own scale (path:scale).
   for (const role of ['eta', 'delta'] as const) {
-    const path = values[role];
-    if (path) {
-      const { skipped } = engine.useLora(role, new Uint8Array(readFileSync(path)));
-      if (skipped) console.error(`${role}: ${skipped} keys of ${path} target layers that are not patched (skipped)`);
+    const loras = parseLoraArgs(values[role], role);
+    if (loras.length) {
+      const { skipped } = engine.useLora(role, loras.map(({ path, scale }) => ({ bytes: new Uint8Array(readFileSync(path)), scale })));
+      if (skipped) console.error(`${role}: ${skipped} keys of ${loras.map((l) => l.path).join(', ')} target layers that are not patched (skipped)`);
     }
   }
   mkdirSync(values.out, { recursive: true });

@@ -1,15 +1,21 @@
 // Turns a downloaded Stable Diffusion ONNX export (+ optional DPO UNet or η LoRA, δ LoRA) into a prepared model
 // directory the page and the CLIs load (PreparedManifest, src/model/manifest.ts; pipeline in src/prepare/prepare.ts).
-//   npm run prepare-model -- --onnx <export dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] [--eta-lora <file>]
-//                            [--delta-lora <file>] --out <dir> [--dtype float32|float16] [--shard-mb 1024]
+//   npm run prepare-model -- --onnx <export dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] [--eta-lora <file>[:scale]]…
+//                            [--delta-lora <file>[:scale]]… --out <dir> [--dtype float32|float16] [--shard-mb 1024]
+// --eta-lora / --delta-lora may be repeated: the LoRAs stack on that branch, each ΔW times its scale (default 1), e.g.
+// the paper's SPO+NPO recipe: --eta-lora spo.safetensors --delta-lora spo_npo_10ep.safetensors (θ_pos = θ + SPO,
+// θ_neg = θ + α·SPO + β·NPO, as G-U-N/Diffusion-NPO gen_xl.py load_spo_ours_pipeline).
+// --vae <dir>: another VAE decoder export (e.g. madebyollin/sdxl-vae-fp16-fix); with --dtype float16 a VAE whose
+// config says force_upcast (SDXL's) is kept float32, as diffusers runs it, while the fp16-fix VAE is converted.
 // Progress and the report go to stderr; the last line on stdout is the manifest's path.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatBytes, prepareModel } from '../prepare/prepare.ts';
 import type { WeightDtype } from '../model/manifest.ts';
+import { parseLoraArgs } from './lora-arg.ts';
 
 const USAGE = 'usage: npm run prepare-model -- --onnx <export dir> --out <dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] '
-  + '[--eta-lora <file>] [--delta-lora <file>] [--dtype float32|float16] [--shard-mb 1024] [--name <name>]';
+  + '[--eta-lora <file>[:scale]]… [--delta-lora <file>[:scale]]… [--dtype float32|float16] [--vae <vae_decoder export dir>] [--shard-mb 1024] [--name <name>]';
 
 function positiveInt(raw: string | undefined, flag: string): number | undefined {
   if (raw === undefined) return undefined;
@@ -21,9 +27,9 @@ function positiveInt(raw: string | undefined, flag: string): number | undefined 
 function main() {
   const { values } = parseArgs({
     options: {
-      onnx: { type: 'string' }, out: { type: 'string' }, 'eta-unet': { type: 'string' }, 'eta-lora': { type: 'string' },
-      'delta-lora': { type: 'string' }, 'eta-rank': { type: 'string' }, dtype: { type: 'string' }, 'shard-mb': { type: 'string' },
-      name: { type: 'string' }, help: { type: 'boolean', default: false },
+      onnx: { type: 'string' }, out: { type: 'string' }, 'eta-unet': { type: 'string' }, 'eta-lora': { type: 'string', multiple: true },
+      'delta-lora': { type: 'string', multiple: true }, 'eta-rank': { type: 'string' }, dtype: { type: 'string' }, 'shard-mb': { type: 'string' },
+      name: { type: 'string' }, vae: { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
@@ -33,9 +39,9 @@ function main() {
   if (shardMb !== undefined && shardMb > 2000) throw new Error('--shard-mb must stay under 2000 (browsers cannot hold larger files in one ArrayBuffer)');
   const started = Date.now();
   const result = prepareModel({
-    onnx: values.onnx, out: values.out, etaUnet: values['eta-unet'], etaLora: values['eta-lora'], deltaLora: values['delta-lora'],
+    onnx: values.onnx, out: values.out, etaUnet: values['eta-unet'], etaLora: parseLoraArgs(values['eta-lora'], 'eta-lora'), deltaLora: parseLoraArgs(values['delta-lora'], 'delta-lora'),
     etaRank: positiveInt(values['eta-rank'], 'eta-rank'), dtype: values.dtype as WeightDtype | undefined,
-    maxShardBytes: shardMb === undefined ? undefined : shardMb * 1024 * 1024, name: values.name,
+    vae: values.vae, maxShardBytes: shardMb === undefined ? undefined : shardMb * 1024 * 1024, name: values.name,
     log: (line) => console.error(line),
   });
   const rows = result.summary.map((s) => [s.component, String(s.tensors), formatBytes(s.bytes), String(s.shards)]);

@@ -35,13 +35,16 @@ function preparedSeed(kind: 'sd15' | 'sdxl'): Record<string, unknown> {
     defaults: { prompt: '', negativePrompt: '', steps: 25, omega: sdxl ? 4 : 6.5, alpha: 1, beta: 1, seed: 42, scheduler: 'dpm++2m', width: sdxl ? 1024 : 512, height: sdxl ? 1024 : 512 },
     offsets: {
       eta: { kind: 'dense', files: ['eta-00.safetensors', 'eta-01.safetensors'], tensors: 686, description: 'θ_dpo − θ' },
-      delta: { kind: 'lora', file: 'delta.safetensors', rank: 8, description: 'diffusers LoRA on 192 layers' },
+      delta: sdxl
+        ? { kind: 'stack', parts: [{ kind: 'lora', file: 'delta.safetensors', rank: 8, description: 'NPO', scale: 1 }, { kind: 'lora', file: 'spo.safetensors', rank: 64, description: 'SPO', scale: 0.8 }], description: 'SPO + NPO' }
+        : { kind: 'lora', file: 'delta.safetensors', rank: 8, description: 'diffusers LoRA on 192 layers' },
     },
+    npoFootprint: { touchedElements: 955_187_200, largestTouchedElements: 6_553_600, stacked: false, offsetArrays: 2, elementBytes: 2 },
     source: { tool: 'npo-playground prepare-model v1', onnx: `/exports/${kind}`, exportDtype: 'float16' },
     files: [
       ...dirs.flatMap((d) => [file(`${d}/model.onnx`, 1_000_000), file(`${d}/weights-00.bin`, 1_900_000_000), file(`${d}/weights-01.bin`, 300_000_000)]),
       ...tokenizers.flatMap((d) => [file(`${d}/tokenizer.json`, 2_224_000), file(`${d}/tokenizer_config.json`, 705)]),
-      file('eta-00.safetensors', 1_700_000_000), file('eta-01.safetensors', 20_000_000), file('delta.safetensors', 6_000_000),
+      file('eta-00.safetensors', 1_700_000_000), file('eta-01.safetensors', 20_000_000), file('delta.safetensors', 6_000_000), file('spo.safetensors', 90_000_000),
     ],
     ...(sdxl ? {
       sdxl: {
@@ -63,6 +66,8 @@ const FIELD_PATHS = [
   'offsets', 'offsets.eta', 'offsets.eta.kind', 'offsets.eta.files', 'offsets.eta.files.0', 'offsets.eta.tensors', 'offsets.delta.kind',
   'offsets.delta.file', 'offsets.delta.rank', 'files.0.bytes', 'files.1.path', 'files', 'sdxl', 'sdxl.hiddenDims', 'sdxl.hiddenDims.1',
   'sdxl.hiddenStates', 'sdxl.textEncoder2.externalData', 'sdxl.tokenizer2.dir', 'sdxl.timeIdsDim', 'sdxl.forceZerosForEmptyPrompt', 'format',
+  'offsets.delta.parts', 'offsets.delta.parts.0.scale', 'offsets.delta.parts.1.file', 'offsets.delta.parts.1.kind', 'npoFootprint',
+  'npoFootprint.touchedElements', 'npoFootprint.largestTouchedElements', 'npoFootprint.elementBytes', 'npoFootprint.offsetArrays',
 ];
 
 function hostile(r: Random, original: unknown): JsonLike {
@@ -96,7 +101,7 @@ function mutateField(r: Random, text: string): string {
 /** Every path a loader fetches or hands to ORT for this manifest. */
 function referencedPaths(m: PreparedManifest): string[] {
   const components = [m.unet, m.textEncoder, m.vaeDecoder, m.vaeEncoder, m.sdxl?.textEncoder2].filter((c) => c !== undefined);
-  const offsets = [m.offsets.eta, m.offsets.delta].flatMap((o) => (o === undefined ? [] : o.kind === 'lora' ? [o.file] : o.files));
+  const offsets = [m.offsets.eta, m.offsets.delta].flatMap((o) => (o === undefined ? [] : o.kind === 'lora' ? [o.file] : o.kind === 'stack' ? o.parts.map((p) => p.file) : o.files));
   const tokenizers = [m.tokenizer.dir, m.sdxl?.tokenizer2.dir].filter((d) => d !== undefined).flatMap((d) => [`${d}/tokenizer.json`, `${d}/tokenizer_config.json`]);
   return [...components.flatMap((c) => [c.file, ...c.externalData]), ...offsets, ...tokenizers];
 }
@@ -116,7 +121,7 @@ function checkAccepted(m: PreparedManifest): void {
   invariant([m.defaults.width, m.defaults.height].every((s) => isIn(s / f, 1, 8192)), `default size ${m.defaults.width}×${m.defaults.height} at factor ${f}`);
   invariant(isIn(m.context.length, 1, 4096) && isIn(m.context.dim, 1, 1 << 16) && isIn(m.tokenizer.modelMaxLength, 2, 4096), 'context or tokenizer length out of range');
   invariant(isIn(m.defaults.steps, 1, 1000) && [m.defaults.omega, m.defaults.alpha, m.defaults.beta].every(Number.isFinite), 'defaults out of range');
-  for (const o of [m.offsets.eta, m.offsets.delta]) invariant(o === undefined || o.kind === 'lora' || o.kind === 'dense', `offset kind ${String((o as { kind?: unknown } | undefined)?.kind)}`);
+  for (const o of [m.offsets.eta, m.offsets.delta]) invariant(o === undefined || o.kind === 'lora' || o.kind === 'stack' || o.kind === 'dense', `offset kind ${String((o as { kind?: unknown } | undefined)?.kind)}`);
   if (m.kind === 'sdxl') {
     const x = m.sdxl!;
     invariant(x.hiddenDims.length === 2 && x.hiddenDims[0] + x.hiddenDims[1] === m.context.dim && x.hiddenStates.length === 2, 'sdxl widths do not make up the context');

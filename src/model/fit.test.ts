@@ -1,7 +1,9 @@
 // The fit check refuses, before any download, what the browser cannot hold, and says why with the numbers.
 import { describe, expect, it } from 'vitest';
 import { checkFit } from './fit.ts';
-import type { PreparedManifest } from './manifest.ts';
+import type { NpoFootprint, PreparedManifest } from './manifest.ts';
+import { deltaSites } from './npo-memory.ts';
+import { numel, SDXL_UNET_CONFIG, unetParameters } from './unet-params.ts';
 
 const component = (file: string, largestTensorBytes: number) => ({ file, externalData: [], inputs: {}, outputs: [], dtype: 'float32' as const, largestTensorBytes });
 /** SD1.5 fp32 as prepare-model would describe it: 3.44 GB of UNet weights in two shards, 492 MB text encoder, 198 MB VAE. */
@@ -36,5 +38,75 @@ describe('checkFit', () => {
   it('refuses a file over 2 GiB (an unsharded export)', () => {
     const big = { ...sd15, files: [{ path: 'unet/weights.pb', bytes: 3_438_000_000, sha256: '' }] } as PreparedManifest;
     expect(checkFit(big, { backend: 'webgpu' }).problems[0]).toMatch(/unet\/weights\.pb is 3\.20 GiB, over the browser's 2 GiB per file/);
+  });
+
+  it('still reports the totals and the largest buffer of a model that fits', () => {
+    expect(checkFit(sd15, { backend: 'webgpu' })).toMatchObject({ warnings: [], largestBufferBytes: 49408 * 768 * 4, residentBytes: 4_128_000_000, workerBytes: 4_128_000_000 });
+  });
+});
+
+// SDXL base in fp16 as prepare-model describes it, from the exact parameter list of diffusers' SDXL UNet
+// (unet-params.ts): UNet 2,567,463,684 parameters; CLIP-L 123,060,480 and OpenCLIP-bigG 694,659,840 (with projection);
+// the VAE decoder kept float32 (force_upcast) 49,490,179 parameters. Their largest tensors: the UNet's
+// ff.net.0.proj [10240, 1280], the encoders' token embeddings [49408, 768] and [49408, 1280], the VAE's 3×3 convs.
+describe('checkFit for SDXL fp16 (per tensor and total)', () => {
+  const params = unetParameters(SDXL_UNET_CONFIG);
+  const unetElements = params.reduce((a, p) => a + numel(p.shape), 0);
+  const largestUnet = Math.max(...params.map((p) => numel(p.shape)));
+  const sites = deltaSites(params);
+  const files = [
+    ...[0, 1, 2].map((i) => ({ path: `unet/weights-0${i}.bin`, bytes: Math.ceil((2 * unetElements) / 3), sha256: '' })),
+    { path: 'text_encoder/model.onnx_data', bytes: 2 * 123_060_480, sha256: '' },
+    { path: 'text_encoder_2/model.onnx_data', bytes: 2 * 694_659_840, sha256: '' },
+    { path: 'vae_decoder/model.onnx_data', bytes: 4 * 49_490_179, sha256: '' },
+  ];
+  const sdxl = (npoFootprint?: NpoFootprint) => ({
+    ...sd15, kind: 'sdxl', files, npoFootprint,
+    unet: component('unet/model.onnx', 2 * largestUnet), textEncoder: component('text_encoder/model.onnx', 2 * 49408 * 768),
+    vaeDecoder: component('vae_decoder/model.onnx', 4 * 512 * 512 * 9), sdxl: { textEncoder2: component('text_encoder_2/model.onnx', 2 * 49408 * 1280) },
+  }) as unknown as PreparedManifest;
+  /** The released NPO LoRA δ on all 560 attention projections: stacked [θ_pos; θ_neg] there. */
+  const loraDelta: NpoFootprint = {
+    touchedElements: sites.reduce((a, p) => a + numel(p.shape), 0), largestTouchedElements: Math.max(...sites.map((p) => numel(p.shape))),
+    stacked: true, offsetArrays: 1, elementBytes: 2,
+  };
+  /** DPO-SDXL (dense η, a full fine-tune) and δ: every UNet weight touched, θ_pos and θ_neg separate (grouped). */
+  const denseEta: NpoFootprint = { touchedElements: unetElements, largestTouchedElements: largestUnet, stacked: false, offsetArrays: 2, elementBytes: 2 };
+
+  it('the largest buffer is text_encoder_2\'s token embedding (121 MiB): fits the default 128 MiB, not 64 MiB', () => {
+    expect(sites).toHaveLength(560);
+    const limits = { backend: 'webgpu' as const, maxBufferSize: 256 * 2 ** 20, maxStorageBufferBindingSize: 128 * 2 ** 20 };
+    expect(checkFit(sdxl(loraDelta), limits)).toMatchObject({ fits: true, largestBufferBytes: 2 * 49408 * 1280 });
+    const small = checkFit(sdxl(loraDelta), { ...limits, maxStorageBufferBindingSize: 64 * 2 ** 20 });
+    expect(small.problems).toEqual(['its largest weight is 121 MiB, over this GPU\'s buffer limit of 64 MiB']);
+  });
+
+  it('a stacked [θ_pos; θ_neg] input counts twice its weight against the buffer limit', () => {
+    // attn2's to_k/to_v [1280, 2048] are the largest attention projections: stacked in fp16, 10 MiB
+    expect(loraDelta.largestTouchedElements).toBe(1280 * 2048);
+    const tiny = { ...sdxl(loraDelta), sdxl: { textEncoder2: component('t', 0) }, textEncoder: component('t', 0), vaeDecoder: component('v', 0), unet: component('u', 0) } as unknown as PreparedManifest;
+    const report = checkFit(tiny, { backend: 'webgpu', maxStorageBufferBindingSize: 8 * 2 ** 20 });
+    expect(report.largestBufferBytes).toBe(2 * 2 * 1280 * 2048);
+    expect(report.problems).toEqual(['its largest weight input (a stacked [θ_pos; θ_neg] weight for NPO) is 10 MiB, over this GPU\'s buffer limit of 8 MiB']);
+  });
+
+  it('totals: files + θ_neg copies on the GPU; files + merge arrays in the model dtype in the worker', () => {
+    const files = 2 * unetElements + 2 * 123_060_480 + 2 * 694_659_840 + 4 * 49_490_179;
+    const lora = checkFit(sdxl(loraDelta), { backend: 'webgpu' });
+    expect(lora.totalBytes).toBeCloseTo(files, -1);
+    expect(lora.residentBytes - lora.totalBytes).toBe(2 * loraDelta.touchedElements);
+    // [θ_pos; θ_neg] in float16 at δ's sites, and one site's float32 ΔW (and stack sum) while it is merged
+    expect(lora.workerBytes - lora.totalBytes).toBe(2 * 2 * loraDelta.touchedElements + 2 * 4 * 1280 * 2048);
+    const dense = checkFit(sdxl(denseEta), { backend: 'webgpu' });
+    expect(dense.residentBytes - dense.totalBytes).toBe(2 * unetElements);
+    // θ_pos, θ_neg in float16 (10 GB; η is decoded per weight), plus one weight's float32 scratch per offset
+    expect(dense.workerBytes - dense.totalBytes).toBe(2 * 2 * unetElements + 2 * 2 * 4 * denseEta.largestTouchedElements);
+    // WASM cannot hold SDXL (6.5 GiB of files, fp16 with a float32 VAE); a 4 GiB device refuses, Chromium's 8 GiB cap only warns
+    expect(checkFit(sdxl(loraDelta), { backend: 'wasm' }).problems[0]).toMatch(/^the model's 8\.\d\d GiB of weights \(6\.\d\d GiB of files \+ 1\.\d\d GiB of θ_neg copies for NPO\) do not fit WebAssembly/);
+    const four = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 4 });
+    expect(four.problems[0]).toMatch(/needs about \d+\.\d\d GiB .* merge arrays for NPO\), more than this device's reported 4 GiB/);
+    const capped = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 8 });
+    expect(capped).toMatchObject({ fits: true });
+    expect(capped.warnings[0]).toMatch(/reports at least 8 GiB of memory and cannot tell more/);
   });
 });

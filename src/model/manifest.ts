@@ -177,15 +177,41 @@ export interface OnnxComponent {
   largestTensorBytes?: number;
 }
 
+/**
+ * A LoRA file as its author wrote it (diffusers, PEFT or kohya keys); parsed against the UNet's Linear/1×1 Conv sites.
+ * Its ΔW is multiplied by `scale` (default 1), as diffusers' `set_adapters(names, adapter_weights)` weighs an adapter.
+ */
+export interface LoraOffset { kind: 'lora'; file: string; rank: number; description: string; scale?: number }
+
 /** η or δ of a prepared model. */
 export type PreparedOffset =
-  /** A LoRA file as its author wrote it (diffusers, PEFT or kohya keys); parsed against the UNet's Linear/1×1 Conv sites. */
-  | { kind: 'lora'; file: string; rank: number; description: string }
+  | LoraOffset
+  /**
+   * Several LoRAs on one branch, each with its own scale: the offset is Σ scaleᵢ·ΔWᵢ (the paper's SPO+NPO recipe puts
+   * the SPO LoRA and the NPO LoRA together on the negative branch; diffusers: several adapters with set_adapters).
+   */
+  | { kind: 'stack'; parts: LoraOffset[]; description: string }
   /**
    * A dense offset (e.g. DPO-SD1.5: η = θ_dpo − θ): safetensors shards whose tensor names are the UNet graph's own
    * initializer names (`onnx::MatMul_1234`, `conv_in.weight`, …) in the initializer's layout, dims and dtype.
    */
   | { kind: 'dense'; files: string[]; tensors: number; description: string };
+
+/**
+ * The UNet weights η and δ touch (src/pipelines/unet-weights.ts): they become graph inputs fed from our own arrays.
+ * Stacked (LoRA offsets only): one [θ_pos; θ_neg] input per touched weight, twice its size. Grouped (a dense η): θ_pos
+ * and θ_neg are separate inputs. The worker merges in float32 on the CPU: θ_pos and θ_neg plus each offset's ΔW.
+ */
+export interface NpoFootprint {
+  /** Elements of all touched weights, and of the largest one. */
+  touchedElements: number;
+  largestTouchedElements: number;
+  stacked: boolean;
+  /** Offsets present (η and/or δ: 0 to 2); a LoRA's ΔW exists only while one weight is merged (fit.ts npoWorkerArrays). */
+  offsetArrays: number;
+  /** Bytes per element as the graph takes the weights (2 for float16, 4 for float32). */
+  elementBytes: number;
+}
 
 export interface PreparedManifest {
   format: 2;
@@ -207,6 +233,8 @@ export interface PreparedManifest {
   scheduler: Record<string, unknown>;
   defaults: { prompt: string; negativePrompt: string; steps: number; omega: number; alpha: number; beta: number; seed: number; scheduler: string; width: number; height: number };
   offsets: { eta?: PreparedOffset; delta?: PreparedOffset };
+  /** What the offsets cost when running, counted by prepare-model (src/prepare/npo-footprint.ts; fit.ts reads it). */
+  npoFootprint?: NpoFootprint;
   /** What prepare-model was given, for provenance (paths as the user typed them, tool version, date). */
   source: Record<string, unknown>;
   files: ManifestFile[];
@@ -294,13 +322,36 @@ function checkOffset(where: string, v: unknown, listed: (where: string, path: un
   const o = record(where, v, "{ kind: 'lora' | 'dense', … }");
   checkText(`${where}.description`, o.description);
   if (o.kind === 'lora') {
-    listed(`${where}.file`, o.file);
-    checkInt(`${where}.rank`, o.rank, 4096);
+    checkLoraOffset(where, o, listed);
+  } else if (o.kind === 'stack') {
+    // Several LoRAs on one branch (the SPO+NPO recipe), each with its own scale.
+    if (!Array.isArray(o.parts) || o.parts.length === 0 || o.parts.length > 64) throw new ManifestError(`prepared model manifest ${where}.parts is ${show(o.parts)}, expected 1 to 64 LoRAs`);
+    o.parts.forEach((part, i) => {
+      const p = record(`${where}.parts[${i}]`, part, "{ kind: 'lora', file, rank, scale? }");
+      if (p.kind !== 'lora') throw new ManifestError(`prepared model manifest ${where}.parts[${i}].kind is ${show(p.kind)}, expected "lora"`);
+      checkLoraOffset(`${where}.parts[${i}]`, p, listed);
+    });
   } else if (o.kind === 'dense') {
     if (!Array.isArray(o.files) || o.files.length === 0 || o.files.length > 1000) throw new ManifestError(`prepared model manifest ${where}.files is ${show(o.files)}, expected 1 to 1000 safetensors files`);
     o.files.forEach((path, i) => listed(`${where}.files[${i}]`, path));
     checkInt(`${where}.tensors`, o.tensors, 1 << 20, 0);
-  } else throw new ManifestError(`prepared model manifest ${where}.kind is ${show(o.kind)}, expected "lora" or "dense"`);
+  } else throw new ManifestError(`prepared model manifest ${where}.kind is ${show(o.kind)}, expected "lora", "stack" or "dense"`);
+}
+
+function checkLoraOffset(where: string, o: Fields, listed: (where: string, path: unknown) => void): void {
+  listed(`${where}.file`, o.file);
+  checkInt(`${where}.rank`, o.rank, 4096);
+  if (o.scale !== undefined) checkNumber(`${where}.scale`, o.scale, 1e6);
+}
+
+/** What the offsets cost when running (fit.ts npoWorkerArrays multiplies these). */
+function checkFootprint(v: unknown): void {
+  const f = record('npoFootprint', v, '{ touchedElements, largestTouchedElements, stacked, offsetArrays, elementBytes }');
+  checkInt('npoFootprint.touchedElements', f.touchedElements, 2 ** 40, 0);
+  checkInt('npoFootprint.largestTouchedElements', f.largestTouchedElements, f.touchedElements as number, 0);
+  if (typeof f.stacked !== 'boolean') throw new ManifestError(`prepared model manifest npoFootprint.stacked is ${show(f.stacked)}, expected true or false`);
+  checkInt('npoFootprint.offsetArrays', f.offsetArrays, 2, 0);
+  if (f.elementBytes !== 2 && f.elementBytes !== 4) throw new ManifestError(`prepared model manifest npoFootprint.elementBytes is ${show(f.elementBytes)}, expected 2 or 4`);
 }
 
 /** SDXL's second encoder and added conditions: the two hidden widths make up the context width. */
@@ -356,8 +407,10 @@ function checkPrepared(m: Fields & { files: ManifestFile[] }): PreparedManifest 
   checkPreparedDefaults(m.defaults, latent.vaeScaleFactor as number);
   const offsets = record('offsets', m.offsets, '{ eta?, delta? }');
   for (const role of ['eta', 'delta'] as const) checkOffset(`offsets.${role}`, offsets[role], listed);
+  if (m.npoFootprint !== undefined) checkFootprint(m.npoFootprint);
   if (m.source !== undefined) record('source', m.source, 'what prepare-model was given');
   // Checked wherever present: the fit check reads sdxl.textEncoder2 of any kind.
   if (m.kind === 'sdxl' || m.sdxl !== undefined) checkSdxl(m.sdxl, context.dim as number, listed);
   return m as unknown as PreparedManifest;
 }
+

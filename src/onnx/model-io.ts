@@ -81,6 +81,26 @@ export function readWeight(tensor: TensorProto, files: ExternalFiles = new Map()
   return readFloatTensor(inlineTensor(tensor, files));
 }
 
+/**
+ * A float32 or float16 initializer's values as stored, float16 as half bits (Uint16Array): a view of the file's bytes
+ * where they are aligned for it (externalizeWeights aligns every tensor to 64), no float32 copy of a float16 weight.
+ */
+export function readStoredWeight(tensor: TensorProto, files: ExternalFiles = new Map()): { dims: number[]; type: 'float32' | 'float16'; data: Float32Array | Uint16Array } {
+  const dims = (tensor.dims ?? []).map(int);
+  if (tensor.dataType === onnx.TensorProto.DataType.FLOAT16) {
+    const raw = inlineTensor(tensor, files).rawData;
+    if (!raw) throw new OnnxError(`tensor ${tensor.name}: float16 values not stored as raw data`);
+    if (raw.byteLength !== 2 * checkedElementCount(tensor.name ?? '', dims)) throw new OnnxError(`tensor ${tensor.name}: ${raw.byteLength} bytes do not match its shape [${dims.join(', ')}]`);
+    const data = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2) : new Uint16Array(raw.slice().buffer);
+    return { dims, type: 'float16', data };
+  }
+  const raw = tensor.dataType === onnx.TensorProto.DataType.FLOAT ? inlineTensor(tensor, files).rawData : undefined;
+  if (raw && raw.byteOffset % 4 === 0 && raw.byteLength === 4 * checkedElementCount(tensor.name ?? '', dims)) {
+    return { dims, type: 'float32', data: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4) };
+  }
+  return { ...readWeight(tensor, files), type: 'float32' };
+}
+
 /** Inlines every external initializer (small models only: the result must stay under protobuf's 2 GB). */
 export function inlineExternalData(model: ModelProto, files: ExternalFiles): ModelProto {
   const graph = model.graph!;

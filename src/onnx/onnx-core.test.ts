@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { createGraphBuilder, float } from './builder.ts';
-import { externalizeWeights, externalLocations, inlineExternalData, readModel, readWeight, writeModel } from './model-io.ts';
+import { externalizeWeights, externalLocations, inlineExternalData, readModel, readStoredWeight, readWeight, writeModel } from './model-io.ts';
 import { initializersToInputs } from './passes/initializers-to-inputs.ts';
 import { findLoraSites } from './lora-sites.ts';
 import { DataType } from './proto.ts';
@@ -98,6 +98,22 @@ describe('ONNX core', () => {
     const tensor = external.graph!.initializer!.find((t) => t.name === 'onnx::MatMul_1')!;
     expect(() => readWeight(tensor, new Map([['weights.bin', data.subarray(0, 40)]]))).toThrow(/past the end of "weights.bin"/);
     expect(() => readWeight(tensor, new Map())).toThrow(/external data file "weights.bin" was not provided/);
+  });
+
+  it('reads a stored weight as a view of the file bytes: float32 values, float16 bits, no copy', () => {
+    const half = Uint16Array.from({ length: 24 }, (_, i) => 0x3c00 + 37 * i); // 1.0 and up, as half bits
+    const withHalf = { ...model, graph: { ...model.graph!, initializer: [...model.graph!.initializer!, { name: 'half', dims: [4, 6], dataType: DataType.FLOAT16, rawData: new Uint8Array(half.buffer.slice(0)) }] } };
+    const { model: external, data } = externalizeWeights(withHalf, 'weights.bin', 16);
+    const files = new Map([['weights.bin', data]]);
+    const f16 = readStoredWeight(external.graph!.initializer!.find((t) => t.name === 'half')!, files);
+    expect(f16).toMatchObject({ dims: [4, 6], type: 'float16' });
+    expect(f16.data).toEqual(half);
+    expect(f16.data.buffer).toBe(data.buffer);
+    const w = external.graph!.initializer!.find((t) => t.name === 'onnx::MatMul_1')!;
+    const f32 = readStoredWeight(w, files);
+    expect(f32.type).toBe('float32');
+    expect(f32.data).toEqual(readWeight(w, files).data);
+    expect(f32.data.buffer).toBe(data.buffer);
   });
 
   it('rejects bytes that are not an ONNX model', () => {

@@ -10,12 +10,12 @@ import { sampleNpoCfg, type Denoiser } from '../diffusion/sampler.ts';
 import { createScheduler, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { loraDeltaWeight, parseLora } from '../lora/formats.ts';
-import { readSafetensors } from '../lora/safetensors.ts';
-import type { LoraSet } from '../lora/types.ts';
-import type { PreparedManifest, PreparedOffset } from '../model/manifest.ts';
+import { decodeTensorBytes, DTYPE_BYTES, parseSafetensorsHeader, readHeaderLength } from '../lora/safetensors.ts';
+import type { LoraEntry, LoraSet } from '../lora/types.ts';
+import type { LoraOffset, PreparedManifest, PreparedOffset } from '../model/manifest.ts';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
-import { readModel, readWeight, writeModel } from '../onnx/model-io.ts';
-import { DataType, type ModelProto } from '../onnx/proto.ts';
+import { readModel, readStoredWeight, writeModel } from '../onnx/model-io.ts';
+import type { ModelProto } from '../onnx/proto.ts';
 import type { Engine, EngineOptions, GenerateHooks } from '../worker/engine.ts';
 import type { GenerateParams, ImageKind, LoraRole, ModelInfo } from '../worker/protocol.ts';
 import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
@@ -87,12 +87,16 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
   return {
     info,
     tokens: (prompt) => conditioner.tokens(prompt),
-    useLora(role, bytes) {
-      const set = bytes ? parseLora(bytes, targets, { unmatched: 'skip' }) : undefined;
-      if (bytes && set!.entries.size === 0) {
-        throw new Error(`none of its ${set!.skipped.length} keys matches the model's ${sites.length} Linear/1×1-Conv layers (e.g. ${sites[0]?.modulePath})`);
-      }
-      offsets = { ...offsets, [role]: bytes ? { kind: 'lora', set } : modelOffsets[role] };
+    useLora(role, lora) {
+      const given = lora === undefined ? [] : lora instanceof Uint8Array ? [{ bytes: lora, scale: 1 }] : lora;
+      const parts = given.map(({ bytes, scale }, i) => {
+        const set = parseLora(bytes, targets, { unmatched: 'skip' });
+        const which = given.length > 1 ? `LoRA ${i + 1}: ` : '';
+        if (set.entries.size === 0) throw new Error(`${which}none of its ${set.skipped.length} keys matches the model's ${sites.length} Linear/1×1-Conv layers (e.g. ${sites[0]?.modulePath})`);
+        if (!Number.isFinite(scale)) throw new Error(`${which}scale ${scale} is not a finite number`);
+        return { set, scale };
+      });
+      offsets = { ...offsets, [role]: parts.length ? { kind: 'lora', parts } : modelOffsets[role] };
       // The touched tensors decide the graph (stacked or grouped), so the UNet session is rebuilt; generate() awaits it.
       unet = unet.then(async (previous) => {
         await previous.session.release().catch(() => undefined);
@@ -100,7 +104,7 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
         return buildUnet();
       });
       Object.assign(info, modelInfo(manifest, sites.length, offsets));
-      return { skipped: bytes ? set!.skipped.length : 0 };
+      return { skipped: parts.reduce((n, p) => n + p.set.skipped.length, 0) };
     },
     generate: oneAtATime(async (params, images, hooks) => {
       const seed = resolveSeed(params.seed);
@@ -164,41 +168,80 @@ export function latentShape(manifest: PreparedManifest, params: Pick<GeneratePar
   return [channels, height / f, width / f];
 }
 
-type Offset = { kind: 'lora'; set: LoraSet } | { kind: 'dense'; tensors: Map<string, Float32Array> } | undefined;
+/** η or δ as loaded: a dense offset, or one or more LoRAs each with its scale (the offset is Σ scaleᵢ·ΔWᵢ). */
+type Offset = { kind: 'lora'; parts: { set: LoraSet; scale: number }[] } | { kind: 'dense'; tensors: Map<string, DenseTensor> } | undefined;
+/** A dense offset's tensor: its length from the header, its values decoded from the file's bytes when merged. */
+type DenseTensor = { length: number; values: () => Float32Array };
 
 function readOffset(entry: PreparedOffset | undefined, file: (path: string) => Uint8Array, targets: Parameters<typeof parseLora>[1]): Offset {
   if (!entry) return undefined;
-  if (entry.kind === 'lora') return { kind: 'lora', set: parseLora(file(entry.file), targets) };
-  const tensors = new Map<string, Float32Array>();
-  for (const path of entry.files) for (const [name, t] of readSafetensors(file(path)).tensors) tensors.set(name, t.data);
+  const part = (lora: LoraOffset) => ({ set: parseLora(file(lora.file), targets), scale: lora.scale ?? 1 });
+  if (entry.kind === 'lora') return { kind: 'lora', parts: [part(entry)] };
+  if (entry.kind === 'stack') return { kind: 'lora', parts: entry.parts.map(part) };
+  const tensors = new Map<string, DenseTensor>();
+  for (const path of entry.files) {
+    // Header only: each tensor is decoded to float32 when its weight is merged and dropped after (unet-weights.ts).
+    const bytes = file(path);
+    const dataStart = 8 + readHeaderLength(bytes, bytes.length);
+    for (const e of parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length - dataStart).entries) {
+      const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+      tensors.set(e.name, { length: raw.length / DTYPE_BYTES[e.dtype], values: () => decodeTensorBytes(raw, e.dtype) });
+    }
+  }
   return { kind: 'dense', tensors };
 }
 
-/** Every UNet tensor η or δ changes, with θ and the dense offsets (LoRAs expanded to ΔW in the site's layout). */
+/**
+ * Every UNet tensor η or δ changes, with θ as the file stores it and the offsets as functions run per tensor while it
+ * is merged: a dense offset decoded from its file, a LoRA's Σ scaleᵢ·ΔWᵢ (unet-weights.ts: nothing float32 stays).
+ */
 function touchedTensors(model: ModelProto, sites: readonly LoraSite[], externals: Files, offsets: { eta: Offset; delta: Offset }): TouchedTensor[] {
   const siteByWeight = new Map(sites.map((s) => [s.weightName, s]));
   const siteByModule = new Map(sites.map((s) => [s.modulePath, s]));
   const initializers = new Map((model.graph!.initializer ?? []).map((t) => [t.name ?? '', t]));
   const byName = new Map<string, TouchedTensor>();
-  const touch = (name: string, role: LoraRole, values: Float32Array) => {
+  const tensor = (name: string, role: LoraRole) => {
     const initializer = initializers.get(name);
     if (!initializer) throw new Error(`${role === 'eta' ? 'η' : 'δ'} names tensor ${name}, which the UNet graph does not have`);
     let t = byName.get(name);
     if (!t) {
-      const { dims, data } = readWeight(initializer, externals);
-      t = { name, dims, base: data, site: siteByWeight.get(name), type: initializer.dataType === DataType.FLOAT16 ? 'float16' : 'float32' };
-      byName.set(name, t);
+      const { dims, data, type } = readStoredWeight(initializer, externals);
+      byName.set(name, (t = { name, dims, base: data, site: siteByWeight.get(name), type }));
     }
-    if (values.length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${name} has ${values.length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
-    t[role] = values;
+    return t;
+  };
+  const checked = (t: TouchedTensor, role: LoraRole, length: number) => {
+    if (length !== t.base.length) throw new Error(`${role === 'eta' ? 'η' : 'δ'} for ${t.name} has ${length} values, the weight [${t.dims.join(', ')}] has ${t.base.length}`);
   };
   for (const role of ['eta', 'delta'] as const) {
     const offset = offsets[role];
-    if (offset?.kind === 'dense') for (const [name, values] of offset.tensors) touch(name, role, values);
+    if (offset?.kind === 'dense') {
+      for (const [name, { length, values }] of offset.tensors) {
+        const t = tensor(name, role);
+        checked(t, role, length);
+        t[role] = values;
+      }
+    }
     if (offset?.kind === 'lora') {
-      for (const [modulePath, entry] of offset.set.entries) {
-        const site = siteByModule.get(modulePath)!;
-        touch(site.weightName, role, loraDeltaWeight(entry, site.layout));
+      const parts = new Map<TouchedTensor, { entry: LoraEntry; site: LoraSite; scale: number }[]>();
+      for (const { set, scale } of offset.parts) {
+        for (const [modulePath, entry] of set.entries) {
+          const site = siteByModule.get(modulePath)!;
+          const t = tensor(site.weightName, role);
+          parts.set(t, [...(parts.get(t) ?? []), { entry, site, scale }]);
+        }
+      }
+      for (const [t, list] of parts) {
+        for (const { entry } of list) checked(t, role, entry.inFeatures * entry.outFeatures);
+        // A stack: Σ scaleᵢ·ΔWᵢ where LoRAs share a layer, made when the tensor is merged.
+        t[role] = () => {
+          const sum = loraDeltaWeight({ ...list[0].entry, scale: list[0].entry.scale * list[0].scale }, list[0].site.layout);
+          for (const { entry, site, scale } of list.slice(1)) {
+            const values = loraDeltaWeight({ ...entry, scale: entry.scale * scale }, site.layout);
+            for (let i = 0; i < sum.length; i++) sum[i] += values[i];
+          }
+          return sum;
+        };
       }
     }
   }
@@ -261,8 +304,16 @@ function modelInfo(manifest: PreparedManifest, siteCount: number, offsets: { eta
     loraSites: siteCount,
     hasEta: !!offsets.eta,
     hasDelta: !!offsets.delta,
+    offsets: { eta: describeOffset(offsets.eta), delta: describeOffset(offsets.delta) },
     schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
     tokenLimit: manifest.tokenizer.modelMaxLength - 2,
     defaults: { prompt: d.prompt, negativePrompt: d.negativePrompt, seed: d.seed, steps: d.steps, omega: d.omega, alpha: d.alpha, beta: d.beta, scheduler: d.scheduler },
   };
+}
+
+/** "dense" or the LoRAs with their scales, for the page: "1× diffusers LoRA (136 layers) + 0.8× diffusers LoRA (40 layers)". */
+function describeOffset(offset: Offset): string | undefined {
+  if (!offset) return undefined;
+  if (offset.kind === 'dense') return `dense (${offset.tensors.size} tensors)`;
+  return offset.parts.map(({ set, scale }) => `${scale}× ${set.format} LoRA (${set.entries.size} layers)`).join(' + ');
 }

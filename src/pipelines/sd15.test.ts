@@ -103,4 +103,18 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
       expect(relL2(latents, expected), format).toBeLessThan(1e-3);
     }
   });
+
+  it('stacks several LoRAs on δ with their own scales (Σ sᵢ·ΔWᵢ): 0.5·PEFT + 0.3·kohya + 0.2·diffusers = δ', async () => {
+    const part = (format: string, scale: number) => ({ bytes: new Uint8Array(readFileSync(join(FIXTURE, `delta-${format}.safetensors`))), scale });
+    engine.useLora('delta', [part('peft', 0.5), part('kohya', 0.3), part('diffusers', 0.2)]);
+    try {
+      const { latents } = await sample(engine, params('dpm++2m', 1, 1), 'npo');
+      expect(relL2(latents, ref('gen.dpmpp_2m.npo_a1.latents'))).toBeLessThan(1e-3);
+      engine.useLora('delta', [part('peft', 0.5), part('kohya', 0.3)]); // a stack that sums to 0.8·δ is another image
+      const { latents: short } = await sample(engine, params('dpm++2m', 1, 1), 'npo');
+      expect(relL2(short, ref('gen.dpmpp_2m.npo_a1.latents'))).toBeGreaterThan(1e-3);
+    } finally {
+      engine.useLora('delta', undefined);
+    }
+  });
 });

@@ -89,6 +89,24 @@ export function consumerWeightDim(model: ModelProto, input: string, opType: stri
   return undefined;
 }
 
+/** The export's VAE config.json for a VAE component (its own folder first, then the other one's, then `vae/`). */
+export function exportVaeConfig(exportDir: string, component: 'vae_decoder' | 'vae_encoder'): Record<string, unknown> | undefined {
+  const other = component === 'vae_decoder' ? 'vae_encoder' : 'vae_decoder';
+  return readJson(join(exportDir, component, 'config.json')) ?? readJson(join(exportDir, other, 'config.json')) ?? readJson(join(exportDir, 'vae', 'config.json'));
+}
+
+/**
+ * A replacement VAE decoder (prepare-model --vae, e.g. an export of madebyollin/sdxl-vae-fp16-fix): a folder holding
+ * `model.onnx` (+ its external data) and the VAE's config.json, or an export folder with `vae_decoder/` inside.
+ */
+export function findVaeDecoder(dir: string): { model: string; config?: Record<string, unknown> } {
+  for (const folder of [dir, join(dir, 'vae_decoder')]) {
+    const model = join(folder, 'model.onnx');
+    if (existsSync(model)) return { model, config: readJson(join(folder, 'config.json')) ?? readJson(join(dir, 'vae', 'config.json')) };
+  }
+  throw new Error(`--vae ${dir} holds no VAE decoder export: expected ${join(dir, 'model.onnx')} or ${join(dir, 'vae_decoder', 'model.onnx')}`);
+}
+
 export interface ExportFacts {
   latent: { channels: number; vaeScaleFactor: number; scalingFactor: number };
   context: { length: number; dim: number };
@@ -102,7 +120,7 @@ export interface ExportFacts {
 }
 
 /** Reads latent, context, scheduler and tokenizer facts from the export's configs and graphs. */
-export function readExportFacts(exportDir: string, unet: ModelProto, decoder: ModelProto, textEncoderOutDim?: number): ExportFacts {
+export function readExportFacts(exportDir: string, unet: ModelProto, decoder: ModelProto, textEncoderOutDim?: number, decoderConfig?: Record<string, unknown>): ExportFacts {
   const notes: string[] = [];
   const schedulerPath = join(exportDir, 'scheduler', 'scheduler_config.json');
   if (!existsSync(schedulerPath)) throw new Error(`the export lacks ${schedulerPath} (the scheduler's config)`);
@@ -114,7 +132,7 @@ export function readExportFacts(exportDir: string, unet: ModelProto, decoder: Mo
     throw new Error(`${schedulerPath}: ${(error as Error).message}`);
   }
   const unetConfig = readJson(join(exportDir, 'unet', 'config.json'));
-  const vaeConfig = readJson(join(exportDir, 'vae_decoder', 'config.json')) ?? readJson(join(exportDir, 'vae_encoder', 'config.json')) ?? readJson(join(exportDir, 'vae', 'config.json'));
+  const vaeConfig = decoderConfig ?? exportVaeConfig(exportDir, 'vae_decoder');
   const tokenizerConfig = readJson(join(exportDir, 'tokenizer', 'tokenizer_config.json'));
 
   const sample = inputDims(unet, 'sample') ?? [];

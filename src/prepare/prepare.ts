@@ -8,7 +8,7 @@ import { floatToHalf, decodeHalfArray } from '../lora/float16.ts';
 import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraEntry, LoraSet } from '../lora/types.ts';
-import type { OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
+import type { LoraOffset, OnnxComponent, PreparedManifest, PreparedOffset, WeightDtype } from '../model/manifest.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
@@ -16,7 +16,7 @@ import { dataTypeName } from '../onnx/tensor.ts';
 import { float16Transform, planFloat16, roundToHalf } from './float16-graph.ts';
 import { countRules, mapDenseEta, toInitializerLayout, type DenseMapping } from './map-dense-eta.ts';
 import {
-  checkUnetInputs, COMPONENTS, findComponents, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
+  checkUnetInputs, COMPONENTS, exportVaeConfig, findComponents, findVaeDecoder, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
 } from './manifest.ts';
 import { ALIGN, DEFAULT_SHARD_BYTES, hashFile, openAppender, type WrittenFile } from './shard-writer.ts';
 import { createTensorReader, graphInputs, readGraph, rewriteComponent, tensorByteSize } from './stream-onnx.ts';
@@ -24,18 +24,28 @@ import { openSafetensors, openSafetensorsFolder, planSafetensors, type PlannedTe
 import { truncatedSvd } from './svd.ts';
 import { buildTokenizerFiles } from '../text/index.ts';
 import { exportKind, readSdxlFacts, type SdxlFacts } from './sdxl.ts';
+import { npoFootprint } from './npo-footprint.ts';
 
 export const PREPARE_VERSION = 1;
+
+/** A LoRA file and the scale its ΔW is applied with (prepare-model's `--eta-lora path[:scale]`, repeatable). */
+export interface LoraArg { path: string; scale: number }
 
 export interface PrepareOptions {
   onnx: string;
   out: string;
   etaUnet?: string;
-  etaLora?: string;
-  deltaLora?: string;
+  /** η / δ as LoRAs: one path, or several stacked on that branch, each ΔW times its scale (Σ scaleᵢ·ΔWᵢ). */
+  etaLora?: string | readonly LoraArg[];
+  deltaLora?: string | readonly LoraArg[];
   /** With etaUnet: extract a rank-r LoRA per Linear / 1×1 Conv instead of the dense η. */
   etaRank?: number;
   dtype?: WeightDtype;
+  /**
+   * Another VAE decoder export to use instead of the export's own (e.g. madebyollin/sdxl-vae-fp16-fix, whose config
+   * says force_upcast false, so --dtype float16 may convert it). Its config.json gives scaling_factor and force_upcast.
+   */
+  vae?: string;
   maxShardBytes?: number;
   name?: string;
   /** Progress and report lines (stderr in the CLI). */
@@ -149,8 +159,39 @@ function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Ar
   return new Uint8Array(half.buffer);
 }
 
+const loraArgs = (given: PrepareOptions['etaLora']): readonly LoraArg[] => (given === undefined ? [] : typeof given === 'string' ? [{ path: given, scale: 1 }] : given);
+/** Provenance: the path as before for one LoRA at scale 1, else every path with its scale. */
+const sourceOf = (loras: readonly LoraArg[]) => (loras.length === 1 && loras[0].scale === 1 ? loras[0].path : loras.map((l) => ({ ...l })));
+
+/**
+ * The VAE components to keep float32 under --dtype float16: those whose config says `force_upcast` (SDXL's VAE
+ * overflows in float16; diffusers' pipelines then run it in float32: StableDiffusionXLPipeline upcasts the VAE to
+ * decode, img2img to encode). An fp16-fix VAE (--vae) says force_upcast false and is converted. A float16 export with
+ * force_upcast cannot be upcast here (its weights are already rounded): that is said in a note.
+ */
+function upcastVae(
+  graphs: Map<ComponentKey, ModelProto>, decoderConfig: Record<string, unknown> | undefined, encoderConfig: Record<string, unknown> | undefined,
+  toHalf: boolean, notes: string[],
+): Set<ComponentKey> {
+  const keep = new Set<ComponentKey>();
+  const configs: [ComponentKey, Record<string, unknown> | undefined][] = [['vaeDecoder', decoderConfig], ['vaeEncoder', encoderConfig]];
+  for (const [key, config] of configs) {
+    const graph = graphs.get(key);
+    if (!graph || config?.force_upcast !== true) continue;
+    const dir = KEY_DIR[key];
+    if (toHalf) {
+      keep.add(key);
+      notes.push(`${dir}: kept float32 under --dtype float16, as its config says force_upcast (diffusers runs this VAE in float32; an fp16-fix VAE given with --vae would be converted)`);
+    } else if (graphDtype(graph) === 'float16') {
+      notes.push(`${dir}: the export is float16 but its config says force_upcast (diffusers would run it in float32: this VAE can overflow to NaN in float16); give --vae with a float32 export of it or an fp16-fix VAE (force_upcast false)`);
+    }
+  }
+  return keep;
+}
+
 /** Reads a LoRA and maps it onto the UNet's Linear / 1×1 Conv sites; unmatched keys are an error (parseLora's). */
-function validateLora(path: string, unet: ModelProto, role: string): LoraSet {
+function validateLora({ path, scale }: LoraArg, unet: ModelProto, role: string): LoraSet {
+  if (!Number.isFinite(scale)) throw new Error(`--${role}-lora ${path}: scale ${scale} is not a finite number`);
   if (!existsSync(path)) throw new Error(`--${role}-lora ${path} does not exist`);
   try {
     return parseLora(readFileSync(path), findLoraSites(unet, 'all'));
@@ -166,12 +207,15 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const log = options.log ?? (() => {});
   const notes: string[] = [];
   const maxShard = options.maxShardBytes ?? DEFAULT_SHARD_BYTES;
-  if (options.etaUnet && options.etaLora) throw new Error('give η once: --eta-unet or --eta-lora, not both');
+  const etaLoras = loraArgs(options.etaLora), deltaLoras = loraArgs(options.deltaLora);
+  if (options.etaUnet && etaLoras.length) throw new Error('give η once: --eta-unet or --eta-lora, not both');
   if (options.etaRank !== undefined && !options.etaUnet) throw new Error('--eta-rank needs --eta-unet (it approximates the dense η of a fine-tuned UNet)');
   if (options.etaRank !== undefined && !(Number.isInteger(options.etaRank) && options.etaRank > 0)) throw new Error(`--eta-rank ${options.etaRank} must be a positive integer`);
 
   // 1. Everything that can be refused, before any weight is copied.
   const paths = findComponents(options.onnx);
+  const replacementVae = options.vae ? findVaeDecoder(options.vae) : undefined;
+  if (replacementVae) paths.vaeDecoder = replacementVae.model;
   const graphs = new Map<ComponentKey, ModelProto>();
   for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
     const model = readGraph(path);
@@ -194,13 +238,16 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const toHalf = options.dtype === 'float16' && exportDtype === 'float32';
   const textOut = (graphs.get('textEncoder')!.graph?.output ?? [])[0];
   const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
-  const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined);
+  const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined, replacementVae?.config);
   notes.push(...facts.notes);
+  // Only diffusers' SDXL pipelines honour force_upcast (StableDiffusionPipeline never reads it, and AutoencoderKL
+  // defaults it to true, so SD1.5 configs re-saved by diffusers say true too).
+  const keepFloat32 = kind !== 'sdxl' ? new Set<ComponentKey>() : upcastVae(graphs, replacementVae ? replacementVae.config : exportVaeConfig(options.onnx, 'vae_decoder'), exportVaeConfig(options.onnx, 'vae_encoder'), toHalf, notes);
   const { notes: sdxlNotes = [], ...sdxl } = kind === 'sdxl' ? readSdxlFacts(unet, graphs.get('textEncoder')!, graphs.get('textEncoder2'), facts.context.dim, facts.modelIndex) : {};
   notes.push(...sdxlNotes);
 
-  const etaLora = options.etaLora ? validateLora(options.etaLora, unet, 'eta') : undefined;
-  const deltaLora = options.deltaLora ? validateLora(options.deltaLora, unet, 'delta') : undefined;
+  const etaSets = etaLoras.map((l) => validateLora(l, unet, 'eta'));
+  const deltaSets = deltaLoras.map((l) => validateLora(l, unet, 'delta'));
   const dpo = options.etaUnet ? openSafetensorsFolder(options.etaUnet) : undefined;
   let mappings: DenseMapping[] | undefined;
   try {
@@ -219,7 +266,7 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
       const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
       for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
         const dir = KEY_DIR[key];
-        const plan = toHalf ? planFloat16(graphs.get(key)!) : undefined;
+        const plan = toHalf && !keepFloat32.has(key) ? planFloat16(graphs.get(key)!) : undefined;
         const done = rewriteComponent(path, join(out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log), transform: plan && float16Transform(plan.convert) }, 'model.onnx', plan?.model ?? graphs.get(key));
         if (key === 'unet' && mappings) {
           // η is written in the prepared initializer's dtype (float16 after --dtype float16).
@@ -263,8 +310,12 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           base.close();
         }
       }
-      if (etaLora) offsets.eta = copyLora(options.etaLora!, out, 'eta', etaLora, summary);
-      if (deltaLora) offsets.delta = copyLora(options.deltaLora!, out, 'delta', deltaLora, summary);
+      if (etaLoras.length) offsets.eta = copyLoras(etaLoras, etaSets, out, 'eta', summary);
+      if (deltaLoras.length) offsets.delta = copyLoras(deltaLoras, deltaSets, out, 'delta', summary);
+
+      // What the offsets will cost when running (checked against the adapter's limits before loading: src/model/fit.ts).
+      const rankEta = etaRank ? [parseLora(readFileSync(join(out, 'eta.safetensors')), findLoraSites(unet, 'all'))] : [];
+      const footprint = npoFootprint(unet, { eta: [...etaSets, ...rankEta], delta: deltaSets, dense: etaRank ? undefined : mappings }, components.unet!.dtype === 'float16' ? 2 : 4);
 
       // 4. Tokenizer and scheduler, copied as shipped.
       const tokenizerDir = copyTokenizer(options.onnx, out, notes);
@@ -307,14 +358,16 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
           height: facts.sampleSize * facts.latent.vaeScaleFactor,
         },
         offsets,
+        ...(footprint ? { npoFootprint: footprint } : {}),
         source: {
           tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
           date: new Date().toISOString(),
           onnx: options.onnx,
           ...(options.etaUnet ? { etaUnet: options.etaUnet } : {}),
           ...(options.etaRank ? { etaRank: options.etaRank } : {}),
-          ...(options.etaLora ? { etaLora: options.etaLora } : {}),
-          ...(options.deltaLora ? { deltaLora: options.deltaLora } : {}),
+          ...(etaLoras.length ? { etaLora: sourceOf(etaLoras) } : {}),
+          ...(deltaLoras.length ? { deltaLora: sourceOf(deltaLoras) } : {}),
+          ...(options.vae ? { vae: options.vae } : {}),
           exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
           exportDtype,
           layout: exportLayout(graphs.get('unet')!),
@@ -438,12 +491,21 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   return t;
 }
 
-function copyLora(src: string, out: string, role: 'eta' | 'delta', set: LoraSet, summary: ComponentSummary[]): PreparedOffset {
-  const file = `${role}.safetensors`;
-  copyFileSync(src, join(out, file));
-  summary.push({ component: `${role} (LoRA)`, tensors: set.entries.size * 2, bytes: statSync(src).size, shards: 1 });
-  const skipped = set.skipped.length ? `; ${set.skipped.length} keys skipped (${set.skipped[0].reason})` : '';
-  return { kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${src}${skipped}` };
+/**
+ * Copies η's or δ's LoRA files: one at scale 1 as `<role>.safetensors` (as before stacks existed); one with a scale
+ * keeps it in the entry; several become a stack `<role>-lora-<i>.safetensors`, applied as Σ scaleᵢ·ΔWᵢ.
+ */
+function copyLoras(loras: readonly LoraArg[], sets: LoraSet[], out: string, role: 'eta' | 'delta', summary: ComponentSummary[]): PreparedOffset {
+  const parts = loras.map(({ path, scale }, i): LoraOffset => {
+    const set = sets[i];
+    const file = loras.length === 1 ? `${role}.safetensors` : `${role}-lora-${i}.safetensors`;
+    copyFileSync(path, join(out, file));
+    summary.push({ component: `${role} (LoRA${loras.length > 1 ? ` ${i + 1}` : ''})`, tensors: set.entries.size * 2, bytes: statSync(path).size, shards: 1 });
+    const skipped = set.skipped.length ? `; ${set.skipped.length} keys skipped (${set.skipped[0].reason})` : '';
+    return { kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${path}${skipped}`, ...(scale !== 1 ? { scale } : {}) };
+  });
+  if (parts.length === 1) return parts[0];
+  return { kind: 'stack', parts, description: `${parts.length} LoRAs stacked: ${loras.map((l) => `${l.scale} × ${l.path}`).join(' + ')}` };
 }
 
 /**

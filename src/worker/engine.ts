@@ -30,6 +30,9 @@ export interface EngineOptions {
   gpu?: { device: GPUDevice };
 }
 
+/** One LoRA of a stack on one branch: its file's bytes and its scale (diffusers' set_adapters adapter weight). */
+export interface LoraPart { bytes: Uint8Array; scale: number }
+
 export type GenerateHooks = Pick<SampleOptions, 'onStep' | 'signal' | 'betweenSteps' | 'wantPreview' | 'onPreview'>;
 
 interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; delta?: Float32Array; lora?: Partial<Record<LoraRole, LoraEntry>> }
@@ -37,8 +40,11 @@ interface SiteWeights { site: LoraSite; base: Float32Array; eta?: Float32Array; 
 export interface Engine {
   info: ModelInfo;
   generate(params: GenerateParams, images: ImageKind[], hooks: GenerateHooks): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
-  /** Replaces η or δ by a LoRA file's (safetensors bytes); undefined restores the model's own. */
-  useLora(role: LoraRole, bytes: Uint8Array | undefined): { skipped: number };
+  /**
+   * Replaces η or δ by a LoRA file's (safetensors bytes), or by several stacked with their own scales (Σ scaleᵢ·ΔWᵢ;
+   * prepared models only); undefined restores the model's own.
+   */
+  useLora(role: LoraRole, lora: Uint8Array | readonly LoraPart[] | undefined): { skipped: number };
   release(): Promise<void>;
   /** Counters of the last generation (loop kind, read-backs, live GPU buffers). */
   stats(): GenerationStats;
@@ -104,7 +110,8 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   const info = modelInfo(manifest, sites.length, weights);
   return {
     info,
-    useLora(role, bytes) {
+    useLora(role, lora) {
+      const bytes = lora === undefined || lora instanceof Uint8Array ? lora : singleLora(lora);
       // A LoRA a person brings may also train layers we do not patch (feed-forward, proj_in/out, resnets, the text
       // encoder): those keys are skipped and counted rather than refused, as long as some attention projection matches.
       const set = bytes ? parseLora(bytes, targets, { unmatched: 'skip' }) : modelLoras[role];
@@ -213,4 +220,11 @@ function modelInfo(manifest: ModelManifest, siteCount: number, weights: SiteWeig
     schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
     defaults: { ...d },
   };
+}
+
+/** The embedded engine's offsets are one LoRA each at scale 1 (its GPU merge keeps the factors): no stacks. */
+function singleLora(parts: readonly LoraPart[]): Uint8Array | undefined {
+  if (parts.length === 0) return undefined;
+  if (parts.length > 1 || parts[0].scale !== 1) throw new Error('the embedded model takes one LoRA per role at scale 1; stacking LoRAs with scales needs a prepared SD1.5/SDXL model');
+  return parts[0].bytes;
 }

@@ -79,6 +79,8 @@ export interface ModelInfo {
   loraSites: number;
   hasEta: boolean;
   hasDelta: boolean;
+  /** Prepared models: what η and δ are, e.g. "1× diffusers LoRA (136 layers) + 0.8× diffusers LoRA (40 layers)". */
+  offsets?: { eta?: string; delta?: string };
   schedulers: string[];
   defaults: GenerateParams;
 }

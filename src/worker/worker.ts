@@ -93,8 +93,11 @@ async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): 
     const accept = (manifest: AnyManifest) => {
       const report = checkFit(manifest, { backend: backend.backend, maxBufferSize: limits?.maxBufferSize, maxStorageBufferBindingSize: limits?.maxStorageBufferBindingSize, deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory });
       if (!report.fits) throw new Error(`${manifest.name} will not fit on ${backend.backend} here: ${report.problems.join('; ')}`);
+      fitWarnings.push(...report.warnings);
     };
-    const { manifest, files, notices } = await load((message, loaded, total) => post({ type: 'loading', message, loaded, total }), accept);
+    const fitWarnings: string[] = [];
+    const { manifest, files, notices: loadNotices } = await load((message, loaded, total) => post({ type: 'loading', message, loaded, total }), accept);
+    const notices = [...fitWarnings, ...loadNotices];
     post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
     const result = await startEngine(backend, manifest, files);
     const notice = [backend.notice, ...notices].filter(Boolean).join('; ') || undefined;
