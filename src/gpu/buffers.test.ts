@@ -1,6 +1,6 @@
 // Weight buffers: data round-trips through the GPU byte-exact; sizes over maxBufferSize fail with the limit's name.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWeightBuffer, readBuffer, WEIGHT_USAGE } from './buffers.ts';
+import { createWeightBuffer, readBuffer, WEIGHT_USAGE, writeWeightBuffer } from './buffers.ts';
 import { acquireDevice } from './device.ts';
 import { createNodeGpu } from './node-gpu.ts';
 
@@ -22,6 +22,18 @@ describe('weight buffers', () => {
     expect(new Float32Array(await readBuffer(device, fb))).toEqual(f);
     buffer.destroy();
     fb.destroy();
+  });
+
+  it('rewrites a buffer with an odd byte length (a float16 tensor of odd size) exactly', async () => {
+    const first = new Uint16Array([1, 2, 3, 4, 5]); // 10 bytes: not a multiple of 4, which writeBuffer refuses
+    const buffer = createWeightBuffer(device, first.byteLength, { data: first });
+    const second = new Uint16Array([9, 8, 7, 6, 5, 4, 3]).subarray(1, 6); // at a byte offset of 2, too
+    device.pushErrorScope('validation');
+    writeWeightBuffer(device, buffer, second);
+    expect((await device.popErrorScope())?.message).toBeUndefined();
+    expect(new Uint16Array(await readBuffer(device, buffer, 10))).toEqual(second);
+    expect(() => writeWeightBuffer(device, buffer, new Uint8Array(13))).toThrow(/13 bytes of data for 12/);
+    buffer.destroy();
   });
 
   it('names maxBufferSize when a weight cannot fit one buffer', () => {

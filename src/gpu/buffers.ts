@@ -36,6 +36,22 @@ export function createWeightBuffer(
 }
 
 /**
+ * Overwrites a weight buffer made by createWeightBuffer with `data` from byte 0. WebGPU's writeBuffer takes sizes in
+ * multiples of 4 only, so an odd tail (a float16 tensor with an odd element count) is written as one padded word.
+ */
+export function writeWeightBuffer(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength > buffer.size) throw new Error(`buffer ${buffer.label}: ${bytes.byteLength} bytes of data for ${buffer.size}`);
+  const whole = bytes.byteLength - (bytes.byteLength % 4);
+  if (whole > 0) device.queue.writeBuffer(buffer, 0, bytes.buffer, bytes.byteOffset, whole);
+  if (whole < bytes.byteLength) {
+    const tail = new Uint8Array(4);
+    tail.set(bytes.subarray(whole));
+    device.queue.writeBuffer(buffer, whole, tail);
+  }
+}
+
+/**
  * Copies `byteLength` bytes (default: all) of a COPY_SRC buffer, from byte `offset` (a multiple of 4), to the CPU.
  * The staging buffer is destroyed.
  */

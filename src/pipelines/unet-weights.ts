@@ -21,7 +21,7 @@
 // weights do not travel to the GPU again on every call.
 import type * as OrtCommon from 'onnxruntime-common';
 import type { LoraSite } from '../onnx/lora-sites.ts';
-import { createWeightBuffer } from '../gpu/buffers.ts';
+import { createWeightBuffer, writeWeightBuffer } from '../gpu/buffers.ts';
 import type { FloatType } from './float-tensors.ts';
 import { floatToHalf, halfToFloat } from '../lora/float16.ts';
 import type { ModelProto } from '../onnx/proto.ts';
@@ -102,7 +102,7 @@ export function gpuResidency(ort: Pick<typeof OrtCommon, 'Tensor'>, device: GPUD
         entry = { buffer, tensor: ort.Tensor.fromGpuBuffer(buffer, { dataType: type, dims }) };
         resident.set(data, entry);
       } else if (changed) {
-        device.queue.writeBuffer(entry.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+        writeWeightBuffer(device, entry.buffer, data);
       }
       return entry.tensor;
     },
