@@ -5,6 +5,11 @@
 // error amplified √((1−ᾱ)/ᾱ) ≈ 12 times; v stays well conditioned there. With classifier-free-guidance dropout
 // (Ho & Salimans 2022: the caption is replaced by the empty prompt with probability p, so the unconditional branch the
 // sampler uses for ω is trained too). A batch depends only on (seed, step): resuming replays the same data.
+// Per-sample loss weights implement Min-SNR-γ (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting
+// Strategy"): the v-MSE equals the x₀-MSE weighted by SNR + 1 (x₀ error = √(1−ᾱ)·v error), and Min-SNR caps that
+// implicit weight at γ, so the many easy low-noise timesteps stop dominating the gradient. We cap SNR + 1 rather than
+// SNR, so high-noise timesteps (where the layout is decided, and where the first DDIM step samples) keep weight 1
+// instead of fading to 0 as they would under min(SNR, γ)/(SNR + 1) with a cosine schedule.
 import { tokenize } from '../embedded/tokenizer.ts';
 import { alphasCumprod, makeBetas } from '../diffusion/schedulers/schedule.ts';
 import { createRng, fnv1a, sampleExample, type Rng } from '../world/index.ts';
@@ -18,7 +23,15 @@ export const BASE_SCHEDULER = {
 
 export const TRAIN_ALPHAS_CUMPROD: number[] = alphasCumprod(makeBetas({ ...BASE_SCHEDULER }));
 
-export interface Batch { inputIds: BigInt64Array; sample: Float32Array; timestep: Float32Array; target: Float32Array; captions: string[] }
+export interface Batch { inputIds: BigInt64Array; sample: Float32Array; timestep: Float32Array; target: Float32Array; lossWeight: Float32Array; captions: string[] }
+
+/** The v-loss weight of timestep t under Min-SNR-γ (see above); γ = 0 turns weighting off (weight 1). */
+export function minSnrWeight(t: number, gamma: number): number {
+  if (gamma <= 0) return 1;
+  const ac = TRAIN_ALPHAS_CUMPROD[t];
+  const snrPlusOne = 1 / (1 - ac);
+  return Math.min(snrPlusOne, gamma) / snrPlusOne;
+}
 
 function gaussians(rng: Rng, out: Float32Array): Float32Array {
   for (let i = 0; i < out.length; i += 2) {
@@ -30,7 +43,7 @@ function gaussians(rng: Rng, out: Float32Array): Float32Array {
   return out;
 }
 
-export function makeBatch(seed: number, step: number, size: number, contextLength: number, cfgDropout: number): Batch {
+export function makeBatch(seed: number, step: number, size: number, contextLength: number, cfgDropout: number, minSnrGamma = 0): Batch {
   const rng = createRng(fnv1a(`base-batch:${seed}:${step}`));
   const pixels = 3 * 32 * 32;
   const batch: Batch = {
@@ -38,6 +51,7 @@ export function makeBatch(seed: number, step: number, size: number, contextLengt
     sample: new Float32Array(size * pixels),
     timestep: new Float32Array(size),
     target: new Float32Array(size * pixels),
+    lossWeight: new Float32Array(size),
     captions: [],
   };
   const noise = new Float32Array(pixels);
@@ -55,6 +69,7 @@ export function makeBatch(seed: number, step: number, size: number, contextLengt
       batch.target[b * pixels + i] = s * noise[i] - n * example.image[i];
     }
     batch.timestep[b] = t;
+    batch.lossWeight[b] = minSnrWeight(t, minSnrGamma);
   }
   return batch;
 }

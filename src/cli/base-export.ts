@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TINY_TEXT_ENCODER } from '../embedded/text-encoder.ts';
-import { TINY_UNET } from '../embedded/unet.ts';
+import type { UnetConfig } from '../embedded/unet.ts';
 import { externalizeWeights, writeModel } from '../onnx/model-io.ts';
 import { parseManifest, type ModelManifest } from '../model/manifest.ts';
 import { buildBaseModels } from './base-graph.ts';
@@ -28,10 +28,10 @@ export interface BaseTrainingRecord {
 
 export type TrainedManifest = ModelManifest & { training: { base: BaseTrainingRecord } & Record<string, unknown> };
 
-export function writeBaseModel(outDir: string, weights: ReadonlyMap<string, Float32Array>, record: BaseTrainingRecord): TrainedManifest {
+export function writeBaseModel(outDir: string, weights: ReadonlyMap<string, Float32Array>, unetConfig: UnetConfig, record: BaseTrainingRecord): TrainedManifest {
   mkdirSync(outDir, { recursive: true });
   const previous = existsSync(join(outDir, 'manifest.json')) ? parseManifest(readFileSync(join(outDir, 'manifest.json'), 'utf8')) : undefined;
-  const { unet, textEncoder, unetWeights, textEncoderWeights } = buildBaseModels(weights);
+  const { unet, textEncoder, unetWeights, textEncoderWeights } = buildBaseModels(weights, unetConfig);
   const missing = [...unetWeights, ...textEncoderWeights].filter((n) => !weights.has(n));
   if (missing.length) throw new Error(`trained weights lack ${missing.length} parameters, e.g. ${missing.slice(0, 3).join(', ')}`);
   const { model: unetExternal, data } = externalizeWeights(unet, 'unet.onnx.data');
@@ -50,7 +50,7 @@ export function writeBaseModel(outDir: string, weights: ReadonlyMap<string, Floa
     description: 'The embedded default model: SD-shaped pixel-space UNet (32×32 RGB) and CLIP-shaped text encoder, '
       + 'trained from scratch in Node (onnxruntime-node, our gradient graphs) on the procedural shapes world (src/world).',
     status: 'trained',
-    unet: { file: 'unet.onnx', config: TINY_UNET },
+    unet: { file: 'unet.onnx', config: unetConfig },
     textEncoder: { file: 'text_encoder.onnx', config: TINY_TEXT_ENCODER },
     scheduler: { ...BASE_SCHEDULER },
     defaults: previous?.defaults ?? { prompt: 'a small red circle above a large blue square', negativePrompt: '', steps: 20, omega: 4, alpha: 1, beta: 1, seed: 42, scheduler: 'ddim' },

@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { writeModel } from '../onnx/model-io.ts';
 import { TINY_UNET } from '../embedded/unet.ts';
 import { buildBaseModels, buildTrainingGraph } from './base-graph.ts';
-import { makeBatch } from './base-data.ts';
+import { makeBatch, minSnrWeight, TRAIN_ALPHAS_CUMPROD } from './base-data.ts';
 
 const B = 2, L = 16, S = TINY_UNET.sampleSize;
 
@@ -13,13 +13,14 @@ describe('base-model training graph', () => {
   it('computes the inference models\' MSE to the target and its gradients (finite differences, float32 tolerance)', async () => {
     const graph = buildTrainingGraph();
     const session = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: 1, graphOptimizationLevel: 'disabled' });
-    const batch = makeBatch(5, 0, B, L, 0.5);
+    const batch = makeBatch(5, 0, B, L, 0.5, 5); // Min-SNR-5 weights: the loss is the weighted mean
     const feeds = (weights: Map<string, Float32Array>): Record<string, ort.Tensor> => {
       const f: Record<string, ort.Tensor> = {
         input_ids: new ort.Tensor('int64', batch.inputIds, [B, L]),
         sample: new ort.Tensor('float32', batch.sample, [B, 3, S, S]),
         timestep: new ort.Tensor('float32', batch.timestep, [B]),
         target: new ort.Tensor('float32', batch.target, [B, 3, S, S]),
+        loss_weight: new ort.Tensor('float32', batch.lossWeight, [B]),
       };
       for (const [name, w] of weights) f[name] = new ort.Tensor('float32', w, graph.weightDims.get(name)!);
       return f;
@@ -36,7 +37,8 @@ describe('base-model training graph', () => {
       timestep: new ort.Tensor('float32', batch.timestep, [B]),
       encoder_hidden_states: hidden,
     })).out_sample.data as Float32Array;
-    const reference = eps.reduce((s, v, i) => s + (v - batch.target[i]) ** 2, 0) / eps.length;
+    const perSample = eps.length / B;
+    const reference = eps.reduce((s, v, i) => s + batch.lossWeight[Math.floor(i / perSample)] * (v - batch.target[i]) ** 2, 0) / eps.length;
     expect(Math.abs(loss - reference)).toBeLessThan(1e-5 * reference);
 
     // One element each in the UNet's last layer, a cross-attention key projection and the token embedding table.
@@ -61,5 +63,17 @@ describe('base-model training graph', () => {
       expect(Math.abs(numeric)).toBeGreaterThan(1e-4);
       expect(Math.abs(analytic - numeric)).toBeLessThan(3e-5 + 0.02 * Math.abs(numeric));
     }
+  });
+
+  it('weights timesteps by Min-SNR-γ on the v-loss: min(SNR + 1, γ)/(SNR + 1), 1 at high noise, falling at low noise', () => {
+    const snrPlusOne = (t: number) => 1 / (1 - TRAIN_ALPHAS_CUMPROD[t]);
+    for (const t of [0, 50, 200, 500, 999]) {
+      const expected = Math.min(snrPlusOne(t), 5) / snrPlusOne(t);
+      expect(minSnrWeight(t, 5)).toBeCloseTo(expected, 12);
+      expect(minSnrWeight(t, 0)).toBe(1);
+    }
+    expect(minSnrWeight(999, 5)).toBe(1);
+    expect(minSnrWeight(0, 5)).toBeLessThan(0.01); // t = 0 is nearly clean: SNR + 1 in the thousands
+    for (let t = 1; t < 1000; t++) expect(minSnrWeight(t, 5)).toBeGreaterThanOrEqual(minSnrWeight(t - 1, 5));
   });
 });

@@ -1,7 +1,8 @@
 // The base model's training graph (issue 5, item 2): text encoder → UNet → MSE to the v target, as one ONNX graph whose
 // weights are all graph inputs (the loss is the MSE to `target`: v for the v-prediction base model, see base-data.ts), plus the gradient of the loss w.r.t. every weight from our autodiff
 // (src/onnx/autodiff). Inputs: input_ids [B, L] int64, sample (= x_t) [B, 3, S, S], timestep [B], target (= v)
-// [B, 3, S, S], and one input per weight, named as in the inference models; outputs: loss and `<weight>_grad`.
+// [B, 3, S, S], loss_weight [B] (a per-sample weight, Min-SNR: base-data.ts), and one input per weight, named as in the
+// inference models; outputs: loss and `<weight>_grad`.
 import { paramSource } from '../embedded/layers.ts';
 import { buildTextEncoder, TINY_TEXT_ENCODER, type TextEncoderConfig } from '../embedded/text-encoder.ts';
 import { buildUnet, TINY_UNET, type UnetConfig } from '../embedded/unet.ts';
@@ -43,18 +44,21 @@ function splice(unet: GraphProto, te: GraphProto, weights: Set<string>): GraphPr
   };
 }
 
-/** loss = mean((out_sample − target)²) over every element (DDPM's simple loss, with the v target). */
+/** loss = mean(loss_weight[b]·(out_sample − target)²) over every element (DDPM's simple loss, v target, weighted). */
 function appendLoss(graph: GraphProto, sampleShape: number[]): GraphProto {
-  const node = (opType: string, input: string[], output: string, attribute: NodeProto['attribute'] = []): NodeProto => ({ name: `/loss/${opType}`, opType, input, output: [output], attribute, domain: '' });
+  const node = (opType: string, input: string[], output: string, attribute: NodeProto['attribute'] = []): NodeProto => ({ name: output, opType, input, output: [output], attribute, domain: '' });
   return {
     ...graph,
     node: [
       ...(graph.node ?? []),
       node('Sub', ['out_sample', 'target'], '/loss/diff'),
       node('Mul', ['/loss/diff', '/loss/diff'], '/loss/sq'),
-      node('ReduceMean', ['/loss/sq'], 'loss', [{ name: 'keepdims', type: 2, i: 0 }]),
+      node('Reshape', ['loss_weight', '/loss/weight_shape'], '/loss/weight'),
+      node('Mul', ['/loss/sq', '/loss/weight'], '/loss/weighted'),
+      node('ReduceMean', ['/loss/weighted'], 'loss', [{ name: 'keepdims', type: 2, i: 0 }]),
     ],
-    input: [...(graph.input ?? []), valueInfo('target', DataType.FLOAT, ['batch', ...sampleShape])],
+    initializer: [...(graph.initializer ?? []), makeTensor('/loss/weight_shape', [4], new BigInt64Array([-1n, 1n, 1n, 1n]))],
+    input: [...(graph.input ?? []), valueInfo('target', DataType.FLOAT, ['batch', ...sampleShape]), valueInfo('loss_weight', DataType.FLOAT, ['batch'])],
     output: [valueInfo('loss', DataType.FLOAT, [])],
   };
 }

@@ -3,17 +3,20 @@
 // gradient graph (src/cli/base-graph.ts). AdamW with warm-up and cosine decay, an EMA of the weights (exported),
 // checkpoints (safetensors) and --resume; at the end the EMA weights are written into models/ (src/cli/base-export.ts).
 //
-// Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1]
+// Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1] [--min-snr 5]
+//          [--channels 32,64,64] [--attention 0,1,1]
 //          [--ckpt-dir tmp/train-base] [--ckpt-every 250] [--resume <checkpoint.safetensors>] [--max-minutes M]
 //          [--stop-at N] [--out models] [--no-export] [--threads 2]
 // --steps sets the learning-rate schedule; --stop-at N (or --max-minutes) ends the run at step N of that schedule.
+// --channels/--attention set the UNet's levels (blockOutChannels, crossAttention); a resumed run keeps its own.
+// --min-snr γ weights the loss by Min-SNR-γ (base-data.ts); 0 turns it off.
 //        npm run train:base -- --export-only <checkpoint.safetensors> [--out models]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { TINY_TEXT_ENCODER } from '../embedded/text-encoder.ts';
-import { TINY_UNET } from '../embedded/unet.ts';
+import { TINY_UNET, type UnetConfig } from '../embedded/unet.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../lora/safetensors.ts';
 import { makeBatch } from './base-data.ts';
 import { writeBaseModel } from './base-export.ts';
@@ -24,17 +27,26 @@ interface Options {
   steps: number; batch: number; lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
   ema: number; seed: number; cfgDropout: number; ckptDir: string; ckptEvery: number; logEvery: number;
   resume?: string; maxMinutes: number; stopAt: number; out: string; export: boolean; exportOnly?: string; threads: number;
+  minSnr: number; unet: UnetConfig;
+}
+
+/** "32,64,64" → [32, 64, 64]; every entry a positive integer. */
+function integerList(flag: string, text: string): number[] {
+  const values = text.split(',').map(Number);
+  if (!values.length || values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${flag} needs comma-separated integers, got "${text}"`);
+  return values;
 }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     steps: 3000, batch: 16, lr: 1e-3, minLr: 5e-5, warmup: 100, weightDecay: 0, clip: 1, ema: 0.999, seed: 0, cfgDropout: 0.1,
     ckptDir: 'tmp/train-base', ckptEvery: 250, logEvery: 10, maxMinutes: Infinity, stopAt: Infinity, out: 'models', export: true, threads: 2,
+    minSnr: 5, unet: TINY_UNET,
   };
   const numeric: Record<string, keyof Options> = {
     '--steps': 'steps', '--batch': 'batch', '--lr': 'lr', '--min-lr': 'minLr', '--warmup': 'warmup', '--weight-decay': 'weightDecay',
     '--clip': 'clip', '--ema': 'ema', '--seed': 'seed', '--cfg-dropout': 'cfgDropout', '--ckpt-every': 'ckptEvery',
-    '--log-every': 'logEvery', '--max-minutes': 'maxMinutes', '--stop-at': 'stopAt', '--threads': 'threads',
+    '--log-every': 'logEvery', '--max-minutes': 'maxMinutes', '--stop-at': 'stopAt', '--threads': 'threads', '--min-snr': 'minSnr',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -52,7 +64,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = value();
     else if (a === '--export-only') o.exportOnly = value();
     else if (a === '--no-export') o.export = false;
+    else if (a === '--channels') o.unet = { ...o.unet, blockOutChannels: integerList(a, value()) };
+    else if (a === '--attention') o.unet = { ...o.unet, crossAttention: integerList(a, value()).map((v) => v !== 0) };
     else throw new Error(`unknown option ${a}`);
+  }
+  if (o.unet.blockOutChannels.length !== o.unet.crossAttention.length) {
+    throw new Error(`--channels has ${o.unet.blockOutChannels.length} levels but --attention ${o.unet.crossAttention.length}`);
   }
   return o;
 }
@@ -103,7 +120,9 @@ function loadCheckpoint(path: string): TrainState & { options: Partial<Options> 
 
 /** The command line(s) that reproduce a run: one per segment (a resumed run may have changed the schedule's length). */
 function commandFor(segments: Segment[], opts: Options): string {
-  const common = `--batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed}`;
+  const u = opts.unet;
+  const common = `--batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed} --min-snr ${opts.minSnr} `
+    + `--channels ${u.blockOutChannels.join(',')} --attention ${u.crossAttention.map(Number).join(',')}`;
   return segments.map((g, i) => `npm run train:base -- ${i > 0 ? '--resume tmp/train-base/checkpoint.safetensors ' : ''}--steps ${g.scheduleSteps}`
     + `${g.to < g.scheduleSteps ? ` --stop-at ${g.to}` : ''} ${common}${i < segments.length - 1 ? ' --no-export' : ''}`).join(' && ');
 }
@@ -111,14 +130,15 @@ function commandFor(segments: Segment[], opts: Options): string {
 function exportModel(o: Options, ema: Map<string, Float32Array>, s: Pick<TrainState, 'step' | 'seconds' | 'losses' | 'segments'>, opts: Options) {
   const params = [...ema.values()].reduce((n, w) => n + w.length, 0);
   const recent = s.losses.slice(-10);
-  const manifest = writeBaseModel(o.out, ema, {
+  const manifest = writeBaseModel(o.out, ema, opts.unet, {
     command: commandFor(s.segments, opts),
     steps: s.step, batchSize: opts.batch,
     learningRate: `AdamW ${opts.lr} (warm-up ${opts.warmup}, cosine to ${opts.minLr}), weight decay ${opts.weightDecay}, grad-norm clip ${opts.clip}`,
     cfgDropout: opts.cfgDropout, ema: opts.ema, seed: opts.seed, parameters: params,
     finalLoss: recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length),
     seconds: Math.round(s.seconds), machine: `${cpus().length}× ${cpus()[0]?.model ?? 'CPU'}, onnxruntime-node CPU EP`,
-    data: 'src/world training split (captions with fnv1a(caption) % 10 ≠ 0), v-prediction MSE, uniform t, CFG dropout to the empty prompt',
+    data: 'src/world training split (captions with fnv1a(caption) % 10 ≠ 0), v-prediction MSE, uniform t, CFG dropout to the empty prompt'
+      + (opts.minSnr > 0 ? `, Min-SNR-${opts.minSnr} loss weights (min(SNR + 1, γ)/(SNR + 1))` : ''),
   });
   console.log(`wrote ${o.out}/: ${manifest.files.map((f) => `${f.path} (${(f.bytes / 1024).toFixed(0)} KiB)`).join(', ')}`);
 }
@@ -127,17 +147,20 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.exportOnly) {
     const c = loadCheckpoint(o.exportOnly);
-    exportModel(o, c.ema, c, { ...o, ...c.options, out: o.out });
+    exportModel(o, c.ema, c, { ...o, ...c.options, unet: c.options.unet ?? TINY_UNET, minSnr: c.options.minSnr ?? 0, out: o.out });
     return;
   }
   const resumed = o.resume ? loadCheckpoint(o.resume) : undefined;
-  const graph = buildTrainingGraph(resumed?.weights ?? new Map());
+  // A checkpoint's shapes decide the architecture; checkpoints from before --channels used TINY_UNET.
+  if (resumed) o.unet = resumed.options.unet ?? TINY_UNET;
+  const graph = buildTrainingGraph(resumed?.weights ?? new Map(), o.unet);
   const zeros = () => new Map([...graph.weights].map(([k, w]) => [k, new Float32Array(w.length)]));
   const s: TrainState = resumed
     ? { ...resumed, weights: graph.weights }
     : { segments: [], step: 0, weights: graph.weights, m: zeros(), v: zeros(), ema: new Map([...graph.weights].map(([k, w]) => [k, w.slice()])), seconds: 0, losses: [] };
   const params = [...s.weights.values()].reduce((n, w) => n + w.length, 0);
-  console.log(`train-base: ${params} parameters in ${s.weights.size} tensors; batch ${o.batch}, ${o.steps} steps, from step ${s.step}${o.resume ? ` (resumed ${o.resume})` : ''}`);
+  console.log(`train-base: ${params} parameters in ${s.weights.size} tensors (UNet levels ${o.unet.blockOutChannels.join('/')}, `
+    + `attention ${o.unet.crossAttention.map(Number).join('/')}); batch ${o.batch}, ${o.steps} steps, Min-SNR γ ${o.minSnr}, from step ${s.step}${o.resume ? ` (resumed ${o.resume})` : ''}`);
 
   const session = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: o.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
   mkdirSync(o.ckptDir, { recursive: true });
@@ -146,19 +169,20 @@ async function main() {
   process.on('SIGINT', () => ((stop = true), console.log('SIGINT: saving a checkpoint after this step')));
   s.segments.push({ from: s.step, to: s.step, scheduleSteps: o.steps });
   const segment = s.segments[s.segments.length - 1];
-  const L = TINY_TEXT_ENCODER.contextLength, S = TINY_UNET.sampleSize;
+  const L = TINY_TEXT_ENCODER.contextLength, S = o.unet.sampleSize;
   const started = performance.now(), startStep = s.step, startSeconds = s.seconds;
   let window: number[] = [];
   const moments = new Map([...s.weights.keys()].map((name) => [name, { m: s.m.get(name)!, v: s.v.get(name)! }]));
   const optimizer = createAdamW(s.weights, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: o.clip }, { steps: s.step, moments });
 
   while (s.step < Math.min(o.steps, o.stopAt) && !stop) {
-    const b = makeBatch(o.seed, s.step, o.batch, L, o.cfgDropout);
+    const b = makeBatch(o.seed, s.step, o.batch, L, o.cfgDropout, o.minSnr);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', b.inputIds, [o.batch, L]),
       sample: new ort.Tensor('float32', b.sample, [o.batch, 3, S, S]),
       timestep: new ort.Tensor('float32', b.timestep, [o.batch]),
       target: new ort.Tensor('float32', b.target, [o.batch, 3, S, S]),
+      loss_weight: new ort.Tensor('float32', b.lossWeight, [o.batch]),
     };
     for (const [name, w] of s.weights) feeds[name] = new ort.Tensor('float32', w, graph.weightDims.get(name)!);
     const out = await session.run(feeds);
