@@ -4,12 +4,12 @@
 // checkpoints (safetensors) and --resume; at the end the EMA weights are written into models/ (src/cli/base-export.ts).
 //
 // Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1] [--min-snr 5]
-//          [--channels 32,64,64] [--attention 0,1,1]
+//          [--channels 32,64] [--attention 0,1]
 //          [--ckpt-dir tmp/train-base] [--ckpt-every 250] [--resume <checkpoint.safetensors>] [--max-minutes M]
 //          [--stop-at N] [--out models] [--no-export] [--threads 2]
 // --steps sets the learning-rate schedule; --stop-at N (or --max-minutes) ends the run at step N of that schedule.
 // --channels/--attention set the UNet's levels (blockOutChannels, crossAttention); a resumed run keeps its own.
-// --min-snr γ weights the loss by Min-SNR-γ (base-data.ts); 0 turns it off.
+// --min-snr γ weights the loss by Min-SNR-γ (base-data.ts); 0 (the default, the committed model's recipe) turns it off.
 //        npm run train:base -- --export-only <checkpoint.safetensors> [--out models]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -41,7 +41,7 @@ function parseArgs(argv: string[]): Options {
   const o: Options = {
     steps: 3000, batch: 16, lr: 1e-3, minLr: 5e-5, warmup: 100, weightDecay: 0, clip: 1, ema: 0.999, seed: 0, cfgDropout: 0.1,
     ckptDir: 'tmp/train-base', ckptEvery: 250, logEvery: 10, maxMinutes: Infinity, stopAt: Infinity, out: 'models', export: true, threads: 2,
-    minSnr: 5, unet: TINY_UNET,
+    minSnr: 0, unet: TINY_UNET,
   };
   const numeric: Record<string, keyof Options> = {
     '--steps': 'steps', '--batch': 'batch', '--lr': 'lr', '--min-lr': 'minLr', '--warmup': 'warmup', '--weight-decay': 'weightDecay',

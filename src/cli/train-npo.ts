@@ -5,7 +5,8 @@
 //   2. η = a Diffusion-DPO LoRA on those pairs; 3. δ = an NPO LoRA: the same loss on the same pairs reversed;
 //   4. write eta.safetensors and delta.safetensors into the model directory and record the settings in its manifest.
 // Usage: npm run train:npo [-- --model models --prompts 200 --per-prompt 4 --margin 0.1 --rank 4 --steps 300
-//          --beta 500 --lr 1e-3 --batch 8 --samples data/samples.json --role both|eta|delta]
+//          --beta 500 --lr 1e-3 --batch 8 --samples data/samples.json --role both|eta|delta|pairs]
+// --role pairs samples and writes the pairs only (for `npm run npo:sweep` before choosing rank and β_dpo).
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,8 +76,8 @@ const ROLES = {
 
 async function main() {
   // --role eta|delta trains one of the two (two processes can then train them side by side); default both.
-  const roles = values.role === 'both' ? (['eta', 'delta'] as const) : [values.role as 'eta' | 'delta'];
-  if (!roles.every((r) => r in ROLES)) throw new Error(`--role must be eta, delta or both, got ${values.role}`);
+  const roles = values.role === 'both' ? (['eta', 'delta'] as const) : values.role === 'pairs' ? [] : [values.role as 'eta' | 'delta'];
+  if (!roles.every((r) => r in ROLES)) throw new Error(`--role must be eta, delta, both or pairs, got ${values.role}`);
   const { pairs, dropped, meanGap, prompts, seedsPerPrompt, seconds } = await makePairs();
   mkdirSync('data', { recursive: true });
   const size = readModelDirectory(values.model!).manifest.unet.config.sampleSize;
