@@ -16,6 +16,7 @@ import { readModel } from '../onnx/model-io.ts';
 import { int, type GraphProto, type ModelProto } from '../onnx/proto.ts';
 import { bytesPer } from '../onnx/tensor.ts';
 import { buildDpoGraph } from './dpo-graph.ts';
+import type { CheckpointMode } from './unet-segments.ts';
 
 export interface TrainMemoryOptions {
   /** Pairs per step (B); each UNet copy runs on 2B samples. */
@@ -30,6 +31,8 @@ export interface TrainMemoryOptions {
   activationBytes?: number;
   /** Bytes per weight element, to plan for weights stored otherwise (2: an fp16 copy). Default: as stored. */
   weightBytes?: number;
+  /** Activation checkpointing of the policy UNet (unet-segments.ts); default 'off'. */
+  checkpoint?: CheckpointMode;
 }
 
 export interface TrainMemoryPlan {
@@ -50,7 +53,7 @@ const RUNTIME_ALLOWANCE_BYTES = 64 * 2 ** 20;
 
 export function planTrainingMemory(unet: ModelProto, o: TrainMemoryOptions): TrainMemoryPlan {
   if (!Number.isSafeInteger(o.batch) || o.batch < 1) throw new Error(`memory plan: batch ${o.batch} must be a positive integer`);
-  const dpo = buildDpoGraph(unet, { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims });
+  const dpo = buildDpoGraph(unet, { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint });
   const graph = withBatch(readModel(dpo.training).graph!, o.batch);
   const env = createShapeEnv(graph);
   for (const node of graph.node ?? []) inferNode(node, env);
