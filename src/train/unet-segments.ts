@@ -7,6 +7,9 @@
 // Only the policy copy is cut: the reference copy has no backward pass, its values are freed as it runs.
 export const CHECKPOINT_MODES = ['off', 'blocks', 'layers'] as const;
 export type CheckpointMode = (typeof CHECKPOINT_MODES)[number];
+/** What a person asks for: a mode, or 'auto' (none when the memory plan fits, else the coarsest that fits). */
+export type CheckpointChoice = 'auto' | CheckpointMode;
+export const CHECKPOINT_CHOICES: readonly CheckpointChoice[] = ['auto', ...CHECKPOINT_MODES];
 
 const BLOCK = /^policy\/(down_blocks\.\d+|mid_block|up_blocks\.\d+)\//;
 const LAYER = /^policy\/((?:down_blocks\.\d+|mid_block|up_blocks\.\d+)\/(?:resnets|attentions|downsamplers|upsamplers)\.\d+)\//;
