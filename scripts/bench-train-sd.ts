@@ -13,8 +13,10 @@
 //    (512² and 1024², context [77, 2048]); without a graph that row is left out and says so.
 // 4. Activation checkpointing (src/onnx/autodiff/checkpoint.ts): one training step of the tiny fixture graph at the
 //    latent sizes of SD1.5 at 256² and 512² (32² and 64²), off / blocks / layers, each in a fresh process (arena off):
-//    planned activations + transient beside the measured peak RSS growth and the time per step (mean of 2 steps after
-//    a first), with the ratios to the plain graph; and the plan of the full-size SD1.5 graph with each mode.
+//    planned activations + transient beside the measured peak RSS growth and the time of a second step
+//    (the first warms up; one intra-op thread, and CPU time beside wall time: on a shared machine the CPU time is the stable
+//    number), with the ratios to the plain graph; and the plan of the full-size SD1.5 graph with each mode.
+//    `-- --checkpointing-only` runs this part alone.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +32,7 @@ import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -87,11 +89,11 @@ function planTable(title: string, path: string, context: number[], sides: number
 const TINY_UNET = join(root, 'fixtures/sd15/export-diffusers/unet/model.onnx');
 
 /** Child process: one training step at latent side×side, batch B; prints the process's peak RSS growth in bytes. */
-async function measureStep(side: number, pairs: number, checkpoint: CheckpointMode = 'off', timedSteps = 0) {
+async function measureStep(side: number, pairs: number, checkpoint: CheckpointMode = 'off', timedSteps = 0, threads = 0) {
   const unet = readModel(readFileSync(TINY_UNET));
   const graph = buildDpoGraph(unet, { rank: 8, imageDims: [4, side, side], contextDims: [77, 32], checkpoint });
   const externalData = externalLocations(unet).map((path) => ({ path, data: readFileSync(join(dirname(TINY_UNET), path)) }));
-  const session = await ort.InferenceSession.create(graph.training, { externalData, enableCpuMemArena: false, logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(graph.training, { externalData, enableCpuMemArena: false, logSeverityLevel: 3, ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) });
   const r = createRandom(2);
   const t = (dims: number[], fill?: number) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => fill ?? r.normal()), dims);
   const latent = [pairs, 4, side, side];
@@ -102,10 +104,11 @@ async function measureStep(side: number, pairs: number, checkpoint: CheckpointMo
   for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([8, l.site.inFeatures]), [l.b]: t([l.site.outFeatures, 8]) });
   const before = process.resourceUsage().maxRSS * 1024;
   await session.run(feeds);
-  const t0 = performance.now();
+  const [t0, c0] = [performance.now(), process.cpuUsage()];
   for (let i = 0; i < timedSteps; i++) await session.run(feeds);
-  const stepMs = timedSteps ? (performance.now() - t0) / timedSteps : 0;
-  console.log(`${process.resourceUsage().maxRSS * 1024 - before} ${stepMs}`);
+  const cpu = process.cpuUsage(c0);
+  const per = (ms: number) => (timedSteps ? ms / timedSteps : 0);
+  console.log(`${process.resourceUsage().maxRSS * 1024 - before} ${per(performance.now() - t0)} ${per((cpu.user + cpu.system) / 1000)}`);
 }
 
 function planVersusMeasured() {
@@ -121,26 +124,25 @@ function planVersusMeasured() {
   }
 }
 
-/** measureStep in a fresh process: [peak RSS growth bytes, ms per step]. */
-function childStep(side: number, pairs: number, checkpoint: CheckpointMode, timedSteps: number): [number, number] {
-  const out = execFileSync(join(root, 'node_modules/.bin/tsx'), [import.meta.filename, '--measure-step', `${side},${pairs},${checkpoint},${timedSteps}`], { cwd: root, encoding: 'utf8' });
-  const [rss, ms] = out.trim().split('\n').pop()!.split(' ').map(Number);
-  return [rss, ms];
+/** measureStep in a fresh process: [peak RSS growth bytes, wall ms per step, CPU ms per step]. */
+function childStep(side: number, pairs: number, checkpoint: CheckpointMode, timedSteps: number, threads = 0): number[] {
+  const out = execFileSync(join(root, 'node_modules/.bin/tsx'), [import.meta.filename, '--measure-step', `${side},${pairs},${checkpoint},${timedSteps},${threads}`], { cwd: root, encoding: 'utf8' });
+  return out.trim().split('\n').pop()!.split(' ').map(Number);
 }
 
 function checkpointing() {
-  console.log('\n## Activation checkpointing: one DPO training step of the tiny fixture graph at SD1.5\'s latent sizes, rank 8, batch 1, onnxruntime-node CPU, arena off, fresh process each');
-  console.log('| SD1.5 size (latents) | checkpoint | planned activations + transient MiB | measured peak RSS growth MiB | planned / measured | ms per step | RSS vs off | time vs off |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('\n## Activation checkpointing: one DPO training step of the tiny fixture graph at SD1.5\'s latent sizes, rank 8, batch 1, onnxruntime-node CPU, one thread, arena off, fresh process each');
+  console.log('| SD1.5 size (latents) | checkpoint | planned activations + transient MiB | measured peak RSS growth MiB | planned / measured | CPU ms per step | wall ms per step | RSS vs off | CPU time vs off |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   const unet = readModel(readFileSync(TINY_UNET));
   for (const side of [32, 64]) {
-    let base: [number, number] | undefined;
+    let base: number[] | undefined;
     for (const mode of CHECKPOINT_MODES) {
-      const [rss, ms] = childStep(side, 1, mode, 2);
-      base ??= [rss, ms];
+      const [rss, wall, cpu] = childStep(side, 1, mode, 1, 1);
+      base ??= [rss, cpu];
       const p = planTrainingMemory(unet, { batch: 1, latentDims: [4, side, side], contextDims: [77, 32], rank: 8, checkpoint: mode });
       const planned = p.activationsBytes + p.transientBytes;
-      console.log(`| ${side * 8}² (4×${side}×${side}) | ${mode} | ${mib(planned)} | ${mib(rss)} | ${(planned / rss).toFixed(2)} | ${ms.toFixed(0)} | ${(rss / base[0]).toFixed(2)} | ${(ms / base[1]).toFixed(2)} |`);
+      console.log(`| ${side * 8}² (4×${side}×${side}) | ${mode} | ${mib(planned)} | ${mib(rss)} | ${(planned / rss).toFixed(2)} | ${cpu.toFixed(0)} | ${wall.toFixed(0)} | ${(rss / base[0]).toFixed(2)} | ${(cpu / base[1]).toFixed(2)} |`);
     }
   }
 }
@@ -165,12 +167,14 @@ function checkpointPlanTable(path: string) {
 }
 
 if (values['measure-step']) {
-  const [side, pairs, checkpoint, timed] = values['measure-step'].split(',');
-  await measureStep(Number(side), Number(pairs), (checkpoint ?? 'off') as CheckpointMode, Number(timed ?? 0));
+  const [side, pairs, checkpoint, timed, threads] = values['measure-step'].split(',');
+  await measureStep(Number(side), Number(pairs), (checkpoint ?? 'off') as CheckpointMode, Number(timed ?? 0), Number(threads ?? 0));
   process.exit(0);
 }
-await tinyFixture();
-planVersusMeasured();
+if (!values['checkpointing-only']) {
+  await tinyFixture();
+  planVersusMeasured();
+}
 const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';
 checkpointing();
 if (existsSync(sd15)) {
