@@ -10,7 +10,8 @@
 // original's. So every float input of a copy is gated on the backward frontier: input' = input + 0·g, where g is one
 // element of the gradient arriving at the segment's first backward node. The copies then (a) cannot run before that
 // gradient exists and (b) differ from the originals as expressions. Adding +0 leaves every finite value unchanged, so
-// the gradients equal the unchecked graph's up to the order of float operations in the kernels (on the CPU: exactly).
+// the gradients are the plain graph's: bit-identical under onnxruntime's basic optimisations; with all of them, its
+// fusions may differ once forward values lose their backward readers (float32 round-off, src/train/checkpoint.test.ts).
 // Nodes of a segment that do not depend on a gated input (shape arithmetic, weight-only transforms) are not copied:
 // their original outputs are small and kept.
 import type { GraphProto, NodeProto } from '../proto.ts';
