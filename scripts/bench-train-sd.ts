@@ -11,6 +11,12 @@
 //    /work/tmp/sd15-fullsize/unet/model.onnx (the default here when it exists); fp32 as exported, and fp16 (weights
 //    and activations at 2 bytes, as a shader-f16 adapter would run them). SDXL likewise with --sdxl-unet
 //    (512² and 1024², context [77, 2048]); without a graph that row is left out and says so.
+// 4. Activation checkpointing (src/onnx/autodiff/checkpoint.ts): one training step of the tiny fixture graph at the
+//    latent sizes of SD1.5 at 256² and 512² (32² and 64²), off / blocks / layers, each in a fresh process (arena off):
+//    planned activations + transient beside the measured peak RSS growth and the time of a second step
+//    (the first warms up; one intra-op thread, and CPU time beside wall time: on a shared machine the CPU time is the stable
+//    number), with the ratios to the plain graph; and the plan of the full-size SD1.5 graph with each mode.
+//    `-- --checkpointing-only` runs this part alone.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,9 +29,10 @@ import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { buildDpoGraph } from '../src/train/dpo-graph.ts';
 import { planTrainingMemory, type TrainMemoryOptions } from '../src/train/memory-plan.ts';
 import { createRandom } from '../src/train/random.ts';
+import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -82,11 +89,11 @@ function planTable(title: string, path: string, context: number[], sides: number
 const TINY_UNET = join(root, 'fixtures/sd15/export-diffusers/unet/model.onnx');
 
 /** Child process: one training step at latent side×side, batch B; prints the process's peak RSS growth in bytes. */
-async function measureStep(side: number, pairs: number) {
+async function measureStep(side: number, pairs: number, checkpoint: CheckpointMode = 'off', timedSteps = 0, threads = 0) {
   const unet = readModel(readFileSync(TINY_UNET));
-  const graph = buildDpoGraph(unet, { rank: 8, imageDims: [4, side, side], contextDims: [77, 32] });
+  const graph = buildDpoGraph(unet, { rank: 8, imageDims: [4, side, side], contextDims: [77, 32], checkpoint });
   const externalData = externalLocations(unet).map((path) => ({ path, data: readFileSync(join(dirname(TINY_UNET), path)) }));
-  const session = await ort.InferenceSession.create(graph.training, { externalData, enableCpuMemArena: false, logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(graph.training, { externalData, enableCpuMemArena: false, logSeverityLevel: 3, ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) });
   const r = createRandom(2);
   const t = (dims: number[], fill?: number) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => fill ?? r.normal()), dims);
   const latent = [pairs, 4, side, side];
@@ -97,7 +104,11 @@ async function measureStep(side: number, pairs: number) {
   for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([8, l.site.inFeatures]), [l.b]: t([l.site.outFeatures, 8]) });
   const before = process.resourceUsage().maxRSS * 1024;
   await session.run(feeds);
-  console.log(process.resourceUsage().maxRSS * 1024 - before);
+  const [t0, c0] = [performance.now(), process.cpuUsage()];
+  for (let i = 0; i < timedSteps; i++) await session.run(feeds);
+  const cpu = process.cpuUsage(c0);
+  const per = (ms: number) => (timedSteps ? ms / timedSteps : 0);
+  console.log(`${process.resourceUsage().maxRSS * 1024 - before} ${per(performance.now() - t0)} ${per((cpu.user + cpu.system) / 1000)}`);
 }
 
 function planVersusMeasured() {
@@ -106,22 +117,70 @@ function planVersusMeasured() {
   console.log('|---|---|---|---|---|');
   const unet = readModel(readFileSync(TINY_UNET));
   for (const [side, b] of [[16, 1], [32, 1], [32, 2]]) {
-    const measured = Number(execFileSync(join(root, 'node_modules/.bin/tsx'), [import.meta.filename, '--measure-step', `${side},${b}`], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop());
+    const [measured] = childStep(side, b, 'off', 0);
     const p = planTrainingMemory(unet, { batch: b, latentDims: [4, side, side], contextDims: [77, 32], rank: 8 });
     const planned = p.activationsBytes + p.transientBytes;
     console.log(`| 4×${side}×${side} | ${b} | ${mib(planned)} | ${mib(measured)} | ${(planned / measured).toFixed(2)} |`);
   }
 }
 
+/** measureStep in a fresh process: [peak RSS growth bytes, wall ms per step, CPU ms per step]. */
+function childStep(side: number, pairs: number, checkpoint: CheckpointMode, timedSteps: number, threads = 0): number[] {
+  const out = execFileSync(join(root, 'node_modules/.bin/tsx'), [import.meta.filename, '--measure-step', `${side},${pairs},${checkpoint},${timedSteps},${threads}`], { cwd: root, encoding: 'utf8' });
+  return out.trim().split('\n').pop()!.split(' ').map(Number);
+}
+
+function checkpointing() {
+  console.log('\n## Activation checkpointing: one DPO training step of the tiny fixture graph at SD1.5\'s latent sizes, rank 8, batch 1, onnxruntime-node CPU, one thread, arena off, fresh process each');
+  console.log('| SD1.5 size (latents) | checkpoint | planned activations + transient MiB | measured peak RSS growth MiB | planned / measured | CPU ms per step | wall ms per step | RSS vs off | CPU time vs off |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  const unet = readModel(readFileSync(TINY_UNET));
+  for (const side of [32, 64]) {
+    let base: number[] | undefined;
+    for (const mode of CHECKPOINT_MODES) {
+      const [rss, wall, cpu] = childStep(side, 1, mode, 1, 1);
+      base ??= [rss, cpu];
+      const p = planTrainingMemory(unet, { batch: 1, latentDims: [4, side, side], contextDims: [77, 32], rank: 8, checkpoint: mode });
+      const planned = p.activationsBytes + p.transientBytes;
+      console.log(`| ${side * 8}² (4×${side}×${side}) | ${mode} | ${mib(planned)} | ${mib(rss)} | ${(planned / rss).toFixed(2)} | ${cpu.toFixed(0)} | ${wall.toFixed(0)} | ${(rss / base[0]).toFixed(2)} | ${(cpu / base[1]).toFixed(2)} |`);
+    }
+  }
+}
+
+function checkpointPlanTable(path: string) {
+  const unet = readModel(readFileSync(path));
+  console.log(`\n## Planned memory with activation checkpointing: SD1.5 (full-size UNet graph), rank 8 (graph ${path})`);
+  console.log('| resolution | batch | checkpoint | activations GiB | total fp32 GiB | total fp16 GiB | recomputed / plain activations |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const side of [256, 512]) {
+    for (const b of [1, 2]) {
+      let plain = 0;
+      for (const checkpoint of CHECKPOINT_MODES) {
+        const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: [77, 768], rank: 8, checkpoint };
+        const p = planTrainingMemory(unet, o);
+        const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
+        plain ||= p.activationsBytes;
+        console.log(`| ${side}² | ${b} | ${checkpoint} | ${gib(p.activationsBytes)} | ${gib(p.totalBytes)} | ${gib(h.totalBytes)} | ${(p.activationsBytes / plain).toFixed(2)} |`);
+      }
+    }
+  }
+}
+
 if (values['measure-step']) {
-  const [side, pairs] = values['measure-step'].split(',').map(Number);
-  await measureStep(side, pairs);
+  const [side, pairs, checkpoint, timed, threads] = values['measure-step'].split(',');
+  await measureStep(Number(side), Number(pairs), (checkpoint ?? 'off') as CheckpointMode, Number(timed ?? 0), Number(threads ?? 0));
   process.exit(0);
 }
-await tinyFixture();
-planVersusMeasured();
+if (!values['checkpointing-only']) {
+  await tinyFixture();
+  planVersusMeasured();
+}
 const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';
-if (existsSync(sd15)) planTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
+checkpointing();
+if (existsSync(sd15)) {
+  planTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
+  checkpointPlanTable(sd15);
+}
 else console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);
 if (values['sdxl-unet']) planTable('SDXL', values['sdxl-unet'], [77, 2048], [512, 1024]);
 else console.log('\n(no SDXL-sized UNet graph given (--sdxl-unet): its plan is not printed)');

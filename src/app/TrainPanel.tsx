@@ -9,6 +9,7 @@ import type { LoraRole } from '../worker/protocol.ts';
 import { MAX_LORA_FILE_BYTES } from '../lora/safetensors.ts';
 import { sourceFromDrop, sourceFromFile, sourceFromFolderInput } from './pair-source-files.ts';
 import { usePlayground } from './store.ts';
+import { CHECKPOINT_CHOICES, type CheckpointChoice } from '../train/unet-segments.ts';
 
 /** Reads the chosen file, unless it is larger than `maxBytes`: then it is refused before reading, with a message. */
 async function readFile(input: HTMLInputElement, maxBytes: number): Promise<{ name: string; bytes: Uint8Array } | undefined> {
@@ -79,6 +80,12 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
             <input type="number" data-testid="train-resolution" step={8} min={8} placeholder={String(trainingSize({ ...t.options, resolution: undefined }))} value={t.options.resolution ?? ''}
               onChange={(e) => t.setOption('resolution', e.target.value === '' ? undefined : Number(e.target.value))} /></label>
         )}
+        <label title="recompute activations in the backward pass (activation checkpointing): auto when the memory plan needs it">
+          <span>recompute</span>
+          <select data-testid="train-checkpoint" value={t.options.checkpoint ?? 'auto'} onChange={(e) => t.setOption('checkpoint', e.target.value as CheckpointChoice)}>
+            {CHECKPOINT_CHOICES.map((c) => <option key={c} value={c}>{c}</option>)}
+          </select>
+        </label>
       </div>
       <div className="row">
         {numberOption('beta', 'β_dpo', 50)}{numberOption('lr', 'learning rate', 0.0001)}{numberOption('seed', 'seed')}
@@ -91,6 +98,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
       <p className="status" data-testid="train-status" data-losses={JSON.stringify(t.history.map((h) => h.loss))}>
         {t.preparing ?? (last ? `step ${last.step}/${last.steps} · loss ${last.loss.toFixed(4)} · implicit accuracy ${(last.accuracy * 100).toFixed(0)}% · ${last.stepsPerSecond.toFixed(2)} steps/s` : t.pairs ? `${t.pairs.name} loaded` : 'no pairs loaded')}
       </p>
+      {t.plan && <p className="notice" data-testid="train-plan" data-checkpoint={t.plan.checkpoint}>{t.plan.summary}</p>}
       <TrainChart history={t.history} steps={t.options.steps} />
       {t.error && <div role="alert" className="error" data-testid="train-error">{t.error}</div>}
       {t.message && <p className="notice" data-testid="train-message">{t.message}</p>}

@@ -9,6 +9,7 @@ import { addPick, picksToPairs, type Pick } from '../share/picks.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 import type { PairSource } from './pair-source-files.ts';
 import { usePlayground } from './store.ts';
+import type { CheckpointMode } from '../train/unet-segments.ts';
 
 export interface TrainingState {
   /** The training set: a pairs.json's text, or a source's pairs prepared at `size`² (re-read when the size changes). */
@@ -16,6 +17,8 @@ export interface TrainingState {
   /** Progress of reading a source ("prepared 12 pairs"), while it is read. */
   preparing?: string;
   options: TrainOptions;
+  /** The running or last run's memory plan: the activation checkpointing chosen, in one line. */
+  plan?: { checkpoint: CheckpointMode; summary: string };
   status: 'idle' | 'training' | 'done';
   history: TrainStep[];
   trained?: { lora: Uint8Array; steps: number; reverse: boolean };
@@ -106,7 +109,7 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     const json = get().pairs?.json;
     if (!json) return;
     const id = nextRequestId();
-    set((s) => ({ status: 'training', running: id, requests: [...s.requests, id], history: [], error: undefined, message: undefined }));
+    set((s) => ({ status: 'training', running: id, requests: [...s.requests, id], history: [], plan: undefined, error: undefined, message: undefined }));
     sendToWorker({ type: 'train', id, pairsJson: json, options });
   },
   cancel() {
@@ -158,6 +161,8 @@ function handle(event: WorkerEvent) {
   if (!('id' in event) || event.id === undefined || !state.requests.includes(event.id)) return;
   const set = useTraining.setState;
   switch (event.type) {
+    case 'train-plan':
+      return set({ plan: { checkpoint: event.checkpoint, summary: event.summary } });
     case 'train-progress':
       return set((s) => ({ history: [...s.history, event.report] }));
     case 'train-done': {

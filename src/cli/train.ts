@@ -2,6 +2,10 @@
 //   npm run train -- --model models --pairs <pairs.json | image folder | .zip | Pick-a-Pic .parquet> [--max-pairs N] [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
 //                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya] --out lora.safetensors
+//                    [--checkpoint auto|off|blocks|layers] [--memory-gib N]
+// --checkpoint recomputes the UNet's activations in the backward pass (activation checkpointing): 'auto' plans the
+// step's memory (src/train/memory-plan.ts) for prepared models and recomputes, coarse to fine, when the plan exceeds
+// --memory-gib (default: this machine's memory); the choice and the planned totals are printed.
 // --model is the embedded model's directory or a prepared SD1.5 one (`npm run prepare-model`); for a prepared model the
 // pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and --beta
 // defaults to 500 (the released NPO SD1.5 δ's β_dpo). An image folder or .zip (metadata.jsonl or .csv of prompt,
@@ -10,19 +14,22 @@
 // One progress line per step. The LoRA is written in diffusers' key format (or --format peft / kohya) at --out, every
 // --checkpoint-every steps and at the end; a NaN stops training with an error and leaves the last good LoRA at --out.
 import { renameSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraFormat, LoraSet } from '../lora/types.ts';
-import { isPrepared } from '../model/manifest.ts';
+import { isPrepared, type AnyManifest } from '../model/manifest.ts';
+import { planPreparedTraining } from '../train/memory-plan.ts';
+import { CHECKPOINT_CHOICES, type CheckpointChoice, type CheckpointMode } from '../train/unet-segments.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { readPairsSourceNode } from '../train/decode-node.ts';
 import { decodePairs, parsePairs } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya] [--checkpoint auto|off|blocks|layers] [--memory-gib N]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -38,13 +45,24 @@ function writeLora(path: string, lora: LoraSet, format: LoraFormat) {
   renameSync(tmp, path); // a crash mid-write never leaves a truncated LoRA at --out
 }
 
+/** The --checkpoint choice made concrete: for a prepared model by the memory plan (printed), else as given ('auto': off). */
+function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number }): CheckpointMode {
+  const choice = values.checkpoint as CheckpointChoice;
+  if (!CHECKPOINT_CHOICES.includes(choice)) throw new Error(`--checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}, got ${String(choice)}`);
+  if (!isPrepared(manifest)) return choice === 'auto' ? 'off' : choice;
+  const budgetBytes = number(values, 'memory-gib', totalmem() / 2 ** 30) * 2 ** 30;
+  const chosen = planPreparedTraining(manifest, files.get(manifest.unet.file)!, run, { budgetBytes }, choice);
+  console.log(chosen.summary);
+  return chosen.checkpoint;
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
       model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
-      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, help: { type: 'boolean', default: false },
+      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
@@ -79,11 +97,12 @@ async function main() {
   const objective = values.reverse ? 'NPO (reversed pairs)' : 'DPO';
   console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}`);
 
+  const checkpoint = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank });
   const out = values.out;
   try {
     const { lora, history } = await trainLora({
       ort, model: { manifest, files }, pairs, reverse: values.reverse, ...options, ...(prepared ? { resolution: size } : {}),
-      sessionOptions: { logSeverityLevel: 3 },
+      sessionOptions: { logSeverityLevel: 3 }, checkpoint,
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
         if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);

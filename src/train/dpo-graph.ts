@@ -22,6 +22,7 @@ import { buildGradientModel } from '../onnx/autodiff/index.ts';
 import { ATTENTION_TARGETS, findLoraSites } from '../onnx/lora-sites.ts';
 import { writeModel } from '../onnx/model-io.ts';
 import { injectLora, LORA_SCALE_INPUT, type LoraInputs } from '../onnx/passes/inject-lora.ts';
+import { unetSegmentOf, type CheckpointMode } from './unet-segments.ts';
 import { DataType, OnnxError, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 
 /** The graph's inputs besides the LoRA ones (all float32). B is the symbolic dim 'pairs'. */
@@ -51,6 +52,8 @@ export interface DpoGraphOptions {
    */
   imageDims?: readonly number[];
   contextDims?: readonly number[];
+  /** Activation checkpointing of the policy UNet (unet-segments.ts); default 'off'. */
+  checkpoint?: CheckpointMode;
 }
 
 export interface DpoGraph {
@@ -108,7 +111,7 @@ export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoG
     },
   };
   const wrt = injected.inputs.flatMap((i) => [i.a, i.b]);
-  const training = buildGradientModel(writeModel(forward), { loss: 'loss', wrt });
+  const training = buildGradientModel(writeModel(forward), { loss: 'loss', wrt, recompute: unetSegmentOf(options.checkpoint ?? 'off') });
   return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims };
 }
 

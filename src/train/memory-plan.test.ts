@@ -5,7 +5,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readModel } from '../onnx/model-io.ts';
-import { planTrainingMemory, trainingFitProblem } from './memory-plan.ts';
+import { planTrainingMemory, planWithCheckpointing, trainingFitProblem } from './memory-plan.ts';
+import type { CheckpointChoice } from './unet-segments.ts';
 
 const UNET = join(import.meta.dirname, '../../fixtures/sd15/export-diffusers/unet');
 const unet = readModel(readFileSync(join(UNET, 'model.onnx')));
@@ -44,5 +45,37 @@ describe('training memory plan (tiny SD1.5 export)', () => {
     expect(trainingFitProblem(p, { memoryBytes: 2 ** 20 }, 'at 128×128, batch 2'))
       .toMatch(/^training at 128×128, batch 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB \+ transient \d+ MiB \+ LoRA\/AdamW 0 MiB\); this backend has 1 MiB/);
     expect(trainingFitProblem(p, { maxBufferBytes: 2 ** 20 }, 'here')).toMatch(/needs a 8 MiB activation buffer; the adapter allows 1 MiB per buffer/);
+  });
+});
+
+describe('planWithCheckpointing (tiny SD1.5 export, latents 4×16×16)', () => {
+  const o = { batch: 1, latentDims: [4, 16, 16], contextDims: [77, 32], rank: 8 };
+  const [off, blocks, layers] = (['off', 'blocks', 'layers'] as const).map((checkpoint) => planTrainingMemory(unet, { ...o, checkpoint }));
+  const choose = (memoryBytes: number | undefined, choice: CheckpointChoice = 'auto') => planWithCheckpointing(unet, o, { memoryBytes }, choice, 'here');
+
+  it('keeps the plain graph when it fits, and recomputes coarse to fine when it does not', () => {
+    expect(off.totalBytes).toBeGreaterThan(blocks.totalBytes);
+    expect(blocks.totalBytes).toBeGreaterThan(layers.totalBytes);
+    expect(choose(off.totalBytes).checkpoint).toBe('off');
+    const b = choose(off.totalBytes - 1);
+    expect([b.checkpoint, b.problem, b.plan.totalBytes, b.without.totalBytes]).toEqual(['blocks', null, blocks.totalBytes, off.totalBytes]);
+    expect(b.summary).toMatch(/^checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; activations .* instead of .*\); tried off \d+\.\d\d GiB, blocks \d+\.\d\d GiB$/);
+    expect(choose(blocks.totalBytes - 1).checkpoint).toBe('layers');
+  });
+
+  it('refuses with every plan tried when none fits, and obeys a forced mode', () => {
+    const none = choose(layers.totalBytes - 1);
+    expect(none.checkpoint).toBe('layers');
+    expect(none.problem).toMatch(/^training here needs about \d+ MiB .*; this backend has \d+ MiB\. Lower the resolution or the batch \(checkpointing layers: .*tried off .*, blocks .*, layers .*\)$/);
+    expect(choose(off.totalBytes - 1, 'off').problem).toMatch(/Lower the resolution or the batch, or recompute activations \(checkpointing\)$/);
+    expect(choose(undefined, 'layers').plan.totalBytes).toBe(layers.totalBytes);
+    expect(choose(undefined).checkpoint).toBe('off');
+    expect(() => choose(undefined, 'all' as CheckpointChoice)).toThrow(/checkpoint must be one of auto, off, blocks, layers, got all/);
+  });
+
+  it('aims below a budget without refusing above it', () => {
+    const over = planWithCheckpointing(unet, o, { budgetBytes: 1 }, 'auto', 'here');
+    expect([over.checkpoint, over.problem]).toEqual(['layers', null]);
+    expect(over.summary).toMatch(/above the 0\.00 GiB aimed at/);
   });
 });

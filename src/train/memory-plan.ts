@@ -9,13 +9,16 @@
 //                buffers: 2 × the largest value + 64 MiB, sized from measurements (npm run bench:train:sd, where the
 //                plan is printed beside the measured peak of a real step);
 //   lora         A and B (float32), their gradients and AdamW's two moments: 4 × 4 bytes per LoRA parameter.
-// No recomputation (activation checkpointing) yet: the plan says what the graph as built needs.
+// With activation checkpointing (unet-segments.ts, src/onnx/autodiff/checkpoint.ts) the plan is of the checkpointed
+// graph; planWithCheckpointing tries none, then UNet blocks, then layers (coarse to fine) until one fits.
 import { createShapeEnv, inferNode, isFloatType } from '../onnx/autodiff/shapes.ts';
 import { ortExecutionOrder, simulatePeakMemory } from '../onnx/execution-memory.ts';
 import { readModel } from '../onnx/model-io.ts';
 import { int, type GraphProto, type ModelProto } from '../onnx/proto.ts';
 import { bytesPer } from '../onnx/tensor.ts';
+import type { PreparedManifest } from '../model/manifest.ts';
 import { buildDpoGraph } from './dpo-graph.ts';
+import { CHECKPOINT_CHOICES, CHECKPOINT_MODES, type CheckpointChoice, type CheckpointMode } from './unet-segments.ts';
 
 export interface TrainMemoryOptions {
   /** Pairs per step (B); each UNet copy runs on 2B samples. */
@@ -30,6 +33,8 @@ export interface TrainMemoryOptions {
   activationBytes?: number;
   /** Bytes per weight element, to plan for weights stored otherwise (2: an fp16 copy). Default: as stored. */
   weightBytes?: number;
+  /** Activation checkpointing of the policy UNet (unet-segments.ts); default 'off'. */
+  checkpoint?: CheckpointMode;
 }
 
 export interface TrainMemoryPlan {
@@ -44,13 +49,15 @@ export interface TrainMemoryPlan {
   loraParams: number;
   /** Float values whose shape inference failed, left out of the sums (in torch's SD exports: the time-embedding vectors, [2B, ≤1280] each, whose batch dim comes from an Expand of the timestep). */
   unknownValues: number;
+  /** The activation checkpointing the graph was planned with. */
+  checkpoint: CheckpointMode;
 }
 
 const RUNTIME_ALLOWANCE_BYTES = 64 * 2 ** 20;
 
 export function planTrainingMemory(unet: ModelProto, o: TrainMemoryOptions): TrainMemoryPlan {
   if (!Number.isSafeInteger(o.batch) || o.batch < 1) throw new Error(`memory plan: batch ${o.batch} must be a positive integer`);
-  const dpo = buildDpoGraph(unet, { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims });
+  const dpo = buildDpoGraph(unet, { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint });
   const graph = withBatch(readModel(dpo.training).graph!, o.batch);
   const env = createShapeEnv(graph);
   for (const node of graph.node ?? []) inferNode(node, env);
@@ -76,7 +83,7 @@ export function planTrainingMemory(unet: ModelProto, o: TrainMemoryOptions): Tra
   const transientBytes = 2 * largestBytes + RUNTIME_ALLOWANCE_BYTES;
   return {
     weightsBytes, activationsBytes: peakBytes, transientBytes, loraBytes, totalBytes: weightsBytes + peakBytes + transientBytes + loraBytes,
-    largestTensorBytes: largestBytes, loraParams, unknownValues,
+    largestTensorBytes: largestBytes, loraParams, unknownValues, checkpoint: o.checkpoint ?? 'off',
   };
 }
 
@@ -96,6 +103,11 @@ export interface DeviceLimits {
   memoryBytes?: number;
   /** The adapter's maxBufferSize / maxStorageBufferBindingSize (the smaller). */
   maxBufferBytes?: number;
+  /**
+   * Memory to aim for when choosing activation checkpointing, not a limit (WebGPU does not expose an adapter's
+   * memory: the worker aims at 8 GiB, the issue's class of adapters). A plan above it is not refused.
+   */
+  budgetBytes?: number;
 }
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
@@ -104,10 +116,56 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 export function trainingFitProblem(plan: TrainMemoryPlan, limits: DeviceLimits, what: string): string | null {
   const parts = `weights ${mib(plan.weightsBytes)} + activations ${mib(plan.activationsBytes)} + transient ${mib(plan.transientBytes)} + LoRA/AdamW ${mib(plan.loraBytes)}`;
   if (limits.memoryBytes !== undefined && plan.totalBytes > limits.memoryBytes) {
-    return `training ${what} needs about ${mib(plan.totalBytes)} (${parts}); this backend has ${mib(limits.memoryBytes)}. Lower the resolution or the batch`;
+    return `training ${what} needs about ${mib(plan.totalBytes)} (${parts}); this backend has ${mib(limits.memoryBytes)}. Lower the resolution or the batch${plan.checkpoint === 'off' ? ', or recompute activations (checkpointing)' : ''}`;
   }
   if (limits.maxBufferBytes !== undefined && plan.largestTensorBytes > limits.maxBufferBytes) {
     return `training ${what} needs a ${mib(plan.largestTensorBytes)} activation buffer; the adapter allows ${mib(limits.maxBufferBytes)} per buffer. Lower the resolution or the batch`;
   }
   return null;
 }
+
+export interface CheckpointedPlan {
+  /** The mode the trainer builds its graph with. */
+  checkpoint: CheckpointMode;
+  plan: TrainMemoryPlan;
+  /** The plan without checkpointing (the same object as `plan` when the mode is 'off'). */
+  without: TrainMemoryPlan;
+  /** Null when `plan` fits the limits; else the refusal, with every plan tried. */
+  problem: string | null;
+  /** One line for the page and the CLI: the mode and the planned totals with and without it. */
+  summary: string;
+}
+
+/**
+ * Plans the configuration without checkpointing and, when it does not fit (or `choice` forces a mode), with the
+ * UNet's blocks, then layers, recomputed: the first that fits is chosen. `what` names the configuration in messages.
+ */
+export function planWithCheckpointing(unet: ModelProto, o: Omit<TrainMemoryOptions, 'checkpoint'>, limits: DeviceLimits, choice: CheckpointChoice, what: string): CheckpointedPlan {
+  if (!CHECKPOINT_CHOICES.includes(choice)) throw new Error(`checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}, got ${String(choice)}`);
+  const without = planTrainingMemory(unet, { ...o, checkpoint: 'off' });
+  const modes: CheckpointMode[] = choice === 'auto' ? [...CHECKPOINT_MODES] : [choice];
+  const tried: [CheckpointMode, TrainMemoryPlan, string | null][] = [];
+  for (const mode of modes) {
+    const plan = mode === 'off' ? without : planTrainingMemory(unet, { ...o, checkpoint: mode });
+    const problem = trainingFitProblem(plan, limits, what);
+    tried.push([mode, plan, problem]);
+    if (!problem && !(limits.budgetBytes !== undefined && plan.totalBytes > limits.budgetBytes)) break;
+  }
+  const [checkpoint, plan, problem] = tried[tried.length - 1];
+  const others = tried.length > 1 ? `; tried ${tried.map(([m, p]) => `${m} ${gib(p.totalBytes)}`).join(', ')}` : '';
+  const budget = limits.budgetBytes !== undefined && plan.totalBytes > limits.budgetBytes ? `, above the ${gib(limits.budgetBytes)} aimed at` : '';
+  const summary = checkpoint === 'off'
+    ? `memory plan ${gib(plan.totalBytes)} without checkpointing${budget}${others}`
+    : `checkpointing ${checkpoint}: memory plan ${gib(plan.totalBytes)}${budget} (${gib(without.totalBytes)} without; activations ${gib(plan.activationsBytes)} instead of ${gib(without.activationsBytes)})${others}`;
+  return { checkpoint, plan, without, problem: problem && (tried.length > 1 ? `${problem} (${summary})` : problem), summary };
+}
+
+/** planWithCheckpointing for a prepared SD model's UNet graph (its bytes) at a training size, batch and rank. */
+export function planPreparedTraining(manifest: PreparedManifest, unetBytes: Uint8Array, run: { width: number; height: number; batch: number; rank: number }, limits: DeviceLimits, choice: CheckpointChoice): CheckpointedPlan {
+  const f = manifest.latent.vaeScaleFactor;
+  const o = { batch: run.batch, rank: run.rank, latentDims: [manifest.latent.channels, run.height / f, run.width / f], contextDims: [manifest.context.length, manifest.context.dim] };
+  const what = `${manifest.name} at ${run.width}×${run.height}, batch ${run.batch}, rank ${run.rank}`;
+  return planWithCheckpointing(readModel(unetBytes), o, limits, choice, what);
+}
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;

@@ -88,6 +88,18 @@ describe('npm run train', () => {
     const keys = keysOf(out);
     expect(keys.filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32); // to_q/k/v/out.0 of the fixture's 8 attentions
     expect(keys).toContain('unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora.down.weight');
+    // The memory plan chooses activation checkpointing when the step exceeds --memory-gib (coarse to fine), and the
+    // checkpointed graph trains to the same losses (checkpoint.test.ts compares the gradients themselves).
+    expect(run.stdout).toMatch(/^memory plan \d+\.\d\d GiB without checkpointing$/m);
+    const losses = (stdout: string) => [...stdout.matchAll(/^step .* loss (\S+) /gm)].map((m) => m[1]);
+    const squeezed = await train(['--pairs', pairs, '--resolution', '64', '--steps', '2', '--batch', '1', '--rank', '2', '--reverse', '--memory-gib', '0.05', '--out', join(dir, 'ck.safetensors')], model);
+    expect(squeezed.code, squeezed.stderr).toBe(0);
+    expect(squeezed.stdout).toMatch(/^checkpointing layers: memory plan \d+\.\d\d GiB, above the 0\.05 GiB aimed at \(\d+\.\d\d GiB without; activations .*\); tried off .*, blocks .*, layers .*$/m);
+    expect(losses(squeezed.stdout)).toHaveLength(2);
+    // Printed to 4 decimals; onnxruntime's default fusions differ between the two graphs by float32 round-off.
+    losses(squeezed.stdout).forEach((l, i) => expect(Math.abs(Number(l) - Number(losses(run.stdout)[i]))).toBeLessThanOrEqual(1.5e-4));
+    const bad = await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--checkpoint', 'everything', '--out', join(dir, 'z.safetensors')], model);
+    expect(bad.stderr).toMatch(/--checkpoint must be one of auto, off, blocks, layers, got everything/);
     const kohya = join(dir, 'sd15-npo-kohya.safetensors');
     expect((await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--batch', '1', '--rank', '2', '--format', 'kohya', '--out', kohya], model)).code).toBe(0);
     expect(keysOf(kohya)).toContain('lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight');

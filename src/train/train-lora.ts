@@ -22,6 +22,7 @@ import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import type { PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
+import type { CheckpointMode } from './unet-segments.ts';
 
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
@@ -45,6 +46,8 @@ export interface TrainerSetup {
   /** Prepared SD models: the training images' size in pixels (a multiple of the VAE factor); default the manifest's defaults. */
   resolution?: { width: number; height: number };
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+  /** Activation checkpointing of the policy UNet (unet-segments.ts; memory-plan.ts's planWithCheckpointing chooses it); default 'off'. */
+  checkpoint?: CheckpointMode;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -74,7 +77,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const source = isPrepared(manifest) ? await preparedSource(setup, manifest) : await embeddedSource(setup, manifest, file);
   const prediction = String(createScheduler('ddim', manifest.scheduler).config.prediction_type ?? 'epsilon');
   if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
-  const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims });
+  const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint });
   const alphaBar = trainingAlphas(manifest);
   const { contexts, externalData } = source;
   const session = await ort.InferenceSession.create(graph.training, { ...setup.sessionOptions, externalData });

@@ -22,6 +22,8 @@ import { createAdamW } from './optimizer.ts';
 import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
 import { encodePairs, type PreferencePair } from './pairs.ts';
 import { runTraining } from '../worker/training.ts';
+import { readModel } from '../onnx/model-io.ts';
+import { planTrainingMemory } from './memory-plan.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const SIZE = { width: 64, height: 64 }; // the fixture's image size (its manifest defaults to SD1.5's 512)
@@ -147,6 +149,15 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(readSafetensors(result.lora).tensors.size).toBe(2 * 32);
     await expect(runTraining({ ...job, options, limits: { memoryBytes: 2 ** 20 } }))
       .rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
+    // Between the plain plan and the checkpointed ones: the worker recomputes activations, says so before the first step, and trains.
+    const unet = readModel(model.files.get(manifest.unet.file)!);
+    const plain = planTrainingMemory(unet, { batch: 2, rank: 2, latentDims: [4, 8, 8], contextDims: [77, 32] });
+    const plans: [string, string][] = [];
+    const squeezed = await runTraining({ ...job, options, limits: { memoryBytes: plain.totalBytes - 1 }, onPlan: (mode, summary) => void plans.push([mode, summary]) });
+    expect(squeezed.steps).toBe(2);
+    expect(plans).toHaveLength(1);
+    expect(plans[0][0]).toBe('blocks');
+    expect(plans[0][1]).toMatch(/^checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; .*\); tried off .*, blocks .*$/);
     await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
     await expect(runTraining({ ...job, options: { ...options, resolution: 128 } })).rejects.toThrow('pairs file is for 64×64 images; the model works at 128×128');
   });

@@ -1,6 +1,7 @@
 // The one message protocol between the page and the worker that owns ORT, the GPU and the weights.
 // Page → worker: WorkerRequest. Worker → page: WorkerEvent. Every generation carries the page's `id`, so late events
 // of a cancelled or superseded generation can be recognised and dropped.
+import type { CheckpointChoice, CheckpointMode } from '../train/unet-segments.ts';
 
 export type BackendPreference = 'auto' | 'webgpu' | 'wasm';
 export type Backend = 'webgpu' | 'wasm';
@@ -38,6 +39,8 @@ export interface TrainOptions {
   seed: number;
   /** Prepared SD models: the training images' side in pixels (square); default the model's own size. */
   resolution?: number;
+  /** Activation checkpointing (src/train/memory-plan.ts): 'auto' (default) recomputes only when the plan needs it. */
+  checkpoint?: CheckpointChoice;
 }
 
 export type LoraRole = 'eta' | 'delta';
@@ -107,6 +110,8 @@ export type WorkerEvent =
   | { type: 'image'; id: number; kind: ImageKind; width: number; height: number; rgba: Uint8ClampedArray; seed: number }
   | { type: 'done'; id: number; seed: number; milliseconds: number; stats?: GenerationStats }
   | { type: 'cancelled'; id: number }
+  /** The memory plan of a training run, before its first step: the checkpointing chosen and the planned totals. */
+  | { type: 'train-plan'; id: number; checkpoint: CheckpointMode; summary: string }
   | { type: 'train-progress'; id: number; report: TrainStep }
   | { type: 'train-done'; id: number; lora: Uint8Array; steps: number; warning?: string }
   /** `skipped`: keys of the file that target layers the playground does not patch (they are ignored). */

@@ -5,8 +5,8 @@ import type * as OrtCommon from 'onnxruntime-common';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
-import { readModel } from '../onnx/model-io.ts';
-import { planTrainingMemory, trainingFitProblem, type DeviceLimits } from '../train/memory-plan.ts';
+import { planPreparedTraining, type DeviceLimits } from '../train/memory-plan.ts';
+import type { CheckpointMode } from '../train/unet-segments.ts';
 import { parsePairs, parsePairsAtOwnSize } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
 import type { TrainOptions } from './protocol.ts';
@@ -23,6 +23,8 @@ export interface TrainJob {
   pairsJson: string;
   options: TrainOptions;
   onStep(report: StepReport): void | Promise<void>;
+  /** The memory plan's choice of activation checkpointing, before anything is built (prepared models). */
+  onPlan?(checkpoint: CheckpointMode, summary: string): void;
   signal: AbortSignal;
 }
 
@@ -36,12 +38,14 @@ export interface TrainResult {
 export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const { manifest, options } = job;
   let resolution: { width: number; height: number } | undefined;
+  const choice = options.checkpoint ?? 'auto';
+  let checkpoint: CheckpointMode = choice === 'auto' ? 'off' : choice;
   let pairs;
   if (isPrepared(manifest)) {
     // Prepared models train at the chosen resolution, else at the pairs file's own size, planned before decoding.
     pairs = parsePairsAtOwnSize(job.pairsJson, (width, height) => {
       resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : { width, height });
-      checkPlan(manifest, job, resolution);
+      checkpoint = checkPlan(manifest, job, resolution) ?? checkpoint;
       return resolution;
     });
   } else {
@@ -64,6 +68,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       batch: Math.min(options.batch, pairs.length),
       seed: options.seed,
       resolution,
+      checkpoint,
       signal: job.signal,
       onStep: (report) => job.onStep(report),
     });
@@ -78,16 +83,17 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   }
 }
 
-/** Refuses, with the plan's numbers, a configuration whose memory plan exceeds the backend's limits. */
-function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }) {
-  if (!job.limits) return;
+/**
+ * Plans the run (src/train/memory-plan.ts), recomputing activations where that makes it fit, and refuses with the
+ * plan's numbers a configuration that exceeds the backend's limits even so. Returns the checkpointing chosen.
+ */
+function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }): CheckpointMode | undefined {
+  if (!job.limits) return undefined;
   const unet = job.files.get(manifest.unet.file);
   if (!unet) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
-  const f = manifest.latent.vaeScaleFactor;
   const batch = Math.max(1, job.options.batch);
-  const plan = planTrainingMemory(readModel(unet), {
-    batch, rank: job.options.rank, latentDims: [manifest.latent.channels, resolution.height / f, resolution.width / f], contextDims: [manifest.context.length, manifest.context.dim],
-  });
-  const problem = trainingFitProblem(plan, job.limits, `${manifest.name} at ${resolution.width}×${resolution.height}, batch ${batch}, rank ${job.options.rank}`);
-  if (problem) throw new Error(problem);
+  const chosen = planPreparedTraining(manifest, unet, { ...resolution, batch, rank: job.options.rank }, job.limits, job.options.checkpoint ?? 'auto');
+  if (chosen.problem) throw new Error(chosen.problem);
+  job.onPlan?.(chosen.checkpoint, chosen.summary);
+  return chosen.checkpoint;
 }

@@ -140,6 +140,7 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
     const { manifest, files, sessionOptions, device } = await ready();
     const result = await runTraining({
       ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(device),
+      onPlan: (checkpoint, summary) => post({ type: 'train-plan', id, checkpoint, summary }),
       onStep: async ({ step, steps, loss, accuracy, stepsPerSecond }) => {
         post({ type: 'train-progress', id, report: { step, steps, loss, accuracy, stepsPerSecond } });
         await yieldToEvents();
@@ -153,11 +154,11 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
 }
 
 /**
- * What training may use: on WebGPU the adapter's per-buffer limit (its memory total is not exposed); on WASM the
- * 4 GiB a wasm32 heap can address at most.
+ * What training may use: on WebGPU the adapter's per-buffer limit (its memory total is not exposed, so activation
+ * checkpointing is chosen to fit 8 GiB, the issue's class of adapters); on WASM the 4 GiB a wasm32 heap can address.
  */
 function trainingLimits(device: GPUDevice | undefined) {
-  if (device) return { maxBufferBytes: Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize) };
+  if (device) return { maxBufferBytes: Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize), budgetBytes: 8 * 2 ** 30 };
   return { memoryBytes: 4 * 2 ** 30 };
 }
 

@@ -12,6 +12,7 @@ import { readModel, writeModel } from '../model-io.ts';
 import { valueInfo } from '../builder.ts';
 import { describeNode, hasSubgraph } from './attributes.ts';
 import { createEmitter, type Emitter } from './emitter.ts';
+import { recomputeSegments } from './checkpoint.ts';
 import { createShapeEnv, inferNode, isFloatType, type ShapeEnv } from './shapes.ts';
 import type { GradRule } from './rule.ts';
 import { elementwiseRules } from './elementwise.ts';
@@ -27,6 +28,12 @@ export interface GradientOptions {
   loss: string;
   /** Graph inputs or initializers to differentiate with respect to. */
   wrt: string[];
+  /**
+   * Activation checkpointing (checkpoint.ts): the segment of a node, by its name (forward nodes, and the backward
+   * nodes emitted for them, whose names start with the forward node's), or null outside every segment. Each segment's
+   * activations are recomputed before its backward pass instead of being kept from the forward pass.
+   */
+  recompute?: (nodeName: string) => string | null;
 }
 
 export const GRADIENT_RULES: Readonly<Record<string, GradRule>> = {
@@ -56,13 +63,14 @@ export function buildGradientModel(bytes: Uint8Array, options: GradientOptions):
   const reach = forwardReach(nodes, options.wrt, env);
   const active = nodes.filter((n) => (n.input ?? []).some((i) => reach.has(i))).filter(leadsTo(nodes, options.loss));
   for (const n of active) if (!NON_DIFFERENTIABLE.has(n.opType ?? '')) ruleFor(n); // fail before emitting anything
-  graph.node = nodes;
+  graph.node = [...nodes];
   const e = createEmitter(graph, env, opset);
   const grads = new Map<string, string[]>();
   e.setScope(`${options.loss}_grad`, 'loss seed');
   grads.set(options.loss, [e.onesLike(options.loss)]);
 
   for (const node of [...active].reverse()) backward(node, e, grads, reach);
+  if (options.recompute) recomputeSegments(graph, nodes.length, options.recompute, e, env);
 
   for (const w of options.wrt) {
     e.setScope(`${w}_grad`, `gradient of ${w}`);
