@@ -21,7 +21,8 @@ import { isPrepared } from '../model/manifest.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { readPairsSourceNode } from '../train/decode-node.ts';
 import { decodePairs, parsePairs } from '../train/pairs.ts';
-import { defaultBeta, trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
+import { defaultBeta } from '../train/dpo-beta.ts';
+import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
   + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm]';
@@ -57,7 +58,7 @@ async function main() {
   const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
   const options = {
-    rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', defaultBeta(manifest)),
+    rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', defaultBeta(prepared ? manifest.kind : 'embedded')),
     lr: number(values, 'lr', 1e-4), batch: number(values, 'batch', 8, true), seed: number(values, 'seed', 0, true),
     weightDecay: number(values, 'weight-decay', 1e-2), maxGradNorm: number(values, 'max-grad-norm', 1),
   };

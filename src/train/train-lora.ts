@@ -24,6 +24,7 @@ import type { ModelProto } from '../onnx/proto.ts';
 import { addTimeIds, sdxlConditioner } from '../pipelines/sdxl-conditioning.ts';
 import { promptTokenizer } from '../pipelines/tokenizer.ts';
 import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
+import { defaultBeta, dpoBetaScale, type ModelKind } from './dpo-beta.ts';
 import { createAdamW } from './optimizer.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import type { PreferencePair } from './pairs.ts';
@@ -86,7 +87,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims });
   const alphaBar = trainingAlphas(manifest);
   const { contexts, added, externalData } = source;
-  const betaScale = dpoBetaScale(manifest);
+  const betaScale = dpoBetaScale(kindOf(manifest));
   const session = await ort.InferenceSession.create(graph.training, { ...setup.sessionOptions, externalData });
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
@@ -188,7 +189,7 @@ export class TrainingError extends Error {
 }
 
 export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; history: StepReport[] }> {
-  const settings = { beta: o.beta ?? defaultBeta(o.model.manifest), lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1 };
+  const settings = { beta: o.beta ?? defaultBeta(kindOf(o.model.manifest)), lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1 };
   checkSettings(o, settings);
   const seed = o.seed ?? 0;
   const trainer = await createDpoTrainer({ ...o, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
@@ -248,15 +249,9 @@ async function latentsOf(o: TrainLoraOptions, seed: number): Promise<readonly Pr
   }
 }
 
-/** β_dpo by model family: the released NPO δ's (SD1.5 500, SDXL 2000, DESIGN §2); the embedded model's 2500. */
-export function defaultBeta(manifest: AnyManifest): number {
-  if (!isPrepared(manifest)) return 2500;
-  return manifest.kind === 'sdxl' ? 2000 : 500;
-}
-
-/** The graph's β per unit of β_dpo: SDXL's scripts use −0.5·β_dpo·(model_diff − ref_diff), SD1.5's β_dpo·(ref − model). */
-export function dpoBetaScale(manifest: AnyManifest): number {
-  return isPrepared(manifest) && manifest.kind === 'sdxl' ? 0.5 : 1;
+/** The model family, for β_dpo's default and scale (dpo-beta.ts). */
+function kindOf(manifest: AnyManifest): ModelKind {
+  return isPrepared(manifest) ? manifest.kind : 'embedded';
 }
 
 /** The VAE sample's generator is seeded `seed + 3` (the step noise uses `seed`), so the two streams differ. */

@@ -26,7 +26,8 @@ import { createAdamW } from './optimizer.ts';
 import type { PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
-import { createDpoTrainer, defaultBeta, dpoBetaScale, trainingAlphas, trainLora } from './train-lora.ts';
+import { defaultBeta, dpoBetaScale } from './dpo-beta.ts';
+import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
 import { readTrainReference } from './train-reference.ts';
 
 const SIZE = { width: 64, height: 64 };
@@ -57,8 +58,8 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
 
   it('defaults to the released SDXL δ\'s β_dpo 2000, halved as the SDXL scripts do', () => {
     expect(manifest.kind).toBe('sdxl');
-    expect(defaultBeta(manifest)).toBe(2000);
-    expect(dpoBetaScale(manifest)).toBe(0.5);
+    expect(defaultBeta(manifest.kind)).toBe(2000);
+    expect(dpoBetaScale(manifest.kind)).toBe(0.5);
   });
 
   it("samples latents as diffusers' latent_dist.sample(generator) × 0.13025 (SDXL's VAE in float32)", async () => {
