@@ -1,5 +1,5 @@
-// Shared by the SD1.5 training specs: train δ in the page on the loaded tiny SD1.5 and check the losses shown equal
-// `trainLora` in Node (onnxruntime-node) on the same pairs, the same settings and seed.
+// Shared by the SD training specs: train δ in the page on the loaded tiny SD1.5 (or SDXL) and check the losses shown
+// equal `trainLora` in Node (onnxruntime-node) on the same pairs, the same settings and seed.
 import { expect, type Page, type TestInfo } from '@playwright/test';
 import * as ort from 'onnxruntime-node';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
@@ -11,20 +11,25 @@ import { SD15_TEST_MODEL } from './test-models.ts';
 /** A 64² generation of the fixture costs about this many embedded-model generations (as e2e/sd15.spec.ts). */
 export const SD15_GENERATION = 4;
 
+/** The loaded model: its prepared directory, a generation's cost in embedded-model generations, the panel's β_dpo. */
+export interface TrainedModel { dir: string; generation: number; beta: number }
+const SD15: TrainedModel = { dir: SD15_TEST_MODEL, generation: SD15_GENERATION, beta: 500 };
+
 /** Trains `steps` steps (batch 1, rank 2, the panel's NPO defaults) in the page; returns the losses shown. */
-export async function expectTrainingLikeNode(page: Page, info: TestInfo, pairs: PreferencePair[], size: number, steps: number): Promise<number[]> {
+export async function expectTrainingLikeNode(page: Page, info: TestInfo, pairs: PreferencePair[], size: number, steps: number, model = SD15): Promise<number[]> {
+  await expect(page.getByTestId('train-beta')).toHaveValue(String(model.beta)); // the panel's default for this family
   await page.getByTestId('train-steps').fill(String(steps));
   await page.getByTestId('train-batch').fill('1');
   await page.getByTestId('train-rank').fill('2');
   await page.getByTestId('train').click();
   // graph building and session creation (about two generations' worth here), then the steps
-  const training = await allowFor(page, info, { steps: 0, generations: 2 * SD15_GENERATION, trainSteps: steps * SD15_GENERATION, trainBatch: 1 });
+  const training = await allowFor(page, info, { steps: 0, generations: 2 * model.generation, trainSteps: steps * model.generation, trainBatch: 1 });
   await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
   const browserLosses: number[] = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses'))!);
-  const { manifest, files } = readModelDirectory(SD15_TEST_MODEL);
+  const { manifest, files } = readModelDirectory(model.dir);
   const nodeRun = await trainLora({
     ort, model: { manifest, files }, pairs, reverse: true,
-    rank: 2, steps, beta: 500, lr: 1e-3, batch: 1, seed: 0, resolution: { width: size, height: size },
+    rank: 2, steps, beta: model.beta, lr: 1e-3, batch: 1, seed: 0, resolution: { width: size, height: size },
   });
   expect(browserLosses).toHaveLength(steps);
   browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
