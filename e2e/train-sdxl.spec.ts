@@ -26,7 +26,8 @@ test('trains δ on a prepared SDXL model with the same losses as Node, uses it, 
   await page.goto(`/?backend=wasm&model=${encodeURIComponent(SDXL_TEST_MODEL_URL)}&steps=2&width=${S}&height=${S}`);
   await waitIdle(page, info, { load: true, steps: 2, generations: SDXL_GENERATION });
   await page.getByTestId('pairs-file').setInputFiles(path);
-  const model = { dir: SDXL_TEST_MODEL, generation: SDXL_GENERATION, beta: 2000 };
+  // setup: the 16,691-node training graph, 85 s to a session in Node at load ~6 (≈ 20 training steps at calibration)
+  const model = { dir: SDXL_TEST_MODEL, generation: SDXL_GENERATION, beta: 2000, setupSteps: 40 };
   await expectTrainingLikeNode(page, info, parsePairs(readFileSync(path, 'utf8'), { width: S, height: S }), S, steps, model);
 
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };

@@ -88,7 +88,10 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const alphaBar = trainingAlphas(manifest);
   const { contexts, added, externalData } = source;
   const betaScale = dpoBetaScale(kindOf(manifest));
-  const session = await ort.InferenceSession.create(graph.training, { ...setup.sessionOptions, externalData });
+  // Optimisation level 'basic' unless the caller says otherwise: ORT's full optimisation of a training graph costs
+  // minutes of setup for little (SD1.5 fixture 4× slower to set up; the SDXL fixture's 16,691-node graph did not get
+  // through session creation in 285 s in Chromium's WASM, and takes 85 s in Node at 'basic').
+  const session = await ort.InferenceSession.create(graph.training, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData });
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
   const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);

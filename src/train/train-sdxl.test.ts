@@ -24,11 +24,16 @@ import { prepareFixture, relL2 } from '../pipelines/reference-metrics.ts';
 import { readFileSync } from 'node:fs';
 import { createAdamW } from './optimizer.ts';
 import type { PreferencePair } from './pairs.ts';
+import { readModel } from '../onnx/model-io.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
 import { createRandom, type Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
 import { defaultBeta, dpoBetaScale } from './dpo-beta.ts';
 import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
 import { readTrainReference } from './train-reference.ts';
+import { encodePairs } from './pairs.ts';
+import { planTrainingMemory } from './memory-plan.ts';
+import { runTraining } from '../worker/training.ts';
 
 const SIZE = { width: 64, height: 64 };
 const fast = { logSeverityLevel: 3 as const, graphOptimizationLevel: 'basic' as const };
@@ -154,4 +159,17 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
       }
     }
   }, 300_000);
+
+  it("plans its memory with the added conditions, and the worker's runTraining refuses a plan over the backend's limits with its numbers", async () => {
+    const unet = readModel(model.files.get(manifest.unet.file)!);
+    const plan = planTrainingMemory(unet, { batch: 2, latentDims: [4, 8, 8], contextDims: [77, 20], rank: 4 });
+    expect(plan.loraParams).toBe(findLoraSites(unet).reduce((sum, site) => sum + 4 * (site.inFeatures + site.outFeatures), 0)); // rank 4
+    expect(plan.activationsBytes).toBeGreaterThan(0);
+    const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
+    const options = { reverse: true, rank: 2, steps: 1, beta: 2000, lr: 1e-3, batch: 2, seed: 1 };
+    const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, options, signal: new AbortController().signal, onStep: () => undefined };
+    await expect(runTraining({ ...job, limits: { memoryBytes: 2 ** 20 } }))
+      .rejects.toThrow(/^training .* at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights \d+ MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
+  }, 120_000);
 });
+
