@@ -5,7 +5,9 @@ import * as ort from 'onnxruntime-node';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import type { PreferencePair } from '../src/train/pairs.ts';
 import { trainLora } from '../src/train/train-lora.ts';
-import { allowFor } from './helpers.ts';
+import { readFileSync } from 'node:fs';
+import { readSafetensors, type SafetensorsFile } from '../src/lora/safetensors.ts';
+import { allowFor, differingPixels, pixels, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL } from './test-models.ts';
 
 /** A 64² generation of the fixture costs about this many embedded-model generations (as e2e/sd15.spec.ts). */
@@ -37,4 +39,16 @@ export async function expectTrainingLikeNode(page: Page, info: TestInfo, pairs: 
   expect(browserLosses).toHaveLength(steps);
   browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
   return browserLosses;
+}
+
+/** Uses the trained δ (only the NPO image may change, at `generation`'s cost) and downloads it; returns the file read back. */
+export async function useAndDownload(page: Page, info: TestInfo, generation: number): Promise<SafetensorsFile> {
+  const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await page.getByTestId('use-trained').click();
+  await expect(page.getByTestId('train-message')).toContainText('as δ');
+  await waitIdle(page, info, { steps: 2, generations: generation });
+  expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+  expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(0);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-lora').click()]);
+  return readSafetensors(new Uint8Array(readFileSync((await download.path())!)));
 }

@@ -22,15 +22,14 @@ import { createModelEngine } from '../pipelines/index.ts';
 import type { ModelDirectory } from '../pipelines/read-directory.ts';
 import { prepareFixture, relL2 } from '../pipelines/reference-metrics.ts';
 import { readFileSync } from 'node:fs';
-import { createAdamW } from './optimizer.ts';
-import type { PreferencePair } from './pairs.ts';
 import { readModel } from '../onnx/model-io.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
-import { createRandom, type Random } from './random.ts';
+import type { Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
 import { defaultBeta, dpoBetaScale } from './dpo-beta.ts';
 import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
 import { readTrainReference } from './train-reference.ts';
+import { fixedDrawLosses, toyPairs } from './toy-training.ts';
 import { encodePairs } from './pairs.ts';
 import { planTrainingMemory } from './memory-plan.ts';
 import { runTraining } from '../worker/training.ts';
@@ -40,17 +39,6 @@ const fast = { logSeverityLevel: 3 as const, graphOptimizationLevel: 'basic' as 
 const ref = readTrainReference(join(SDXL_FIXTURE, 'train-reference.safetensors'));
 const settings = ref.meta('settings');
 const references = JSON.parse(readFileSync(join(SDXL_FIXTURE, 'references.json'), 'utf8'));
-
-/** Winners bright and smooth, losers dark and noisy: a preference a LoRA can learn in a few steps. */
-function toyPairs(n: number): PreferencePair[] {
-  const r = createRandom(3);
-  const plane = SIZE.width * SIZE.height;
-  return Array.from({ length: n }, (_, k) => ({
-    prompt: k % 2 ? 'a red square' : 'a photo of a cat',
-    winner: Float32Array.from({ length: 3 * plane }, (_, i) => 0.6 + 0.3 * Math.sin((i % SIZE.width) / 6 + k)),
-    loser: Float32Array.from({ length: 3 * plane }, () => -0.5 + 0.4 * r.normal()),
-  }));
-}
 
 describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnxruntime-node)', () => {
   let model: ModelDirectory;
@@ -111,29 +99,14 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
   }, 180_000);
 
   it('a few AdamW steps on a fixed draw of a separable toy pair set lower the DPO loss', async () => {
-    const pairs = toyPairs(4);
-    const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(11), SIZE, fast);
-    const latentPairs = await encoder.encodePairs(pairs);
-    await encoder.release();
-    const trainer = await createDpoTrainer({ ort, model: { manifest, files: model.files }, prompts: [...new Set(pairs.map((p) => p.prompt))], rank: 4, seed: 5, resolution: SIZE, sessionOptions: fast });
-    try {
-      const optimizer = createAdamW(trainer.params, { lr: 1e-3, weightDecay: 0, maxGradNorm: 1 });
-      const losses: number[] = [];
-      for (let step = 0; step < 6; step++) {
-        const out = await trainer.run(latentPairs, { noise: createGenerator(99), random: createRandom(7) }, 2000);
-        losses.push(out.loss);
-        optimizer.step(out.grads);
-      }
-      expect(losses[0]).toBeCloseTo(Math.LN2, 6); // B = 0: policy = reference
-      for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
-      expect(losses.at(-1)!).toBeLessThan(0.8 * Math.LN2);
-    } finally {
-      await trainer.release();
-    }
+    const losses = await fixedDrawLosses(ort, manifest, model.files, SIZE.width, 2000, 6, fast);
+    expect(losses[0]).toBeCloseTo(Math.LN2, 6); // B = 0: policy = reference
+    for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
+    expect(losses.at(-1)!).toBeLessThan(0.8 * Math.LN2);
   }, 180_000);
 
   it('trainLora (NPO, default β) gives a δ on all 136 projections: diffusers keys load into the SDXL pipeline, kohya-sgm keys are kohya\'s SDXL names', async () => {
-    const { lora, history } = await trainLora({ ort, model: { manifest, files: model.files }, pairs: toyPairs(4), reverse: true, rank: 4, steps: 3, batch: 2, lr: 1e-3, seed: 5, resolution: SIZE, sessionOptions: fast });
+    const { lora, history } = await trainLora({ ort, model: { manifest, files: model.files }, pairs: toyPairs(4, SIZE.width), reverse: true, rank: 4, steps: 3, batch: 2, lr: 1e-3, seed: 5, resolution: SIZE, sessionOptions: fast });
     expect(history).toHaveLength(3);
     expect(history[0].loss).toBeCloseTo(Math.LN2, 6);
     expect(lora.metadata.beta_dpo).toBe('2000');
@@ -165,7 +138,7 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
     const plan = planTrainingMemory(unet, { batch: 2, latentDims: [4, 8, 8], contextDims: [77, 20], rank: 4 });
     expect(plan.loraParams).toBe(findLoraSites(unet).reduce((sum, site) => sum + 4 * (site.inFeatures + site.outFeatures), 0)); // rank 4
     expect(plan.activationsBytes).toBeGreaterThan(0);
-    const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
+    const pairsJson = JSON.stringify(encodePairs(toyPairs(2, SIZE.width), SIZE.width, SIZE.height));
     const options = { reverse: true, rank: 2, steps: 1, beta: 2000, lr: 1e-3, batch: 2, seed: 1 };
     const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, options, signal: new AbortController().signal, onStep: () => undefined };
     await expect(runTraining({ ...job, limits: { memoryBytes: 2 ** 20 } }))
