@@ -9,8 +9,9 @@
 // trainer's `reverse` flag); the graph itself knows nothing about it.
 // The scale follows the official NPO code (G-U-N/Diffusion-NPO DPO-DPO-NPO/train_sd15.py: logits = ref_diff −
 // model_diff, loss = −logsigmoid(β·logits), ties ½ in the accuracy), DESIGN §2 and diffusers' research script
-// train_diffusion_dpo.py (commit 071190d; checked against PyTorch in dpo-graph-sd15.test.ts). The original
-// DiffusionDPO train.py uses −0.5·β_dpo instead: its β_dpo = 2500 is β = 1250 here.
+// train_diffusion_dpo.py (commit 071190d; checked against PyTorch in dpo-graph-real.test.ts). The original
+// DiffusionDPO train.py uses −0.5·β_dpo instead: its β_dpo = 2500 is β = 1250 here; so do the SDXL scripts
+// (train_diffusion_dpo_sdxl.py, Diffusion-NPO train_sdxl.py), whose β_dpo the trainer halves (dpo-beta.ts).
 //
 // Policy and reference are two copies of the UNet's nodes in one graph: the policy copy carries the injected LoRA
 // (scale `lora_scale`), the reference copy is the untouched UNet. Both read the same initializers, so the weights are
