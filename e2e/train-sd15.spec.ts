@@ -7,10 +7,9 @@ import { expect, test } from '@playwright/test';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSafetensors } from '../src/lora/safetensors.ts';
 import { encodePairs, parsePairs } from '../src/train/pairs.ts';
-import { allowFor, backendOf, differingPixels, pixels, waitIdle } from './helpers.ts';
-import { expectTrainingLikeNode, SD15_GENERATION } from './sd15-training.ts';
+import { allowFor, backendOf, waitIdle } from './helpers.ts';
+import { expectTrainingLikeNode, SD15_GENERATION, useAndDownload } from './sd15-training.ts';
 import { SD15_TEST_MODEL_URL } from './test-models.ts';
 
 const S = 64; // the fixture's image size
@@ -30,15 +29,7 @@ test('trains δ on a prepared SD1.5 model with the same losses as Node, uses it,
   await expect(plan).toHaveAttribute('data-checkpoint', 'off');
   await expect(plan).toHaveText(/^memory plan \d+\.\d\d GiB without checkpointing$/);
 
-  const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
-  await page.getByTestId('use-trained').click();
-  await expect(page.getByTestId('train-message')).toContainText('as δ');
-  await waitIdle(page, info, { steps: 2, generations: SD15_GENERATION });
-  expect(differingPixels(before.baseline, await pixels(page, 'image-baseline'))).toBe(0);
-  expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(0);
-
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-lora').click()]);
-  const saved = readSafetensors(new Uint8Array(readFileSync((await download.path())!)));
+  const saved = await useAndDownload(page, info, SD15_GENERATION);
   expect([...saved.tensors.keys()].filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32);
 
   // recomputation forced in the panel: the plan says so, and training gives the same losses

@@ -1,6 +1,6 @@
 // Benchmark of DPO/NPO training on prepared SD models (issue 14): prints tables, asserts nothing.
 //   npm run bench:train:sd -- [--steps 6] [--batch 1] [--sd15-unet <model.onnx>] [--sdxl-unet <model.onnx>]
-// 1. The tiny real-export SD1.5 fixture (fixtures/sd15, prepared into a temporary directory) trained on
+// 1. The tiny real-export SD1.5 and SDXL fixtures (fixtures/sd15, fixtures/sdxl, prepared into temporary directories) trained on
 //    onnxruntime-node's CPU EP: session setup, steps/s and the process's peak RSS growth, beside the memory plan
 //    (src/train/memory-plan.ts) for the same configuration.
 // 2. The plan against a measured step: one DPO training step of the tiny fixture's graph at larger latents (where
@@ -26,6 +26,7 @@ import * as ort from 'onnxruntime-node';
 import type { PreparedManifest } from '../src/model/manifest.ts';
 import { externalLocations, readModel } from '../src/onnx/model-io.ts';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
+import { assembleSdxlExport } from './fixtures/sdxl-export.ts';
 import { buildDpoGraph } from '../src/train/dpo-graph.ts';
 import { planTrainingMemory, type TrainMemoryOptions } from '../src/train/memory-plan.ts';
 import { createRandom } from '../src/train/random.ts';
@@ -39,9 +40,10 @@ const root = join(import.meta.dirname, '..');
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const gib = (b: number) => (b / 2 ** 30).toFixed(2);
 
-async function tinyFixture() {
+/** A tiny fixture: `exportDir` prepared, trained `steps` steps at 64² (β_dpo: the family's default). */
+async function tinyFixture(title: string, exportDir: string) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-train-sd-'));
-  execFileSync(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', 'fixtures/sd15/export-diffusers', '--out', dir], { cwd: root, stdio: 'pipe' });
+  execFileSync(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', exportDir, '--out', dir], { cwd: root, stdio: 'pipe' });
   const { manifest, files } = readModelDirectory(dir);
   const S = 64;
   const r = createRandom(1);
@@ -56,15 +58,16 @@ async function tinyFixture() {
   const t0 = performance.now();
   let firstStepAt = 0;
   const { history } = await trainLora({
-    ort, model: { manifest, files }, pairs, steps, batch, rank: 8, beta: 500, lr: 1e-4, resolution: { width: S, height: S },
+    ort, model: { manifest, files }, pairs, steps, batch, rank: 8, lr: 1e-4, resolution: { width: S, height: S },
     sessionOptions: { logSeverityLevel: 3, graphOptimizationLevel: 'basic' },
     onStep: (rep) => { if (rep.step === 1) firstStepAt = performance.now() - rep.stepMs; },
   });
   clearInterval(timer);
   const stepMs = history.slice(1).reduce((s, h) => s + h.stepMs, 0) / Math.max(1, history.length - 1);
-  const unet = readModel(files.get((manifest as PreparedManifest).unet.file)!);
-  const plan = planTrainingMemory(unet, { batch, latentDims: [4, 8, 8], contextDims: [77, 32], rank: 8 });
-  console.log(`\n## Tiny SD1.5 fixture (64², latents 4×8×8), rank 8, batch ${batch}, ${steps} steps, onnxruntime-node CPU`);
+  const prepared = manifest as PreparedManifest;
+  const unet = readModel(files.get(prepared.unet.file)!);
+  const plan = planTrainingMemory(unet, { batch, latentDims: [4, 8, 8], contextDims: [prepared.context.length, prepared.context.dim], rank: 8 });
+  console.log(`\n## Tiny ${title} fixture (64², latents 4×8×8), rank 8, batch ${batch}, ${steps} steps, onnxruntime-node CPU`);
   console.log('| setup (graph + sessions + VAE) s | step ms (after the first) | steps/s | peak RSS growth MiB | planned total MiB | planned activations MiB |');
   console.log('|---|---|---|---|---|---|');
   console.log(`| ${((firstStepAt - t0) / 1000).toFixed(1)} | ${stepMs.toFixed(0)} | ${(1000 / stepMs).toFixed(2)} | ${mib(peak - base)} | ${mib(plan.totalBytes)} | ${mib(plan.activationsBytes)} |`);
@@ -172,7 +175,8 @@ if (values['measure-step']) {
   process.exit(0);
 }
 if (!values['checkpointing-only']) {
-  await tinyFixture();
+  await tinyFixture('SD1.5', 'fixtures/sd15/export-diffusers');
+  await tinyFixture('SDXL', assembleSdxlExport());
   planVersusMeasured();
 }
 const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';

@@ -10,6 +10,7 @@ import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 import type { PairSource } from './pair-source-files.ts';
 import { usePlayground } from './store.ts';
 import type { CheckpointMode } from '../train/unet-segments.ts';
+import { RELEASED_NPO_BETA } from '../train/dpo-beta.ts';
 
 export interface TrainingState {
   /** The training set: a pairs.json's text, or a source's pairs prepared at `size`² (re-read when the size changes). */
@@ -188,6 +189,18 @@ function handle(event: WorkerEvent) {
 }
 
 onWorkerEvent(handle);
+
+/** β_dpo the panel proposes for a model family: the released SDXL δ's 2000 on an SDXL model, else the default 500. */
+export function panelBeta(kind: string | undefined): number {
+  return kind === 'sdxl' ? RELEASED_NPO_BETA.sdxl : DEFAULT_TRAIN_OPTIONS.beta;
+}
+
+// A newly loaded model of another family brings its own β_dpo, unless the person has set one of their own.
+usePlayground.subscribe((s, prev) => {
+  if (s.model?.kind === prev.model?.kind) return;
+  const { options } = useTraining.getState();
+  if (options.beta === panelBeta(prev.model?.kind)) useTraining.setState({ options: { ...options, beta: panelBeta(s.model?.kind) } });
+});
 
 /** Saves bytes as a file through a temporary link (no server round trip). */
 export function download(bytes: Uint8Array, name: string, type = 'application/octet-stream') {

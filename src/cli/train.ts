@@ -1,14 +1,15 @@
 // Trains a DPO LoRA (or an NPO one with --reverse) on a model directory and preference pairs, in Node on onnxruntime-node.
 //   npm run train -- --model models --pairs <pairs.json | image folder | .zip | Pick-a-Pic .parquet> [--max-pairs N] [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
-//                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya] --out lora.safetensors
+//                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya|kohya-sgm] --out lora.safetensors
 //                    [--checkpoint auto|off|blocks|layers] [--memory-gib N]
 // --checkpoint recomputes the UNet's activations in the backward pass (activation checkpointing): 'auto' plans the
 // step's memory (src/train/memory-plan.ts) for prepared models and recomputes, coarse to fine, when the plan exceeds
 // --memory-gib (default: this machine's memory); the choice and the planned totals are printed.
-// --model is the embedded model's directory or a prepared SD1.5 one (`npm run prepare-model`); for a prepared model the
-// pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and --beta
-// defaults to 500 (the released NPO SD1.5 δ's β_dpo). An image folder or .zip (metadata.jsonl or .csv of prompt,
+// --model is the embedded model's directory or a prepared SD1.5 / SDXL one (`npm run prepare-model`); for a prepared
+// model the pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and
+// --beta defaults to the released NPO δ's β_dpo: 500 for SD1.5, 2000 for SDXL (whose scripts scale it by 0.5,
+// train-lora.ts). --format kohya-sgm names the modules as kohya's SDXL LoRAs do (input_blocks_4_1_…). An image folder or .zip (metadata.jsonl or .csv of prompt,
 // chosen, rejected) or a Pick-a-Pic shard is resized and centre-cropped to the training size as diffusers' DPO script
 // does (src/train/pair-sources.ts).
 // One progress line per step. The LoRA is written in diffusers' key format (or --format peft / kohya) at --out, every
@@ -19,17 +20,19 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
-import type { LoraFormat, LoraSet } from '../lora/types.ts';
+import type { LoraWriteFormat } from '../lora/serialize.ts';
+import type { LoraSet } from '../lora/types.ts';
 import { isPrepared, type AnyManifest } from '../model/manifest.ts';
 import { planPreparedTraining } from '../train/memory-plan.ts';
 import { CHECKPOINT_CHOICES, type CheckpointChoice, type CheckpointMode } from '../train/unet-segments.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { readPairsSourceNode } from '../train/decode-node.ts';
 import { decodePairs, parsePairs } from '../train/pairs.ts';
+import { defaultBeta } from '../train/dpo-beta.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya] [--checkpoint auto|off|blocks|layers] [--memory-gib N]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -39,7 +42,7 @@ function number(values: Record<string, unknown>, key: string, fallback: number, 
   return value;
 }
 
-function writeLora(path: string, lora: LoraSet, format: LoraFormat) {
+function writeLora(path: string, lora: LoraSet, format: LoraWriteFormat) {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, serializeLora(lora, format, { metadata: lora.metadata }));
   renameSync(tmp, path); // a crash mid-write never leaves a truncated LoRA at --out
@@ -67,13 +70,13 @@ async function main() {
   });
   if (values.help) return void console.log(USAGE);
   if (!values.model || !values.pairs || !values.out) throw new Error(`--model, --pairs and --out are required\n${USAGE}`);
-  const format = values.format as LoraFormat;
-  if (!['diffusers', 'peft', 'kohya'].includes(format)) throw new Error(`--format must be diffusers, peft or kohya, got ${values.format}`);
+  const format = values.format as LoraWriteFormat;
+  if (!['diffusers', 'peft', 'kohya', 'kohya-sgm'].includes(format)) throw new Error(`--format must be diffusers, peft, kohya or kohya-sgm, got ${values.format}`);
   const { manifest, files } = readModelDirectory(values.model);
   const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
   const options = {
-    rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', prepared ? 500 : 2500),
+    rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', defaultBeta(prepared ? manifest.kind : 'embedded')),
     lr: number(values, 'lr', 1e-4), batch: number(values, 'batch', 8, true), seed: number(values, 'seed', 0, true),
     weightDecay: number(values, 'weight-decay', 1e-2), maxGradNorm: number(values, 'max-grad-norm', 1),
   };

@@ -7,6 +7,7 @@ export type { SafetensorsDtype, SafetensorsFile, SafetensorsTensor, TensorToWrit
 export { parseLora, loraFromSafetensors, loraDeltaWeight, peftAlphaConfig, TEXT_ENCODER_REASON, UNMATCHED_REASON } from './formats.ts';
 export type { ParseLoraOptions } from './formats.ts';
 export { serializeLora } from './serialize.ts';
+export type { LoraWriteFormat } from './serialize.ts';
 export type { SerializeLoraOptions } from './serialize.ts';
 export { kohyaName, sgmPath, expectedKey, classifyKey } from './keys.ts';
 export type { LoraFormat, KeyRole } from './keys.ts';

@@ -17,6 +17,8 @@ export type KeyClass =
   | { kind: 'unknown' };
 
 export const KOHYA_UNET_PREFIX = 'lora_unet_';
+/** What follows a kohya module name for each tensor role. */
+export const KOHYA_SUFFIX: Record<KeyRole, string> = { down: '.lora_down.weight', up: '.lora_up.weight', alpha: '.alpha' };
 const KOHYA_TE_PREFIX = /^lora_te\d*_/;
 const DOTTED_TE_PREFIX = /^(text_encoder(_\d+)?|te\d*|text_model)\./;
 
@@ -99,7 +101,7 @@ export function sgmPath(modulePath: string): string | null {
 /** The key this module's tensor has in `format` (used for writing and for "closest expected key" hints). */
 export function expectedKey(format: LoraFormat, modulePath: string, role: KeyRole, dottedPrefix = 'unet.'): string {
   if (format === 'kohya') {
-    return kohyaName(modulePath) + (role === 'down' ? '.lora_down.weight' : role === 'up' ? '.lora_up.weight' : '.alpha');
+    return kohyaName(modulePath) + KOHYA_SUFFIX[role];
   }
   if (role === 'alpha') return `${dottedPrefix}${modulePath}.alpha`;
   if (format === 'diffusers') return `${dottedPrefix}${modulePath}.lora.${role}.weight`;

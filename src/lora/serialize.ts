@@ -6,16 +6,29 @@
 //   - PEFT: __metadata__.lora_adapter_metadata = JSON LoraConfig with `unet.`-prefixed keys, as diffusers'
 //     save_lora_weights writes it: r / lora_alpha of the most common entry, rank_pattern / alpha_pattern for the rest.
 //   - kohya: a scalar F32 `.alpha` per module (alpha = scale·rank). Scale 0 cannot be written (kohya reads alpha 0
-//     as alpha = rank), nor can two module paths that spell the same kohya name.
+//     as alpha = rank), nor can two module paths that spell the same kohya name. `kohya-sgm` names the modules as
+//     kohya's SDXL LoRAs do, by the original SGM UNet (lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q,
+//     keys.ts sgmPath; diffusers' load_lora_weights maps them back with _maybe_map_sgm_blocks_to_diffusers).
 // Metadata written: { format: 'pt', ...options.metadata, <format-specific> }; the set's own metadata is not copied
 // (pass it in options.metadata if wanted).
 
 import { LoraError } from './errors.ts';
-import { expectedKey, kohyaName } from './keys.ts';
-import type { LoraFormat } from './keys.ts';
+import { expectedKey, kohyaName, KOHYA_SUFFIX, sgmPath } from './keys.ts';
+import type { KeyRole, LoraFormat } from './keys.ts';
 import { writeSafetensors } from './safetensors.ts';
 import type { TensorToWrite } from './safetensors.ts';
 import type { LoraEntry, LoraSet } from './types.ts';
+
+/** The key formats a LoRA can be written in: the three read formats, and kohya with SGM module names (SDXL). */
+export type LoraWriteFormat = LoraFormat | 'kohya-sgm';
+
+/** A module's kohya name: its diffusers path, or for kohya-sgm its SGM path (attention modules only have one). */
+function kohyaModuleName(path: string, format: LoraWriteFormat): string {
+  if (format !== 'kohya-sgm') return kohyaName(path);
+  const sgm = sgmPath(path);
+  if (!sgm) throw new LoraError(`cannot write kohya-sgm: ${path} has no SGM block name (only attention modules of down/mid/up blocks do)`, 'argument');
+  return kohyaName(sgm);
+}
 
 export interface SerializeLoraOptions {
   dtype?: 'F32' | 'F16'; // of the down/up tensors (kohya alphas are always F32)
@@ -66,7 +79,7 @@ function peftMetadata(entries: [string, LoraEntry][]): string {
 }
 
 /** Serialize `set.entries` in `format`. Throws LoraError on inconsistent entries. */
-export function serializeLora(set: Pick<LoraSet, 'entries'>, format: LoraFormat, options: SerializeLoraOptions = {}): Uint8Array {
+export function serializeLora(set: Pick<LoraSet, 'entries'>, format: LoraWriteFormat, options: SerializeLoraOptions = {}): Uint8Array {
   const entries = [...set.entries.entries()];
   const tensors = new Map<string, TensorToWrite>();
   const seenKohya = new Map<string, string>();
@@ -74,17 +87,19 @@ export function serializeLora(set: Pick<LoraSet, 'entries'>, format: LoraFormat,
     checkEntry(path, e);
     let up: Float32Array = e.up;
     if (format === 'diffusers' && e.scale !== 1) up = e.up.map((v) => v * e.scale);
-    if (format === 'kohya') {
-      const name = kohyaName(path);
+    const kohya = format === 'kohya' || format === 'kohya-sgm';
+    if (kohya) {
+      const name = kohyaModuleName(path, format);
       const other = seenKohya.get(name);
       if (other !== undefined) throw new LoraError(`cannot write kohya: ${other} and ${path} both spell ${name}`, 'argument');
       seenKohya.set(name, path);
       if (e.scale === 0) throw new LoraError(`cannot write kohya: ${path} has scale 0 (kohya reads alpha 0 as alpha = rank)`, 'value');
-      tensors.set(expectedKey('kohya', path, 'alpha'), { shape: [], data: [e.scale * e.rank], dtype: 'F32' });
     }
+    const key = (role: KeyRole) => (kohya ? kohyaModuleName(path, format) + KOHYA_SUFFIX[role] : expectedKey(format as LoraFormat, path, role));
+    if (kohya) tensors.set(key('alpha'), { shape: [], data: [e.scale * e.rank], dtype: 'F32' });
     const k = e.conv1x1 ? [1, 1] : []; // torch loaders need the Conv2d weight shape for 1×1 conv targets
-    tensors.set(expectedKey(format, path, 'down'), { shape: [e.rank, e.inFeatures, ...k], data: e.down });
-    tensors.set(expectedKey(format, path, 'up'), { shape: [e.outFeatures, e.rank, ...k], data: up });
+    tensors.set(key('down'), { shape: [e.rank, e.inFeatures, ...k], data: e.down });
+    tensors.set(key('up'), { shape: [e.outFeatures, e.rank, ...k], data: up });
   }
   const metadata: Record<string, string> = { format: 'pt', ...options.metadata };
   if (format === 'peft') metadata.lora_adapter_metadata = peftMetadata(entries);

@@ -9,14 +9,18 @@
 // trainer's `reverse` flag); the graph itself knows nothing about it.
 // The scale follows the official NPO code (G-U-N/Diffusion-NPO DPO-DPO-NPO/train_sd15.py: logits = ref_diff −
 // model_diff, loss = −logsigmoid(β·logits), ties ½ in the accuracy), DESIGN §2 and diffusers' research script
-// train_diffusion_dpo.py (commit 071190d; checked against PyTorch in dpo-graph-sd15.test.ts). The original
-// DiffusionDPO train.py uses −0.5·β_dpo instead: its β_dpo = 2500 is β = 1250 here.
+// train_diffusion_dpo.py (commit 071190d; checked against PyTorch in dpo-graph-real.test.ts). The original
+// DiffusionDPO train.py uses −0.5·β_dpo instead: its β_dpo = 2500 is β = 1250 here; so do the SDXL scripts
+// (train_diffusion_dpo_sdxl.py, Diffusion-NPO train_sdxl.py), whose β_dpo the trainer halves (dpo-beta.ts).
 //
 // Policy and reference are two copies of the UNet's nodes in one graph: the policy copy carries the injected LoRA
 // (scale `lora_scale`), the reference copy is the untouched UNet. Both read the same initializers, so the weights are
 // stored once. Two copies rather than one 4B batch with per-sample scales: the reference copy does not depend on A/B,
 // so autodiff emits no backward work for it (a masked batch would backpropagate through all 4B samples); each copy
 // runs on the 2B batch [x_w; x_l]. One session run gives loss, accuracy and every LoRA gradient.
+// Added conditions: every other UNet input (SDXL's `text_embeds` [B, 1280] and `time_ids` [B, 6], diffusers'
+// added_cond_kwargs) becomes a per-pair input of the same name, doubled for [x_w; x_l] as the SDXL scripts'
+// `.repeat(2, 1)` and fed to both copies.
 import { createGraphBuilder, type GraphBuilder } from '../onnx/builder.ts';
 import { buildGradientModel } from '../onnx/autodiff/index.ts';
 import { ATTENTION_TARGETS, findLoraSites } from '../onnx/lora-sites.ts';
@@ -37,6 +41,9 @@ export const DPO_INPUTS = {
   scale: LORA_SCALE_INPUT, // [] LoRA scale (alpha / rank)
 } as const;
 export const DPO_OUTPUTS = ['loss', 'accuracy', 'model_diff', 'ref_diff'] as const;
+
+/** A per-pair UNet input besides sample, timestep and context (SDXL: text_embeds [14…1280], time_ids [6]). */
+export interface AddedCondition { name: string; dims: number[] }
 
 export interface UnetIo { sample: string; timestep: string; context: string; output: string }
 export const SD_UNET_IO: UnetIo = { sample: 'sample', timestep: 'timestep', context: 'encoder_hidden_states', output: 'out_sample' };
@@ -66,6 +73,8 @@ export interface DpoGraph {
   /** [C, H, W] of one image, [L, D] of one context, read from the UNet's declared input shapes. */
   imageDims: number[];
   contextDims: number[];
+  /** The UNet's added conditions, in its input order: graph inputs of the same names, [B, ...dims] float32. */
+  added: AddedCondition[];
 }
 
 /**
@@ -80,19 +89,23 @@ export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoG
   const injected = injectLora(unet, sites, options.rank);
   const imageDims = staticDims(unet.graph!, io.sample);
   const contextDims = staticDims(unet.graph!, io.context);
+  const added = addedConditions(unet.graph!, io);
 
   const pre = createGraphBuilder('dpo');
   const ins = declareInputs(pre, imageDims, contextDims);
   const prepared = pre.scope('dpo_in', () => noisedBatch(pre, ins));
+  const addedFeeds = Object.fromEntries(added.map((c) => {
+    const doubled = pre.op('Concat', [pre.input(c.name, DataType.FLOAT, ['pairs', ...c.dims]), c.name], { axis: 0 });
+    return [c.name, castTo(pre, doubled, inputType(unet.graph!, c.name))];
+  }));
   const post = createGraphBuilder('dpo');
   const policyOut = 'policy/out_sample';
   const refOut = 'ref/out_sample';
   post.scope('dpo_loss', () => lossAndAccuracy(post, prepared, policyOut, refOut, options.predictionType ?? 'epsilon'));
 
   // optimum's SD exports take an int64 timestep; ours a float one. The trainer always feeds float t.
-  const timestepType = unet.graph!.input!.find((v) => v.name === io.timestep)?.type?.tensorType?.elemType ?? DataType.FLOAT;
-  const t2 = timestepType === DataType.FLOAT ? prepared.t2 : pre.op('Cast', [prepared.t2], { to: timestepType });
-  const feeds = { [io.sample]: prepared.xt, [io.timestep]: t2, [io.context]: prepared.c2 };
+  const t2 = castTo(pre, prepared.t2, inputType(unet.graph!, io.timestep));
+  const feeds = { [io.sample]: prepared.xt, [io.timestep]: t2, [io.context]: prepared.c2, ...addedFeeds };
   const shared = new Set([...(injected.model.graph!.initializer ?? []).map((t) => t.name!), ...injected.model.graph!.input!.map((v) => v.name!)]);
   const policy = copyNodes(injected.model.graph!, 'policy', feeds, shared, { [io.output]: policyOut });
   const reference = copyNodes(unet.graph!, 'ref', feeds, shared, { [io.output]: refOut });
@@ -112,7 +125,26 @@ export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoG
   };
   const wrt = injected.inputs.flatMap((i) => [i.a, i.b]);
   const training = buildGradientModel(writeModel(forward), { loss: 'loss', wrt, recompute: unetSegmentOf(options.checkpoint ?? 'off') });
-  return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims };
+  return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims, added };
+}
+
+function inputType(graph: GraphProto, name: string): number {
+  return graph.input!.find((v) => v.name === name)?.type?.tensorType?.elemType ?? DataType.FLOAT;
+}
+
+function castTo(g: GraphBuilder, value: string, type: number): string {
+  return type === DataType.FLOAT ? value : g.op('Cast', [value], { to: type });
+}
+
+/** The UNet's inputs other than sample, timestep and context (SDXL's added conditions), with their static dims. */
+function addedConditions(graph: GraphProto, io: UnetIo): AddedCondition[] {
+  const core = new Set([io.sample, io.timestep, io.context]);
+  const stored = new Set((graph.initializer ?? []).map((t) => t.name));
+  return (graph.input ?? []).filter((v) => !core.has(v.name!) && !stored.has(v.name)).map((v) => {
+    const type = v.type?.tensorType?.elemType;
+    if (type !== DataType.FLOAT && type !== DataType.FLOAT16) throw new OnnxError(`DPO graph: the UNet input ${v.name} is not a float tensor; only float added conditions (SDXL's text_embeds, time_ids) are supported`);
+    return { name: v.name!, dims: staticDims(graph, v.name!) };
+  });
 }
 
 /** A copy of the model whose input `name` is declared [batch, ...dims] (the batch dim kept as it was). */

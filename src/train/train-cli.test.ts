@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { assembleSdxlExport } from '../../scripts/fixtures/sdxl-export.ts';
 import { parseLora } from '../lora/formats.ts';
 import { encodePairs } from './pairs.ts';
 
@@ -113,4 +114,22 @@ describe('npm run train', () => {
     expect(fp16.code).toBe(1);
     expect(fp16.stderr).toMatch(/train: training needs a float32 model for now; stable-diffusion-1.5 has unet in float16/);
   });
+
+  it('trains on a prepared SDXL model with β_dpo 2000 by default and writes kohya keys in SGM names (--format kohya-sgm)', async () => {
+    const model = join(dir, 'sdxl');
+    await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['src/cli/prepare-model.ts', '--onnx', assembleSdxlExport(), '--out', model], { cwd: root });
+    const S64 = 64;
+    const img = (v: number) => new Float32Array(3 * S64 * S64).map((_, i) => v + 0.2 * Math.sin(i / 7));
+    const pairs = join(dir, 'pairs64-sdxl.json');
+    writeFileSync(pairs, JSON.stringify(encodePairs([{ prompt: 'a red square', winner: img(0.6), loser: img(-0.5) }], S64, S64)));
+    const out = join(dir, 'sdxl-npo-kohya.safetensors');
+    const run = await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--batch', '1', '--rank', '2', '--reverse', '--format', 'kohya-sgm', '--out', out], model);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^NPO .*rank 2, 1 steps, batch 1, β 2000,/m);
+    const bytes = new Uint8Array(readFileSync(out));
+    const keys = Object.keys(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true))))));
+    expect(keys.filter((k) => k.endsWith('.lora_down.weight'))).toHaveLength(136);
+    expect(keys).toContain('lora_unet_middle_block_1_transformer_blocks_1_attn2_to_v.lora_down.weight');
+    expect(keys).toContain('lora_unet_output_blocks_0_1_transformer_blocks_0_attn1_to_out_0.alpha');
+  }, 180_000);
 });

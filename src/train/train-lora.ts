@@ -4,6 +4,12 @@
 // Per step (diffusers' train_diffusion_dpo.py): B pairs, one ε and one t ~ U{0, …, T−1} per pair shared by its two
 // images, ᾱ_t from the model's scheduler; one run of the DPO graph (dpo-graph.ts) gives loss, implicit accuracy and
 // the LoRA gradients; AdamW (optimizer.ts) with grad-norm clipping updates A and B.
+// SDXL (a prepared model of kind sdxl): the prompt through both text encoders as the SDXL pipeline encodes it
+// (src/pipelines/sdxl-conditioning.ts: penultimate hidden states concatenated, pooled text_embeds), time_ids
+// [H, W, 0, 0, H, W] at the training size (train_diffusion_dpo_sdxl.py's compute_time_ids for an image that needed no
+// crop), and β_dpo as the SDXL scripts scale it: inside = −0.5·β_dpo·(model_diff − ref_diff) (diffusers'
+// train_diffusion_dpo_sdxl.py, Diffusion-NPO's train_sdxl.py, whose released δ used β_dpo 2000); the SD1.5 scripts
+// have no 0.5.
 // LoRA init as the official NPO / diffusers DPO scripts (PEFT LoraConfig(r, lora_alpha = r, init_lora_weights =
 // "gaussian")): A ~ N(0, (1/r)²), B = 0, so training starts exactly at the reference.
 import type * as OrtCommon from 'onnxruntime-common';
@@ -15,8 +21,10 @@ import type { LoraSet } from '../lora/types.ts';
 import { isPrepared, type AnyManifest, type ModelManifest, type PreparedManifest } from '../model/manifest.ts';
 import { externalLocations, readModel } from '../onnx/model-io.ts';
 import type { ModelProto } from '../onnx/proto.ts';
+import { addTimeIds, sdxlConditioner } from '../pipelines/sdxl-conditioning.ts';
 import { promptTokenizer } from '../pipelines/tokenizer.ts';
 import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
+import { defaultBeta, dpoBetaScale, type ModelKind } from './dpo-beta.ts';
 import { createAdamW } from './optimizer.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import type { PreferencePair } from './pairs.ts';
@@ -57,7 +65,9 @@ export interface DpoTrainer {
   /** The trainable tensors by graph input name (`<modulePath>.lora_A` / `.lora_B`), updated in place by AdamW. */
   params: Map<string, Float32Array>;
   scale: number;
-  /** One run of the DPO graph on these pairs (winner first), with ε from `noise` and t from `random`. */
+  /** What the graph's β input is per unit of β_dpo: 0.5 for SDXL (its scripts' −0.5·β_dpo), 1 otherwise. */
+  betaScale: number;
+  /** One run of the DPO graph on these pairs (winner first), with ε from `noise` and t from `random`; `beta` is β_dpo. */
   run(pairs: readonly PreferencePair[], draw: { noise: NoiseGenerator; random: Random }, beta: number, scale?: number): Promise<DpoOutputs>;
   /** A copy of the current LoRA as a LoraSet (diffusers key format when serialized). */
   lora(metadata?: Record<string, string>): LoraSet;
@@ -79,20 +89,27 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
   const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint });
   const alphaBar = trainingAlphas(manifest);
-  const { contexts, externalData } = source;
-  const session = await ort.InferenceSession.create(graph.training, { ...setup.sessionOptions, externalData });
+  const { contexts, added, externalData } = source;
+  const betaScale = dpoBetaScale(kindOf(manifest));
+  // Optimisation level 'basic' unless the caller says otherwise: ORT's full optimisation of a training graph costs
+  // minutes of setup for little (SD1.5 fixture 4× slower to set up; the SDXL fixture's 16,691-node graph did not get
+  // through session creation in 285 s in Chromium's WASM, and takes 85 s in Node at 'basic').
+  const session = await ort.InferenceSession.create(graph.training, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData });
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
   const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);
+  const addedSize = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
   const tensor = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
 
   return {
     graph,
     params,
     scale,
+    betaScale,
     async run(pairs, draw, beta, runScale = scale) {
       const B = pairs.length;
       const [xw, xl, ctx] = [new Float32Array(B * imageSize), new Float32Array(B * imageSize), new Float32Array(B * contextSize)];
+      const conditions = graph.added.map((c) => ({ ...c, data: new Float32Array(B * addedSize(c.dims)) }));
       const [t, ab] = [new Float32Array(B), new Float32Array(B)];
       pairs.forEach((p, i) => {
         checkImage(p.winner, imageSize, i);
@@ -102,6 +119,11 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
         const c = contexts.get(p.prompt);
         if (!c) throw new Error(`prompt ${JSON.stringify(p.prompt)} was not among the prompts given to createDpoTrainer`);
         ctx.set(c, i * contextSize);
+        for (const cond of conditions) {
+          const value = added?.get(p.prompt)?.[cond.name];
+          if (value?.length !== addedSize(cond.dims)) throw new Error(`the UNet takes ${cond.name} [${cond.dims}] per sample; the model's conditioning gives ${value ? `${value.length} values` : 'none'}`);
+          cond.data.set(value, i * value.length);
+        }
         const step = draw.random.int(alphaBar.length);
         t[i] = step;
         ab[i] = alphaBar[step];
@@ -110,8 +132,9 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
       const feeds: Feeds = {
         x_w: tensor(xw, image), x_l: tensor(xl, image), noise: tensor(draw.noise.randn(B * imageSize), image),
         alpha_bar: tensor(ab, [B]), timestep: tensor(t, [B]), context: tensor(ctx, [B, ...graph.contextDims]),
-        beta_dpo: tensor(new Float32Array([beta]), []), lora_scale: tensor(new Float32Array([runScale]), []),
+        beta_dpo: tensor(new Float32Array([beta * betaScale]), []), lora_scale: tensor(new Float32Array([runScale]), []),
       };
+      for (const c of conditions) feeds[c.name] = tensor(c.data, [B, ...c.dims]);
       for (const l of graph.lora) {
         feeds[l.a] = tensor(params.get(l.a)!, [rank, l.site.inFeatures]);
         feeds[l.b] = tensor(params.get(l.b)!, [l.site.outFeatures, rank]);
@@ -142,7 +165,7 @@ export interface TrainLoraOptions extends Omit<TrainerSetup, 'prompts'> {
   /** NPO: train on the pairs with winner and loser swapped. */
   reverse?: boolean;
   steps: number;
-  beta?: number; // β_dpo, default 2500 (SD1.5)
+  beta?: number; // β_dpo, default defaultBeta(manifest): 2500 (embedded), 500 (SD1.5, the released NPO δ), 2000 (SDXL)
   lr?: number; // default 1e-4
   batch?: number; // pairs per step, default 8
   weightDecay?: number; // default 1e-2
@@ -172,7 +195,7 @@ export class TrainingError extends Error {
 }
 
 export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; history: StepReport[] }> {
-  const settings = { beta: o.beta ?? 2500, lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1 };
+  const settings = { beta: o.beta ?? defaultBeta(kindOf(o.model.manifest)), lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1 };
   checkSettings(o, settings);
   const seed = o.seed ?? 0;
   const trainer = await createDpoTrainer({ ...o, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
@@ -232,6 +255,11 @@ async function latentsOf(o: TrainLoraOptions, seed: number): Promise<readonly Pr
   }
 }
 
+/** The model family, for β_dpo's default and scale (dpo-beta.ts). */
+function kindOf(manifest: AnyManifest): ModelKind {
+  return isPrepared(manifest) ? manifest.kind : 'embedded';
+}
+
 /** The VAE sample's generator is seeded `seed + 3` (the step noise uses `seed`), so the two streams differ. */
 export const LATENT_SEED_OFFSET = 3;
 
@@ -258,6 +286,8 @@ interface UnetSource {
   unet: ModelProto;
   externalData: { path: string; data: Uint8Array }[];
   contexts: Map<string, Float32Array>;
+  /** Per prompt, the UNet's added conditions by input name (SDXL: text_embeds, time_ids). */
+  added?: Map<string, Record<string, Float32Array>>;
   /** For exports with symbolic input dims (prepared models): one latent's [C, h, w] and one context's [L, D]. */
   imageDims?: number[];
   contextDims?: number[];
@@ -272,19 +302,33 @@ async function embeddedSource(setup: TrainerSetup, manifest: ModelManifest, file
 
 /**
  * A prepared SD model (manifest format 2): the UNet graph with its weight shards, the prompts through the model's own
- * CLIP tokenizer and text encoder (last_hidden_state, as diffusers' encode_prompt), latents of the training resolution
- * (the manifest's default width × height over the VAE factor).
+ * CLIP tokenizer and text encoder (last_hidden_state, as diffusers' encode_prompt; SDXL: both encoders, as its
+ * pipeline), latents of the training resolution (the manifest's default width × height over the VAE factor).
  */
 async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): Promise<UnetSource> {
-  const { ort, model } = setup;
-  const half = (['unet', 'textEncoder', 'vaeEncoder'] as const).filter((c) => manifest[c] && manifest[c]!.dtype !== 'float32');
+  const { model } = setup;
+  // SDXL's VAE says force_upcast (it overflows in fp16): with float32 components, as required here, it runs in float32.
+  const components = { unet: manifest.unet, textEncoder: manifest.textEncoder, vaeEncoder: manifest.vaeEncoder, textEncoder2: manifest.sdxl?.textEncoder2 };
+  const half = Object.entries(components).filter(([, c]) => c && c.dtype !== 'float32');
   if (half.length) {
-    throw new Error(`training needs a float32 model for now; ${manifest.name} has ${half.map((c) => `${c} in ${manifest[c]!.dtype}`).join(', ')} `
+    throw new Error(`training needs a float32 model for now; ${manifest.name} has ${half.map(([name, c]) => `${name} in ${c!.dtype}`).join(', ')} `
       + '(prepare it with `npm run prepare-model -- --dtype float32`; fp16 weights with an fp32 LoRA are not built yet)');
   }
   const unetBytes = model.files.get(manifest.unet.file);
   if (!unetBytes) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
   const externalData = [...componentFiles(manifest.unet, model.files)].map(([path, data]) => ({ path, data }));
+  const { latent, context } = manifest;
+  const { width, height } = trainingResolution(manifest, setup.resolution);
+  const encoded = manifest.kind === 'sdxl' ? await sdxlPrompts(setup, manifest, { width, height }) : { contexts: await sd15Prompts(setup, manifest) };
+  return {
+    unet: readModel(unetBytes), externalData, ...encoded,
+    imageDims: [latent.channels, height / latent.vaeScaleFactor, width / latent.vaeScaleFactor],
+    contextDims: [context.length, context.dim],
+  };
+}
+
+async function sd15Prompts(setup: TrainerSetup, manifest: PreparedManifest): Promise<Map<string, Float32Array>> {
+  const { ort, model } = setup;
   const tokenizer = promptTokenizer(manifest, model.files);
   const textEncoder = await createComponentSession(ort, manifest.textEncoder, model.files, setup.sessionOptions);
   const contexts = new Map<string, Float32Array>();
@@ -299,13 +343,27 @@ async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): 
   } finally {
     await textEncoder.release();
   }
-  const { latent, context } = manifest;
-  const { width, height } = trainingResolution(manifest, setup.resolution);
-  return {
-    unet: readModel(unetBytes), externalData, contexts,
-    imageDims: [latent.channels, height / latent.vaeScaleFactor, width / latent.vaeScaleFactor],
-    contextDims: [context.length, context.dim],
-  };
+  return contexts;
+}
+
+/** SDXL: context and text_embeds from the pipeline's own encode_prompt; time_ids of an uncropped image at the training size. */
+async function sdxlPrompts(setup: TrainerSetup, manifest: PreparedManifest, size: { width: number; height: number }) {
+  const { ort, model } = setup;
+  const tokenizers: [ReturnType<typeof promptTokenizer>, ReturnType<typeof promptTokenizer>] = [promptTokenizer(manifest, model.files), promptTokenizer(manifest, model.files, manifest.sdxl!.tokenizer2.dir)];
+  const conditioner = await sdxlConditioner(ort, manifest, model.files, tokenizers, { sessionOptions: setup.sessionOptions });
+  const contexts = new Map<string, Float32Array>();
+  const added = new Map<string, Record<string, Float32Array>>();
+  const timeIds = addTimeIds(size.height, size.width);
+  try {
+    for (const prompt of setup.prompts) {
+      const { context, pooled } = await conditioner.embeds(prompt);
+      contexts.set(prompt, context);
+      added.set(prompt, { text_embeds: pooled, time_ids: timeIds });
+    }
+  } finally {
+    await conditioner.release();
+  }
+  return { contexts, added };
 }
 
 /** The pixel size prepared-model training runs at: the option, or the manifest's default; a multiple of the VAE factor. */

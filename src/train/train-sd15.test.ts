@@ -4,7 +4,7 @@
 // DDPMScheduler of train_diffusion_dpo.py), and a few DPO steps on a separable toy pair set that lower the loss,
 // giving a δ in diffusers keys that the SD1.5 pipeline loads back.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -16,47 +16,24 @@ import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import { createModelEngine } from '../pipelines/index.ts';
 import { readModelDirectory, type ModelDirectory } from '../pipelines/read-directory.ts';
-import { createRandom } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
-import { createAdamW } from './optimizer.ts';
-import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
-import { encodePairs, type PreferencePair } from './pairs.ts';
+import { trainingAlphas, trainLora } from './train-lora.ts';
+import { encodePairs } from './pairs.ts';
 import { runTraining } from '../worker/training.ts';
 import { readModel } from '../onnx/model-io.ts';
 import { planTrainingMemory } from './memory-plan.ts';
+import { fixedDrawLosses, toyPairs } from './toy-training.ts';
+import { readTrainReference } from './train-reference.ts';
+import { relL2 } from '../pipelines/reference-metrics.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const SIZE = { width: 64, height: 64 }; // the fixture's image size (its manifest defaults to SD1.5's 512)
 const quiet = { logSeverityLevel: 3 as const };
 const fast = { ...quiet, graphOptimizationLevel: 'basic' as const }; // full optimisation of the training graph takes ~4× longer to set up
 
-function reference() {
-  const bytes = new Uint8Array(readFileSync(join(FIXTURE, 'train-reference.safetensors')));
-  const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
-  const raw = (name: string) => bytes.slice(8 + headerLength + header[name].data_offsets[0], 8 + headerLength + header[name].data_offsets[1]).buffer;
-  return { f32: (name: string) => new Float32Array(raw(name)), i64: (name: string) => new BigInt64Array(raw(name)), settings: JSON.parse(header.__metadata__.settings) };
-}
-
-const relL2 = (a: Float32Array, b: Float32Array) => {
-  let [num, den] = [0, 0];
-  b.forEach((v, i) => ((num += (a[i] - v) ** 2), (den += v ** 2)));
-  return Math.sqrt(num / den);
-};
-
-/** Winners bright and smooth, losers dark and noisy: a preference a LoRA can learn in a few steps. */
-function toyPairs(n: number): PreferencePair[] {
-  const r = createRandom(3);
-  const plane = SIZE.width * SIZE.height;
-  return Array.from({ length: n }, (_, k) => ({
-    prompt: k % 2 ? 'a red square' : 'a photo of a cat',
-    winner: Float32Array.from({ length: 3 * plane }, (_, i) => 0.6 + 0.3 * Math.sin((i % SIZE.width) / 6 + k)),
-    loser: Float32Array.from({ length: 3 * plane }, () => -0.5 + 0.4 * r.normal()),
-  }));
-}
-
 describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-node)', () => {
-  const ref = reference();
+  const ref = readTrainReference(join(FIXTURE, 'train-reference.safetensors'));
+  const settings = ref.meta('settings');
   let model: ModelDirectory;
   let manifest: PreparedManifest;
 
@@ -70,7 +47,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
   it("samples latents as diffusers' latent_dist.sample(generator) × scaling factor, from the graph's own posterior", async () => {
     const images = ref.f32('vae.images');
     const plane = 3 * SIZE.width * SIZE.height;
-    const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(ref.settings.vae.seed), SIZE, quiet);
+    const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(settings.vae.seed), SIZE, quiet);
     const first = images.slice(0, plane);
     const latents = [await encoder.encode(first), await encoder.encode(images.slice(plane))];
     expect(await encoder.encode(first)).toBe(latents[0]); // cached: no second draw
@@ -88,30 +65,15 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
 
   it('a few AdamW steps on a fixed draw (noise, timesteps) of a separable toy pair set lower the DPO loss', async () => {
     // The objective fixed (same ε and t every step) so that "lower" is a property of the gradient, not of the draw.
-    const pairs = toyPairs(4);
-    const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(11), SIZE, quiet);
-    const latentPairs = await encoder.encodePairs(pairs);
-    await encoder.release();
-    const trainer = await createDpoTrainer({ ort, model: { manifest, files: model.files }, prompts: [...new Set(pairs.map((p) => p.prompt))], rank: 4, seed: 5, resolution: SIZE, sessionOptions: fast });
-    try {
-      const optimizer = createAdamW(trainer.params, { lr: 1e-3, weightDecay: 0, maxGradNorm: 1 });
-      const losses: number[] = [];
-      for (let step = 0; step < 6; step++) {
-        const out = await trainer.run(latentPairs, { noise: createGenerator(99), random: createRandom(7) }, 500);
-        losses.push(out.loss);
-        optimizer.step(out.grads);
-      }
-      expect(losses[0]).toBeCloseTo(Math.LN2, 6); // B = 0: policy = reference
-      for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
-      expect(losses.at(-1)!).toBeLessThan(0.6 * Math.LN2); // measured 0.52·ln 2 after 5 updates
-    } finally {
-      await trainer.release();
-    }
+    const losses = await fixedDrawLosses(ort, manifest, model.files, SIZE.width, 500, 6, fast);
+    expect(losses[0]).toBeCloseTo(Math.LN2, 6); // B = 0: policy = reference
+    for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
+    expect(losses.at(-1)!).toBeLessThan(0.6 * Math.LN2); // measured 0.52·ln 2 after 5 updates
   });
 
   it('trainLora runs on it end to end (VAE latents, random t), and its δ in diffusers keys loads into the SD1.5 pipeline', async () => {
     const settings = { ort, model: { manifest, files: model.files }, rank: 4, steps: 4, batch: 2, beta: 500, lr: 1e-3, seed: 5, resolution: SIZE, sessionOptions: fast };
-    const { lora, history } = await trainLora({ ...settings, pairs: toyPairs(4) });
+    const { lora, history } = await trainLora({ ...settings, pairs: toyPairs(4, SIZE.width) });
     expect(history).toHaveLength(settings.steps);
     expect(history[0].loss).toBeCloseTo(Math.LN2, 6);
     expect(history.every((r) => Number.isFinite(r.loss) && r.gradNorm > 0)).toBe(true);
@@ -141,7 +103,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
   });
 
   it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {
-    const pairsJson = JSON.stringify(encodePairs(toyPairs(2), SIZE.width, SIZE.height));
+    const pairsJson = JSON.stringify(encodePairs(toyPairs(2, SIZE.width), SIZE.width, SIZE.height));
     const options = { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 1 }; // at the pairs file's own 64×64
     const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, signal: new AbortController().signal, onStep: () => undefined };
     const result = await runTraining({ ...job, options, limits: { memoryBytes: 4 * 2 ** 30 } });
