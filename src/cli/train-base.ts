@@ -30,7 +30,7 @@ interface Options {
   minSnr: number; unet: UnetConfig;
 }
 
-/** "32,64,64" → [32, 64, 64]; every entry a positive integer. */
+/** "32,64,64" → [32, 64, 64]; every entry a non-negative integer (--attention takes 0/1 flags). */
 function integerList(flag: string, text: string): number[] {
   const values = text.split(',').map(Number);
   if (!values.length || values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${flag} needs comma-separated integers, got "${text}"`);
