@@ -7,6 +7,8 @@
 // The output is 8-bit RGB, as PIL's. The script's default is no RandomCrop (random_crop=False); its
 // RandomHorizontalFlip (on unless --no_hflip) is left out, so that a pair set trains the same way every time.
 
+import type { ImageSource } from './pairs.ts';
+
 /** Decoded pixels, RGBA 8-bit, row-major (what getImageData and image decoders give). */
 export interface RgbaImage {
   width: number;
@@ -27,6 +29,16 @@ function roundHalfEven(x: number): number {
 }
 
 /**
+ * Where CenterCrop starts in the resized image, with the original size: SDXL's micro-conditioning for this image
+ * (train_diffusion_dpo_sdxl.py: original_size = the image's (height, width) before Resize, crop_top_left = (y1, x1)
+ * with y1 = max(0, int(round((resized height − resolution) / 2.0))), likewise x1).
+ */
+export function trainingCrop(width: number, height: number, size: number): ImageSource {
+  const target = resizedSize(width, height, size);
+  return { width, height, cropTop: Math.max(0, roundHalfEven((target.height - size) / 2)), cropLeft: Math.max(0, roundHalfEven((target.width - size) / 2)) };
+}
+
+/**
  * Resize + CenterCrop: size × size RGB bytes, interleaved, row-major (pairs.json's rgb8, which maps bytes to the model's
  * [-1, 1] as ToTensor + Normalize([0.5], [0.5]) do: b/127.5 − 1). Alpha is dropped, as convert("RGB") does.
  */
@@ -37,8 +49,7 @@ export function prepareTrainingImage(image: RgbaImage, size: number): Uint8Array
   }
   const target = resizedSize(width, height, size);
   const resized = resampleBilinear(image, target.width, target.height);
-  const top = roundHalfEven((target.height - size) / 2);
-  const left = roundHalfEven((target.width - size) / 2);
+  const { cropTop: top, cropLeft: left } = trainingCrop(width, height, size);
   const out = new Uint8Array(3 * size * size);
   for (let y = 0; y < size; y++) {
     const from = ((y + top) * target.width + left) * 3;

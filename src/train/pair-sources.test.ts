@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeImageNode, folderFilesNode } from './decode-node.ts';
-import { prepareTrainingImage, resizedSize } from './image-prep.ts';
+import { prepareTrainingImage, resizedSize, trainingCrop } from './image-prep.ts';
 import { pairsFromFolder, pairsFromParquet, pairsFromZip, type FolderFiles, type PairSourceOptions } from './pair-sources.ts';
 import { parsePairs, PairsError } from './pairs.ts';
 
@@ -40,6 +40,13 @@ describe('image preparation (Resize + CenterCrop as train_diffusion_dpo.py)', ()
     }
   });
 
+  it("records the original size and CenterCrop's offsets (SDXL's time_ids) with the script's int(round((resized − size) / 2.0)), halves to even", () => {
+    expect(trainingCrop(37, 23, 21)).toEqual({ width: 37, height: 23, cropTop: 0, cropLeft: 6 }); // resized 33×21: (33 − 21)/2 = 6
+    expect(trainingCrop(20, 50, 21)).toEqual({ width: 20, height: 50, cropTop: 16, cropLeft: 0 }); // 21×52: round(15.5) = 16
+    expect(trainingCrop(20, 33, 21)).toEqual({ width: 20, height: 33, cropTop: 6, cropLeft: 0 }); // 21×34: round(6.5) = 6
+    expect(trainingCrop(64, 64, 16)).toEqual({ width: 64, height: 64, cropTop: 0, cropLeft: 0 });
+  });
+
   it("sizes the shorter side as torchvision's Resize(int)", () => {
     expect(resizedSize(37, 23, 21)).toEqual({ width: 33, height: 21 });
     expect(resizedSize(20, 50, 21)).toEqual({ width: 21, height: 52 });
@@ -54,9 +61,12 @@ describe('image folder and zip', () => {
     const chosen = prepareTrainingImage(await decodeImageNode(read('folder/good/0.png'), 'good/0.png'), 16);
     expect(maxDiff(bytesOf(set.file.pairs[0].a.data), chosen)).toBe(0);
     expect(set.file.pairs.every((p) => p.preferred === 'a')).toBe(true);
+    // the chosen images' sources: good/0.png is 40×24 (resized 26×16, crop left 5), good/1.webp 32×32 (no crop)
+    expect(set.file.pairs.map((p) => p.source)).toEqual([{ width: 40, height: 24, cropTop: 0, cropLeft: 5 }, { width: 32, height: 32, cropTop: 0, cropLeft: 0 }]);
     // and training reads it as any pairs.json
     const pairs = parsePairs(JSON.stringify(set.file), { width: 16, height: 16 });
     expect(pairs[0].winner[0]).toBeCloseTo(chosen[0] / 127.5 - 1, 6);
+    expect(pairs[0].source).toEqual(set.file.pairs[0].source);
   });
 
   it('reads the same set from a zip with metadata.csv in a subfolder', async () => {
@@ -157,6 +167,9 @@ describe('Pick-a-Pic parquet shard (pyarrow, snappy)', () => {
       expect(maxDiff(bytesOf(pair.a.data), reference.pairs[i].winner)).toBeLessThanOrEqual(1);
       expect(maxDiff(bytesOf(pair.b.data), reference.pairs[i].loser)).toBeLessThanOrEqual(1);
     });
+    // time_ids come from jpg_0 whichever image won (train_diffusion_dpo_sdxl.py): row 0's jpg_0 (the winner) is 40×30,
+    // row 2's (the loser; its jpg_1 is 36×36) 30×40 → resized 16×21, crop top round(2.5) = 2
+    expect(set.file.pairs.map((p) => p.source)).toEqual([{ width: 40, height: 30, cropTop: 0, cropLeft: 2 }, { width: 30, height: 40, cropTop: 2, cropLeft: 0 }]);
   });
 
   it('names a truncated shard, a file without the columns, and a broken image with its row', async () => {

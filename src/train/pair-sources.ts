@@ -6,13 +6,16 @@
 //   • Pick-a-Pic parquet shards (yuvalkirstain/pickapic_v2 columns caption, jpg_0, jpg_1, label_0, label_1):
 //     label_0 = 1 means jpg_0 was preferred, 0 means jpg_1; ties (0.5) are dropped, as the Diffusion-DPO training
 //     filters them. Read with hyparquet one row group at a time, so a shard is never held whole in memory.
-// Images are resized and centre-cropped as diffusers' train_diffusion_dpo.py (src/train/image-prep.ts). Decoding is
+// Images are resized and centre-cropped as diffusers' train_diffusion_dpo.py (src/train/image-prep.ts); each pair keeps
+// one image's original size and crop offsets as its "source" (SDXL's time_ids): the chosen image of a folder row, a
+// shard row's jpg_0 (as train_diffusion_dpo_sdxl.py, which also resizes jpg_1 to jpg_0's size first; here each image
+// is resized and cropped on its own, the same when both have one size, as Pick-a-Pic's pairs do). Decoding is
 // the platform's (createImageBitmap in the page, sharp in Node), passed in as `decode`.
 // Every error names the source and the broken file or metadata line.
 import { parquetMetadataAsync, parquetRead, type AsyncBuffer } from 'hyparquet';
 import { jsonLimitProblem } from '../util/json-limits.ts';
-import { prepareTrainingImage, type RgbaImage } from './image-prep.ts';
-import { bytesToBase64, MAX_PAIRS, MAX_PAIRS_CHARS, PairsError, type PairsFile } from './pairs.ts';
+import { prepareTrainingImage, trainingCrop, type RgbaImage } from './image-prep.ts';
+import { bytesToBase64, MAX_PAIRS, MAX_PAIRS_CHARS, PairsError, type ImageSource, type PairsFile } from './pairs.ts';
 import { snappyDecode } from './snappy.ts';
 import { openZip } from './zip.ts';
 
@@ -68,7 +71,9 @@ export async function pairsFromFolder(files: FolderFiles, sourceName: string, op
       if (!read) throw new PairsError(`${row.where}: the file ${JSON.stringify(name)} is not in ${sourceName}`);
       return decodeAndPrepare(await read(), `${sourceName}: ${path}`, options);
     };
-    builder.add(row.prompt, await load(row.chosen), await load(row.rejected));
+    // SDXL's micro-conditioning comes from one image of the pair (the script's jpg_0): here the chosen one.
+    const [chosen, rejected] = [await load(row.chosen), await load(row.rejected)];
+    builder.add(row.prompt, chosen.pixels, rejected.pixels, chosen.source);
   }
   return builder.finish(rows.length, `${rows.length} pairs`, sourceName);
 }
@@ -188,7 +193,10 @@ function parseCsv(text: string, name: string): (string[] & { line: number })[] {
   return records;
 }
 
-async function decodeAndPrepare(bytes: Uint8Array, where: string, options: PairSourceOptions): Promise<Uint8Array> {
+/** An image at the training size (rgb8) and what it was cut from. */
+interface PreparedImage { pixels: Uint8Array; source: ImageSource }
+
+async function decodeAndPrepare(bytes: Uint8Array, where: string, options: PairSourceOptions): Promise<PreparedImage> {
   let image: RgbaImage;
   try {
     image = await options.decode(bytes, where);
@@ -196,7 +204,7 @@ async function decodeAndPrepare(bytes: Uint8Array, where: string, options: PairS
     throw new PairsError(`${where}: cannot be decoded as a PNG, JPEG or WebP image (${(error as Error).message})`);
   }
   if (image.width * image.height > MAX_IMAGE_PIXELS) throw new PairsError(`${where}: ${image.width}×${image.height} pixels; the limit is ${MAX_IMAGE_PIXELS}`);
-  return prepareTrainingImage(image, options.size);
+  return { pixels: prepareTrainingImage(image, options.size), source: trainingCrop(image.width, image.height, options.size) };
 }
 
 /** Pick-a-Pic columns read from a shard. */
@@ -244,7 +252,8 @@ export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, op
         return decodeAndPrepare(bytes, `${where}, ${key}`, options);
       };
       const [a, b] = [await image('jpg_0'), await image('jpg_1')];
-      builder.add(caption, label === 1 ? a : b, label === 1 ? b : a);
+      // time_ids from jpg_0 whichever image won, as train_diffusion_dpo_sdxl.py's preprocess_train
+      builder.add(caption, (label === 1 ? a : b).pixels, (label === 1 ? b : a).pixels, a.source);
     }
     rowStart = rowEnd;
   }
@@ -261,13 +270,13 @@ class PairSetBuilder {
   full = false;
   constructor(private options: PairSourceOptions) {}
 
-  add(prompt: string, winner: Uint8Array, loser: Uint8Array) {
+  add(prompt: string, winner: Uint8Array, loser: Uint8Array, source: ImageSource) {
     const a = { encoding: 'rgb8' as const, data: bytesToBase64(winner) };
     const b = { encoding: 'rgb8' as const, data: bytesToBase64(loser) };
     const chars = a.data.length + b.data.length + prompt.length * 6 + 100;
     if (this.chars + chars > MAX_PAIRS_CHARS) { this.full = true; return; }
     this.chars += chars;
-    this.pairs.push({ prompt, preferred: 'a', a, b });
+    this.pairs.push({ prompt, preferred: 'a', a, b, source });
     this.options.onPair?.(this.pairs.length);
     if (this.pairs.length >= Math.min(MAX_PAIRS, this.options.maxPairs ?? Infinity)) this.full = true;
   }

@@ -25,6 +25,17 @@ describe('pairs.json', () => {
     expect(parse(swapped)[0].winner).toEqual(bytes[0].loser);
   });
 
+  it('carries a pair\'s "source" (original size and crop) through encode and parse, swapped pairs included', () => {
+    const source = { width: 1024, height: 768, cropTop: 0, cropLeft: 171 };
+    const f = encodePairs([{ ...pair, source }, pair], W, H);
+    expect(f.pairs[0].source).toEqual(source);
+    expect('source' in f.pairs[1]).toBe(false);
+    f.pairs[0].preferred = 'b';
+    const [withSource, without] = parse(f);
+    expect(withSource.source).toEqual(source);
+    expect(without.source).toBeUndefined();
+  });
+
   it('maps rgba8 bytes as v = b/127.5 − 1, planar, alpha ignored', () => {
     const rgba = new Uint8Array(W * H * 4).map((_, i) => (i % 4 === 3 ? 7 : i * 9));
     const f = file();
@@ -52,6 +63,12 @@ describe('pairs.json', () => {
     expect(bad((f) => (f.pairs[0].b.data = btoa('x'.repeat(4 * 4 * 3))))).toThrow(/pair 0, image b: rgb8 at 4×2 needs 24 bytes, got 48 \(a 4×4 image\?\)/);
     expect(bad((f) => ((f.pairs[0].a as { encoding: string }).encoding = 'png'))).toThrow(/pair 0, image a: unknown "encoding" "png"/);
     expect(bad((f) => (f.pairs[0].a.data = '@@@'))).toThrow(/not valid base64/);
+    const sourced = (source: unknown) => bad((f) => ((f.pairs[1] as Record<string, unknown>).source = source));
+    expect(sourced([1, 2])).toThrow(/pair 1, "source": must be an object \{ "width", "height", "cropTop", "cropLeft" \}/);
+    expect(sourced({ width: 0, height: 8, cropTop: 0, cropLeft: 0 })).toThrow(/pair 1, "source": "width" must be an integer from 1 to 65536, got 0/);
+    expect(sourced({ width: 8, height: 8, cropTop: -1, cropLeft: 0 })).toThrow(/"cropTop" must be an integer from 0 to 65536, got -1/);
+    expect(sourced({ width: 8, height: 8, cropTop: 0, cropLeft: 1.5 })).toThrow(/"cropLeft" must be an integer/);
+    expect(sourced({ width: 8, height: 1e9, cropTop: 0, cropLeft: 0 })).toThrow(/"height" must be an integer from 1 to 65536, got 1000000000/);
     const nan = encodePairs([{ ...pair, loser: image((i) => (i === 5 ? NaN : 0)) }], W, H, 'float32-chw');
     expect(() => parse(nan)).toThrow(/pair 0, image b: value 5 \(channel 0, pixel 5\) is NaN/);
   });

@@ -7,9 +7,15 @@
 //       { "prompt": "a red square",                    // the caption both images were made for
 //         "preferred": "a",                            // "a" or "b": which image a person (or the reward) preferred
 //         "a": { "encoding": "rgb8", "data": "<base64>" },
-//         "b": { "encoding": "rgb8", "data": "<base64>" } }
+//         "b": { "encoding": "rgb8", "data": "<base64>" },
+//         "source": { "width": 1024, "height": 768, "cropTop": 0, "cropLeft": 171 } }   // optional, see below
 //     ]
 //   }
+//
+// "source" (optional) says what the images were cut from: the original image's size and where the training crop starts
+// in the resized image (pair-sources.ts writes it). SDXL training feeds it to the UNet as its micro-conditioning,
+// time_ids = (original height, width, crop top, left, target height, width), as train_diffusion_dpo_sdxl.py does with
+// the pair's jpg_0; without it, an uncropped image at the training size is assumed.
 //
 // Image encodings (all row-major, top row first, at width × height unless the image gives its own "width"/"height",
 // which must then match):
@@ -38,7 +44,15 @@ export interface PairsFile {
   version: 1;
   width: number;
   height: number;
-  pairs: { prompt: string; preferred: 'a' | 'b'; a: EncodedImage; b: EncodedImage }[];
+  pairs: { prompt: string; preferred: 'a' | 'b'; a: EncodedImage; b: EncodedImage; source?: ImageSource }[];
+}
+
+/** The original image's size and the training crop's top-left corner in the resized image (SDXL's micro-conditioning). */
+export interface ImageSource {
+  width: number;
+  height: number;
+  cropTop: number;
+  cropLeft: number;
 }
 
 /** A decoded pair: images as planar [3, H, W] float32 in [-1, 1]. */
@@ -46,6 +60,7 @@ export interface PreferencePair {
   prompt: string;
   winner: Float32Array;
   loser: Float32Array;
+  source?: ImageSource;
 }
 
 export interface ParsePairsOptions {
@@ -125,7 +140,23 @@ function decodePair(pair: unknown, index: number, options: ParsePairsOptions): P
   }
   const a = decodeImage(pair.a, `${where}, image a`, options);
   const b = decodeImage(pair.b, `${where}, image b`, options);
-  return pair.preferred === 'a' ? { prompt: pair.prompt, winner: a, loser: b } : { prompt: pair.prompt, winner: b, loser: a };
+  const source = pair.source === undefined ? {} : { source: decodeSource(pair.source, `${where}, "source"`) };
+  return pair.preferred === 'a' ? { prompt: pair.prompt, winner: a, loser: b, ...source } : { prompt: pair.prompt, winner: b, loser: a, ...source };
+}
+
+/** Largest original side accepted in "source" (SDXL's own time_ids are pixel sizes of at most a few thousand). */
+const MAX_SOURCE_SIDE = 1 << 16;
+
+function decodeSource(value: unknown, where: string): ImageSource {
+  if (!isObject(value)) throw new PairsError(`${where}: must be an object { "width", "height", "cropTop", "cropLeft" }`);
+  const field = (key: keyof ImageSource, min: number) => {
+    const v = value[key];
+    if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > MAX_SOURCE_SIDE) {
+      throw new PairsError(`${where}: "${key}" must be an integer from ${min} to ${MAX_SOURCE_SIDE}, got ${show(v)}`);
+    }
+    return v as number;
+  };
+  return { width: field('width', 1), height: field('height', 1), cropTop: field('cropTop', 0), cropLeft: field('cropLeft', 0) };
 }
 
 function decodeImage(image: unknown, where: string, { width, height }: ParsePairsOptions): Float32Array {
@@ -196,7 +227,10 @@ export function encodePairs(pairs: readonly PreferencePair[], width: number, hei
     version: 1,
     width,
     height,
-    pairs: pairs.map((p) => ({ prompt: p.prompt, preferred: 'a', a: encodeImage(p.winner, width, height, encoding), b: encodeImage(p.loser, width, height, encoding) })),
+    pairs: pairs.map((p) => ({
+      prompt: p.prompt, preferred: 'a', a: encodeImage(p.winner, width, height, encoding), b: encodeImage(p.loser, width, height, encoding),
+      ...(p.source ? { source: p.source } : {}),
+    })),
   };
 }
 

@@ -5,9 +5,9 @@
 // images, ᾱ_t from the model's scheduler; one run of the DPO graph (dpo-graph.ts) gives loss, implicit accuracy and
 // the LoRA gradients; AdamW (optimizer.ts) with grad-norm clipping updates A and B.
 // SDXL (a prepared model of kind sdxl): the prompt through both text encoders as the SDXL pipeline encodes it
-// (src/pipelines/sdxl-conditioning.ts: penultimate hidden states concatenated, pooled text_embeds), time_ids
-// [H, W, 0, 0, H, W] at the training size (train_diffusion_dpo_sdxl.py's compute_time_ids for an image that needed no
-// crop), and β_dpo as the SDXL scripts scale it: inside = −0.5·β_dpo·(model_diff − ref_diff) (diffusers'
+// (src/pipelines/sdxl-conditioning.ts: penultimate hidden states concatenated, pooled text_embeds), time_ids per pair
+// from its source image (train_diffusion_dpo_sdxl.py's compute_time_ids: original size, crop top-left, training size;
+// [H, W, 0, 0, H, W] for a pair that records no source), and β_dpo as the SDXL scripts scale it: inside = −0.5·β_dpo·(model_diff − ref_diff) (diffusers'
 // train_diffusion_dpo_sdxl.py, Diffusion-NPO's train_sdxl.py, whose released δ used β_dpo 2000); the SD1.5 scripts
 // have no 0.5.
 // LoRA init as the official NPO / diffusers DPO scripts (PEFT LoraConfig(r, lora_alpha = r, init_lora_weights =
@@ -27,7 +27,7 @@ import { componentFiles, createComponentSession } from '../pipelines/onnx-compon
 import { defaultBeta, dpoBetaScale, type ModelKind } from './dpo-beta.ts';
 import { createAdamW } from './optimizer.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
-import type { PreferencePair } from './pairs.ts';
+import type { ImageSource, PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
 import type { CheckpointMode } from './unet-segments.ts';
@@ -89,7 +89,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
   const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint });
   const alphaBar = trainingAlphas(manifest);
-  const { contexts, added, externalData } = source;
+  const { contexts, added, timeIds, externalData } = source;
   const betaScale = dpoBetaScale(kindOf(manifest));
   // Optimisation level 'basic' unless the caller says otherwise: ORT's full optimisation of a training graph costs
   // minutes of setup for little (SD1.5 fixture 4× slower to set up; the SDXL fixture's 16,691-node graph did not get
@@ -120,7 +120,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
         if (!c) throw new Error(`prompt ${JSON.stringify(p.prompt)} was not among the prompts given to createDpoTrainer`);
         ctx.set(c, i * contextSize);
         for (const cond of conditions) {
-          const value = added?.get(p.prompt)?.[cond.name];
+          const value = cond.name === 'time_ids' && timeIds ? timeIds(p) : added?.get(p.prompt)?.[cond.name];
           if (value?.length !== addedSize(cond.dims)) throw new Error(`the UNet takes ${cond.name} [${cond.dims}] per sample; the model's conditioning gives ${value ? `${value.length} values` : 'none'}`);
           cond.data.set(value, i * value.length);
         }
@@ -210,7 +210,7 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
     await trainer.release();
     throw error;
   }
-  const pairs = o.reverse ? given.map((p) => ({ prompt: p.prompt, winner: p.loser, loser: p.winner })) : given;
+  const pairs = o.reverse ? given.map((p) => ({ ...p, winner: p.loser, loser: p.winner })) : given;
   const optimizer = createAdamW(trainer.params, { lr: settings.lr, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm });
   const draw = { noise: createGenerator(seed), random: createRandom(seed ^ 0x5eed) };
   const batches = batchSampler(pairs.length, settings.batch, createRandom(seed + 1));
@@ -286,8 +286,10 @@ interface UnetSource {
   unet: ModelProto;
   externalData: { path: string; data: Uint8Array }[];
   contexts: Map<string, Float32Array>;
-  /** Per prompt, the UNet's added conditions by input name (SDXL: text_embeds, time_ids). */
+  /** Per prompt, the UNet's added conditions by input name (SDXL: text_embeds). */
   added?: Map<string, Record<string, Float32Array>>;
+  /** SDXL: a pair's time_ids (trainingTimeIds). */
+  timeIds?: (pair: PreferencePair) => Float32Array;
   /** For exports with symbolic input dims (prepared models): one latent's [C, h, w] and one context's [L, D]. */
   imageDims?: number[];
   contextDims?: number[];
@@ -346,24 +348,33 @@ async function sd15Prompts(setup: TrainerSetup, manifest: PreparedManifest): Pro
   return contexts;
 }
 
-/** SDXL: context and text_embeds from the pipeline's own encode_prompt; time_ids of an uncropped image at the training size. */
+/** SDXL: context and text_embeds from the pipeline's own encode_prompt; time_ids per pair from its source image. */
 async function sdxlPrompts(setup: TrainerSetup, manifest: PreparedManifest, size: { width: number; height: number }) {
   const { ort, model } = setup;
   const tokenizers: [ReturnType<typeof promptTokenizer>, ReturnType<typeof promptTokenizer>] = [promptTokenizer(manifest, model.files), promptTokenizer(manifest, model.files, manifest.sdxl!.tokenizer2.dir)];
   const conditioner = await sdxlConditioner(ort, manifest, model.files, tokenizers, { sessionOptions: setup.sessionOptions });
   const contexts = new Map<string, Float32Array>();
   const added = new Map<string, Record<string, Float32Array>>();
-  const timeIds = addTimeIds(size.height, size.width);
   try {
     for (const prompt of setup.prompts) {
       const { context, pooled } = await conditioner.embeds(prompt);
       contexts.set(prompt, context);
-      added.set(prompt, { text_embeds: pooled, time_ids: timeIds });
+      added.set(prompt, { text_embeds: pooled });
     }
   } finally {
     await conditioner.release();
   }
-  return { contexts, added };
+  return { contexts, added, timeIds: (pair: PreferencePair) => trainingTimeIds(pair.source, size) };
+}
+
+/**
+ * SDXL's micro-conditioning for a training pair, as train_diffusion_dpo_sdxl.py's compute_time_ids:
+ * (original height, width) + (crop top, left) + (training height, width). A pair without a recorded source (pairs
+ * made at the training size: samples, clicks) is an uncropped image of the training size, diffusers' own default.
+ */
+export function trainingTimeIds(source: ImageSource | undefined, size: { width: number; height: number }): Float32Array {
+  if (!source) return addTimeIds(size.height, size.width);
+  return Float32Array.of(source.height, source.width, source.cropTop, source.cropLeft, size.height, size.width);
 }
 
 /** The pixel size prepared-model training runs at: the option, or the manifest's default; a multiple of the VAE factor. */

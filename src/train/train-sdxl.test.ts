@@ -4,8 +4,8 @@
 //   - latents through the VAE encoder's posterior with SDXL's scaling factor 0.13025;
 //   - ᾱ_t of the model's scheduler = the DDPMScheduler of train_diffusion_dpo_sdxl.py;
 //   - the trainer's own SDXL conditioning (both text encoders through the SDXL pipeline's encode_prompt, pooled
-//     text_embeds, time_ids at the training size) and its β_dpo scale (×0.5) give PyTorch's model_diff, ref_diff and
-//     loss for the reference pair whose time ids are the default ones;
+//     text_embeds, time_ids from each pair's source image) and its β_dpo scale (×0.5) give PyTorch's model_diff,
+//     ref_diff and loss for both reference pairs (default time ids, and an 80×96 original cropped at (8, 16));
 //   - a few AdamW steps on a separable toy pair set lower the loss; trainLora end to end gives a δ with all 136
 //     attention projections, in diffusers keys the SDXL pipeline loads and in kohya keys named as the fixture's
 //     kohya SDXL file names them (SGM blocks).
@@ -30,7 +30,7 @@ import { defaultBeta, dpoBetaScale } from './dpo-beta.ts';
 import { createDpoTrainer, trainingAlphas, trainLora } from './train-lora.ts';
 import { readTrainReference } from './train-reference.ts';
 import { fixedDrawLosses, toyPairs } from './toy-training.ts';
-import { encodePairs } from './pairs.ts';
+import { encodePairs, type ImageSource } from './pairs.ts';
 import { planTrainingMemory } from './memory-plan.ts';
 import { runTraining } from '../worker/training.ts';
 
@@ -72,27 +72,39 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
     t.forEach((step, i) => expect(Math.abs(alphas[step] - expected[i]) / expected[i]).toBeLessThan(1e-6));
   });
 
-  it("the trainer's conditioning (both encoders, pooled embeds, time ids) and β scale give PyTorch's diffs and loss", async () => {
-    // Pair 0 of the reference: the generation prompt, time ids [64, 64, 0, 0, 64, 64] (what the trainer uses at 64²).
-    expect(settings.time_ids[0]).toEqual([64, 64, 0, 0, 64, 64]);
-    const prompt: string = references.settings.generation.prompt;
-    const trainer = await createDpoTrainer({ ort, model: { manifest, files: model.files }, prompts: [prompt], rank: settings.rank, resolution: SIZE, sessionOptions: fast });
+  it("the trainer's conditioning (both encoders, pooled embeds, per-pair time ids) and β scale give PyTorch's diffs and loss", async () => {
+    // Pair 0 of the reference: the generation prompt, time ids [64, 64, 0, 0, 64, 64] (what the trainer uses at 64² for
+    // a pair with no source). Pair 1: the prompt "", time ids [80, 96, 8, 16, 64, 64] (an 80×96 original cropped at
+    // (8, 16)), which the trainer takes from the pair's "source".
+    expect(settings.time_ids).toEqual([[64, 64, 0, 0, 64, 64], [80, 96, 8, 16, 64, 64]]);
+    const prompts: string[] = [references.settings.generation.prompt, ''];
+    const sources: (ImageSource | undefined)[] = [undefined, { height: 80, width: 96, cropTop: 8, cropLeft: 16 }];
+    const trainer = await createDpoTrainer({ ort, model: { manifest, files: model.files }, prompts, rank: settings.rank, resolution: SIZE, sessionOptions: fast });
     try {
       for (const [name, value] of trainer.params) value.set(ref.f32(`lora.${name}`));
-      const first = (name: string) => ref.f32(name).slice(0, 4 * 8 * 8);
-      // The draw the reference made: its ε and t for pair 0.
-      const noise: NoiseGenerator = { seed: 0, randn: (n) => (n === 256 ? first('inputs.noise') : new Float32Array(n).fill(NaN)) };
-      const random = { int: () => Number(ref.i64('inputs.timesteps')[0]) } as unknown as Random;
-      for (const objective of ['dpo', 'npo'] as const) {
-        const [w, l] = objective === 'npo' ? ['inputs.x_l', 'inputs.x_w'] : ['inputs.x_w', 'inputs.x_l'];
-        const out = await trainer.run([{ prompt, winner: first(w), loser: first(l) }], { noise, random }, settings.beta_dpo);
-        const md = ref.f32(`${objective}.model_diff`)[0];
-        const rd = ref.f32(`${objective}.ref_diff`)[0];
-        expect(Math.abs(out.modelDiff[0] - md) / Math.abs(md)).toBeLessThan(1e-4);
-        expect(Math.abs(out.refDiff[0] - rd) / Math.abs(rd)).toBeLessThan(1e-4);
-        const loss = Math.log1p(Math.exp(0.5 * settings.beta_dpo * (md - rd))); // −logsigmoid(−0.5·β_dpo·(md − rd))
-        expect(Math.abs(out.loss - loss) / loss).toBeLessThan(1e-4);
+      const latent = 4 * 8 * 8;
+      for (const pair of [0, 1]) {
+        const slice = (name: string) => ref.f32(name).slice(pair * latent, (pair + 1) * latent);
+        // The draw the reference made: its ε and t for this pair.
+        const noise: NoiseGenerator = { seed: 0, randn: (n) => (n === latent ? slice('inputs.noise') : new Float32Array(n).fill(NaN)) };
+        const random = { int: () => Number(ref.i64('inputs.timesteps')[pair]) } as unknown as Random;
+        for (const objective of ['dpo', 'npo'] as const) {
+          const [w, l] = objective === 'npo' ? ['inputs.x_l', 'inputs.x_w'] : ['inputs.x_w', 'inputs.x_l'];
+          const out = await trainer.run([{ prompt: prompts[pair], winner: slice(w), loser: slice(l), source: sources[pair] }], { noise, random }, settings.beta_dpo);
+          const md = ref.f32(`${objective}.model_diff`)[pair];
+          const rd = ref.f32(`${objective}.ref_diff`)[pair];
+          expect(Math.abs(out.modelDiff[0] - md) / Math.abs(md)).toBeLessThan(1e-4);
+          expect(Math.abs(out.refDiff[0] - rd) / Math.abs(rd)).toBeLessThan(1e-4);
+          const loss = Math.log1p(Math.exp(0.5 * settings.beta_dpo * (md - rd))); // −logsigmoid(−0.5·β_dpo·(md − rd))
+          expect(Math.abs(out.loss - loss) / loss).toBeLessThan(1e-4);
+        }
       }
+      // The source reaches the UNet: pair 1 with the default time ids instead gives another model_diff.
+      const pair1 = { prompt: '', winner: ref.f32('inputs.x_w').slice(latent), loser: ref.f32('inputs.x_l').slice(latent) };
+      const draw = { noise: { seed: 0, randn: () => ref.f32('inputs.noise').slice(latent) } as NoiseGenerator, random: { int: () => Number(ref.i64('inputs.timesteps')[1]) } as unknown as Random };
+      const uncropped = await trainer.run([pair1], draw, settings.beta_dpo);
+      const md1 = ref.f32('dpo.model_diff')[1];
+      expect(Math.abs(uncropped.modelDiff[0] - md1) / Math.abs(md1)).toBeGreaterThan(1e-3);
     } finally {
       await trainer.release();
     }
