@@ -101,7 +101,7 @@ export async function createLatentEncoder(ort: Ort, manifest: PreparedManifest, 
     encode,
     async encodePairs(pairs) {
       const out: PreferencePair[] = [];
-      for (const p of pairs) out.push({ prompt: p.prompt, winner: await encode(p.winner), loser: await encode(p.loser) });
+      for (const p of pairs) out.push({ ...p, winner: await encode(p.winner), loser: await encode(p.loser) });
       return out;
     },
     latentDims: () => dims,

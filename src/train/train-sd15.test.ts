@@ -48,9 +48,13 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     const images = ref.f32('vae.images');
     const plane = 3 * SIZE.width * SIZE.height;
     const encoder = await createLatentEncoder(ort, manifest, model.files, createGenerator(settings.vae.seed), SIZE, quiet);
-    const first = images.slice(0, plane);
-    const latents = [await encoder.encode(first), await encoder.encode(images.slice(plane))];
+    const [first, second] = [images.slice(0, plane), images.slice(plane)];
+    const latents = [await encoder.encode(first), await encoder.encode(second)];
     expect(await encoder.encode(first)).toBe(latents[0]); // cached: no second draw
+    // pairs keep everything but their images (the prompt, SDXL's source image) when their latents replace them
+    const source = { width: 96, height: 80, cropTop: 8, cropLeft: 16 };
+    const [pair] = await encoder.encodePairs([{ prompt: 'a red square', winner: first, loser: second, source }]);
+    expect(pair).toEqual({ prompt: 'a red square', winner: latents[0], loser: latents[1], source });
     await encoder.release();
     const joined = new Float32Array([...latents[0], ...latents[1]]);
     expect(relL2(joined, ref.f32('vae.latents'))).toBeLessThan(1e-5);
