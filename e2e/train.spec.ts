@@ -39,6 +39,7 @@ test('trains δ in the browser with the same losses as Node, uses it, and downlo
   await page.getByTestId('train-steps').fill(String(steps));
   await page.getByTestId('train-batch').fill(String(batch));
   await page.getByTestId('train-rank').fill('2');
+  await page.getByTestId('train-hflip').check(); // the pairs are not mirror-symmetric: the flips change the losses
   await page.getByTestId('train').click();
   const training = await allowFor(page, info, { steps: 0, generations: 0, trainSteps: steps, trainBatch: batch });
   await expect(page.getByTestId('use-trained'), training.because).toBeVisible({ timeout: training.ms });
@@ -46,12 +47,14 @@ test('trains δ in the browser with the same losses as Node, uses it, and downlo
 
   // The same run in Node (onnxruntime-node, CPU): same pairs, seed and settings give the same losses.
   const { parsePairs } = await import('../src/train/pairs.ts');
-  const nodeRun = await trainLora({
-    ort, model: { manifest, files }, pairs: parsePairs(json, { width: size, height: size }), reverse: true,
-    rank: 2, steps, beta: 500, lr: 1e-3, batch, seed: 0,
-  });
+  const nodeSettings = { ort, model: { manifest, files }, pairs: parsePairs(json, { width: size, height: size }), reverse: true, rank: 2, steps, beta: 500, lr: 1e-3, batch, seed: 0 };
+  const nodeRun = await trainLora({ ...nodeSettings, hflip: true });
   expect(browserLosses).toHaveLength(steps);
   browserLosses.forEach((loss, i) => expect(Math.abs(loss - nodeRun.history[i].loss)).toBeLessThan(1e-3 * Math.max(1, Math.abs(loss))));
+  if (steps > 1) { // after step 1 (ln 2 whatever the images) the mirrored draws show: the checkbox reached the trainer
+    const unflipped = await trainLora(nodeSettings);
+    expect(Math.max(...unflipped.history.map((h, i) => Math.abs(h.loss - browserLosses[i])))).toBeGreaterThan(1e-3);
+  }
 
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
   await page.getByTestId('use-trained').click();

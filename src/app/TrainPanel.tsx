@@ -72,6 +72,9 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
       <div className="row">
         <label className="check"><input type="checkbox" data-testid="train-reverse" checked={t.options.reverse}
           onChange={(e) => t.setOption('reverse', e.target.checked)} /> NPO (reversed pairs → δ)</label>
+        <label className="check" title="mirror each drawn pair with probability ½, as diffusers' DPO scripts do by default; leave it off when prompts say left or right">
+          <input type="checkbox" data-testid="train-hflip" checked={t.options.hflip ?? false}
+            onChange={(e) => t.setOption('hflip', e.target.checked)} /> random horizontal flip</label>
       </div>
       <div className="row">
         {numberOption('steps', 'steps')}{numberOption('rank', 'rank')}{numberOption('batch', 'batch')}

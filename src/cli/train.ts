@@ -2,7 +2,9 @@
 //   npm run train -- --model models --pairs <pairs.json | image folder | .zip | Pick-a-Pic .parquet> [--max-pairs N] [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
 //                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya|kohya-sgm] --out lora.safetensors
-//                    [--checkpoint auto|off|blocks|layers] [--memory-gib N]
+//                    [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--hflip]
+// --hflip mirrors each drawn pair with probability ½ (diffusers' DPO scripts do unless --no_hflip; off here by default,
+// since the embedded world's captions say left and right).
 // --checkpoint recomputes the UNet's activations in the backward pass (activation checkpointing): 'auto' plans the
 // step's memory (src/train/memory-plan.ts) for prepared models and recomputes, coarse to fine, when the plan exceeds
 // --memory-gib (default: this machine's memory); the choice and the planned totals are printed.
@@ -32,7 +34,7 @@ import { defaultBeta } from '../train/dpo-beta.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--hflip]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -62,7 +64,7 @@ function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest
 async function main() {
   const { values } = parseArgs({
     options: {
-      model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false },
+      model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false }, hflip: { type: 'boolean', default: false },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, help: { type: 'boolean', default: false },
@@ -104,7 +106,7 @@ async function main() {
   const out = values.out;
   try {
     const { lora, history } = await trainLora({
-      ort, model: { manifest, files }, pairs, reverse: values.reverse, ...options, ...(prepared ? { resolution: size } : {}),
+      ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, ...(prepared ? { resolution: size } : {}),
       sessionOptions: { logSeverityLevel: 3 }, checkpoint,
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);

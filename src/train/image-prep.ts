@@ -5,7 +5,7 @@
 // scale when shrinking (antialiasing), weights normalised per output pixel, 22-bit fixed point, horizontal pass then
 // vertical, each rounded to 8 bits. A browser canvas or an image library resamples differently, hence our own.
 // The output is 8-bit RGB, as PIL's. The script's default is no RandomCrop (random_crop=False); its
-// RandomHorizontalFlip (on unless --no_hflip) is left out, so that a pair set trains the same way every time.
+// RandomHorizontalFlip (on unless --no_hflip) is not done here but per draw, when asked: train-lora.ts's `hflip`.
 
 import type { ImageSource } from './pairs.ts';
 

@@ -14,7 +14,7 @@ import type { LoraSet } from '../lora/types.ts';
 import { parseManifest } from '../model/manifest.ts';
 import type { PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
-import { createDpoTrainer, trainLora, TrainingError, type StepReport } from './train-lora.ts';
+import { createDpoTrainer, mirrorImage, trainLora, TrainingError, type StepReport } from './train-lora.ts';
 
 const dir = join(import.meta.dirname, '../../models');
 const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'));
@@ -89,6 +89,22 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
       expect(back.entries.get(path)!.down).toEqual(e.down);
       expect(back.entries.get(path)!.up).toEqual(e.up.map((v) => v * e.scale));
     }
+  });
+
+  it('hflip mirrors whole pairs on a coin of its own: mirror-symmetric pairs train exactly as without it, others do not', async () => {
+    // [3, 2, 3] (W = 3): each row reversed
+    expect(Array.from(mirrorImage(Float32Array.from({ length: 18 }, (_, i) => i), 3))).toEqual([2, 1, 0, 5, 4, 3, 8, 7, 6, 11, 10, 9, 14, 13, 12, 17, 16, 15]);
+    const symmetrize = (x: Float32Array) => { const m = mirrorImage(x, S); return x.map((v, i) => (v + m[i]) / 2); };
+    const quick = { ...settings, steps: 4, batch: 2 };
+    const losses = async (pairs: PreferencePair[], hflip: boolean) => (await trainLora({ ...quick, pairs, hflip })).history.map((r) => r.loss);
+    // Noise, timesteps and batches do not change when hflip draws its coins; a mirrored symmetric pair is the same pair.
+    const symmetric = redOverBlue(4, 4).map((p) => ({ ...p, winner: symmetrize(p.winner), loser: symmetrize(p.loser) }));
+    expect(await losses(symmetric, true)).toEqual(await losses(symmetric, false));
+    // Asymmetric pairs: some of the 8 draws were mirrored, so the run differs after the first step (the same ln 2).
+    const asymmetric = redOverBlue(4, 4);
+    const [plain, mirrored] = [await losses(asymmetric, false), await losses(asymmetric, true)];
+    expect(mirrored[0]).toBe(plain[0]);
+    expect(mirrored.slice(1)).not.toEqual(plain.slice(1));
   });
 
   it('stops on a NaN loss with a clear error that carries the last good LoRA', async () => {

@@ -170,6 +170,12 @@ export interface TrainLoraOptions extends Omit<TrainerSetup, 'prompts'> {
   batch?: number; // pairs per step, default 8
   weightDecay?: number; // default 1e-2
   maxGradNorm?: number; // default 1
+  /**
+   * Mirror each drawn pair (both images together) with probability ½, as diffusers' DPO scripts do unless
+   * --no_hflip. Off by default: the embedded world's captions say "left of" and "right of", and a mirrored image
+   * contradicts them; people's own photos usually take it.
+   */
+  hflip?: boolean;
   onStep?: (report: StepReport, trainer: DpoTrainer) => void | Promise<void>;
   signal?: AbortSignal;
 }
@@ -204,13 +210,24 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
     beta_dpo: String(settings.beta), lr: String(settings.lr), seed: String(seed),
   };
   let given = o.pairs;
+  let givenMirrored: readonly PreferencePair[] | undefined;
   try {
     given = await latentsOf(o, seed);
+    // Mirrored images get latents of their own (the VAE is not mirror-symmetric), from a generator of their own, so
+    // that the unmirrored latents are the same with and without hflip.
+    if (o.hflip) {
+      const { manifest } = o.model;
+      const width = isPrepared(manifest) ? trainingResolution(manifest, o.resolution).width : manifest.unet.config.sampleSize;
+      givenMirrored = await latentsOf({ ...o, pairs: o.pairs.map((p) => mirrorPair(p, width)) }, seed + MIRROR_SEED_OFFSET);
+    }
   } catch (error) {
     await trainer.release();
     throw error;
   }
-  const pairs = o.reverse ? given.map((p) => ({ ...p, winner: p.loser, loser: p.winner })) : given;
+  const oriented = (set: readonly PreferencePair[]) => (o.reverse ? set.map((p) => ({ ...p, winner: p.loser, loser: p.winner })) : set);
+  const pairs = oriented(given);
+  const mirrored = givenMirrored && oriented(givenMirrored);
+  const flips = createRandom(seed + MIRROR_SEED_OFFSET); // its own stream: noise, t and batches stay those of a run without flips
   const optimizer = createAdamW(trainer.params, { lr: settings.lr, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm });
   const draw = { noise: createGenerator(seed), random: createRandom(seed ^ 0x5eed) };
   const batches = batchSampler(pairs.length, settings.batch, createRandom(seed + 1));
@@ -220,7 +237,8 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   try {
     for (let step = 1; step <= o.steps && !o.signal?.aborted; step++) {
       const t0 = performance.now();
-      const out = await trainer.run(batches().map((i) => pairs[i]), draw, settings.beta);
+      const batch = batches().map((i) => (mirrored && flips.int(2) === 1 ? mirrored[i] : pairs[i]));
+      const out = await trainer.run(batch, draw, settings.beta);
       // The last good LoRA is the last one whose loss was finite: these parameters, before this step's update.
       if (Number.isFinite(out.loss)) lastGood = { lora: trainer.lora({ ...metadata, steps: String(step - 1) }), step: step - 1 };
       const update = Number.isFinite(out.loss) ? optimizer.step(out.grads) : { gradNorm: NaN, applied: false };
@@ -262,6 +280,22 @@ function kindOf(manifest: AnyManifest): ModelKind {
 
 /** The VAE sample's generator is seeded `seed + 3` (the step noise uses `seed`), so the two streams differ. */
 export const LATENT_SEED_OFFSET = 3;
+/** hflip's coin and its mirrored latents take streams of their own (`seed + 7`, and + 3 on that for the VAE sample). */
+const MIRROR_SEED_OFFSET = 7;
+
+/** A planar [3, H, W] image mirrored left to right (torchvision's RandomHorizontalFlip). */
+export function mirrorImage(chw: Float32Array, width: number): Float32Array {
+  const out = new Float32Array(chw.length);
+  for (let row = 0; row < chw.length; row += width) {
+    for (let x = 0; x < width; x++) out[row + x] = chw[row + width - 1 - x];
+  }
+  return out;
+}
+
+/** Both images of a pair mirrored (the scripts flip the pair's concatenated tensor: one coin for both). */
+function mirrorPair(pair: PreferencePair, width: number): PreferencePair {
+  return { ...pair, winner: mirrorImage(pair.winner, width), loser: mirrorImage(pair.loser, width) };
+}
 
 /** Indices of the next batch: epochs of shuffled pairs, as a DataLoader with shuffle=True (drop_last=False, cycling). */
 function batchSampler(n: number, batch: number, random: Random): () => number[] {

@@ -41,6 +41,8 @@ export interface TrainOptions {
   resolution?: number;
   /** Activation checkpointing (src/train/memory-plan.ts): 'auto' (default) recomputes only when the plan needs it. */
   checkpoint?: CheckpointChoice;
+  /** Mirror each drawn pair with probability ½ (trainLora's hflip); default off. */
+  hflip?: boolean;
 }
 
 export type LoraRole = 'eta' | 'delta';

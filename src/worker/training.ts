@@ -69,6 +69,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       seed: options.seed,
       resolution,
       checkpoint,
+      hflip: options.hflip,
       signal: job.signal,
       onStep: (report) => job.onStep(report),
     });
