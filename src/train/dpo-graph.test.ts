@@ -89,8 +89,14 @@ describe('Diffusion-DPO graph', () => {
     got('model_diff').forEach((v, i) => expect(Math.abs(v - md[i])).toBeLessThan(1e-6));
     got('ref_diff').forEach((v, i) => expect(Math.abs(v - rd[i])).toBeLessThan(1e-6));
     expect(md.some((m, i) => Math.abs(m - rd[i]) > 1e-5)).toBe(true); // the LoRA moves the policy off the reference
-    // |loss error| ≤ β·|diff error| ≈ 2500·1e-6 in the worst case; float32 gives far less.
-    expect(Math.abs(got('loss')[0] - wantLoss)).toBeLessThan(1e-3);
+    // The loss is mean softplus(β·(model_diff − ref_diff)) of the graph's own diffs (float32 rounding only) ...
+    const [gmd, grd] = [got('model_diff'), got('ref_diff')];
+    const ownLoss = gmd.reduce((s, m, i) => s + softplus(BETA * (m - grd[i])), 0) / B;
+    expect(Math.abs(got('loss')[0] - ownLoss)).toBeLessThan(1e-5 * Math.max(1, ownLoss));
+    // ... so, softplus being 1-Lipschitz, it is off the float64 value by at most β · mean(|Δmodel_diff| + |Δref_diff|),
+    // the diffs' own errors against the separate runs (each < 1e-6 above; β = 2500 makes that up to 5e-3).
+    const lipschitz = (BETA * gmd.reduce((s, m, i) => s + Math.abs(m - md[i]) + Math.abs(grd[i] - rd[i]), 0)) / B;
+    expect(Math.abs(got('loss')[0] - wantLoss)).toBeLessThanOrEqual(lipschitz + 1e-5);
     expect(got('accuracy')[0]).toBe(wantAcc);
     await session.release();
   });
