@@ -60,7 +60,8 @@ test('trains δ on ORT\'s WebGPU EP with the losses of Node\'s CPU run, and they
   await page.getByTestId('pairs-file').setInputFiles(path);
   // Each step draws its own t and ε, so a few steps' losses lower only for some seeds' draws (in Node, lr 1e-3: seeds
   // 1 and 3 lower over 3 steps, 0 and 2 do not); seed 1's do. That the gradient lowers the loss on one fixed draw is
-  // src/train/train-sd15.test.ts's test; here steps 2 and 3 equal Node's, so the WebGPU gradients and updates are right.
+  // src/train/train-sd15.test.ts's test; here steps 2 and 3 equal Node's, so the WebGPU gradients agree with the CPU's
+  // as far as AdamW's updates see them (step 2: their signs, AdamW's first step being g/|g|; step 3: their ratios too).
   // Tolerance 1e-3 relative, as WASM's: measured 3.0e-5 and 2.4e-5 (≤ 5e-5 relative) at steps 2-3, float32 sums in the
   // GPU's order carried through two AdamW updates; step 1 (B = 0) equal bit for bit.
   const steps = 3;
