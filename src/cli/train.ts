@@ -25,7 +25,7 @@ import { serializeLora } from '../lora/serialize.ts';
 import type { LoraWriteFormat } from '../lora/serialize.ts';
 import type { LoraSet } from '../lora/types.ts';
 import { isPrepared, type AnyManifest } from '../model/manifest.ts';
-import { planPreparedTraining } from '../train/memory-plan.ts';
+import { planPreparedTraining, type PlannedGraph } from '../train/memory-plan.ts';
 import { CHECKPOINT_CHOICES, type CheckpointChoice, type CheckpointMode } from '../train/unet-segments.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { readPairsSourceNode } from '../train/decode-node.ts';
@@ -50,15 +50,18 @@ function writeLora(path: string, lora: LoraSet, format: LoraWriteFormat) {
   renameSync(tmp, path); // a crash mid-write never leaves a truncated LoRA at --out
 }
 
-/** The --checkpoint choice made concrete: for a prepared model by the memory plan (printed), else as given ('auto': off). */
-function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number }): CheckpointMode {
+/**
+ * The --checkpoint choice made concrete: for a prepared model by the memory plan (printed), whose training graph the
+ * trainer then runs rather than builds again; else as given ('auto': off).
+ */
+function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number }): { checkpoint: CheckpointMode; graph?: PlannedGraph } {
   const choice = values.checkpoint as CheckpointChoice;
   if (!CHECKPOINT_CHOICES.includes(choice)) throw new Error(`--checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}, got ${String(choice)}`);
-  if (!isPrepared(manifest)) return choice === 'auto' ? 'off' : choice;
+  if (!isPrepared(manifest)) return { checkpoint: choice === 'auto' ? 'off' : choice };
   const budgetBytes = number(values, 'memory-gib', totalmem() / 2 ** 30) * 2 ** 30;
   const chosen = planPreparedTraining(manifest, files.get(manifest.unet.file)!, run, { budgetBytes }, choice);
   console.log(chosen.summary);
-  return chosen.checkpoint;
+  return { checkpoint: chosen.checkpoint, graph: chosen.built };
 }
 
 async function main() {
@@ -102,12 +105,12 @@ async function main() {
   const objective = values.reverse ? 'NPO (reversed pairs)' : 'DPO';
   console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}`);
 
-  const checkpoint = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank });
+  const { checkpoint, graph } = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank });
   const out = values.out;
   try {
     const { lora, history } = await trainLora({
       ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, ...(prepared ? { resolution: size } : {}),
-      sessionOptions: { logSeverityLevel: 3 }, checkpoint,
+      sessionOptions: { logSeverityLevel: 3 }, checkpoint, graph,
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
         if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);

@@ -17,7 +17,8 @@ import { readModel } from '../onnx/model-io.ts';
 import { int, type GraphProto, type ModelProto } from '../onnx/proto.ts';
 import { bytesPer } from '../onnx/tensor.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
-import { buildDpoGraph } from './dpo-graph.ts';
+import { buildDpoGraph, type DpoGraph, type DpoGraphOptions } from './dpo-graph.ts';
+import { predictionTypeOf } from './train-lora.ts';
 import { CHECKPOINT_CHOICES, CHECKPOINT_MODES, type CheckpointChoice, type CheckpointMode } from './unet-segments.ts';
 
 export interface TrainMemoryOptions {
@@ -35,6 +36,8 @@ export interface TrainMemoryOptions {
   weightBytes?: number;
   /** Activation checkpointing of the policy UNet (unet-segments.ts); default 'off'. */
   checkpoint?: CheckpointMode;
+  /** The model's prediction type, so that the graph planned is the one the trainer runs (its loss); default epsilon. */
+  predictionType?: DpoGraphOptions['predictionType'];
 }
 
 export interface TrainMemoryPlan {
@@ -56,8 +59,20 @@ export interface TrainMemoryPlan {
 const RUNTIME_ALLOWANCE_BYTES = 64 * 2 ** 20;
 
 export function planTrainingMemory(unet: ModelProto, o: TrainMemoryOptions): TrainMemoryPlan {
+  return planGraph(unet, o).plan;
+}
+
+/**
+ * The training graph a plan was made of, with the options it was built with: the trainer runs it instead of building
+ * it again (train-lora.ts checks the options match its own), which for a real SD UNet saves seconds and the graph's
+ * memory twice over.
+ */
+export interface PlannedGraph { graph: DpoGraph; options: DpoGraphOptions }
+
+function planGraph(unet: ModelProto, o: TrainMemoryOptions): { plan: TrainMemoryPlan; built: PlannedGraph } {
   if (!Number.isSafeInteger(o.batch) || o.batch < 1) throw new Error(`memory plan: batch ${o.batch} must be a positive integer`);
-  const dpo = buildDpoGraph(unet, { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint });
+  const options: DpoGraphOptions = { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint ?? 'off', predictionType: o.predictionType };
+  const dpo = buildDpoGraph(unet, options);
   const graph = withBatch(readModel(dpo.training).graph!, o.batch);
   const env = createShapeEnv(graph);
   for (const node of graph.node ?? []) inferNode(node, env);
@@ -81,10 +96,11 @@ export function planTrainingMemory(unet: ModelProto, o: TrainMemoryOptions): Tra
   const loraParams = dpo.lora.reduce((sum, l) => sum + o.rank * (l.site.inFeatures + l.site.outFeatures), 0);
   const loraBytes = 4 * 4 * loraParams;
   const transientBytes = 2 * largestBytes + RUNTIME_ALLOWANCE_BYTES;
-  return {
+  const plan = {
     weightsBytes, activationsBytes: peakBytes, transientBytes, loraBytes, totalBytes: weightsBytes + peakBytes + transientBytes + loraBytes,
     largestTensorBytes: largestBytes, loraParams, unknownValues, checkpoint: o.checkpoint ?? 'off',
   };
+  return { plan, built: { graph: dpo, options } };
 }
 
 /** The training graph with its symbolic batch dim ('pairs') fixed to `batch` in every input. */
@@ -134,6 +150,8 @@ export interface CheckpointedPlan {
   problem: string | null;
   /** One line for the page and the CLI: the mode and the planned totals with and without it. */
   summary: string;
+  /** The training graph of `plan` (the chosen mode), for trainLora's `graph` option. */
+  built: PlannedGraph;
 }
 
 /**
@@ -142,11 +160,14 @@ export interface CheckpointedPlan {
  */
 export function planWithCheckpointing(unet: ModelProto, o: Omit<TrainMemoryOptions, 'checkpoint'>, limits: DeviceLimits, choice: CheckpointChoice, what: string): CheckpointedPlan {
   if (!CHECKPOINT_CHOICES.includes(choice)) throw new Error(`checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}, got ${String(choice)}`);
-  const without = planTrainingMemory(unet, { ...o, checkpoint: 'off' });
+  const off = planGraph(unet, { ...o, checkpoint: 'off' });
+  const without = off.plan;
   const modes: CheckpointMode[] = choice === 'auto' ? [...CHECKPOINT_MODES] : [choice];
   const tried: [CheckpointMode, TrainMemoryPlan, string | null][] = [];
+  let built = off.built; // only the last mode's graph is kept: the one chosen
   for (const mode of modes) {
-    const plan = mode === 'off' ? without : planTrainingMemory(unet, { ...o, checkpoint: mode });
+    let plan = without;
+    if (mode !== 'off') ({ plan, built } = planGraph(unet, { ...o, checkpoint: mode }));
     const problem = trainingFitProblem(plan, limits, what);
     tried.push([mode, plan, problem]);
     if (!problem && !(limits.budgetBytes !== undefined && plan.totalBytes > limits.budgetBytes)) break;
@@ -157,13 +178,16 @@ export function planWithCheckpointing(unet: ModelProto, o: Omit<TrainMemoryOptio
   const summary = checkpoint === 'off'
     ? `memory plan ${gib(plan.totalBytes)} without checkpointing${budget}${others}`
     : `checkpointing ${checkpoint}: memory plan ${gib(plan.totalBytes)}${budget} (${gib(without.totalBytes)} without; activations ${gib(plan.activationsBytes)} instead of ${gib(without.activationsBytes)})${others}`;
-  return { checkpoint, plan, without, problem: problem && (tried.length > 1 ? `${problem} (${summary})` : problem), summary };
+  return { checkpoint, plan, without, problem: problem && (tried.length > 1 ? `${problem} (${summary})` : problem), summary, built };
 }
 
 /** planWithCheckpointing for a prepared SD model's UNet graph (its bytes) at a training size, batch and rank. */
 export function planPreparedTraining(manifest: PreparedManifest, unetBytes: Uint8Array, run: { width: number; height: number; batch: number; rank: number }, limits: DeviceLimits, choice: CheckpointChoice): CheckpointedPlan {
   const f = manifest.latent.vaeScaleFactor;
-  const o = { batch: run.batch, rank: run.rank, latentDims: [manifest.latent.channels, run.height / f, run.width / f], contextDims: [manifest.context.length, manifest.context.dim] };
+  const o = {
+    batch: run.batch, rank: run.rank, latentDims: [manifest.latent.channels, run.height / f, run.width / f], contextDims: [manifest.context.length, manifest.context.dim],
+    predictionType: predictionTypeOf(manifest),
+  };
   const what = `${manifest.name} at ${run.width}×${run.height}, batch ${run.batch}, rank ${run.rank}`;
   return planWithCheckpointing(readModel(unetBytes), o, limits, choice, what);
 }

@@ -26,7 +26,8 @@ import { promptTokenizer } from '../pipelines/tokenizer.ts';
 import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
 import { defaultBeta, dpoBetaScale, type ModelKind } from './dpo-beta.ts';
 import { createAdamW } from './optimizer.ts';
-import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
+import { buildDpoGraph, type DpoGraph, type DpoGraphOptions } from './dpo-graph.ts';
+import type { PlannedGraph } from './memory-plan.ts';
 import type { ImageSource, PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
@@ -56,6 +57,11 @@ export interface TrainerSetup {
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   /** Activation checkpointing of the policy UNet (unet-segments.ts; memory-plan.ts's planWithCheckpointing chooses it); default 'off'. */
   checkpoint?: CheckpointMode;
+  /**
+   * The training graph the memory plan built from this model's UNet (planPreparedTraining's `built`), run instead of
+   * building it again; refused unless it was built with exactly the options this run needs.
+   */
+  graph?: PlannedGraph;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -85,9 +91,8 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const rank = setup.rank ?? 8;
   const scale = (setup.alpha ?? rank) / rank;
   const source = isPrepared(manifest) ? await preparedSource(setup, manifest) : await embeddedSource(setup, manifest, file);
-  const prediction = String(createScheduler('ddim', manifest.scheduler).config.prediction_type ?? 'epsilon');
-  if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
-  const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint });
+  const options: DpoGraphOptions = { rank, targets: setup.targets, predictionType: predictionTypeOf(manifest), imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint ?? 'off' };
+  const graph = setup.graph ? plannedGraph(setup.graph, options) : buildDpoGraph(source.readUnet(), options);
   const alphaBar = trainingAlphas(manifest);
   const { contexts, added, timeIds, externalData } = source;
   const betaScale = dpoBetaScale(kindOf(manifest));
@@ -273,6 +278,27 @@ async function latentsOf(o: TrainLoraOptions, seed: number): Promise<readonly Pr
   }
 }
 
+/** The model's prediction type from its scheduler config: what the DPO graph's loss compares the UNet's output with. */
+export function predictionTypeOf(manifest: { scheduler: Record<string, unknown> }): 'epsilon' | 'v_prediction' {
+  const prediction = String(createScheduler('ddim', manifest.scheduler).config.prediction_type ?? 'epsilon');
+  if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
+  return prediction;
+}
+
+/** The planned graph, when the options it was built with are the ones this run builds with (defaults filled in). */
+function plannedGraph(planned: PlannedGraph, wanted: DpoGraphOptions): DpoGraph {
+  const key = (o: DpoGraphOptions): Record<string, unknown> => ({
+    rank: o.rank, targets: o.targets ?? 'default', predictionType: o.predictionType ?? 'epsilon', imageDims: o.imageDims ?? 'declared',
+    contextDims: o.contextDims ?? 'declared', checkpoint: o.checkpoint ?? 'off', io: o.io ?? 'SD',
+  });
+  const [have, want] = [key(planned.options), key(wanted)];
+  const differing = Object.keys(want).filter((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]));
+  if (differing.length) {
+    throw new Error(`the planned training graph was built for other settings than this run's: ${differing.map((k) => `${k} ${JSON.stringify(have[k])} instead of ${JSON.stringify(want[k])}`).join(', ')}`);
+  }
+  return planned.graph;
+}
+
 /** The model family, for β_dpo's default and scale (dpo-beta.ts). */
 function kindOf(manifest: AnyManifest): ModelKind {
   return isPrepared(manifest) ? manifest.kind : 'embedded';
@@ -317,7 +343,8 @@ export function trainingAlphas(manifest: { scheduler: Record<string, unknown> })
 }
 
 interface UnetSource {
-  unet: ModelProto;
+  /** The UNet graph, parsed only when the DPO graph is built here (not when a planned one is given). */
+  readUnet(): ModelProto;
   externalData: { path: string; data: Uint8Array }[];
   contexts: Map<string, Float32Array>;
   /** Per prompt, the UNet's added conditions by input name (SDXL: text_embeds). */
@@ -333,7 +360,7 @@ async function embeddedSource(setup: TrainerSetup, manifest: ModelManifest, file
   const unet = readModel(file(manifest.unet.file));
   const externalData = externalLocations(unet).map((path) => ({ path, data: file(path) }));
   const contexts = await encodePrompts(setup.ort, file(manifest.textEncoder.file), setup.prompts, manifest.textEncoder.config.contextLength, setup.sessionOptions);
-  return { unet, externalData, contexts };
+  return { readUnet: () => unet, externalData, contexts };
 }
 
 /**
@@ -357,7 +384,7 @@ async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): 
   const { width, height } = trainingResolution(manifest, setup.resolution);
   const encoded = manifest.kind === 'sdxl' ? await sdxlPrompts(setup, manifest, { width, height }) : { contexts: await sd15Prompts(setup, manifest) };
   return {
-    unet: readModel(unetBytes), externalData, ...encoded,
+    readUnet: () => readModel(unetBytes), externalData, ...encoded,
     imageDims: [latent.channels, height / latent.vaeScaleFactor, width / latent.vaeScaleFactor],
     contextDims: [context.length, context.dim],
   };

@@ -21,7 +21,7 @@ import { trainingAlphas, trainLora } from './train-lora.ts';
 import { encodePairs } from './pairs.ts';
 import { runTraining } from '../worker/training.ts';
 import { readModel } from '../onnx/model-io.ts';
-import { planTrainingMemory } from './memory-plan.ts';
+import { planPreparedTraining, planTrainingMemory } from './memory-plan.ts';
 import { fixedDrawLosses, toyPairs } from './toy-training.ts';
 import { readTrainReference } from './train-reference.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
@@ -104,6 +104,17 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
       expect(back.entries.size).toBe(32);
       for (const [path, e] of lora.entries) expect(relL2(deltaW(back.entries.get(path)!), deltaW(e)), `${format} ${path}`).toBeLessThan(1e-6);
     }
+  });
+
+  it("trainLora runs the memory plan's own training graph (the same losses as building it again) and refuses one planned for other settings", async () => {
+    const settings = { ort, model: { manifest, files: model.files }, pairs: toyPairs(2, SIZE.width), reverse: true, rank: 2, steps: 2, batch: 1, beta: 500, lr: 1e-3, seed: 1, resolution: SIZE, sessionOptions: fast };
+    const plan = (rank: number, choice: 'off' | 'blocks') => planPreparedTraining(manifest, model.files.get(manifest.unet.file)!, { ...SIZE, batch: 1, rank }, {}, choice);
+    const built = await trainLora(settings);
+    const planned = await trainLora({ ...settings, graph: plan(2, 'off').built });
+    expect(planned.history.map((r) => r.loss)).toEqual(built.history.map((r) => r.loss)); // the same graph: bit for bit
+    await expect(trainLora({ ...settings, graph: plan(4, 'off').built })).rejects.toThrow('the planned training graph was built for other settings than this run\'s: rank 4 instead of 2');
+    await expect(trainLora({ ...settings, graph: plan(2, 'blocks').built })).rejects.toThrow('checkpoint "blocks" instead of "off"');
+    await expect(trainLora({ ...settings, resolution: { width: 32, height: 32 }, graph: plan(2, 'off').built })).rejects.toThrow('imageDims [4,8,8] instead of [4,4,4]');
   });
 
   it("the worker's runTraining trains a prepared model from pairs.json, and refuses a plan over the backend's limits with its numbers", async () => {

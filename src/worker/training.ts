@@ -5,7 +5,7 @@ import type * as OrtCommon from 'onnxruntime-common';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
-import { planPreparedTraining, type DeviceLimits } from '../train/memory-plan.ts';
+import { planPreparedTraining, type DeviceLimits, type PlannedGraph } from '../train/memory-plan.ts';
 import type { CheckpointMode } from '../train/unet-segments.ts';
 import { parsePairs, parsePairsAtOwnSize } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
@@ -40,12 +40,14 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   let resolution: { width: number; height: number } | undefined;
   const choice = options.checkpoint ?? 'auto';
   let checkpoint: CheckpointMode = choice === 'auto' ? 'off' : choice;
+  let planned: PlannedGraph | undefined; // the plan's training graph, which the trainer then runs rather than builds again
   let pairs;
   if (isPrepared(manifest)) {
     // Prepared models train at the chosen resolution, else at the pairs file's own size, planned before decoding.
     pairs = parsePairsAtOwnSize(job.pairsJson, (width, height) => {
       resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : { width, height });
-      checkpoint = checkPlan(manifest, job, resolution) ?? checkpoint;
+      const plan = checkPlan(manifest, job, resolution);
+      if (plan) ({ checkpoint, built: planned } = plan);
       return resolution;
     });
   } else {
@@ -70,6 +72,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       resolution,
       checkpoint,
       hflip: options.hflip,
+      graph: planned,
       signal: job.signal,
       onStep: (report) => job.onStep(report),
     });
@@ -86,9 +89,10 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
 
 /**
  * Plans the run (src/train/memory-plan.ts), recomputing activations where that makes it fit, and refuses with the
- * plan's numbers a configuration that exceeds the backend's limits even so. Returns the checkpointing chosen.
+ * plan's numbers a configuration that exceeds the backend's limits even so. Returns the checkpointing chosen and the
+ * training graph planned with it.
  */
-function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }): CheckpointMode | undefined {
+function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }): { checkpoint: CheckpointMode; built: PlannedGraph } | undefined {
   if (!job.limits) return undefined;
   const unet = job.files.get(manifest.unet.file);
   if (!unet) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
@@ -96,5 +100,5 @@ function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { widt
   const chosen = planPreparedTraining(manifest, unet, { ...resolution, batch, rank: job.options.rank }, job.limits, job.options.checkpoint ?? 'auto');
   if (chosen.problem) throw new Error(chosen.problem);
   job.onPlan?.(chosen.checkpoint, chosen.summary);
-  return chosen.checkpoint;
+  return { checkpoint: chosen.checkpoint, built: chosen.built };
 }
