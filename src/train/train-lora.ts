@@ -26,7 +26,7 @@ import { promptTokenizer } from '../pipelines/tokenizer.ts';
 import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
 import { defaultBeta, dpoBetaScale, type ModelKind } from './dpo-beta.ts';
 import { createAdamW } from './optimizer.ts';
-import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
+import { buildDpoGraph, dpoSessionOptions, type DpoGraph, type WeightsPrecision } from './dpo-graph.ts';
 import type { PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
 import { createLatentEncoder } from './sd-latents.ts';
@@ -56,6 +56,8 @@ export interface TrainerSetup {
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   /** Activation checkpointing of the policy UNet (unet-segments.ts; memory-plan.ts's planWithCheckpointing chooses it); default 'off'. */
   checkpoint?: CheckpointMode;
+  /** 'fp16': the frozen UNet weights stored as float16 (dpo-graph.ts); LoRA, gradients and AdamW stay float32. Default 'fp32'. */
+  weights?: WeightsPrecision;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -87,14 +89,15 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const source = isPrepared(manifest) ? await preparedSource(setup, manifest) : await embeddedSource(setup, manifest, file);
   const prediction = String(createScheduler('ddim', manifest.scheduler).config.prediction_type ?? 'epsilon');
   if (prediction !== 'epsilon' && prediction !== 'v_prediction') throw new Error(`training supports epsilon and v_prediction models, not ${prediction}`);
-  const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint });
+  const graph = buildDpoGraph(source.unet, { rank, targets: setup.targets, predictionType: prediction, imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint, weights: setup.weights });
   const alphaBar = trainingAlphas(manifest);
   const { contexts, added, externalData } = source;
   const betaScale = dpoBetaScale(kindOf(manifest));
   // Optimisation level 'basic' unless the caller says otherwise: ORT's full optimisation of a training graph costs
   // minutes of setup for little (SD1.5 fixture 4× slower to set up; the SDXL fixture's 16,691-node graph did not get
   // through session creation in 285 s in Chromium's WASM, and takes 85 s in Node at 'basic').
-  const session = await ort.InferenceSession.create(graph.training, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData });
+  const files = new Map(externalData.map((e) => [e.path, e.data]));
+  const session = await ort.InferenceSession.create(graph.training, dpoSessionOptions(graph, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData }, files));
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
   const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);
@@ -312,7 +315,7 @@ async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): 
   const half = Object.entries(components).filter(([, c]) => c && c.dtype !== 'float32');
   if (half.length) {
     throw new Error(`training needs a float32 model for now; ${manifest.name} has ${half.map(([name, c]) => `${name} in ${c!.dtype}`).join(', ')} `
-      + '(prepare it with `npm run prepare-model -- --dtype float32`; fp16 weights with an fp32 LoRA are not built yet)');
+      + '(prepare it with `npm run prepare-model -- --dtype float32`; training with weights fp16 then stores its weights as float16)');
   }
   const unetBytes = model.files.get(manifest.unet.file);
   if (!unetBytes) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
