@@ -1,18 +1,19 @@
 // The DPO training graph with fp16 frozen weights (dpo-graph.ts `weights: 'fp16'`, src/onnx/passes/float16-weights.ts)
-// on the tiny real-exporter SD1.5 UNet (fixtures/sd15/export-diffusers/unet), on onnxruntime-node:
+// on the tiny real-exporter UNets (fixtures/sd15/export-diffusers/unet, fixtures/sdxl/export-optimum/unet with its
+// added conditions), on onnxruntime-node:
 //   - structure: every large float32 weight is a float16 initializer, read only through Casts, one per reading node;
 //     the LoRA inputs and the gradients stay float32;
 //   - onnxruntime keeps it so: the session's own optimised graph (optimizedModelFilePath) still holds the weights in
 //     float16 (with ConstantFolding on, it folds every Cast back into a float32 initializer);
 //   - (a) the loss, both diffs and every LoRA gradient equal our fp32 graph run on the same weights rounded to float16
 //     (roundToHalf, the pass's own rounding); tolerance TO_ROUNDED below;
-//   - (b) they equal PyTorch's float64 run on the unrounded weights (fixtures/sd15/train-reference.safetensors, as in
-//     dpo-graph-real.test.ts) within TO_PYTORCH, which is the error of rounding the weights (see there).
+//   - (b) they equal PyTorch's float64 run on the unrounded weights (fixtures/<sd15|sdxl>/train-reference.safetensors,
+//     as in dpo-graph-real.test.ts) within TO_PYTORCH, which is the error of rounding the weights (see there).
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModel, readWeight } from '../onnx/model-io.ts';
 import { MIN_FLOAT16_ELEMENTS } from '../onnx/passes/float16-weights.ts';
 import { DataType, type ModelProto } from '../onnx/proto.ts';
@@ -20,11 +21,13 @@ import { makeTensor } from '../onnx/tensor.ts';
 import { roundToHalf } from '../prepare/float16-graph.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { buildDpoGraph, dpoSessionOptions, type DpoGraph } from './dpo-graph.ts';
-import { readTrainReference } from './train-reference.ts';
+import { readTrainReference, type TrainReference } from './train-reference.ts';
 
-const UNET_DIR = join(import.meta.dirname, '../../fixtures/sd15/export-diffusers/unet');
-const ref = readTrainReference(join(import.meta.dirname, '../../fixtures/sd15/train-reference.safetensors'));
-const settings = ref.meta('settings');
+const FIXTURES = join(import.meta.dirname, '../../fixtures');
+const EXPORTS = [
+  { name: 'SD1.5 diffusers export', fixture: 'sd15', dir: 'export-diffusers/unet', data: 'weights.pb', timeout: 120_000 },
+  { name: 'SDXL optimum export', fixture: 'sdxl', dir: 'export-optimum/unet', data: 'model.onnx_data', timeout: 400_000 },
+];
 // (a) The same weights and the same float32 arithmetic: only the session differs (ConstantFolding and
 // CommonSubexpressionElimination off, MatMul weights not prepacked). Measured here: bit-identical (error 0). Allowed:
 // float32 round-off, should another CPU's MLAS kernels block a sum differently for packed and unpacked weights.
@@ -40,7 +43,8 @@ const TO_PYTORCH = 1e-2;
 
 type Feeds = Record<string, ort.Tensor>;
 
-function referenceFeeds(graph: DpoGraph, objective: 'dpo' | 'npo'): Feeds {
+function referenceFeeds(ref: TrainReference, graph: DpoGraph, objective: 'dpo' | 'npo'): Feeds {
+  const settings = ref.meta('settings');
   const tensor = (name: string) => new ort.Tensor('float32', ref.f32(name), ref.shape(name));
   const [w, l] = objective === 'npo' ? ['inputs.x_l', 'inputs.x_w'] : ['inputs.x_w', 'inputs.x_l'];
   const t = ref.i64('inputs.timesteps');
@@ -50,6 +54,7 @@ function referenceFeeds(graph: DpoGraph, objective: 'dpo' | 'npo'): Feeds {
     beta_dpo: new ort.Tensor('float32', Float32Array.of(settings.beta_dpo * (settings.beta_scale ?? 1)), []),
     lora_scale: new ort.Tensor('float32', Float32Array.of(settings.lora_alpha / settings.rank), []),
   };
+  for (const c of graph.added) feeds[c.name] = tensor(`inputs.${c.name}`);
   for (const s of graph.lora) {
     feeds[s.a] = tensor(`lora.${s.site.modulePath}.lora_A`);
     feeds[s.b] = tensor(`lora.${s.site.modulePath}.lora_B`);
@@ -77,10 +82,13 @@ function worstError(got: Result, expected: (what: string) => Float32Array | numb
   return errors.reduce((p, q) => (q.err > p.err ? q : p));
 }
 
-describe('DPO graph with fp16 frozen weights on the real SD1.5 export (onnxruntime-node)', () => {
-  const unet = readModel(readFileSync(join(UNET_DIR, 'model.onnx')));
-  const files = new Map([['weights.pb', new Uint8Array(readFileSync(join(UNET_DIR, 'weights.pb')))]]);
-  const externalData = [{ path: 'weights.pb', data: files.get('weights.pb')! }];
+describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (onnxruntime-node)', ({ fixture, dir, data, timeout }) => {
+  const ref = readTrainReference(join(FIXTURES, fixture, 'train-reference.safetensors'));
+  const settings = ref.meta('settings');
+  const unetDir = join(FIXTURES, fixture, dir);
+  const unet = readModel(readFileSync(join(unetDir, 'model.onnx')));
+  const files = new Map([[data, new Uint8Array(readFileSync(join(unetDir, data)))]]);
+  const externalData = [{ path: data, data: files.get(data)! }];
   const [c, h, w] = ref.shape('inputs.x_w').slice(1);
   const [l, d] = ref.shape('inputs.encoder_hidden_states').slice(1);
   const options = { rank: settings.rank, imageDims: [c, h, w], contextDims: [l, d] };
@@ -88,18 +96,23 @@ describe('DPO graph with fp16 frozen weights on the real SD1.5 export (onnxrunti
   const sessionOptions = (graph: DpoGraph, extra: ort.InferenceSession.SessionOptions = {}) =>
     dpoSessionOptions(graph, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic', ...extra }, files);
   let session: ort.InferenceSession;
+  let rounded: { graph: DpoGraph; session: ort.InferenceSession } | undefined;
 
   beforeAll(async () => {
     session = await ort.InferenceSession.create(half.training, sessionOptions(half));
-  }, 120_000);
+  }, timeout);
+  afterAll(async () => {
+    await session?.release();
+    await rounded?.session.release();
+  });
 
   it('stores every large weight as float16, read through its own Cast at each reading node; LoRA and gradients stay float32', () => {
     const graph = readModel(half.training).graph!;
     const converted = new Set(half.float16!.converted);
     const stored = (unet.graph!.initializer ?? []).filter((t) => t.dataType === DataType.FLOAT && (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1) >= MIN_FLOAT16_ELEMENTS);
-    // all but the sinusoidal time embedding's frequencies (a float32 island, as in prepare-model's float16 graphs)
+    // all but the sinusoidal time embeddings' frequencies (float32 islands, as in prepare-model's float16 graphs)
     const kept = stored.filter((t) => !converted.has(t.name!)).map((t) => t.name);
-    expect(kept.length).toBeLessThanOrEqual(1);
+    expect(kept.length).toBeLessThanOrEqual(2);
     expect(converted.size).toBeGreaterThan(200);
     for (const t of graph.initializer!) if (converted.has(t.name!)) expect(t.dataType).toBe(DataType.FLOAT16);
     const readers = graph.node!.filter((n) => n.input!.some((x) => converted.has(x)));
@@ -110,7 +123,7 @@ describe('DPO graph with fp16 frozen weights on the real SD1.5 export (onnxrunti
     expect(reads.every((k) => k === 1)).toBe(true); // one Cast per reading node: never a float32 copy shared forward → backward
     for (const v of graph.input!) if (v.name!.endsWith('lora_A') || v.name!.endsWith('lora_B')) expect(v.type!.tensorType!.elemType).toBe(DataType.FLOAT);
     for (const v of graph.output!) expect(v.type!.tensorType!.elemType).toBe(DataType.FLOAT);
-    expect(half.float16!.bytes).toBeLessThan(0.52 * files.get('weights.pb')!.byteLength);
+    expect(half.float16!.bytes).toBeLessThan(0.52 * files.get(data)!.byteLength);
   });
 
   it("keeps the weights float16 in onnxruntime's optimised graph: its Casts are not folded back into float32 weights", async () => {
@@ -122,21 +135,22 @@ describe('DPO graph with fp16 frozen weights on the real SD1.5 export (onnxrunti
     const halfElements = half.float16!.bytes / 2;
     expect(elements(DataType.FLOAT16)).toBeGreaterThan(0.99 * halfElements);
     expect(elements(DataType.FLOAT)).toBeLessThan(0.01 * halfElements); // folded: ≈ halfElements of float32
-  }, 120_000);
+  }, timeout);
 
   for (const objective of ['dpo', 'npo'] as const) {
     it(`${objective.toUpperCase()}: equals the fp32 graph on weights rounded to fp16 within ${TO_ROUNDED}, and PyTorch float64 within ${TO_PYTORCH}`, async () => {
-      const got = await run(session, half, referenceFeeds(half, objective));
-      const rounded = buildDpoGraph(roundedWeights(unet, new Set(half.float16!.converted), files), options);
-      const fp32 = await ort.InferenceSession.create(rounded.training, sessionOptions(rounded));
-      const expected = await run(fp32, rounded, referenceFeeds(rounded, objective));
-      await fp32.release();
+      const got = await run(session, half, referenceFeeds(ref, half, objective));
+      if (!rounded) {
+        const graph = buildDpoGraph(roundedWeights(unet, new Set(half.float16!.converted), files), options);
+        rounded = { graph, session: await ort.InferenceSession.create(graph.training, sessionOptions(graph)) };
+      }
+      const expected = await run(rounded.session, rounded.graph, referenceFeeds(ref, rounded.graph, objective));
       const toRounded = worstError(got, (what) => (what === 'loss' ? expected.loss : what === 'model_diff' ? expected.modelDiff : what === 'ref_diff' ? expected.refDiff : expected.grads.get(what.slice(5))!));
       expect(toRounded.err, `worst: ${toRounded.what}`).toBeLessThan(TO_ROUNDED);
       const toPytorch = worstError(got, (what) => (what === 'loss' ? ref.f32(`${objective}.loss`)[0] : ref.f32(`${objective}.${what}`)));
       expect(toPytorch.err, `worst: ${toPytorch.what}`).toBeLessThan(TO_PYTORCH);
       expect(got.grads.size).toBe(2 * settings.modules.length);
-    }, 120_000);
+    }, timeout);
   }
 });
 

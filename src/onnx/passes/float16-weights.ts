@@ -17,8 +17,9 @@
 //     1.30 — passed by onnxruntime-web and -node as `extra`), and ReshapeFusion, which in ORT 1.30 fails on the DPO
 //     graph without ConstantFolding ("Attempting to get index by a name which does not exist: …/Shape_output_0").
 // Kept in float32: scalars and short vectors (fewer than MIN_FLOAT16_ELEMENTS values: epsilons, Resize scales, loss
-// constants), and what nodes of a float32 island read (the UNet's sinusoidal /time_proj/, as in prepare-model's
-// float16 graphs: in float16, 981·freq would be off by up to 0.5 rad).
+// constants), and what nodes of a float32 island read: the UNet's sinusoidal /time_proj/ (as in prepare-model's
+// float16 graphs: in float16, 981·freq would be off by up to 0.5 rad) and SDXL's /add_time_proj/ of the time ids
+// (sizes up to 1024), which diffusers' Timesteps also computes in float32.
 // The converted weights move to one external data file (64-byte aligned, like externalizeWeights), whose bytes
 // `file(files)` writes from the original initializers, inline or external.
 import { FLOAT32_ISLANDS, floatBytesToHalf } from '../../prepare/float16-graph.ts';
@@ -26,6 +27,7 @@ import { readStoredWeight, type ExternalFiles } from '../model-io.ts';
 import { DataType, OnnxError, int, onnx, type ModelProto, type NodeProto, type TensorProto } from '../proto.ts';
 
 export const MIN_FLOAT16_ELEMENTS = 16;
+const ISLANDS = [...FLOAT32_ISLANDS, '/add_time_proj/'];
 export const FLOAT16_WEIGHTS_FILE = 'weights-fp16.bin';
 /** Session options `extra` for graphs with float16 weights (see the header): merge into the session's own `extra`. */
 export const FLOAT16_WEIGHTS_SESSION_EXTRA = { optimization: { disable_specified_optimizers: 'ConstantFolding;CommonSubexpressionElimination;ReshapeFusion' } };
@@ -48,7 +50,7 @@ export function storeWeightsAsFloat16(model: ModelProto, location = FLOAT16_WEIG
   const nodes = graph.node ?? [];
   if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || a.graphs?.length))) throw new OnnxError('float16 weights: graphs with subgraphs are not supported');
   const pinned = new Set([...(graph.input ?? []), ...(graph.output ?? [])].map((v) => v.name));
-  for (const n of nodes) if (FLOAT32_ISLANDS.some((island) => n.name?.includes(island))) (n.input ?? []).forEach((x) => pinned.add(x));
+  for (const n of nodes) if (ISLANDS.some((island) => n.name?.includes(island))) (n.input ?? []).forEach((x) => pinned.add(x));
   const originals = new Map<string, TensorProto>();
   let size = 0;
   const initializer = (graph.initializer ?? []).map((t) => {
