@@ -76,10 +76,11 @@ async function tinyFixture(title: string, exportDir: string) {
   console.log("(the RSS growth also holds ORT's arena, the training graph's protobuf and the sessions' copies of the weights: at this size they dwarf the plan's activations)");
 }
 
-function planTable(title: string, path: string, context: number[], sides: number[]) {
+function planTable(title: string, path: string, context: number[], sides: number[], unit: 'GiB' | 'MiB' = 'GiB') {
+  const u = unit === 'GiB' ? gib : mib;
   const unet = readModel(readFileSync(path));
   console.log(`\n## Planned memory: ${title}, rank 8 (graph ${path})`);
-  console.log('| resolution | batch | weights GiB | activations GiB | transient GiB | LoRA+AdamW MiB | total fp32 GiB | weights fp16: weights / activations / total GiB | total fp16 GiB | largest buffer MiB (fp32) |');
+  console.log(`| resolution | batch | weights ${unit} | activations ${unit} | transient ${unit} | LoRA+AdamW MiB | total fp32 ${unit} | weights fp16: weights / activations / total ${unit} | total fp16 ${unit} | largest buffer MiB (fp32) |`);
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const side of sides) {
     for (const b of [1, 2, 3, 4]) {
@@ -87,7 +88,7 @@ function planTable(title: string, path: string, context: number[], sides: number
       const p = planTrainingMemory(unet, o);
       const w = planTrainingMemory(unet, { ...o, weights: 'fp16' });
       const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
-      console.log(`| ${side}² | ${b} | ${gib(p.weightsBytes)} | ${gib(p.activationsBytes)} | ${gib(p.transientBytes)} | ${mib(p.loraBytes)} | ${gib(p.totalBytes)} | ${gib(w.weightsBytes)} / ${gib(w.activationsBytes)} / ${gib(w.totalBytes)} | ${gib(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
+      console.log(`| ${side}² | ${b} | ${u(p.weightsBytes)} | ${u(p.activationsBytes)} | ${u(p.transientBytes)} | ${mib(p.loraBytes)} | ${u(p.totalBytes)} | ${u(w.weightsBytes)} / ${u(w.activationsBytes)} / ${u(w.totalBytes)} | ${u(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
     }
   }
 }
@@ -191,7 +192,7 @@ if (existsSync(sd15)) {
 }
 else {
   console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);
-  planTable('the tiny SD1.5 fixture', TINY_UNET, [77, 32], [64, 512]);
+  planTable('the tiny SD1.5 fixture', TINY_UNET, [77, 32], [64, 512], 'MiB');
 }
 if (values['sdxl-unet']) planTable('SDXL', values['sdxl-unet'], [77, 2048], [512, 1024]);
 else console.log('\n(no SDXL-sized UNet graph given (--sdxl-unet): its plan is not printed)');
