@@ -31,6 +31,8 @@ import { FLOAT16_WEIGHTS_SESSION_EXTRA, storeWeightsAsFloat16, type Float16Weigh
 import { unetSegmentOf, type CheckpointMode } from './unet-segments.ts';
 import { DataType, OnnxError, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 
+type SessionOptions = InferenceSession.SessionOptions;
+
 /** The graph's inputs besides the LoRA ones (all float32). B is the symbolic dim 'pairs'. */
 export const DPO_INPUTS = {
   winner: 'x_w', // [B, C, H, W] clean images, in the model's value range ([-1, 1] for the embedded model)
@@ -42,8 +44,6 @@ export const DPO_INPUTS = {
   beta: 'beta_dpo', // [] β_dpo
   scale: LORA_SCALE_INPUT, // [] LoRA scale (alpha / rank)
 } as const;
-type SessionOptions = InferenceSession.SessionOptions;
-
 export const DPO_OUTPUTS = ['loss', 'accuracy', 'model_diff', 'ref_diff'] as const;
 
 /** A per-pair UNet input besides sample, timestep and context (SDXL: text_embeds [14…1280], time_ids [6]). */
