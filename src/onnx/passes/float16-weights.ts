@@ -22,12 +22,15 @@
 // (sizes up to 1024), which diffusers' Timesteps also computes in float32.
 // The converted weights move to one external data file (64-byte aligned, like externalizeWeights), whose bytes
 // `file(files)` writes from the original initializers, inline or external.
-import { FLOAT32_ISLANDS, floatBytesToHalf } from '../../prepare/float16-graph.ts';
+// Browser code (the worker trains with it): nothing from src/prepare, whose streaming reader needs node:fs.
+import { floatToHalf } from '../../lora/float16.ts';
 import { readStoredWeight, type ExternalFiles } from '../model-io.ts';
 import { DataType, OnnxError, int, onnx, type ModelProto, type NodeProto, type TensorProto } from '../proto.ts';
 
 export const MIN_FLOAT16_ELEMENTS = 16;
-const ISLANDS = [...FLOAT32_ISLANDS, '/add_time_proj/'];
+/** Node name parts of float32 islands (src/prepare/float16-graph.ts's FLOAT32_ISLANDS, and SDXL's add_time_proj). */
+const ISLANDS = ['/time_proj/', '/add_time_proj/'];
+const HALF_MAX = 65504;
 export const FLOAT16_WEIGHTS_FILE = 'weights-fp16.bin';
 /** Session options `extra` for graphs with float16 weights (see the header): merge into the session's own `extra`. */
 export const FLOAT16_WEIGHTS_SESSION_EXTRA = { optimization: { disable_specified_optimizers: 'ConstantFolding;CommonSubexpressionElimination;ReshapeFusion' } };
@@ -91,9 +94,19 @@ export function storeWeightsAsFloat16(model: ModelProto, location = FLOAT16_WEIG
         if (!original || t.dataType !== DataType.FLOAT16) return;
         const { data } = readStoredWeight(original, files);
         const offset = Number(t.externalData!.find((e) => e.key === 'offset')!.value);
-        out.set(floatBytesToHalf(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)), offset);
+        out.set(new Uint8Array(toHalf(data as Float32Array).buffer), offset);
       });
       return out;
     },
   };
+}
+
+/** float32 → float16 bits, rounded to nearest even and clamped to ±65504 (as prepare-model's floatBytesToHalf). */
+function toHalf(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[i] = floatToHalf(Number.isNaN(v) ? v : Math.max(-HALF_MAX, Math.min(HALF_MAX, v)));
+  }
+  return out;
 }
