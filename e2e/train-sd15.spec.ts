@@ -34,7 +34,7 @@ test('trains δ on a prepared SD1.5 model with the same losses as Node, uses it,
   // the memory plan, before the first step: it fits WASM's 4 GiB, so 'auto' recomputes nothing
   const plan = page.getByTestId('train-plan');
   await expect(plan).toHaveAttribute('data-checkpoint', 'off');
-  await expect(plan).toHaveText(/^memory plan \d+\.\d\d GiB without checkpointing$/);
+  await expect(plan).toHaveText(/^weights fp32, memory plan \d+\.\d\d GiB without checkpointing$/);
 
   const saved = await useAndDownload(page, info, SD15_GENERATION);
   expect([...saved.tensors.keys()].filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32);
@@ -45,7 +45,7 @@ test('trains δ on a prepared SD1.5 model with the same losses as Node, uses it,
   const training = await allowFor(page, info, { steps: 0, generations: 2 * SD15_GENERATION, trainSteps: steps * SD15_GENERATION, trainBatch: 1 });
   await expect(plan, training.because).toHaveAttribute('data-checkpoint', 'layers', { timeout: training.ms }); // a new run's plan
   await expect(page.getByTestId('train-progress'), training.because).toHaveAttribute('value', String(steps), { timeout: training.ms });
-  await expect(plan).toHaveText(/^checkpointing layers: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; activations .* instead of .*\)$/);
+  await expect(plan).toHaveText(/^weights fp32, checkpointing layers: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; activations .* instead of .*\)$/);
   const recomputed: number[] = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses'))!);
   expect(recomputed).toHaveLength(steps);
   recomputed.forEach((loss, i) => expect(Math.abs(loss - losses[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(loss))));

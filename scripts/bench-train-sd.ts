@@ -8,15 +8,17 @@
 //    planned activations + transient.
 // 3. The plan for SD1.5 at 256² and 512², rank 8, batch 1-4, from a full-size UNet graph's real layer shapes (only the
 //    graph is read, the weights stay in their external file): scripts/fixtures/make_sd15_fullsize.py writes one to
-//    /work/tmp/sd15-fullsize/unet/model.onnx (the default here when it exists); fp32 as exported, and fp16 (weights
-//    and activations at 2 bytes, as a shader-f16 adapter would run them). SDXL likewise with --sdxl-unet
+//    /work/tmp/sd15-fullsize/unet/model.onnx (the default here when it exists); fp32 as exported, fp16 weights (the
+//    trainer's `weights: 'fp16'`: frozen weights stored as float16, everything computed in float32, dpo-graph.ts) and
+//    fp16 (weights and activations at 2 bytes, as an all-fp16 graph on a shader-f16 adapter would run them). Without a
+//    full-size graph, the same table for the tiny fixture's graph at 64² and 512². SDXL likewise with --sdxl-unet
 //    (512² and 1024², context [77, 2048]); without a graph that row is left out and says so.
 // 4. Activation checkpointing (src/onnx/autodiff/checkpoint.ts): one training step of the tiny fixture graph at the
 //    latent sizes of SD1.5 at 256² and 512² (32² and 64²), off / blocks / layers, each in a fresh process (arena off):
 //    planned activations + transient beside the measured peak RSS growth and the time of a second step
 //    (the first warms up; one intra-op thread, and CPU time beside wall time: on a shared machine the CPU time is the stable
 //    number), with the ratios to the plain graph; and the plan of the full-size SD1.5 graph with each mode.
-//    `-- --checkpointing-only` runs this part alone.
+//    `-- --checkpointing-only` runs this part alone; `-- --plan-only` prints only the plans of part 3 (no training runs).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,7 +35,7 @@ import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plan-only': { type: 'boolean' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -74,17 +76,19 @@ async function tinyFixture(title: string, exportDir: string) {
   console.log("(the RSS growth also holds ORT's arena, the training graph's protobuf and the sessions' copies of the weights: at this size they dwarf the plan's activations)");
 }
 
-function planTable(title: string, path: string, context: number[], sides: number[]) {
+function planTable(title: string, path: string, context: number[], sides: number[], unit: 'GiB' | 'MiB' = 'GiB') {
+  const u = unit === 'GiB' ? gib : mib;
   const unet = readModel(readFileSync(path));
   console.log(`\n## Planned memory: ${title}, rank 8 (graph ${path})`);
-  console.log('| resolution | batch | weights GiB | activations GiB | transient GiB | LoRA+AdamW MiB | total fp32 GiB | total fp16 GiB | largest buffer MiB (fp32) |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(`| resolution | batch | weights ${unit} | activations ${unit} | transient ${unit} | LoRA+AdamW MiB | total fp32 ${unit} | weights fp16: weights / activations / total ${unit} | total fp16 ${unit} | largest buffer MiB (fp32) |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const side of sides) {
     for (const b of [1, 2, 3, 4]) {
       const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: context, rank: 8 };
       const p = planTrainingMemory(unet, o);
+      const w = planTrainingMemory(unet, { ...o, weights: 'fp16' });
       const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
-      console.log(`| ${side}² | ${b} | ${gib(p.weightsBytes)} | ${gib(p.activationsBytes)} | ${gib(p.transientBytes)} | ${mib(p.loraBytes)} | ${gib(p.totalBytes)} | ${gib(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
+      console.log(`| ${side}² | ${b} | ${u(p.weightsBytes)} | ${u(p.activationsBytes)} | ${u(p.transientBytes)} | ${mib(p.loraBytes)} | ${u(p.totalBytes)} | ${u(w.weightsBytes)} / ${u(w.activationsBytes)} / ${u(w.totalBytes)} | ${u(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
     }
   }
 }
@@ -153,17 +157,18 @@ function checkpointing() {
 function checkpointPlanTable(path: string) {
   const unet = readModel(readFileSync(path));
   console.log(`\n## Planned memory with activation checkpointing: SD1.5 (full-size UNet graph), rank 8 (graph ${path})`);
-  console.log('| resolution | batch | checkpoint | activations GiB | total fp32 GiB | total fp16 GiB | recomputed / plain activations |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| resolution | batch | checkpoint | activations GiB | total fp32 GiB | total with weights fp16 GiB | total fp16 GiB | recomputed / plain activations |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const side of [256, 512]) {
     for (const b of [1, 2]) {
       let plain = 0;
       for (const checkpoint of CHECKPOINT_MODES) {
         const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: [77, 768], rank: 8, checkpoint };
         const p = planTrainingMemory(unet, o);
+        const w = planTrainingMemory(unet, { ...o, weights: 'fp16' });
         const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
         plain ||= p.activationsBytes;
-        console.log(`| ${side}² | ${b} | ${checkpoint} | ${gib(p.activationsBytes)} | ${gib(p.totalBytes)} | ${gib(h.totalBytes)} | ${(p.activationsBytes / plain).toFixed(2)} |`);
+        console.log(`| ${side}² | ${b} | ${checkpoint} | ${gib(p.activationsBytes)} | ${gib(p.totalBytes)} | ${gib(w.totalBytes)} | ${gib(h.totalBytes)} | ${(p.activationsBytes / plain).toFixed(2)} |`);
       }
     }
   }
@@ -174,17 +179,20 @@ if (values['measure-step']) {
   await measureStep(Number(side), Number(pairs), (checkpoint ?? 'off') as CheckpointMode, Number(timed ?? 0), Number(threads ?? 0));
   process.exit(0);
 }
-if (!values['checkpointing-only']) {
+if (!values['checkpointing-only'] && !values['plan-only']) {
   await tinyFixture('SD1.5', 'fixtures/sd15/export-diffusers');
   await tinyFixture('SDXL', assembleSdxlExport());
   planVersusMeasured();
 }
 const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';
-checkpointing();
+if (!values['plan-only']) checkpointing();
 if (existsSync(sd15)) {
   planTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
   checkpointPlanTable(sd15);
 }
-else console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);
+else {
+  console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);
+  planTable('the tiny SD1.5 fixture', TINY_UNET, [77, 32], [64, 512], 'MiB');
+}
 if (values['sdxl-unet']) planTable('SDXL', values['sdxl-unet'], [77, 2048], [512, 1024]);
 else console.log('\n(no SDXL-sized UNet graph given (--sdxl-unet): its plan is not printed)');

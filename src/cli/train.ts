@@ -2,12 +2,14 @@
 //   npm run train -- --model models --pairs <pairs.json | image folder | .zip | Pick-a-Pic .parquet> [--max-pairs N] [--reverse] [--rank 8] [--alpha R] [--steps 200] [--beta 2500]
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
 //                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya|kohya-sgm] --out lora.safetensors
-//                    [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--hflip]
+//                    [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip]
 // --hflip mirrors each drawn pair with probability ½ (diffusers' DPO scripts do unless --no_hflip; off here by default,
 // since the embedded world's captions say left and right).
 // --checkpoint recomputes the UNet's activations in the backward pass (activation checkpointing): 'auto' plans the
 // step's memory (src/train/memory-plan.ts) for prepared models and recomputes, coarse to fine, when the plan exceeds
 // --memory-gib (default: this machine's memory); the choice and the planned totals are printed.
+// --weights fp16 stores the frozen UNet weights as float16 during training (half their memory; the LoRA, its
+// gradients and AdamW's state stay float32, src/train/dpo-graph.ts); the memory plan counts them so.
 // --model is the embedded model's directory or a prepared SD1.5 / SDXL one (`npm run prepare-model`); for a prepared
 // model the pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and
 // --beta defaults to the released NPO δ's β_dpo: 500 for SD1.5, 2000 for SDXL (whose scripts scale it by 0.5,
@@ -31,10 +33,11 @@ import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { readPairsSourceNode } from '../train/decode-node.ts';
 import { decodePairs, parsePairs } from '../train/pairs.ts';
 import { defaultBeta } from '../train/dpo-beta.ts';
+import { WEIGHTS_PRECISIONS, type WeightsPrecision } from '../train/dpo-graph.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--hflip]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -54,7 +57,7 @@ function writeLora(path: string, lora: LoraSet, format: LoraWriteFormat) {
  * The --checkpoint choice made concrete: for a prepared model by the memory plan (printed), whose training graph the
  * trainer then runs rather than builds again; else as given ('auto': off).
  */
-function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number }): { checkpoint: CheckpointMode; graph?: PlannedGraph } {
+function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number; weights: WeightsPrecision }): { checkpoint: CheckpointMode; graph?: PlannedGraph } {
   const choice = values.checkpoint as CheckpointChoice;
   if (!CHECKPOINT_CHOICES.includes(choice)) throw new Error(`--checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}, got ${String(choice)}`);
   if (!isPrepared(manifest)) return { checkpoint: choice === 'auto' ? 'off' : choice };
@@ -70,13 +73,15 @@ async function main() {
       model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false }, hflip: { type: 'boolean', default: false },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
-      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, help: { type: 'boolean', default: false },
+      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, weights: { type: 'string', default: 'fp32' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
   if (!values.model || !values.pairs || !values.out) throw new Error(`--model, --pairs and --out are required\n${USAGE}`);
   const format = values.format as LoraWriteFormat;
   if (!['diffusers', 'peft', 'kohya', 'kohya-sgm'].includes(format)) throw new Error(`--format must be diffusers, peft, kohya or kohya-sgm, got ${values.format}`);
+  const weights = values.weights as WeightsPrecision;
+  if (!WEIGHTS_PRECISIONS.includes(weights)) throw new Error(`--weights must be one of ${WEIGHTS_PRECISIONS.join(', ')}, got ${values.weights}`);
   const { manifest, files } = readModelDirectory(values.model);
   const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
@@ -103,14 +108,14 @@ async function main() {
   if ('notes' in source) for (const note of source.notes) console.log(`${values.pairs}: ${note}`);
   const pairs = 'json' in source ? parsePairs(source.json, { ...size, checkPrompt }) : decodePairs(source.file, { ...size, checkPrompt });
   const objective = values.reverse ? 'NPO (reversed pairs)' : 'DPO';
-  console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}`);
+  console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}, weights ${weights}`);
 
-  const { checkpoint, graph } = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank });
+  const { checkpoint, graph } = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank, weights });
   const out = values.out;
   try {
     const { lora, history } = await trainLora({
       ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, ...(prepared ? { resolution: size } : {}),
-      sessionOptions: { logSeverityLevel: 3 }, checkpoint, graph,
+      sessionOptions: { logSeverityLevel: 3 }, checkpoint, graph, weights,
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
         if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);

@@ -21,13 +21,17 @@
 // Added conditions: every other UNet input (SDXL's `text_embeds` [B, 1280] and `time_ids` [B, 6], diffusers'
 // added_cond_kwargs) becomes a per-pair input of the same name, doubled for [x_w; x_l] as the SDXL scripts'
 // `.repeat(2, 1)` and fed to both copies.
+import type { InferenceSession } from 'onnxruntime-common';
 import { createGraphBuilder, type GraphBuilder } from '../onnx/builder.ts';
 import { buildGradientModel } from '../onnx/autodiff/index.ts';
 import { ATTENTION_TARGETS, findLoraSites } from '../onnx/lora-sites.ts';
-import { writeModel } from '../onnx/model-io.ts';
+import { externalLocations, readModel, writeModel, type ExternalFiles } from '../onnx/model-io.ts';
 import { injectLora, LORA_SCALE_INPUT, type LoraInputs } from '../onnx/passes/inject-lora.ts';
+import { FLOAT16_WEIGHTS_SESSION_EXTRA, storeWeightsAsFloat16, type Float16Weights } from '../onnx/passes/float16-weights.ts';
 import { unetSegmentOf, type CheckpointMode } from './unet-segments.ts';
 import { DataType, OnnxError, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.ts';
+
+type SessionOptions = InferenceSession.SessionOptions;
 
 /** The graph's inputs besides the LoRA ones (all float32). B is the symbolic dim 'pairs'. */
 export const DPO_INPUTS = {
@@ -61,7 +65,16 @@ export interface DpoGraphOptions {
   contextDims?: readonly number[];
   /** Activation checkpointing of the policy UNet (unet-segments.ts); default 'off'. */
   checkpoint?: CheckpointMode;
+  /**
+   * How the frozen UNet weights are stored: 'fp32' as exported (default), or 'fp16': every large float32 weight as
+   * float16, cast to float32 where each node reads it (src/onnx/passes/float16-weights.ts); the LoRA factors, their
+   * gradients and everything the graph computes stay float32. Both copies read the same float16 weights.
+   */
+  weights?: WeightsPrecision;
 }
+
+export const WEIGHTS_PRECISIONS = ['fp32', 'fp16'] as const;
+export type WeightsPrecision = (typeof WEIGHTS_PRECISIONS)[number];
 
 export interface DpoGraph {
   /** Forward model: loss, accuracy, model_diff [B], ref_diff [B]. */
@@ -75,6 +88,24 @@ export interface DpoGraph {
   contextDims: number[];
   /** The UNet's added conditions, in its input order: graph inputs of the same names, [B, ...dims] float32. */
   added: AddedCondition[];
+  weights: WeightsPrecision;
+  /** With weights 'fp16': the converted weights (their external file is `float16.file(<the UNet's external files>)`). */
+  float16?: Float16Weights;
+}
+
+/**
+ * The session options for `graph.training`: the caller's, and for fp16 weights their float16 file (made from `files`,
+ * the UNet's external data), only the external files the graph still reads, the optimizers left off
+ * (float16-weights.ts), and ORT's CPU arena off unless the caller says otherwise: it keeps what each step allocated,
+ * and the weight-sized Cast outputs fragment it (scripts/bench-fp16-weights.ts: with the arena a step of fp16 weights
+ * grew the process more than one of fp32 weights).
+ */
+export function dpoSessionOptions(graph: DpoGraph, options: SessionOptions, files: ExternalFiles = new Map()): SessionOptions {
+  if (!graph.float16) return options;
+  const read = new Set(externalLocations(graph.float16.model));
+  const externalData = [...(options.externalData ?? []).filter((e) => read.has(typeof e === 'string' ? e : e.path)), { path: graph.float16.location, data: graph.float16.file(files) }];
+  const optimization = { ...(options.extra?.optimization as object | undefined), ...FLOAT16_WEIGHTS_SESSION_EXTRA.optimization };
+  return { enableCpuMemArena: false, ...options, externalData, extra: { ...options.extra, optimization } };
 }
 
 /**
@@ -124,8 +155,13 @@ export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoG
     },
   };
   const wrt = injected.inputs.flatMap((i) => [i.a, i.b]);
-  const training = buildGradientModel(writeModel(forward), { loss: 'loss', wrt, recompute: unetSegmentOf(options.checkpoint ?? 'off') });
-  return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims, added };
+  const gradients = buildGradientModel(writeModel(forward), { loss: 'loss', wrt, recompute: unetSegmentOf(options.checkpoint ?? 'off') });
+  const weights = options.weights ?? 'fp32';
+  if (!WEIGHTS_PRECISIONS.includes(weights)) throw new OnnxError(`DPO graph: weights must be one of ${WEIGHTS_PRECISIONS.join(', ')}, got ${String(weights)}`);
+  // After autodiff: the backward nodes read the weights too, and each read gets its own Cast.
+  const float16 = weights === 'fp16' ? storeWeightsAsFloat16(readModel(gradients)) : undefined;
+  const training = float16 ? writeModel(float16.model) : gradients;
+  return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims, added, weights, ...(float16 ? { float16 } : {}) };
 }
 
 function inputType(graph: GraphProto, name: string): number {

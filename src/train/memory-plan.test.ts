@@ -20,6 +20,21 @@ describe('training memory plan (tiny SD1.5 export)', () => {
     expect(p.weightsBytes).toBeLessThan(external * 1.1); // inline tensors are < 1 KB each
   });
 
+  it("with weights 'fp16' plans the converted weights at 2 bytes and their float32 Casts (one alive at a time) as activations", () => {
+    const external = statSync(join(UNET, 'weights.pb')).size;
+    const [fp32, fp16] = (['fp32', 'fp16'] as const).map((weights) => planTrainingMemory(unet, { batch: 1, latentDims: [4, 8, 8], contextDims: [77, 32], rank: 8, weights }));
+    expect(fp32.weights).toBe('fp32');
+    expect(fp16.weights).toBe('fp16');
+    // every weight of weights.pb is converted; only the small inline tensors (< 1 KB each) may stay float32
+    expect(fp16.weightsBytes).toBeGreaterThanOrEqual(external / 2);
+    expect(fp16.weightsBytes).toBeLessThan(fp32.weightsBytes - external / 2 + 1);
+    // the Casts add at most a few weights' worth of float32 at the peak, never all of them
+    expect(fp16.activationsBytes - fp32.activationsBytes).toBeLessThan(0.25 * external);
+    expect(fp16.loraBytes).toBe(fp32.loraBytes);
+    const chosen = planWithCheckpointing(unet, { batch: 1, latentDims: [4, 8, 8], contextDims: [77, 32], rank: 8, weights: 'fp16' }, {}, 'auto', 'x');
+    expect(chosen.summary).toMatch(/^weights fp16, memory plan \d+\.\d\d GiB without checkpointing$/);
+  });
+
   it("finds the attention scores as the largest activation: [2B·8 heads, hw, max(hw, 77)] float32 (self- or cross-attention at level 0)", () => {
     for (const [batch, side] of [[1, 8], [2, 8], [1, 16]]) {
       const hw = side * side;
@@ -59,14 +74,14 @@ describe('planWithCheckpointing (tiny SD1.5 export, latents 4×16×16)', () => {
     expect(choose(off.totalBytes).checkpoint).toBe('off');
     const b = choose(off.totalBytes - 1);
     expect([b.checkpoint, b.problem, b.plan.totalBytes, b.without.totalBytes]).toEqual(['blocks', null, blocks.totalBytes, off.totalBytes]);
-    expect(b.summary).toMatch(/^checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; activations .* instead of .*\); tried off \d+\.\d\d GiB, blocks \d+\.\d\d GiB$/);
+    expect(b.summary).toMatch(/^weights fp32, checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; activations .* instead of .*\); tried off \d+\.\d\d GiB, blocks \d+\.\d\d GiB$/);
     expect(choose(blocks.totalBytes - 1).checkpoint).toBe('layers');
   });
 
   it('refuses with every plan tried when none fits, and obeys a forced mode', () => {
     const none = choose(layers.totalBytes - 1);
     expect(none.checkpoint).toBe('layers');
-    expect(none.problem).toMatch(/^training here needs about \d+ MiB .*; this backend has \d+ MiB\. Lower the resolution or the batch \(checkpointing layers: .*tried off .*, blocks .*, layers .*\)$/);
+    expect(none.problem).toMatch(/^training here needs about \d+ MiB .*; this backend has \d+ MiB\. Lower the resolution or the batch \(weights fp32, checkpointing layers: .*tried off .*, blocks .*, layers .*\)$/);
     expect(choose(off.totalBytes - 1, 'off').problem).toMatch(/Lower the resolution or the batch, or recompute activations \(checkpointing\)$/);
     expect(choose(undefined, 'layers').plan.totalBytes).toBe(layers.totalBytes);
     expect(choose(undefined).checkpoint).toBe('off');

@@ -2,7 +2,9 @@
 // allocated (issue 14: refuse with the numbers when it will not fit). The plan builds the step's own training graph
 // (dpo-graph.ts: policy and reference copies of the UNet on the 2B batch [x_w; x_l], the loss and every LoRA gradient)
 // and sums:
-//   weights      every UNet initializer once (both copies share them), at its stored dtype;
+//   weights      every UNet initializer once (both copies share them), at its stored dtype, or with weights 'fp16'
+//                (dpo-graph.ts: frozen weights stored as float16, LoRA and AdamW float32) the converted ones at 2 bytes;
+//                their float32 Casts (one per reading node, freed after it) are activations of the planned graph;
 //   activations  the peak of the intermediate values alive at once when onnxruntime runs that graph in its own order
 //                (src/onnx/execution-memory.ts): forward values live until the backward pass has read them;
 //   transient    kernel scratch that is not a graph value (Conv's im2col, GEMM packing) and the runtime's own
@@ -17,7 +19,7 @@ import { readModel } from '../onnx/model-io.ts';
 import { int, type GraphProto, type ModelProto } from '../onnx/proto.ts';
 import { bytesPer } from '../onnx/tensor.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
-import { buildDpoGraph, type DpoGraph, type DpoGraphOptions } from './dpo-graph.ts';
+import { buildDpoGraph, type DpoGraph, type DpoGraphOptions, type WeightsPrecision } from './dpo-graph.ts';
 import { predictionTypeOf } from './train-lora.ts';
 import { CHECKPOINT_CHOICES, CHECKPOINT_MODES, type CheckpointChoice, type CheckpointMode } from './unet-segments.ts';
 
@@ -38,6 +40,8 @@ export interface TrainMemoryOptions {
   checkpoint?: CheckpointMode;
   /** The model's prediction type, so that the graph planned is the one the trainer runs (its loss); default epsilon. */
   predictionType?: DpoGraphOptions['predictionType'];
+  /** The frozen weights' storage in the training graph (dpo-graph.ts); default 'fp32' (as stored). */
+  weights?: WeightsPrecision;
 }
 
 export interface TrainMemoryPlan {
@@ -54,6 +58,8 @@ export interface TrainMemoryPlan {
   unknownValues: number;
   /** The activation checkpointing the graph was planned with. */
   checkpoint: CheckpointMode;
+  /** The weights' storage the graph was planned with. */
+  weights: WeightsPrecision;
 }
 
 const RUNTIME_ALLOWANCE_BYTES = 64 * 2 ** 20;
@@ -71,7 +77,7 @@ export interface PlannedGraph { graph: DpoGraph; options: DpoGraphOptions }
 
 function planGraph(unet: ModelProto, o: TrainMemoryOptions): { plan: TrainMemoryPlan; built: PlannedGraph } {
   if (!Number.isSafeInteger(o.batch) || o.batch < 1) throw new Error(`memory plan: batch ${o.batch} must be a positive integer`);
-  const options: DpoGraphOptions = { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint ?? 'off', predictionType: o.predictionType };
+  const options: DpoGraphOptions = { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint ?? 'off', predictionType: o.predictionType, weights: o.weights ?? 'fp32' };
   const dpo = buildDpoGraph(unet, options);
   const graph = withBatch(readModel(dpo.training).graph!, o.batch);
   const env = createShapeEnv(graph);
@@ -92,13 +98,15 @@ function planGraph(unet: ModelProto, o: TrainMemoryOptions): { plan: TrainMemory
   const outputs = (graph.output ?? []).map((v) => v.name!);
   const { peakBytes, largestBytes } = simulatePeakMemory(ortExecutionOrder(graph.node ?? []), outputs, bytesOf);
 
-  const weightsBytes = (unet.graph!.initializer ?? []).reduce((sum, t) => sum + (t.dims ?? []).map(int).reduce((a, b) => a * b, 1) * (o.weightBytes ?? bytesPer(t.dataType ?? 1)), 0);
+  const half = new Set(dpo.float16?.converted);
+  const elementBytes = (name: string, type: number) => o.weightBytes ?? (half.has(name) ? 2 : bytesPer(type));
+  const weightsBytes = (unet.graph!.initializer ?? []).reduce((sum, t) => sum + (t.dims ?? []).map(int).reduce((a, b) => a * b, 1) * elementBytes(t.name ?? '', t.dataType ?? 1), 0);
   const loraParams = dpo.lora.reduce((sum, l) => sum + o.rank * (l.site.inFeatures + l.site.outFeatures), 0);
   const loraBytes = 4 * 4 * loraParams;
   const transientBytes = 2 * largestBytes + RUNTIME_ALLOWANCE_BYTES;
   const plan = {
     weightsBytes, activationsBytes: peakBytes, transientBytes, loraBytes, totalBytes: weightsBytes + peakBytes + transientBytes + loraBytes,
-    largestTensorBytes: largestBytes, loraParams, unknownValues, checkpoint: o.checkpoint ?? 'off',
+    largestTensorBytes: largestBytes, loraParams, unknownValues, checkpoint: o.checkpoint ?? 'off', weights: dpo.weights,
   };
   return { plan, built: { graph: dpo, options } };
 }
@@ -148,7 +156,7 @@ export interface CheckpointedPlan {
   without: TrainMemoryPlan;
   /** Null when `plan` fits the limits; else the refusal, with every plan tried. */
   problem: string | null;
-  /** One line for the page and the CLI: the mode and the planned totals with and without it. */
+  /** One line for the page and the CLI: the weights' precision, the mode and the planned totals with and without it. */
   summary: string;
   /** The training graph of `plan` (the chosen mode), for trainLora's `graph` option. */
   built: PlannedGraph;
@@ -175,17 +183,17 @@ export function planWithCheckpointing(unet: ModelProto, o: Omit<TrainMemoryOptio
   const [checkpoint, plan, problem] = tried[tried.length - 1];
   const others = tried.length > 1 ? `; tried ${tried.map(([m, p]) => `${m} ${gib(p.totalBytes)}`).join(', ')}` : '';
   const budget = limits.budgetBytes !== undefined && plan.totalBytes > limits.budgetBytes ? `, above the ${gib(limits.budgetBytes)} aimed at` : '';
-  const summary = checkpoint === 'off'
+  const summary = `weights ${plan.weights}, ` + (checkpoint === 'off'
     ? `memory plan ${gib(plan.totalBytes)} without checkpointing${budget}${others}`
-    : `checkpointing ${checkpoint}: memory plan ${gib(plan.totalBytes)}${budget} (${gib(without.totalBytes)} without; activations ${gib(plan.activationsBytes)} instead of ${gib(without.activationsBytes)})${others}`;
+    : `checkpointing ${checkpoint}: memory plan ${gib(plan.totalBytes)}${budget} (${gib(without.totalBytes)} without; activations ${gib(plan.activationsBytes)} instead of ${gib(without.activationsBytes)})${others}`);
   return { checkpoint, plan, without, problem: problem && (tried.length > 1 ? `${problem} (${summary})` : problem), summary, built };
 }
 
 /** planWithCheckpointing for a prepared SD model's UNet graph (its bytes) at a training size, batch and rank. */
-export function planPreparedTraining(manifest: PreparedManifest, unetBytes: Uint8Array, run: { width: number; height: number; batch: number; rank: number }, limits: DeviceLimits, choice: CheckpointChoice): CheckpointedPlan {
+export function planPreparedTraining(manifest: PreparedManifest, unetBytes: Uint8Array, run: { width: number; height: number; batch: number; rank: number; weights?: WeightsPrecision }, limits: DeviceLimits, choice: CheckpointChoice): CheckpointedPlan {
   const f = manifest.latent.vaeScaleFactor;
   const o = {
-    batch: run.batch, rank: run.rank, latentDims: [manifest.latent.channels, run.height / f, run.width / f], contextDims: [manifest.context.length, manifest.context.dim],
+    batch: run.batch, rank: run.rank, weights: run.weights, latentDims: [manifest.latent.channels, run.height / f, run.width / f], contextDims: [manifest.context.length, manifest.context.dim],
     predictionType: predictionTypeOf(manifest),
   };
   const what = `${manifest.name} at ${run.width}×${run.height}, batch ${run.batch}, rank ${run.rank}`;

@@ -3,6 +3,7 @@
 import type * as OrtCommon from 'onnxruntime-common';
 import { createGenerator } from '../diffusion/noise/index.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
+import type { WeightsPrecision } from './dpo-graph.ts';
 import { createAdamW } from './optimizer.ts';
 import type { PreferencePair } from './pairs.ts';
 import { createRandom } from './random.ts';
@@ -24,13 +25,13 @@ export function toyPairs(n: number, side: number): PreferencePair[] {
 
 /** The loss of `steps` runs of a prepared model's DPO graph on 4 toy pairs' latents, AdamW (lr 1e-3) after each. */
 export async function fixedDrawLosses(ort: Ort, manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, side: number, beta: number, steps: number,
-  sessionOptions?: OrtCommon.InferenceSession.SessionOptions): Promise<number[]> {
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions, weights?: WeightsPrecision): Promise<number[]> {
   const pairs = toyPairs(4, side);
   const size = { width: side, height: side };
   const encoder = await createLatentEncoder(ort, manifest, files, createGenerator(11), size, sessionOptions);
   const latentPairs = await encoder.encodePairs(pairs);
   await encoder.release();
-  const trainer = await createDpoTrainer({ ort, model: { manifest, files }, prompts: [...new Set(pairs.map((p) => p.prompt))], rank: 4, seed: 5, resolution: size, sessionOptions });
+  const trainer = await createDpoTrainer({ ort, model: { manifest, files }, prompts: [...new Set(pairs.map((p) => p.prompt))], rank: 4, seed: 5, resolution: size, sessionOptions, weights });
   try {
     const optimizer = createAdamW(trainer.params, { lr: 1e-3, weightDecay: 0, maxGradNorm: 1 });
     const losses: number[] = [];

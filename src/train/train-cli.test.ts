@@ -91,18 +91,21 @@ describe('npm run train', () => {
     expect(keys).toContain('unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora.down.weight');
     // The memory plan chooses activation checkpointing when the step exceeds --memory-gib (coarse to fine), and the
     // checkpointed graph trains to the same losses (checkpoint.test.ts compares the gradients themselves).
-    expect(run.stdout).toMatch(/^memory plan \d+\.\d\d GiB without checkpointing$/m);
+    expect(run.stdout).toMatch(/^weights fp32, memory plan \d+\.\d\d GiB without checkpointing$/m);
     const losses = (stdout: string) => [...stdout.matchAll(/^step .* loss (\S+) /gm)].map((m) => m[1]);
     const squeezed = await train(['--pairs', pairs, '--resolution', '64', '--steps', '2', '--batch', '1', '--rank', '2', '--reverse', '--memory-gib', '0.05', '--out', join(dir, 'ck.safetensors')], model);
     expect(squeezed.code, squeezed.stderr).toBe(0);
-    expect(squeezed.stdout).toMatch(/^checkpointing layers: memory plan \d+\.\d\d GiB, above the 0\.05 GiB aimed at \(\d+\.\d\d GiB without; activations .*\); tried off .*, blocks .*, layers .*$/m);
+    expect(squeezed.stdout).toMatch(/^weights fp32, checkpointing layers: memory plan \d+\.\d\d GiB, above the 0\.05 GiB aimed at \(\d+\.\d\d GiB without; activations .*\); tried off .*, blocks .*, layers .*$/m);
     expect(losses(squeezed.stdout)).toHaveLength(2);
     // Printed to 4 decimals; onnxruntime's default fusions differ between the two graphs by float32 round-off.
     losses(squeezed.stdout).forEach((l, i) => expect(Math.abs(Number(l) - Number(losses(run.stdout)[i]))).toBeLessThanOrEqual(1.5e-4));
     const bad = await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--checkpoint', 'everything', '--out', join(dir, 'z.safetensors')], model);
     expect(bad.stderr).toMatch(/--checkpoint must be one of auto, off, blocks, layers, got everything/);
     const kohya = join(dir, 'sd15-npo-kohya.safetensors');
-    expect((await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--batch', '1', '--rank', '2', '--format', 'kohya', '--out', kohya], model)).code).toBe(0);
+    const kohyaRun = await train(['--pairs', pairs, '--resolution', '64', '--steps', '1', '--batch', '1', '--rank', '2', '--format', 'kohya', '--weights', 'fp16', '--out', kohya], model);
+    expect(kohyaRun.code).toBe(0);
+    expect(kohyaRun.stdout).toMatch(/^weights fp16, memory plan \d+\.\d\d GiB without checkpointing$/m); // frozen weights stored as float16
+    expect((await train(['--pairs', pairs, '--weights', 'fp8', '--out', join(dir, 'w.safetensors')], model)).stderr).toMatch(/--weights must be one of fp32, fp16, got fp8/);
     expect(keysOf(kohya)).toContain('lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight');
     expect(keysOf(kohya)).toContain('lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.alpha');
     const refused = await train(['--pairs', pairs, '--resolution', '60', '--steps', '1', '--out', join(dir, 'y.safetensors')], model);

@@ -26,7 +26,7 @@ import { promptTokenizer } from '../pipelines/tokenizer.ts';
 import { componentFiles, createComponentSession } from '../pipelines/onnx-component.ts';
 import { defaultBeta, dpoBetaScale, type ModelKind } from './dpo-beta.ts';
 import { createAdamW } from './optimizer.ts';
-import { buildDpoGraph, type DpoGraph, type DpoGraphOptions } from './dpo-graph.ts';
+import { buildDpoGraph, dpoSessionOptions, type DpoGraph, type DpoGraphOptions, type WeightsPrecision } from './dpo-graph.ts';
 import type { PlannedGraph } from './memory-plan.ts';
 import type { ImageSource, PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
@@ -62,6 +62,8 @@ export interface TrainerSetup {
    * building it again; refused unless it was built with exactly the options this run needs.
    */
   graph?: PlannedGraph;
+  /** 'fp16': the frozen UNet weights stored as float16 (dpo-graph.ts); LoRA, gradients and AdamW stay float32. Default 'fp32'. */
+  weights?: WeightsPrecision;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -91,7 +93,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const rank = setup.rank ?? 8;
   const scale = (setup.alpha ?? rank) / rank;
   const source = isPrepared(manifest) ? await preparedSource(setup, manifest) : await embeddedSource(setup, manifest, file);
-  const options: DpoGraphOptions = { rank, targets: setup.targets, predictionType: predictionTypeOf(manifest), imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint ?? 'off' };
+  const options: DpoGraphOptions = { rank, targets: setup.targets, predictionType: predictionTypeOf(manifest), imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint ?? 'off', weights: setup.weights ?? 'fp32' };
   const graph = setup.graph ? plannedGraph(setup.graph, options) : buildDpoGraph(source.readUnet(), options);
   const alphaBar = trainingAlphas(manifest);
   const { contexts, added, timeIds, externalData } = source;
@@ -99,7 +101,8 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   // Optimisation level 'basic' unless the caller says otherwise: ORT's full optimisation of a training graph costs
   // minutes of setup for little (SD1.5 fixture 4× slower to set up; the SDXL fixture's 16,691-node graph did not get
   // through session creation in 285 s in Chromium's WASM, and takes 85 s in Node at 'basic').
-  const session = await ort.InferenceSession.create(graph.training, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData });
+  const files = new Map(externalData.map((e) => [e.path, e.data]));
+  const session = await ort.InferenceSession.create(graph.training, dpoSessionOptions(graph, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData }, files));
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
   const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);
@@ -289,7 +292,7 @@ export function predictionTypeOf(manifest: { scheduler: Record<string, unknown> 
 function plannedGraph(planned: PlannedGraph, wanted: DpoGraphOptions): DpoGraph {
   const key = (o: DpoGraphOptions): Record<string, unknown> => ({
     rank: o.rank, targets: o.targets ?? 'default', predictionType: o.predictionType ?? 'epsilon', imageDims: o.imageDims ?? 'declared',
-    contextDims: o.contextDims ?? 'declared', checkpoint: o.checkpoint ?? 'off', io: o.io ?? 'SD',
+    contextDims: o.contextDims ?? 'declared', checkpoint: o.checkpoint ?? 'off', io: o.io ?? 'SD', weights: o.weights ?? 'fp32',
   });
   const [have, want] = [key(planned.options), key(wanted)];
   const differing = Object.keys(want).filter((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]));
@@ -375,7 +378,7 @@ async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): 
   const half = Object.entries(components).filter(([, c]) => c && c.dtype !== 'float32');
   if (half.length) {
     throw new Error(`training needs a float32 model for now; ${manifest.name} has ${half.map(([name, c]) => `${name} in ${c!.dtype}`).join(', ')} `
-      + '(prepare it with `npm run prepare-model -- --dtype float32`; fp16 weights with an fp32 LoRA are not built yet)');
+      + '(prepare it with `npm run prepare-model -- --dtype float32`; training with weights fp16 then stores its weights as float16)');
   }
   const unetBytes = model.files.get(manifest.unet.file);
   if (!unetBytes) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);

@@ -75,6 +75,13 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(losses.at(-1)!).toBeLessThan(0.6 * Math.LN2); // measured 0.52·ln 2 after 5 updates
   });
 
+  it("with fp16 frozen weights (weights: 'fp16'), the same steps start at ln 2 and lower the loss alike", async () => {
+    const losses = await fixedDrawLosses(ort, manifest, model.files, SIZE.width, 500, 6, fast, 'fp16');
+    expect(losses[0]).toBeCloseTo(Math.LN2, 6);
+    for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
+    expect(losses.at(-1)!).toBeLessThan(0.6 * Math.LN2);
+  });
+
   it('trainLora runs on it end to end (VAE latents, random t), and its δ in diffusers keys loads into the SD1.5 pipeline', async () => {
     const settings = { ort, model: { manifest, files: model.files }, rank: 4, steps: 4, batch: 2, beta: 500, lr: 1e-3, seed: 5, resolution: SIZE, sessionOptions: fast };
     const { lora, history } = await trainLora({ ...settings, pairs: toyPairs(4, SIZE.width) });
@@ -134,7 +141,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(squeezed.steps).toBe(2);
     expect(plans).toHaveLength(1);
     expect(plans[0][0]).toBe('blocks');
-    expect(plans[0][1]).toMatch(/^checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; .*\); tried off .*, blocks .*$/);
+    expect(plans[0][1]).toMatch(/^weights fp32, checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; .*\); tried off .*, blocks .*$/);
     await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
     await expect(runTraining({ ...job, options: { ...options, resolution: 128 } })).rejects.toThrow('pairs file is for 64×64 images; the model works at 128×128');
   });

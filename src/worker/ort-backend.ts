@@ -66,6 +66,8 @@ async function probeWebGpu(): Promise<{ ok: true; device: GPUDevice; adapter: st
   if (!adapter) return { ok: false, reason: 'no WebGPU adapter (on Chromium without a GPU, start it with --enable-unsafe-webgpu)' };
   try {
     const device = await adapter.requestDevice({
+      // shader-f16 where the adapter has it, as ORT asks for its own devices: training's fp16 weights need it
+      requiredFeatures: adapter.features.has('shader-f16') ? ['shader-f16'] : [],
       requiredLimits: {
         maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
         maxBufferSize: adapter.limits.maxBufferSize,

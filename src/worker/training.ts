@@ -7,6 +7,7 @@ import { serializeLora } from '../lora/serialize.ts';
 import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
 import { planPreparedTraining, type DeviceLimits, type PlannedGraph } from '../train/memory-plan.ts';
 import type { CheckpointMode } from '../train/unet-segments.ts';
+import type { WeightsPrecision } from '../train/dpo-graph.ts';
 import { parsePairs, parsePairsAtOwnSize } from '../train/pairs.ts';
 import { trainingResolution, trainLora, TrainingError, type StepReport } from '../train/train-lora.ts';
 import type { TrainOptions } from './protocol.ts';
@@ -23,6 +24,8 @@ export interface TrainJob {
   pairsJson: string;
   options: TrainOptions;
   onStep(report: StepReport): void | Promise<void>;
+  /** 'fp16': frozen weights stored as float16 (dpo-graph.ts), where the device has shader-f16; default 'fp32'. */
+  weights?: WeightsPrecision;
   /** The memory plan's choice of activation checkpointing, before anything is built (prepared models). */
   onPlan?(checkpoint: CheckpointMode, summary: string): void;
   signal: AbortSignal;
@@ -73,6 +76,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       checkpoint,
       hflip: options.hflip,
       graph: planned,
+      weights: job.weights,
       signal: job.signal,
       onStep: (report) => job.onStep(report),
     });
@@ -97,7 +101,7 @@ function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { widt
   const unet = job.files.get(manifest.unet.file);
   if (!unet) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
   const batch = Math.max(1, job.options.batch);
-  const chosen = planPreparedTraining(manifest, unet, { ...resolution, batch, rank: job.options.rank }, job.limits, job.options.checkpoint ?? 'auto');
+  const chosen = planPreparedTraining(manifest, unet, { ...resolution, batch, rank: job.options.rank, weights: job.weights }, job.limits, job.options.checkpoint ?? 'auto');
   if (chosen.problem) throw new Error(chosen.problem);
   job.onPlan?.(chosen.checkpoint, chosen.summary);
   return { checkpoint: chosen.checkpoint, built: chosen.built };

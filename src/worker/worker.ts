@@ -140,6 +140,8 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
     const { manifest, files, sessionOptions, device } = await ready();
     const result = await runTraining({
       ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(device),
+      // fp16 frozen weights where ORT's device can run their float16 Casts (SwiftShader cannot: float32 there)
+      weights: device?.features.has('shader-f16') ? 'fp16' : 'fp32',
       onPlan: (checkpoint, summary) => post({ type: 'train-plan', id, checkpoint, summary }),
       onStep: async ({ step, steps, loss, accuracy, stepsPerSecond }) => {
         post({ type: 'train-progress', id, report: { step, steps, loss, accuracy, stepsPerSecond } });
