@@ -18,7 +18,7 @@ const browser = (webgpu: boolean) => ({
 // per spec where it runs (each spec's header says why), to keep `npm test` well under 45 minutes as specs are added:
 // - both projects: what runs different code per backend: playground (merge kernels and the GPU-resident loop vs the
 //   CPU's; on WebGPU the page-behaviour tests use the tiny fixture model), train (ORT's WebGPU vs WASM EP against
-//   Node's losses), loading-errors' zero-LoRA test;
+//   Node's losses; train-sd15 likewise for a prepared SD1.5 model, 3 steps on WebGPU), loading-errors' zero-LoRA test;
 // - webgpu only: gpu-parity (runs both backends itself), gpu-stability (GPU buffer lifetimes, device loss);
 // - wasm only: what does not depend on the backend (file checks, caching, storage quota, previews, pairs-file
 //   validation), what needs many UNet calls (every scheduler at its usual 20-30 steps), and WASM threads;
