@@ -43,7 +43,7 @@ describe('stacked LoRAs on one branch (SDXL fixture) vs diffusers set_adapters',
     expect(manifest.offsets.eta).not.toHaveProperty('scale');
     expect(manifest.offsets.delta).toMatchObject({ kind: 'lora', file: 'delta.safetensors', scale: 0.8 });
     expect(relL2(latents, references.get('stack.euler.spo_npo.latents')!.data)).toBeLessThan(1e-3);
-  }, 300_000);
+  });
 
   it('two LoRAs on the negative branch, each with its scale (θ_neg = θ + 0.6·SPO + 0.8·NPO)', async () => {
     const { latents, manifest } = await npoLatents(['--delta-lora', `${SPO}:0.6`, '--delta-lora', `${NPO}:0.8`]);
@@ -75,5 +75,5 @@ describe('stacked LoRAs on one branch (SDXL fixture) vs diffusers set_adapters',
     // and the scales matter: both at 1 is another image
     const { latents: unscaled } = await npoLatents(['--delta-lora', SPO, '--delta-lora', NPO]);
     expect(relL2(unscaled, reference)).toBeGreaterThan(1e-2);
-  }, 300_000);
+  });
 });

@@ -42,7 +42,7 @@ describe('prepare-model: VAE force_upcast and --vae', () => {
     expect([manifest.vaeDecoder.dtype, manifest.vaeEncoder!.dtype]).toEqual(['float32', 'float32']);
     expect(notes.join('\n')).toMatch(/vae_decoder: kept float32 under --dtype float16, as its config says force_upcast/);
     expect(psnr(await decode(manifest, dir.files), image)).toBeGreaterThan(60); // float32: diffusers' own numbers
-  }, 120_000);
+  });
 
   it('--vae with an fp16-fix config (force_upcast false) is used and converted to float16', async () => {
     const vae = mkdtempSync(join(tmpdir(), 'fp16-fix-'));
@@ -59,7 +59,7 @@ describe('prepare-model: VAE force_upcast and --vae', () => {
     } finally {
       rmSync(vae, { recursive: true, force: true });
     }
-  }, 120_000);
+  });
 
   it('refuses a --vae folder without a decoder export, naming what it looked for', () => {
     const empty = mkdtempSync(join(tmpdir(), 'no-vae-'));

@@ -67,7 +67,7 @@ describe.each(UNETS)('activation checkpointing on the $name', ({ path, imageDims
         expect(relL2(results[mode][k], results.off[k]), `${mode}: ${k}`).toBeLessThanOrEqual(tolerance);
       }
     }
-  }, 180_000);
+  });
 
   it("runs every recomputed node in onnxruntime's order after the backward pass has begun, and after the gradient it waits for", () => {
     for (const mode of ['blocks', 'layers'] as const) {

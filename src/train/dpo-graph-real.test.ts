@@ -84,6 +84,6 @@ describe.each(EXPORTS)('DPO / NPO graph on the real $name vs PyTorch (diffusers 
       expect(errors).toHaveLength(2 * modules.length);
       const worst = errors.reduce((p, q) => (q.err > p.err ? q : p));
       expect(worst.err, `worst gradient: ${worst.name}`).toBeLessThan(TOLERANCE);
-    }, 120_000);
+    });
   }
 });

@@ -69,7 +69,7 @@ describe('npm run train', () => {
     const broken = await train(['--pairs', 'fixtures/pair-sources/pickapic-broken-image.parquet', '--steps', '1', '--out', join(dir, 'b.safetensors')]);
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/^train: fixtures\/pair-sources\/pickapic-broken-image.parquet row 2, jpg_1: cannot be decoded as a PNG, JPEG or WebP image/);
-  }, 180_000); // three CLI runs; about 30 s on a loaded 2-core machine
+  });
 
   it('trains on a prepared SD1.5 model (latents through its VAE encoder) and writes diffusers lora.down/up keys', async () => {
     const model = join(dir, 'sd15');
@@ -134,5 +134,5 @@ describe('npm run train', () => {
     expect(keys.filter((k) => k.endsWith('.lora_down.weight'))).toHaveLength(136);
     expect(keys).toContain('lora_unet_middle_block_1_transformer_blocks_1_attn2_to_v.lora_down.weight');
     expect(keys).toContain('lora_unet_output_blocks_0_1_transformer_blocks_0_attn1_to_out_0.alpha');
-  }, 180_000);
+  });
 });

@@ -155,6 +155,6 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
     const job = { ort, manifest, files: model.files, sessionOptions: fast, pairsJson, options, signal: new AbortController().signal, onStep: () => undefined };
     await expect(runTraining({ ...job, limits: { memoryBytes: 2 ** 20 } }))
       .rejects.toThrow(/^training .* at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights \d+ MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
-  }, 120_000);
+  });
 });
 
