@@ -27,10 +27,11 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { PreparedManifest } from '../src/model/manifest.ts';
 import { externalLocations, readModel } from '../src/onnx/model-io.ts';
+import { int } from '../src/onnx/proto.ts';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { assembleSdxlExport } from './fixtures/sdxl-export.ts';
 import { buildDpoGraph } from '../src/train/dpo-graph.ts';
-import { planTrainingMemory, type TrainMemoryOptions } from '../src/train/memory-plan.ts';
+import { planTrainingMemory, type TrainMemoryOptions, type TrainMemoryPlan } from '../src/train/memory-plan.ts';
 import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
@@ -81,14 +82,20 @@ function planTable(title: string, path: string, context: number[], sides: number
   console.log(`\n## Planned memory: ${title}, rank 8 (graph ${path})`);
   console.log('| resolution | batch | weights GiB | activations GiB | transient GiB | LoRA+AdamW MiB | total fp32 GiB | total fp16 GiB | largest buffer MiB (fp32) |');
   console.log('|---|---|---|---|---|---|---|---|---|');
+  let last: TrainMemoryPlan | undefined;
   for (const side of sides) {
     for (const b of [1, 2, 3, 4]) {
       const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: context, rank: 8 };
       const p = planTrainingMemory(unet, o);
       const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
       console.log(`| ${side}² | ${b} | ${gib(p.weightsBytes)} | ${gib(p.activationsBytes)} | ${gib(p.transientBytes)} | ${mib(p.loraBytes)} | ${gib(p.totalBytes)} | ${gib(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
+      last = p;
     }
   }
+  // the weights against the graph's parameter count (SDXL base: 2,567,463,684; SD1.5: 859,520,964), and what the plan
+  // could not size (float values whose shape inference failed: left out of the activations)
+  const elements = (unet.graph!.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(int).reduce((a, d) => a * d, 1), 0);
+  console.log(`(weights ${last!.weightsBytes} bytes: ${elements} initializer elements; ${last!.unknownValues} float values of unknown shape left out of the activations; ${last!.loraParams} LoRA parameters)`);
 }
 
 const TINY_UNET = join(root, 'fixtures/sd15/export-diffusers/unet/model.onnx');
