@@ -1,5 +1,5 @@
 // Benchmark of DPO/NPO training on prepared SD models (issue 14): prints tables, asserts nothing.
-//   npm run bench:train:sd -- [--steps 6] [--batch 1] [--sd15-unet <model.onnx>] [--sdxl-unet <model.onnx>]
+//   npm run bench:train:sd -- [--steps 6] [--batch 1] [--sd15-unet <model.onnx>] [--sdxl-unet <model.onnx>] [--checkpointing-only | --plans-only]
 // 1. The tiny real-export SD1.5 and SDXL fixtures (fixtures/sd15, fixtures/sdxl, prepared into temporary directories) trained on
 //    onnxruntime-node's CPU EP: session setup, steps/s and the process's peak RSS growth, beside the memory plan
 //    (src/train/memory-plan.ts) for the same configuration.
@@ -11,14 +11,16 @@
 //    /work/tmp/sd15-fullsize/unet/model.onnx (the default here when it exists); fp32 as exported, fp16 weights (the
 //    trainer's `weights: 'fp16'`: frozen weights stored as float16, everything computed in float32, dpo-graph.ts) and
 //    fp16 (weights and activations at 2 bytes, as an all-fp16 graph on a shader-f16 adapter would run them). Without a
-//    full-size graph, the same table for the tiny fixture's graph at 64² and 512². SDXL likewise with --sdxl-unet
-//    (512² and 1024², context [77, 2048]); without a graph that row is left out and says so.
+//    full-size graph, the same table for the tiny fixture's graph at 64² and 512². SDXL base likewise at 512² and 1024²
+//    (context [77, 2048]) from scripts/fixtures/make_sdxl_fullsize.py's graph, /work/tmp/sdxl-fullsize/unet/model.onnx
+//    by default (--sdxl-unet); without a graph those rows are left out and say so.
 // 4. Activation checkpointing (src/onnx/autodiff/checkpoint.ts): one training step of the tiny fixture graph at the
 //    latent sizes of SD1.5 at 256² and 512² (32² and 64²), off / blocks / layers, each in a fresh process (arena off):
 //    planned activations + transient beside the measured peak RSS growth and the time of a second step
 //    (the first warms up; one intra-op thread, and CPU time beside wall time: on a shared machine the CPU time is the stable
-//    number), with the ratios to the plain graph; and the plan of the full-size SD1.5 graph with each mode.
-//    `-- --checkpointing-only` runs this part alone; `-- --plan-only` prints only the plans of part 3 (no training runs).
+//    number), with the ratios to the plain graph; and the plan of the full-size SD1.5 and SDXL graphs with each mode.
+//    `-- --checkpointing-only` runs this part alone (with 3.).
+// `-- --plans-only` prints only the plans (3. and the plans of 4.; no training runs).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,15 +29,16 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { PreparedManifest } from '../src/model/manifest.ts';
 import { externalLocations, readModel } from '../src/onnx/model-io.ts';
+import { int } from '../src/onnx/proto.ts';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { assembleSdxlExport } from './fixtures/sdxl-export.ts';
 import { buildDpoGraph } from '../src/train/dpo-graph.ts';
-import { planTrainingMemory, type TrainMemoryOptions } from '../src/train/memory-plan.ts';
+import { planTrainingMemory, type TrainMemoryOptions, type TrainMemoryPlan } from '../src/train/memory-plan.ts';
 import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plan-only': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -82,6 +85,7 @@ function planTable(title: string, path: string, context: number[], sides: number
   console.log(`\n## Planned memory: ${title}, rank 8 (graph ${path})`);
   console.log(`| resolution | batch | weights ${unit} | activations ${unit} | transient ${unit} | LoRA+AdamW MiB | total fp32 ${unit} | weights fp16: weights / activations / total ${unit} | total fp16 ${unit} | largest buffer MiB (fp32) |`);
   console.log('|---|---|---|---|---|---|---|---|---|---|');
+  let last: TrainMemoryPlan | undefined;
   for (const side of sides) {
     for (const b of [1, 2, 3, 4]) {
       const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: context, rank: 8 };
@@ -89,8 +93,13 @@ function planTable(title: string, path: string, context: number[], sides: number
       const w = planTrainingMemory(unet, { ...o, weights: 'fp16' });
       const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
       console.log(`| ${side}² | ${b} | ${u(p.weightsBytes)} | ${u(p.activationsBytes)} | ${u(p.transientBytes)} | ${mib(p.loraBytes)} | ${u(p.totalBytes)} | ${u(w.weightsBytes)} / ${u(w.activationsBytes)} / ${u(w.totalBytes)} | ${u(h.totalBytes)} | ${mib(p.largestTensorBytes)} |`);
+      last = p;
     }
   }
+  // the weights against the graph's parameter count (SDXL base: 2,567,463,684; SD1.5: 859,520,964), and what the plan
+  // could not size (float values whose shape inference failed: left out of the activations)
+  const elements = (unet.graph!.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(int).reduce((a, d) => a * d, 1), 0);
+  console.log(`(weights ${last!.weightsBytes} bytes: ${elements} initializer elements; ${last!.unknownValues} float values of unknown shape left out of the activations; ${last!.loraParams} LoRA parameters)`);
 }
 
 const TINY_UNET = join(root, 'fixtures/sd15/export-diffusers/unet/model.onnx');
@@ -154,16 +163,17 @@ function checkpointing() {
   }
 }
 
-function checkpointPlanTable(path: string) {
+/** The plan with each activation-checkpointing mode, from a full-size graph (`title` names the model). */
+function checkpointPlanTable(title: string, path: string, context: number[], sides: number[]) {
   const unet = readModel(readFileSync(path));
-  console.log(`\n## Planned memory with activation checkpointing: SD1.5 (full-size UNet graph), rank 8 (graph ${path})`);
+  console.log(`\n## Planned memory with activation checkpointing: ${title}, rank 8 (graph ${path})`);
   console.log('| resolution | batch | checkpoint | activations GiB | total fp32 GiB | total with weights fp16 GiB | total fp16 GiB | recomputed / plain activations |');
   console.log('|---|---|---|---|---|---|---|---|');
-  for (const side of [256, 512]) {
+  for (const side of sides) {
     for (const b of [1, 2]) {
       let plain = 0;
       for (const checkpoint of CHECKPOINT_MODES) {
-        const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: [77, 768], rank: 8, checkpoint };
+        const o: TrainMemoryOptions = { batch: b, latentDims: [4, side / 8, side / 8], contextDims: context, rank: 8, checkpoint };
         const p = planTrainingMemory(unet, o);
         const w = planTrainingMemory(unet, { ...o, weights: 'fp16' });
         const h = planTrainingMemory(unet, { ...o, weightBytes: 2, activationBytes: 2 });
@@ -179,20 +189,24 @@ if (values['measure-step']) {
   await measureStep(Number(side), Number(pairs), (checkpoint ?? 'off') as CheckpointMode, Number(timed ?? 0), Number(threads ?? 0));
   process.exit(0);
 }
-if (!values['checkpointing-only'] && !values['plan-only']) {
+if (!values['checkpointing-only'] && !values['plans-only']) {
   await tinyFixture('SD1.5', 'fixtures/sd15/export-diffusers');
   await tinyFixture('SDXL', assembleSdxlExport());
   planVersusMeasured();
 }
 const sd15 = values['sd15-unet'] ?? '/work/tmp/sd15-fullsize/unet/model.onnx';
-if (!values['plan-only']) checkpointing();
+const sdxl = values['sdxl-unet'] ?? '/work/tmp/sdxl-fullsize/unet/model.onnx';
+if (!values['plans-only']) checkpointing();
 if (existsSync(sd15)) {
   planTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
-  checkpointPlanTable(sd15);
+  checkpointPlanTable('SD1.5 (full-size UNet graph)', sd15, [77, 768], [256, 512]);
 }
 else {
   console.log(`\n(no SD1.5-sized UNet graph at ${sd15}: make one with scripts/fixtures/make_sd15_fullsize.py, or pass --sd15-unet)`);
   planTable('the tiny SD1.5 fixture', TINY_UNET, [77, 32], [64, 512], 'MiB');
 }
-if (values['sdxl-unet']) planTable('SDXL', values['sdxl-unet'], [77, 2048], [512, 1024]);
-else console.log('\n(no SDXL-sized UNet graph given (--sdxl-unet): its plan is not printed)');
+if (existsSync(sdxl)) {
+  planTable('SDXL base (full-size UNet graph)', sdxl, [77, 2048], [512, 1024]);
+  checkpointPlanTable('SDXL base (full-size UNet graph)', sdxl, [77, 2048], [512, 1024]);
+}
+else console.log(`\n(no SDXL-sized UNet graph at ${sdxl}: make one with scripts/fixtures/make_sdxl_fullsize.py, or pass --sdxl-unet)`);
