@@ -2,6 +2,7 @@
 // metadata.jsonl/.csv; a Pick-a-Pic .parquet shard; chosen or dropped on the panel), train a LoRA in the worker with
 // DPO or NPO (reversed pairs), watch loss and implicit accuracy per step, then use it as δ at once or download it.
 // Also: bring your own LoRA file as δ or η, and the pairs a person picked on the page (export or train on them).
+import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.ts';
 import { download, trainingSize, useTraining } from './training-store.ts';
 import { TrainChart } from './TrainChart.tsx';
 import { LoraEffectView } from './LoraEffect.tsx';
@@ -92,6 +93,18 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
       </div>
       <div className="row">
         {numberOption('beta', 'β_dpo', 50)}{numberOption('lr', 'learning rate', 0.0001)}{numberOption('seed', 'seed')}
+      </div>
+      <div className="row">
+        <label title="micro-batches whose gradients are averaged into one update (gradient accumulation)"><span>accumulate</span>
+          <input type="number" data-testid="train-accum" min={1} step={1} value={t.options.gradAccum ?? 1}
+            onChange={(e) => t.setOption('gradAccum', Number(e.target.value))} /></label>
+        <label title="learning-rate schedule, as diffusers' --lr_scheduler"><span>lr schedule</span>
+          <select data-testid="train-lr-schedule" value={t.options.lrSchedule ?? 'constant'} onChange={(e) => t.setOption('lrSchedule', e.target.value as LrSchedule)}>
+            {LR_SCHEDULES.map((s) => <option key={s} value={s}>{s}</option>)}
+          </select></label>
+        <label title="warm-up steps of the lr schedule"><span>warm-up</span>
+          <input type="number" data-testid="train-lr-warmup" min={0} step={1} value={t.options.lrWarmup ?? 0}
+            onChange={(e) => t.setOption('lrWarmup', Number(e.target.value))} /></label>
       </div>
       <div className="row">
         <button type="button" data-testid="train" disabled={disabled || !t.pairs || t.status === 'training' || !!t.preparing} onClick={() => void t.train()}>Train</button>

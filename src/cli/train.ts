@@ -3,6 +3,9 @@
 //                    [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1]
 //                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya|kohya-sgm] --out lora.safetensors
 //                    [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip]
+//                    [--grad-accum 1] [--lr-scheduler constant|constant_with_warmup|linear|cosine] [--lr-warmup 0]
+// --grad-accum N averages N micro-batches' gradients per update; --lr-scheduler / --lr-warmup are diffusers' schedules
+// (src/train/lr-schedule.ts; the DPO script's own default is constant_with_warmup, 500).
 // --hflip mirrors each drawn pair with probability ½ (diffusers' DPO scripts do unless --no_hflip; off here by default,
 // since the embedded world's captions say left and right).
 // --checkpoint recomputes the UNet's activations in the backward pass (activation checkpointing): 'auto' plans the
@@ -34,10 +37,11 @@ import { readPairsSourceNode } from '../train/decode-node.ts';
 import { decodePairs, parsePairs } from '../train/pairs.ts';
 import { defaultBeta } from '../train/dpo-beta.ts';
 import { WEIGHTS_PRECISIONS, type WeightsPrecision } from '../train/dpo-graph.ts';
+import { checkLrSchedule, type LrSchedule } from '../train/lr-schedule.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip] [--grad-accum 1] [--lr-scheduler constant|constant_with_warmup|linear|cosine] [--lr-warmup 0]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -70,7 +74,7 @@ function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest
 async function main() {
   const { values } = parseArgs({
     options: {
-      model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false }, hflip: { type: 'boolean', default: false },
+      model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false }, hflip: { type: 'boolean', default: false }, 'grad-accum': { type: 'string' }, 'lr-scheduler': { type: 'string', default: 'constant' }, 'lr-warmup': { type: 'string' },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, weights: { type: 'string', default: 'fp32' }, help: { type: 'boolean', default: false },
@@ -89,7 +93,9 @@ async function main() {
     rank, alpha: number(values, 'alpha', rank), steps: number(values, 'steps', 200, true), beta: number(values, 'beta', defaultBeta(prepared ? manifest.kind : 'embedded')),
     lr: number(values, 'lr', 1e-4), batch: number(values, 'batch', 8, true), seed: number(values, 'seed', 0, true),
     weightDecay: number(values, 'weight-decay', 1e-2), maxGradNorm: number(values, 'max-grad-norm', 1),
+    gradAccum: number(values, 'grad-accum', 1, true), lrSchedule: values['lr-scheduler'] as LrSchedule, lrWarmup: number(values, 'lr-warmup', 0, true),
   };
+  checkLrSchedule(options.lrSchedule, options.lrWarmup); // before any model work
   const every = number(values, 'checkpoint-every', 50, true);
   let size: { width: number; height: number };
   let checkPrompt: ((p: string) => void) | undefined;

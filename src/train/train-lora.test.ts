@@ -107,6 +107,28 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
     expect(mirrored.slice(1)).not.toEqual(plain.slice(1));
   });
 
+  it('gradient accumulation: 2 micro-batches of 2 pairs make the update of one batch of 4 (same draws, float32 sums)', async () => {
+    const pairs = redOverBlue(8, 5);
+    const quick = { ...settings, steps: 3, pairs };
+    const [whole, accumulated] = [await trainLora({ ...quick, batch: 4 }), await trainLora({ ...quick, batch: 2, gradAccum: 2 })];
+    // β_dpo 2500 multiplies the diffs' float32 round-off (the batch mean taken in another order) into the loss
+    accumulated.history.forEach((r, i) => expect(Math.abs(r.loss - whole.history[i].loss)).toBeLessThan(2e-5));
+    expect(Math.abs(accumulated.history[2].loss - Math.LN2)).toBeGreaterThan(1e-4); // the updates moved it
+    for (const [path, e] of whole.lora.entries) {
+      const other = accumulated.lora.entries.get(path)!.up;
+      e.up.forEach((v, i) => expect(Math.abs(v - other[i])).toBeLessThan(1e-5));
+    }
+    await expect(trainLora({ ...quick, gradAccum: 0 })).rejects.toThrow(/gradient accumulation must be a positive integer, got 0/);
+  });
+
+  it('lr schedule: constant_with_warmup makes the first update a zero one (LambdaLR at step 0), as the scripts do', async () => {
+    const quick = { ...settings, steps: 2, pairs: redOverBlue(4, 6) };
+    const [constant, warm] = [await trainLora(quick), await trainLora({ ...quick, lrSchedule: 'constant_with_warmup', lrWarmup: 2 })];
+    expect(warm.history[1].loss).toBeCloseTo(Math.LN2, 6); // B is still 0 after a step at lr 0
+    expect(Math.abs(constant.history[1].loss - Math.LN2)).toBeGreaterThan(1e-4);
+    await expect(trainLora({ ...quick, lrSchedule: 'step' as never })).rejects.toThrow(/lr schedule must be one of/);
+  });
+
   it('stops on a NaN loss with a clear error that carries the last good LoRA', async () => {
     const [pair] = redOverBlue(1, 3);
     pair.loser[5] = NaN;

@@ -30,6 +30,7 @@ import { buildDpoGraph, dpoSessionOptions, type DpoGraph, type DpoGraphOptions, 
 import type { PlannedGraph } from './memory-plan.ts';
 import type { ImageSource, PreferencePair } from './pairs.ts';
 import { createRandom, type Random } from './random.ts';
+import { checkLrSchedule, lrFactor, type LrSchedule } from './lr-schedule.ts';
 import { createLatentEncoder } from './sd-latents.ts';
 import type { CheckpointMode } from './unet-segments.ts';
 
@@ -184,6 +185,12 @@ export interface TrainLoraOptions extends Omit<TrainerSetup, 'prompts'> {
    * contradicts them; people's own photos usually take it.
    */
   hflip?: boolean;
+  /** Micro-batches of `batch` pairs whose gradients are averaged into one update (the scripts' --gradient_accumulation_steps); default 1. */
+  gradAccum?: number;
+  /** diffusers' --lr_scheduler (lr-schedule.ts); default 'constant'. */
+  lrSchedule?: LrSchedule;
+  /** diffusers' --lr_warmup_steps, in optimizer steps; default 0. */
+  lrWarmup?: number;
   onStep?: (report: StepReport, trainer: DpoTrainer) => void | Promise<void>;
   signal?: AbortSignal;
 }
@@ -209,7 +216,10 @@ export class TrainingError extends Error {
 }
 
 export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; history: StepReport[] }> {
-  const settings = { beta: o.beta ?? defaultBeta(kindOf(o.model.manifest)), lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1 };
+  const settings = {
+    beta: o.beta ?? defaultBeta(kindOf(o.model.manifest)), lr: o.lr ?? 1e-4, batch: o.batch ?? 8, weightDecay: o.weightDecay ?? 1e-2, maxGradNorm: o.maxGradNorm ?? 1,
+    gradAccum: o.gradAccum ?? 1, lrSchedule: o.lrSchedule ?? 'constant', lrWarmup: o.lrWarmup ?? 0,
+  };
   checkSettings(o, settings);
   const seed = o.seed ?? 0;
   const trainer = await createDpoTrainer({ ...o, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
@@ -245,11 +255,16 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   try {
     for (let step = 1; step <= o.steps && !o.signal?.aborted; step++) {
       const t0 = performance.now();
-      const batch = batches().map((i) => (mirrored && flips.int(2) === 1 ? mirrored[i] : pairs[i]));
-      const out = await trainer.run(batch, draw, settings.beta);
+      const micro: DpoOutputs[] = [];
+      for (let k = 0; k < settings.gradAccum; k++) {
+        const batch = batches().map((i) => (mirrored && flips.int(2) === 1 ? mirrored[i] : pairs[i]));
+        micro.push(await trainer.run(batch, draw, settings.beta));
+      }
+      const out = averaged(micro);
       // The last good LoRA is the last one whose loss was finite: these parameters, before this step's update.
       if (Number.isFinite(out.loss)) lastGood = { lora: trainer.lora({ ...metadata, steps: String(step - 1) }), step: step - 1 };
-      const update = Number.isFinite(out.loss) ? optimizer.step(out.grads) : { gradNorm: NaN, applied: false };
+      const lr = settings.lr * lrFactor(settings.lrSchedule, step - 1, settings.lrWarmup, o.steps);
+      const update = Number.isFinite(out.loss) ? optimizer.step(out.grads, lr) : { gradNorm: NaN, applied: false };
       if (!update.applied) {
         const what = Number.isFinite(out.loss) ? `the gradient norm is ${update.gradNorm}` : `the loss is ${out.loss}`;
         throw new TrainingError(`step ${step}: ${what} (β_dpo ${settings.beta}, lr ${settings.lr}); training stopped, `
@@ -264,6 +279,23 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   } finally {
     await trainer.release();
   }
+}
+
+/**
+ * One update's outputs from its micro-batches (gradient accumulation): the mean loss, accuracy and gradient, as
+ * accelerate's accumulate() gives with the scripts' loss.mean() per micro-batch of equal size.
+ */
+function averaged(micro: DpoOutputs[]): Pick<DpoOutputs, 'loss' | 'accuracy' | 'grads'> {
+  if (micro.length === 1) return micro[0];
+  const grads = new Map<string, Float32Array>();
+  for (const [name, g] of micro[0].grads) {
+    const sum = new Float32Array(g.length);
+    for (const m of micro) { const mg = m.grads.get(name)!; for (let i = 0; i < sum.length; i++) sum[i] += mg[i]; }
+    for (let i = 0; i < sum.length; i++) sum[i] /= micro.length;
+    grads.set(name, sum);
+  }
+  const mean = (f: (m: DpoOutputs) => number) => micro.reduce((s, m) => s + f(m), 0) / micro.length;
+  return { loss: mean((m) => m.loss), accuracy: mean((m) => m.accuracy), grads };
 }
 
 /**
@@ -480,8 +512,10 @@ function checkImage(image: Float32Array, size: number, index: number) {
   if (image.length !== size) throw new Error(`pair ${index}: an image has ${image.length} values; the model takes ${size}`);
 }
 
-function checkSettings(o: TrainLoraOptions, s: { beta: number; lr: number; batch: number }) {
+function checkSettings(o: TrainLoraOptions, s: { beta: number; lr: number; batch: number; gradAccum: number; lrSchedule: string; lrWarmup: number }) {
   if (!o.pairs.length) throw new Error('trainLora: no pairs');
+  if (!Number.isSafeInteger(s.gradAccum) || s.gradAccum < 1) throw new Error(`trainLora: gradient accumulation must be a positive integer, got ${s.gradAccum}`);
+  checkLrSchedule(s.lrSchedule, s.lrWarmup);
   if (!Number.isSafeInteger(o.steps) || o.steps < 1) throw new Error(`trainLora: steps must be a positive integer, got ${o.steps}`);
   if (!Number.isSafeInteger(s.batch) || s.batch < 1) throw new Error(`trainLora: batch must be a positive integer, got ${s.batch}`);
   if (!(s.beta > 0) || !Number.isFinite(s.beta)) throw new Error(`trainLora: beta must be positive, got ${s.beta}`);

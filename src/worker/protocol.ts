@@ -1,6 +1,7 @@
 // The one message protocol between the page and the worker that owns ORT, the GPU and the weights.
 // Page → worker: WorkerRequest. Worker → page: WorkerEvent. Every generation carries the page's `id`, so late events
 // of a cancelled or superseded generation can be recognised and dropped.
+import type { LrSchedule } from '../train/lr-schedule.ts';
 import type { CheckpointChoice, CheckpointMode } from '../train/unet-segments.ts';
 
 export type BackendPreference = 'auto' | 'webgpu' | 'wasm';
@@ -43,6 +44,11 @@ export interface TrainOptions {
   checkpoint?: CheckpointChoice;
   /** Mirror each drawn pair with probability ½ (trainLora's hflip); default off. */
   hflip?: boolean;
+  /** Micro-batches per update (gradient accumulation); default 1. */
+  gradAccum?: number;
+  /** diffusers' lr schedules (src/train/lr-schedule.ts) and warm-up steps; default constant, 0. */
+  lrSchedule?: LrSchedule;
+  lrWarmup?: number;
 }
 
 export type LoraRole = 'eta' | 'delta';
