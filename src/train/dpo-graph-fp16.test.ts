@@ -3,10 +3,10 @@
 // added conditions), on onnxruntime-node:
 //   - structure: every large float32 weight is a float16 initializer, read only through Casts, one per reading node;
 //     the LoRA inputs and the gradients stay float32;
-//   - onnxruntime keeps it so: the session's own optimised graph (optimizedModelFilePath) still holds the weights in
-//     float16 (with ConstantFolding on, it folds every Cast back into a float32 initializer);
-//   - (a) the loss, both diffs and every LoRA gradient equal our fp32 graph run on the same weights rounded to float16
-//     (roundToHalf, the pass's own rounding); tolerance TO_ROUNDED below;
+//   - onnxruntime keeps it so (SD1.5): the session's own optimised graph (optimizedModelFilePath) still holds the
+//     weights in float16 (with ConstantFolding on, it folds every Cast back into a float32 initializer);
+//   - (a, SD1.5) the loss, both diffs and every LoRA gradient equal our fp32 graph run on the same weights rounded to
+//     float16 (roundToHalf, the pass's own rounding); tolerance TO_ROUNDED below;
 //   - (b) they equal PyTorch's float64 run on the unrounded weights (fixtures/<sd15|sdxl>/train-reference.safetensors,
 //     as in dpo-graph-real.test.ts) within TO_PYTORCH, which is the error of rounding the weights (see there).
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -25,9 +25,11 @@ import { readTrainReference, type TrainReference } from './train-reference.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
 const EXPORTS = [
-  // `probe`: also read back ORT's optimised graph (one more session: ~100 s for SDXL on 2 cores, so SD1.5's only).
-  { name: 'SD1.5 diffusers export', fixture: 'sd15', dir: 'export-diffusers/unet', data: 'weights.pb', toPytorch: 1e-2, probe: true, timeout: 120_000 },
-  { name: 'SDXL optimum export', fixture: 'sdxl', dir: 'export-optimum/unet', data: 'model.onnx_data', toPytorch: 5e-2, probe: false, timeout: 400_000 },
+  // `probe`: also read back ORT's optimised graph; `rounded`: also compare with the float32 graph on rounded weights.
+  // Each is one more session (~75-100 s for SDXL on 2 cores, which CI's time budget cannot spare), so SD1.5's only:
+  // SDXL is checked against PyTorch, and its own rule (the time-id projection kept float32) by the structure test.
+  { name: 'SD1.5 diffusers export', fixture: 'sd15', dir: 'export-diffusers/unet', data: 'weights.pb', toPytorch: 1e-2, probe: true, rounded: true },
+  { name: 'SDXL optimum export', fixture: 'sdxl', dir: 'export-optimum/unet', data: 'model.onnx_data', toPytorch: 5e-2, probe: false, rounded: false },
 ];
 // (a) The same weights and the same float32 arithmetic: only the session differs (ConstantFolding and
 // CommonSubexpressionElimination off, MatMul weights not prepacked). Measured here: bit-identical (error 0). Allowed:
@@ -86,7 +88,7 @@ function worstError(got: Result, expected: (what: string) => Float32Array | numb
   return errors.reduce((p, q) => (q.err > p.err ? q : p));
 }
 
-describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (onnxruntime-node)', ({ fixture, dir, data, toPytorch: TO_PYTORCH, probe, timeout }) => {
+describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (onnxruntime-node)', ({ fixture, dir, data, toPytorch: TO_PYTORCH, probe, rounded: compareRounded }) => {
   const ref = readTrainReference(join(FIXTURES, fixture, 'train-reference.safetensors'));
   const settings = ref.meta('settings');
   const unetDir = join(FIXTURES, fixture, dir);
@@ -104,7 +106,7 @@ describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (on
 
   beforeAll(async () => {
     session = await ort.InferenceSession.create(half.training, sessionOptions(half));
-  }, timeout);
+  });
   afterAll(async () => {
     await session?.release();
     await rounded?.session.release();
@@ -141,11 +143,15 @@ describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (on
     const halfElements = unet.graph!.initializer!.filter((t) => converted.has(t.name!)).reduce((n, t) => n + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
     expect(elements(DataType.FLOAT16)).toBeGreaterThan(0.99 * halfElements);
     expect(elements(DataType.FLOAT)).toBeLessThan(0.01 * halfElements); // folded: ≈ halfElements of float32
-  }, timeout);
+  });
 
   for (const objective of ['dpo', 'npo'] as const) {
-    it(`${objective.toUpperCase()}: equals the fp32 graph on weights rounded to fp16 within ${TO_ROUNDED}, and PyTorch float64 within ${TO_PYTORCH}`, async () => {
+    it(`${objective.toUpperCase()}: ${compareRounded ? `equals the fp32 graph on weights rounded to fp16 within ${TO_ROUNDED}, and ` : ''}PyTorch float64 within ${TO_PYTORCH}`, async () => {
       const got = await run(session, half, referenceFeeds(ref, half, objective));
+      const toPytorch = worstError(got, (what) => (what === 'loss' ? ref.f32(`${objective}.loss`)[0] : ref.f32(`${objective}.${what}`)));
+      expect(toPytorch.err, `worst: ${toPytorch.what}`).toBeLessThan(TO_PYTORCH);
+      expect(got.grads.size).toBe(2 * settings.modules.length);
+      if (!compareRounded) return;
       if (!rounded) {
         const graph = buildDpoGraph(roundedWeights(unet, new Set(half.float16!.converted), files), options);
         rounded = { graph, session: await ort.InferenceSession.create(graph.training, sessionOptions(graph)) };
@@ -153,10 +159,7 @@ describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (on
       const expected = await run(rounded.session, rounded.graph, referenceFeeds(ref, rounded.graph, objective));
       const toRounded = worstError(got, (what) => (what === 'loss' ? expected.loss : what === 'model_diff' ? expected.modelDiff : what === 'ref_diff' ? expected.refDiff : expected.grads.get(what.slice(5))!));
       expect(toRounded.err, `worst: ${toRounded.what}`).toBeLessThan(TO_ROUNDED);
-      const toPytorch = worstError(got, (what) => (what === 'loss' ? ref.f32(`${objective}.loss`)[0] : ref.f32(`${objective}.${what}`)));
-      expect(toPytorch.err, `worst: ${toPytorch.what}`).toBeLessThan(TO_PYTORCH);
-      expect(got.grads.size).toBe(2 * settings.modules.length);
-    }, timeout);
+    });
   }
 });
 
