@@ -4,6 +4,7 @@
 //                    [--checkpoint-every 50] [--resolution 512] [--format diffusers|peft|kohya|kohya-sgm] --out lora.safetensors
 //                    [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip]
 //                    [--grad-accum 1] [--lr-scheduler constant|constant_with_warmup|linear|cosine] [--lr-warmup 0]
+//                    [--execution-mode sequential|parallel]
 // --grad-accum N averages N micro-batches' gradients per update; --lr-scheduler / --lr-warmup are diffusers' schedules
 // (src/train/lr-schedule.ts; the DPO script's own default is constant_with_warmup, 500).
 // --hflip mirrors each drawn pair with probability ½ (diffusers' DPO scripts do unless --no_hflip; off here by default,
@@ -13,6 +14,8 @@
 // --memory-gib (default: this machine's memory); the choice and the planned totals are printed.
 // --weights fp16 stores the frozen UNet weights as float16 during training (half their memory; the LoRA, its
 // gradients and AdamW's state stay float32, src/train/dpo-graph.ts); the memory plan counts them so.
+// --execution-mode parallel starts the training session in seconds where onnxruntime's sequential executor plans its
+// buffer reuse for minutes (SDXL: 12 s vs 86 s on 2 cores), at the cost of more memory (src/train/quick-start.ts).
 // --model is the embedded model's directory or a prepared SD1.5 / SDXL one (`npm run prepare-model`); for a prepared
 // model the pairs' images (at --resolution², default the manifest's size) go through its VAE encoder to latents, and
 // --beta defaults to the released NPO δ's β_dpo: 500 for SD1.5, 2000 for SDXL (whose scripts scale it by 0.5,
@@ -41,7 +44,7 @@ import { checkLrSchedule, type LrSchedule } from '../train/lr-schedule.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
-  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip] [--grad-accum 1] [--lr-scheduler constant|constant_with_warmup|linear|cosine] [--lr-warmup 0]';
+  + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip] [--grad-accum 1] [--lr-scheduler constant|constant_with_warmup|linear|cosine] [--lr-warmup 0] [--execution-mode sequential|parallel]';
 
 function number(values: Record<string, unknown>, key: string, fallback: number, integer = false): number {
   const raw = values[key];
@@ -77,7 +80,7 @@ async function main() {
       model: { type: 'string' }, pairs: { type: 'string' }, out: { type: 'string' }, reverse: { type: 'boolean', default: false }, hflip: { type: 'boolean', default: false }, 'grad-accum': { type: 'string' }, 'lr-scheduler': { type: 'string', default: 'constant' }, 'lr-warmup': { type: 'string' },
       rank: { type: 'string' }, alpha: { type: 'string' }, steps: { type: 'string' }, beta: { type: 'string' }, lr: { type: 'string' },
       batch: { type: 'string' }, seed: { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
-      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, weights: { type: 'string', default: 'fp32' }, help: { type: 'boolean', default: false },
+      'checkpoint-every': { type: 'string' }, 'max-pairs': { type: 'string' }, resolution: { type: 'string' }, format: { type: 'string', default: 'diffusers' }, checkpoint: { type: 'string', default: 'auto' }, 'memory-gib': { type: 'string' }, weights: { type: 'string', default: 'fp32' }, 'execution-mode': { type: 'string', default: 'sequential' }, help: { type: 'boolean', default: false },
     },
   });
   if (values.help) return void console.log(USAGE);
@@ -86,6 +89,8 @@ async function main() {
   if (!['diffusers', 'peft', 'kohya', 'kohya-sgm'].includes(format)) throw new Error(`--format must be diffusers, peft, kohya or kohya-sgm, got ${values.format}`);
   const weights = values.weights as WeightsPrecision;
   if (!WEIGHTS_PRECISIONS.includes(weights)) throw new Error(`--weights must be one of ${WEIGHTS_PRECISIONS.join(', ')}, got ${values.weights}`);
+  const executionMode = values['execution-mode'] as 'sequential' | 'parallel';
+  if (!['sequential', 'parallel'].includes(executionMode)) throw new Error(`--execution-mode must be sequential or parallel, got ${executionMode}`);
   const { manifest, files } = readModelDirectory(values.model);
   const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
@@ -121,7 +126,7 @@ async function main() {
   try {
     const { lora, history } = await trainLora({
       ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, ...(prepared ? { resolution: size } : {}),
-      sessionOptions: { logSeverityLevel: 3 }, checkpoint, graph, weights,
+      sessionOptions: { logSeverityLevel: 3, executionMode }, checkpoint, graph, weights,
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
         if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);

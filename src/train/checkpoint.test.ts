@@ -12,6 +12,7 @@ import { ortExecutionOrder } from '../onnx/execution-memory.ts';
 import { externalLocations, readModel } from '../onnx/model-io.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import { planTrainingMemory } from './memory-plan.ts';
+import { QUICK_START } from './quick-start.ts';
 import { createRandom } from './random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from './unet-segments.ts';
 
@@ -53,7 +54,7 @@ describe.each(UNETS)('activation checkpointing on the $name', ({ path, imageDims
   it.each([['basic', 0], ['all', 1e-4]] as const)("gives the loss, the diffs and every LoRA gradient of the plain graph (ORT graph optimisation '%s', relative error ≤ %d)", async (level, tolerance) => {
     const results: Record<string, Record<string, Float32Array>> = {};
     for (const mode of CHECKPOINT_MODES) {
-      const session = await ort.InferenceSession.create(graphs[mode].training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: level });
+      const session = await ort.InferenceSession.create(graphs[mode].training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: level, ...QUICK_START });
       const out = await session.run(feedsFor(graphs[mode]));
       results[mode] = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
       await session.release();

@@ -21,6 +21,7 @@ import { makeTensor } from '../onnx/tensor.ts';
 import { roundToHalf } from '../prepare/float16-graph.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { buildDpoGraph, dpoSessionOptions, type DpoGraph } from './dpo-graph.ts';
+import { QUICK_START } from './quick-start.ts';
 import { readTrainReference, type TrainReference } from './train-reference.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
@@ -100,7 +101,7 @@ describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (on
   const options = { rank: settings.rank, imageDims: [c, h, w], contextDims: [l, d] };
   const half = buildDpoGraph(unet, { ...options, weights: 'fp16' });
   const sessionOptions = (graph: DpoGraph, extra: ort.InferenceSession.SessionOptions = {}) =>
-    dpoSessionOptions(graph, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic', ...extra }, files);
+    dpoSessionOptions(graph, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic', ...QUICK_START, ...extra }, files);
   let session: ort.InferenceSession;
   let rounded: { graph: DpoGraph; session: ort.InferenceSession } | undefined;
 

@@ -17,6 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readModel } from '../onnx/model-io.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
+import { QUICK_START } from './quick-start.ts';
 import { readTrainReference } from './train-reference.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
@@ -40,7 +41,7 @@ describe.each(EXPORTS)('DPO / NPO graph on the real $name vs PyTorch (diffusers 
     const unetDir = join(FIXTURES, fixture, dir);
     graph = buildDpoGraph(readModel(readFileSync(join(unetDir, 'model.onnx'))), { rank: settings.rank, imageDims: [c, h, w], contextDims: [l, d] });
     const externalData = [{ path: data, data: new Uint8Array(readFileSync(join(unetDir, data))) }];
-    session = await ort.InferenceSession.create(graph.training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic' });
+    session = await ort.InferenceSession.create(graph.training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic', ...QUICK_START });
   });
 
   it('injects a LoRA at exactly the modules PEFT adapts, and takes the UNet\'s added conditions per pair', () => {

@@ -20,9 +20,11 @@ const pairsFile = (prompt: string) => {
   return path;
 };
 
+/** Prepared SD models train with --execution-mode parallel: the same numbers, the session started in seconds (quick-start.ts). */
 async function train(args: string[], model = 'models'): Promise<{ code: number; stdout: string; stderr: string }> {
+  const quick = model === 'models' ? [] : ['--execution-mode', 'parallel'];
   try {
-    const { stdout, stderr } = await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', 'src/cli/train.ts', '--model', model, ...args], { cwd: root });
+    const { stdout, stderr } = await promisify(execFile)(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', 'src/cli/train.ts', '--model', model, ...quick, ...args], { cwd: root });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -53,10 +55,13 @@ describe('npm run train', () => {
     expect(readFileSync(out).byteLength).toBeGreaterThan(1000);
   });
 
-  it('names the pair and the words when the pairs file has a prompt the model cannot read', async () => {
+  it('names the pair and the words when the pairs file has a prompt the model cannot read, and refuses an unknown --execution-mode', async () => {
     const run = await train(['--pairs', pairsFile('a red dragon'), '--out', join(dir, 'x.safetensors')]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/pair 0: the model cannot read the prompt "a red dragon".*"dragon"/);
+    const mode = await train(['--pairs', pairsFile('a red square'), '--execution-mode', 'fast', '--out', join(dir, 'x.safetensors')]);
+    expect(mode.code).toBe(1);
+    expect(mode.stderr).toMatch(/--execution-mode must be sequential or parallel, got fast/);
   });
 
   it('trains from an image zip and a Pick-a-Pic shard, and names a broken image of a shard', async () => {
