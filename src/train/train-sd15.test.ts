@@ -26,6 +26,7 @@ import { fixedDrawLosses, toyPairs } from './toy-training.ts';
 import { readTrainReference } from './train-reference.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { QUICK_START } from './quick-start.ts';
+import { FLOAT16_WEIGHTS_FILE } from '../onnx/passes/float16-weights.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const SIZE = { width: 64, height: 64 }; // the fixture's image size (its manifest defaults to SD1.5's 512)
@@ -146,5 +147,31 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(plans[0][1]).toMatch(/^weights fp32, checkpointing blocks: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; .*\); tried off .*, blocks .*$/);
     await expect(runTraining({ ...job, options: { ...options, resolution: 60 } })).rejects.toThrow('training width 60 must be a positive multiple of the VAE factor 8');
     await expect(runTraining({ ...job, options: { ...options, resolution: 128 } })).rejects.toThrow('pairs file is for 64×64 images; the model works at 128×128');
+  });
+
+  it("the worker's runTraining falls back to float32 weights, planned again, when the float16 weights' session cannot be made, and says so", async () => {
+    // A device whose ORT refuses the float16 weights' Casts (a GPU announcing shader-f16 that does not deliver, which
+    // this machine cannot have): the real onnxruntime-node, with that one failure injected at session creation.
+    const refusing = {
+      Tensor: ort.Tensor,
+      InferenceSession: {
+        create: (model: Uint8Array, options?: ort.InferenceSession.SessionOptions) =>
+          options?.externalData?.some((e) => typeof e !== 'string' && e.path === FLOAT16_WEIGHTS_FILE)
+            ? Promise.reject(new Error('no float16 Cast kernel on this adapter'))
+            : ort.InferenceSession.create(model, options),
+      },
+    } as unknown as typeof ort;
+    const pairsJson = JSON.stringify(encodePairs(toyPairs(2, SIZE.width), SIZE.width, SIZE.height));
+    const options = { reverse: true, rank: 2, steps: 2, beta: 500, lr: 1e-3, batch: 2, seed: 1 };
+    const job = { manifest, files: model.files, sessionOptions: fast, pairsJson, options, limits: { memoryBytes: 4 * 2 ** 30 }, signal: new AbortController().signal, onStep: () => undefined };
+    const plans: string[] = [];
+    const fellBack = await runTraining({ ...job, ort: refusing, weights: 'fp16', onPlan: (_, summary) => void plans.push(summary) });
+    expect(fellBack.warning).toBe('float16 frozen weights failed on this device (no float16 Cast kernel on this adapter), so training ran with float32 weights');
+    expect(plans.map((summary) => summary.split(',')[0])).toEqual(['weights fp16', 'weights fp32']);
+    const float32 = await runTraining({ ...job, ort });
+    expect(fellBack.steps).toBe(2);
+    expect(fellBack.lora).toEqual(float32.lora); // the run a float32 device makes, bit for bit
+    // Where float16 weights do run (onnxruntime-node's CPU EP), nothing falls back and nothing is said.
+    expect((await runTraining({ ...job, ort, weights: 'fp16' })).warning).toBeUndefined();
   });
 });

@@ -59,33 +59,45 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     pairs = parsePairs(job.pairsJson, { width: size, height: size, checkPrompt: (p) => void tokenize(p, contextLength) });
   }
   const metadata = { role: options.reverse ? 'delta (NPO)' : 'eta (DPO)', base_model: manifest.name };
+  let started = false;
+  const train = (weights: WeightsPrecision | undefined, graph: PlannedGraph | undefined, checkpointing: CheckpointMode) => trainLora({
+    ort: job.ort,
+    model: { manifest, files: job.files },
+    sessionOptions: job.sessionOptions,
+    pairs,
+    reverse: options.reverse,
+    rank: options.rank,
+    steps: options.steps,
+    beta: options.beta,
+    lr: options.lr,
+    batch: Math.min(options.batch, pairs.length),
+    seed: options.seed,
+    resolution,
+    checkpoint: checkpointing,
+    hflip: options.hflip,
+    gradAccum: options.gradAccum,
+    lrSchedule: options.lrSchedule,
+    lrWarmup: options.lrWarmup,
+    graph,
+    weights,
+    signal: job.signal,
+    onStep: (report) => ((started = true), job.onStep(report)),
+  });
   try {
-    const { lora, history } = await trainLora({
-      ort: job.ort,
-      model: { manifest, files: job.files },
-      sessionOptions: job.sessionOptions,
-      pairs,
-      reverse: options.reverse,
-      rank: options.rank,
-      steps: options.steps,
-      beta: options.beta,
-      lr: options.lr,
-      batch: Math.min(options.batch, pairs.length),
-      seed: options.seed,
-      resolution,
-      checkpoint,
-      hflip: options.hflip,
-      gradAccum: options.gradAccum,
-      lrSchedule: options.lrSchedule,
-      lrWarmup: options.lrWarmup,
-      graph: planned,
-      weights: job.weights,
-      signal: job.signal,
-      onStep: (report) => job.onStep(report),
+    let notice: string | undefined;
+    const { lora, history } = await train(job.weights, planned, checkpoint).catch(async (error: unknown) => {
+      // float16 frozen weights are chosen by feature detection (shader-f16) and have never run on a real GPU in our
+      // tests: if their session cannot be made, the same run with float32 weights, planned again, is what a person
+      // wants, with a word on why. Errors after the first step, NaN stops and cancels are not the weights' doing.
+      if (job.weights !== 'fp16' || started || error instanceof TrainingError || job.signal.aborted) throw error;
+      notice = `float16 frozen weights failed on this device (${(error as Error).message ?? String(error)}), so training ran with float32 weights`;
+      const replanned = isPrepared(manifest) && resolution ? checkPlan(manifest, { ...job, weights: 'fp32' }, resolution) : undefined;
+      return train('fp32', replanned?.built, replanned?.checkpoint ?? checkpoint);
     });
     if (job.signal.aborted && history.length === 0) throw new DOMException('training was cancelled', 'AbortError');
     // Stopped part way: the steps done are kept, and the page says so.
-    const warning = job.signal.aborted ? `training cancelled after step ${history.length} of ${options.steps}; the LoRA of step ${history.length} is kept` : undefined;
+    const cancelled = job.signal.aborted ? `training cancelled after step ${history.length} of ${options.steps}; the LoRA of step ${history.length} is kept` : undefined;
+    const warning = [notice, cancelled].filter(Boolean).join('; ') || undefined;
     return { lora: serializeLora(lora, 'diffusers', { metadata: { ...lora.metadata, ...metadata } }), steps: history.length, ...(warning ? { warning } : {}) };
   } catch (error) {
     if (!(error instanceof TrainingError)) throw error;
