@@ -22,7 +22,7 @@ let device: GPUDevice;
 const gpuErrors: string[] = [];
 
 beforeAll(async () => {
-  const web = await nodeWebGpuOrt({ onUncapturedError: (e) => gpuErrors.push(e.message) });
+  const web = await nodeWebGpuOrt({ onUncapturedError: (e) => gpuErrors.push(e.message), baselineWasm: true }); // ORT's session in 2 s, not 2 min
   device = web.device;
   cpu = await createEngine(ortNode, manifest, files);
   gpu = await createEngine(web.ort, manifest, files, { sessionOptions: { executionProviders: [{ name: 'webgpu', device } as never] }, gpu: { device } });

@@ -2,10 +2,17 @@
 // worker's GPU path can be tested without a browser. Two shims, both for differences of Dawn-in-Node from browsers:
 // Node 20 has no `navigator` (ORT looks for navigator.gpu), and Dawn's queue.writeBuffer rejects views of a
 // SharedArrayBuffer ("Invalid argument"), which is what ORT's wasm heap is; such views are copied first.
+// `baselineWasm` is for tests: Node 20's V8 (11.3) spends about 90 s of CPU in TurboFan (BasicBlock::GetCommonDominator,
+// seen with perf) on ORT's asyncify build before the first run can finish, even for a one-Add graph; with V8's baseline
+// compiler only (--liftoff-only) that run takes 0.1 s and the tiny UNet's session starts in 2 s instead of 128 s.
+// Chromium's V8 does not have the problem (the same one-Add run: 0.2 s), so the page is left alone. The flag is
+// process-wide and slows WASM kernels, hence off by default: benchmarks of the WASM EP keep TurboFan.
+import { setFlagsFromString } from 'node:v8';
 import { acquireDevice, type AcquireOptions } from '../gpu/device.ts';
 import { createNodeGpu } from '../gpu/node-gpu.ts';
 
-export async function nodeWebGpuOrt(options: AcquireOptions = {}) {
+export async function nodeWebGpuOrt(options: AcquireOptions & { baselineWasm?: boolean } = {}) {
+  if (options.baselineWasm) setFlagsFromString('--liftoff-only'); // before ORT's module is compiled
   const gpu = await createNodeGpu();
   const g = globalThis as { navigator?: { gpu?: GPU } };
   g.navigator ??= {} as { gpu?: GPU };
