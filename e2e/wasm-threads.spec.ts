@@ -1,14 +1,15 @@
 // ORT's WASM EP runs multi-threaded in the app's worker: the page is cross-origin isolated (COOP/COEP), the worker
 // asks for min(4, cores) threads, and ORT's pthread workers start from ORT's own emscripten module (its own URL, not
-// the bundled app worker, which would otherwise be loaded again once per thread). Images still come out, and the same
-// seed still gives the same pixels with several threads.
+// the bundled app worker, which would otherwise be loaded again once per thread), and it is the plain WASM build, not
+// the bigger asyncify one the WebGPU backend needs (ort-backend.ts). Images still come out, and the same seed still
+// gives the same pixels with several threads.
 import { expect, test } from '@playwright/test';
 import { backendOf, colourCount, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 test('WASM runs on several threads and stays deterministic', async ({ page }, info) => {
   test.skip(backendOf(info) !== 'wasm', 'WASM threads: the wasm project only');
   const scripts: string[] = [];
-  page.on('request', (r) => { if (/\.m?js(\?|$)/.test(r.url())) scripts.push(new URL(r.url()).pathname); });
+  page.on('request', (r) => { if (/\.(m?js|wasm)(\?|$)/.test(r.url())) scripts.push(new URL(r.url()).pathname); });
   const workers: string[] = [];
   page.on('worker', (w) => workers.push(new URL(w.url()).pathname));
 
@@ -19,11 +20,15 @@ test('WASM runs on several threads and stays deterministic', async ({ page }, in
   test.skip(expected < 2, `navigator.hardwareConcurrency is ${cores}: a 1-core machine runs WASM on one thread`);
   await expect(page.getByTestId('backend')).toHaveAttribute('title', `wasm ×${expected}`);
 
-  // ORT's module came from its own file; the app worker's script was loaded once (pthreads did not re-run it).
-  expect(scripts.filter((p) => /ort-wasm-simd-threaded\.asyncify[^/]*\.mjs$/.test(p)).length).toBeGreaterThanOrEqual(1);
+  // ORT's module came from its own file, the plain build's (Vite names it ort-wasm-simd-threaded-<hash>.mjs); nothing of
+  // the asyncify build was fetched; the app worker's script was loaded once (pthreads did not re-run it).
+  const plainModule = /\/ort-wasm-simd-threaded-[^/.]*\.mjs$/;
+  expect(scripts.filter((p) => plainModule.test(p)).length).toBeGreaterThanOrEqual(1);
+  expect(scripts.filter((p) => /\/ort-wasm-simd-threaded-[^/.]*\.wasm$/.test(p))).toHaveLength(1);
+  expect(scripts.filter((p) => p.includes('asyncify'))).toEqual([]);
   expect(scripts.filter((p) => /\/worker[^/]*\.js$/.test(p))).toHaveLength(1);
   // Emscripten starts numThreads - 1 pthread workers, all from ORT's module.
-  await expect.poll(() => workers.filter((p) => /ort-wasm-simd-threaded\.asyncify[^/]*\.mjs$/.test(p)).length).toBeGreaterThanOrEqual(expected - 1);
+  await expect.poll(() => workers.filter((p) => plainModule.test(p)).length).toBeGreaterThanOrEqual(expected - 1);
 
   await expect(page.getByTestId('error')).toHaveCount(0);
   expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4);

@@ -34,7 +34,7 @@ async function runBackend(backend: BenchBackend, steps: number, repeats: number,
   const { manifest, files } = await loadModel(modelBase);
   const params: GenerateParams = { ...manifest.defaults, steps };
   const choice = await chooseBackend(backend);
-  const engine = await createEngine(ort, manifest, files, { sessionOptions: choice.sessionOptions, gpu: choice.device && { device: choice.device } });
+  const engine = await createEngine(choice.ort, manifest, files, { sessionOptions: choice.sessionOptions, gpu: choice.device && { device: choice.device } });
   try {
     const measured = await measureEngine(engine, backend, params, manifest, files, repeats);
     return { backend, ...describeAdapter(choice.device, choice.adapter), ...measured };

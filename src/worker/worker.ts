@@ -5,7 +5,7 @@ import { chwToRgba } from '../diffusion/image.ts';
 import { loadModelDirectory, loadModelFiles, type LoadedModel, type LoadProgress } from './model-loader.ts';
 import { checkFit } from '../model/fit.ts';
 import { createModelEngine, type LatentEngine } from '../pipelines/index.ts';
-import { chooseBackend, ort, type BackendChoice } from './ort-backend.ts';
+import { chooseBackend, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from './model-cache.ts';
@@ -20,6 +20,7 @@ interface Loaded {
   manifest: AnyManifest;
   files: Map<string, Uint8Array>;
   sessionOptions: BackendChoice['sessionOptions'];
+  ort: BackendChoice['ort'];
   /** Set when the GPU device was lost: the next job recreates device, sessions and buffers (gpu-recovery.ts). */
   lost?: string;
   device?: GPUDevice;
@@ -112,8 +113,8 @@ async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): 
 /** The engine on a backend; on WebGPU, device loss and uncaught GPU errors are reported and lead to recovery. */
 async function startEngine(backend: BackendChoice, manifest: AnyManifest, files: Map<string, Uint8Array>): Promise<Loaded> {
   const device = backend.device;
-  const engine = await createModelEngine(ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
-  const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions, device };
+  const engine = await createModelEngine(backend.ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
+  const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions, ort: backend.ort, device };
   if (device) watchDevice(device, (lost) => {
     result.lost = lost;
     post({ type: 'error', message: `${lost}; the next generation recreates the GPU device and sessions`, fatal: false });
@@ -137,7 +138,7 @@ async function ready(): Promise<Loaded> {
 
 async function train(id: number, pairsJson: string, options: TrainOptions, signal: AbortSignal) {
   try {
-    const { manifest, files, sessionOptions, device } = await ready();
+    const { manifest, files, sessionOptions, device, ort } = await ready();
     const result = await runTraining({
       ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(device),
       // fp16 frozen weights where ORT's device can run their float16 Casts (SwiftShader cannot: float32 there)
