@@ -20,7 +20,7 @@ const product = (xs: number[]) => xs.reduce((a, b) => a * b, 1);
 /** MACs per node type and per output resolution (the last dim of a Conv's output; "tokens" for MatMul), batch 1. */
 function cost(config: UnetConfig) {
   const { blockOutChannels: chans, crossAttention, attentionHeadDim } = config;
-  const attending = chans.filter((c, level) => crossAttention[level] || level === chans.length - 1); // the mid block attends too
+  const attending = chans.filter((_, level) => crossAttention[level] || level === chans.length - 1); // the mid block attends too
   const bad = attending.find((c) => c % attentionHeadDim !== 0);
   if (bad !== undefined) throw new Error(`${bad} channels at a level with attention are not a multiple of attentionHeadDim ${attentionHeadDim}`);
   const model = buildUnet(config, paramSource(0));
