@@ -1,8 +1,8 @@
 // 50 generations in a row on WebGPU leave the worker's live GPU buffers and its JS heap flat (issue 6), and model
 // files come from the Cache API on a second visit (on WASM). Uses the tiny fixture model (e2e/gpu-helpers.ts) with 1 step:
 // SwiftShader compiles ORT's shaders slowly, and the point here is lifetimes, not pictures.
-import { expect, test } from '@playwright/test';
-import { colourCount, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+import { expect, test, type Page } from '@playwright/test';
+import { colourCount, isBlank, pixels, setNumber, setSlider, sharedPageTest, waitIdle } from './helpers.ts';
 import { isTinyModelFile, loseDevice, recordWorkerEvents, serveTinyModel, workerEvents } from './gpu-helpers.ts';
 import type { GenerationStats } from '../src/worker/protocol.ts';
 
@@ -31,17 +31,31 @@ const doneStats = async (page: import('@playwright/test').Page) =>
 /** 50 by default (the issue's number); GPU_E2E_GENERATIONS sets another count for a quick run. */
 const GENERATIONS = Number(process.env.GPU_E2E_GENERATIONS ?? 50);
 
-test(`${GENERATIONS} generations keep the live GPU buffer count and the worker heap flat`, async ({ page }) => {
-  test.setTimeout(900_000);
-  await recordWorkerEvents(page);
-  const model = await serveTinyModel(page);
-  await page.goto(`/?backend=webgpu&model=${model}&steps=1`);
-  await expect(page.getByTestId('backend')).toHaveText('webgpu');
+/**
+ * The tiny model on WebGPU with 1 step, its worker's events recorded: opened by the first GPU test of a Playwright
+ * worker, then shared (sharedPageTest in helpers.ts). The device-loss test runs on the page the 50 generations left,
+ * which spares SwiftShader a second open; neither test needs particular settings, only a finished generation.
+ */
+async function tinyGpuPage(page: Page): Promise<Page> {
+  if (isBlank(page)) {
+    await recordWorkerEvents(page);
+    const model = await serveTinyModel(page);
+    await page.goto(`/?backend=webgpu&model=${model}&steps=1`);
+    await expect(page.getByTestId('backend')).toHaveText('webgpu');
+  }
   await waitIdle(page);
+  return page;
+}
+
+sharedPageTest(`${GENERATIONS} generations keep the live GPU buffer count and the worker heap flat`, async ({ sharedPage }) => {
+  test.setTimeout(900_000);
+  const page = await tinyGpuPage(sharedPage);
   const heap: number[] = [];
   for (let i = 1; i <= GENERATIONS; i++) {
-    await setNumber(page, 'seed', 100 + i);
-    if (i % 5 === 0) await setSlider(page, 'slider-omega', 3 + (i % 10) / 10); // other settings along the way
+    // One generation per round: a new seed, or every fifth round a new ω (other settings along the way). Both in one
+    // round would be two whole generations: a 1-step generation has no step boundary at which the second aborts it.
+    if (i % 5 === 0) await setSlider(page, 'slider-omega', 3 + (i % 10) / 10);
+    else await setNumber(page, 'seed', 100 + i);
     await waitIdle(page);
     if (i % Math.max(1, Math.floor(GENERATIONS / 5)) === 0) heap.push(await workerMemory(page));
   }
@@ -76,11 +90,8 @@ test('model files come from the Cache API on the second visit', { tag: '@wasm' }
   expect(fetched).toEqual([]);
 });
 
-test('a lost GPU device is reported, and the next generation recreates device and session', async ({ page }) => {
-  await recordWorkerEvents(page);
-  const model = await serveTinyModel(page);
-  await page.goto(`/?backend=webgpu&model=${model}&steps=1`);
-  await waitIdle(page);
+sharedPageTest('a lost GPU device is reported, and the next generation recreates device and session', async ({ sharedPage }) => {
+  const page = await tinyGpuPage(sharedPage);
   const before = (await doneStats(page)).at(-1)!;
   await loseDevice(page);
   await expect(page.getByTestId('error')).toContainText('GPU device lost');

@@ -1,6 +1,6 @@
 // Shared e2e helpers: open the page on a backend, wait for idle with a budget sized to the work, read a canvas's
 // pixels. Budgets come from the calibration measured at the start of the run (calibration.ts, global-setup.ts).
-import { expect, test, type Page, type TestInfo } from '@playwright/test';
+import { expect, test, type Page, type TestInfo, type WorkerInfo } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { budgetMs, describeCalibration, expectedMs, loadFactor, type Backend, type Work } from './calibration.ts';
 
-export const backendOf = (info: TestInfo) => String(info.project.metadata.backend ?? 'auto');
+export const backendOf = (info: TestInfo | WorkerInfo) => String(info.project.metadata.backend ?? 'auto');
 /** Sampling steps per generation: WebGPU on SwiftShader takes seconds per UNet call, so it gets fewer. */
-export const stepsOf = (info: TestInfo) => Number(info.project.metadata.steps ?? 6);
+export const stepsOf = (info: TestInfo | WorkerInfo) => Number(info.project.metadata.steps ?? 6);
 
 /** Opens the page on the project's backend with its step count in the URL (page settings can come from the URL). */
 export async function openPlayground(page: Page, info: TestInfo, query = '') {
@@ -23,6 +23,52 @@ export async function openPlayground(page: Page, info: TestInfo, query = '') {
   await expect(page.getByTestId('backend'), budget.because).toHaveText(backendOf(info), { timeout: budget.ms });
   await expect(page.locator('main'), budget.because).toHaveAttribute('data-status', 'ready', { timeout: Math.max(1, deadline - Date.now()) });
   return errors;
+}
+
+/**
+ * `test` with a `sharedPage`: one page per Playwright worker, kept from test to test of a spec (a fresh browser context,
+ * so fresh storage, at the worker's start; blank until a test opens it). Opening the page is most of a short test's
+ * time (WebGPU on SwiftShader compiles ORT's shaders on every visit), so specs whose tests each change a setting or
+ * two share one; each test then first restores what it needs (restoreSettings). A failed test ends its worker, so the
+ * tests after it get a new context and page, never a page left in a failed state.
+ */
+export const sharedPageTest = test.extend<object, { sharedPage: Page }>({
+  sharedPage: [async ({ browser }, use, workerInfo) => {
+    const context = await browser.newContext({ baseURL: workerInfo.project.use.baseURL });
+    await use(await context.newPage());
+    await context.close();
+  }, { scope: 'worker' }],
+});
+
+/** A shared page that no test has opened yet. */
+export const isBlank = (page: Page) => page.url() === 'about:blank';
+
+/** The settings the page's controls show, by data-testid (seed, steps, scheduler, prompts, sliders). */
+export type Settings = Record<'seed' | 'steps' | 'scheduler' | 'prompt' | 'negative-prompt' | 'slider-omega' | 'slider-alpha' | 'slider-beta', string>;
+
+export async function readSettings(page: Page): Promise<Settings> {
+  const ids = ['seed', 'steps', 'scheduler', 'prompt', 'negative-prompt', 'slider-omega', 'slider-alpha', 'slider-beta'] as const;
+  const values = await Promise.all(ids.map((id) => page.getByTestId(id).inputValue()));
+  return Object.fromEntries(ids.map((id, i) => [id, values[i]])) as Settings;
+}
+
+/**
+ * Waits for the running generation, sets every control that differs from `settings` (the texts first, which do not
+ * generate, then the sliders and the scheduler, then steps and seed, whose commits do) and waits for the images of
+ * the restored settings: a test on a shared page then starts from them whatever the test before it changed.
+ */
+export async function restoreSettings(page: Page, info: TestInfo, settings: Settings) {
+  await waitIdle(page, info);
+  const now = await readSettings(page);
+  for (const id of ['prompt', 'negative-prompt'] as const) if (now[id] !== settings[id]) await page.getByTestId(id).fill(settings[id]);
+  for (const id of ['slider-omega', 'slider-alpha', 'slider-beta'] as const) if (now[id] !== settings[id]) await setSlider(page, id, Number(settings[id]));
+  if (now.scheduler !== settings.scheduler) await page.getByTestId('scheduler').selectOption(settings.scheduler);
+  for (const id of ['steps', 'seed'] as const) if (now[id] !== settings[id]) await setNumber(page, id, Number(settings[id]));
+  // Generate regenerates only what the shown images do not match (after a cancel, say, nothing): it covers texts
+  // restored without a commit after them.
+  await page.getByTestId('generate').click();
+  await waitIdle(page, info);
+  expect(await readSettings(page)).toEqual(settings);
 }
 
 /**

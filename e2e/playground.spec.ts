@@ -5,23 +5,40 @@
 // the test tagged @embedded uses it there; the others, which are about the page and that code path rather than the
 // model's pictures, use the tiny fixture model (same graph shape and LoRA sites, 16×16; gpu-helpers.ts) with
 // prediction_type 'sample', which keeps a random model's pixels unsaturated so that changes show.
-import { expect, test } from '@playwright/test';
-import { backendOf, colourCount, differingPixels, openPlayground, pixels, setNumber, setSlider, stepsOf, waitIdle } from './helpers.ts';
+// The tests share one page (opening it is most of their time; sharedPageTest in helpers.ts): each starts from the
+// settings the page opened with, restored after whatever the test before it changed.
+import { expect, type Page, type TestInfo } from '@playwright/test';
+import {
+  backendOf, colourCount, differingPixels, isBlank, openPlayground, pixels, readSettings, restoreSettings, setNumber, setSlider,
+  sharedPageTest as test, stepsOf, waitIdle, type Settings,
+} from './helpers.ts';
 import { serveTinyModel } from './gpu-helpers.ts';
 
-test.beforeEach(async ({ page }, info) => {
-  const tiny = backendOf(info) === 'webgpu' && !info.tags.includes('@embedded');
-  await openPlayground(page, info, tiny ? `&model=${await serveTinyModel(page, { predictionType: 'sample' })}` : '');
-});
+/** What the shared page opened with, to restore before each test. */
+let opened: Settings | undefined;
 
-test('shows both images on open and reports the backend', { tag: '@embedded' }, async ({ page }, info) => {
+/** Opens the shared page (the tiny model on WebGPU) if no test has yet, else restores its opening settings. */
+async function playground(page: Page, info: TestInfo): Promise<Page> {
+  if (isBlank(page)) {
+    await openPlayground(page, info, backendOf(info) === 'webgpu' ? `&model=${await serveTinyModel(page, { predictionType: 'sample' })}` : '');
+    opened = await readSettings(page);
+  } else await restoreSettings(page, info, opened!);
+  return page;
+}
+
+test('shows both images on open and reports the backend', { tag: '@embedded' }, async ({ page: own, sharedPage }, info) => {
+  // The embedded model, on a page opened for this test; on WASM that is the shared page when this test opens it.
+  const page = backendOf(info) === 'wasm' && isBlank(sharedPage) ? sharedPage : own;
+  await openPlayground(page, info);
+  if (page === sharedPage) opened = await readSettings(page);
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
   await expect(page.getByTestId('steps')).toHaveValue(String(stepsOf(info)));
   expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4); // a drawn image, not a blank canvas
   expect(colourCount(await pixels(page, 'image-npo'))).toBeGreaterThan(4);
 });
 
-test('same seed gives identical images, another seed different ones', async ({ page }) => {
+test('same seed gives identical images, another seed different ones', async ({ sharedPage }, info) => {
+  const page = await playground(sharedPage, info);
   await setNumber(page, 'seed', 7);
   await waitIdle(page);
   const first = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
@@ -34,7 +51,8 @@ test('same seed gives identical images, another seed different ones', async ({ p
   expect(differingPixels(first.npo, await pixels(page, 'image-npo'))).toBe(0);
 });
 
-test('moving α changes the NPO image and leaves the baseline pixel-identical', async ({ page }) => {
+test('moving α changes the NPO image and leaves the baseline pixel-identical', async ({ sharedPage }, info) => {
+  const page = await playground(sharedPage, info);
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
   const baselineKey = await page.getByTestId('image-baseline').getAttribute('data-key');
   await setSlider(page, 'slider-alpha', 0.2);
@@ -46,7 +64,8 @@ test('moving α changes the NPO image and leaves the baseline pixel-identical', 
   expect(await page.getByTestId('image-baseline').getAttribute('data-key')).toBe(baselineKey);
 });
 
-test('moving ω recomputes both images', async ({ page }) => {
+test('moving ω recomputes both images', async ({ sharedPage }, info) => {
+  const page = await playground(sharedPage, info);
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
   await setSlider(page, 'slider-omega', 1);
   await waitIdle(page);
@@ -54,7 +73,8 @@ test('moving ω recomputes both images', async ({ page }) => {
   expect(differingPixels(before.npo, await pixels(page, 'image-npo'))).toBeGreaterThan(10);
 });
 
-test('the page stays responsive while sampling, and cancel stops it', async ({ page }, info) => {
+test('the page stays responsive while sampling, and cancel stops it', async ({ sharedPage }, info) => {
+  const page = await playground(sharedPage, info);
   await setNumber(page, 'steps', 200);
   await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
   const before = await page.getByTestId('image-npo').getAttribute('data-key');
@@ -72,7 +92,8 @@ test('the page stays responsive while sampling, and cancel stops it', async ({ p
   expect(await page.getByTestId('image-npo').getAttribute('data-key')).toBe(before);
 });
 
-test('changing the scheduler changes the images', async ({ page }) => {
+test('changing the scheduler changes the images', async ({ sharedPage }, info) => {
+  const page = await playground(sharedPage, info);
   const before = await pixels(page, 'image-baseline');
   await page.getByTestId('scheduler').selectOption('euler');
   await waitIdle(page);

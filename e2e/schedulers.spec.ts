@@ -4,10 +4,12 @@
 // must clear a threshold that pure noise does not (checked below, so the test can fail). Prompt fidelity and hue are
 // not asked for: whether the tiny model draws the right object is the model's quality, not the scheduler's (with
 // seed 7, DPM++ 2M SDE Karras misses the object here and draws a clean black background).
-import { expect, test } from '@playwright/test';
-import { DEFAULT_STEPS, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES } from '../src/diffusion/schedulers/index.ts';
+// The tests share one page (sharedPageTest in helpers.ts): the first opens it with its settings in the URL, each later
+// one sets the prompt, seed, steps and scheduler it needs on that page, which then generates once with all of them.
+import { expect, type Page, type TestInfo } from '@playwright/test';
+import { DEFAULT_STEPS, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type SchedulerName } from '../src/diffusion/schedulers/index.ts';
 import { scoreImage } from '../src/reward/index.ts';
-import { backendOf, pixels, waitIdle } from './helpers.ts';
+import { backendOf, isBlank, pixels, sharedPageTest as test, waitIdle } from './helpers.ts';
 
 const PROMPT = 'a small orange square in the center on a black background';
 const MIN_DETAIL = 0.6;
@@ -32,13 +34,31 @@ test('the thresholds reject noise', () => {
 });
 
 for (const scheduler of SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name))) {
-  test(`${scheduler} at ${DEFAULT_STEPS[scheduler]} steps gives a clean image`, async ({ page }, info) => {
+  test(`${scheduler} at ${DEFAULT_STEPS[scheduler]} steps gives a clean image`, async ({ sharedPage: page }, info) => {
     test.skip(backendOf(info) === 'webgpu', 'WebGPU on SwiftShader takes seconds per UNet call; backend parity is covered by gpu-parity.spec.ts');
-    const query = new URLSearchParams({ backend: backendOf(info), scheduler, steps: String(DEFAULT_STEPS[scheduler]), prompt: PROMPT, seed: '7' });
-    await page.goto(`/?${query}`);
-    await waitIdle(page, info);
+    await generateWith(page, info, scheduler);
+    await expect(page.getByTestId('steps')).toHaveValue(String(DEFAULT_STEPS[scheduler]));
+    await expect(page.getByTestId('seed')).toHaveValue('7');
+    await expect(page.getByTestId('prompt')).toHaveValue(PROMPT);
     await expect(page.getByTestId('scheduler')).toHaveValue(scheduler);
     const crisp = crispness(rgbaToChw(await pixels(page, 'image-baseline')));
     expect(crisp, `crispness ${crisp.toFixed(3)}`).toBeGreaterThanOrEqual(MIN_DETAIL);
   });
+}
+
+/**
+ * Shows `scheduler`'s image at its usual steps with PROMPT and seed 7: the first test opens the page with them in the
+ * URL; later ones type prompt, seed and steps in (no generation until a commit) and choose the scheduler, whose change
+ * generates once with all of them. Then waits for those images.
+ */
+async function generateWith(page: Page, info: TestInfo, scheduler: SchedulerName) {
+  const settings = { prompt: PROMPT, seed: '7', steps: String(DEFAULT_STEPS[scheduler]) };
+  if (isBlank(page)) await page.goto(`/?${new URLSearchParams({ backend: backendOf(info), scheduler, ...settings })}`);
+  else {
+    await waitIdle(page, info);
+    for (const [id, value] of Object.entries(settings)) await page.getByTestId(id).fill(value);
+    await page.getByTestId('scheduler').selectOption(scheduler);
+    await page.getByTestId('generate').click(); // a no-op when the change already generates these settings
+  }
+  await waitIdle(page, info);
 }
