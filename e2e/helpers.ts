@@ -26,18 +26,32 @@ export async function openPlayground(page: Page, info: TestInfo, query = '') {
 }
 
 /**
- * `test` with a `sharedPage`: one page per Playwright worker, kept from test to test of a spec (a fresh browser context,
- * so fresh storage, at the worker's start; blank until a test opens it). Opening the page is most of a short test's
- * time (WebGPU on SwiftShader compiles ORT's shaders on every visit), so specs whose tests each change a setting or
- * two share one; each test then first restores what it needs (restoreSettings). A failed test ends its worker, so the
- * tests after it get a new context and page, never a page left in a failed state.
+ * `test` with a `sharedPage`: one page per spec file, kept from test to test of that spec (a fresh browser context, so
+ * fresh storage, when the spec's first test asks for it; blank until a test opens it). Opening the page is most of a
+ * short test's time (WebGPU on SwiftShader compiles ORT's shaders on every visit), so specs whose tests each change a
+ * setting or two share one; each test then first restores what it needs (restoreSettings). Per spec, not per
+ * Playwright worker: one worker runs several specs in a row, and a spec must not find the page another one left. When
+ * the next spec starts, the previous spec's page is closed. A failed test ends its worker, so the tests after it get a
+ * new context and page, never a page left in a failed state.
  */
-export const sharedPageTest = test.extend<object, { sharedPage: Page }>({
-  sharedPage: [async ({ browser }, use, workerInfo) => {
-    const context = await browser.newContext({ baseURL: workerInfo.project.use.baseURL });
-    await use(await context.newPage());
-    await context.close();
+export const sharedPageTest = test.extend<{ sharedPage: Page }, { sharedPages: Map<string, Page> }>({
+  sharedPages: [async ({}, use) => {
+    const pages = new Map<string, Page>();
+    await use(pages);
+    for (const page of pages.values()) await page.context().close();
   }, { scope: 'worker' }],
+  sharedPage: async ({ browser, sharedPages }, use, info) => {
+    let page = sharedPages.get(info.file);
+    if (!page) {
+      for (const [file, other] of sharedPages) {
+        await other.context().close();
+        sharedPages.delete(file);
+      }
+      page = await (await browser.newContext({ baseURL: info.project.use.baseURL })).newPage();
+      sharedPages.set(info.file, page);
+    }
+    await use(page);
+  },
 });
 
 /** A shared page that no test has opened yet. */
