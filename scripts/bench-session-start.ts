@@ -8,33 +8,15 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { readModel } from '../src/onnx/model-io.ts';
-import { buildDpoGraph, type DpoGraph } from '../src/train/dpo-graph.ts';
+import { buildDpoGraph } from '../src/train/dpo-graph.ts';
 import { QUICK_START } from '../src/train/quick-start.ts';
-import { readTrainReference } from '../src/train/train-reference.ts';
+import { readTrainReference, referenceFeeds } from '../src/train/train-reference.ts';
 
 const { values } = parseArgs({ options: { fixtures: { type: 'string', default: 'sd15,sdxl' }, level: { type: 'string', default: 'basic' } } });
 const EXPORTS: Record<string, { dir: string; data: string }> = {
   sd15: { dir: 'export-diffusers/unet', data: 'weights.pb' },
   sdxl: { dir: 'export-optimum/unet', data: 'model.onnx_data' },
 };
-
-function feedsFor(graph: DpoGraph, ref: ReturnType<typeof readTrainReference>): Record<string, ort.Tensor> {
-  const settings = ref.meta('settings');
-  const tensor = (name: string) => new ort.Tensor('float32', ref.f32(name), ref.shape(name));
-  const t = ref.i64('inputs.timesteps');
-  const feeds: Record<string, ort.Tensor> = {
-    x_w: tensor('inputs.x_w'), x_l: tensor('inputs.x_l'), noise: tensor('inputs.noise'), alpha_bar: tensor('inputs.alpha_bar'),
-    timestep: new ort.Tensor('float32', Float32Array.from(t, Number), [t.length]), context: tensor('inputs.encoder_hidden_states'),
-    beta_dpo: new ort.Tensor('float32', Float32Array.of(settings.beta_dpo * (settings.beta_scale ?? 1)), []),
-    lora_scale: new ort.Tensor('float32', Float32Array.of(settings.lora_alpha / settings.rank), []),
-  };
-  for (const c of graph.added) feeds[c.name] = tensor(`inputs.${c.name}`);
-  for (const s of graph.lora) {
-    feeds[s.a] = tensor(`lora.${s.site.modulePath}.lora_A`);
-    feeds[s.b] = tensor(`lora.${s.site.modulePath}.lora_B`);
-  }
-  return feeds;
-}
 
 const seconds = (t0: number) => ((performance.now() - t0) / 1000).toFixed(1);
 console.log(`| fixture | nodes | executor | session creation (s) | first run (s) | loss and gradients |`);
@@ -55,7 +37,7 @@ for (const fixture of values.fixtures.split(',')) {
     const session = await ort.InferenceSession.create(graph.training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: values.level as 'basic', ...extra });
     const created = seconds(t0);
     t0 = performance.now();
-    const out = await session.run(feedsFor(graph, ref));
+    const out = await session.run(referenceFeeds(ort, ref, graph) as Record<string, ort.Tensor>);
     const ran = seconds(t0);
     const outputs = Object.keys(out);
     const same = sequential ? outputs.every((k) => (out[k].data as Float32Array).every((v, i) => Object.is(v, (sequential![k].data as Float32Array)[i]))) : undefined;

@@ -22,7 +22,7 @@ import { roundToHalf } from '../prepare/float16-graph.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { buildDpoGraph, dpoSessionOptions, type DpoGraph } from './dpo-graph.ts';
 import { QUICK_START } from './quick-start.ts';
-import { readTrainReference, type TrainReference } from './train-reference.ts';
+import { readTrainReference, referenceFeeds } from './train-reference.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
 const EXPORTS = [
@@ -49,25 +49,6 @@ const TO_ROUNDED = 1e-5;
 // other than the pass's own is caught by (a).
 
 type Feeds = Record<string, ort.Tensor>;
-
-function referenceFeeds(ref: TrainReference, graph: DpoGraph, objective: 'dpo' | 'npo'): Feeds {
-  const settings = ref.meta('settings');
-  const tensor = (name: string) => new ort.Tensor('float32', ref.f32(name), ref.shape(name));
-  const [w, l] = objective === 'npo' ? ['inputs.x_l', 'inputs.x_w'] : ['inputs.x_w', 'inputs.x_l'];
-  const t = ref.i64('inputs.timesteps');
-  const feeds: Feeds = {
-    x_w: tensor(w), x_l: tensor(l), noise: tensor('inputs.noise'), alpha_bar: tensor('inputs.alpha_bar'),
-    timestep: new ort.Tensor('float32', Float32Array.from(t, Number), [t.length]), context: tensor('inputs.encoder_hidden_states'),
-    beta_dpo: new ort.Tensor('float32', Float32Array.of(settings.beta_dpo * (settings.beta_scale ?? 1)), []),
-    lora_scale: new ort.Tensor('float32', Float32Array.of(settings.lora_alpha / settings.rank), []),
-  };
-  for (const c of graph.added) feeds[c.name] = tensor(`inputs.${c.name}`);
-  for (const s of graph.lora) {
-    feeds[s.a] = tensor(`lora.${s.site.modulePath}.lora_A`);
-    feeds[s.b] = tensor(`lora.${s.site.modulePath}.lora_B`);
-  }
-  return feeds;
-}
 
 interface Result { loss: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
 
@@ -148,7 +129,7 @@ describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (on
 
   for (const objective of ['dpo', 'npo'] as const) {
     it(`${objective.toUpperCase()}: ${compareRounded ? `equals the fp32 graph on weights rounded to fp16 within ${TO_ROUNDED}, and ` : ''}PyTorch float64 within ${TO_PYTORCH}`, async () => {
-      const got = await run(session, half, referenceFeeds(ref, half, objective));
+      const got = await run(session, half, referenceFeeds(ort, ref, half, objective) as Feeds);
       const toPytorch = worstError(got, (what) => (what === 'loss' ? ref.f32(`${objective}.loss`)[0] : ref.f32(`${objective}.${what}`)));
       expect(toPytorch.err, `worst: ${toPytorch.what}`).toBeLessThan(TO_PYTORCH);
       expect(got.grads.size).toBe(2 * settings.modules.length);
@@ -157,7 +138,7 @@ describe.each(EXPORTS)('DPO graph with fp16 frozen weights on the real $name (on
         const graph = buildDpoGraph(roundedWeights(unet, new Set(half.float16!.converted), files), options);
         rounded = { graph, session: await ort.InferenceSession.create(graph.training, sessionOptions(graph)) };
       }
-      const expected = await run(rounded.session, rounded.graph, referenceFeeds(ref, rounded.graph, objective));
+      const expected = await run(rounded.session, rounded.graph, referenceFeeds(ort, ref, rounded.graph, objective) as Feeds);
       const toRounded = worstError(got, (what) => (what === 'loss' ? expected.loss : what === 'model_diff' ? expected.modelDiff : what === 'ref_diff' ? expected.refDiff : expected.grads.get(what.slice(5))!));
       expect(toRounded.err, `worst: ${toRounded.what}`).toBeLessThan(TO_ROUNDED);
     });

@@ -18,7 +18,7 @@ import { readModel } from '../onnx/model-io.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import { QUICK_START } from './quick-start.ts';
-import { readTrainReference } from './train-reference.ts';
+import { readTrainReference, referenceFeeds } from './train-reference.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
 const EXPORTS = [
@@ -57,23 +57,9 @@ describe.each(EXPORTS)('DPO / NPO graph on the real $name vs PyTorch (diffusers 
 
   for (const objective of ['dpo', 'npo'] as const) {
     it(`${objective.toUpperCase()}: loss, diffs and all ${2 * lora} LoRA gradients equal PyTorch's within ${TOLERANCE} relative`, async () => {
-      const tensor = (name: string) => new ort.Tensor('float32', ref.f32(name), ref.shape(name));
-      // NPO is the DPO loss on the swapped pair (the official one-line flip); the graph is the same.
-      const [w, l] = objective === 'npo' ? ['inputs.x_l', 'inputs.x_w'] : ['inputs.x_w', 'inputs.x_l'];
-      const t = ref.i64('inputs.timesteps');
-      // the graph's β multiplies ref_diff − model_diff; the SDXL scripts' β_dpo is halved first (settings.beta_scale)
-      const beta = settings.beta_dpo * (settings.beta_scale ?? 1);
-      const feeds: Record<string, ort.Tensor> = {
-        x_w: tensor(w), x_l: tensor(l), noise: tensor('inputs.noise'), alpha_bar: tensor('inputs.alpha_bar'),
-        timestep: new ort.Tensor('float32', Float32Array.from(t, Number), [t.length]), context: tensor('inputs.encoder_hidden_states'),
-        beta_dpo: new ort.Tensor('float32', Float32Array.of(beta), []),
-        lora_scale: new ort.Tensor('float32', Float32Array.of(settings.lora_alpha / settings.rank), []),
-      };
-      for (const c of graph.added) feeds[c.name] = tensor(`inputs.${c.name}`);
-      for (const s of graph.lora) {
-        feeds[s.a] = tensor(`lora.${s.site.modulePath}.lora_A`);
-        feeds[s.b] = tensor(`lora.${s.site.modulePath}.lora_B`);
-      }
+      // NPO is the DPO loss on the swapped pair (the official one-line flip); the graph is the same. β_dpo carries the
+      // SDXL scripts' 0.5 (settings.beta_scale).
+      const feeds = referenceFeeds(ort, ref, graph, objective) as Record<string, ort.Tensor>;
       const out = await session.run(feeds);
       const value = (name: string) => out[name].data as Float32Array;
       const loss = value('loss')[0];

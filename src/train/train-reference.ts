@@ -1,7 +1,10 @@
 // Reader of the PyTorch training references (fixtures/<sd15|sdxl>/train-reference.safetensors, made by
 // scripts/fixtures/make_<sd15|sdxl>_train_reference.py): F32 and I64 tensors by name, and the JSON metadata. The
-// project's safetensors reader (src/lora) takes float dtypes only; these files also hold int64 timesteps.
+// project's safetensors reader (src/lora) takes float dtypes only; these files also hold int64 timesteps. Also the
+// feeds that put a reference's inputs and LoRA into a DPO training graph.
 import { readFileSync } from 'node:fs';
+import type * as OrtCommon from 'onnxruntime-common';
+import type { DpoGraph } from './dpo-graph.ts';
 
 export interface TrainReference {
   f32(name: string): Float32Array;
@@ -32,4 +35,27 @@ export function readTrainReference(path: string): TrainReference {
     has: (name) => name in header && name !== '__metadata__',
     meta: (key) => JSON.parse(header.__metadata__[key]),
   };
+}
+
+/**
+ * The training graph's feeds for the reference's draw: its pair (swapped for NPO, the official one-line flip), noise,
+ * t, context, added conditions and LoRA factors; β_dpo times the script's own scale (0.5 for SDXL, settings.beta_scale).
+ */
+export function referenceFeeds(ort: Pick<typeof OrtCommon, 'Tensor'>, ref: TrainReference, graph: DpoGraph, objective: 'dpo' | 'npo' = 'dpo'): Record<string, OrtCommon.Tensor> {
+  const settings = ref.meta('settings');
+  const tensor = (name: string) => new ort.Tensor('float32', ref.f32(name), ref.shape(name));
+  const [w, l] = objective === 'npo' ? ['inputs.x_l', 'inputs.x_w'] : ['inputs.x_w', 'inputs.x_l'];
+  const t = ref.i64('inputs.timesteps');
+  const feeds: Record<string, OrtCommon.Tensor> = {
+    x_w: tensor(w), x_l: tensor(l), noise: tensor('inputs.noise'), alpha_bar: tensor('inputs.alpha_bar'),
+    timestep: new ort.Tensor('float32', Float32Array.from(t, Number), [t.length]), context: tensor('inputs.encoder_hidden_states'),
+    beta_dpo: new ort.Tensor('float32', Float32Array.of(settings.beta_dpo * (settings.beta_scale ?? 1)), []),
+    lora_scale: new ort.Tensor('float32', Float32Array.of(settings.lora_alpha / settings.rank), []),
+  };
+  for (const c of graph.added) feeds[c.name] = tensor(`inputs.${c.name}`);
+  for (const s of graph.lora) {
+    feeds[s.a] = tensor(`lora.${s.site.modulePath}.lora_A`);
+    feeds[s.b] = tensor(`lora.${s.site.modulePath}.lora_B`);
+  }
+  return feeds;
 }
