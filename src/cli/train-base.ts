@@ -4,7 +4,7 @@
 // checkpoints (safetensors) and --resume; at the end the EMA weights are written into models/ (src/cli/base-export.ts).
 //
 // Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1] [--min-snr 5]
-//          [--channels 32,64] [--attention 0,1]
+//          [--channels 16,32,64] [--attention 0,1,1]
 //          [--ckpt-dir tmp/train-base] [--ckpt-every 250] [--resume <checkpoint.safetensors>] [--max-minutes M]
 //          [--stop-at N] [--out models] [--no-export] [--threads 2]
 // --steps sets the learning-rate schedule; --stop-at N (or --max-minutes) ends the run at step N of that schedule.
@@ -22,6 +22,9 @@ import { makeBatch } from './base-data.ts';
 import { writeBaseModel } from './base-export.ts';
 import { buildTrainingGraph } from './base-graph.ts';
 import { createAdamW } from '../train/optimizer.ts';
+
+/** Checkpoints written before --channels existed record no UNet config; they all had these levels. */
+const PRE_CHANNELS_FLAG_UNET: UnetConfig = { ...TINY_UNET, blockOutChannels: [32, 64], crossAttention: [false, true] };
 
 interface Options {
   steps: number; batch: number; lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
@@ -147,12 +150,12 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.exportOnly) {
     const c = loadCheckpoint(o.exportOnly);
-    exportModel(o, c.ema, c, { ...o, ...c.options, unet: c.options.unet ?? TINY_UNET, minSnr: c.options.minSnr ?? 0, out: o.out });
+    exportModel(o, c.ema, c, { ...o, ...c.options, unet: c.options.unet ?? PRE_CHANNELS_FLAG_UNET, minSnr: c.options.minSnr ?? 0, out: o.out });
     return;
   }
   const resumed = o.resume ? loadCheckpoint(o.resume) : undefined;
-  // A checkpoint's shapes decide the architecture; checkpoints from before --channels used TINY_UNET.
-  if (resumed) o.unet = resumed.options.unet ?? TINY_UNET;
+  // A checkpoint's shapes decide the architecture.
+  if (resumed) o.unet = resumed.options.unet ?? PRE_CHANNELS_FLAG_UNET;
   const graph = buildTrainingGraph(resumed?.weights ?? new Map(), o.unet);
   const zeros = () => new Map([...graph.weights].map(([k, w]) => [k, new Float32Array(w.length)]));
   const s: TrainState = resumed

@@ -19,9 +19,11 @@ export interface UnetConfig {
   contextLength: number;         // tokens per prompt
 }
 
+// The committed embedded model's levels (issue 12): a thin 32² level without attention (it is the costliest
+// resolution), attention at 16² and 8². `npm run unet:cost` compares configurations by multiply-adds.
 export const TINY_UNET: UnetConfig = {
   sampleSize: 32, inChannels: 3, outChannels: 3,
-  blockOutChannels: [32, 64], crossAttention: [false, true], layersPerBlock: 1,
+  blockOutChannels: [16, 32, 64], crossAttention: [false, true, true], layersPerBlock: 1,
   normGroups: 8, attentionHeadDim: 32, crossAttentionDim: 64, contextLength: 16,
 };
 

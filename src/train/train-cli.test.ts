@@ -41,7 +41,7 @@ describe('npm run train', () => {
     expect(run.stdout.match(/^step \d\/2 {2}loss [\d.]+ {2}acc [\d.]+ {2}\|g\| \S+ {2}[\d.]+ steps\/s$/gm)).toHaveLength(2);
     const bytes = new Uint8Array(readFileSync(out));
     const keys = Object.keys(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true))))));
-    expect(keys.filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(32); // every attention projection of the embedded UNet
+    expect(keys.filter((k) => k.endsWith('.lora.down.weight'))).toHaveLength(56); // every attention projection of the embedded UNet (7 transformer blocks × 8)
     expect(keys).toContain('unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora.up.weight');
     const lora = parseLora(bytes, [{ modulePath: 'mid_block.attentions.0.transformer_blocks.0.attn1.to_q', inFeatures: 64, outFeatures: 64 }], { unmatched: 'skip' });
     expect(lora.entries.get('mid_block.attentions.0.transformer_blocks.0.attn1.to_q')!.rank).toBe(2);

@@ -84,7 +84,7 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
     // The page loads the diffusers file: it reads back as the same LoRA.
     const targets = [...dpo.lora.entries].map(([modulePath, e]) => ({ modulePath, inFeatures: e.inFeatures, outFeatures: e.outFeatures }));
     const back = parseLora(serializeLora(dpo.lora, 'diffusers'), targets);
-    expect(back.entries.size).toBe(32);
+    expect(back.entries.size).toBe(56); // 7 transformer blocks × (attn1, attn2) × (q, k, v, out)
     for (const [path, e] of dpo.lora.entries) {
       expect(back.entries.get(path)!.down).toEqual(e.down);
       expect(back.entries.get(path)!.up).toEqual(e.up.map((v) => v * e.scale));
@@ -137,7 +137,7 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
     const error = await attempt.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TrainingError);
     const lastGood = (error as TrainingError).lastGood;
-    expect(lastGood.entries.size).toBe(32);
+    expect(lastGood.entries.size).toBe(56);
     expect([...lastGood.entries.values()].every((e) => e.up.every((v) => v === 0))).toBe(true);
   });
 });

@@ -29,8 +29,9 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
   });
 
   it('finds the LoRA sites and loads η and δ', () => {
-    // Transformer blocks: down_blocks.1, mid_block, and up_blocks.0 (two); 8 projections each (attn1, attn2 × q, k, v, out).
-    expect(engine.info.loraSites).toBe(4 * 8);
+    // Transformer blocks: down_blocks.1 and .2, mid_block, up_blocks.0 and .1 (two each); 8 projections each
+    // (attn1, attn2 × q, k, v, out).
+    expect(engine.info.loraSites).toBe(7 * 8);
     expect(engine.info.hasEta && engine.info.hasDelta).toBe(true);
   });
 
@@ -120,7 +121,7 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     const extra = { [`${ff}.lora.down.weight`]: { shape: [4, 256], data: new Float32Array(1024) }, [`${ff}.lora.up.weight`]: { shape: [64, 4], data: new Float32Array(256) } };
     const mixed = writeSafetensors({ ...Object.fromEntries([...tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data }])), ...extra });
     expect(engine.useLora('delta', mixed).skipped).toBe(2);
-    expect(() => engine.useLora('delta', writeSafetensors(extra))).toThrow(/none of its 2 keys matches the model's 32 attention projections/);
+    expect(() => engine.useLora('delta', writeSafetensors(extra))).toThrow(/none of its 2 keys matches the model's 56 attention projections/);
     engine.useLora('delta', undefined);
   });
 

@@ -15,7 +15,7 @@ import { writeModel } from '../onnx/model-io.ts';
 
 const FIXTURE_NOTE = 'test fixture: seeded random values';
 
-export const TINY_FIXTURE_UNET = { ...TINY_UNET, sampleSize: 16, blockOutChannels: [8, 16], normGroups: 4, attentionHeadDim: 8 };
+export const TINY_FIXTURE_UNET = { ...TINY_UNET, sampleSize: 16, blockOutChannels: [8, 16], crossAttention: [false, true], normGroups: 4, attentionHeadDim: 8 };
 
 /**
  * `predictionType: 'sample'` makes the random UNet's output the image itself, so final samples stay in a moderate range

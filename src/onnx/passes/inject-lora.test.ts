@@ -118,7 +118,7 @@ describe('injectLora', () => {
   it('on the embedded UNet: zero LoRA is the original, a random LoRA equals merged weights (1e-5)', async () => {
     const unet = buildUnet(TINY_UNET, paramSource(1234));
     const sites = findLoraSites(unet);
-    expect(sites.length).toBe(32);
+    expect(sites.length).toBe(56); // 7 transformer blocks × (attn1, attn2) × (q, k, v, out)
     const rank = 3;
     const { model: injected } = injectLora(unet, sites, rank);
     const rr = rng(11);
