@@ -85,11 +85,12 @@ test('the page stays responsive while sampling, and cancel stops it', async ({ s
   await expect(page.locator('main')).toHaveAttribute('data-status', 'generating');
   // The progress shown when the click is dispatched, read in the page: Playwright's own click takes tens of ms,
   // several steps of the embedded model, so a value read before calling click() says nothing about the cancel.
-  await page.getByTestId('cancel').evaluate((button) => button.addEventListener('click', () => {
-    (window as unknown as { progressAtCancel: number }).progressAtCancel = Number(document.querySelector('[data-testid="progress"]')!.getAttribute('value'));
+  const cancel = page.getByTestId('cancel');
+  await cancel.evaluate((button) => button.addEventListener('click', () => {
+    button.dataset.progressAtClick = document.querySelector('[data-testid="progress"]')!.getAttribute('value')!;
   }, { capture: true, once: true }));
-  await page.getByTestId('cancel').click();
-  const atCancel = await page.evaluate(() => (window as unknown as { progressAtCancel: number }).progressAtCancel);
+  await cancel.click();
+  const atCancel = Number(await cancel.getAttribute('data-progress-at-click'));
   // At most 3 more steps: the one the worker is running, the one whose progress message was in flight, and one
   // begun before the worker read the cancel (not the 200 asked for).
   await waitIdle(page, info, { steps: 3 });
