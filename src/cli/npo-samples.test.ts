@@ -1,9 +1,9 @@
 // Decisive pairs: one per prompt, its best sample against its worst, only when the reward gap reaches the margin;
-// training captions never include held-out ones.
+// training captions never include held-out ones; tuning captions include neither held-out nor pair prompts.
 import { describe, expect, it } from 'vitest';
 import { encodeImage } from '../train/pairs.ts';
 import { isHeldOut } from '../world/index.ts';
-import { decisivePairs, trainingCaptions, type SamplesFile } from './npo-samples.ts';
+import { decisivePairs, trainingCaptions, tuningCaptions, type SamplesFile } from './npo-samples.ts';
 
 const image = (v: number) => encodeImage(new Float32Array(3 * 4 * 4).fill(v), 4, 4, 'float32-chw');
 const file: SamplesFile = {
@@ -31,5 +31,13 @@ describe('decisive pairs', () => {
     expect(new Set(captions).size).toBe(50);
     expect(captions.some(isHeldOut)).toBe(false);
     expect(trainingCaptions(20, 0)).toEqual(captions.slice(0, 20));
+  });
+
+  it('tuning captions are training-split captions the pair prompts do not include', () => {
+    const pairPrompts = new Set(trainingCaptions(30, 0));
+    const tuning = tuningCaptions(20, 30, 0);
+    expect(new Set(tuning).size).toBe(20);
+    expect(tuning.some((c) => pairPrompts.has(c))).toBe(false);
+    expect(tuning.some(isHeldOut)).toBe(false);
   });
 });

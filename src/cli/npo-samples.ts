@@ -19,6 +19,12 @@ export function trainingCaptions(count: number, seed: number): string[] {
   return [...captions];
 }
 
+/** `count` training-split captions that the pairs of a `pairPrompts`-prompt `trainingCaptions` run did not use: prompts for
+ *  choosing inference settings (α, β, δ's strength) without touching held-out ones or the prompts η and δ trained on. */
+export function tuningCaptions(count: number, pairPrompts: number, seed: number): string[] {
+  return trainingCaptions(pairPrompts + count, seed).slice(pairPrompts);
+}
+
 /** Samples `perPrompt` images for each caption (seeds fnv1a(`k:caption`), k = 1…K), resuming from `path` if present. */
 export async function samplePrompts(model: ModelDirectory, captions: string[], perPrompt: number, steps: number, path: string): Promise<SamplesFile> {
   const sampler = `ddim ${steps} steps, ω ${model.manifest.defaults.omega}, ${perPrompt} seeds per prompt`;

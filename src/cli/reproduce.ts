@@ -9,8 +9,11 @@
 // all seeds of a prompt are resampled together). JSON: the issue-5 fields, plus `rewardCI`, `winRateCI` and
 // `difference` per row, and `ci` per α×β cell.
 // Usage: npm run reproduce [-- --model models --prompts 50 --seeds 4 --steps 20 --omega <manifest default>
-//          --grid 0,0.5,1 --grid-seeds 2 --grid-prompts <all> --resamples 2000 --json out.json --png grid.png
-//          --parts table,grid]   (--parts table / --parts grid: one half each, e.g. in two processes side by side)
+//          --grid 0,0.5,1 [--grid-betas <the --grid levels>] --grid-seeds 2 --grid-prompts <all> --resamples 2000 --json out.json --png grid.png
+//          --parts table,grid --split heldout|tuning]   (--parts table / --parts grid: one half each, e.g. side by side)
+// --split tuning samples training-split prompts that no preference pair used (tuningCaptions) instead of held-out
+// ones: the place to choose the defaults α, β (or δ's training) without selecting on the held-out table. It writes
+// no PNG unless --png is given.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { scoreImage, winRate, type RewardScores } from '../reward/index.ts';
@@ -18,13 +21,15 @@ import { encodePng, heldOutCaptions, imageGrid } from '../world/index.ts';
 import { engineWith, readModelDirectory } from '../eval/sample-model.ts';
 import { bootstrapInterval, groupByPrompt, type Interval } from '../eval/bootstrap.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
+import type { ModelManifest } from '../model/manifest.ts';
+import { tuningCaptions } from './npo-samples.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '50' }, seeds: { type: 'string', default: '4' },
     steps: { type: 'string', default: '20' }, omega: { type: 'string' }, alpha: { type: 'string' }, beta: { type: 'string' },
-    grid: { type: 'string', default: '0,0.5,1' }, 'grid-seeds': { type: 'string', default: '2' }, 'grid-prompts': { type: 'string' }, parts: { type: 'string', default: 'table,grid' }, resamples: { type: 'string', default: '2000' },
-    json: { type: 'string' }, png: { type: 'string', default: 'docs/reproduce-grid.png' }, 'png-prompts': { type: 'string', default: '8' },
+    grid: { type: 'string', default: '0,0.5,1' }, 'grid-betas': { type: 'string' }, 'grid-seeds': { type: 'string', default: '2' }, 'grid-prompts': { type: 'string' }, parts: { type: 'string', default: 'table,grid' }, resamples: { type: 'string', default: '2000' },
+    json: { type: 'string' }, png: { type: 'string' }, split: { type: 'string', default: 'heldout' }, 'png-prompts': { type: 'string', default: '8' },
   },
 });
 
@@ -43,7 +48,7 @@ async function main() {
   const omega = Number(values.omega ?? d.omega);
   const alpha = Number(values.alpha ?? d.alpha);
   const beta = Number(values.beta ?? d.beta);
-  const prompts = heldOutCaptions(Number(values.prompts));
+  const prompts = evaluationPrompts(manifest, values.split!, Number(values.prompts));
   const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 1000 + i);
   const base: Omit<GenerateParams, 'prompt' | 'seed'> = { negativePrompt: '', steps: Number(values.steps), omega, alpha, beta, scheduler: 'ddim' };
 
@@ -70,13 +75,14 @@ async function main() {
 
   // Figure 10: the α×β sweep of dpo+npo on the same prompts (the first `grid-prompts`, first `grid-seeds` seeds). Two cells are configurations
   // of the table, whose samples are reused: α = 1, β = 0 is θ_neg = θ + η = θ_pos, i.e. dpo; (α, β) is dpo+npo.
-  const levels = parts.has('grid') ? values.grid!.split(',').map(Number) : [];
+  const alphas = parts.has('grid') ? values.grid!.split(',').map(Number) : [];
+  const betas = (values['grid-betas'] ?? values.grid!).split(',').map(Number);
   const gridSeeds = seeds.slice(0, Number(values['grid-seeds']));
   const gridPrompts = prompts.slice(0, Number(values['grid-prompts'] ?? prompts.length));
   const resamples = Number(values.resamples);
   const grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[] = [];
-  for (const a of levels) {
-    for (const b of levels) {
+  for (const a of alphas) {
+    for (const b of betas) {
       const reuse = !parts.has('table') ? undefined : a === 1 && b === 0 ? 'dpo' : a === alpha && b === beta ? 'dpo+npo' : undefined;
       const cell: { prompt: string; total: number }[] = [];
       for (const prompt of gridPrompts) for (const seed of gridSeeds) {
@@ -120,16 +126,29 @@ async function main() {
     /** Paired per-sample differences config − base and config − dpo, per axis, with intervals. */
     difference: { vsBase: paired(config, 'base'), vsDpo: paired(config, 'dpo') },
   }));
-  const report = { parts: [...parts], prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
+  const report = { split: values.split!, parts: [...parts], prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
   printTable(report);
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
-  if (parts.has('table')) writeGrid(results, Number(values['png-prompts']), values.png!);
+  const png = values.png ?? (values.split === 'heldout' ? 'docs/reproduce-grid.png' : undefined);
+  if (parts.has('table') && png) writeGrid(results, Number(values['png-prompts']), png, SPLIT_LABEL[values.split!]);
+}
+
+const SPLIT_LABEL: Record<string, string> = { heldout: 'held-out', tuning: 'tuning (training-split, unpaired)' };
+
+/** Held-out prompts (never trained on), or tuning prompts: training-split captions after the ones train:npo paired. */
+function evaluationPrompts(manifest: ModelManifest, split: string, count: number): string[] {
+  if (split === 'heldout') return heldOutCaptions(count);
+  if (split !== 'tuning') throw new Error(`--split must be heldout or tuning, got ${split}`);
+  const training = (manifest as { training?: { pairs?: { prompts?: number }; eta?: { seed?: number } } }).training;
+  const paired = training?.pairs?.prompts;
+  if (!paired) throw new Error('--split tuning needs manifest.training.pairs.prompts (written by npm run train:npo)');
+  return tuningCaptions(count, paired, training?.eta?.seed ?? 0);
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 type Report = {
-  prompts: number; gridPrompts: number; samples: number; seconds: number;
+  split: string; prompts: number; gridPrompts: number; samples: number; seconds: number;
   rows: { config: string; alpha: number; beta: number; omega: number; reward: Record<Axis, number>; rewardCI: Record<Axis, Interval>; winRate: { vsBase: number; vsDpo: number }; winRateCI: { vsBase: Interval; vsDpo: Interval }; difference: Record<'vsBase' | 'vsDpo', Record<Axis, { mean: number; ci: Interval }>> }[];
   grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[];
 };
@@ -143,7 +162,7 @@ function printRows(report: Report) {
   const f = (x: number) => x.toFixed(3);
   const withCi = (x: number, ci: Interval) => `${f(x)} [${f(ci[0])}, ${f(ci[1])}]`;
   const pct = (x: number, ci: Interval) => `${(100 * x).toFixed(1)}% [${(100 * ci[0]).toFixed(0)}, ${(100 * ci[1]).toFixed(0)}]`;
-  console.log(`\n${report.prompts} held-out prompts × ${report.samples / report.prompts} seeds = ${report.samples} samples per configuration (${report.seconds} s); [95 % bootstrap interval over prompts]\n`);
+  console.log(`\n${report.prompts} ${SPLIT_LABEL[report.split]} prompts × ${report.samples / report.prompts} seeds = ${report.samples} samples per configuration (${report.seconds} s); [95 % bootstrap interval over prompts]\n`);
   console.log('| config | α | β | ω | total | fidelity | detail | colour | composition | win vs base | win vs dpo |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of report.rows) {
@@ -167,7 +186,7 @@ function printGrid(report: Report) {
   for (const a of alphas) console.log(`| ${a} | ${betas.map((b) => { const g = report.grid.find((c) => c.alpha === a && c.beta === b)!; return withCi(g.total, g.ci); }).join(' | ')} |`);
 }
 
-function writeGrid(results: Record<string, Sample[]>, promptCount: number, path: string) {
+function writeGrid(results: Record<string, Sample[]>, promptCount: number, path: string, label: string) {
   const configs = Object.keys(results);
   const images: Float32Array[] = [];
   const firstSeed = results.base[0].seed;
@@ -175,7 +194,7 @@ function writeGrid(results: Record<string, Sample[]>, promptCount: number, path:
   for (const row of rows) for (const config of configs) images.push(results[config].find((s) => s.prompt === row.prompt && s.seed === row.seed)!.image);
   const grid = imageGrid(images, 32, configs.length, 4);
   writeFileSync(path, encodePng(grid.image, grid.width, grid.height));
-  console.log(`\nwrote ${path}: ${rows.length} held-out prompts (rows) × ${configs.join(', ')} (columns), seed ${firstSeed}`);
+  console.log(`\nwrote ${path}: ${rows.length} ${label} prompts (rows) × ${configs.join(', ')} (columns), seed ${firstSeed}`);
   rows.forEach((r, i) => console.log(`  row ${i + 1}: ${r.prompt}`));
 }
 
