@@ -23,6 +23,10 @@ import { bootstrapInterval, groupByPrompt, type Interval } from '../eval/bootstr
 import type { GenerateParams } from '../worker/protocol.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 import { tuningCaptions } from './npo-samples.ts';
+import { compareLoras, type LoraComparison } from '../lora/compare.ts';
+import { parseLora } from '../lora/formats.ts';
+import { findLoraSites } from '../onnx/lora-sites.ts';
+import { readModel } from '../onnx/model-io.ts';
 
 const { values } = parseArgs({
   options: {
@@ -126,11 +130,18 @@ async function main() {
     /** Paired per-sample differences config − base and config − dpo, per axis, with intervals. */
     difference: { vsBase: paired(config, 'base'), vsDpo: paired(config, 'dpo') },
   }));
-  const report = { split: values.split!, parts: [...parts], prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
+  const etaDelta = compareEtaDelta(files.get(manifest.unet.file)!, etaFile, deltaFile);
+  const report = { split: values.split!, etaDelta, parts: [...parts], prompts: prompts.length, gridPrompts: gridPrompts.length, samples: prompts.length * seeds.length, steps: base.steps, seconds: Math.round((performance.now() - started) / 1000), confidence: { level: 0.95, resamples, over: 'prompts (cluster bootstrap, seeds kept together)' }, rows, grid };
   printTable(report);
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2) + '\n');
   const png = values.png ?? (values.split === 'heldout' ? 'docs/reproduce-grid.png' : undefined);
   if (parts.has('table') && png) writeGrid(results, Number(values['png-prompts']), png, SPLIT_LABEL[values.split!]);
+}
+
+/** How δ relates to η as weight changes (src/lora/compare.ts): it says what β·δ adds beyond a multiple of η. */
+function compareEtaDelta(unet: Uint8Array, eta: Uint8Array, delta: Uint8Array): LoraComparison {
+  const targets = findLoraSites(readModel(unet)).map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
+  return compareLoras(parseLora(eta, targets), parseLora(delta, targets));
 }
 
 const SPLIT_LABEL: Record<string, string> = { heldout: 'held-out', tuning: 'tuning (training-split, unpaired)' };
@@ -148,12 +159,15 @@ function evaluationPrompts(manifest: ModelManifest, split: string, count: number
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 type Report = {
-  split: string; prompts: number; gridPrompts: number; samples: number; seconds: number;
+  split: string; etaDelta: LoraComparison; prompts: number; gridPrompts: number; samples: number; seconds: number;
   rows: { config: string; alpha: number; beta: number; omega: number; reward: Record<Axis, number>; rewardCI: Record<Axis, Interval>; winRate: { vsBase: number; vsDpo: number }; winRateCI: { vsBase: Interval; vsDpo: Interval }; difference: Record<'vsBase' | 'vsDpo', Record<Axis, { mean: number; ci: Interval }>> }[];
   grid: { alpha: number; beta: number; total: number; ci: Interval; samples: number }[];
 };
 
 function printTable(report: Report) {
+  const r = report.etaDelta, f = (x: number) => x.toFixed(3);
+  console.log(`\nδ against η over ${r.sites} LoRA sites (ΔW = scale·up·down): cosine ${f(r.cosine)} (per site ${f(r.siteCosines.min)} … ${f(r.siteCosines.max)}), `
+    + `δ ≈ ${f(r.factor)}·η + a rest of ${f(r.residual)}·‖δ‖; ‖δ‖/‖η‖ ${f(r.normRatio)}`);
   if (report.rows.length) printRows(report);
   if (report.grid.length) printGrid(report);
 }
