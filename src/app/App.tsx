@@ -5,6 +5,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
+import { AXIS_RANGES } from '../share/sweep.ts';
 import type { ImageKind } from '../worker/protocol.ts';
 import { shownImage, usePlayground, type CompareView as View, type ShownImage } from './store.ts';
 import { endDrag, previewDrag } from './drag-preview.ts';
@@ -159,8 +160,8 @@ export function App() {
               </select></label>
           </div>
           <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={commit} onDrag={previewDrag} />
-          <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={0} max={1} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={commit} onDrag={previewDrag} />
-          <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={0} max={1} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
+          <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={AXIS_RANGES.alpha[0]} max={AXIS_RANGES.alpha[1]} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={commit} onDrag={previewDrag} />
+          <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={AXIS_RANGES.beta[0]} max={AXIS_RANGES.beta[1]} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
           <div className="row">
             <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
             <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>

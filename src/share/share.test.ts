@@ -50,7 +50,7 @@ describe('scoreRgba', () => {
 describe('sweep', () => {
   it('parses axis values and refuses bad ones by name', () => {
     expect(parseAxisValues('0, 0.5 1', 'alpha')).toEqual([0, 0.5, 1]);
-    expect(() => parseAxisValues('0, 2', 'beta')).toThrow(/2 is outside \[0, 1\]/);
+    expect(() => parseAxisValues('0, 2.5', 'beta')).toThrow(/2.5 is outside \[0, 2\]/);
     expect(() => parseAxisValues('a', 'omega')).toThrow(SweepError);
     expect(() => parseAxisValues('', 'alpha')).toThrow(/at least one/);
     expect(() => parseAxisValues('0 0', 'alpha')).toThrow(/repeat/);

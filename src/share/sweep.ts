@@ -3,7 +3,9 @@
 
 export type SweepAxis = 'alpha' | 'beta' | 'omega';
 
-export const AXIS_RANGES: Record<SweepAxis, [number, number]> = { alpha: [0, 1], beta: [0, 1], omega: [0, 30] };
+/** The values a sweep (and the page's α and β sliders) accept. α and β reach 2, past the defaults (α 1.5, β 0.5: the
+ *  embedded model's manifest) and along the map's ridge, where α grows with β (README, "Choosing α and β"). */
+export const AXIS_RANGES: Record<SweepAxis, [number, number]> = { alpha: [0, 2], beta: [0, 2], omega: [0, 30] };
 
 export class SweepError extends Error {
   constructor(message: string) {
