@@ -64,6 +64,28 @@ test('moving α changes the NPO image and leaves the baseline pixel-identical', 
   expect(await page.getByTestId('image-baseline').getAttribute('data-key')).toBe(baselineKey);
 });
 
+test('η off compares base with base+NPO: the baseline changes, α stops mattering, and η back restores the pixels', async ({ sharedPage }, info) => {
+  const page = await playground(sharedPage, info);
+  const withEta = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  const useEta = page.getByTestId('use-eta');
+  await expect(useEta).toBeChecked();
+  await useEta.click();
+  await expect(useEta).not.toBeChecked(); // the box follows the worker's 'lora-used', on which the page regenerates
+  await waitIdle(page);
+  const off = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  expect(differingPixels(withEta.baseline, off.baseline)).toBeGreaterThan(10); // θ_pos = θ now, not θ + η
+  await setSlider(page, 'slider-alpha', 0.2); // θ_neg = θ + α·0 + β·δ: α has nothing to scale
+  await waitIdle(page);
+  expect(differingPixels(off.npo, await pixels(page, 'image-npo'))).toBe(0);
+  await setSlider(page, 'slider-alpha', Number(opened!['slider-alpha']));
+  await waitIdle(page);
+  await useEta.click();
+  await expect(useEta).toBeChecked();
+  await waitIdle(page);
+  expect(differingPixels(withEta.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+  expect(differingPixels(withEta.npo, await pixels(page, 'image-npo'))).toBe(0);
+});
+
 test('moving ω recomputes both images', async ({ sharedPage }, info) => {
   const page = await playground(sharedPage, info);
   const before = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };

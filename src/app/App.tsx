@@ -162,6 +162,7 @@ export function App() {
           <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={commit} onDrag={previewDrag} />
           <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={AXIS_RANGES.alpha[0]} max={AXIS_RANGES.alpha[1]} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={commit} onDrag={previewDrag} />
           <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={AXIS_RANGES.beta[0]} max={AXIS_RANGES.beta[1]} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
+          {(s.model?.hasEta || s.loraNames.eta) && <EtaSwitch inUse={s.loraNames.eta !== NO_ETA} />}
           <div className="row">
             <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
             <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>
@@ -194,5 +195,22 @@ export function App() {
       <SweepPanel disabled={s.status === 'loading' || s.status === 'failed'} />
       <HistoryStrip />
     </main>
+  );
+}
+
+/** What the page calls "no η" (the training store's LoRA name, so history and links tell the two apart). */
+const NO_ETA = 'none (the base model)';
+
+/**
+ * η on or off. On, θ_pos = θ + η: the page compares the DPO model with and without NPO. Off, θ_pos = θ and
+ * θ_neg = θ + β·δ: base against base+NPO, where NPO's gain is measured (README, "the paper's table in our world").
+ */
+function EtaSwitch({ inUse }: { inUse: boolean }) {
+  const toggle = (on: boolean) => useTraining.getState().useLora('eta', on ? null : 'none', on ? "the model's η" : NO_ETA);
+  return (
+    <label className="check" title="off: θ_pos = θ (the base model), θ_neg = θ + β·δ">
+      <input type="checkbox" data-testid="use-eta" checked={inUse} onChange={(e) => toggle(e.currentTarget.checked)} />
+      <span>η (DPO) on both branches</span>
+    </label>
   );
 }

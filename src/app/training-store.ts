@@ -50,7 +50,8 @@ export interface TrainingState {
   setOption<K extends keyof TrainOptions>(key: K, value: TrainOptions[K]): void;
   train(): Promise<void>;
   cancel(): void;
-  useLora(role: LoraRole, lora: Uint8Array | null, name: string): void;
+  /** null restores the model's own LoRA; 'none' runs without one. */
+  useLora(role: LoraRole, lora: Uint8Array | null | 'none', name: string): void;
 }
 
 export interface LoraEffect {
@@ -122,7 +123,7 @@ export const useTraining = create<TrainingState>()((set, get) => ({
     const id = nextRequestId();
     set((s) => ({ requests: [...s.requests, id], error: undefined }));
     // A copy goes to the worker, so the trained LoRA stays here for download.
-    sendToWorker({ type: 'use-lora', id, role, lora: lora ? lora.slice() : null, name });
+    sendToWorker({ type: 'use-lora', id, role, lora: lora instanceof Uint8Array ? lora.slice() : lora, name });
   },
 }));
 

@@ -88,7 +88,7 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
     info,
     tokens: (prompt) => conditioner.tokens(prompt),
     useLora(role, lora) {
-      const given = lora === undefined ? [] : lora instanceof Uint8Array ? [{ bytes: lora, scale: 1 }] : lora;
+      const given = lora === undefined || lora === 'none' ? [] : lora instanceof Uint8Array ? [{ bytes: lora, scale: 1 }] : lora;
       const parts = given.map(({ bytes, scale }, i) => {
         const set = parseLora(bytes, targets, { unmatched: 'skip' });
         const which = given.length > 1 ? `LoRA ${i + 1}: ` : '';
@@ -96,7 +96,7 @@ export async function createLatentEngine(ort: Ort, manifest: PreparedManifest, f
         if (!Number.isFinite(scale)) throw new Error(`${which}scale ${scale} is not a finite number`);
         return { set, scale };
       });
-      offsets = { ...offsets, [role]: parts.length ? { kind: 'lora', parts } : modelOffsets[role] };
+      offsets = { ...offsets, [role]: parts.length ? { kind: 'lora', parts } : lora === 'none' ? undefined : modelOffsets[role] };
       // The touched tensors decide the graph (stacked or grouped), so the UNet session is rebuilt; generate() awaits it.
       unet = unet.then(async (previous) => {
         await previous.session.release().catch(() => undefined);

@@ -115,6 +115,24 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     expect(() => engine.useLora('delta', new Uint8Array([1, 2, 3]))).toThrow(/safetensors/);
   });
 
+  it("runs without η ('none'): base against base+NPO, exactly an engine built with δ alone; α no longer matters", async () => {
+    const withEta = await engine.generate(params, ['baseline', 'npo'], {});
+    engine.useLora('eta', 'none');
+    const off = await engine.generate(params, ['baseline', 'npo'], {});
+    const otherAlpha = await engine.generate({ ...params, alpha: params.alpha + 0.5 }, ['npo'], {});
+    engine.useLora('eta', undefined);
+    const restored = await engine.generate(params, ['baseline', 'npo'], {});
+    const deltaOnly = await createEngine(ort, { ...manifest, loras: { delta: manifest.loras.delta } }, files);
+    const reference = await deltaOnly.generate(params, ['baseline', 'npo'], {});
+    await deltaOnly.release();
+    for (const kind of ['baseline', 'npo'] as const) {
+      expect(maxDiff(off.images.get(kind)!, reference.images.get(kind)!)).toBeLessThan(1e-5);
+      expect(same(restored.images.get(kind)!, withEta.images.get(kind)!)).toBe(true);
+    }
+    expect(maxDiff(off.images.get('baseline')!, withEta.images.get('baseline')!)).toBeGreaterThan(1e-3); // η mattered
+    expect(same(otherAlpha.images.get('npo')!, off.images.get('npo')!)).toBe(true);
+  });
+
   it('uses a brought LoRA that also trains other layers, counting the keys it ignores; refuses one that matches nothing', () => {
     const { tensors } = readSafetensors(files.get(manifest.loras.eta!.file)!);
     const ff = 'unet.down_blocks.1.attentions.0.transformer_blocks.0.ff.net.2';

@@ -42,9 +42,9 @@ export interface Engine {
   generate(params: GenerateParams, images: ImageKind[], hooks: GenerateHooks): Promise<{ seed: number; images: Map<ImageKind, Float32Array> }>;
   /**
    * Replaces η or δ by a LoRA file's (safetensors bytes), or by several stacked with their own scales (Σ scaleᵢ·ΔWᵢ;
-   * prepared models only); undefined restores the model's own.
+   * prepared models only); undefined restores the model's own; 'none' leaves the role empty (θ + 0).
    */
-  useLora(role: LoraRole, lora: Uint8Array | readonly LoraPart[] | undefined): { skipped: number };
+  useLora(role: LoraRole, lora: Uint8Array | readonly LoraPart[] | undefined | 'none'): { skipped: number };
   release(): Promise<void>;
   /** Counters of the last generation (loop kind, read-backs, live GPU buffers). */
   stats(): GenerationStats;
@@ -108,9 +108,18 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
   };
 
   const info = modelInfo(manifest, sites.length, weights);
+  /** Puts `set` (undefined: none) in `role`'s place, on the GPU or in the CPU weight sets. */
+  const swapIn = (role: LoraRole, set: LoraSet | undefined, skipped: number) => {
+    applyLora(weights, role, set, dense);
+    if (gpu) gpu.replaceOffsets(role, weights.map((w) => factors(w.lora?.[role])));
+    else weightSets = createWeightSets(ort, weights);
+    Object.assign(info, modelInfo(manifest, sites.length, weights));
+    return { skipped };
+  };
   return {
     info,
     useLora(role, lora) {
+      if (lora === 'none') return swapIn(role, undefined, 0);
       const bytes = lora === undefined || lora instanceof Uint8Array ? lora : singleLora(lora);
       // A LoRA a person brings may also train layers we do not patch (feed-forward, proj_in/out, resnets, the text
       // encoder): those keys are skipped and counted rather than refused, as long as some attention projection matches.
@@ -118,11 +127,7 @@ export async function createEngine(ort: Ort, manifest: ModelManifest, files: Rea
       if (bytes && set!.entries.size === 0) {
         throw new Error(`none of its ${set!.skipped.length} keys matches the model's ${sites.length} attention projections (e.g. ${sites[0]?.modulePath})`);
       }
-      applyLora(weights, role, set, dense);
-      if (gpu) gpu.replaceOffsets(role, weights.map((w) => factors(w.lora?.[role])));
-      else weightSets = createWeightSets(ort, weights);
-      Object.assign(info, modelInfo(manifest, sites.length, weights));
-      return { skipped: bytes ? set!.skipped.length : 0 };
+      return swapIn(role, set, bytes ? set!.skipped.length : 0);
     },
     generate: oneAtATime(async (params, images, { onPreview, ...rest }) => {
       const seed = resolveSeed(params.seed);

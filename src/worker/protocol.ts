@@ -62,7 +62,8 @@ export type WorkerRequest =
   | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[] }
   | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
   /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own. */
-  | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null; name: string }
+  /** lora: a file's bytes; null restores the model's own; 'none' runs without one (θ + 0: η off shows the base model). */
+  | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null | 'none'; name: string }
   /**
    * The image a LoRA changes (δ: the NPO image, η: the baseline), made with the current η/δ and again with `lora`
    * in its role, at `params`; the worker's own η/δ are back in place afterwards. Answered with 'lora-preview'.

@@ -25,7 +25,7 @@ interface Loaded {
   lost?: string;
   device?: GPUDevice;
   /** LoRA files swapped in with 'use-lora', re-applied when the engine is recreated. */
-  swapped?: Partial<Record<LoraRole, Uint8Array | undefined>>;
+  swapped?: Partial<Record<LoraRole, Uint8Array | 'none' | undefined>>;
 }
 
 let loaded: Promise<Loaded> | undefined;
@@ -165,7 +165,7 @@ function trainingLimits(device: GPUDevice | undefined) {
   return { memoryBytes: 4 * 2 ** 30 };
 }
 
-async function useLora(id: number, role: LoraRole, lora: Uint8Array | null, name: string) {
+async function useLora(id: number, role: LoraRole, lora: Uint8Array | null | 'none', name: string) {
   try {
     const current = await ready();
     const { skipped } = current.engine.useLora(role, lora ?? undefined);
