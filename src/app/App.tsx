@@ -198,7 +198,7 @@ export function App() {
   );
 }
 
-/** What the page calls "no η" (the training store's LoRA name, so history and links tell the two apart). */
+/** What the page calls "no η": its LoRA name in the store, so history entries tell the two apart (share links do not carry it). */
 const NO_ETA = 'none (the base model)';
 
 /**

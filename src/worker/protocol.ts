@@ -61,8 +61,7 @@ export type WorkerRequest =
   | { type: 'clear-cache' }
   | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[] }
   | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
-  /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own. */
-  /** lora: a file's bytes; null restores the model's own; 'none' runs without one (θ + 0: η off shows the base model). */
+  /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own; 'none' runs without one (θ + 0: η off shows the base model). */
   | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null | 'none'; name: string }
   /**
    * The image a LoRA changes (δ: the NPO image, η: the baseline), made with the current η/δ and again with `lora`
