@@ -1,0 +1,21 @@
+// Element types of the GPU tensors our kernels read and write: float32, or IEEE binary16 ("float16") held two per u32
+// word and converted with WGSL's core pack/unpack builtins (half.wgsl), so float16 models need no 'shader-f16'.
+import halfSource from './half.wgsl?raw';
+
+export type ElementType = 'f32' | 'f16';
+
+export const bytesPerElement = (type: ElementType): 2 | 4 => (type === 'f16' ? 2 : 4);
+
+/** u32 words that elements [offset, offset + count) of a `type` tensor touch: our kernels run one thread per word. */
+export function wordsTouched(type: ElementType, offset: number, count: number): number {
+  if (type === 'f32') return count;
+  return Math.floor((offset + count - 1) / 2) - Math.floor(offset / 2) + 1;
+}
+
+/** Throws `<kernel>: <what> must be 'f32' or 'f16', got …` for anything else (a typo'd string from a manifest). */
+export function checkElementType(type: unknown, kernel: string, what: string): asserts type is ElementType {
+  if (type !== 'f32' && type !== 'f16') throw new Error(`${kernel}: ${what} must be 'f32' or 'f16', got ${String(type)}`);
+}
+
+/** A kernel's WGSL with half.wgsl's functions (halfOf, halfBits, withHalf) in front: WGSL has no #include. */
+export const withHalfFunctions = (source: string): string => `${halfSource}\n${source}`;
