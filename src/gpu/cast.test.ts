@@ -6,6 +6,7 @@
 //   its two binary16 neighbours (WGSL does not fix the rounding direction), the nearest-even one where x is exact.
 // - the scale multiplies in f32 (correctly rounded in WGSL), so f32 → f32 equals Math.fround(scale·x) exactly.
 // - bits of dst outside [dstOffset, dstOffset + count), the other half of a shared f16 word included, are unchanged.
+// Offsets past 256 bytes exercise the binding windows (cast.ts binds the range, not the whole buffer).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { floatToHalf, halfToFloat } from '../lora/float16.ts';
 import { createWeightBuffer, readBuffer } from './buffers.ts';
@@ -112,7 +113,7 @@ describe('cast kernel (Dawn/SwiftShader) vs src/lora/float16.ts', () => {
     expect(restIntact(r16, to16)).toBe(true);
   });
 
-  for (const [srcOffset, dstOffset, count] of [[0, 1, 1], [1, 0, 2], [1, 1, 7], [0, 0, 1], [3, 2, 513]]) {
+  for (const [srcOffset, dstOffset, count] of [[0, 1, 1], [1, 0, 2], [1, 1, 7], [0, 0, 1], [3, 2, 513], [1001, 777, 300]]) {
     it(`f16 → f16 copies bits (NaN as quiet NaN), src element ${srcOffset}, dst element ${dstOffset}, ${count} elements`, async () => {
       const halves = Array.from(randomBits(count, 10 + count), (b) => b & 0xffff);
       const d: CastDispatch = { src: buffer('f16', srcOffset, count, 11, halfBytes(halves)), srcOffset, dst: buffer('f16', dstOffset, count, 12), dstOffset, count, from: 'f16', to: 'f16' };

@@ -12,8 +12,8 @@ override DST_F16: bool = false;
 
 struct CastParams {
   count: u32,
-  srcOffset: u32,
-  dstOffset: u32,
+  srcOffset: u32,    // index of the first element inside the src window (cast.ts binds windows over the range)
+  dstOffset: u32,    // the same inside the dst window
   gridX: u32,
   scale: f32,
 }

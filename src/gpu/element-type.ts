@@ -6,6 +6,31 @@ export type ElementType = 'f32' | 'f16';
 
 export const bytesPerElement = (type: ElementType): 2 | 4 => (type === 'f16' ? 2 : 4);
 
+/** Where a tensor lies in its buffer: its element type and the index of its first element. */
+export interface Region {
+  type: ElementType;
+  offset: number;
+}
+
+/** A storage binding over part of a buffer: byte offset (storage-offset aligned) and byte size (whole u32 words). */
+export interface Window {
+  offset: number;
+  size: number;
+  /** Index, inside the window, of the range's first element. */
+  index: number;
+}
+
+/** Bytes a buffer needs to hold `count` elements of `region` (whole u32 words: the kernels bind words). */
+export const bytesToHold = (region: Region, count: number): number => Math.ceil(((region.offset + count) * bytesPerElement(region.type)) / 4) * 4;
+
+/** The binding window over elements [first, first + count) of `region`, starting at an aligned byte offset. */
+export function windowOf(region: Region, first: number, count: number, storageOffsetAlignment: number): Window {
+  const bytes = bytesPerElement(region.type);
+  const startByte = (region.offset + first) * bytes;
+  const offset = Math.floor(startByte / storageOffsetAlignment) * storageOffsetAlignment;
+  return { offset, size: Math.ceil((startByte + count * bytes - offset) / 4) * 4, index: (startByte - offset) / bytes };
+}
+
 /** u32 words that elements [offset, offset + count) of a `type` tensor touch: our kernels run one thread per word. */
 export function wordsTouched(type: ElementType, offset: number, count: number): number {
   if (type === 'f32') return count;

@@ -6,8 +6,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { floatToHalf } from '../lora/float16.ts';
 import { acquireDevice } from './device.ts';
-import { bytesPerElement, type ElementType } from './element-type.ts';
-import { createMergeKernels, planChunks, planPasses, windowOf, type MergeJob, type MergeKernels, type MergeLimits, type MergeTerm, type WeightLayout } from './merge.ts';
+import { bytesPerElement, windowOf, type ElementType } from './element-type.ts';
+import { createMergeKernels, planChunks, planPasses, type MergeJob, type MergeKernels, type MergeLimits, type MergeTerm, type WeightLayout } from './merge.ts';
 import { createCaseRunner, makeCase, makeFlatCase, reference, STANDARD_CASES, tolerance, worstRatio, type HostCase } from './merge-check.ts';
 import { createNodeGpu } from './node-gpu.ts';
 

@@ -9,7 +9,11 @@
 // reverse both work); LoRA factors are float32 (small, decoded on the CPU). 'f16' buffers hold IEEE binary16 bits,
 // read and written as u32 words with WGSL's core pack2x16float / unpack2x16float (half.wgsl): no 'shader-f16' needed,
 // so float16 weights merge on every adapter, SwiftShader included. An `enable f16;` variant would move the same bytes
-// (the kernel is bandwidth-bound and sums in f32 anyway), so there is none.
+// (the kernel is bandwidth-bound and sums in f32 anyway), so there is none. ORT itself does need the feature:
+// onnxruntime-web 1.30's WebGPU EP creates a session for a float16 graph on a device without 'shader-f16', but its
+// first run fails ("Program MatMulNaive requires f16 but the device does not support it", tried on Dawn/SwiftShader
+// with the weight fed from a CPU tensor and from our GPU buffer alike). There a float16 model must run as a float32
+// graph; cast.ts turns float16 weight bytes into float32 buffers on the GPU.
 // Every tensor may start at any element of its buffer (baseOffset, outOffset, a dense term's offset), odd ones too:
 // the worker stacks θ_pos and θ_neg in one [2, …] buffer, and an f16 word may hold one element of each. The thread
 // that owns a word keeps the half it does not write (merge.wgsl).
@@ -33,7 +37,7 @@
 //   // or kernels.encodeMerge(encoder, job) ... queue.submit(...); kernels.recycle();
 // Terms with scale 0 are skipped. Errors are thrown before anything is encoded.
 import { USAGE_COPY_DST, USAGE_STORAGE, USAGE_UNIFORM } from './buffers.ts';
-import { bytesPerElement, checkElementType, withHalfFunctions, wordsTouched, type ElementType } from './element-type.ts';
+import { bytesPerElement, bytesToHold, checkElementType, windowOf, withHalfFunctions, wordsTouched, type ElementType, type Region, type Window } from './element-type.ts';
 import mergeSource from './merge.wgsl?raw';
 import { dispatchGrid } from './param-slots.ts';
 
@@ -92,20 +96,6 @@ export interface MergeKernels {
   destroy(): void;
 }
 
-/** Where a tensor lies in its buffer: its element type and the index of its first element. */
-export interface Region {
-  type: ElementType;
-  offset: number;
-}
-
-/** A storage binding over part of a buffer: byte offset (storage-offset aligned) and byte size (whole u32 words). */
-export interface Window {
-  offset: number;
-  size: number;
-  /** Index, inside the window, of the chunk's first element. */
-  index: number;
-}
-
 export interface MergeChunk {
   first: number; // W's element index of the chunk's first element
   count: number; // elements in the chunk
@@ -122,14 +112,6 @@ const MAX_UNIFORM_SLOTS = 1 << 16; // a pool this large means recycle() is never
 const U32_MAX = 0xffffffff;
 
 const align4 = (n: number) => Math.ceil(n / 4) * 4;
-
-/** The window of `count` elements of `region` from its element `first`, starting at an aligned byte offset. */
-export function windowOf(region: Region, first: number, count: number, storageOffsetAlignment: number): Window {
-  const bytes = bytesPerElement(region.type);
-  const startByte = (region.offset + first) * bytes;
-  const offset = Math.floor(startByte / storageOffsetAlignment) * storageOffsetAlignment;
-  return { offset, size: align4(startByte + count * bytes - offset), index: (startByte - offset) / bytes };
-}
 
 /**
  * Splits `total` elements of W into chunks whose windows into `out` and each of `inputs` fit one storage binding and
@@ -182,7 +164,7 @@ export function planPasses(terms: MergeTerm[]): Pass[] {
 }
 
 /** W's element count: inFeatures × outFeatures for a matrix, `elements` otherwise. */
-export const elementCount = (job: MergeShape): number => job.elements ?? job.inFeatures * job.outFeatures;
+const elementCount = (job: MergeShape): number => job.elements ?? job.inFeatures * job.outFeatures;
 
 const regionsOf = (job: MergeJob) => {
   const type = job.dtype ?? 'f32';
@@ -217,9 +199,6 @@ function checkBuffer(buffer: GPUBuffer, need: number, what: string, limits: Merg
   if (!(buffer.usage & USAGE_STORAGE)) throw new Error(`merge: ${what} lacks GPUBufferUsage.STORAGE`);
 }
 
-/** Bytes a buffer needs to hold `count` elements of `region` (whole words: the kernel binds words). */
-const bytesNeeded = (region: Region, count: number) => align4((region.offset + count) * bytesPerElement(region.type));
-
 /** Checks W's shape: a matrix (LoRA terms allowed) or an element count. */
 function checkShape(job: MergeJob): void {
   const matrixKeys = (['inFeatures', 'outFeatures', 'layout'] as const).filter((k) => job[k] !== undefined);
@@ -248,7 +227,7 @@ function checkDense(t: DenseTerm, idx: number, job: MergeJob, limits: MergeLimit
   if (t.dtype !== undefined) checkElementType(t.dtype, 'merge', `term ${idx} (dense) dtype`);
   checkOffset(t.offset, `term ${idx} (dense) offset`);
   if (t.delta === job.out) throw new Error(`merge: term ${idx} (dense) reads the output buffer`);
-  checkBuffer(t.delta, bytesNeeded(regionsOf(job).dense(t), elementCount(job)), `term ${idx} (dense delta)`, limits, false);
+  checkBuffer(t.delta, bytesToHold(regionsOf(job).dense(t), elementCount(job)), `term ${idx} (dense delta)`, limits, false);
 }
 
 /** Validates a job against the limits; throws a specific error for the first problem found. */
@@ -266,8 +245,8 @@ export function validateJob(job: MergeJob, limits: MergeLimits): void {
         'buffer read-only and writable in one dispatch, so merge in place (equal offsets) or into another buffer',
     );
   }
-  checkBuffer(job.base, bytesNeeded(base, n), base.offset ? `base (W at element ${base.offset})` : 'base', limits, false);
-  checkBuffer(job.out, bytesNeeded(out, n), out.offset ? `out (W' at element ${out.offset})` : 'out', limits, false);
+  checkBuffer(job.base, bytesToHold(base, n), base.offset ? `base (W at element ${base.offset})` : 'base', limits, false);
+  checkBuffer(job.out, bytesToHold(out, n), out.offset ? `out (W' at element ${out.offset})` : 'out', limits, false);
   job.terms.forEach((t, idx) => {
     if (!Number.isFinite(t.scale)) throw new Error(`merge: term ${idx} has a non-finite scale ${t.scale}`);
     if (t.kind === 'dense') checkDense(t, idx, job, limits);
