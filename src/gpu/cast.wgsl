@@ -27,10 +27,7 @@ const WG: u32 = 256u;
 // cp.scale · the i-th element of the cast.
 fn scaled(i: u32) -> f32 {
   let k = cp.srcOffset + i;
-  if (SRC_F16) {
-    return cp.scale * halfOf(src[k >> 1u], k);
-  }
-  return cp.scale * bitcast<f32>(src[k]);
+  return cp.scale * valueOf(src[wordOf(k, SRC_F16)], k, SRC_F16);
 }
 
 @compute @workgroup_size(WG)
@@ -42,23 +39,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     return;
   }
-  let end = cp.dstOffset + cp.count;
-  let word = (cp.dstOffset >> 1u) + t;
-  let lo = word * 2u;
-  if (lo >= end) {
+  let word = ownedWord(t, cp.dstOffset, cp.count);
+  if (!(word.ownLo || word.ownHi)) {
     return;
   }
-  let ownLo = lo >= cp.dstOffset;
-  let ownHi = lo + 1u < end;
   var w = 0u;
-  if (!(ownLo && ownHi)) {
-    w = dst[word]; // the half this thread keeps
+  if (!(word.ownLo && word.ownHi)) {
+    w = dst[word.index]; // the half this thread keeps
   }
-  if (ownLo) {
-    w = withHalf(w, lo, halfBits(scaled(lo - cp.dstOffset)));
+  if (word.ownLo) {
+    w = withHalf(w, word.lo, halfBits(scaled(word.lo - cp.dstOffset)));
   }
-  if (ownHi) {
-    w = withHalf(w, lo + 1u, halfBits(scaled(lo + 1u - cp.dstOffset)));
+  if (word.ownHi) {
+    w = withHalf(w, word.lo + 1u, halfBits(scaled(word.lo + 1u - cp.dstOffset)));
   }
-  dst[word] = w;
+  dst[word.index] = w;
 }

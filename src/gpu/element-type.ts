@@ -42,5 +42,5 @@ export function checkElementType(type: unknown, kernel: string, what: string): a
   if (type !== 'f32' && type !== 'f16') throw new Error(`${kernel}: ${what} must be 'f32' or 'f16', got ${String(type)}`);
 }
 
-/** A kernel's WGSL with half.wgsl's functions (halfOf, halfBits, withHalf) in front: WGSL has no #include. */
+/** A kernel's WGSL with half.wgsl's functions in front (WGSL has no #include). */
 export const withHalfFunctions = (source: string): string => `${halfSource}\n${source}`;

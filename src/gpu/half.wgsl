@@ -10,6 +10,36 @@ fn halfOf(word: u32, element: u32) -> f32 {
   return select(pair.x, pair.y, (element & 1u) == 1u);
 }
 
+// Index of the word that holds element k of an array<u32> of binary16 (isHalf) or f32 values.
+fn wordOf(k: u32, isHalf: bool) -> u32 {
+  return select(k, k >> 1u, isHalf);
+}
+
+// Element k's value, given the word wordOf(k, isHalf) of that array.
+fn valueOf(word: u32, k: u32, isHalf: bool) -> f32 {
+  if (isHalf) {
+    return halfOf(word, k);
+  }
+  return bitcast<f32>(word);
+}
+
+// The word a thread writes when one thread owns each word that elements [first, first + count) of a binary16 array
+// touch (thread t: word ⌊first/2⌋ + t), and which of its two elements (lo, lo + 1) lie in the range. A thread whose
+// word is past the range owns neither.
+struct OwnedWord {
+  index: u32,
+  lo: u32,
+  ownLo: bool,
+  ownHi: bool,
+}
+
+fn ownedWord(t: u32, first: u32, count: u32) -> OwnedWord {
+  let index = (first >> 1u) + t;
+  let lo = index * 2u;
+  let end = first + count;
+  return OwnedWord(index, lo, lo >= first && lo < end, lo + 1u < end);
+}
+
 // The binary16 bits of v. WGSL lets pack2x16float pick either neighbour of an inexact value and leaves values past
 // the finite range indeterminate (SwiftShader turns them and ±Inf into NaN), so NaN, ±Inf and overflow are encoded
 // here, as src/lora/float16.ts's floatToHalf does: |v| ≥ 65520 (past 65504 by half an ulp or more) is ±Inf, NaN is

@@ -51,21 +51,15 @@ struct Params {
 
 const WG: u32 = 256u;
 
-// Element j of the chunk in base / dense (the windows hold whole words, so an f16 element is a half of word k/2).
+// Element j of the chunk in base / dense (an f16 element is one half of a word: half.wgsl).
 fn baseAt(j: u32) -> f32 {
   let k = p.baseWinOff + j;
-  if (WEIGHT_F16) {
-    return halfOf(base[k >> 1u], k);
-  }
-  return bitcast<f32>(base[k]);
+  return valueOf(base[wordOf(k, WEIGHT_F16)], k, WEIGHT_F16);
 }
 
 fn denseAt(j: u32) -> f32 {
   let k = p.denseWinOff + j;
-  if (DENSE_F16) {
-    return halfOf(dense[k >> 1u], k);
-  }
-  return bitcast<f32>(dense[k]);
+  return valueOf(dense[wordOf(k, DENSE_F16)], k, DENSE_F16);
 }
 
 // Σ_k B[o, k]·A[k, i] for one LoRA; 0 when rank is 0.
@@ -122,21 +116,17 @@ fn mergeFloatWord(t: u32) {
 }
 
 fn mergeHalfWord(t: u32) {
-  let end = p.outWinOff + p.count; // one past the chunk's last element in the out window
-  let word = (p.outWinOff >> 1u) + t;
-  let lo = word * 2u;
-  if (lo >= end) {
+  let word = ownedWord(t, p.outWinOff, p.count);
+  if (!(word.ownLo || word.ownHi)) {
     return;
   }
-  let ownLo = lo >= p.outWinOff;
-  let ownHi = lo + 1u < end;
   var w = 0u;
-  if (p.fromBase == 0u || !(ownLo && ownHi)) {
-    w = dst[word]; // prev values, or the half this thread keeps
+  if (p.fromBase == 0u || !(word.ownLo && word.ownHi)) {
+    w = dst[word.index]; // prev values, or the half this thread keeps
   }
   for (var h = 0u; h < 2u; h++) {
-    let k = lo + h;
-    if ((h == 0u && ownLo) || (h == 1u && ownHi)) {
+    let k = word.lo + h;
+    if (select(word.ownLo, word.ownHi, h == 1u)) {
       let j = k - p.outWinOff;
       var prev: f32;
       if (p.fromBase != 0u) {
@@ -147,7 +137,7 @@ fn mergeHalfWord(t: u32) {
       w = withHalf(w, k, halfBits(merged(j, prev)));
     }
   }
-  dst[word] = w;
+  dst[word.index] = w;
 }
 
 @compute @workgroup_size(WG)
