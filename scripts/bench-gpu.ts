@@ -22,7 +22,7 @@ if (only !== 'chromium') {
   const { device, adapterInfo, hasF16 } = await acquireDevice(await createNodeGpu());
   const software = isSoftwareAdapter(adapterInfo);
   const iters = itersArg ?? (software ? 4 : 50);
-  console.log(`\n[node/dawn] ${adapterInfo.vendor} / ${adapterInfo.architecture} ${adapterInfo.description}, shader-f16: ${hasF16}, ${iters} iterations${note(software)}`);
+  console.log(`\n[node/dawn] ${adapterInfo.vendor} / ${adapterInfo.architecture} ${adapterInfo.description}, shader-f16: ${hasF16} (the f16 rows need none), ${iters} iterations${note(software)}`);
   console.log(formatBench(await runMergeBench(device, iters)));
   device.destroy();
 }

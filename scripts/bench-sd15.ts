@@ -48,15 +48,16 @@ const { createMergeKernels } = await import('../src/gpu/merge.ts');
 const { isSoftwareAdapter } = await import('../src/gpu/merge-bench.ts');
 
 const { loadavg, cpus } = await import('node:os');
-const { device, adapterInfo, hasF16 } = await acquireDevice(await createNodeGpu());
+const { device, adapterInfo } = await acquireDevice(await createNodeGpu());
 const software = isSoftwareAdapter(adapterInfo);
 const kernels = createMergeKernels(device);
 const buffers: GPUBuffer[] = [];
 type Dtype = 'f32' | 'f16';
 const bytesOf = (dtype: Dtype) => (dtype === 'f16' ? 2 : 4);
 let dtype: Dtype = 'f32';
-const buffer = (elements: number) => {
-  const b = createWeightBuffer(device, elements * bytesOf(dtype));
+/** A weight-sized buffer of the current dtype; LoRA factors are always f32 (merge.ts). */
+const buffer = (elements: number, type: Dtype = dtype) => {
+  const b = createWeightBuffer(device, elements * bytesOf(type));
   buffers.push(b);
   return b;
 };
@@ -72,7 +73,7 @@ function betaJobs(rank: number): MergeJob[] {
   return sitesSubset.map((p) => {
     const d = dims(p);
     const n = numel(p.shape);
-    return { base: buffer(n), out: buffer(n), ...d, dtype, terms: [{ kind: 'lora', down: buffer(rank * d.inFeatures), up: buffer(d.outFeatures * rank), rank, scale: 0.9 }] };
+    return { base: buffer(n), out: buffer(n), ...d, dtype, terms: [{ kind: 'lora', down: buffer(rank * d.inFeatures, 'f32'), up: buffer(d.outFeatures * rank, 'f32'), rank, scale: 0.9 }] };
   });
 }
 
@@ -82,7 +83,7 @@ function alphaJobs(rank: number): MergeJob[] {
     const d = dims(p);
     const n = numel(p.shape);
     const job: MergeJob = { base: buffer(n), out: buffer(n), ...d, dtype, terms: [{ kind: 'dense', delta: buffer(n), scale: -0.5 }] };
-    if (p.role === 'attn-proj') job.terms.push({ kind: 'lora', down: buffer(rank * d.inFeatures), up: buffer(d.outFeatures * rank), rank, scale: 0.9 });
+    if (p.role === 'attn-proj') job.terms.push({ kind: 'lora', down: buffer(rank * d.inFeatures, 'f32'), up: buffer(d.outFeatures * rank, 'f32'), rank, scale: 0.9 });
     return job;
   });
 }
@@ -106,13 +107,13 @@ const cases = [
   { name: '(c1) α change: θ_neg everywhere (dense η)', jobs: () => alphaJobs(8), arrays: 3, subsetParams: sum(subset), wholeParams: total },
 ];
 const adapter = `${adapterInfo.vendor} / ${adapterInfo.architecture} ${adapterInfo.description}`.trim();
-console.log(`\nRe-merge of θ_neg with src/gpu/merge.ts on Node's Dawn: ${adapter}, shader-f16 ${hasF16}, median of ${iters} run(s)`
+console.log(`\nRe-merge of θ_neg with src/gpu/merge.ts on Node's Dawn: ${adapter} (fp16 rows: binary16 in u32 words, no shader-f16 needed), median of ${iters} run(s)`
   + (software ? '\n(SwiftShader, a CPU rasteriser on this machine: the times say nothing about a real GPU)' : ''));
 console.log(`Subset: one transformer block and one ResNet block per width (${SUBSET_PREFIXES.join(', ')}), real shapes.`);
 console.log('Whole UNet = subset time × whole bytes / subset bytes. "GB moved": weight-sized arrays read and written.\n');
 const rows = [['re-merge', 'dtype', 'subset params', 'subset ms', 'GB/s', 'whole UNet params', 'whole GB moved', 'whole UNet ms']];
 for (const c of cases) {
-  for (const d of (hasF16 ? ['f32', 'f16'] : ['f32']) as Dtype[]) {
+  for (const d of ['f32', 'f16'] as Dtype[]) {
     dtype = d;
     const ms = await time(c.jobs());
     const subsetGb = (c.subsetParams * c.arrays * bytesOf(d)) / 1e9;
@@ -123,7 +124,6 @@ for (const c of cases) {
   }
 }
 console.log(table(rows));
-if (!hasF16) console.log('fp16: not measured, the adapter has no shader-f16 (SwiftShader); an fp16 re-merge moves half the bytes.');
 console.log(`\nLoad average after the run: ${loadavg()[0].toFixed(1)} on ${cpus().length} cores (SwiftShader's times scale with the CPU it gets).`);
 kernels.destroy();
 device.destroy();

@@ -1,10 +1,14 @@
 // The merge benchmark itself, plain TS so it runs on any GPUDevice: Node (scripts/bench-gpu.ts) or a Chromium page
 // (chromium-harness.ts). SD1.5-sized attention projections, θ' = θ + α·η + β·δ with rank-8 LoRAs (the NPO re-merge on
-// a slider move), plus a dense-η row. Layout 'in-out' (the ONNX MatMul form), f32.
+// a slider move), plus a dense-η row. Layout 'in-out' (the ONNX MatMul form). Each shape runs with f32 weights and
+// with f16 weights (θ, θ' and the dense η in binary16, LoRA factors f32 as always), in the same run.
 // Columns: "latency" = one merge submitted alone until the queue reports it done (what a slider move waits for,
 // median); "per merge" = a batch of merges in one submit divided by its size (throughput, launch cost amortised);
-// GB/s = minimal bytes moved (read W once, write W' once, read each A, B, D once) / "per merge" time.
+// GB/s = minimal bytes moved (read W once, write W' once, read each A, B, D once) / "per merge" time;
+// "vs f32" = this row's per-merge time / the same shape's f32 time.
+import { floatToHalf } from '../lora/float16.ts';
 import { createWeightBuffer } from './buffers.ts';
+import { bytesPerElement, type ElementType } from './element-type.ts';
 import { createMergeKernels, type MergeJob } from './merge.ts';
 
 interface BenchShape {
@@ -26,11 +30,14 @@ export const BENCH_SHAPES: BenchShape[] = [
 
 export interface BenchRow {
   name: string;
+  dtype: ElementType;
   terms: string;
   megabytes: number;
   latencyMs: number;
   perMergeMs: number;
   gbPerS: number;
+  /** Per-merge time over the f32 row of the same shape. */
+  vsF32: number;
 }
 
 export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
@@ -41,21 +48,26 @@ export async function runMergeBench(device: GPUDevice, iters: number): Promise<B
   const kernels = createMergeKernels(device);
   const rows: BenchRow[] = [];
   for (const s of BENCH_SHAPES) {
-    const { job, bytes, buffers } = makeJob(device, s);
-    await timeMs(device, () => kernels.merge(job)); // warm-up: pipeline compilation, first touch
-    const latencies: number[] = [];
-    for (let i = 0; i < iters; i++) latencies.push(await timeMs(device, () => kernels.merge(job)));
-    const batch = await timeMs(device, () => kernels.merge(Array.from({ length: iters }, () => job)));
-    const perMergeMs = batch / iters;
-    rows.push({
-      name: s.name,
-      terms: `${s.loras.map((r) => `r${r}`).join('+')}${s.dense ? '+dense' : ''}`,
-      megabytes: bytes / 1e6,
-      latencyMs: median(latencies),
-      perMergeMs,
-      gbPerS: bytes / 1e6 / perMergeMs,
-    });
-    buffers.forEach((b) => b.destroy());
+    for (const dtype of ['f32', 'f16'] as const) {
+      const { job, bytes, buffers } = makeJob(device, s, dtype);
+      await timeMs(device, () => kernels.merge(job)); // warm-up: pipeline compilation, first touch
+      const latencies: number[] = [];
+      for (let i = 0; i < iters; i++) latencies.push(await timeMs(device, () => kernels.merge(job)));
+      const batch = await timeMs(device, () => kernels.merge(Array.from({ length: iters }, () => job)));
+      const perMergeMs = batch / iters;
+      const f32Row = rows.find((r) => r.name === s.name && r.dtype === 'f32');
+      rows.push({
+        name: s.name,
+        dtype,
+        terms: `${s.loras.map((r) => `r${r}`).join('+')}${s.dense ? '+dense' : ''}`,
+        megabytes: bytes / 1e6,
+        latencyMs: median(latencies),
+        perMergeMs,
+        gbPerS: bytes / 1e6 / perMergeMs,
+        vsF32: f32Row ? perMergeMs / f32Row.perMergeMs : 1,
+      });
+      buffers.forEach((b) => b.destroy());
+    }
   }
   kernels.destroy();
   return rows;
@@ -63,38 +75,42 @@ export async function runMergeBench(device: GPUDevice, iters: number): Promise<B
 
 export function formatBench(rows: BenchRow[]): string {
   const table = [
-    ['weight', 'terms', 'MB moved', 'latency ms', 'per merge ms', 'GB/s'],
-    ...rows.map((r) => [r.name, r.terms, r.megabytes.toFixed(2), r.latencyMs.toFixed(3), r.perMergeMs.toFixed(3), r.gbPerS.toPrecision(3)]),
+    ['weight', 'type', 'terms', 'MB moved', 'latency ms', 'per merge ms', 'GB/s', 'vs f32'],
+    ...rows.map((r) => [
+      r.name, r.dtype, r.terms, r.megabytes.toFixed(2), r.latencyMs.toFixed(3), r.perMergeMs.toFixed(3), r.gbPerS.toPrecision(3), r.vsF32.toFixed(2),
+    ]),
   ];
   const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
   return table.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
 }
 
-function filled(device: GPUDevice, count: number): GPUBuffer {
-  const data = new Float32Array(count);
-  for (let i = 0; i < count; i++) data[i] = Math.sin(i * 0.37) * 0.1;
-  return createWeightBuffer(device, count * 4, { data });
+/** A weight buffer of `count` smooth values in [-0.1, 0.1], stored as `type`. */
+function filled(device: GPUDevice, count: number, type: ElementType = 'f32'): GPUBuffer {
+  const values = Float32Array.from({ length: count }, (_, i) => Math.sin(i * 0.37) * 0.1);
+  const data = type === 'f16' ? Uint16Array.from(values, floatToHalf) : values;
+  return createWeightBuffer(device, data.byteLength, { data });
 }
 
-function makeJob(device: GPUDevice, s: BenchShape): { job: MergeJob; bytes: number; buffers: GPUBuffer[] } {
+function makeJob(device: GPUDevice, s: BenchShape, dtype: ElementType): { job: MergeJob; bytes: number; buffers: GPUBuffer[] } {
   const n = s.inF * s.outF;
-  const buffers: GPUBuffer[] = [filled(device, n), createWeightBuffer(device, n * 4)];
-  const job: MergeJob = { base: buffers[0], out: buffers[1], inFeatures: s.inF, outFeatures: s.outF, layout: 'in-out', terms: [] };
-  let elements = 2 * n;
+  const b = bytesPerElement(dtype);
+  const buffers: GPUBuffer[] = [filled(device, n, dtype), createWeightBuffer(device, n * b)];
+  const job: MergeJob = { base: buffers[0], out: buffers[1], inFeatures: s.inF, outFeatures: s.outF, layout: 'in-out', terms: [], dtype };
+  let bytes = 2 * n * b;
   for (const rank of s.loras) {
     const down = filled(device, rank * s.inF);
     const up = filled(device, s.outF * rank);
     buffers.push(down, up);
     job.terms.push({ kind: 'lora', down, up, rank, scale: 0.8 });
-    elements += rank * (s.inF + s.outF);
+    bytes += rank * (s.inF + s.outF) * 4;
   }
   if (s.dense) {
-    const delta = filled(device, n);
+    const delta = filled(device, n, dtype);
     buffers.push(delta);
     job.terms.push({ kind: 'dense', delta, scale: 0.5 });
-    elements += n;
+    bytes += n * b;
   }
-  return { job, bytes: elements * 4, buffers };
+  return { job, bytes, buffers };
 }
 
 async function timeMs(device: GPUDevice, run: () => void): Promise<number> {

@@ -1,13 +1,14 @@
 // WGSL kernels of the GPU-resident sampling loop (sampler.wgsl): `gather` scales x_k into a batched UNet input,
 // `step` does the CFG combine and the scheduler's linear step (src/diffusion/schedulers/linear-step.ts) in one pass,
 // `preview` writes a block-averaged low-resolution x̂₀ (or x) of one image for a small read-back.
-// Parameters go through a uniform buffer of 256-byte slots that the caller owns (`createParamSlots`): a slot may be
-// rewritten after the submit that used it, because queue.writeBuffer and queue.submit execute in queue order.
-import { USAGE_COPY_DST, USAGE_UNIFORM } from './buffers.ts';
+// Parameters go through a uniform buffer of 256-byte slots that the caller owns (param-slots.ts).
+import { dispatchGrid, writeParamSlot, type ParamSlots } from './param-slots.ts';
 import source from './sampler.wgsl?raw';
 
+// Re-exported for src/worker/gpu-sampler.ts, which imports them from here.
+export { createParamSlots, type ParamSlots } from './param-slots.ts';
+
 const WG = 256;
-export const SLOT_BYTES = 256; // ≥ minUniformBufferOffsetAlignment on every adapter (WebGPU caps it at 256)
 const STEP_PARAMS_BYTES = 112;
 const GATHER_PARAMS_BYTES = 32;
 const PREVIEW_PARAMS_BYTES = 48;
@@ -63,23 +64,10 @@ export interface PreviewDispatch {
   b: number;
 }
 
-export interface ParamSlots {
-  buffer: GPUBuffer;
-  slots: number;
-}
-
 export interface SamplerKernels {
   encodeStep(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: StepDispatch): void;
   encodeGather(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: GatherDispatch): void;
   encodePreview(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: PreviewDispatch): void;
-}
-
-export const PARAM_USAGE = USAGE_UNIFORM | USAGE_COPY_DST;
-
-/** A uniform buffer of `slots` parameter slots (`create` lets a tracker own it). */
-export function createParamSlots(device: GPUDevice, slots: number, create?: (bytes: number, usage: GPUBufferUsageFlags) => GPUBuffer): ParamSlots {
-  const size = slots * SLOT_BYTES;
-  return { buffer: create ? create(size, PARAM_USAGE) : device.createBuffer({ label: 'sampler params', size, usage: PARAM_USAGE }), slots };
 }
 
 export function createSamplerKernels(device: GPUDevice): SamplerKernels {
@@ -90,19 +78,8 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
   const previewPipeline = pipeline('preview');
   const maxGrid = device.limits.maxComputeWorkgroupsPerDimension;
 
-  const grid = (count: number): [number, number] => {
-    const groups = Math.ceil(count / WG);
-    const x = Math.min(groups, maxGrid);
-    const y = Math.ceil(groups / x);
-    if (y > maxGrid) throw new Error(`sampler: ${count} elements exceed maxComputeWorkgroupsPerDimension² × ${WG}`);
-    return [x, y];
-  };
-  /** Writes a kernel's parameters into its uniform slot; returns the binding range. */
-  const writeParams = (params: ParamSlots, slot: number, data: ArrayBuffer): GPUBufferBinding => {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= params.slots) throw new Error(`sampler: parameter slot ${slot} outside [0, ${params.slots})`);
-    device.queue.writeBuffer(params.buffer, slot * SLOT_BYTES, data);
-    return { buffer: params.buffer, offset: slot * SLOT_BYTES, size: data.byteLength };
-  };
+  const grid = (count: number) => dispatchGrid(count, WG, maxGrid, 'sampler');
+  const writeParams = (params: ParamSlots, slot: number, data: ArrayBuffer) => writeParamSlot(device, params, slot, data, 'sampler');
   /** Binds the parameters at 0 and `buffers` at 1, 2, … (the order of the entry point's bindings) and dispatches. */
   const dispatch = (pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, uniform: GPUBufferBinding, buffers: GPUBuffer[], gx: number, gy: number) => {
     const entries = [{ binding: 0, resource: uniform }, ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))];

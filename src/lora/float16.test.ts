@@ -1,6 +1,6 @@
 // binary16 conversion against published bit patterns (IEEE 754-2008 table values) and an exhaustive round trip.
 import { describe, expect, it } from 'vitest';
-import { fromHalfBits, toHalfBits } from './half.ts';
+import { floatToHalf, halfToFloat } from './float16.ts';
 
 describe('half precision conversion', () => {
   it('encodes known values', () => {
@@ -23,16 +23,16 @@ describe('half precision conversion', () => {
       [Infinity, 0x7c00],
       [-Infinity, 0xfc00],
     ];
-    for (const [value, bits] of cases) expect(toHalfBits(value), String(value)).toBe(bits);
-    expect(toHalfBits(NaN) & 0x7c00).toBe(0x7c00);
-    expect(toHalfBits(NaN) & 0x3ff).not.toBe(0);
+    for (const [value, bits] of cases) expect(floatToHalf(value), String(value)).toBe(bits);
+    expect(floatToHalf(NaN) & 0x7c00).toBe(0x7c00);
+    expect(floatToHalf(NaN) & 0x3ff).not.toBe(0);
   });
 
   it('round-trips every non-NaN bit pattern exactly', () => {
     for (let h = 0; h < 0x10000; h++) {
-      const v = fromHalfBits(h);
+      const v = halfToFloat(h);
       if (Number.isNaN(v)) continue;
-      expect(toHalfBits(v)).toBe(h);
+      expect(floatToHalf(v)).toBe(h);
     }
   });
 });
