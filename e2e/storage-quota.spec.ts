@@ -1,4 +1,4 @@
-// A full browser storage quota (issue 6): model-cache.ts turns the Cache API's QuotaExceededError into a notice, and the
+// A full browser storage quota (issue 6): src/model/source/cache.ts turns the Cache API's QuotaExceededError into a notice, and the
 // page still loads the model from the network and generates. The quota is made real through Chromium's DevTools
 // protocol (Storage.overrideQuotaForOrigin), set below the smallest model file before the page first loads.
 import { expect, test, type Page } from '@playwright/test';
@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { colourCount, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
 const manifest: { files: { path: string; bytes: number }[] } = JSON.parse(readFileSync('models/manifest.json', 'utf8'));
-const CACHE_NAME = 'npo-playground-models-v1'; // model-cache.ts
+const CACHE_NAME = 'npo-playground-models-v1'; // src/model/source/cache.ts
 
 // Caching is backend-independent; WASM is the fast path on a machine without a GPU.
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'storage does not depend on the backend'));
