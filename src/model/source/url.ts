@@ -23,8 +23,7 @@ export async function openUrlSource(baseUrl: string, options: UrlSourceOptions =
   const manifest = parseAnyManifest(await (await fetchOk(`${base}manifest.json`)).text());
 
   async function* download(entry: ManifestFile, fileOptions: FileOptions): AsyncGenerator<ModelChunk> {
-    const response = await fetchOk(base + entry.path, fileOptions.signal);
-    const pieces = streamPieces(response.body ?? new Blob([]).stream());
+    const pieces = bodyPieces(entry, await fetchOk(base + entry.path, fileOptions.signal));
     if (!cache) return yield* verifiedChunks(entry, 'network', pieces, fileOptions);
     const store = storeAsItPasses(cache.begin(entry.sha256, entry.bytes));
     let verified = false;
@@ -67,6 +66,16 @@ function storeAsItPasses(writer: CacheEntryWriter) {
     },
     abort: () => writer.abort(new Error('the file failed its check or its read was stopped')),
   };
+}
+
+/** A response body's pieces; a connection that breaks off mid-body is a ManifestError naming the file. */
+async function* bodyPieces(entry: ManifestFile, response: Response): AsyncGenerator<Uint8Array> {
+  try {
+    yield* streamPieces(response.body ?? new Blob([]).stream());
+  } catch (error) {
+    if (isAbort(error)) throw error;
+    throw new ManifestError(`${entry.path}: the download broke off (${(error as Error).message}); try again`);
+  }
 }
 
 async function fetchOk(url: string, signal?: AbortSignal): Promise<Response> {
