@@ -47,8 +47,11 @@ export const DEFAULT_CHUNK_BYTES = 8 << 20;
 /** Progress is reported about this often (a network body arrives in pieces of tens of KB). */
 const REPORT_EVERY_BYTES = 1 << 20;
 
+/** What a source's own code gets: the chunk size is settled. */
+export type FileStreamOptions = ReadOptions & { chunkBytes: number };
+
 /** How a source streams one listed file: usually `verifiedChunks` over the pieces it reads. */
-export type StreamFile = (entry: ManifestFile, options: Required<Pick<StreamOptions, 'chunkBytes'>> & ReadOptions) => AsyncIterable<ModelChunk>;
+export type StreamFile = (entry: ManifestFile, options: FileStreamOptions) => AsyncIterable<ModelChunk>;
 
 /** A ModelSource from a manifest and a way to stream its files; `read` collects a stream of one whole-file chunk. */
 export function createModelSource(manifest: AnyManifest, streamFile: StreamFile): ModelSource {
@@ -58,13 +61,10 @@ export function createModelSource(manifest: AnyManifest, streamFile: StreamFile)
     return streamFile(listedFile(manifest, path), { ...options, chunkBytes });
   };
   async function read(path: string, options: ReadOptions = {}): Promise<Uint8Array> {
-    const entry = listedFile(manifest, path);
-    let whole: Uint8Array | undefined;
-    for await (const { offset, bytes } of stream(path, { ...options, chunkBytes: Math.max(1, entry.bytes) })) {
-      if (offset === 0 && bytes.byteLength === entry.bytes) whole = bytes; // the usual case: one chunk, no copy
-      else (whole ??= new Uint8Array(entry.bytes)).set(bytes, offset);
-    }
-    return whole ?? new Uint8Array(0);
+    let whole: Uint8Array = new Uint8Array(0);
+    // One chunk of the file's size: handed out only once the whole file verified (a restart hands out nothing before).
+    for await (const { bytes } of stream(path, { ...options, chunkBytes: Math.max(1, listedFile(manifest, path).bytes) })) whole = bytes;
+    return whole;
   }
   return { manifest, read, stream };
 }
@@ -81,7 +81,7 @@ export function listedFile(manifest: AnyManifest, path: string): ManifestFile {
  * into chunks of `chunkBytes` (passed through without a copy when one fills a chunk exactly), every piece goes through
  * the check, and the chunk that ends the file waits until the check passed.
  */
-export async function* verifiedChunks(entry: ManifestFile, from: ByteOrigin, pieces: AsyncIterable<Uint8Array>, options: Required<Pick<StreamOptions, 'chunkBytes'>> & ReadOptions): AsyncGenerator<ModelChunk> {
+export async function* verifiedChunks(entry: ManifestFile, from: ByteOrigin, pieces: AsyncIterable<Uint8Array>, options: FileStreamOptions): AsyncGenerator<ModelChunk> {
   const { chunkBytes, signal, onBytes } = options;
   signal?.throwIfAborted();
   const check = startFileCheck(entry);

@@ -5,7 +5,7 @@
 // fails its check is dropped and the file downloaded again (its chunks then start over from offset 0).
 import { ManifestError, parseAnyManifest, type ManifestFile } from '../manifest.ts';
 import { describeStorageError, type CacheEntryWriter, type ModelCache } from './cache.ts';
-import { createModelSource, isAbort, streamPieces, verifiedChunks, type ModelChunk, type ModelSource, type StreamOptions } from './source.ts';
+import { createModelSource, isAbort, streamPieces, verifiedChunks, type FileStreamOptions, type ModelChunk, type ModelSource } from './source.ts';
 
 export interface UrlSourceOptions {
   /** Where downloaded files are kept between visits (cache.ts `openModelCache`); none: always download. */
@@ -14,15 +14,13 @@ export interface UrlSourceOptions {
   onNotice?: (message: string) => void;
 }
 
-type FileOptions = Required<Pick<StreamOptions, 'chunkBytes'>> & StreamOptions;
-
 /** Fetches `<baseUrl>/manifest.json` (the fit check can look at it before any model file is fetched). */
 export async function openUrlSource(baseUrl: string, options: UrlSourceOptions = {}): Promise<ModelSource> {
   const { cache, onNotice = () => undefined } = options;
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
   const manifest = parseAnyManifest(await (await fetchOk(`${base}manifest.json`)).text());
 
-  async function* download(entry: ManifestFile, fileOptions: FileOptions): AsyncGenerator<ModelChunk> {
+  async function* download(entry: ManifestFile, fileOptions: FileStreamOptions): AsyncGenerator<ModelChunk> {
     const pieces = bodyPieces(entry, await fetchOk(base + entry.path, fileOptions.signal));
     if (!cache) return yield* verifiedChunks(entry, 'network', pieces, fileOptions);
     const store = storeAsItPasses(cache.begin(entry.sha256, entry.bytes));
