@@ -1,7 +1,8 @@
 // The URL model source against a real HTTP server (node:http on 127.0.0.1) serving the embedded model, which can
 // answer a file with an HTML page, a short body, a connection that drops, too many bytes or a 404; and its cache
 // logic with the real stream plumbing of cache.ts (`storeStream`) over an in-memory store in place of the browser's
-// Cache API (which exists only in browsers: e2e/storage-quota.spec.ts and the e2e loading specs cover that one).
+// Cache API (which exists only in browsers: e2e/storage-quota.spec.ts and the e2e loading specs cover that one);
+// and the worker's loadModelDirectory over it.
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { parseAnyManifest } from '../manifest.ts';
 import { storeStream, type ModelCache } from './cache.ts';
 import type { ModelChunk } from './source.ts';
 import { openUrlSource } from './url.ts';
+import { loadModelDirectory } from '../../worker/model-loader.ts';
 
 const MODELS = new URL('../../../models/', import.meta.url);
 const manifest = parseAnyManifest(readFileSync(new URL('manifest.json', MODELS), 'utf8'));
@@ -183,5 +185,29 @@ describe('URL source with a cache', () => {
       expect(notices, refuse).toEqual([`browser storage is full (QuotaExceededError): ${WEIGHTS} is not cached and will be downloaded again next visit; free site data to cache it`]);
       expect(entries.size).toBe(0);
     }
+  });
+});
+
+describe('loadModelDirectory (the worker\'s loader, over the URL source)', () => {
+  it('shows the manifest to `accept` before fetching any model file, and reports byte progress per file', async () => {
+    const { cache } = memoryCache('at-once');
+    const seen: string[] = [];
+    const progress: { message: string; loaded: number; total: number }[] = [];
+    const loaded = await loadModelDirectory(base, (message, done, total) => progress.push({ message, loaded: done, total }), cache, (m) => {
+      seen.push(`accept ${m.name}`, ...[...requests.keys()]);
+    });
+    expect(seen).toEqual([`accept ${manifest.name}`, 'manifest.json']);
+    for (const entry of manifest.files) expect(same(loaded.files.get(entry.path)!, fileBytes(entry.path))).toBe(true);
+    const total = manifest.files.reduce((s, f) => s + f.bytes, 0);
+    expect(progress.at(-1)).toEqual({ message: 'model files verified', loaded: total, total });
+    expect(progress.some((p) => p.message === `downloading ${WEIGHTS}`)).toBe(true);
+    expect(progress.map((p) => p.loaded)).toEqual(progress.map((p) => p.loaded).sort((a, b) => a - b));
+    expect(loaded.notices).toHaveLength(manifest.files.length); // each file's quota notice, for the page
+    expect(same(await loaded.source.read(WEIGHTS), fileBytes(WEIGHTS))).toBe(true); // the source reads again
+  });
+
+  it('a refusal by `accept` (the fit check) fetches no model file', async () => {
+    await expect(loadModelDirectory(base, () => undefined, undefined, () => { throw new Error('will not fit'); })).rejects.toThrow('will not fit');
+    expect([...requests.keys()]).toEqual(['manifest.json']);
   });
 });
