@@ -15,11 +15,16 @@ const argv = process.argv.slice(2);
 const option = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
 const settings = { mb: option('--mb', 128), repeats: option('--repeats', 3) };
 const only = argv.includes('--node') ? 'node' : argv.includes('--chromium') ? 'chromium' : undefined;
-console.log(`${settings.mb} MiB, best of ${settings.repeats}; the last column scales MB/s to 3.4 GB (SD1.5 fp32's UNet weights)`);
+console.log(`${settings.mb} MiB, best of ${settings.repeats}; 's @3.4 GB': the time scaled to SD1.5 fp32's 3.4 GB of UNet weights; MB/CPU-s: per second of the process's CPU time (Node)`);
 
 if (only !== 'chromium') {
   const { device, adapterInfo } = await acquireDevice(await createNodeGpu());
-  const rows = await measureModelSource({ ...settings, device, extraDigests: { 'SHA-256, node:crypto (OpenSSL), streaming': (bytes) => createHash('sha256').update(bytes).digest() } });
+  const cpuMs = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
+  const extraDigests = { 'SHA-256, node:crypto (OpenSSL), streaming': (bytes: Uint8Array) => createHash('sha256').update(bytes).digest() };
+  const rows = await measureModelSource({ ...settings, device, extraDigests, cpuMs });
   console.log(formatRows(`[node ${process.version}, dawn: ${adapterInfo.vendor} / ${adapterInfo.architecture}]`, rows));
   device.destroy();
 }

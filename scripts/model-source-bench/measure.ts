@@ -6,6 +6,7 @@
 import type { AnyManifest } from '../../src/model/manifest.ts';
 import { memorySource } from '../../src/model/source/memory.ts';
 import { DEFAULT_CHUNK_BYTES } from '../../src/model/source/source.ts';
+import { WEIGHT_USAGE } from '../../src/gpu/buffers.ts';
 import { uploadWeights, type WeightPlacement } from '../../src/gpu/upload.ts';
 import { createSha256 } from '../../src/util/sha256.ts';
 
@@ -13,6 +14,8 @@ export interface SourceBenchRow {
   what: string;
   bytes: number;
   ms: number;
+  /** CPU time of the same run where the platform tells it (Node): on a busy machine, MB per CPU-second is the steadier number. */
+  cpuMs?: number;
 }
 
 export interface SourceBenchOptions {
@@ -22,6 +25,8 @@ export interface SourceBenchOptions {
   device?: GPUDevice;
   /** Further digests to compare with (Node: node:crypto). */
   extraDigests?: Record<string, (bytes: Uint8Array) => Promise<unknown> | unknown>;
+  /** The process's CPU time so far in ms (Node: process.cpuUsage). */
+  cpuMs?: () => number;
 }
 
 const SD15_FP32_UNET_BYTES = 3.4e9;
@@ -33,13 +38,14 @@ export async function measureModelSource(options: SourceBenchOptions): Promise<S
   const { mb, repeats, device } = options;
   const bytes = generatedBytes(mb << 20);
   const best = async (what: string, run: () => Promise<unknown> | unknown): Promise<SourceBenchRow> => {
-    let ms = Infinity;
+    let [ms, cpuMs] = [Infinity, Infinity];
     for (let i = 0; i < repeats; i++) {
-      const start = performance.now();
+      const [start, cpuStart] = [performance.now(), options.cpuMs?.() ?? 0];
       await run();
       ms = Math.min(ms, performance.now() - start);
+      cpuMs = Math.min(cpuMs, (options.cpuMs?.() ?? NaN) - cpuStart);
     }
-    return { what, bytes: bytes.byteLength, ms };
+    return { what, bytes: bytes.byteLength, ms, ...(options.cpuMs && { cpuMs }) };
   };
   const rows: SourceBenchRow[] = [];
   rows.push(await best('SHA-256, ours (src/util/sha256.ts), 1 MiB pieces', () => {
@@ -59,12 +65,14 @@ export async function measureModelSource(options: SourceBenchOptions): Promise<S
   if (!device) return rows;
 
   const placements = tensorPlacements(bytes.byteLength);
-  const buffers = placements.map((p) => device.createBuffer({ size: Math.ceil(p.bytes / 4) * 4, usage: 0x80 | 0x4 | 0x8 }));
-  rows.push(await best(`writeBuffer per tensor, no check (${placements.length} tensors)`, async () => {
+  // The same buffers and writes as uploadWeights without the source and its check (buffer creation included:
+  // on SwiftShader it costs more than the writes).
+  rows.push(await best(`createBuffer + writeBuffer per tensor, no check (${placements.length} tensors)`, async () => {
+    const buffers = placements.map((p) => device.createBuffer({ size: Math.ceil(p.bytes / 4) * 4, usage: WEIGHT_USAGE }));
     placements.forEach((p, i) => device.queue.writeBuffer(buffers[i], 0, bytes.buffer, p.offset, Math.floor(p.bytes / 4) * 4));
     await device.queue.onSubmittedWorkDone();
+    buffers.forEach((b) => b.destroy());
   }));
-  buffers.forEach((b) => b.destroy());
   rows.push(await best('uploadWeights: checked stream into one buffer per tensor', async () => {
     const { buffers } = await uploadWeights(device, source, placements);
     buffers.forEach((b) => b.destroy());
@@ -95,9 +103,11 @@ function tensorPlacements(fileBytes: number): WeightPlacement[] {
 }
 
 export function formatRows(title: string, rows: readonly SourceBenchRow[]): string {
+  const perSecond = (ms: number | undefined, r: SourceBenchRow) => (ms === undefined ? '' : (r.bytes / 1e6 / (ms / 1000)).toFixed(0));
   const lines = rows.map((r) => {
-    const mbps = r.bytes / 1e6 / (r.ms / 1000);
-    return `${r.what.padEnd(62)} ${r.ms.toFixed(0).padStart(8)} ${mbps.toFixed(0).padStart(8)} ${(SD15_FP32_UNET_BYTES / 1e6 / mbps).toFixed(1).padStart(10)}`;
+    const seconds = (SD15_FP32_UNET_BYTES / r.bytes) * (r.ms / 1000);
+    return `${r.what.padEnd(62)} ${r.ms.toFixed(0).padStart(7)} ${perSecond(r.ms, r).padStart(7)} ${seconds.toFixed(1).padStart(10)} ${perSecond(r.cpuMs, r).padStart(9)}`;
   });
-  return [`\n${title}`, `${'what'.padEnd(62)} ${'ms'.padStart(8)} ${'MB/s'.padStart(8)} ${'s @3.4 GB'.padStart(10)}`, ...lines].join('\n');
+  const header = `${'what'.padEnd(62)} ${'ms'.padStart(7)} ${'MB/s'.padStart(7)} ${'s @3.4 GB'.padStart(10)} ${rows.some((r) => r.cpuMs !== undefined) ? 'MB/CPU-s'.padStart(9) : ''}`;
+  return [`\n${title}`, header.trimEnd(), ...lines.map((l) => l.trimEnd())].join('\n');
 }
