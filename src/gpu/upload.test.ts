@@ -1,7 +1,8 @@
 // Streaming weights into GPU buffers (upload.ts) on Dawn/SwiftShader: read back byte for byte at every chunk size
 // from 1 to 9 bytes (every alignment of a chunk boundary against every tensor start), for tensors at odd offsets,
 // of odd sizes (float16 with an odd element count), with gaps, overlaps and a tensor of 0 bytes; the embedded UNet's
-// external initializers found through externalInitializers; a corrupt byte and a cancel leave no buffer behind.
+// external initializers found through externalInitializers; tensors copied to JS from the same pass; a corrupt byte
+// and a cancel leave no buffer behind.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,6 +145,19 @@ describe('uploadWeights', () => {
     destroyAll(buffers);
   });
 
+  it('copies the tensors wanted in JS out of the same single pass over each file', async () => {
+    const source = sourceOf(files);
+    const streamed: string[] = [];
+    const counting: ModelSource = { ...source, stream: (path, options) => (streamed.push(path), source.stream(path, options)) };
+    const [toGpu, toJs] = [placements.filter((_, i) => i % 2 === 0), placements.filter((_, i) => i % 2 === 1)];
+    const { buffers, copies } = await uploadWeights(device, counting, toGpu, { chunkBytes: 5, copies: toJs });
+    expect(streamed).toEqual(['unet/weights-00.bin', 'unet/weights-01.bin']);
+    await expectUploaded(buffers, toGpu, files, 'with copies');
+    expect([...buffers.keys()]).toEqual(toGpu.map((p) => p.name));
+    for (const p of toJs) expect(Buffer.from(copies.get(p.name)!).equals(Buffer.from(files[p.file].subarray(p.offset, p.offset + p.bytes))), p.name).toBe(true);
+    destroyAll(buffers);
+  });
+
   it('a corrupt byte fails with the SHA-256 message and leaves no buffer alive', async () => {
     const tracker = createBufferTracker(device);
     const corrupt = files['unet/weights-01.bin'].slice();
@@ -174,6 +188,7 @@ describe('uploadWeights', () => {
     await expect(one({ bytes: 2 ** 60 })).rejects.toThrow(/are not inside/);
     await expect(one({ file: 'unet/other.bin' })).rejects.toThrow("unet/other.bin is not listed in the model's manifest");
     await expect(uploadWeights(device, source, [placements[0], placements[0]], { tracker })).rejects.toThrow('weight a is placed twice');
+    await expect(uploadWeights(device, source, [placements[0]], { tracker, copies: [placements[0]] })).rejects.toThrow('weight a is placed twice');
     expect(tracker.stats().created).toBe(0);
   });
 

@@ -25,11 +25,18 @@ export interface UploadOptions {
   /** The tracker the buffers are made through (the engine's, so its GPU byte counts include them), under `owner`. */
   tracker?: BufferTracker;
   owner?: string;
+  /**
+   * Tensors wanted in JS instead, copied out of the same pass over the files: initializers kept in the ONNX graph
+   * (inlined) where feeding them from a GPU buffer costs more, without reading a shard twice or holding it whole.
+   */
+  copies?: readonly WeightPlacement[];
 }
 
 export interface UploadedWeights {
   /** One buffer per placement, by tensor name; its size is the tensor's rounded up to 4 (zero padding). */
   buffers: Map<string, GPUBuffer>;
+  /** The bytes of each of `options.copies`, by tensor name. */
+  copies: Map<string, Uint8Array>;
   /** Bytes read from the source (whole files) and bytes written into buffers. */
   streamedBytes: number;
   tensorBytes: number;
@@ -44,11 +51,12 @@ export interface UploadedWeights {
 const SETTLE_EVERY_BYTES = 64 << 20;
 
 export async function uploadWeights(device: GPUDevice, source: ModelSource, placements: readonly WeightPlacement[], options: UploadOptions = {}): Promise<UploadedWeights> {
-  const { chunkBytes, signal, onBytes, tracker = createBufferTracker(device), owner = 'weights' } = options;
+  const { chunkBytes, signal, onBytes, tracker = createBufferTracker(device), owner = 'weights', copies = [] } = options;
   const start = performance.now();
-  const files = planFiles(source, placements);
+  const files = planFiles(source, placements, copies);
   const total = files.reduce((sum, f) => sum + f.bytes, 0);
   const buffers = new Map<string, GPUBuffer>();
+  const copied = new Map(copies.map((p) => [p.name, new Uint8Array(p.bytes)]));
   try {
     await createBuffers(device, placements, (p) => buffers.set(p.name, tracker.create(owner, p.bytes, { label: p.name })));
     let streamed = 0;
@@ -57,6 +65,7 @@ export async function uploadWeights(device: GPUDevice, source: ModelSource, plac
       const write = fileWriter(device.queue, file.tensors, buffers);
       for await (const chunk of source.stream(file.path, { chunkBytes, signal, onBytes: (received) => onBytes?.(streamed + received, total) })) {
         write(chunk);
+        for (const p of file.copies) copyOverlap(chunk, p, copied.get(p.name)!);
         unsettled += chunk.bytes.byteLength;
         if (unsettled >= SETTLE_EVERY_BYTES) {
           await device.queue.onSubmittedWorkDone();
@@ -67,7 +76,7 @@ export async function uploadWeights(device: GPUDevice, source: ModelSource, plac
     }
     await device.queue.onSubmittedWorkDone();
     const tensorBytes = placements.reduce((sum, p) => sum + p.bytes, 0);
-    return { buffers, streamedBytes: streamed, tensorBytes, ms: performance.now() - start };
+    return { buffers, copies: copied, streamedBytes: streamed, tensorBytes, ms: performance.now() - start };
   } catch (error) {
     for (const buffer of buffers.values()) tracker.destroy(buffer);
     throw error;
@@ -77,25 +86,34 @@ export async function uploadWeights(device: GPUDevice, source: ModelSource, plac
 interface FilePlan {
   path: string;
   bytes: number;
-  /** Its tensors by offset. */
+  /** Its tensors for the GPU, by offset, and those copied to JS. */
   tensors: WeightPlacement[];
+  copies: WeightPlacement[];
 }
 
-/** The files to stream, in manifest order, each with its tensors; a placement outside its file is refused up front. */
-function planFiles(source: ModelSource, placements: readonly WeightPlacement[]): FilePlan[] {
+/** The files to stream, in manifest order, with their tensors; a placement outside its file is refused up front. */
+function planFiles(source: ModelSource, placements: readonly WeightPlacement[], copies: readonly WeightPlacement[]): FilePlan[] {
   const names = new Set<string>();
-  const byFile = new Map<string, WeightPlacement[]>();
-  for (const p of placements) {
+  const plans = new Map<string, FilePlan>();
+  const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
+  for (const [list, p] of [...placements.map((p) => ['tensors', p] as const), ...copies.map((p) => ['copies', p] as const)]) {
     if (names.has(p.name)) throw new Error(`weight ${p.name} is placed twice`);
     names.add(p.name);
-    const size = listedFile(source.manifest, p.file).bytes;
-    const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
-    if (!isCount(p.offset) || !isCount(p.bytes) || p.offset + p.bytes > size) {
-      throw new ManifestError(`weight ${p.name}: bytes ${p.offset}..${p.offset + p.bytes} are not inside ${p.file} (${size} bytes)`);
+    const { bytes } = listedFile(source.manifest, p.file);
+    if (!isCount(p.offset) || !isCount(p.bytes) || p.offset + p.bytes > bytes) {
+      throw new ManifestError(`weight ${p.name}: bytes ${p.offset}..${p.offset + p.bytes} are not inside ${p.file} (${bytes} bytes)`);
     }
-    byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
+    if (!plans.has(p.file)) plans.set(p.file, { path: p.file, bytes, tensors: [], copies: [] });
+    plans.get(p.file)![list].push(p);
   }
-  return source.manifest.files.filter((f) => byFile.has(f.path)).map((f) => ({ path: f.path, bytes: f.bytes, tensors: byFile.get(f.path)!.sort((a, b) => a.offset - b.offset) }));
+  for (const plan of plans.values()) plan.tensors.sort((a, b) => a.offset - b.offset);
+  return source.manifest.files.filter((f) => plans.has(f.path)).map((f) => plans.get(f.path)!);
+}
+
+/** Copies the part of `chunk` that lies in `p`'s bytes into `out` (the tensor's bytes), at its position. */
+function copyOverlap(chunk: ModelChunk, p: WeightPlacement, out: Uint8Array): void {
+  const [from, to] = [Math.max(p.offset, chunk.offset), Math.min(p.offset + p.bytes, chunk.offset + chunk.bytes.byteLength)];
+  if (from < to) out.set(chunk.bytes.subarray(from - chunk.offset, to - chunk.offset), from - p.offset);
 }
 
 /** One buffer per placement; a GPU that cannot make them (out of memory, a limit) is an error naming the total. */
