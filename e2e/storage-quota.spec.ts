@@ -1,6 +1,7 @@
-// A full browser storage quota (issue 6): src/model/source/cache.ts turns the Cache API's QuotaExceededError into a notice, and the
-// page still loads the model from the network and generates. The quota is made real through Chromium's DevTools
-// protocol (Storage.overrideQuotaForOrigin), set below the smallest model file before the page first loads.
+// A full browser storage quota (issue 6): the model cache (src/model/source/cache.ts) turns the Cache API's
+// QuotaExceededError into a notice, and the page still loads the model from the network and generates. The quota is
+// made real through Chromium's DevTools protocol (Storage.overrideQuotaForOrigin), set below the smallest model file
+// before the page first loads. And a corrupt cache entry is replaced by a fresh download.
 import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { colourCount, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';

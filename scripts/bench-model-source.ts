@@ -2,7 +2,8 @@
 // into GPU buffers (src/gpu/upload.ts), in Node (Dawn) and in headless Chromium; table rows in
 // model-source-bench/measure.ts. Without a GPU both WebGPU columns are SwiftShader's (a software rasteriser): the
 // hashing rows are what matter here, the upload rows say nothing about a real GPU.
-// Run: `npm run bench:model-source` (both), `-- --node` or `-- --chromium` (one), `-- --mb N` (default 128), `-- --repeats R`.
+// Run: `npm run bench:model-source` (both), `-- --node` or `-- --chromium` (one), `-- --mb N` (default 128),
+// `-- --repeats R` (default 3).
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { acquireDevice } from '../src/gpu/device.ts';

@@ -14,7 +14,7 @@ export interface SourceBenchRow {
   what: string;
   bytes: number;
   ms: number;
-  /** CPU time of the same run where the platform tells it (Node): on a busy machine, MB per CPU-second is the steadier number. */
+  /** CPU time of the same run where the platform tells it (Node): on a busy machine MB per CPU-second is steadier. */
   cpuMs?: number;
 }
 

@@ -5,8 +5,8 @@
 //   lora-diffusers  parseLora on diffusers keys (the embedded η)      LoraError
 //   lora-peft       parseLora on PEFT keys + lora_adapter_metadata    LoraError
 //   lora-kohya      parseLora on kohya keys + alphas (diffusers and SGM spellings)  LoraError
-//   onnx            readModel, externalLocations, externalInitializers, findLoraSites, every initializer read  OnnxError
-//   model-stream    a model source streaming a changed file against the manifest's size and SHA-256 (src/model/source/)  ManifestError
+//   onnx            readModel, externalLocations/Initializers, findLoraSites, every initializer read  OnnxError
+//   model-stream    a model source (src/model/source/) streaming a changed file against the manifest   ManifestError
 //   manifest        parseManifest                                    ManifestError
 //   scheduler       parseSchedulerConfig, then createScheduler + setTimesteps as the worker does  SchedulerConfigError
 //                   (and the schedulers' own plain `Error` range checks)

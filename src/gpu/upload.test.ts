@@ -61,7 +61,7 @@ async function* tap(chunks: AsyncIterable<ModelChunk>, see: (chunk: ModelChunk) 
 describe('uploadWeights', () => {
   // Two files; tensors at every offset modulo 4 and of every size modulo 4 (float16 tensors of 3, 5, 7 elements are
   // 6, 10, 14 bytes), back to back, with gaps, one inside another, one of 0 bytes, one spanning most of a file.
-  const files = { 'unet/weights-00.bin': randomBytes(1, 2053), 'unet/weights-01.bin': randomBytes(2, 777) };
+  const files: Record<string, Uint8Array> = { 'unet/weights-00.bin': randomBytes(1, 2053), 'unet/weights-01.bin': randomBytes(2, 777) };
   const placements: WeightPlacement[] = [
     { name: 'a', file: 'unet/weights-00.bin', offset: 0, bytes: 6 },
     { name: 'b', file: 'unet/weights-00.bin', offset: 6, bytes: 10 },

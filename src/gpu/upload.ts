@@ -1,9 +1,9 @@
-// Weight bytes from a model source straight into GPU buffers (DESIGN decision 7): each data file is streamed once, in
-// order, in bounded chunks, and every tensor's bytes are written into its own weight buffer (buffers.ts via tracker.ts,
-// usage STORAGE | COPY_SRC | COPY_DST, what Tensor.fromGpuBuffer takes) as they pass. JS holds a chunk at a time, never a
-// shard. Tensors may span chunks and chunks hold many tensors; bytes between tensors are skipped. A chunk that comes
-// again (a source restarting a file at offset 0) rewrites the same positions. On an error or a cancel every buffer
-// made so far is destroyed: nothing half-written is left on the GPU.
+// Weight bytes from a model source straight into GPU buffers (DESIGN decision 7): each data file is streamed once,
+// in order, in bounded chunks, and every tensor's bytes are written into its own weight buffer (made through
+// tracker.ts: usage STORAGE | COPY_SRC | COPY_DST, what Tensor.fromGpuBuffer takes) as they pass. JS holds a chunk at
+// a time, never a shard. Tensors may span chunks and chunks hold many tensors; bytes between tensors are skipped. A
+// chunk that comes again (a source restarting a file at offset 0) rewrites the same positions. On an error or a
+// cancel every buffer made so far is destroyed: nothing half-written is left on the GPU.
 import { ManifestError } from '../model/manifest.ts';
 import { listedFile, type ModelChunk, type ModelSource } from '../model/source/source.ts';
 import { createBufferTracker, type BufferTracker } from './tracker.ts';

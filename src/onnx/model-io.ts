@@ -63,7 +63,7 @@ export function externalLocations(model: ModelProto): string[] {
   return [...names];
 }
 
-/** An initializer kept in external data, placed in a model directory: its bytes are `bytes` bytes of `file` from `offset`. */
+/** An initializer kept in external data, placed in a model directory: `bytes` bytes of `file` from `offset`. */
 export interface ExternalInitializer {
   name: string;
   /** The data file's path in the model directory (a manifest path), not the graph's `location`. */

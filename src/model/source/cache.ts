@@ -69,7 +69,7 @@ export async function openModelCache(): Promise<ModelCache | undefined> {
 export function storeStream(store: (body: ReadableStream<Uint8Array>) => Promise<void>): CacheEntryWriter {
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(undefined, new ByteLengthQueuingStrategy({ highWaterMark: QUEUED_BYTES }));
   const writer = writable.getWriter();
-  const stored = store(readable);
+  const stored = Promise.resolve(readable).then(store); // a store that throws at once fails like one that fails later
   const failed = stored.then(() => new Promise<never>(() => undefined)); // never settles unless storing fails
   stored.catch(() => undefined); // reported through write and commit
   /** After the body broke: the storage error (the body is cancelled when storing fails, so `stored` settles). */

@@ -8,7 +8,7 @@ import { createSha256 } from '../../util/sha256.ts';
 export interface FileCheck {
   /** Adds the next bytes of the file; throws at once when they run past the manifest's size. */
   update(piece: Uint8Array): void;
-  /** Throws a ManifestError naming what is wrong (an HTML page, a short file, another file's hash); returns when all is well. */
+  /** Throws a ManifestError naming what is wrong (an HTML page, a short file, another file's hash). */
   finish(): void;
   /** Bytes seen so far. */
   readonly received: number;
