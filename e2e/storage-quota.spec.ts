@@ -1,12 +1,13 @@
-// A full browser storage quota (issue 6): model-cache.ts turns the Cache API's QuotaExceededError into a notice, and the
-// page still loads the model from the network and generates. The quota is made real through Chromium's DevTools
-// protocol (Storage.overrideQuotaForOrigin), set below the smallest model file before the page first loads.
+// A full browser storage quota (issue 6): the model cache (src/model/source/cache.ts) turns the Cache API's
+// QuotaExceededError into a notice, and the page still loads the model from the network and generates. The quota is
+// made real through Chromium's DevTools protocol (Storage.overrideQuotaForOrigin), set below the smallest model file
+// before the page first loads. And a corrupt cache entry is replaced by a fresh download.
 import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { colourCount, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
-const manifest: { files: { path: string; bytes: number }[] } = JSON.parse(readFileSync('models/manifest.json', 'utf8'));
-const CACHE_NAME = 'npo-playground-models-v1'; // model-cache.ts
+const manifest: { files: { path: string; bytes: number; sha256: string }[] } = JSON.parse(readFileSync('models/manifest.json', 'utf8'));
+const CACHE_NAME = 'npo-playground-models-v1'; // src/model/source/cache.ts
 
 // Caching is backend-independent; WASM is the fast path on a machine without a GPU.
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'storage does not depend on the backend'));
@@ -55,6 +56,36 @@ test('a full storage quota keeps history entries in the page, marked unsaved, wi
   await expect(page.getByTestId('seed')).not.toHaveValue('9');
   expect(await pixels(page, 'image-baseline')).toEqual(shown.baseline);
   expect(await pixels(page, 'image-npo')).toEqual(shown.npo);
+});
+
+// A corrupt cache entry (disk damage, an interrupted write of an older version): the cached bytes are streamed and
+// checked, the mismatch found at the end, the entry dropped and the file downloaded again while it is re-cached
+// (src/model/source/url.ts). The page loads without an error and the cache ends up holding the right bytes.
+test('a corrupt cache entry is dropped, the file downloaded again and cached correctly', async ({ page }, info) => {
+  await openPlayground(page, info);
+  const weights = manifest.files.reduce((a, b) => (b.bytes > a.bytes ? b : a)); // the largest: several chunks
+  const where = { name: CACHE_NAME, key: `/__model-cache__/sha256/${weights.sha256}` }; // src/model/source/cache.ts
+  /** The SHA-256 of the cached entry's bytes; `damage` first flips a byte near its end and stores it back. */
+  const cachedHash = (damage: boolean) => page.evaluate(async ({ name, key, damage }) => {
+    const cache = await caches.open(name);
+    const url = new URL(key, location.origin).href;
+    const bytes = new Uint8Array(await (await cache.match(url))!.arrayBuffer());
+    if (damage) {
+      bytes[bytes.length - 10] ^= 0xff; // in the last chunk: found only once the whole file was hashed
+      await cache.put(url, new Response(bytes));
+    }
+    return [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  }, { ...where, damage });
+  expect(await cachedHash(false)).toBe(weights.sha256);
+  expect(await cachedHash(true)).not.toBe(weights.sha256);
+
+  const fetched: string[] = [];
+  page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
+  const errors = await openPlayground(page, info);
+  expect(errors).toEqual([]);
+  await expect(page.getByTestId('error')).toHaveCount(0);
+  expect(fetched.filter((path) => path.startsWith('/models/') && path !== '/models/manifest.json')).toEqual([`/models/${weights.path}`]);
+  expect(await cachedHash(false)).toBe(weights.sha256);
 });
 
 // The control: with the ordinary quota the same page caches every file, so the quota test's empty cache and notice

@@ -5,7 +5,8 @@
 //   lora-diffusers  parseLora on diffusers keys (the embedded η)      LoraError
 //   lora-peft       parseLora on PEFT keys + lora_adapter_metadata    LoraError
 //   lora-kohya      parseLora on kohya keys + alphas (diffusers and SGM spellings)  LoraError
-//   onnx            readModel, externalLocations, findLoraSites, every initializer read (inline and external data)  OnnxError
+//   onnx            readModel, externalLocations/Initializers, findLoraSites, every initializer read  OnnxError
+//   model-stream    a model source (src/model/source/) streaming a changed file against the manifest   ManifestError
 //   manifest        parseManifest                                    ManifestError
 //   scheduler       parseSchedulerConfig, then createScheduler + setTimesteps as the worker does  SchedulerConfigError
 //                   (and the schedulers' own plain `Error` range checks)
@@ -15,6 +16,7 @@
 //   prepared-manifest   parseAnyManifest on format 2, then what the loaders read of it (prepared-manifest-target.ts)  ManifestError
 //   pair-zip        pairsFromZip (zip reader, metadata.csv, sharp decoding, resize) on an image-folder zip        PairsError
 //   pair-parquet    pairsFromParquet (hyparquet, Pick-a-Pic columns, sharp decoding) on a shard              PairsError
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { createScheduler, parseSchedulerConfig, schedulerNameForConfig } from '../diffusion/schedulers/index.ts';
@@ -27,9 +29,10 @@ import { kohyaName, sgmPath } from '../lora/keys.ts';
 import { readSafetensors, writeSafetensors } from '../lora/safetensors.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import type { LoraTarget } from '../lora/types.ts';
-import { ManifestError, parseManifest } from '../model/manifest.ts';
+import { isSafeRelativePath, ManifestError, parseManifest, type AnyManifest } from '../model/manifest.ts';
+import { memorySource } from '../model/source/memory.ts';
 import { findLoraSites } from '../onnx/lora-sites.ts';
-import { externalizeWeights, externalLocations, inlineExternalData, inlineTensor, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
+import { externalInitializers, externalizeWeights, externalLocations, inlineExternalData, inlineTensor, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, onnx } from '../onnx/proto.ts';
 import { readTensor } from '../onnx/tensor.ts';
 import { encodePairs, PairsError, parsePairs } from '../train/pairs.ts';
@@ -204,6 +207,10 @@ const onnxTarget: FuzzTarget = {
     const m = readModel(model);
     const files = new Map(data ? [[EXTERNAL_NAME, data]] : []);
     for (const location of externalLocations(m)) invariant(isPlainFileName(location), `external data location ${JSON.stringify(location)} accepted`);
+    for (const w of externalInitializers(m, 'unet/model.onnx')) {
+      invariant(w.file.startsWith('unet/') && isSafeRelativePath(w.file), `external initializer ${w.name}: file ${JSON.stringify(w.file)} accepted`);
+      invariant(isCount(w.offset) && isCount(w.bytes), `external initializer ${w.name}: offset ${w.offset}, ${w.bytes} bytes`);
+    }
     for (const site of findLoraSites(m)) invariant(site.inFeatures >= 1 && site.outFeatures >= 1 && site.dims.every(isCount), `LoRA site ${site.modulePath}: dims [${site.dims}]`);
     for (const t of m.graph!.initializer ?? []) {
       const { dims, data } = FLOATS.has(t.dataType ?? 0) ? readWeight(t, files) : readTensor(inlineTensor(t, files));
@@ -369,6 +376,44 @@ const pairZipTarget = pairSourceTarget('pair-zip', 'pairs.zip', (bytes) => pairs
 const pairParquetTarget = pairSourceTarget('pair-parquet', 'pickapic.parquet', (bytes) =>
   pairsFromParquet({ byteLength: bytes.byteLength, slice: (start, end) => bytes.slice(start, end).buffer }, 'fuzz.parquet', sourceOptions));
 
+// ---------------------------------------------------------------------------------------------------------------------
+// Model files as a source streams them (src/model/source/): whatever the bytes, the stream either refuses them with
+// a ManifestError or hands out exactly the manifest's file, chunk by chunk at their offsets.
+// ---------------------------------------------------------------------------------------------------------------------
+
+const STREAMED = 'eta.safetensors';
+const streamedFile = memo(() => {
+  const bytes = models(STREAMED);
+  const manifest = { files: [{ path: STREAMED, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') }] } as AnyManifest;
+  return { bytes, manifest };
+});
+
+const modelStreamTarget: FuzzTarget = {
+  name: 'model-stream',
+  errorType: 'ManifestError',
+  seeds: memo(() => [[streamedFile().bytes]]),
+  mutate(r, [bytes]) {
+    // Mostly changed bytes; sometimes an HTML page in front, or the file unchanged (so some inputs pass).
+    const c = r.int(10);
+    if (c === 0) return [bytes];
+    if (c === 1) return [new Uint8Array([...utf8('<!DOCTYPE html><html>'), ...bytes.subarray(0, r.int(bytes.byteLength))])];
+    return [mutateBytes(r, bytes)];
+  },
+  async run([bytes]) {
+    const { manifest, bytes: expected } = streamedFile();
+    const chunkBytes = 1 + ((bytes[0] ?? 0) * 257 + bytes.byteLength) % 70_000; // chunk sizes vary with the input
+    const received = new Uint8Array(expected.byteLength);
+    let next = 0;
+    for await (const { offset, bytes: chunk } of memorySource(manifest, new Map([[STREAMED, bytes]])).stream(STREAMED, { chunkBytes })) {
+      invariant(offset === next && chunk.byteLength <= chunkBytes && offset + chunk.byteLength <= received.byteLength, `chunk at ${offset} of ${chunk.byteLength} bytes, expected one at ${next}`);
+      received.set(chunk, offset);
+      next += chunk.byteLength;
+    }
+    invariant(next === expected.byteLength && Buffer.from(received).equals(Buffer.from(expected)), 'a stream that is not the manifest\'s file was accepted');
+  },
+  expected: (e) => e instanceof ManifestError,
+};
+
 /** Seeds as plain Uint8Arrays: Node Buffers (readFileSync, protobufjs) share memory on .slice(), so a mutation would write into the seed. */
 const plain = (target: FuzzTarget): FuzzTarget => ({ ...target, seeds: memo(() => target.seeds().map((parts) => parts.map((p) => new Uint8Array(p)))) });
 
@@ -382,6 +427,7 @@ export const TARGETS: FuzzTarget[] = ([
     return [[kohya], [renamed(kohya, (k) => { const dot = k.indexOf('.'); return (toSgm.get(k.slice(0, dot)) ?? k.slice(0, dot)) + k.slice(dot); })]];
   })),
   onnxTarget,
+  modelStreamTarget,
   jsonTarget('manifest', 'ManifestError', () => [text(models('manifest.json'))], (t) => void parseManifest(t), (e) => e instanceof ManifestError),
   jsonTarget('scheduler', 'SchedulerConfigError | Error', () => [JSON.stringify(JSON.parse(text(models('manifest.json'))).scheduler), ...SCHEDULER_SEEDS], runScheduler,
     // The schedulers' own range checks throw plain Error with a message; TypeError, RangeError … are crashes.

@@ -18,10 +18,13 @@ const rawText: Plugin = {
   },
 };
 
-/** Runs `fn` with a page that has the harness loaded (globalThis.mergeHarness); closes the browser afterwards. */
-export async function withHarnessPage<T>(fn: (page: Page, browserVersion: string) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a page that has a harness loaded (by default chromium-harness.ts: globalThis.mergeHarness; `entry`
+ * names another file that sets its own global); closes the browser afterwards.
+ */
+export async function withHarnessPage<T>(fn: (page: Page, browserVersion: string) => Promise<T>, entry = resolve(here, 'chromium-harness.ts')): Promise<T> {
   const bundle = await build({
-    entryPoints: [resolve(here, 'chromium-harness.ts')],
+    entryPoints: [entry],
     bundle: true,
     format: 'iife',
     target: 'es2022',

@@ -63,6 +63,34 @@ export function externalLocations(model: ModelProto): string[] {
   return [...names];
 }
 
+/** An initializer kept in external data, placed in a model directory: `bytes` bytes of `file` from `offset`. */
+export interface ExternalInitializer {
+  name: string;
+  /** The data file's path in the model directory (a manifest path), not the graph's `location`. */
+  file: string;
+  offset: number;
+  bytes: number;
+  dims: number[];
+  /** onnx.TensorProto.DataType (1 float32, 10 float16, …). */
+  dataType: number;
+}
+
+/**
+ * Every initializer of the graph at `graphPath` (a path in the model directory, e.g. `unet/model.onnx`) that lives in
+ * external data, in graph order. A `location` is relative to the graph's folder (ORT's rule), so `weights-00.bin`
+ * of `unet/model.onnx` is the directory's `unet/weights-00.bin` (src/pipelines/onnx-component.ts `componentFiles`
+ * maps the other way).
+ * Whether the bytes fit the file is checked by whoever reads it (src/gpu/upload.ts against the manifest's sizes).
+ */
+export function externalInitializers(model: ModelProto, graphPath: string): ExternalInitializer[] {
+  const folder = graphPath.slice(0, graphPath.lastIndexOf('/') + 1);
+  return (model.graph?.initializer ?? []).filter(isExternal).map((tensor) => {
+    const { location, offset, length } = externalRef(tensor);
+    const file = folder + location.split('/').filter((segment) => segment !== '.').join('/');
+    return { name: tensor.name ?? '', file, offset, bytes: length, dims: (tensor.dims ?? []).map(int), dataType: tensor.dataType ?? 0 };
+  });
+}
+
 /** A copy of the tensor with its bytes inline (bounds-checked against the external file). */
 export function inlineTensor(tensor: TensorProto, files: ExternalFiles): TensorProto {
   if (!isExternal(tensor)) return tensor;

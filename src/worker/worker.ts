@@ -8,7 +8,7 @@ import { createModelEngine, type LatentEngine } from '../pipelines/index.ts';
 import { chooseBackend, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
-import { openModelCache } from './model-cache.ts';
+import { openModelCache } from '../model/source/cache.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import type { AnyManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
