@@ -94,7 +94,7 @@ export function accelerateCommand(options: AccelerateCommandOptions): string {
     `--gradient_accumulation_steps ${s.gradient_accumulation_steps}`,
     `--rank ${s.rank}`,
     `--beta_dpo ${Math.round(s.beta_dpo)}`,
-    `--learning_rate ${s.learning_rate}`,
+    `--learning_rate ${flagNumber(s.learning_rate)}`,
     `--lr_scheduler ${s.lr_scheduler}`,
     `--lr_warmup_steps ${s.lr_warmup_steps}`,
     `--max_train_steps ${s.max_train_steps}`,
@@ -119,6 +119,11 @@ export const SCRIPT_PITFALLS: readonly string[] = [
   'The script imports wandb even when it reports to tensorboard: install both (pip install wandb tensorboard).',
   '--train_batch_size is per GPU: the update sees train_batch_size × num_processes × gradient_accumulation_steps pairs.',
 ];
+
+/** 5e-6 rather than 0.000005 (argparse's float() reads both). */
+function flagNumber(n: number): string {
+  return n !== 0 && Math.abs(n) < 1e-3 ? n.toExponential() : String(n);
+}
 
 /** A path as one shell word (quoted when it holds anything but safe characters). */
 function shellWord(text: string): string {
