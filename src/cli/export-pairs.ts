@@ -84,7 +84,7 @@ async function main() {
   const command = accelerateCommand({ family, datasetDir: values.out, numProcesses, settings: RELEASED_NPO_SETTINGS[family] });
   writeFileSync(join(values.out, 'README.md'), datasetCard(summary, command));
   process.stderr.write(`\rwrote ${summary.rows} pairs in ${summary.shards} shard${summary.shards === 1 ? '' : 's'}${values.reverse ? ', labels reversed (NPO)' : ''}`
-    + `${summary.tiesDropped ? `, ${summary.tiesDropped} ties left out` : ''}\n\ntrain with the released NPO settings (${family}):\n${command}\n`);
+    + `${summary.tiesDropped ? `, ${summary.tiesDropped} tie${summary.tiesDropped === 1 ? '' : 's'} left out` : ''}\n\ntrain with the released NPO settings (${family}):\n${command}\n`);
   console.log(values.out);
 }
 

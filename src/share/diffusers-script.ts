@@ -63,10 +63,12 @@ const DPO_SD15_UNET = 'mhdang/dpo-sd1.5-text2image-v1';
 
 /**
  * A prepared model as diffusers sees it. LoRA offsets are the files in the model folder (`modelDir`/file, what the
- * engine reads); a dense η is the diffusers UNet folder prepare-model was given (`source.etaUnet`).
+ * engine reads; '' when the folder's place is not known, as in the page); a dense η is the diffusers UNet folder
+ * prepare-model was given (`source.etaUnet`).
  */
 export function diffusersModelOf(manifest: PreparedManifest, modelDir: string): DiffusersModel {
   const notes: string[] = [];
+  if (!modelDir) notes.push('LoRA files are named as in the prepared model\'s folder: run the script there, or pass --eta-lora / --delta-lora');
   const inDir = (file: string) => (modelDir ? `${modelDir.replace(/\/+$/, '')}/${file}` : file);
   const offset = (o: PreparedOffset | undefined, role: 'eta' | 'delta'): DiffusersOffset | undefined => {
     if (!o) return undefined;

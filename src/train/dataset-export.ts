@@ -16,11 +16,12 @@
 // script resizes and crops them itself (--resolution). A pairs.json holds pixels at the training size: they become PNG.
 // Shards: rows are written a row group at a time (100 rows, as datasets' own parquet writer uses for image datasets),
 // and a new shard starts past `shardRows` rows or `shardBytes` bytes (default 500 MB, datasets' push_to_hub default).
-import { ParquetWriter, type Writer } from 'hyparquet-writer';
+import { ByteWriter, ParquetWriter, type Writer } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet';
 import { encodePngAsync } from '../share/png-encode.ts';
 import type { EncodedPairs } from './pair-sources.ts';
 import { PairsError, parsePairsAtOwnSize } from './pairs.ts';
+import { writeZip } from './zip-writer.ts';
 
 /** One dataset row: the caption, two encoded images, and whether jpg_0 is the preferred one (label_0). */
 export interface DatasetRow { caption: string; jpg0: Uint8Array; jpg1: Uint8Array; label0: 0 | 1 }
@@ -220,4 +221,24 @@ ${shardList}
 ${trainCommand}
 \`\`\`
 `;
+}
+
+/**
+ * The page's "Download as dataset": a pairs.json's pairs as the dataset folder `<name>/` (card + shards) in one .zip,
+ * so that after unzipping `--dataset_name <name>` is the folder. `trainCommand(dir)` gives the card's command.
+ */
+export async function datasetZipFromPairsJson(pairsJson: string, options: { name: string; reverse: boolean; source: string; trainCommand: (datasetDir: string) => string }): Promise<{ zip: Uint8Array; summary: DatasetSummary }> {
+  const { rows, width, height } = rowsFromPairsJson(pairsJson);
+  const writers: ByteWriter[] = [];
+  const shardRows = await writeDatasetShards(rows, { reverse: options.reverse, openShard: () => { writers.push(new ByteWriter()); return writers.at(-1)!; } });
+  const summary: DatasetSummary = {
+    rows: shardRows.reduce((a, b) => a + b, 0), shards: shardRows.length, shardRows, reverse: options.reverse, tiesDropped: 0,
+    source: options.source, images: `PNG at the pairs' ${width}×${height} (the training size in the page; \`npm run export-pairs\` on the original folder, zip or shard keeps full-size files)`,
+  };
+  const card = datasetCard(summary, options.trainCommand(`./${options.name}`));
+  const zip = writeZip([
+    { name: `${options.name}/README.md`, bytes: new TextEncoder().encode(card) },
+    ...writers.map((w, i) => ({ name: `${options.name}/${shardPath(i, writers.length)}`, bytes: new Uint8Array(w.getBuffer()) })),
+  ]);
+  return { zip, summary };
 }
