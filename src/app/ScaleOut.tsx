@@ -4,7 +4,6 @@
 // script's defaults get wrong, and "Copy as diffusers script" for the shown pair (prepared SD1.5/SDXL models only).
 import { useState } from 'react';
 import { accelerateCommand, RELEASED_NPO_SETTINGS, SCRIPT_PITFALLS, settingsFromPageRun } from '../train/accelerate-command.ts';
-import { datasetZipFromPairsJson } from '../train/dataset-export.ts';
 import { diffusersScript, type DiffusersModel, type DiffusersOffset } from '../share/diffusers-script.ts';
 import { usePlayground } from './store.ts';
 import { download, trainingSize, useTraining } from './training-store.ts';
@@ -44,6 +43,8 @@ export function ScaleOut() {
     if (!pairsJson) return;
     setStatus('writing the dataset…');
     try {
+      // loaded on first use: the parquet writer (hyparquet-writer, about 50 kB) stays out of the page's first bundle
+      const { datasetZipFromPairsJson } = await import('../train/dataset-export.ts');
       const { zip, summary } = await datasetZipFromPairsJson(pairsJson, {
         name: DATASET_NAME, reverse: t.options.reverse, source: `the page's training pairs (${t.pairs?.name ?? 'picks'})`, trainCommand: command,
       });
