@@ -8,6 +8,7 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { positiveInt } from './int-arg.ts';
 import { fileWriter } from 'hyparquet-writer';
 import { accelerateCommand, RELEASED_NPO_SETTINGS, type ScriptFamily } from '../train/accelerate-command.ts';
 import { datasetCard, rowsFromEncodedPairs, rowsFromPairsJson, shardPath, writeDatasetShards, type DatasetRow, type DatasetSummary } from '../train/dataset-export.ts';
@@ -16,12 +17,6 @@ import { openPairsSourceNode } from '../train/decode-node.ts';
 const USAGE = 'usage: npm run export-pairs -- --pairs <pairs.json | folder | .zip | .parquet> --out <dir> [--reverse] '
   + '[--shard-rows N] [--shard-mb 500] [--family sd15|sdxl] [--num-processes 8] [--overwrite]';
 
-function positiveInt(raw: string | undefined, flag: string): number | undefined {
-  if (raw === undefined) return undefined;
-  const v = Number(raw);
-  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${flag} must be a positive integer, got ${raw}`);
-  return v;
-}
 
 /** Shards already in `<out>/data` would join the new ones under the card's data/train-* pattern: refuse or remove. */
 function clearOldShards(dataDir: string, overwrite: boolean) {
