@@ -35,7 +35,8 @@ export function ScaleOut() {
   const [released, setReleased] = useState(false);
   const [status, setStatus] = useState<string>();
   const family = model?.kind === 'sdxl' ? 'sdxl' : 'sd15';
-  const settings = released ? RELEASED_NPO_SETTINGS[family] : settingsFromPageRun(t.options, trainingSize(t.options));
+  const size = trainingSize(t.options); // 0 until a model is loaded: then the script's family default
+  const settings = released ? RELEASED_NPO_SETTINGS[family] : settingsFromPageRun(t.options, size > 0 ? size : RELEASED_NPO_SETTINGS[family].resolution);
   const command = (datasetDir: string) => accelerateCommand({ family, datasetDir, numProcesses: Math.max(1, Math.round(processes) || 1), settings });
   const pairsJson = t.pairs?.json ?? (t.picks.length ? t.picksJson() : undefined);
 
@@ -76,8 +77,10 @@ export function ScaleOut() {
           Download as dataset</button>
         <label><span>GPUs</span><input type="number" data-testid="accelerate-processes" min={1} step={1} value={processes}
           onChange={(e) => setProcesses(Number(e.target.value))} /></label>
+      </div>
+      <div className="row">
         <label className="check"><input type="checkbox" data-testid="accelerate-released" checked={released} onChange={(e) => setReleased(e.target.checked)} />
-          the released NPO weights' settings</label>
+          the released NPO weights' settings (else this run's)</label>
       </div>
       <pre className="command" data-testid="accelerate-command">{command(`./${DATASET_NAME}`)}</pre>
       <button type="button" data-testid="accelerate-copy" onClick={async () => setStatus(`command ${await copyOrDownload(command(`./${DATASET_NAME}`), 'train-npo.sh')}`)}>Copy command</button>
