@@ -3,7 +3,8 @@
 // mixed as gen.py's mix_models at α 0.5 with β 0.8 under DPM++ 2M; a LoRA η at 0.6 with α 0.7 and the δ diffusers'
 // train_diffusion_dpo.py saved at 1.3 under DDIM) and kept its final latents (diffusers-script-reference.safetensors).
 // Our engine, with the same settings, must give them within 1e-4 relative L2 (measured 1.3e-6 there), while NPO moves
-// the latents by more than 0.5 relative to the baseline, so a wrong mix, scale or branch fails.
+// the latents by more than 0.5 relative to the baseline, so a wrong mix, scale or branch fails. The same for the tiny
+// SDXL (StableDiffusionXLPipeline; measured 8.5e-7, NPO moves the latents by 0.32).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -14,6 +15,7 @@ import { createModelEngine } from '../pipelines/index.ts';
 import type { ModelDirectory } from '../pipelines/read-directory.ts';
 import { prepareFixture, relL2 } from '../pipelines/reference-metrics.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
+import { assembleSdxlExport } from '../../scripts/fixtures/sdxl-export.ts';
 import { diffusersModelOf, diffusersScript, DiffusersScriptError, py } from './diffusers-script.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
@@ -74,6 +76,24 @@ describe('the emitted diffusers script reproduces our images (tiny SD1.5, refere
     expect(() => diffusersScript({ model, params: { ...params, scheduler: 'nope' }, madeBy: 't' })).toThrow(DiffusersScriptError);
     expect(diffusersScript({ model, params, madeBy: 't' })).toContain('"negative_prompt": None');
     expect(diffusersScript({ model, params: { ...params, negativePromptGiven: true }, madeBy: 't' })).toContain('"negative_prompt": ""');
+  });
+});
+
+describe('the emitted diffusers script reproduces our images (tiny SDXL: dense η, δ a stack of two LoRAs, Euler, no negative prompt)', () => {
+  it("baseline and NPO latents equal StableDiffusionXLPipeline's within 1e-4 relative L2", async () => {
+    const sdxl = join(import.meta.dirname, '../../fixtures/sdxl');
+    const model = prepareFixture(assembleSdxlExport(), ['--eta-unet', join(sdxl, 'dpo-unet'), '--delta-lora', join(sdxl, 'delta-diffusers.safetensors'),
+      '--delta-lora', `${join(sdxl, 'npo-attn1.safetensors')}:0.8`]);
+    const xlReference = readSafetensors(new Uint8Array(readFileSync(join(sdxl, 'diffusers-script-reference.safetensors'))));
+    const { params } = fromFlags(JSON.parse(xlReference.metadata!.checks).generate_flags);
+    const engine = await createModelEngine(ort, model.manifest, model.files);
+    await engine.generate(params, ['baseline', 'npo'], {});
+    const latents = engine.lastLatents()!.latents;
+    await engine.release();
+    const want = (kind: string) => xlReference.tensors.get(`sdxl.${kind}.latents`)!.data as Float32Array;
+    expect(relL2(latents.get('baseline')!, want('baseline'))).toBeLessThan(1e-4);
+    expect(relL2(latents.get('npo')!, want('npo'))).toBeLessThan(1e-4);
+    expect(relL2(want('npo'), want('baseline'))).toBeGreaterThan(0.1);
   });
 });
 
