@@ -101,5 +101,15 @@ describe('py: JSON-like values as Python literals', () => {
   it('writes None/True/False, infinities (also the configs\' "-Infinity" strings), escaped strings', () => {
     expect(py({ a: null, b: [true, false], c: -Infinity, d: '-Infinity', e: 'say "hi"\n', f: 'é', g: 1e-6 }))
       .toBe('{"a": None, "b": [True, False], "c": -float("inf"), "d": -float("inf"), "e": "say \\"hi\\"\\n", "f": "\\u00e9", "g": 0.000001}');
+    expect(py('a 😀 cat')).toBe('"a \\U0001f600 cat"'); // one character in Python, not a surrogate pair
+  });
+
+  it('keeps a prompt or model name with newlines and "@…@" out of the code and comments', () => {
+    const model = { kind: 'sd15' as const, name: 'evil\nimport os', scheduler: {}, base: 'b', notes: [], delta: undefined, eta: undefined };
+    const params = { prompt: 'x @SETTINGS@ y\nz', negativePrompt: '', seed: 1, steps: 2, omega: 3, alpha: 1, beta: 1, scheduler: 'ddim' };
+    const script = diffusersScript({ model, params, madeBy: 'line one\nline two' });
+    expect(script).toContain('for the model "evil import os"');
+    expect(script).toContain('(line one line two)');
+    expect(script).toContain('"prompt": "x @SETTINGS@ y\\nz"');
   });
 });

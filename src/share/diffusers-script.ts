@@ -106,20 +106,18 @@ export function diffusersScript({ model, params, madeBy }: ScriptRequest): strin
     alpha: params.alpha, beta: params.beta, width: params.width ?? null, height: params.height ?? null,
   };
   const offsetArgs = (o: DiffusersOffset | undefined) => (o?.kind === 'loras' ? o.loras.map((l) => `${l.path}:${l.scale}`) : []);
-  return TEMPLATE
-    .replaceAll('@MADE_BY@', madeBy)
-    .replaceAll('@MODEL_NAME@', model.name)
-    .replaceAll('@NOTES@', model.notes.map((n) => `\n# Note: ${n}.`).join(''))
-    .replaceAll('@PIPELINE@', xl ? 'StableDiffusionXLPipeline' : 'StableDiffusionPipeline')
-    .replaceAll('@SETTINGS@', py(settings))
-    .replaceAll('@BASE@', py(model.base))
-    .replaceAll('@ETA_UNET@', py(model.eta?.kind === 'unet' ? model.eta.path : null))
-    .replaceAll('@ETA_LORAS@', py(offsetArgs(model.eta)))
-    .replaceAll('@DELTA_LORAS@', py(offsetArgs(model.delta)))
-    .replaceAll('@SCHEDULER_CLASS@', scheduler.className)
-    .replaceAll('@SCHEDULER_CONFIG@', py({ ...model.scheduler, ...scheduler.config }))
-    .replaceAll('@SCHEDULER_NAME@', params.scheduler);
+  const fields: Record<string, string> = {
+    MADE_BY: comment(madeBy), MODEL_NAME: comment(model.name), NOTES: model.notes.map((n) => `\n# Note: ${comment(n)}.`).join(''),
+    PIPELINE: xl ? 'StableDiffusionXLPipeline' : 'StableDiffusionPipeline', SETTINGS: py(settings), BASE: py(model.base),
+    ETA_UNET: py(model.eta?.kind === 'unet' ? model.eta.path : null), ETA_LORAS: py(offsetArgs(model.eta)), DELTA_LORAS: py(offsetArgs(model.delta)),
+    SCHEDULER_CLASS: scheduler.className, SCHEDULER_CONFIG: py({ ...model.scheduler, ...scheduler.config }), SCHEDULER_NAME: comment(params.scheduler),
+  };
+  // one pass, so that a value holding "@NAME@" (a prompt, a file name) is never substituted again
+  return TEMPLATE.replace(/@([A-Z_]+)@/g, (_, key: string) => fields[key]);
 }
+
+/** Text for a Python comment line: one line. */
+const comment = (text: string) => text.replace(/[\r\n\u2028\u2029]+/g, ' ');
 
 /** A JSON-like value as a Python literal (None/True/False; strings JSON-escaped, which Python reads the same). */
 export function py(value: unknown): string {
@@ -134,7 +132,11 @@ export function py(value: unknown): string {
   if (typeof value === 'string') {
     // the scheduler configs write ±Infinity as strings so that they parse as JSON; diffusers wants the float
     if (value === '-Infinity' || value === 'Infinity') return value === 'Infinity' ? 'float("inf")' : '-float("inf")';
-    return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    // ASCII only: \uXXXX, and \UXXXXXXXX past the BMP (Python does not join a JSON surrogate pair into one character)
+    return JSON.stringify(value).replace(/[\u007f-\u{10ffff}]/gu, (c) => {
+      const code = c.codePointAt(0)!;
+      return code > 0xffff ? `\\U${code.toString(16).padStart(8, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+    });
   }
   if (Array.isArray(value)) return `[${value.map(py).join(', ')}]`;
   return `{${Object.entries(value as Record<string, unknown>).map(([k, v]) => `${JSON.stringify(k)}: ${py(v)}`).join(', ')}}`;
