@@ -6,6 +6,7 @@ import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.ts';
 import { download, trainingSize, useTraining } from './training-store.ts';
 import { TrainChart } from './TrainChart.tsx';
 import { LoraEffectView } from './LoraEffect.tsx';
+import { ScaleOut } from './ScaleOut.tsx';
 import type { LoraRole } from '../worker/protocol.ts';
 import { MAX_LORA_FILE_BYTES } from '../lora/safetensors.ts';
 import { sourceFromDrop, sourceFromFile, sourceFromFolderInput } from './pair-source-files.ts';
@@ -126,6 +127,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
         </div>
       )}
       {t.effect && <LoraEffectView effect={t.effect} />}
+      <ScaleOut />
       <h3>Bring a LoRA</h3>
       <div className="row">
         <label><span>as δ</span><input type="file" accept=".safetensors" data-testid="lora-file-delta" onChange={(e) => useFile(e.currentTarget, 'delta')} /></label>

@@ -10,6 +10,7 @@
 // Progress and the report go to stderr; the last line on stdout is the manifest's path.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { positiveInt } from './int-arg.ts';
 import { formatBytes, prepareModel } from '../prepare/prepare.ts';
 import type { WeightDtype } from '../model/manifest.ts';
 import { parseLoraArgs } from './lora-arg.ts';
@@ -17,12 +18,6 @@ import { parseLoraArgs } from './lora-arg.ts';
 const USAGE = 'usage: npm run prepare-model -- --onnx <export dir> --out <dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] '
   + '[--eta-lora <file>[:scale]]… [--delta-lora <file>[:scale]]… [--dtype float32|float16] [--vae <vae_decoder export dir>] [--shard-mb 1024] [--name <name>]';
 
-function positiveInt(raw: string | undefined, flag: string): number | undefined {
-  if (raw === undefined) return undefined;
-  const v = Number(raw);
-  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${flag} must be a positive integer, got ${raw}`);
-  return v;
-}
 
 function main() {
   const { values } = parseArgs({

@@ -5,7 +5,10 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { RgbaImage } from './image-prep.ts';
-import { MAX_IMAGE_PIXELS, MAX_ZIP_BYTES, pairsFromFolder, pairsFromParquet, pairsFromZip, type FolderFiles, type ImageDecoder, type PairSet } from './pair-sources.ts';
+import {
+  encodedPairsFromFolder, encodedPairsFromParquet, MAX_IMAGE_PIXELS, MAX_ZIP_BYTES, pairSetFrom, zipFolderFiles,
+  type EncodedPairs, type FolderFiles, type ImageDecoder, type PairSet,
+} from './pair-sources.ts';
 import { MAX_PAIRS_CHARS, PairsError } from './pairs.ts';
 
 export const decodeImageNode: ImageDecoder = async (bytes) => {
@@ -32,25 +35,40 @@ export async function folderFilesNode(root: string): Promise<FolderFiles> {
  * `size`²), or a pairs.json (returned as its text, to be parsed at its own size).
  */
 export async function readPairsSourceNode(path: string, size: number, maxPairs?: number): Promise<PairSet | { json: string }> {
+  const opened = await openPairsSourceNode(path);
+  if ('json' in opened) return opened;
+  try {
+    return await pairSetFrom(opened.source, path, { size, decode: decodeImageNode, maxPairs });
+  } finally {
+    await opened.close();
+  }
+}
+
+/**
+ * A pairs source at `path`, opened: a folder's, .zip's or .parquet shard's pairs with their images undecoded (`close`
+ * releases the shard's file handle once they are read), or a pairs.json's text.
+ */
+export async function openPairsSourceNode(path: string): Promise<{ source: EncodedPairs; close: () => Promise<void> } | { json: string }> {
   const info = await stat(path);
-  const options = { size, decode: decodeImageNode, maxPairs };
-  if (info.isDirectory()) return pairsFromFolder(await folderFilesNode(path), path, options);
+  const nothingToClose = async () => {};
+  if (info.isDirectory()) return { source: await encodedPairsFromFolder(await folderFilesNode(path), path), close: nothingToClose };
   const lower = path.toLowerCase();
   if (lower.endsWith('.zip')) {
     if (info.size > MAX_ZIP_BYTES) throw new PairsError(`${path} is ${info.size} bytes; zips over ${MAX_ZIP_BYTES} bytes are refused`);
-    return pairsFromZip(new Uint8Array(await readFile(path)), path, options);
+    return { source: await encodedPairsFromFolder(zipFolderFiles(new Uint8Array(await readFile(path)), path), path), close: nothingToClose };
   }
   if (lower.endsWith('.parquet')) {
     const handle = await open(path);
+    const file = { byteLength: info.size, slice: async (start: number, end = info.size) => {
+      const buffer = new Uint8Array(end - start);
+      await handle.read(buffer, 0, buffer.length, start);
+      return buffer.buffer;
+    } };
     try {
-      const file = { byteLength: info.size, slice: async (start: number, end = info.size) => {
-        const buffer = new Uint8Array(end - start);
-        await handle.read(buffer, 0, buffer.length, start);
-        return buffer.buffer;
-      } };
-      return await pairsFromParquet(file, path, options);
-    } finally {
+      return { source: await encodedPairsFromParquet(file, path), close: () => handle.close() };
+    } catch (error) {
       await handle.close();
+      throw error;
     }
   }
   if (info.size > MAX_PAIRS_CHARS) throw new PairsError(`${path} is ${info.size} bytes; pairs files over ${MAX_PAIRS_CHARS} are refused`);

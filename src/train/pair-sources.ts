@@ -12,7 +12,9 @@
 // is resized and cropped on its own, the same when both have one size, as Pick-a-Pic's pairs do). Decoding is
 // the platform's (createImageBitmap in the page, sharp in Node), passed in as `decode`.
 // Every error names the source and the broken file or metadata line.
-import { parquetMetadataAsync, parquetRead, type AsyncBuffer } from 'hyparquet';
+// The readers first yield each pair's images as the source stores them (encodedPairsFromFolder, encodedPairsFromParquet);
+// the pairs.json builders below decode those, and the dataset export (dataset-export.ts) keeps the bytes as they are.
+import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { jsonLimitProblem } from '../util/json-limits.ts';
 import { prepareTrainingImage, trainingCrop, type RgbaImage } from './image-prep.ts';
 import { bytesToBase64, MAX_PAIRS, MAX_PAIRS_CHARS, PairsError, type ImageSource, type PairsFile } from './pairs.ts';
@@ -55,45 +57,90 @@ interface MetadataRow {
   where: string;
 }
 
-/** Pairs from an image folder (a directory chosen or dropped in the page, or a path in Node). */
-export async function pairsFromFolder(files: FolderFiles, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
+/** An image file of a pair, as the source stores it (PNG, JPEG or WebP bytes), and where it came from, for messages. */
+export interface EncodedImageFile { bytes: Uint8Array; where: string }
+
+/**
+ * A pair as its source holds it: two encoded images in the source's order (a folder row's chosen then rejected; a
+ * shard row's jpg_0 then jpg_1) and which of them was preferred (Pick-a-Pic's label_0 = 1 is 0 here).
+ */
+export interface EncodedPair { prompt: string; images: [EncodedImageFile, EncodedImageFile]; preferred: 0 | 1; where: string }
+
+/** A source's pairs, read on demand, with how many the source declares and how many ties were dropped so far. */
+export interface EncodedPairs {
+  pairs: AsyncGenerator<EncodedPair>;
+  /** Rows the source declares (metadata lines, shard rows), ties included, and the same in words for messages. */
+  rows: number;
+  rowsInWords: string;
+  /** Ties (Pick-a-Pic label_0 = 0.5) skipped so far: final once `pairs` is done. */
+  ties: () => number;
+}
+
+/** The pairs of an image folder (a directory chosen or dropped in the page, or a path in Node), images undecoded. */
+export async function encodedPairsFromFolder(files: FolderFiles, sourceName: string): Promise<EncodedPairs> {
   const metadataPath = findMetadata([...files.keys()], sourceName);
   const base = metadataPath.includes('/') ? metadataPath.slice(0, metadataPath.lastIndexOf('/') + 1) : '';
   const text = new TextDecoder().decode(await files.get(metadataPath)!());
   if (text.length > MAX_METADATA_CHARS) throw new PairsError(`${sourceName}: ${metadataPath} is ${text.length} characters long; the limit is ${MAX_METADATA_CHARS}`);
   const rows = metadataPath.endsWith('.csv') ? parseMetadataCsv(text, `${sourceName}: ${metadataPath}`) : parseMetadataJsonl(text, `${sourceName}: ${metadataPath}`);
-  const builder = new PairSetBuilder(options);
-  for (const row of rows) {
-    if (builder.full) break;
-    const load = async (name: string) => {
-      const path = resolvePath(base, name, row.where);
-      const read = files.get(path);
-      if (!read) throw new PairsError(`${row.where}: the file ${JSON.stringify(name)} is not in ${sourceName}`);
-      return decodeAndPrepare(await read(), `${sourceName}: ${path}`, options);
-    };
-    // SDXL's micro-conditioning comes from one image of the pair (the script's jpg_0): here the chosen one.
-    const [chosen, rejected] = [await load(row.chosen), await load(row.rejected)];
-    builder.add(row.prompt, chosen.pixels, rejected.pixels, chosen.source);
+  async function* pairs(): AsyncGenerator<EncodedPair> {
+    for (const row of rows) {
+      const load = async (name: string): Promise<EncodedImageFile> => {
+        const path = resolvePath(base, name, row.where);
+        const read = files.get(path);
+        if (!read) throw new PairsError(`${row.where}: the file ${JSON.stringify(name)} is not in ${sourceName}`);
+        return { bytes: await read(), where: `${sourceName}: ${path}` };
+      };
+      yield { prompt: row.prompt, images: [await load(row.chosen), await load(row.rejected)], preferred: 0, where: row.where };
+    }
   }
-  return builder.finish(rows.length, `${rows.length} pairs`, sourceName);
+  return { pairs: pairs(), rows: rows.length, rowsInWords: `${rows.length} pairs`, ties: () => 0 };
+}
+
+/** Pairs from an image folder (a directory chosen or dropped in the page, or a path in Node). */
+export async function pairsFromFolder(files: FolderFiles, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
+  return pairSetFrom(await encodedPairsFromFolder(files, sourceName), sourceName, options);
+}
+
+/**
+ * A source's pairs decoded and prepared at the training size, as many as fit (ties dropped, with a note). SDXL's
+ * micro-conditioning comes from the pair's first image (a folder row's chosen one; a shard row's jpg_0, whichever
+ * won, as train_diffusion_dpo_sdxl.py).
+ */
+export async function pairSetFrom(source: EncodedPairs, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
+  const builder = new PairSetBuilder(options);
+  for await (const pair of source.pairs) {
+    const [first, second] = [await decodeAndPrepare(pair.images[0], options), await decodeAndPrepare(pair.images[1], options)];
+    const [winner, loser] = pair.preferred === 0 ? [first, second] : [second, first];
+    builder.add(pair.prompt, winner.pixels, loser.pixels, first.source);
+    if (builder.full) break; // before the next pair is read (the next row group of a shard is not fetched)
+  }
+  const ties = source.ties();
+  const set = builder.finish(source.rows - ties, source.rowsInWords, sourceName);
+  if (ties) set.notes.unshift(`${ties} tie${ties > 1 ? 's' : ''} dropped`);
+  return set;
 }
 
 /** Pairs from a .zip holding an image folder. */
 export async function pairsFromZip(bytes: Uint8Array, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
+  return pairsFromFolder(zipFolderFiles(bytes, sourceName), sourceName, options);
+}
+
+/** A .zip's files as a folder (macOS's __MACOSX/ resource forks left out); zip errors become PairsErrors. */
+export function zipFolderFiles(bytes: Uint8Array, sourceName: string): FolderFiles {
   let archive;
   try {
     archive = openZip(bytes, sourceName);
   } catch (error) {
     throw new PairsError((error as Error).message);
   }
-  const files = new Map([...archive.entries.keys()].filter((name) => !name.startsWith('__MACOSX/')).map((name) => [name, async () => {
+  return new Map([...archive.entries.keys()].filter((name) => !name.startsWith('__MACOSX/')).map((name) => [name, async () => {
     try {
       return await archive.read(name);
     } catch (error) {
       throw new PairsError((error as Error).message);
     }
   }] as const));
-  return pairsFromFolder(files, sourceName, options);
 }
 
 /** The shallowest metadata.jsonl / metadata.csv; two at that depth are ambiguous. */
@@ -196,7 +243,7 @@ function parseCsv(text: string, name: string): (string[] & { line: number })[] {
 /** An image at the training size (rgb8) and what it was cut from. */
 interface PreparedImage { pixels: Uint8Array; source: ImageSource }
 
-async function decodeAndPrepare(bytes: Uint8Array, where: string, options: PairSourceOptions): Promise<PreparedImage> {
+async function decodeAndPrepare({ bytes, where }: EncodedImageFile, options: PairSourceOptions): Promise<PreparedImage> {
   let image: RgbaImage;
   try {
     image = await options.decode(bytes, where);
@@ -210,14 +257,14 @@ async function decodeAndPrepare(bytes: Uint8Array, where: string, options: PairS
 /** Pick-a-Pic columns read from a shard. */
 const PICKAPIC_COLUMNS = ['caption', 'jpg_0', 'jpg_1', 'label_0', 'label_1'];
 
-/** Pairs from a Pick-a-Pic parquet shard (ties dropped), read a row group at a time. */
 /** A parquet page's uncompressed size is checked against this before anything is allocated. */
 const MAX_PARQUET_PAGE_BYTES = 256 << 20;
 /** Our strict Snappy decoder instead of hyparquet's, which loops for seconds on some hostile pages (snappy.ts). */
-const PARQUET_DECOMPRESSORS = { SNAPPY: (input: Uint8Array, length: number) => snappyDecode(input, length, MAX_PARQUET_PAGE_BYTES) };
+export const PARQUET_DECOMPRESSORS = { SNAPPY: (input: Uint8Array, length: number) => snappyDecode(input, length, MAX_PARQUET_PAGE_BYTES) };
 
-export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
-  let metadata;
+/** The pairs of a Pick-a-Pic parquet shard, images undecoded, ties skipped and counted; read a row group at a time. */
+export async function encodedPairsFromParquet(file: AsyncBuffer, sourceName: string): Promise<EncodedPairs> {
+  let metadata: FileMetaData;
   try {
     metadata = await parquetMetadataAsync(file);
   } catch (error) {
@@ -226,41 +273,41 @@ export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, op
   const names = new Set(metadata.schema.map((s) => s.name));
   const missing = PICKAPIC_COLUMNS.filter((c) => !names.has(c));
   if (missing.length) throw new PairsError(`${sourceName}: not a Pick-a-Pic shard, it has no column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
-  const builder = new PairSetBuilder(options);
   let ties = 0;
-  let rowStart = 0;
-  for (const group of metadata.row_groups) {
-    if (builder.full) break;
-    const rowEnd = rowStart + Number(group.num_rows);
-    let rows: Record<string, unknown>[] = [];
-    try {
-      await parquetRead({ file, metadata, columns: PICKAPIC_COLUMNS, rowStart, rowEnd, utf8: false, rowFormat: 'object', compressors: PARQUET_DECOMPRESSORS, onComplete: (r) => { rows = r; } });
-    } catch (error) {
-      throw new PairsError(`${sourceName}: rows ${rowStart}–${rowEnd - 1} cannot be read (${(error as Error).message})`);
+  async function* pairs(): AsyncGenerator<EncodedPair> {
+    let rowStart = 0;
+    for (const group of metadata.row_groups) {
+      const rowEnd = rowStart + Number(group.num_rows);
+      let rows: Record<string, unknown>[] = [];
+      try {
+        await parquetRead({ file, metadata, columns: PICKAPIC_COLUMNS, rowStart, rowEnd, utf8: false, rowFormat: 'object', compressors: PARQUET_DECOMPRESSORS, onComplete: (r) => { rows = r; } });
+      } catch (error) {
+        throw new PairsError(`${sourceName}: rows ${rowStart}–${rowEnd - 1} cannot be read (${(error as Error).message})`);
+      }
+      for (const [i, row] of rows.entries()) {
+        const where = `${sourceName} row ${rowStart + i}`;
+        const label = Number(row.label_0);
+        if (label === 0.5) { ties++; continue; }
+        if (label !== 0 && label !== 1) throw new PairsError(`${where}: label_0 is ${String(row.label_0)}; expected 0, 0.5 or 1`);
+        const caption = typeof row.caption === 'string' ? row.caption : row.caption instanceof Uint8Array ? new TextDecoder().decode(row.caption) : undefined;
+        if (caption === undefined) throw new PairsError(`${where}: caption is not text`);
+        const image = (key: 'jpg_0' | 'jpg_1'): EncodedImageFile => {
+          const bytes = row[key];
+          if (!(bytes instanceof Uint8Array)) throw new PairsError(`${where}: ${key} is not binary image data`);
+          return { bytes, where: `${where}, ${key}` };
+        };
+        yield { prompt: caption, images: [image('jpg_0'), image('jpg_1')], preferred: label === 1 ? 0 : 1, where };
+      }
+      rowStart = rowEnd;
     }
-    for (const [i, row] of rows.entries()) {
-      if (builder.full) break;
-      const where = `${sourceName} row ${rowStart + i}`;
-      const label = Number(row.label_0);
-      if (label === 0.5) { ties++; continue; }
-      if (label !== 0 && label !== 1) throw new PairsError(`${where}: label_0 is ${String(row.label_0)}; expected 0, 0.5 or 1`);
-      const caption = typeof row.caption === 'string' ? row.caption : row.caption instanceof Uint8Array ? new TextDecoder().decode(row.caption) : undefined;
-      if (caption === undefined) throw new PairsError(`${where}: caption is not text`);
-      const image = async (key: 'jpg_0' | 'jpg_1') => {
-        const bytes = row[key];
-        if (!(bytes instanceof Uint8Array)) throw new PairsError(`${where}: ${key} is not binary image data`);
-        return decodeAndPrepare(bytes, `${where}, ${key}`, options);
-      };
-      const [a, b] = [await image('jpg_0'), await image('jpg_1')];
-      // time_ids from jpg_0 whichever image won, as train_diffusion_dpo_sdxl.py's preprocess_train
-      builder.add(caption, (label === 1 ? a : b).pixels, (label === 1 ? b : a).pixels, a.source);
-    }
-    rowStart = rowEnd;
   }
   const rowCount = Number(metadata.num_rows);
-  const set = builder.finish(builder.full ? Infinity : rowCount - ties, `the shard's ${rowCount} rows`, sourceName);
-  if (ties) set.notes.unshift(`${ties} tie${ties > 1 ? 's' : ''} dropped`);
-  return set;
+  return { pairs: pairs(), rows: rowCount, rowsInWords: `the shard's ${rowCount} rows`, ties: () => ties };
+}
+
+/** Pairs from a Pick-a-Pic parquet shard (ties dropped), read a row group at a time. */
+export async function pairsFromParquet(file: AsyncBuffer, sourceName: string, options: PairSourceOptions): Promise<PairSet> {
+  return pairSetFrom(await encodedPairsFromParquet(file, sourceName), sourceName, options);
 }
 
 /** Collects rgb8 pairs while they fit a pairs.json (MAX_PAIRS_CHARS, MAX_PAIRS, the caller's maxPairs). */

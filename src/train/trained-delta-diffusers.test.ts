@@ -59,6 +59,16 @@ describe.each(MODELS)("our trained δ in diffusers' load_lora_weights (tiny $nam
 
   it('has the attention projections diffusers takes', () => expect(sites).toHaveLength(count));
 
+  if (dir === 'sd15') {
+    // δ back in (issue 29): the file diffusers' own train_diffusion_dpo.py saved (scripts/fixtures/check_diffusers_roundtrip.py)
+    it("the δ train_diffusion_dpo.py saved (pytorch_lora_weights.safetensors) acts as in diffusers' load_lora_weights", async () => {
+      const want = readSafetensors(bytes('dpo-script-reference.safetensors')).tensors.get('out_sample')!.data as Float32Array;
+      const ours = await runUnet(bytes('dpo-script-delta.safetensors'));
+      expect(maxAbs(ours, want)).toBeLessThan(1e-4);
+      expect(maxAbs(ref('unet.out_sample'), want)).toBeGreaterThan(0.1); // the δ is not a no-op
+    });
+  }
+
   for (const format of formats) {
     it(`${format} keys: our UNet with the δ equals diffusers' with it loaded`, async () => {
       const want = expected.get(`out_sample.${format}`)!.data as Float32Array;

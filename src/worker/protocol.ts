@@ -1,6 +1,7 @@
 // The one message protocol between the page and the worker that owns ORT, the GPU and the weights.
 // Page → worker: WorkerRequest. Worker → page: WorkerEvent. Every generation carries the page's `id`, so late events
 // of a cancelled or superseded generation can be recognised and dropped.
+import type { DiffusersModel } from '../share/diffusers-script.ts';
 import type { LrSchedule } from '../train/lr-schedule.ts';
 import type { CheckpointChoice, CheckpointMode } from '../train/unet-segments.ts';
 
@@ -94,6 +95,8 @@ export interface ModelInfo {
   offsets?: { eta?: string; delta?: string };
   schedulers: string[];
   defaults: GenerateParams;
+  /** Prepared models: what diffusers needs to remake their images (the page's "Copy as diffusers script"). */
+  diffusers?: DiffusersModel;
 }
 
 /** What a generation cost: which loop ran, GPU→CPU read-backs, and the worker's live GPU buffers after it. */

@@ -10,7 +10,8 @@ import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from '../model/source/cache.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
-import type { AnyManifest } from '../model/manifest.ts';
+import { isPrepared, type AnyManifest } from '../model/manifest.ts';
+import { diffusersModelOf } from '../share/diffusers-script.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
 const post = (event: WorkerEvent, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(event, transfer);
@@ -102,7 +103,7 @@ async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): 
     post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
     const result = await startEngine(backend, manifest, files);
     const notice = [backend.notice, ...notices].filter(Boolean).join('; ') || undefined;
-    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: result.engine.info, notice });
+    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: { ...result.engine.info, ...(isPrepared(manifest) ? { diffusers: diffusersModelOf(manifest, '') } : {}) }, notice });
     return result;
   } catch (error) {
     post({ type: 'error', message: describe(error), fatal: true });

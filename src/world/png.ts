@@ -1,31 +1,11 @@
-// A minimal PNG encoder (8-bit RGB, no interlace, zlib from node:zlib) for looking at the embedded world and at
+// A minimal PNG encoder (8-bit RGB, no interlace, zlib from node:zlib; the layout is src/share/png-encode.ts's) for looking at the embedded world and at
 // samples. Images are CHW Float32Arrays in [-1, 1]; `imageGrid` tiles several into one.
 import { deflateSync } from 'node:zlib';
-import { pngChunk as chunk } from '../share/png-text.ts';
+import { assemblePng, chwToScanlines } from '../share/png-encode.ts';
 
 /** PNG bytes of a [3, height, width] image in [-1, 1] (values outside are clipped). */
 export function encodePng(chw: Float32Array, width: number, height: number): Uint8Array {
-  if (chw.length !== 3 * width * height) throw new RangeError(`encodePng: ${chw.length} values is not 3×${height}×${width}`);
-  const plane = width * height;
-  const raw = new Uint8Array(height * (1 + 3 * width));
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        const v = chw[c * plane + y * width + x];
-        raw[y * (1 + 3 * width) + 1 + 3 * x + c] = Math.round(Math.min(1, Math.max(0, (v + 1) / 2)) * 255);
-      }
-    }
-  }
-  const header = new Uint8Array(13);
-  const view = new DataView(header.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  header.set([8, 2, 0, 0, 0], 8);
-  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array())];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) (out.set(p, offset), (offset += p.length));
-  return out;
+  return assemblePng(width, height, deflateSync(chwToScanlines(chw, width, height)));
 }
 
 /** Tiles [3, size, size] images row-major into `columns` columns, upscaled by `scale` (nearest), with a 1-px gray gutter. */
