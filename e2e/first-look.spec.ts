@@ -1,6 +1,7 @@
 // The first look (issue 31): a new visitor sees base vs base+NPO (η off) at the manifest's defaults, an opening scene
 // the base model draws, and the held-out win rate of that comparison taken from docs/reproduce.json; η on shows the
-// DPO comparison's own number. Auto picks the backend that is fast here, and says why.
+// DPO comparison's own number; the sweep's rows follow (ω without η, α with it). Auto picks the backend that is fast
+// here, and says why.
 // WASM only: this is page logic over the same generate requests on both backends (WebGPU on SwiftShader is slow); the
 // images are checked against Node's engine, as `npm run reproduce` samples base and base+npo.
 import { expect, test, type Page } from '@playwright/test';
@@ -48,6 +49,7 @@ test('a new visitor sees base vs base+NPO at the defaults, a scene the base mode
     expect(Number(await page.getByTestId(`slider-${slider}`).inputValue())).toBe(value);
   }
   await expectClaim(page, 'base+npo', 'vsBase', 'base+NPO beats base');
+  await expect(page.getByTestId('sweep-rows-axis')).toHaveValue('omega'); // α has nothing to scale without η
 
   // The images are base and base+npo: Node's engine on the model without η gives the same pixels.
   await expectSamePixels(page, info, generateInNode(modelWithoutEta(), { prompt: d.prompt, seed: d.seed, steps: d.steps, omega: d.omega, beta: d.beta, scheduler: d.scheduler }));
@@ -60,6 +62,7 @@ test('a new visitor sees base vs base+NPO at the defaults, a scene the base mode
   await expect(useEta).toBeChecked();
   await waitIdle(page, info);
   await expectClaim(page, 'dpo+npo', 'vsDpo', 'DPO+NPO beats DPO');
+  await expect(page.getByTestId('sweep-rows-axis')).toHaveValue('alpha');
   expect(new URL(page.url()).searchParams.get('eta')).toBe('on');
 });
 
