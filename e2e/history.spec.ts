@@ -54,7 +54,7 @@ test('an entry made with η on restores η on, and one made with η off restores
   await expect(items).toHaveCount(1);
   const useEta = page.getByTestId('use-eta');
   const off = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
-  await useEta.check();
+  await useEta.click(); // not check(): the box changes when the worker has switched η
   await expect(useEta).toBeChecked();
   await waitIdle(page);
   await expect(items).toHaveCount(2);

@@ -38,8 +38,8 @@ const settingsOf = async (page: Page) => ({
 /** Turns the η switch and waits for the images made with it. */
 async function switchEta(page: Page, on: boolean) {
   const box = page.getByTestId('use-eta');
-  await box.setChecked(on);
-  await expect(box).toBeChecked({ checked: on }); // the box follows the worker, and the page regenerates then
+  if ((await box.isChecked()) !== on) await box.click(); // not check(): the box changes when the worker has switched
+  await expect(box).toBeChecked({ checked: on }); // and the page regenerates then
   await waitIdle(page);
 }
 
