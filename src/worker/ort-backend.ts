@@ -79,21 +79,18 @@ export async function chooseBackend(preference: BackendPreference): Promise<Back
   useOwnWasmFiles();
   if (preference === 'wasm') return wasm('asked for (?backend=wasm)');
   const found = await findAdapter();
-  if (!found.ok) {
-    if (preference === 'webgpu') throw new Error(`WebGPU was requested (?backend=webgpu) but is not available: ${found.reason}`);
-    return wasm(`WebGPU unavailable: ${found.reason}`);
-  }
-  const software = softwareAdapter(found.adapter.info);
+  const software = found.ok ? softwareAdapter(found.adapter.info) : undefined;
   if (preference === 'auto' && software) return wasm(`WebGPU adapter is software (${software})`);
-  const gpu = await openDevice(found.adapter);
+  const gpu = found.ok ? await openDevice(found.adapter) : found;
   if (!gpu.ok) {
     if (preference === 'webgpu') throw new Error(`WebGPU was requested (?backend=webgpu) but is not available: ${gpu.reason}`);
     return wasm(`WebGPU unavailable: ${gpu.reason}`);
   }
   // On WebGPU the WebAssembly side only runs shape ops: threads would cost start-up and memory for nothing.
   ort.env.wasm.numThreads = 1;
-  const reason = preference === 'webgpu' ? `asked for (?backend=webgpu)${software ? `, on a software adapter (${software})` : ''}` : `hardware adapter (${describeAdapter(found.adapter.info)})`;
-  return { backend: 'webgpu', ort, adapter: describeAdapter(found.adapter.info), device: gpu.device, reason, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
+  const adapter = found.ok ? describeAdapter(found.adapter.info) : 'webgpu';
+  const reason = preference === 'webgpu' ? `asked for (?backend=webgpu)${software ? `, on a software adapter (${software})` : ''}` : `hardware adapter (${adapter})`;
+  return { backend: 'webgpu', ort, adapter, device: gpu.device, reason, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
 }
 
 async function wasm(reason: string): Promise<BackendChoice> {
