@@ -3,10 +3,14 @@
 // Debian's /usr/bin/chromium, then Playwright's own download (on machines where `npx playwright install` works).
 import { existsSync } from 'node:fs';
 import { defineConfig } from '@playwright/test';
+import { TOUR_DISMISSED, TOUR_STORAGE_KEY } from './src/app/tour.ts';
 
 const executablePath = process.env.CHROMIUM_PATH || (existsSync('/usr/bin/chromium') ? '/usr/bin/chromium' : undefined);
 const quietFlags = ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const port = Number(process.env.E2E_PORT ?? 4178);
+const baseURL = `http://127.0.0.1:${port}`;
+// Every page opens as a returning visitor's, without the first-run tour (e2e/tour.spec.ts opens one without this).
+const storageState = { cookies: [], origins: [{ origin: baseURL, localStorage: [{ name: TOUR_STORAGE_KEY, value: TOUR_DISMISSED }] }] };
 
 // performance.measureUserAgentSpecificMemory (gpu-stability.spec.ts) otherwise waits for the next garbage collection
 // Chromium schedules on its own, 10-20 s per call here; with this flag it collects and measures at once, as Chromium's
@@ -39,7 +43,7 @@ export default defineConfig({
   expect: { timeout: 60_000 },
   workers: 1,
   reporter: [['list'], ['json', { outputFile: 'reports/e2e.json' }]],
-  use: { baseURL: `http://127.0.0.1:${port}`, trace: 'off' },
+  use: { baseURL, storageState, trace: 'off' },
   webServer: {
     command: `npx vite build --logLevel warn && npx vite preview --port ${port} --strictPort --host 127.0.0.1`,
     url: `http://127.0.0.1:${port}/models/manifest.json`,

@@ -47,7 +47,7 @@ export const sharedPageTest = test.extend<{ sharedPage: Page }, { sharedPages: M
         await other.context().close();
         sharedPages.delete(file);
       }
-      page = await (await browser.newContext({ baseURL: info.project.use.baseURL })).newPage();
+      page = await (await browser.newContext({ baseURL: info.project.use.baseURL, storageState: info.project.use.storageState })).newPage();
       sharedPages.set(info.file, page);
     }
     await use(page);

@@ -1,5 +1,6 @@
 // History (issue 11, item 4): every generation lands in the strip (newest first, in IndexedDB), survives a reload,
-// restores its settings and images on click, and "clear" keeps the starred entries.
+// restores its settings and images on click, and "clear" keeps the starred entries. An entry restores the η switch it
+// was made with (issue 31).
 import { expect, test } from '@playwright/test';
 import { backendOf, differingPixels, openPlayground, pixels, setNumber, waitIdle } from './helpers.ts';
 
@@ -45,4 +46,30 @@ test('history survives a reload, restores on click, and clear keeps starred entr
   await waitIdle(page, info);
   await expect(items).toHaveCount(2); // the starred one and the reload's own generation
   await expect(items.nth(1)).toHaveAttribute('data-starred', 'true');
+});
+
+test('an entry made with η on restores η on, and one made with η off restores it off, with their images', async ({ page }, info) => {
+  await openPlayground(page, info); // η off: base vs base+NPO
+  const items = page.getByTestId('history-item');
+  await expect(items).toHaveCount(1);
+  const useEta = page.getByTestId('use-eta');
+  const off = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  await useEta.click(); // not check(): the box changes when the worker has switched η
+  await expect(useEta).toBeChecked();
+  await waitIdle(page);
+  await expect(items).toHaveCount(2);
+  const on = { baseline: await pixels(page, 'image-baseline'), npo: await pixels(page, 'image-npo') };
+  expect(differingPixels(off.baseline, on.baseline)).toBeGreaterThan(0);
+
+  for (const [entry, eta, images] of [[1, false, off], [0, true, on]] as const) {
+    await items.nth(entry).locator('.thumb').click();
+    await expect(useEta).toBeChecked({ checked: eta });
+    await expect(page.locator('main')).toHaveAttribute('data-status', 'ready');
+    expect(differingPixels(images.baseline, await pixels(page, 'image-baseline'))).toBe(0);
+    expect(differingPixels(images.npo, await pixels(page, 'image-npo'))).toBe(0);
+    expect(new URL(page.url()).searchParams.get('eta')).toBe(eta ? 'on' : 'off');
+    await page.getByTestId('generate').click(); // restored with the η they were made with: nothing to recompute
+    await expect(page.locator('main')).toHaveAttribute('data-status', 'ready');
+    await expect(items).toHaveCount(2);
+  }
 });

@@ -8,9 +8,9 @@ test('forcing WebGPU where there is none shows why', async ({ page }) => {
   await expect(page.getByTestId('backend')).toHaveText('failed');
 });
 
-test('auto falls back to WASM with a notice', async ({ page }, info) => {
+test('auto falls back to WASM and says why', async ({ page }, info) => {
   await page.goto('/');
   const budget = await allowFor(page, info, { load: true, steps: 0, generations: 0 });
   await expect(page.getByTestId('backend'), budget.because).toHaveText('wasm', { timeout: budget.ms });
-  await expect(page.getByTestId('notice')).toContainText('WebGPU unavailable');
+  await expect(page.getByTestId('backend-reason')).toContainText('WebGPU unavailable');
 });

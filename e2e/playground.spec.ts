@@ -6,7 +6,9 @@
 // model's pictures, use the tiny fixture model (same graph shape and LoRA sites, 16×16; gpu-helpers.ts) with
 // prediction_type 'sample', which keeps a random model's pixels unsaturated so that changes show.
 // The tests share one page (opening it is most of their time; sharedPageTest in helpers.ts): each starts from the
-// settings the page opened with, restored after whatever the test before it changed.
+// settings the page opened with, restored after whatever the test before it changed. The page opens with η on
+// (`eta=on`): α scales η on the negative branch and does nothing without it; how the page opens by default (η off on
+// the embedded model) is first-look.spec.ts's.
 import { expect, type Page, type TestInfo } from '@playwright/test';
 import {
   backendOf, colourCount, differingPixels, isBlank, openPlayground, pixels, readSettings, restoreSettings, setNumber, setSlider,
@@ -16,11 +18,12 @@ import { serveTinyModel } from './gpu-helpers.ts';
 
 /** What the shared page opened with, to restore before each test. */
 let opened: Settings | undefined;
+const ETA_ON = '&eta=on';
 
 /** Opens the shared page (the tiny model on WebGPU) if no test has yet, else restores its opening settings. */
 async function playground(page: Page, info: TestInfo): Promise<Page> {
   if (isBlank(page)) {
-    await openPlayground(page, info, backendOf(info) === 'webgpu' ? `&model=${await serveTinyModel(page, { predictionType: 'sample' })}` : '');
+    await openPlayground(page, info, `${ETA_ON}${backendOf(info) === 'webgpu' ? `&model=${await serveTinyModel(page, { predictionType: 'sample' })}` : ''}`);
     opened = await readSettings(page);
   } else await restoreSettings(page, info, opened!);
   return page;
@@ -29,9 +32,10 @@ async function playground(page: Page, info: TestInfo): Promise<Page> {
 test('shows both images on open and reports the backend', { tag: '@embedded' }, async ({ page: own, sharedPage }, info) => {
   // The embedded model, on a page opened for this test; on WASM that is the shared page when this test opens it.
   const page = backendOf(info) === 'wasm' && isBlank(sharedPage) ? sharedPage : own;
-  await openPlayground(page, info);
+  await openPlayground(page, info, ETA_ON);
   if (page === sharedPage) opened = await readSettings(page);
   await expect(page.getByTestId('backend')).toHaveText(backendOf(info));
+  await expect(page.getByTestId('backend-reason')).toContainText(`asked for (?backend=${backendOf(info)})`); // used even on a software adapter
   await expect(page.getByTestId('steps')).toHaveValue(String(stepsOf(info)));
   expect(colourCount(await pixels(page, 'image-baseline'))).toBeGreaterThan(4); // a drawn image, not a blank canvas
   expect(colourCount(await pixels(page, 'image-npo'))).toBeGreaterThan(4);

@@ -6,6 +6,8 @@
 // seed 7, DPM++ 2M SDE Karras misses the object here and draws a clean black background).
 // The tests share one page (sharedPageTest in helpers.ts): the first opens it with its settings in the URL, each later
 // one sets the prompt, seed, steps and scheduler it needs on that page, which then generates once with all of them.
+// The image judged is the one without NPO of the DPO model (η on, `eta=on`), as when the threshold was set; the page
+// itself opens with η off (first-look.spec.ts).
 import { expect, type Page, type TestInfo } from '@playwright/test';
 import { DEFAULT_STEPS, NEEDS_DISTILLED_MODEL, SCHEDULER_NAMES, type SchedulerName } from '../src/diffusion/schedulers/index.ts';
 import { scoreImage } from '../src/reward/index.ts';
@@ -53,7 +55,7 @@ for (const scheduler of SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.
  */
 async function generateWith(page: Page, info: TestInfo, scheduler: SchedulerName) {
   const settings = { prompt: PROMPT, seed: '7', steps: String(DEFAULT_STEPS[scheduler]) };
-  if (isBlank(page)) await page.goto(`/?${new URLSearchParams({ backend: backendOf(info), scheduler, ...settings })}`);
+  if (isBlank(page)) await page.goto(`/?${new URLSearchParams({ backend: backendOf(info), scheduler, eta: 'on', ...settings })}`);
   else {
     await waitIdle(page, info);
     for (const [id, value] of Object.entries(settings)) await page.getByTestId(id).fill(value);

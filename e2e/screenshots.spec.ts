@@ -9,11 +9,12 @@ test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'pictures 
 test('docs screenshots', async ({ page }, info) => {
   await page.setViewportSize({ width: 1280, height: 900 });
   await openPlayground(page, info);
-  await setNumber(page, 'steps', 20);
-  await waitIdle(page);
-  await setNumber(page, 'seed', 7);
+  await setNumber(page, 'steps', 20); // the first look: the model's own settings
   await waitIdle(page);
   await page.screenshot({ path: 'docs/screenshot.png' });
+  await page.getByTestId('tour-link').click();
+  await page.screenshot({ path: 'docs/playground-tour.png' });
+  await page.getByTestId('tour-close').click();
   await page.getByTestId('view-wipe').click();
   await page.locator('.view').screenshot({ path: 'docs/playground-wipe.png' });
   await page.getByTestId('view-difference').click();

@@ -19,7 +19,10 @@ async function runSweep(page: Page, info: TestInfo, rows: string, columns: strin
 // On WebGPU too: there each cell re-merges θ_neg on the GPU (a smaller grid, SwiftShader is slow).
 test('the grid equals single generations, and the best cell has the highest reward', async ({ page }, info) => {
   const webgpu = backendOf(info) === 'webgpu';
-  await openPlayground(page, info, '&alpha=1'); // so that the cell α = 1, β = 0 is the page after β is set to 0
+  // α = 1, so that the cell α = 1, β = 0 is the page after β is set to 0; η on, so that α rows (the sweep's default
+  // then) are not all alike: without η, θ_neg = θ + β·δ and the rows default to ω (first-look.spec.ts)
+  await openPlayground(page, info, '&alpha=1&eta=on');
+  await expect(page.getByTestId('sweep-rows-axis')).toHaveValue('alpha');
   const budget = await runSweep(page, info, webgpu ? '1' : '0, 1', '0, 1');
   await expect(page.getByTestId('sweep-status'), budget.because).toHaveAttribute('data-state', 'idle', { timeout: budget.ms });
   const cells = page.getByTestId('sweep-cell');

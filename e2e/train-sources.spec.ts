@@ -57,10 +57,11 @@ test('an image folder, a dropped zip and a Pick-a-Pic shard become pairs as in N
   await expect(status).toHaveText(`pickapic.parquet (2 pairs at ${S}×${S}) loaded`);
   await expect(page.getByTestId('train-message')).toHaveText('pickapic.parquet: 1 tie dropped');
 
-  // broken inputs are named: an image in a shard, an entry of a zip
+  // broken inputs are named (an image in a shard, an entry of a zip), and the pairs loaded before stay
   await page.getByTestId('pairs-file').setInputFiles(join(FIXTURES, 'pickapic-broken-image.parquet'));
   await expect(page.getByTestId('train-error')).toContainText('pickapic-broken-image.parquet row 2, jpg_1: cannot be decoded as a PNG, JPEG or WebP image');
-  await expect(page.getByTestId('train')).toBeDisabled();
+  await expect(status).toHaveText(`pickapic.parquet (2 pairs at ${S}×${S}) loaded`);
+  await expect(page.getByTestId('train')).toBeEnabled();
   const zip = readFileSync(join(FIXTURES, 'pairs.zip'));
   const corrupt = Buffer.from(zip);
   const at = zip.indexOf('pairs/good/0.png') + 'pairs/good/0.png'.length + 40; // inside its compressed data (the local header comes first)

@@ -78,13 +78,36 @@ test('trains δ in the browser with the same losses as Node, uses it, and downlo
   expect([...saved.tensors.keys()].some((k) => k.startsWith('unet.') && k.endsWith('.lora.down.weight'))).toBe(true);
 });
 
-test('a pairs file for the wrong image size is refused with the sizes named', async ({ page }, info) => {
-  test.skip(backendOf(info) !== 'wasm', 'the worker checks the pairs file before any ORT session runs, the same on both backends; WASM opens the page fastest');
+test('pairs that parse but cannot be trained on are refused when chosen, naming what is wrong, and the pairs before stay', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'wasm', 'the page checks pairs when they are chosen, before any ORT session runs, the same on both backends; WASM opens the page fastest');
+  const good = pairsFile();
+  const valid = JSON.parse(good.json);
   const dir = mkdtempSync(join(tmpdir(), 'pairs-'));
-  const path = join(dir, 'bad.json');
-  writeFileSync(path, JSON.stringify({ version: 1, width: 8, height: 8, pairs: [] }));
+  // Each broken the way a hand-made or foreign pairs.json is, and each refused by npm run train with this message.
+  const broken: [string, unknown, string][] = [
+    ['wrong-size.json', { ...valid, width: 8, height: 8 }, 'pairs file is for 8×8 images; the model works at 32×32'],
+    ['no-preferred.json', { ...valid, pairs: [valid.pairs[0], { ...valid.pairs[1], preferred: undefined }] }, 'pair 1: missing field "preferred"'],
+    ['short-image.json', { ...valid, pairs: [{ ...valid.pairs[0], b: { encoding: 'rgb8', data: 'AAAA' } }] }, 'pair 0, image b: rgb8 at 32×32 needs 3072 bytes, got 3'],
+    ['unknown-word.json', { ...valid, pairs: [{ ...valid.pairs[0], prompt: 'a red apple' }] }, 'pair 0: the model cannot read the prompt "a red apple"'],
+  ];
   await openPlayground(page, info);
-  await page.getByTestId('pairs-file').setInputFiles(path);
-  await page.getByTestId('train').click();
-  await expect(page.getByTestId('train-error')).toContainText('8×8');
+  const status = page.getByTestId('train-status');
+  const error = page.getByTestId('train-error');
+  // Nothing loaded before: a refused file leaves nothing to train on.
+  writeFileSync(join(dir, broken[0][0]), JSON.stringify(broken[0][1]));
+  await page.getByTestId('pairs-file').setInputFiles(join(dir, broken[0][0]));
+  await expect(error).toHaveText(`${broken[0][0]} was not loaded: ${broken[0][2]}`);
+  await expect(status).toHaveText('no pairs loaded');
+  await expect(page.getByTestId('train')).toBeDisabled();
+
+  await page.getByTestId('pairs-file').setInputFiles(good.path);
+  await expect(status).toHaveText('pairs.json loaded');
+  await expect(error).toBeHidden();
+  for (const [name, value, message] of broken) {
+    writeFileSync(join(dir, name), JSON.stringify(value));
+    await page.getByTestId('pairs-file').setInputFiles(join(dir, name));
+    await expect(error).toContainText(`${name} was not loaded: ${message}`);
+    await expect(status).toHaveText('pairs.json loaded'); // the good pairs stay, and train
+    await expect(page.getByTestId('train')).toBeEnabled();
+  }
 });

@@ -1,13 +1,15 @@
 // The playground page: controls on the left; the two images of one seed ("without NPO" = ordinary CFG with θ_pos on
 // both branches; "with NPO" = θ_neg = θ + α·η + β·δ on the negative branch) side by side, as a wipe or as their
 // difference, each with its reward, a pick button (label a preference pair) and a PNG download, and a pick between
-// two seeds of one image; then the α×β sweep, the history strip and the training panel. Keys: Ctrl+Enter generates, Esc cancels, 1 / 2 pick the better image.
+// two seeds of one image; then the α×β sweep, the history strip and the training panel. Under the images, one line
+// says what they compare and its held-out win rate (held-out.ts). A four-step tour (Tour.tsx) shows a first visitor
+// around. Keys: Ctrl+Enter generates, Esc cancels (or closes the tour), 1 / 2 pick the better image.
 import { useEffect, useMemo, useState } from 'react';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
 import { describeScores, scoreRgba, type PageScore } from '../share/score.ts';
 import { AXIS_RANGES } from '../share/sweep.ts';
 import type { ImageKind } from '../worker/protocol.ts';
-import { shownImage, usePlayground, type CompareView as View, type ShownImage } from './store.ts';
+import { etaOn, hasEtaSwitch, isModelLora, NO_ETA, shownImage, usePlayground, type CompareView as View, type PlaygroundState, type ShownImage } from './store.ts';
 import { endDrag, previewDrag } from './drag-preview.ts';
 import { useTraining } from './training-store.ts';
 import { useSweep } from './sweep-store.ts';
@@ -22,6 +24,8 @@ import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
 import { TokenCount } from './TokenCount.tsx';
 import { copyLink, downloadImage, restoreFromPng } from './share-actions.ts';
 import { ClipFolderPicker, ClipScoreLine } from './ClipScore.tsx';
+import { heldOutClaim } from './held-out.ts';
+import { Tour, useFirstRunTour, useTour } from './Tour.tsx';
 
 const VIEWS: [View, string][] = [['side-by-side', 'Side by side'], ['wipe', 'Wipe'], ['difference', 'Difference']];
 
@@ -104,6 +108,7 @@ export function App() {
   const [copied, setCopied] = useState<string>();
   const dropping = useDrop();
   useKeyboard();
+  useFirstRunTour(s.status === 'ready' || s.status === 'generating');
   const pairKey = s.images.baseline && s.images.npo ? `${s.images.baseline.key}|${s.images.npo.key}` : undefined;
   const pickedKind = t.picked?.key === pairKey ? t.picked?.kind : undefined;
   const numberField = (key: 'seed' | 'steps', testId: string, min: number, max: number) => (
@@ -133,14 +138,19 @@ export function App() {
     <main data-status={s.status} className={dropping ? 'dropping' : undefined}>
       <header>
         <h1>NPO playground</h1>
-        <span className="badge" data-testid="backend" title={s.adapter}>{s.backend ?? (s.status === 'failed' ? 'failed' : 'starting…')}</span>
+        <span className="backend" data-testid="backend-area">
+          <span className="badge" data-testid="backend" title={s.adapter}>{s.backend ?? (s.status === 'failed' ? 'failed' : 'starting…')}</span>
+          {s.backendReason && <small data-testid="backend-reason" title={s.adapter}> — {s.backendReason}</small>}
+        </span>
         {s.model && <span className="model" data-testid="model-name">{s.model.name}{s.model.status === 'standin' ? ' (untrained stand-in)' : ''}</span>}
         <span className="spacer" />
+        <button type="button" data-testid="tour-link" onClick={useTour.getState().open} title="a four-step look around the page">Tour</button>
         <button type="button" data-testid="copy-link" data-link={copied} onClick={async () => setCopied((await copyLink()) ? location.href : undefined)}
           title="copy a link that reproduces these images">{copied === location.href ? 'Link copied' : 'Copy link'}</button>
         <label className="open-png" title="or drop a PNG anywhere on the page">Open PNG…
           <input type="file" accept="image/png" data-testid="open-png" onChange={(e) => { const f = e.currentTarget.files?.[0]; if (f) void restoreFromPng(f); e.currentTarget.value = ''; }} /></label>
       </header>
+      <Tour />
       <ModelPicker />
       {s.error && <div role="alert" className="error" data-testid="error">{s.error}</div>}
       {s.notice && <div className="notice" data-testid="notice" role="status">{s.notice}</div>}
@@ -160,9 +170,11 @@ export function App() {
               </select></label>
           </div>
           <Slider label="ω guidance" testId="slider-omega" value={params.omega} min={0} max={15} step={0.25} onInput={(v) => setParam('omega', v)} onCommit={commit} onDrag={previewDrag} />
+          <div className="sliders" data-tour="sliders">
           <Slider label="α (η on the negative branch)" testId="slider-alpha" value={params.alpha} min={AXIS_RANGES.alpha[0]} max={AXIS_RANGES.alpha[1]} step={0.05} onInput={(v) => setParam('alpha', v)} onCommit={commit} onDrag={previewDrag} />
           <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={AXIS_RANGES.beta[0]} max={AXIS_RANGES.beta[1]} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
-          {(s.model?.hasEta || s.loraNames.eta) && <EtaSwitch inUse={s.loraNames.eta !== NO_ETA} />}
+          </div>
+          {hasEtaSwitch(s) && <EtaSwitch inUse={etaOn(s)} />}
           <div className="row">
             <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
             <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>
@@ -176,7 +188,7 @@ export function App() {
               : s.lastSeed !== undefined ? `seed ${s.lastSeed} · ${Math.round(s.lastMilliseconds ?? 0)} ms` : ''}
           </p>
         </form>
-        <div className="view">
+        <div className="view" data-tour="images">
           <div className="views" role="group" aria-label="compare view">
             {VIEWS.map(([view, label]) => (
               <button key={view} type="button" data-testid={`view-${view}`} aria-pressed={s.view === view} onClick={() => s.setView(view)}>{label}</button>
@@ -188,6 +200,7 @@ export function App() {
             {pane('baseline', 'without NPO')}
             {pane('npo', 'with NPO')}
           </div>
+          <ClaimLine />
           <SeedPairPanel disabled={s.status === 'loading' || s.status === 'failed'} />
         </div>
         <TrainPanel disabled={s.status === 'loading' || s.status === 'failed'} />
@@ -198,15 +211,12 @@ export function App() {
   );
 }
 
-/** What the page calls "no η": its LoRA name in the store, so history entries tell the two apart (share links do not carry it). */
-const NO_ETA = 'none (the base model)';
-
 /**
  * η on or off. On, θ_pos = θ + η: the page compares the DPO model with and without NPO. Off, θ_pos = θ and
  * θ_neg = θ + β·δ: base against base+NPO, where NPO's gain is measured (README, "the paper's table in our world").
  */
 function EtaSwitch({ inUse }: { inUse: boolean }) {
-  const toggle = (on: boolean) => useTraining.getState().useLora('eta', on ? null : 'none', on ? "the model's η" : NO_ETA);
+  const toggle = (on: boolean) => void usePlayground.getState().setEta(on);
   return (
     <label className="check" title="off: θ_pos = θ (the base model), θ_neg = θ + β·δ">
       <input type="checkbox" data-testid="use-eta" checked={inUse} onChange={(e) => toggle(e.currentTarget.checked)} />
@@ -214,3 +224,16 @@ function EtaSwitch({ inUse }: { inUse: boolean }) {
     </label>
   );
 }
+
+/** What the two images compare, with its held-out win rate, on the model the numbers were measured on (held-out.ts). */
+function ClaimLine() {
+  const model = usePlayground((s) => s.model);
+  const on = usePlayground(etaOn);
+  const own = usePlayground(usesOwnLoras);
+  const claim = heldOutClaim(model, on, own);
+  if (!claim) return null;
+  return <p className="claim" data-testid="comparison-claim" data-win-rate={claim.winRate} data-interval={claim.interval.join(',')}>{claim.sentence}</p>;
+}
+
+/** A LoRA of the person's in either role (the held-out numbers are the model's own η and δ). */
+const usesOwnLoras = (s: Pick<PlaygroundState, 'loraNames'>) => !isModelLora(s.loraNames.delta, 'delta') || !(isModelLora(s.loraNames.eta, 'eta') || s.loraNames.eta === NO_ETA);

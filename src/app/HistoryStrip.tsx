@@ -2,6 +2,7 @@
 // keeps it past the bounds and past "clear". Entries storage refused are kept for the session, dashed (data-saved).
 import { PixelCanvas } from './PixelCanvas.tsx';
 import { useHistory } from './history-store.ts';
+import { etaOn } from './store.ts';
 
 export function HistoryStrip() {
   const h = useHistory();
@@ -15,7 +16,7 @@ export function HistoryStrip() {
           <li key={e.id} data-testid="history-item" data-id={e.id} data-seed={e.params.seed} data-starred={e.starred} data-saved={!e.unsaved}
             className={[e.starred && 'starred', e.unsaved && 'unsaved'].filter(Boolean).join(' ') || undefined}>
             <button type="button" className="thumb" onClick={() => void h.restore(e)}
-              title={`${e.params.prompt || '(empty prompt)'} · seed ${e.params.seed} · ${e.params.steps} steps · ω ${e.params.omega} · α ${e.params.alpha} · β ${e.params.beta}`}
+              title={`${e.params.prompt || '(empty prompt)'} · seed ${e.params.seed} · ${e.params.steps} steps · ω ${e.params.omega} · α ${e.params.alpha} · β ${e.params.beta}${etaOn({ loraNames: e.loras }) ? '' : ' · η off'}`}
               aria-label={`restore: ${e.params.prompt || 'empty prompt'}, seed ${e.params.seed}, α ${e.params.alpha}, β ${e.params.beta}`}>
               <PixelCanvas image={{ rgba: e.thumb.baseline, width: e.thumb.width, height: e.thumb.height }} />
               <PixelCanvas image={{ rgba: e.thumb.npo, width: e.thumb.width, height: e.thumb.height }} />

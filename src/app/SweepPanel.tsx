@@ -30,7 +30,7 @@ export function SweepPanel({ disabled }: { disabled: boolean }) {
   );
   const bestCell = best >= 0 ? s.cells[best] : undefined;
   return (
-    <section className="sweep" aria-labelledby="sweep-title">
+    <section className="sweep" aria-labelledby="sweep-title" data-tour="sweep">
       <h2 id="sweep-title">α×β sweep</h2>
       <div className="row">
         {axisSelect('rowAxis', 'rows')}{valuesField('rowText', 'row values')}

@@ -10,7 +10,7 @@ import { ScaleOut } from './ScaleOut.tsx';
 import type { LoraRole } from '../worker/protocol.ts';
 import { MAX_LORA_FILE_BYTES } from '../lora/safetensors.ts';
 import { sourceFromDrop, sourceFromFile, sourceFromFolderInput } from './pair-source-files.ts';
-import { usePlayground } from './store.ts';
+import { MODEL_LORA_NAMES, usePlayground } from './store.ts';
 import { CHECKPOINT_CHOICES, type CheckpointChoice } from '../train/unet-segments.ts';
 
 /** Reads the chosen file, unless it is larger than `maxBytes`: then it is refused before reading, with a message. */
@@ -40,7 +40,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
   };
   const prepared = model?.kind === 'sd15' || model?.kind === 'sdxl';
   return (
-    <section className="train" aria-labelledby="train-title" data-testid="train-panel"
+    <section className="train" aria-labelledby="train-title" data-testid="train-panel" data-tour="train"
       onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
       onDrop={async (e) => {
         e.preventDefault();
@@ -134,7 +134,7 @@ export function TrainPanel({ disabled }: { disabled: boolean }) {
         <label><span>as η</span><input type="file" accept=".safetensors" data-testid="lora-file-eta" onChange={(e) => useFile(e.currentTarget, 'eta')} /></label>
       </div>
       <div className="row">
-        <button type="button" data-testid="restore-loras" onClick={() => { t.useLora('delta', null, "the model's δ"); t.useLora('eta', null, "the model's η"); }}>Restore the model's η and δ</button>
+        <button type="button" data-testid="restore-loras" onClick={() => { t.useLora('delta', null, MODEL_LORA_NAMES.delta); t.useLora('eta', null, MODEL_LORA_NAMES.eta); }}>Restore the model's η and δ</button>
       </div>
     </section>
   );

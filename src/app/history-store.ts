@@ -4,7 +4,7 @@
 // instead, marked unsaved, and the strip says why: nothing generated is lost while the page is open.
 import { create } from 'zustand';
 import { evictions, HISTORY_LIMIT, HISTORY_MAX_BYTES, makeRecord, openHistory, type HistoryDb, type HistoryEntry, type HistoryImages } from '../share/history.ts';
-import { onGenerated, usePlayground } from './store.ts';
+import { etaOn, hasEtaSwitch, isModelLora, onGenerated, usePlayground } from './store.ts';
 
 /** A strip entry; `unsaved` ones live only in this page (storage refused them) and carry their images. */
 export type StripEntry = HistoryEntry & { unsaved?: HistoryImages };
@@ -45,8 +45,11 @@ export const useHistory = create<HistoryState>()(() => ({
   async restore(entry) {
     const images = entry.unsaved ?? (await withDb((d) => d.images(entry)));
     if (!images) return;
+    // The entry's η switch first (its images were made with it), without a generation of the settings being left.
+    const entryEta = etaOn({ loraNames: entry.loras });
+    if (hasEtaSwitch(usePlayground.getState()) && entryEta !== etaOn(usePlayground.getState())) await usePlayground.getState().setEta(entryEta, false);
     const page = usePlayground.getState();
-    const sameWeights = entry.model === page.model?.name && entry.loras.eta === page.loraNames.eta && entry.loras.delta === page.loraNames.delta;
+    const sameWeights = entry.model === page.model?.name && (['eta', 'delta'] as const).every((role) => sameLora(entry.loras[role], page.loraNames[role], role));
     const image = (rgba: Uint8ClampedArray) => ({ rgba, width: entry.width, height: entry.height, seed: entry.params.seed });
     page.restore(entry.params, { baseline: image(images.baseline), npo: image(images.npo) }, sameWeights);
   },
@@ -61,6 +64,9 @@ export const useHistory = create<HistoryState>()(() => ({
     await reload();
   },
 }));
+
+/** Whether two LoRA names are the same η or δ: equal, or both the model's own (named or not). */
+const sameLora = (a: string | undefined, b: string | undefined, role: 'eta' | 'delta') => a === b || (isModelLora(a, role) && isModelLora(b, role));
 
 /** Keeps an entry storage refused in memory, under the same bounds as the stored ones. */
 function keepUnsaved(entry: StripEntry, why: unknown) {

@@ -3,7 +3,7 @@
 import type { ImageKind } from '../worker/protocol.ts';
 import { formatParameters, parseParameters } from '../share/parameters.ts';
 import { readPngText, withPngText } from '../share/png-text.ts';
-import { usePlayground } from './store.ts';
+import { etaOn, etaSetting, hasEtaSwitch, usePlayground } from './store.ts';
 import { download } from './training-store.ts';
 
 /** The settings that made the shown images, as A1111 text (the concrete seed, never −1). */
@@ -13,7 +13,7 @@ export function currentParameters(): string | undefined {
   if (!image) return undefined;
   return formatParameters({
     params: { ...s.params, seed: image.seed }, width: image.width, height: image.height,
-    model: s.model?.name, delta: s.loraNames.delta ?? 'model',
+    model: s.model?.name, eta: etaSetting(s), delta: s.loraNames.delta ?? 'model',
   });
 }
 
@@ -30,7 +30,7 @@ export async function downloadImage(kind: ImageKind) {
   download(png, `npo-${image.seed}-${kind === 'npo' ? 'with-npo' : 'without-npo'}.png`, 'image/png');
 }
 
-/** Reads a PNG's `parameters` chunk and applies the settings it states, then generates. */
+/** Reads a PNG's `parameters` chunk and applies the settings it states (the η switch first), then generates. */
 export async function restoreFromPng(file: File) {
   const page = usePlayground.getState();
   try {
@@ -38,12 +38,14 @@ export async function restoreFromPng(file: File) {
     if (text === undefined) throw new Error('it has no "parameters" text chunk (A1111 or this playground writes one)');
     const parsed = parseParameters(text);
     const notes = [
+      parsed.eta !== undefined && !hasEtaSwitch(page) ? `made with η ${parsed.eta ? 'on' : 'off'}; this model has no η` : '',
       parsed.model && page.model && parsed.model !== page.model.name ? `made with model ${parsed.model}, shown with ${page.model.name}` : '',
       parsed.size && page.model?.kind === 'embedded' && (parsed.size.width !== page.model.width || parsed.size.height !== page.model.height) ? `made at ${parsed.size.width}×${parsed.size.height}` : '',
       ...parsed.ignored.map((i) => `not applied: ${i}`),
     ].filter(Boolean);
     // Prepared models generate at any size, so theirs is restored too; the embedded model has one size.
     const sized = parsed.size && page.model?.kind && page.model.kind !== 'embedded' ? { width: parsed.size.width, height: parsed.size.height } : {};
+    if (parsed.eta !== undefined && hasEtaSwitch(page) && parsed.eta !== etaOn(page)) await page.setEta(parsed.eta, false);
     page.setParams({ ...parsed.params, ...sized });
     usePlayground.setState({ error: undefined, notice: `settings restored from ${file.name}${notes.length ? ` (${notes.join('; ')})` : ''}` });
     usePlayground.getState().generate();

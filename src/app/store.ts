@@ -2,10 +2,13 @@
 // generation must recompute: the baseline depends on prompt, negative prompt, seed, steps, ω and scheduler; the NPO
 // image also on α and β. So moving α or β recomputes only the NPO image, and nothing recomputes what did not change.
 // The URL always holds the current settings (src/share/settings-url.ts), so a copied link reproduces the images.
+// The η switch ("η (DPO) on both branches") is the worker's η: the model's, or none ('use-lora' with 'none'). A model
+// opens with it as its link says, else as held-out.ts decides (the embedded model: off, base vs base+NPO).
 import { create } from 'zustand';
 import type { Backend, GenerateParams, ImageKind, ModelInfo, WorkerEvent } from '../worker/protocol.ts';
-import { paramsFromQuery, queryWithParams } from '../share/settings-url.ts';
+import { etaFromQuery, paramsFromQuery, queryWithParams } from '../share/settings-url.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
+import { opensWithEta } from './held-out.ts';
 
 export interface ShownImage { key: string; rgba: Uint8ClampedArray; width: number; height: number; seed: number; /** The prompt it was made for. */ prompt?: string }
 
@@ -20,6 +23,8 @@ export interface PlaygroundState {
   loading?: { message: string; loaded: number; total: number };
   backend?: Backend;
   adapter?: string;
+  /** Why the worker runs on `backend` (ort-backend.ts). */
+  backendReason?: string;
   model?: ModelInfo;
   notice?: string;
   error?: string;
@@ -39,6 +44,7 @@ export interface PlaygroundState {
   lastMilliseconds?: number;
   /** Bumped when η or δ is replaced, so images made with the old weights count as stale. */
   loraVersions: { eta: number; delta: number };
+  /** The η and δ in use, by name (undefined: the model's own since it loaded; NO_ETA: η switched off). */
   loraNames: { eta?: string; delta?: string };
   /** What the last "remove downloaded models" freed. */
   cacheCleared?: { files: number; bytes: number };
@@ -51,9 +57,27 @@ export interface PlaygroundState {
   setWipe(position: number): void;
   toggleActualSize(): void;
   setNotice(notice?: string): void;
+  /**
+   * Turns η on (the model's) or off; resolves once the worker uses it (false if it refused). The page regenerates
+   * then, unless `regenerate` is false (a restore that brings its own images or settings).
+   */
+  setEta(on: boolean, regenerate?: boolean): Promise<boolean>;
   generate(): void;
   cancel(): void;
 }
+
+/** The names the page gives the model's own η and δ, and η switched off. */
+export const MODEL_LORA_NAMES = { eta: "the model's η", delta: "the model's δ" } as const;
+export const NO_ETA = 'none (the base model)';
+
+/** Whether the page has an η to switch: the model's, or a LoRA brought as η. */
+export const hasEtaSwitch = (s: Pick<PlaygroundState, 'model' | 'loraNames'>) => Boolean(s.model?.hasEta || s.loraNames.eta);
+/** Whether η is on both branches now. */
+export const etaOn = (s: Pick<PlaygroundState, 'loraNames'>) => s.loraNames.eta !== NO_ETA;
+/** The η switch where the page has one, for links and PNG parameters. */
+export const etaSetting = (s: Pick<PlaygroundState, 'model' | 'loraNames'>) => (hasEtaSwitch(s) ? etaOn(s) : undefined);
+/** Whether a name means the model's own LoRA in `role` (undefined: nothing was swapped in since the model loaded). */
+export const isModelLora = (name: string | undefined, role: 'eta' | 'delta') => name === undefined || name === MODEL_LORA_NAMES[role];
 
 const initialParams: GenerateParams = { prompt: '', negativePrompt: '', seed: 42, steps: 20, omega: 4, alpha: 1, beta: 1, scheduler: 'ddim' };
 
@@ -93,17 +117,21 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
     const keys = imageKeys(params, params.seed, get().loraVersions);
     // Images made with other η/δ than the current ones keep a key no generation matches, so Generate recomputes them.
     const key = (kind: ImageKind) => (sameWeights ? keys[kind] : `restored:${keys[kind]}`);
+    // A generation still running was for other settings: it is cancelled, and its late images are not shown over these.
+    get().cancel();
     set({
       params,
       images: { baseline: { ...images.baseline, key: key('baseline'), prompt: params.prompt }, npo: { ...images.npo, key: key('npo'), prompt: params.prompt } },
       previews: {},
       lastSeed: params.seed,
+      ...(get().status === 'generating' ? { status: 'ready' as const, running: undefined } : {}),
     });
   },
   setView: (view) => set({ view }),
   setWipe: (position) => set({ wipe: Math.min(1, Math.max(0, position)) }),
   toggleActualSize: () => set((s) => ({ actualSize: !s.actualSize })),
   setNotice: (notice) => set({ notice }),
+  setEta: (on, regenerate = true) => switchEta(on, regenerate),
 
   generate() {
     const { params, images, status, running, loraVersions } = get();
@@ -132,12 +160,27 @@ function handleWorkerEvent(event: WorkerEvent) {
   switch (event.type) {
     case 'loading':
       return set({ loading: { message: event.message, loaded: event.loaded, total: event.total } });
-    case 'ready':
-      // Ready again without a new model (a restarted worker, worker-client.ts): the person's settings stay.
-      set((s) => ({ status: 'ready', backend: event.backend, adapter: event.adapter, model: event.model, notice: event.notice, params: ready ? s.params : { ...event.model.defaults, ...urlParams } }));
+    case 'ready': {
+      // Ready again without a new model (a restarted worker, worker-client.ts): the person's settings stay, and the
+      // worker gets the page's η again from worker-client. A new model starts from its own η and δ.
+      const fresh = !ready;
+      set({
+        status: 'ready', backend: event.backend, adapter: event.adapter, backendReason: event.reason, model: event.model, notice: event.notice,
+        ...(fresh ? { params: { ...event.model.defaults, ...urlParams }, loraNames: {} } : {}),
+      });
       ready = true;
       syncUrl(usePlayground.getState(), { ...usePlayground.getState(), params: initialParams });
+      const wantEta = urlEta ?? opensWithEta(event.model);
+      if (fresh && event.model.hasEta && !wantEta) {
+        // The first images wait for η to be off, so the page never shows (or keeps in its history) the other comparison.
+        set({ status: 'loading', loading: { message: 'turning η off (base vs base+NPO)', loaded: 1, total: 1 } });
+        return void switchEta(false, false).then(() => {
+          set({ status: 'ready', loading: undefined });
+          usePlayground.getState().generate();
+        });
+      }
       return usePlayground.getState().generate();
+    }
     case 'progress':
       return current ? set({ progress: { step: event.step, total: event.total } }) : undefined;
     case 'preview':
@@ -163,10 +206,19 @@ function handleWorkerEvent(event: WorkerEvent) {
       return current ? set({ status: 'ready', running: undefined, previews: {} }) : undefined;
     case 'cache-cleared':
       return set({ cacheCleared: { files: event.files, bytes: event.bytes } });
-    case 'lora-used':
+    case 'lora-used': {
       set((s) => ({ loraVersions: { ...s.loraVersions, [event.role]: s.loraVersions[event.role] + 1 }, loraNames: { ...s.loraNames, [event.role]: event.name } }));
-      return usePlayground.getState().generate();
+      const waiting = etaSwitches.get(event.id);
+      etaSwitches.delete(event.id);
+      waiting?.resolve(true);
+      return waiting?.regenerate === false ? undefined : usePlayground.getState().generate();
+    }
     case 'error':
+      if (event.id !== undefined && etaSwitches.has(event.id)) {
+        etaSwitches.get(event.id)!.resolve(false);
+        etaSwitches.delete(event.id);
+        return set({ error: event.message });
+      }
       if (event.fatal) return set({ status: 'failed', error: event.message, running: undefined });
       // An error without an id (an uncaptured GPU error, say) is shown but does not end the running generation.
       if (event.id === undefined) return set({ error: event.message });
@@ -174,8 +226,19 @@ function handleWorkerEvent(event: WorkerEvent) {
   }
 }
 
-/** Settings given in the page URL (`?prompt=…&seed=7&steps=2&omega=3&alpha=0.5&beta=1&scheduler=euler`) override the model's defaults. */
+/** Settings given in the page URL (`?prompt=…&seed=7&steps=2&omega=3&alpha=0.5&beta=1&scheduler=euler&eta=off`) override the model's defaults. */
 let urlParams: Partial<GenerateParams> = {};
+let urlEta: boolean | undefined;
+
+/** η switches the worker has not answered yet, by request id. */
+const etaSwitches = new Map<number, { resolve: (used: boolean) => void; regenerate: boolean }>();
+
+function switchEta(on: boolean, regenerate: boolean): Promise<boolean> {
+  const id = nextRequestId();
+  const used = new Promise<boolean>((resolve) => etaSwitches.set(id, { resolve, regenerate }));
+  sendToWorker({ type: 'use-lora', id, role: 'eta', lora: on ? null : 'none', name: on ? MODEL_LORA_NAMES.eta : NO_ETA });
+  return used;
+}
 
 const generatedListeners = new Set<(generated: Generated) => void>();
 /** Called after each generation whose two images are both current (the history keeps them). */
@@ -185,8 +248,8 @@ export function onGenerated(listener: (generated: Generated) => void): void {
 
 /** Keeps the URL equal to the settings once the model's defaults are known (before that it holds the link's own). */
 function syncUrl(state: PlaygroundState, previous: PlaygroundState) {
-  if (!ready || state.params === previous.params) return;
-  const search = queryWithParams(location.search, state.params);
+  if (!ready || (state.params === previous.params && state.loraNames === previous.loraNames && state.model === previous.model)) return;
+  const search = queryWithParams(location.search, state.params, etaSetting(state));
   if (search !== location.search) history.replaceState(history.state, '', `${location.pathname}${search}${location.hash}`);
 }
 
@@ -207,6 +270,7 @@ export function startPlayground(search = location.search) {
   const backend = query.get('backend');
   backendPreference = backend === 'webgpu' || backend === 'wasm' ? backend : 'auto';
   urlParams = paramsFromQuery(query);
+  urlEta = etaFromQuery(query);
   onWorkerEvent(handleWorkerEvent);
   usePlayground.subscribe(syncUrl);
   sendToWorker({

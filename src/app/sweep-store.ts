@@ -1,13 +1,14 @@
 // The α×β sweep (paper Figure 10) on the page: one NPO image per cell for the current prompt and seed, generated one
 // after another by the worker (a new generation request aborts the previous one, so cells go strictly in turn),
 // streamed in as they finish, scored by the embedded world's reward, cancellable at any time. The baseline (plain
-// CFG, which no α or β changes) is generated once, at the current ω.
+// CFG, which no α or β changes) is generated once, at the current ω. With η off, α has nothing to scale (θ_neg =
+// θ + β·δ): until the person chooses axes, the rows are then ω instead of α, so no row repeats another.
 import { create } from 'zustand';
 import type { GenerateParams } from '../worker/protocol.ts';
 import { parseAxisValues, sweepCells, type SweepAxis } from '../share/sweep.ts';
 import { scoreRgba, type PageScore } from '../share/score.ts';
 import { createRequester } from './image-requests.ts';
-import { usePlayground } from './store.ts';
+import { etaOn, usePlayground } from './store.ts';
 import type { RgbaImage } from './PixelCanvas.tsx';
 
 export interface SweepCell { row: number; column: number; params: GenerateParams; image?: RgbaImage; score?: PageScore }
@@ -24,6 +25,8 @@ export interface SweepState {
   baseline?: { image: RgbaImage; score: PageScore; omega: number };
   message?: string;
   error?: string;
+  /** The person changed an axis or its values: the rows no longer follow the η switch. */
+  chosen: boolean;
   set(patch: Partial<Pick<SweepState, 'rowAxis' | 'columnAxis' | 'rowText' | 'columnText'>>): void;
   run(): Promise<void>;
   cancel(): void;
@@ -32,16 +35,19 @@ export interface SweepState {
 const requester = createRequester('sweep');
 const request = requester.request;
 
+/** The rows the sweep offers with η on (α) and off (ω, around the usual guidance). */
+const DEFAULT_ROWS = { on: { rowAxis: 'alpha', rowText: '0, 0.5, 1' }, off: { rowAxis: 'omega', rowText: '2, 4, 6' } } as const;
+
 export const useSweep = create<SweepState>()((set, get) => ({
-  rowAxis: 'alpha',
+  ...DEFAULT_ROWS.on,
   columnAxis: 'beta',
-  rowText: '0, 0.5, 1',
   columnText: '0, 0.5, 1',
+  chosen: false,
   status: 'idle',
   rows: [],
   columns: [],
   cells: [],
-  set: (patch) => set(patch),
+  set: (patch) => set({ ...patch, chosen: true }),
 
   async run() {
     const { rowAxis, columnAxis, rowText, columnText, status } = get();
@@ -82,3 +88,7 @@ export const useSweep = create<SweepState>()((set, get) => ({
     requester.cancel();
   },
 }));
+
+usePlayground.subscribe((page, previous) => {
+  if (etaOn(page) !== etaOn(previous) && !useSweep.getState().chosen) useSweep.setState(DEFAULT_ROWS[etaOn(page) ? 'on' : 'off']);
+});

@@ -2,12 +2,15 @@
 // trained LoRA, which can be used as δ (or η) at once or downloaded. Also LoRA files a person brings, and the pairs a
 // person labels by clicking the better image of a generation (src/share/picks.ts), exportable and trainable at once.
 // Image folders, zips and Pick-a-Pic shards (pair-source-files.ts) are prepared into a pairs.json at the training size
-// when chosen (so a broken file is reported at once) and again at train time if the size changed since.
+// when chosen and again at train time if the size changed since. Every set of pairs, whatever its source, is checked
+// as the trainer will (pair-check.ts) before it replaces the current one: a broken set is refused with the trainer's
+// error, and the pairs loaded before stay.
 import { create } from 'zustand';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, TrainStep, WorkerEvent } from '../worker/protocol.ts';
 import { addPick, picksToPairs, type Pick } from '../share/picks.ts';
 import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 import type { PairSource } from './pair-source-files.ts';
+import { checkPairs, type CheckedPairs } from './pair-check.ts';
 import { usePlayground } from './store.ts';
 import type { CheckpointMode } from '../train/unet-segments.ts';
 import { RELEASED_NPO_BETA } from '../train/dpo-beta.ts';
@@ -43,8 +46,9 @@ export interface TrainingState {
   /** pairs.json of the picks (src/train/pairs.ts format). */
   picksJson(): string;
   /** Makes the picks the training set. */
-  usePicks(): void;
-  setPairs(name: string, json: string): void;
+  usePicks(): Promise<void>;
+  /** Makes a pairs.json's text the training set, once it passes the trainer's checks. */
+  setPairs(name: string, json: string): Promise<void>;
   /** Reads a folder, zip, parquet shard or pairs.json at the current training size and makes it the training set. */
   loadSource(source: PairSource): Promise<void>;
   setOption<K extends keyof TrainOptions>(key: K, value: TrainOptions[K]): void;
@@ -93,21 +97,25 @@ export const useTraining = create<TrainingState>()((set, get) => ({
   addPick: (pick) => set((s) => ({ picks: addPick(s.picks, pick) })),
   clearPicks: () => set({ picks: [], picked: undefined }),
   picksJson: () => JSON.stringify(picksToPairs(get().picks)),
-  usePicks() {
+  async usePicks() {
     const { picks } = get();
-    if (picks.length > 0) set({ pairs: { name: `${picks.length} picked pairs`, json: get().picksJson() }, error: undefined });
+    if (picks.length > 0) await get().setPairs(`${picks.length} picked pairs`, get().picksJson());
   },
-  setPairs: (name, json) => set({ pairs: { name, json }, error: undefined }),
+  async setPairs(name, json) {
+    if (get().status === 'training') return set({ error: 'stop the training before loading other pairs' });
+    set({ error: undefined, message: undefined });
+    await choose(name, () => Promise.resolve({ pairs: { name, json }, checked: { json } }));
+  },
   async loadSource(source) {
     if (get().status === 'training') return set({ error: 'stop the training before loading other pairs' });
-    set({ pairs: undefined, history: [], error: undefined, message: undefined }); // the last run's curve is not this set's
+    set({ error: undefined, message: undefined });
     await prepare(source);
   },
   setOption: (key, value) => set((s) => ({ options: { ...s.options, [key]: value } })),
   async train() {
     const { pairs, options, status, preparing } = get();
     if (!pairs || status === 'training' || preparing) return;
-    if (pairs.source && pairs.size !== trainingSize(options)) await prepare(pairs.source);
+    if (pairs.source && pairs.size !== trainingSize(options) && !(await prepare(pairs.source))) return;
     const json = get().pairs?.json;
     if (!json) return;
     const id = nextRequestId();
@@ -138,21 +146,40 @@ export function trainingSize(options: TrainOptions): number {
 }
 
 /** Reads `source` at the training size into the training set; errors go to the panel, naming the broken file. */
-async function prepare(source: PairSource) {
-  const set = useTraining.setState;
+async function prepare(source: PairSource): Promise<boolean> {
   const size = trainingSize(useTraining.getState().options);
-  if (!(size > 0)) return set({ error: 'load a model first: image pairs are prepared at its size' });
-  set({ preparing: `reading ${source.name}…` });
-  try {
-    const read = await source.read(size, (count) => set({ preparing: `reading ${source.name}: ${count} pair${count === 1 ? '' : 's'}…` }));
-    if ('json' in read) return set({ pairs: { name: source.name, json: read.json } });
+  if (!(size > 0)) return (useTraining.setState({ error: 'load a model first: image pairs are prepared at its size' }), false);
+  return choose(source.name, async () => {
+    const read = await source.read(size, (count) => useTraining.setState({ preparing: `reading ${source.name}: ${count} pair${count === 1 ? '' : 's'}…` }));
+    if ('json' in read) return { pairs: { name: source.name, json: read.json }, checked: read };
     const count = read.file.pairs.length;
-    set({
+    return {
       pairs: { name: `${source.name} (${count} pair${count === 1 ? '' : 's'} at ${size}×${size})`, json: JSON.stringify(read.file), source, size },
+      checked: { file: read.file },
       message: read.notes.length ? `${source.name}: ${read.notes.join('; ')}` : undefined,
-    });
+    };
+  });
+}
+
+/**
+ * Reads a set of pairs, checks every pair as the trainer will, and only then makes it the training set (the last
+ * run's curve goes with the old set). A set that fails keeps the one before, and its error names what is wrong.
+ */
+async function choose(name: string, read: () => Promise<{ pairs: NonNullable<TrainingState['pairs']>; checked: CheckedPairs; message?: string }>): Promise<boolean> {
+  const set = useTraining.setState;
+  const { model } = usePlayground.getState();
+  if (!model) return (set({ error: 'load a model first: pairs are checked against it' }), false);
+  set({ preparing: `reading ${name}…` });
+  try {
+    const { pairs, checked, message } = await read();
+    set({ preparing: `checking ${name}…` });
+    // A prepared source is at its preparation size; a pairs.json trains at the chosen resolution, else its own size.
+    await checkPairs(checked, model, pairs.size ?? useTraining.getState().options.resolution);
+    set({ pairs, message, history: [] });
+    return true;
   } catch (error) {
-    set({ pairs: undefined, error: error instanceof Error ? error.message : String(error) });
+    set({ error: `${name} was not loaded: ${error instanceof Error ? error.message : String(error)}` });
+    return false;
   } finally {
     set({ preparing: undefined });
   }

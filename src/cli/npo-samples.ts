@@ -7,6 +7,7 @@ import { scoreImage } from '../reward/index.ts';
 import { encodeImage, type EncodedImage, type PreferencePair } from '../train/pairs.ts';
 import { createRng, fnv1a, sampleExample } from '../world/index.ts';
 import { engineWith, type ModelDirectory } from '../eval/sample-model.ts';
+import type { ModelManifest } from '../model/manifest.ts';
 
 export interface PromptSamples { prompt: string; seeds: number[]; totals: number[]; images: EncodedImage[] }
 export interface SamplesFile { version: 1; model: string; sampler: string; samples: PromptSamples[] }
@@ -23,6 +24,14 @@ export function trainingCaptions(count: number, seed: number): string[] {
  *  choosing inference settings (α, β, δ's strength) without touching held-out ones or the prompts η and δ trained on. */
 export function tuningCaptions(count: number, pairPrompts: number, seed: number): string[] {
   return trainingCaptions(pairPrompts + count, seed).slice(pairPrompts);
+}
+
+/** The first `count` tuning captions of a model directory whose manifest records its pairs' run (npm run train:npo). */
+export function tuningCaptionsOf(manifest: ModelManifest, count: number): string[] {
+  const training = (manifest as { training?: { pairs?: { prompts?: number }; eta?: { seed?: number } } }).training;
+  const paired = training?.pairs?.prompts;
+  if (!paired) throw new Error('tuning prompts need manifest.training.pairs.prompts (written by npm run train:npo)');
+  return tuningCaptions(count, paired, training?.eta?.seed ?? 0);
 }
 
 /** Samples `perPrompt` images for each caption (seeds fnv1a(`k:caption`), k = 1…K), resuming from `path` if present. */

@@ -342,6 +342,7 @@ const pngTarget: FuzzTarget = {
       const { steps, seed } = parsed.params;
       invariant(steps === undefined || (Number.isInteger(steps) && steps >= 1), `steps ${steps}`);
       invariant(seed === undefined || Number.isFinite(seed), `seed ${seed}`);
+      invariant(parsed.eta === undefined || typeof parsed.eta === 'boolean', `eta ${parsed.eta}`);
     }
   },
   expected: (e) => e instanceof PngError || e instanceof ParametersError,

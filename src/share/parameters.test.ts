@@ -14,6 +14,15 @@ describe('formatParameters', () => {
       + 'Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 5.25, Seed: 1234567, Size: 32x32, Model: embedded-world, NPO alpha: 0.35, NPO beta: 1, NPO delta: model');
   });
 
+  it('states the η switch as "NPO eta: on/off" (only when given) and reads it back', () => {
+    for (const eta of [true, false]) {
+      const text = formatParameters({ params, width: 32, height: 32, model: 'embedded-world', eta, delta: 'model' });
+      expect(text.split('\n').at(-1)).toContain(`NPO beta: 1, NPO eta: ${eta ? 'on' : 'off'}, NPO delta: model`);
+      expect(parseParameters(text).eta).toBe(eta);
+    }
+    expect(parseParameters(formatParameters({ params, width: 32, height: 32 })).eta).toBeUndefined();
+  });
+
   it('round-trips every scheduler and awkward prompts', () => {
     for (const scheduler of SCHEDULER_NAMES) {
       for (const [prompt, negativePrompt] of [['multi\nline prompt, with: colons', ''], ['', 'only negative'], ['Négative 猫', 'x']]) {
@@ -48,6 +57,12 @@ describe('parseParameters on A1111 infotext', () => {
     const parsed = parseParameters('cat\nSteps: 20, Sampler: Restart, CFG scale: 7, Seed: 1');
     expect(parsed.params.scheduler).toBeUndefined();
     expect(parsed.ignored).toEqual(['Sampler: Restart']);
+  });
+
+  it('keeps an η switch it cannot read out of the settings and says so', () => {
+    const parsed = parseParameters('cat\nSteps: 20, Sampler: DDIM, CFG scale: 7, Seed: 1, NPO eta: maybe');
+    expect(parsed.eta).toBeUndefined();
+    expect(parsed.ignored).toEqual(['NPO eta: maybe']);
   });
 
   it('unquotes JSON-quoted values', () => {

@@ -3,19 +3,23 @@
 //
 //   a small red circle
 //   Negative prompt: blurry
-//   Steps: 20, Sampler: DDIM, CFG scale: 5, Seed: 42, Size: 32x32, Model: embedded-world, NPO alpha: 1, NPO beta: 1, NPO delta: model
+//   Steps: 20, Sampler: DDIM, CFG scale: 5, Seed: 42, Size: 32x32, Model: embedded-world, NPO alpha: 1, NPO beta: 1, NPO eta: off, NPO delta: model
 //
-// "CFG scale" is diffusers' guidance scale g = ω + 1 (DESIGN §2). Values with a comma, colon, quote or newline are
+// "CFG scale" is diffusers' guidance scale g = ω + 1 (DESIGN §2). "NPO eta" is the page's "η (DPO) on both branches"
+// switch (on: θ_pos = θ + η; off: the base model, θ_pos = θ), stated only for a model with an η. Values with a comma, colon, quote or newline are
 // JSON-quoted, as A1111's `quote()` does; the reader follows A1111's `parse_generation_parameters` (the last line
 // holds the key: value list; "Negative prompt:" starts the negative prompt).
 import type { GenerateParams } from '../worker/protocol.ts';
 import { SCHEDULER_LABELS, type SchedulerName } from '../diffusion/schedulers/index.ts';
+import { onOff } from './settings-url.ts';
 
 export interface SharedSettings {
   params: GenerateParams;
   width: number;
   height: number;
   model?: string;
+  /** The η switch (undefined: the model has no η). */
+  eta?: boolean;
   /** Which δ the NPO image used ("model" for the model's own). */
   delta?: string;
 }
@@ -51,11 +55,11 @@ function quote(text: string): string {
   return /[,:\n"]/.test(text) ? JSON.stringify(text) : text;
 }
 
-export function formatParameters({ params: p, width, height, model, delta }: SharedSettings): string {
+export function formatParameters({ params: p, width, height, model, eta, delta }: SharedSettings): string {
   const fields: [string, string][] = [
     ['Steps', String(p.steps)], ['Sampler', samplerName(p.scheduler)], ['CFG scale', num(p.omega + 1)], ['Seed', String(p.seed)],
     ['Size', `${width}x${height}`], ...(model ? [['Model', model] as [string, string]] : []),
-    ['NPO alpha', num(p.alpha)], ['NPO beta', num(p.beta)], ...(delta ? [['NPO delta', delta] as [string, string]] : []),
+    ['NPO alpha', num(p.alpha)], ['NPO beta', num(p.beta)], ...(eta === undefined ? [] : [['NPO eta', eta ? 'on' : 'off'] as [string, string]]), ...(delta ? [['NPO delta', delta] as [string, string]] : []),
   ];
   const lines = [p.prompt];
   if (p.negativePrompt) lines.push(`Negative prompt: ${p.negativePrompt}`);
@@ -94,6 +98,8 @@ export interface ParsedParameters {
   params: Partial<GenerateParams>;
   size?: { width: number; height: number };
   model?: string;
+  /** The η switch, when the text states it ("NPO eta: on" or "off"). */
+  eta?: boolean;
   delta?: string;
   /** Fields kept as text that the playground cannot apply (an unknown sampler, say). */
   ignored: string[];
@@ -129,11 +135,14 @@ export function parseParameters(text: string): ParsedParameters {
     if (scheduler) params.scheduler = scheduler;
     else ignored.push(`Sampler: ${fields.get('Sampler')}`);
   }
+  const eta = onOff(fields.get('NPO eta'));
+  if (fields.has('NPO eta') && eta === undefined) ignored.push(`NPO eta: ${fields.get('NPO eta')}`);
   const size = /^(\d+)x(\d+)$/.exec(fields.get('Size') ?? '');
   return {
     params,
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
     model: fields.get('Model'),
+    eta,
     delta: fields.get('NPO delta'),
     ignored,
   };

@@ -1,6 +1,7 @@
-// The page URL as the settings: `?prompt=…&negativePrompt=…&seed=7&steps=20&omega=4&alpha=1&beta=1&scheduler=ddim`,
-// read on open and rewritten on every change, so a copied link reproduces the images. Other query keys (`backend`,
-// `model`) pass through untouched.
+// The page URL as the settings: `?prompt=…&negativePrompt=…&seed=7&steps=20&omega=4&alpha=1&beta=1&scheduler=ddim&eta=off`,
+// read on open and rewritten on every change, so a copied link reproduces the images. `eta` is the "η (DPO) on both
+// branches" switch (on: the model's η; off: none), written only for a model that has an η. Other query keys
+// (`backend`, `model`) pass through untouched.
 import type { GenerateParams } from '../worker/protocol.ts';
 
 const TEXT_KEYS = ['prompt', 'negativePrompt', 'scheduler'] as const;
@@ -21,8 +22,16 @@ export function paramsFromQuery(query: URLSearchParams): Partial<GenerateParams>
   return out;
 }
 
-/** `search` with the settings written into it (keys in a fixed order, other keys kept). */
-export function queryWithParams(search: string, params: GenerateParams): string {
+/** The η switch a link states: true (on), false (off), or undefined (not stated, or neither word). */
+export function etaFromQuery(query: URLSearchParams): boolean | undefined {
+  return onOff(query.get('eta'));
+}
+
+/** 'on' → true, 'off' → false, anything else undefined (the η switch in URLs and PNG parameters). */
+export const onOff = (text: string | null | undefined) => (text === 'on' ? true : text === 'off' ? false : undefined);
+
+/** `search` with the settings written into it (keys in a fixed order, other keys kept); `eta` undefined drops the key. */
+export function queryWithParams(search: string, params: GenerateParams, eta?: boolean): string {
   const query = new URLSearchParams(search);
   for (const key of [...TEXT_KEYS, ...NUMBER_KEYS]) query.set(key, String(params[key]));
   for (const key of SIZE_KEYS) {
@@ -30,5 +39,7 @@ export function queryWithParams(search: string, params: GenerateParams): string 
     if (value === undefined) query.delete(key);
     else query.set(key, String(value));
   }
+  if (eta === undefined) query.delete('eta');
+  else query.set('eta', eta ? 'on' : 'off');
   return `?${query.toString()}`;
 }

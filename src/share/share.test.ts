@@ -1,7 +1,7 @@
 // The small pure helpers of the page: URL settings, pixels ↔ model values, the difference image, the reward on page
 // pixels, sweep axes and best cell, chart geometry and pace, history eviction, and picks → pairs.json.
 import { describe, expect, it } from 'vitest';
-import { paramsFromQuery, queryWithParams } from './settings-url.ts';
+import { etaFromQuery, paramsFromQuery, queryWithParams } from './settings-url.ts';
 import { differenceRgba, rgbaToChw } from './image.ts';
 import { scoreRgba } from './score.ts';
 import { bestIndex, parseAxisValues, sweepCells, SweepError } from './sweep.ts';
@@ -22,6 +22,13 @@ it('settings survive the URL and other keys are kept', () => {
   expect(query.get('backend')).toBe('wasm');
   expect(query.get('model')).toBe('/m/');
   expect(paramsFromQuery(query)).toEqual(params);
+  expect(etaFromQuery(query)).toBeUndefined(); // not written: no η switch
+});
+
+it('the η switch survives the URL; a model without η drops the key, and other words are not read as a state', () => {
+  for (const eta of [true, false]) expect(etaFromQuery(new URLSearchParams(queryWithParams('?seed=1', params, eta)))).toBe(eta);
+  expect(new URLSearchParams(queryWithParams('?eta=off', params)).has('eta')).toBe(false);
+  for (const word of ['1', 'true', 'OFF', '']) expect(etaFromQuery(new URLSearchParams({ eta: word }))).toBeUndefined();
 });
 
 it('rgbaToChw inverts chwToRgba on byte values, and the difference image is |a − b|·gain clipped', () => {

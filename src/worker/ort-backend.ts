@@ -4,8 +4,11 @@
 // - WASM: `onnxruntime-web/wasm`, the plain build (14 MB), loaded only when chosen. Measured in Chromium 156 on the
 //   embedded UNet, a page with the asyncify build took 15.5 s to a first run, with the plain one 8.8 s (the session
 //   4.8-5.7 s vs 2.9 s to create): the asyncify build is bigger to fetch and to compile, and WASM needs none of it.
-// 'auto' tries WebGPU and falls back to WASM with a notice the page shows; an explicitly requested backend that fails is
-// an error, not a silent fallback.
+// 'auto' takes WebGPU on a hardware adapter and WASM otherwise: where WebGPU is missing, and where the only adapter is
+// a software one (SwiftShader on a machine without a GPU), which runs the embedded UNet ~50× slower than WASM
+// (ENVIRONMENT.md: 5.3 s vs 0.1 s per call; the first two images 126 s vs 0.9 s). The choice carries its reason, which
+// the page shows beside the backend. An explicitly requested backend is used even on a software adapter; one that
+// fails is an error, not a silent fallback.
 import * as ort from 'onnxruntime-web/webgpu';
 import type { Backend, BackendPreference } from './protocol.ts';
 
@@ -19,7 +22,8 @@ export interface BackendChoice {
   ort: Ort;
   adapter: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
-  notice?: string;
+  /** Why this backend: asked for, or what 'auto' found ("WebGPU adapter is software (SwiftShader)"). */
+  reason: string;
   /** The device ORT's WebGPU EP runs on (our own, so our kernels can share buffers with it). */
   device?: GPUDevice;
 }
@@ -73,27 +77,52 @@ export async function chooseBackend(preference: BackendPreference): Promise<Back
   // Settings are read once, when ORT's first session starts its WebAssembly; a later call (device-loss recovery)
   // sets the same values.
   useOwnWasmFiles();
-  if (preference === 'wasm') return wasm();
-  const gpu = await probeWebGpu();
-  if (gpu.ok) {
-    // On WebGPU the WebAssembly side only runs shape ops: threads would cost start-up and memory for nothing.
-    ort.env.wasm.numThreads = 1;
-    return { backend: 'webgpu', ort, adapter: gpu.adapter, device: gpu.device, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
+  if (preference === 'wasm') return wasm('asked for (?backend=wasm)');
+  const found = await findAdapter();
+  const software = found.ok ? softwareAdapter(found.adapter.info) : undefined;
+  if (preference === 'auto' && software) return wasm(`WebGPU adapter is software (${software})`);
+  const gpu = found.ok ? await openDevice(found.adapter) : found;
+  if (!gpu.ok) {
+    if (preference === 'webgpu') throw new Error(`WebGPU was requested (?backend=webgpu) but is not available: ${gpu.reason}`);
+    return wasm(`WebGPU unavailable: ${gpu.reason}`);
   }
-  if (preference === 'webgpu') throw new Error(`WebGPU was requested (?backend=webgpu) but is not available: ${gpu.reason}`);
-  return { ...(await wasm()), notice: `WebGPU unavailable (${gpu.reason}); running on WASM` };
+  // On WebGPU the WebAssembly side only runs shape ops: threads would cost start-up and memory for nothing.
+  ort.env.wasm.numThreads = 1;
+  const adapter = found.ok ? describeAdapter(found.adapter.info) : 'webgpu';
+  const reason = preference === 'webgpu' ? `asked for (?backend=webgpu)${software ? `, on a software adapter (${software})` : ''}` : `hardware adapter (${adapter})`;
+  return { backend: 'webgpu', ort, adapter, device: gpu.device, reason, sessionOptions: { executionProviders: [{ name: 'webgpu', device: gpu.device } as ort.InferenceSession.ExecutionProviderConfig] } };
 }
 
-async function wasm(): Promise<BackendChoice> {
+async function wasm(reason: string): Promise<BackendChoice> {
   const built = await loadWasmBuild();
   built.env.wasm.numThreads = wasmThreads();
-  return { backend: 'wasm', ort: built, adapter: `wasm ×${built.env.wasm.numThreads}`, sessionOptions: { executionProviders: ['wasm'] } };
+  return { backend: 'wasm', ort: built, adapter: `wasm ×${built.env.wasm.numThreads}`, reason, sessionOptions: { executionProviders: ['wasm'] } };
 }
 
-async function probeWebGpu(): Promise<{ ok: true; device: GPUDevice; adapter: string } | { ok: false; reason: string }> {
+/** Software renderers' names as adapters report them (architecture or description). */
+const SOFTWARE_RENDERERS: [RegExp, string][] = [[/swiftshader/i, 'SwiftShader'], [/llvmpipe/i, 'llvmpipe'], [/lavapipe/i, 'lavapipe'], [/\bwarp\b|basic render/i, 'WARP']];
+
+/**
+ * The software renderer behind an adapter, or undefined for a hardware one. WebGPU's own flag is
+ * `GPUAdapterInfo.isFallbackAdapter` (Chromium 156 has it there and no longer on the adapter); the names catch
+ * browsers that do not set it. A browser that says neither is taken at its word: a GPU.
+ */
+export function softwareAdapter(info: GPUAdapterInfo): string | undefined {
+  const text = `${info.architecture} ${info.description}`;
+  const named = SOFTWARE_RENDERERS.find(([pattern]) => pattern.test(text))?.[1];
+  return named ?? (info.isFallbackAdapter ? 'fallback adapter' : undefined);
+}
+
+const describeAdapter = (info: GPUAdapterInfo) => [info.vendor, info.architecture].filter(Boolean).join(' ') || 'webgpu';
+
+async function findAdapter(): Promise<{ ok: true; adapter: GPUAdapter } | { ok: false; reason: string }> {
   if (!('gpu' in navigator) || !navigator.gpu) return { ok: false, reason: 'this browser has no navigator.gpu' };
   const adapter = await navigator.gpu.requestAdapter().catch(() => null);
   if (!adapter) return { ok: false, reason: 'no WebGPU adapter (on Chromium without a GPU, start it with --enable-unsafe-webgpu)' };
+  return { ok: true, adapter };
+}
+
+async function openDevice(adapter: GPUAdapter): Promise<{ ok: true; device: GPUDevice } | { ok: false; reason: string }> {
   try {
     const device = await adapter.requestDevice({
       // shader-f16 where the adapter has it, as ORT asks for its own devices: training's fp16 weights need it
@@ -104,8 +133,7 @@ async function probeWebGpu(): Promise<{ ok: true; device: GPUDevice; adapter: st
         maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
       },
     });
-    const info = adapter.info;
-    return { ok: true, device, adapter: [info.vendor, info.architecture].filter(Boolean).join(' ') || 'webgpu' };
+    return { ok: true, device };
   } catch (error) {
     return { ok: false, reason: `requestDevice failed: ${(error as Error).message}` };
   }

@@ -114,7 +114,8 @@ export interface GenerationStats {
 
 export type WorkerEvent =
   | { type: 'loading'; message: string; loaded: number; total: number }
-  | { type: 'ready'; backend: Backend; adapter: string; model: ModelInfo; notice?: string }
+  /** `reason`: why this backend (asked for, or what 'auto' found: "WebGPU adapter is software (SwiftShader)"). */
+  | { type: 'ready'; backend: Backend; adapter: string; reason: string; model: ModelInfo; notice?: string }
   | { type: 'progress'; id: number; step: number; total: number }
   /** A low-resolution look at an image mid-sampling (its x̂₀ estimate), drawn until the finished image arrives. */
   | { type: 'preview'; id: number; kind: ImageKind; step: number; width: number; height: number; rgba: Uint8ClampedArray }

@@ -102,8 +102,8 @@ async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): 
     const notices = [...fitWarnings, ...loadNotices];
     post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
     const result = await startEngine(backend, manifest, files);
-    const notice = [backend.notice, ...notices].filter(Boolean).join('; ') || undefined;
-    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, model: { ...result.engine.info, ...(isPrepared(manifest) ? { diffusers: diffusersModelOf(manifest, '') } : {}) }, notice });
+    const notice = notices.filter(Boolean).join('; ') || undefined;
+    post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, reason: backend.reason, model: { ...result.engine.info, ...(isPrepared(manifest) ? { diffusers: diffusersModelOf(manifest, '') } : {}) }, notice });
     return result;
   } catch (error) {
     post({ type: 'error', message: describe(error), fatal: true });
