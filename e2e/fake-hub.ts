@@ -34,7 +34,7 @@ interface RepoFile { path: string; full: string; size: number; sha256: string; g
 
 export interface FakeHub {
   url: string;
-  /** Every request's method and path (with query). */
+  /** Every request's method, path (with query) and Range header. */
   requests: string[];
   faults: FakeHubFaults;
   close(): Promise<void>;
@@ -45,7 +45,7 @@ export async function startFakeHub(repos: Record<string, string>, port = 0): Pro
   const files = new Map(Object.entries(repos).map(([id, dir]) => [id, scan(dir)]));
   const hub: FakeHub = { url: '', requests: [], faults: {}, close: async () => undefined };
   const server = createServer((req, res) => {
-    hub.requests.push(`${req.method} ${req.url}`);
+    hub.requests.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}`);
     cors(res);
     if (req.method === 'OPTIONS') return void res.writeHead(204).end();
     const url = new URL(req.url ?? '/', 'http://hub');

@@ -261,7 +261,8 @@ function fileReader(entry: HubFile, what: string, resolveUrl: string, fetchImpl:
 
 async function fetchOrFail(fetchImpl: typeof fetch, url: string, init: RequestInit, what: string, signal?: AbortSignal): Promise<Response> {
   try {
-    return await fetchImpl(url, { ...init, signal, credentials: 'omit', referrerPolicy: 'no-referrer' });
+    // no-store: the browser's HTTP cache would keep a second copy of every byte (and answers resumes itself).
+    return await fetchImpl(url, { ...init, signal, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' });
   } catch (error) {
     if (isAbort(error)) throw error;
     throw new Error(`could not reach the Hub for ${what}: ${(error as Error).message}`);

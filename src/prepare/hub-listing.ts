@@ -21,6 +21,8 @@ export interface HubFile {
 /** Listings longer than this are refused (an SD repository has a few dozen files). */
 export const MAX_LISTED_FILES = 100_000;
 
+/** A value from hostile JSON, shown safely in a message (no deep stringify, no toString of an object). */
+const shown = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.slice(0, 80)) : typeof v === 'number' || typeof v === 'boolean' || v === null ? String(v) : typeof v);
 const isHex = (value: unknown, length: number): value is string => typeof value === 'string' && value.length === length && /^[0-9a-f]+$/.test(value);
 const isSize = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 
@@ -41,23 +43,26 @@ export function parseTreeListing(text: string, what: string): HubFile[] {
   if (!Array.isArray(value)) throw new HubError(`${what}: the Hub's listing is not an array`);
   if (value.length > MAX_LISTED_FILES) throw new HubError(`${what}: the listing has ${value.length} entries (more than ${MAX_LISTED_FILES})`);
   const files: HubFile[] = [];
+  const seen = new Set<string>();
   for (const [i, entry] of value.entries()) {
     const bad = (why: string) => new HubError(`${what}: listing entry ${i} ${why}`);
     if (!entry || typeof entry !== 'object') throw bad('is not an object');
     const e = entry as Record<string, unknown>;
     if (e.type === 'directory') continue;
-    if (e.type !== 'file') throw bad(`has type ${JSON.stringify(e.type)}`);
+    if (e.type !== 'file') throw bad(`has type ${shown(e.type)}`);
     const path = safeRepoPath(e.path);
-    if (!path) throw bad(`has the path ${JSON.stringify(e.path)}`);
-    if (!isSize(e.size)) throw bad(`(${path}) has the size ${JSON.stringify(e.size)}`);
+    if (!path) throw bad(`has the path ${shown(e.path)}`);
+    if (!isSize(e.size)) throw bad(`(${path}) has the size ${shown(e.size)}`);
     const file: HubFile = { path, size: e.size };
     if (isHex(e.oid, 40)) file.gitSha1 = e.oid;
     if (e.lfs !== undefined && e.lfs !== null) {
       const lfs = e.lfs as Record<string, unknown>;
       if (typeof lfs !== 'object' || !isHex(lfs.oid, 64)) throw bad(`(${path}) has an LFS entry without a SHA-256`);
-      if (lfs.size !== undefined && lfs.size !== e.size) throw bad(`(${path}) says ${String(e.size)} bytes and its LFS entry ${String(lfs.size)}`);
+      if (lfs.size !== undefined && lfs.size !== e.size) throw bad(`(${path}) says ${e.size} bytes and its LFS entry ${shown(lfs.size)}`);
       file.sha256 = lfs.oid;
     }
+    if (seen.has(path)) throw bad(`(${path}) lists a file listed before`);
+    seen.add(path);
     files.push(file);
   }
   return files;

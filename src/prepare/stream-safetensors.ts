@@ -102,7 +102,7 @@ export function parseShardIndex(text: string, label: string): string[] {
   const files = new Set<string>();
   for (const [name, file] of Object.entries(map)) {
     if (typeof file !== 'string' || file === '' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
-      throw new Error(`${label}: tensor ${name} names the shard ${JSON.stringify(file)}, expected a file name beside the index`);
+      throw new Error(`${label}: tensor ${name} names the shard ${typeof file === 'string' ? JSON.stringify(file.slice(0, 200)) : typeof file}, expected a file name beside the index`);
     }
     files.add(file);
   }
