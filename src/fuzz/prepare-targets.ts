@@ -4,7 +4,7 @@
 //                   (a fetch that answers from the input); an accepted file must have the listed size and hash  HubError
 //   shard-index     parseShardIndex: a diffusers `*.safetensors.index.json`                    Error (its own messages)
 //   prepared-folder describePreparedFolder: a folder in browser storage (an unfinished preparation, an older
-//                   version's manifest); never throws, always says model or leftover          (none)
+//                   version's manifest); it never throws: a leftover counts as refused        Leftover
 import { createHash } from 'node:crypto';
 import { describePreparedFolder } from '../model/source/opfs.ts';
 import { hubFolder } from '../prepare/hub-folder.ts';
@@ -93,18 +93,22 @@ const shardIndexTarget: FuzzTarget = {
   expected: (e) => e instanceof Error && e.constructor === Error,
 };
 
+/** describePreparedFolder never throws; a folder it calls a leftover is what the page refuses to open. */
+class Leftover extends Error {}
+
 /** Parts: the folder's name, its manifest.json (an empty part: none). */
 const preparedFolderTarget: FuzzTarget = {
   name: 'prepared-folder',
-  errorType: '(never throws)',
+  errorType: 'Leftover',
   seeds: () => [[utf8('sd15-npo-lx2k3'), utf8(JSON.stringify(preparedSeed('sd15')))], [utf8('sdxl-m0'), utf8(JSON.stringify(preparedSeed('sdxl')))], [utf8('old-run-1'), new Uint8Array(0)]],
   mutate: (r, [name, manifest]) => (r.int(4) === 0 || manifest.length === 0 ? [mutateBytes(r, name), manifest] : [name, mutateJson(r, manifest)]),
   run([name, manifest = new Uint8Array(0)]) {
     const entry = describePreparedFolder(text(name), manifest.length ? text(manifest) : undefined, 1234);
     invariant((entry.manifest !== undefined) !== (entry.leftover !== undefined), 'a folder that is both a model and a leftover, or neither');
     invariant(entry.manifest === undefined || entry.name === entry.manifest.name, 'the listed name is not the manifest\'s');
+    if (entry.leftover) throw new Leftover(entry.leftover);
   },
-  expected: () => false,
+  expected: (e) => e instanceof Leftover,
 };
 
 export const PREPARE_TARGETS: FuzzTarget[] = [hubListingTarget, hubDownloadTarget, shardIndexTarget, preparedFolderTarget];
