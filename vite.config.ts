@@ -8,13 +8,13 @@ import { cpSync, createReadStream, existsSync, statSync } from 'node:fs';
 import { join, normalize, resolve } from 'node:path';
 import { defineConfig, type Connect, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
-import { contentSecurityPolicy, modelOriginOf, STATIC_HEADERS } from './src/security/csp.ts';
+import { contentSecurityPolicy, hubOriginOf, modelOriginOf, STATIC_HEADERS } from './src/security/csp.ts';
 
 /** Dev only: the nonce Vite puts on the scripts it injects (React's refresh preamble is inline). New per start. */
 const DEV_NONCE = randomBytes(16).toString('base64');
 
 /**
- * Sets the security headers on every response. connect-src gains the `?model=` origin of the page, read from the
+ * Sets the security headers on every response. connect-src gains the `?model=` (and `?hub=`) origin of the page, read from the
  * request itself (the page) or from its Referer (the worker script and its imports: a worker's CSP is the one
  * delivered with its script, and the worker is what fetches the model).
  */
@@ -22,9 +22,11 @@ function securityHeaders(dev: boolean): Plugin {
   const middleware: Connect.NextHandleFunction = (req, res, next) => {
     const origin = `http://${req.headers.host ?? 'localhost'}`;
     const referer = typeof req.headers.referer === 'string' ? req.headers.referer : '';
-    const modelOrigin = modelOriginOf(req.url ?? '/', origin) ?? (referer.startsWith(`${origin}/`) ? modelOriginOf(referer, origin) : undefined);
+    const fromPage = referer.startsWith(`${origin}/`);
+    const modelOrigin = modelOriginOf(req.url ?? '/', origin) ?? (fromPage ? modelOriginOf(referer, origin) : undefined);
+    const hubOrigin = hubOriginOf(req.url ?? '/', origin) ?? (fromPage ? hubOriginOf(referer, origin) : undefined);
     for (const [name, value] of Object.entries(STATIC_HEADERS)) res.setHeader(name, value);
-    res.setHeader('Content-Security-Policy', contentSecurityPolicy({ modelOrigin, dev: dev ? { nonce: DEV_NONCE } : undefined }));
+    res.setHeader('Content-Security-Policy', contentSecurityPolicy({ modelOrigin, hubOrigin, dev: dev ? { nonce: DEV_NONCE } : undefined }));
     next();
   };
   return {

@@ -61,7 +61,7 @@ test('loading and generating requests nothing outside the page origin, and the C
   const urls = recordRequests(page);
   const response = await page.goto(`/?backend=${backendOf(info)}`);
   const csp = response!.headers()['content-security-policy'];
-  expect(csp).toContain("connect-src 'self';");
+  expect(csp).toContain("connect-src 'self' https://huggingface.co https://*.huggingface.co https://*.hf.co;"); // the Hub: only on "Prepare from the Hub"
   expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval';");
   await openPlayground(page, info);
   // Script the page itself would run (DevTools' own evaluation is exempt from CSP): an inline script and a string

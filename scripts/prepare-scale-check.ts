@@ -5,14 +5,13 @@
 //   tsx scripts/prepare-scale-check.ts --dir /tmp/sd15-scale [--layers 131] [--keep]
 // Needs about 4 × 3.4 GB of free disk. Not a test: it is slow and disk-heavy by design.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createGraphBuilder } from '../src/onnx/builder.ts';
 import { writeModel } from '../src/onnx/model-io.ts';
 import { DataType, onnx } from '../src/onnx/proto.ts';
 import { writeMiniExport } from '../src/prepare/mini-export.ts';
-import { openAppender } from '../src/prepare/shard-writer.ts';
 import { planSafetensors } from '../src/prepare/stream-safetensors.ts';
 
 const { values } = parseArgs({ options: { dir: { type: 'string', default: '/tmp/sd15-scale' }, layers: { type: 'string', default: '131' }, keep: { type: 'boolean', default: false } } });
@@ -51,6 +50,11 @@ for (let i = 0; i < block.length; i++) block[i] = ((s = (Math.imul(s, 1664525) +
 const blockBytes = new Uint8Array(block.buffer);
 const fill = (append: (b: Uint8Array) => void, n: number) => {
   for (let done = 0; done < n; done += blockBytes.length) append(done + blockBytes.length <= n ? blockBytes : blockBytes.subarray(0, n - done));
+};
+/** A file on disk written front to back (these inputs are made here, not prepared). */
+const openAppender = (folder: string, name: string) => {
+  const fd = openSync(join(folder, name), 'w');
+  return { append: (bytes: Uint8Array) => void writeSync(fd, bytes), finish: () => closeSync(fd) };
 };
 const weights = openAppender(join(dir, 'export', 'unet'), 'weights.pb');
 fill((b) => weights.append(b), layers * bytesPer);

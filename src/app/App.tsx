@@ -21,6 +21,7 @@ import { SeedPairPanel } from './SeedPairPanel.tsx';
 import { HistoryStrip } from './HistoryStrip.tsx';
 import { TrainPanel } from './TrainPanel.tsx';
 import { LoadProgress, ModelPicker } from './ModelPicker.tsx';
+import { PreparePanel } from './PreparePanel.tsx';
 import { TokenCount } from './TokenCount.tsx';
 import { copyLink, downloadImage, restoreFromPng } from './share-actions.ts';
 import { ClipFolderPicker, ClipScoreLine } from './ClipScore.tsx';
@@ -152,6 +153,7 @@ export function App() {
       </header>
       <Tour />
       <ModelPicker />
+      <PreparePanel />
       {s.error && <div role="alert" className="error" data-testid="error">{s.error}</div>}
       {s.notice && <div className="notice" data-testid="notice" role="status">{s.notice}</div>}
       <section className="layout">

@@ -273,6 +273,8 @@ export function startPlayground(search = location.search) {
   urlEta = etaFromQuery(query);
   onWorkerEvent(handleWorkerEvent);
   usePlayground.subscribe(syncUrl);
+  const prepared = query.get('prepared'); // a model prepared in this browser (src/app/PreparePanel.tsx)
+  if (prepared) return sendToWorker({ type: 'load-prepared', modelId: prepared, backend: backendPreference });
   sendToWorker({
     type: 'init',
     modelUrl: query.get('model') ?? new URL(`${import.meta.env.BASE_URL}models/`, location.href).href,

@@ -43,7 +43,7 @@ export function sendToWorker(request: WorkerRequest, transfer: Transferable[] = 
 }
 
 function remember(request: WorkerRequest): void {
-  if (request.type === 'init' || request.type === 'load-files') {
+  if (request.type === 'init' || request.type === 'load-files' || request.type === 'load-prepared') {
     loadRequest = request;
     swapped.clear(); // a new model starts from its own offsets
   }

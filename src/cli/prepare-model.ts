@@ -7,19 +7,20 @@
 // θ_neg = θ + α·SPO + β·NPO, as G-U-N/Diffusion-NPO gen_xl.py load_spo_ours_pipeline).
 // --vae <dir>: another VAE decoder export (e.g. madebyollin/sdxl-vae-fp16-fix); with --dtype float16 a VAE whose
 // config says force_upcast (SDXL's) is kept float32, as diffusers runs it, while the fp16-fix VAE is converted.
-// Progress and the report go to stderr; the last line on stdout is the manifest's path.
+// Progress and the report go to stderr; the last line on stdout is the manifest's path. A thin front end: the page's
+// prepare worker runs the same src/prepare/prepare.ts over chosen files or the Hub (node-io.ts: the folders on disk).
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveInt } from './int-arg.ts';
-import { formatBytes, prepareModel } from '../prepare/prepare.ts';
+import { formatBytes } from '../prepare/prepare.ts';
+import { prepareFromPaths } from '../prepare/node-io.ts';
 import type { WeightDtype } from '../model/manifest.ts';
 import { parseLoraArgs } from './lora-arg.ts';
 
 const USAGE = 'usage: npm run prepare-model -- --onnx <export dir> --out <dir> [--eta-unet <diffusers unet dir> [--eta-rank r]] '
   + '[--eta-lora <file>[:scale]]… [--delta-lora <file>[:scale]]… [--dtype float32|float16] [--vae <vae_decoder export dir>] [--shard-mb 1024] [--name <name>]';
 
-
-function main() {
+async function main() {
   const { values } = parseArgs({
     options: {
       onnx: { type: 'string' }, out: { type: 'string' }, 'eta-unet': { type: 'string' }, 'eta-lora': { type: 'string', multiple: true },
@@ -33,7 +34,7 @@ function main() {
   const shardMb = positiveInt(values['shard-mb'], 'shard-mb');
   if (shardMb !== undefined && shardMb > 2000) throw new Error('--shard-mb must stay under 2000 (browsers cannot hold larger files in one ArrayBuffer)');
   const started = Date.now();
-  const result = prepareModel({
+  const result = await prepareFromPaths({
     onnx: values.onnx, out: values.out, etaUnet: values['eta-unet'], etaLora: parseLoraArgs(values['eta-lora'], 'eta-lora'), deltaLora: parseLoraArgs(values['delta-lora'], 'delta-lora'),
     etaRank: positiveInt(values['eta-rank'], 'eta-rank'), dtype: values.dtype as WeightDtype | undefined,
     vae: values.vae, maxShardBytes: shardMb === undefined ? undefined : shardMb * 1024 * 1024, name: values.name,
@@ -50,9 +51,7 @@ function main() {
   console.log(join(values.out, 'manifest.json'));
 }
 
-try {
-  main();
-} catch (error) {
+main().catch((error) => {
   console.error(`prepare-model: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
-}
+});

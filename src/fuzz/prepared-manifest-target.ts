@@ -17,7 +17,7 @@ const component = (dir: string, inputs: Record<string, string>, outputs: string[
 });
 
 /** An SD1.5 and an SDXL manifest as prepare-model writes them (sizes of the real float16 preparations). */
-function preparedSeed(kind: 'sd15' | 'sdxl'): Record<string, unknown> {
+export function preparedSeed(kind: 'sd15' | 'sdxl'): Record<string, unknown> {
   const sdxl = kind === 'sdxl';
   const unetInputs = { sample: 'float16', timestep: 'int64', encoder_hidden_states: 'float16', ...(sdxl ? { text_embeds: 'float16', time_ids: 'float16' } : {}) };
   const dirs = ['unet', 'text_encoder', 'vae_decoder', 'vae_encoder', ...(sdxl ? ['text_encoder_2'] : [])];

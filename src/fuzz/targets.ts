@@ -16,6 +16,7 @@
 //   prepared-manifest   parseAnyManifest on format 2, then what the loaders read of it (prepared-manifest-target.ts)  ManifestError
 //   pair-zip        pairsFromZip (zip reader, metadata.csv, sharp decoding, resize) on an image-folder zip        PairsError
 //   pair-parquet    pairsFromParquet (hyparquet, Pick-a-Pic columns, sharp decoding) on a shard              PairsError
+//   hub-listing, hub-download, shard-index, prepared-folder   preparation's inputs in the page (prepare-targets.ts)
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
@@ -46,6 +47,7 @@ import { frame, mutateSafetensors } from './safetensors-mutate.ts';
 import { invariant } from './invariant.ts';
 import { preparedManifestTarget } from './prepared-manifest-target.ts';
 import { tokenizerJsonTarget, tokenizerSlowTarget } from './tokenizer-targets.ts';
+import { PREPARE_TARGETS } from './prepare-targets.ts';
 
 const isCount = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
 const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
@@ -444,6 +446,7 @@ export const TARGETS: FuzzTarget[] = ([
   preparedManifestTarget,
   pairZipTarget,
   pairParquetTarget,
+  ...PREPARE_TARGETS,
 ] satisfies FuzzTarget[]).map(plain);
 
 export function targetByName(name: string): FuzzTarget {

@@ -1,11 +1,10 @@
 // What a prepared model's manifest says, read off the export: its components, configs and graphs. The export's JSON
 // files are user input (checked, with the file named in every error); values missing from an export (diffusers'
 // ONNX script writes no VAE or UNet config) fall back to SD1.5's, and the graph itself where it can tell.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseSchedulerConfig } from '../diffusion/schedulers/config.ts';
 import { OnnxError, int, type ModelProto } from '../onnx/proto.ts';
 import { inputDims } from './stream-onnx.ts';
+import { exists, readText, type InputFolder } from './io.ts';
 
 /** diffusers' VAE scaling factor for SD1.x/2.x (AutoencoderKL config default), used when the export ships no config. */
 export const SD15_SCALING_FACTOR = 0.18215;
@@ -28,26 +27,31 @@ export const UNET_INPUTS = ['sample', 'timestep', 'encoder_hidden_states'];
 export const SDXL_UNET_INPUTS = ['text_embeds', 'time_ids'];
 
 /** A JSON file of the export, or undefined when absent; invalid JSON is an error naming the file. */
-export function readJson(path: string): Record<string, unknown> | undefined {
-  if (!existsSync(path)) return undefined;
+export async function readJson(folder: InputFolder, path: string): Promise<Record<string, unknown> | undefined> {
+  if (!(await exists(folder, path))) return undefined;
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
+    value = JSON.parse(await readText(folder, path));
   } catch (error) {
-    throw new Error(`${path} is not valid JSON: ${(error as Error).message}`);
+    throw new Error(`${folder.name(path)} is not valid JSON: ${(error as Error).message}`);
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${path} must hold a JSON object`);
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${folder.name(path)} must hold a JSON object`);
   return value as Record<string, unknown>;
 }
 
+/** A graph file and the folder it is in (the export's, or a replacement VAE's). */
+export interface GraphFile {
+  folder: InputFolder;
+  path: string;
+}
+
 /** Finds each component's graph; a missing required one is refused. */
-export function findComponents(exportDir: string): Partial<Record<ComponentKey, string>> {
-  if (!existsSync(exportDir)) throw new Error(`export folder ${exportDir} does not exist`);
-  const found: Partial<Record<ComponentKey, string>> = {};
+export async function findComponents(folder: InputFolder): Promise<Partial<Record<ComponentKey, GraphFile>>> {
+  const found: Partial<Record<ComponentKey, GraphFile>> = {};
   for (const c of COMPONENTS) {
-    const path = join(exportDir, c.dir, 'model.onnx');
-    if (existsSync(path)) found[c.key] = path;
-    else if (c.required) throw new Error(`the export lacks its ${c.dir} component: expected ${path}`);
+    const path = `${c.dir}/model.onnx`;
+    if (await exists(folder, path)) found[c.key] = { folder, path };
+    else if (c.required) throw new Error(`the export lacks its ${c.dir} component: expected ${folder.name(path)}`);
   }
   return found;
 }
@@ -90,21 +94,22 @@ export function consumerWeightDim(model: ModelProto, input: string, opType: stri
 }
 
 /** The export's VAE config.json for a VAE component (its own folder first, then the other one's, then `vae/`). */
-export function exportVaeConfig(exportDir: string, component: 'vae_decoder' | 'vae_encoder'): Record<string, unknown> | undefined {
+export async function exportVaeConfig(folder: InputFolder, component: 'vae_decoder' | 'vae_encoder'): Promise<Record<string, unknown> | undefined> {
   const other = component === 'vae_decoder' ? 'vae_encoder' : 'vae_decoder';
-  return readJson(join(exportDir, component, 'config.json')) ?? readJson(join(exportDir, other, 'config.json')) ?? readJson(join(exportDir, 'vae', 'config.json'));
+  return (await readJson(folder, `${component}/config.json`)) ?? (await readJson(folder, `${other}/config.json`)) ?? readJson(folder, 'vae/config.json');
 }
 
 /**
  * A replacement VAE decoder (prepare-model --vae, e.g. an export of madebyollin/sdxl-vae-fp16-fix): a folder holding
  * `model.onnx` (+ its external data) and the VAE's config.json, or an export folder with `vae_decoder/` inside.
  */
-export function findVaeDecoder(dir: string): { model: string; config?: Record<string, unknown> } {
-  for (const folder of [dir, join(dir, 'vae_decoder')]) {
-    const model = join(folder, 'model.onnx');
-    if (existsSync(model)) return { model, config: readJson(join(folder, 'config.json')) ?? readJson(join(dir, 'vae', 'config.json')) };
+export async function findVaeDecoder(folder: InputFolder): Promise<{ model: GraphFile; config?: Record<string, unknown> }> {
+  for (const dir of ['', 'vae_decoder/']) {
+    if (await exists(folder, `${dir}model.onnx`)) {
+      return { model: { folder, path: `${dir}model.onnx` }, config: (await readJson(folder, `${dir}config.json`)) ?? (await readJson(folder, 'vae/config.json')) };
+    }
   }
-  throw new Error(`--vae ${dir} holds no VAE decoder export: expected ${join(dir, 'model.onnx')} or ${join(dir, 'vae_decoder', 'model.onnx')}`);
+  throw new Error(`--vae ${folder.label} holds no VAE decoder export: expected ${folder.name('model.onnx')} or ${folder.name('vae_decoder/model.onnx')}`);
 }
 
 export interface ExportFacts {
@@ -120,20 +125,20 @@ export interface ExportFacts {
 }
 
 /** Reads latent, context, scheduler and tokenizer facts from the export's configs and graphs. */
-export function readExportFacts(exportDir: string, unet: ModelProto, decoder: ModelProto, textEncoderOutDim?: number, decoderConfig?: Record<string, unknown>): ExportFacts {
+export async function readExportFacts(folder: InputFolder, unet: ModelProto, decoder: ModelProto, textEncoderOutDim?: number, decoderConfig?: Record<string, unknown>): Promise<ExportFacts> {
   const notes: string[] = [];
-  const schedulerPath = join(exportDir, 'scheduler', 'scheduler_config.json');
-  if (!existsSync(schedulerPath)) throw new Error(`the export lacks ${schedulerPath} (the scheduler's config)`);
-  const schedulerText = readFileSync(schedulerPath, 'utf8');
+  const schedulerPath = 'scheduler/scheduler_config.json';
+  if (!(await exists(folder, schedulerPath))) throw new Error(`the export lacks ${folder.name(schedulerPath)} (the scheduler's config)`);
+  const schedulerText = await readText(folder, schedulerPath);
   let scheduler: Record<string, unknown>;
   try {
     scheduler = parseSchedulerConfig(schedulerText) as Record<string, unknown>;
   } catch (error) {
-    throw new Error(`${schedulerPath}: ${(error as Error).message}`);
+    throw new Error(`${folder.name(schedulerPath)}: ${(error as Error).message}`);
   }
-  const unetConfig = readJson(join(exportDir, 'unet', 'config.json'));
-  const vaeConfig = decoderConfig ?? exportVaeConfig(exportDir, 'vae_decoder');
-  const tokenizerConfig = readJson(join(exportDir, 'tokenizer', 'tokenizer_config.json'));
+  const unetConfig = await readJson(folder, 'unet/config.json');
+  const vaeConfig = decoderConfig ?? await exportVaeConfig(folder, 'vae_decoder');
+  const tokenizerConfig = await readJson(folder, 'tokenizer/tokenizer_config.json');
 
   const sample = inputDims(unet, 'sample') ?? [];
   const context = inputDims(unet, 'encoder_hidden_states') ?? [];
@@ -168,7 +173,7 @@ export function readExportFacts(exportDir: string, unet: ModelProto, decoder: Mo
     modelMaxLength,
     scheduler,
     schedulerText,
-    modelIndex: readJson(join(exportDir, 'model_index.json')),
+    modelIndex: await readJson(folder, 'model_index.json'),
     notes,
   };
 }

@@ -13,7 +13,7 @@ import { DataType } from '../onnx/proto.ts';
 import { floatToHalf } from '../lora/float16.ts';
 import { makeTensor } from '../onnx/tensor.ts';
 import { float16Transform, planFloat16 } from './float16-graph.ts';
-import { prepareModel } from './prepare.ts';
+import { nodeFolder, nodeOutput, prepareFromPaths } from './node-io.ts';
 import { rewriteComponent } from './stream-onnx.ts';
 
 const FIXTURE = 'fixtures/sd15';
@@ -70,7 +70,7 @@ const relL2 = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
   it('diffusers layout: every component computes exactly what the export computes', async () => {
     const out = join(scratch(), 'out');
-    const { manifest } = prepareModel({ onnx: EXPORT, out });
+    const { manifest } = await prepareFromPaths({ onnx: EXPORT, out });
     expect(manifest.unet.inputs).toEqual({ sample: 'float32', timestep: 'float32', encoder_hidden_states: 'float32' });
     expect(manifest.textEncoder.inputs).toEqual({ input_ids: 'int32' });
     expect(manifest.latent).toEqual({ channels: 4, vaeScaleFactor: 8, scalingFactor: 0.18215 });
@@ -95,7 +95,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     cpSync(EXPORT, exp, { recursive: true });
     rmSync(join(exp, 'unet'), { recursive: true });
     cpSync(join(FIXTURE, 'export-optimum/unet'), join(exp, 'unet'), { recursive: true });
-    const { manifest } = prepareModel({ onnx: exp, out: join(dir, 'out') });
+    const { manifest } = await prepareFromPaths({ onnx: exp, out: join(dir, 'out') });
     expect(manifest.source.layout).toBe('optimum');
     const timestep = manifest.unet.inputs.timestep;
     expect(['int64', 'float32']).toContain(timestep);
@@ -105,9 +105,9 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     expect(maxAbs(a.out_sample.data as Float32Array, b.out_sample.data as Float32Array)).toBeLessThanOrEqual(1e-6);
   });
 
-  it.skipIf(!existsSync(DPO))('--eta-unet: θ + η == θ_dpo for every DPO tensor (matched by value, not by our mapping)', () => {
+  it.skipIf(!existsSync(DPO))('--eta-unet: θ + η == θ_dpo for every DPO tensor (matched by value, not by our mapping)', async () => {
     const out = join(scratch(), 'out');
-    const { manifest, etaRules } = prepareModel({ onnx: EXPORT, out, etaUnet: DPO });
+    const { manifest, etaRules } = await prepareFromPaths({ onnx: EXPORT, out, etaUnet: DPO });
     const dpo = readSafetensors(new Uint8Array(readFileSync(join(DPO, 'diffusion_pytorch_model.safetensors')))).tensors;
     expect(manifest.offsets.eta).toMatchObject({ kind: 'dense', tensors: dpo.size });
     expect(etaRules!.name + etaRules!.linear + etaRules!.norm).toBe(dpo.size);
@@ -134,7 +134,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
 
   it.skipIf(!existsSync(DPO) || !existsSync(REFS))('--eta-unet: the export with θ + η merged reproduces torch\'s DPO UNet output', async () => {
     const out = join(scratch(), 'out');
-    const { manifest } = prepareModel({ onnx: EXPORT, out, etaUnet: DPO });
+    const { manifest } = await prepareFromPaths({ onnx: EXPORT, out, etaUnet: DPO });
     const refs = referenceTensors(['unet.sample', 'unet.encoder_hidden_states', 'unet.out_sample', 'unet.out_sample.dpo']);
     const eta = readSafetensors(new Uint8Array(readFileSync(join(out, (manifest.offsets.eta as { files: string[] }).files[0])))).tensors;
     const unet = readModel(readFileSync(join(out, 'unet/model.onnx')));
@@ -158,9 +158,9 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     expect(relL2(result.out_sample.data as Float32Array, expected)).toBeLessThan(1e-4);
   });
 
-  it.skipIf(!existsSync(DPO))('--eta-rank: per-layer error equals the float64 singular-value tail of that layer\'s η', () => {
+  it.skipIf(!existsSync(DPO))('--eta-rank: per-layer error equals the float64 singular-value tail of that layer\'s η', async () => {
     const out = join(scratch(), 'out');
-    const { manifest, etaRank } = prepareModel({ onnx: EXPORT, out, etaUnet: DPO, etaRank: 2 });
+    const { manifest, etaRank } = await prepareFromPaths({ onnx: EXPORT, out, etaUnet: DPO, etaRank: 2 });
     expect(manifest.offsets.eta).toMatchObject({ kind: 'lora', file: 'eta.safetensors', rank: 2 });
     expect(etaRank!.layers.length).toBeGreaterThan(10);
     expect(etaRank!.dropped.tensors).toBeGreaterThan(0);
@@ -183,7 +183,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     }
   });
 
-  it.skipIf(!existsSync(DPO))('a float16 export (weights cast after export): dtype float16, η in float16, θ + η ≈ θ_dpo to half precision', () => {
+  it.skipIf(!existsSync(DPO))('a float16 export (weights cast after export): dtype float16, η in float16, θ + η ≈ θ_dpo to half precision', async () => {
     const dir = scratch();
     const exp = join(dir, 'export');
     cpSync(EXPORT, exp, { recursive: true });
@@ -199,7 +199,7 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
     writeFileSync(join(exp, 'unet/model.onnx'), writeModel(model));
     writeFileSync(join(exp, 'unet/weights.pb'), data);
     const out = join(dir, 'out');
-    const { manifest } = prepareModel({ onnx: exp, out, etaUnet: DPO, dtype: 'float16' });
+    const { manifest } = await prepareFromPaths({ onnx: exp, out, etaUnet: DPO, dtype: 'float16' });
     expect(manifest.unet.dtype).toBe('float16');
     expect(manifest.source.exportDtype).toBe('float16');
     const etaFile = readSafetensors(new Uint8Array(readFileSync(join(out, 'eta.safetensors'))));
@@ -219,13 +219,13 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
       checked++;
     }
     expect(checked).toBe(dpo.size);
-    expect(() => prepareModel({ onnx: exp, out: join(dir, 'out2'), dtype: 'float32' })).toThrow(/the export is float16; converting float16 weights up to float32 is not supported/);
+    await expect(prepareFromPaths({ onnx: exp, out: join(dir, 'out2'), dtype: 'float32' })).rejects.toThrow(/the export is float16; converting float16 weights up to float32 is not supported/);
   });
 
   it('--dtype float16 on the float32 export: float16 weights (half the bytes), float32 inputs/outputs, outputs within 2e-3', async () => {
     const dir = scratch();
     const out = join(dir, 'out');
-    const { manifest } = prepareModel({ onnx: EXPORT, out, dtype: 'float16', etaUnet: existsSync(DPO) ? DPO : undefined });
+    const { manifest } = await prepareFromPaths({ onnx: EXPORT, out, dtype: 'float16', etaUnet: existsSync(DPO) ? DPO : undefined });
     expect([manifest.unet.dtype, manifest.textEncoder.dtype, manifest.vaeDecoder.dtype]).toEqual(['float16', 'float16', 'float16']);
     expect(manifest.unet.inputs).toEqual({ sample: 'float32', timestep: 'float32', encoder_hidden_states: 'float32' });
     const size = (p: string) => manifest.files.find((f) => f.path === p)!.bytes;
@@ -252,28 +252,30 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
 
     // Without the float32 timestep island the same conversion is several times further off at a fractional timestep.
     const plan = planFloat16(readModel(readFileSync(join(EXPORT, 'unet/model.onnx'))), []);
-    rewriteComponent(join(EXPORT, 'unet/model.onnx'), join(dir, 'no-island'), { transform: float16Transform(plan.convert) }, 'model.onnx', plan.model);
+    const noIsland = await nodeOutput(join(dir, 'no-island')).begin();
+    await rewriteComponent(nodeFolder(EXPORT), 'unet/model.onnx', noIsland, '', { transform: float16Transform(plan.convert) }, 'model.onnx', plan.model);
+    await noIsland.commit();
     const c = await run(join(dir, 'no-island/model.onnx'), feeds);
     expect(relL2(c.out_sample.data as Float32Array, b.out_sample.data as Float32Array)).toBeGreaterThan(2 * relL2(a.out_sample.data as Float32Array, b.out_sample.data as Float32Array));
   });
 
   for (const fmt of ['diffusers', 'peft', 'kohya']) {
     const file = join(FIXTURE, `delta-${fmt}.safetensors`);
-    it.skipIf(!existsSync(file))(`--delta-lora in ${fmt} format: validated on the export's Linear/1×1 sites and copied`, () => {
+    it.skipIf(!existsSync(file))(`--delta-lora in ${fmt} format: validated on the export's Linear/1×1 sites and copied`, async () => {
       const out = join(scratch(), 'out');
-      const { manifest } = prepareModel({ onnx: EXPORT, out, deltaLora: file });
+      const { manifest } = await prepareFromPaths({ onnx: EXPORT, out, deltaLora: file });
       expect(manifest.offsets.delta).toMatchObject({ kind: 'lora', file: 'delta.safetensors', rank: 4 });
       expect(readFileSync(join(out, 'delta.safetensors')).equals(readFileSync(file))).toBe(true);
     });
   }
 
-  it('a truncated shard or a corrupted prepared graph is caught by verification on re-read', () => {
+  it('a truncated shard or a corrupted prepared graph is caught by verification on re-read', async () => {
     const dir = scratch();
     const exp = join(dir, 'export');
     cpSync(EXPORT, exp, { recursive: true });
     const weights = join(exp, 'unet', 'weights.pb');
     writeFileSync(weights, readFileSync(weights).subarray(0, 1000));
-    expect(() => prepareModel({ onnx: exp, out: join(dir, 'out') })).toThrow(/external data bytes \d+\.\.\d+ lie past the end of weights\.pb \(1000 bytes\)/);
+    await expect(prepareFromPaths({ onnx: exp, out: join(dir, 'out') })).rejects.toThrow(/external data bytes \d+\.\.\d+ lie past the end of weights\.pb \(1000 bytes\)/);
   });
 });
 

@@ -14,7 +14,7 @@ import { findLoraSites } from '../onnx/lora-sites.ts';
 import { readModel, writeModel } from '../onnx/model-io.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import { MINI, writeMiniDpoUnet, writeMiniExport, miniUnet, miniUnetParams } from './mini-export.ts';
-import { prepareModel } from './prepare.ts';
+import { prepareFromPaths } from './node-io.ts';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'prepare-mini-'));
 
@@ -47,7 +47,7 @@ describe('prepare-model on a builder-made export', () => {
       const dir = scratch();
       writeMiniExport(join(dir, 'export'), layout);
       const out = join(dir, 'out');
-      const { manifest, summary } = prepareModel({ onnx: join(dir, 'export'), out });
+      const { manifest, summary } = await prepareFromPaths({ onnx: join(dir, 'export'), out });
       const onDisk = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as PreparedManifest;
       expect(onDisk.format).toBe(2);
       expect(onDisk.unet.inputs).toEqual({ sample: 'float32', timestep: 'float32', encoder_hidden_states: 'float32' });
@@ -81,7 +81,7 @@ describe('prepare-model on a builder-made export', () => {
     writeMiniExport(join(dir, 'export'), 'diffusers');
     const out = join(dir, 'out');
     const limit = 3500;
-    const { manifest } = prepareModel({ onnx: join(dir, 'export'), out, maxShardBytes: limit });
+    const { manifest } = await prepareFromPaths({ onnx: join(dir, 'export'), out, maxShardBytes: limit });
     expect(manifest.unet.externalData).toEqual(['unet/weights-00.bin', 'unet/weights-01.bin', 'unet/weights-02.bin']);
     const model = readModel(readFileSync(join(out, 'unet', 'model.onnx')));
     const perShard = new Map<string, number>();
@@ -100,12 +100,12 @@ describe('prepare-model on a builder-made export', () => {
     expect(maxAbs(await runUnet(join(out, 'unet', 'model.onnx')), await runUnet(join(dir, 'export', 'unet', 'model.onnx')))).toBeLessThanOrEqual(1e-6);
   });
 
-  it('--eta-unet: θ + η equals θ_dpo for every parameter, in the initializer layout', () => {
+  it('--eta-unet: θ + η equals θ_dpo for every parameter, in the initializer layout', async () => {
     const dir = scratch();
     const base = writeMiniExport(join(dir, 'export'), 'optimum');
     const dpo = writeMiniDpoUnet(join(dir, 'dpo'), base);
     const out = join(dir, 'out');
-    const { manifest, etaRules } = prepareModel({ onnx: join(dir, 'export'), out, etaUnet: join(dir, 'dpo') });
+    const { manifest, etaRules } = await prepareFromPaths({ onnx: join(dir, 'export'), out, etaUnet: join(dir, 'dpo') });
     expect(etaRules).toEqual({ name: 6, linear: 1, norm: 2 });
     expect(manifest.offsets.eta).toMatchObject({ kind: 'dense', files: ['eta.safetensors'], tensors: 9 });
     const eta = readSafetensors(readFileSync(join(out, 'eta.safetensors'))).tensors;
@@ -127,12 +127,12 @@ describe('prepare-model on a builder-made export', () => {
     }
   });
 
-  it('--eta-rank: a diffusers LoRA on the Linear / 1×1 Conv sites; the rest reported as dropped', () => {
+  it('--eta-rank: a diffusers LoRA on the Linear / 1×1 Conv sites; the rest reported as dropped', async () => {
     const dir = scratch();
     const base = writeMiniExport(join(dir, 'export'), 'diffusers');
     writeMiniDpoUnet(join(dir, 'dpo'), base);
     const out = join(dir, 'out');
-    const { manifest, etaRank } = prepareModel({ onnx: join(dir, 'export'), out, etaUnet: join(dir, 'dpo'), etaRank: 2 });
+    const { manifest, etaRank } = await prepareFromPaths({ onnx: join(dir, 'export'), out, etaUnet: join(dir, 'dpo'), etaRank: 2 });
     expect(manifest.offsets.eta).toMatchObject({ kind: 'lora', file: 'eta.safetensors', rank: 2 });
     const sites = findLoraSites(miniUnet(miniUnetParams(1)), 'all');
     const set = parseLora(readFileSync(join(out, 'eta.safetensors')), sites);
@@ -145,14 +145,14 @@ describe('prepare-model on a builder-made export', () => {
     expect(etaRank!.dropped.normShare).toBeLessThan(1);
   });
 
-  it('--eta-lora / --delta-lora: validated against the sites and copied; unmatched keys refused', () => {
+  it('--eta-lora / --delta-lora: validated against the sites and copied; unmatched keys refused', async () => {
     const dir = scratch();
     writeMiniExport(join(dir, 'export'), 'diffusers');
     const sites = findLoraSites(miniUnet(miniUnetParams(1)), 'all');
     const entry = (t: (typeof sites)[0]) => ({ rank: 2, scale: 1, inFeatures: t.inFeatures, outFeatures: t.outFeatures, down: new Float32Array(2 * t.inFeatures).fill(0.1), up: new Float32Array(2 * t.outFeatures).fill(0.1), ...(t.opType === 'Conv' ? { conv1x1: true } : {}) });
     const lora = serializeLora({ entries: new Map(sites.map((t) => [t.modulePath, entry(t)])) }, 'kohya');
     writeFileSync(join(dir, 'delta.safetensors'), lora);
-    const { manifest } = prepareModel({ onnx: join(dir, 'export'), out: join(dir, 'out'), deltaLora: join(dir, 'delta.safetensors') });
+    const { manifest } = await prepareFromPaths({ onnx: join(dir, 'export'), out: join(dir, 'out'), deltaLora: join(dir, 'delta.safetensors') });
     expect(manifest.offsets.delta).toMatchObject({ kind: 'lora', file: 'delta.safetensors', rank: 2 });
     expect(sha(join(dir, 'out', 'delta.safetensors'))).toBe(sha(join(dir, 'delta.safetensors')));
 
@@ -161,8 +161,8 @@ describe('prepare-model on a builder-made export', () => {
       'unet.mid_block.attentions.0.transformer_blocks.0.attn1.to_q.lora.up.weight': { shape: [8, 2], data: new Float32Array(16) },
     });
     writeFileSync(join(dir, 'bad.safetensors'), bad);
-    expect(() => prepareModel({ onnx: join(dir, 'export'), out: join(dir, 'out2'), etaLora: join(dir, 'bad.safetensors') }))
-      .toThrow(/--eta-lora .*bad\.safetensors: .*match no target.*mid_block\.attentions\.0/s);
+    await expect(prepareFromPaths({ onnx: join(dir, 'export'), out: join(dir, 'out2'), etaLora: join(dir, 'bad.safetensors') }))
+      .rejects.toThrow(/--eta-lora .*bad\.safetensors: .*match no target.*mid_block\.attentions\.0/s);
   });
 });
 
@@ -173,98 +173,98 @@ describe('prepare-model refuses bad input clearly', () => {
     return { dir, export: join(dir, 'export'), out: join(dir, 'out'), params };
   }
 
-  it('a missing component', () => {
+  it('a missing component', async () => {
     const e = exportCopy();
     rmSync(join(e.export, 'vae_decoder'), { recursive: true });
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks its vae_decoder component: expected .*vae_decoder\/model\.onnx/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/lacks its vae_decoder component: expected .*vae_decoder\/model\.onnx/);
   });
 
-  it('a half-SDXL export (text_encoder_2 but an SD1.5 UNet), and option combinations that make no sense', () => {
+  it('a half-SDXL export (text_encoder_2 but an SD1.5 UNet), and option combinations that make no sense', async () => {
     const e = exportCopy();
-    expect(() => prepareModel({ onnx: e.export, out: e.out, etaRank: 4 })).toThrow(/--eta-rank needs --eta-unet/);
-    expect(() => prepareModel({ onnx: e.export, out: e.out, etaUnet: 'a', etaLora: 'b' })).toThrow(/--eta-unet or --eta-lora, not both/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out, etaRank: 4 })).rejects.toThrow(/--eta-rank needs --eta-unet/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out, etaUnet: 'a', etaLora: 'b' })).rejects.toThrow(/--eta-unet or --eta-lora, not both/);
     cpSync(join(e.export, 'text_encoder'), join(e.export, 'text_encoder_2'), { recursive: true });
     // SDXL is recognised by text_encoder_2; its UNet must then take SDXL's added conditions
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not a diffusers UNet export: it lacks the input\(s\) text_embeds, time_ids/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/is not a diffusers UNet export: it lacks the input\(s\) text_embeds, time_ids/);
   });
 
-  it('a graph that is not ONNX', () => {
+  it('a graph that is not ONNX', async () => {
     const e = exportCopy();
     writeFileSync(join(e.export, 'unet', 'model.onnx'), '<html>404 not found</html>');
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/unet\/model\.onnx is not an ONNX model/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/unet\/model\.onnx is not an ONNX model/);
   });
 
-  it('a truncated external weights file (offset + length past its end), before writing anything', () => {
+  it('a truncated external weights file (offset + length past its end), before writing anything', async () => {
     const e = exportCopy();
     const weights = join(e.export, 'unet', 'weights.pb');
     truncateSync(weights, statSync(weights).size - 10);
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/tensor conv_out\.weight: external data bytes \d+\.\.\d+ lie past the end of weights\.pb/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/tensor conv_out\.weight: external data bytes \d+\.\.\d+ lie past the end of weights\.pb/);
     expect(() => statSync(e.out)).toThrow(); // nothing written
   });
 
-  it('an external location outside the graph folder', () => {
+  it('an external location outside the graph folder', async () => {
     const e = exportCopy();
     const path = join(e.export, 'unet', 'model.onnx');
     const model = readModel(readFileSync(path));
     model.graph!.initializer![0].externalData!.find((x) => x.key === 'location')!.value = '../../../etc/passwd';
     writeFileSync(path, writeModel(model));
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/leaves the graph's folder/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/leaves the graph's folder/);
   });
 
-  it('a UNet without encoder_hidden_states', () => {
+  it('a UNet without encoder_hidden_states', async () => {
     const e = exportCopy();
     const path = join(e.export, 'unet', 'model.onnx');
     const model = readModel(readFileSync(path));
     model.graph!.input = model.graph!.input!.filter((i) => i.name !== 'encoder_hidden_states');
     writeFileSync(path, writeModel(model));
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks the input\(s\) encoder_hidden_states/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/lacks the input\(s\) encoder_hidden_states/);
   });
 
-  it('a DPO UNet whose safetensors header is corrupt or whose file is truncated', () => {
+  it('a DPO UNet whose safetensors header is corrupt or whose file is truncated', async () => {
     const e = exportCopy();
     writeMiniDpoUnet(join(e.dir, 'dpo'), e.params);
     const file = join(e.dir, 'dpo', 'diffusion_pytorch_model.safetensors');
     const good = readFileSync(file);
     truncateSync(file, good.length - 4);
-    expect(() => prepareModel({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') })).toThrow(/safetensors: .*(past the end|cover only)/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') })).rejects.toThrow(/safetensors: .*(past the end|cover only)/);
     const corrupt = Buffer.from(good);
     corrupt[8] = 0x5b; // '[' instead of '{'
     writeFileSync(file, corrupt);
-    expect(() => prepareModel({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') })).toThrow(/header does not start with '\{'/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') })).rejects.toThrow(/header does not start with '\{'/);
   });
 
-  it('a DPO parameter that maps nowhere, or with another shape, names both sides', () => {
+  it('a DPO parameter that maps nowhere, or with another shape, names both sides', async () => {
     const e = exportCopy();
     const tuned = new Map(e.params);
     tuned.set('mid_block.resnets.0.conv1.weight', { shape: [2, 2], data: new Float32Array(4) });
     tuned.set('down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight', { shape: [8, 12], data: new Float32Array(96) });
     writeMiniDpoUnet(join(e.dir, 'dpo'), tuned);
-    expect(() => prepareModel({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') })).toThrow(
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') })).rejects.toThrow(
       /2 of 10 UNet parameters do not map.*to_k\.weight \[8, 12\] meets onnx::MatMul_103 \[32, 16\].*mid_block\.resnets\.0\.conv1\.weight \[2, 2\] maps to no initializer/s,
     );
   });
 
-  it('a non-empty output folder that is not a prepared model', () => {
+  it('a non-empty output folder that is not a prepared model', async () => {
     const e = exportCopy();
     cpSync(join(e.export, 'scheduler'), e.out, { recursive: true });
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/is not empty and holds no prepared model/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/is not empty and holds no prepared model/);
     expect(readdirSync(e.out)).toEqual(['scheduler_config.json']);
   });
 
-  it('a prepared model is replaced only by a complete new one; a failed run leaves it as it was', () => {
+  it('a prepared model is replaced only by a complete new one; a failed run leaves it as it was', async () => {
     const e = exportCopy();
     writeMiniDpoUnet(join(e.dir, 'dpo'), e.params);
-    prepareModel({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') });
+    await prepareFromPaths({ onnx: e.export, out: e.out, etaUnet: join(e.dir, 'dpo') });
     const first = readFileSync(join(e.out, 'manifest.json'), 'utf8');
     // A run that fails late (the tokenizer is read after every weight is written).
     const vocab = join(e.export, 'tokenizer', 'vocab.json');
     const vocabText = readFileSync(vocab, 'utf8');
     rmSync(vocab);
-    expect(() => prepareModel({ onnx: e.export, out: e.out })).toThrow(/lacks vocab\.json \+ merges\.txt/);
+    await expect(prepareFromPaths({ onnx: e.export, out: e.out })).rejects.toThrow(/lacks vocab\.json \+ merges\.txt/);
     expect(readFileSync(join(e.out, 'manifest.json'), 'utf8')).toBe(first);
     expect(existsSync(join(e.out, 'eta.safetensors'))).toBe(true);
     writeFileSync(vocab, vocabText);
-    const { manifest } = prepareModel({ onnx: e.export, out: e.out });
+    const { manifest } = await prepareFromPaths({ onnx: e.export, out: e.out });
     expect(manifest.offsets.eta).toBeUndefined();
     expect(existsSync(join(e.out, 'eta.safetensors'))).toBe(false); // nothing stale from the first run
     expect(readdirSync(e.dir).filter((n) => n.includes('.partial-') || n.includes('.replaced-'))).toEqual([]);

@@ -1,9 +1,12 @@
-// prepare-model's pipeline: an SD1.x ONNX export (+ optional η as a DPO UNet or LoRA, δ as a LoRA) → a prepared model
-// directory (PreparedManifest, src/model/manifest.ts). Everything that can be refused is checked before the first
-// weight is copied (components, UNet inputs, external-data bounds, η mapping, LoRA keys), then weights stream one
-// tensor at a time into shards, and finally every file is read back, hashed and bounds-checked.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+// prepare-model's pipeline: an SD1.x / SDXL ONNX export (+ optional η as a DPO UNet or LoRA, δ as a LoRA) → a prepared
+// model directory (PreparedManifest, src/model/manifest.ts). One implementation for the CLI (src/cli/prepare-model.ts,
+// folders on disk: node-io.ts) and the page's prepare worker (chosen files or the Hugging Face Hub into the browser's
+// origin-private file system): it reads and writes only through io.ts. Everything that can be refused is checked
+// before the first weight is copied (components, UNet inputs, external-data bounds, η mapping, LoRA keys), then
+// weights stream one tensor at a time into shards, and finally every file is read back, hashed and bounds-checked
+// before the manifest is written and the output committed. Network inputs are read front to back (the DPO UNet in
+// the order its tensors lie in its file; θ for a dense η comes back from the prepared UNet), so a download streams
+// once and is hash-checked as it passes (hub-folder.ts).
 import { floatToHalf, decodeHalfArray } from '../lora/float16.ts';
 import { parseLora } from '../lora/formats.ts';
 import { serializeLora } from '../lora/serialize.ts';
@@ -13,31 +16,33 @@ import { findLoraSites } from '../onnx/lora-sites.ts';
 import { isExternal, readModel } from '../onnx/model-io.ts';
 import { DataType, OnnxError, int, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 import { dataTypeName } from '../onnx/tensor.ts';
-import { float16Transform, planFloat16, roundToHalf } from './float16-graph.ts';
+import { float16Transform, planFloat16 } from './float16-graph.ts';
 import { countRules, mapDenseEta, toInitializerLayout, type DenseMapping } from './map-dense-eta.ts';
 import {
-  checkUnetInputs, COMPONENTS, exportVaeConfig, findComponents, findVaeDecoder, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES, type ComponentKey,
+  checkUnetInputs, COMPONENTS, exportVaeConfig, findComponents, findVaeDecoder, jsonSafeScheduler, readExportFacts, SCHEDULER_OF_CLASS, TOKENIZER_FILES,
+  type ComponentKey, type GraphFile,
 } from './manifest.ts';
-import { ALIGN, DEFAULT_SHARD_BYTES, hashFile, openAppender, type WrittenFile } from './shard-writer.ts';
-import { createTensorReader, graphInputs, readGraph, rewriteComponent, tensorByteSize } from './stream-onnx.ts';
-import { openSafetensors, openSafetensorsFolder, planSafetensors, type PlannedTensor } from './stream-safetensors.ts';
+import { ALIGN, DEFAULT_SHARD_BYTES, hashOutput, openAppender, writeWhole, type WrittenFile } from './shard-writer.ts';
+import { createTensorReader, graphInputs, inlineBytes, movingBytes, readGraph, rewriteComponent, tensorByteSize } from './stream-onnx.ts';
+import { openSafetensorsFolder, planSafetensors, type PlannedTensor, type TensorSet } from './stream-safetensors.ts';
 import { truncatedSvd } from './svd.ts';
 import { buildTokenizerFiles } from '../text/index.ts';
 import { exportKind, readSdxlFacts, type SdxlFacts } from './sdxl.ts';
 import { npoFootprint } from './npo-footprint.ts';
+import { exists, joinPath, parentPath, readWhole, walkOrder, type InputFolder, type LoraInput, type OutputFolder, type OutputTarget } from './io.ts';
 
 export const PREPARE_VERSION = 1;
 
-/** A LoRA file and the scale its ΔW is applied with (prepare-model's `--eta-lora path[:scale]`, repeatable). */
+/** A LoRA path and the scale its ΔW is applied with (prepare-model's `--eta-lora path[:scale]`, repeatable). */
 export interface LoraArg { path: string; scale: number }
 
 export interface PrepareOptions {
-  onnx: string;
-  out: string;
-  etaUnet?: string;
-  /** η / δ as LoRAs: one path, or several stacked on that branch, each ΔW times its scale (Σ scaleᵢ·ΔWᵢ). */
-  etaLora?: string | readonly LoraArg[];
-  deltaLora?: string | readonly LoraArg[];
+  onnx: InputFolder;
+  out: OutputTarget;
+  etaUnet?: InputFolder;
+  /** η / δ as LoRAs: several stack on that branch, each ΔW times its scale (Σ scaleᵢ·ΔWᵢ). */
+  etaLora?: readonly LoraInput[];
+  deltaLora?: readonly LoraInput[];
   /** With etaUnet: extract a rank-r LoRA per Linear / 1×1 Conv instead of the dense η. */
   etaRank?: number;
   dtype?: WeightDtype;
@@ -45,11 +50,23 @@ export interface PrepareOptions {
    * Another VAE decoder export to use instead of the export's own (e.g. madebyollin/sdxl-vae-fp16-fix, whose config
    * says force_upcast false, so --dtype float16 may convert it). Its config.json gives scaling_factor and force_upcast.
    */
-  vae?: string;
+  vae?: InputFolder;
   maxShardBytes?: number;
   name?: string;
   /** Progress and report lines (stderr in the CLI). */
   log?: (line: string) => void;
+  /** Bytes done of the whole preparation (copy, η, read-back), for a progress bar and the time left. */
+  onProgress?: (progress: PrepareProgress) => void;
+  /** A cancel stops between tensors; the output is dropped (an earlier model stays as it was). */
+  signal?: AbortSignal;
+}
+
+export interface PrepareProgress {
+  /** What is being done: `unet`, `eta`, `verify`, … */
+  stage: string;
+  /** Bytes processed and the total expected (the read-back's share is exact once it starts). */
+  done: number;
+  total: number;
 }
 
 export interface ComponentSummary {
@@ -89,40 +106,20 @@ function progress(label: string, log: (line: string) => void) {
   };
 }
 
-/**
- * Where to write: a fresh sibling folder that replaces --out only when everything is written and verified, so a failed
- * run leaves --out as it was. --out must be absent, empty, or a model prepared before (its manifest says format 2);
- * any other folder is refused rather than overwritten.
- */
-function startOutput(out: string): { work: string; commit(): void; abort(): void } {
-  if (existsSync(out)) {
-    if (!statSync(out).isDirectory()) throw new Error(`--out ${out} exists and is not a folder`);
-    if (readdirSync(out).length > 0 && !isPreparedFolder(out)) {
-      throw new Error(`--out ${out} is not empty and holds no prepared model; choose a new folder (nothing was written)`);
-    }
-  }
-  const work = `${out.replace(/[\\/]+$/, '')}.partial-${process.pid}`;
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
+/** Overall byte progress: each stage adds what it did; the total grows to the read-back's exact size when it starts. */
+function overallProgress(onProgress: PrepareOptions['onProgress'], total: number) {
+  let done = 0;
   return {
-    work,
-    commit() {
-      const old = `${work.replace(/\.partial-/, '.replaced-')}`;
-      const replacing = existsSync(out);
-      if (replacing) renameSync(out, old);
-      renameSync(work, out);
-      if (replacing) rmSync(old, { recursive: true, force: true });
+    add(stage: string, bytes: number) {
+      done += bytes;
+      onProgress?.({ stage, done, total: Math.max(total, done) });
     },
-    abort: () => rmSync(work, { recursive: true, force: true }),
+    /** From now on the work left is exactly `bytes`. */
+    expect(stage: string, bytes: number) {
+      total = done + bytes;
+      onProgress?.({ stage, done, total });
+    },
   };
-}
-
-function isPreparedFolder(dir: string): boolean {
-  try {
-    return JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))?.format === 2;
-  } catch {
-    return false;
-  }
 }
 
 /** The export's element type for a component: float16 when most initializer bytes are float16. */
@@ -143,12 +140,6 @@ function floatValues(tensor: TensorProto, bytes: Uint8Array): Float32Array {
   throw new OnnxError(`initializer ${tensor.name} is ${dataTypeName(tensor.dataType ?? 0)}; a weight offset needs float32 or float16`);
 }
 
-/** θ as the prepared model holds it: the export's values, rounded to float16 when --dtype float16 converted them. */
-function baseValues(m: DenseMapping, tensor: TensorProto, bytes: Uint8Array): Float32Array {
-  const values = floatValues(tensor, bytes);
-  return m.dataType === DataType.FLOAT16 && tensor.dataType === DataType.FLOAT ? roundToHalf(values) : values;
-}
-
 function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Array {
   if (dataType === DataType.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const half = new Uint16Array(values.length);
@@ -159,9 +150,9 @@ function encodeAs(values: Float32Array, dataType: number, name: string): Uint8Ar
   return new Uint8Array(half.buffer);
 }
 
-const loraArgs = (given: PrepareOptions['etaLora']): readonly LoraArg[] => (given === undefined ? [] : typeof given === 'string' ? [{ path: given, scale: 1 }] : given);
-/** Provenance: the path as before for one LoRA at scale 1, else every path with its scale. */
-const sourceOf = (loras: readonly LoraArg[]) => (loras.length === 1 && loras[0].scale === 1 ? loras[0].path : loras.map((l) => ({ ...l })));
+/** Provenance: the file as before for one LoRA at scale 1, else every file with its scale. */
+const sourceOf = (loras: readonly LoraInput[]) => (loras.length === 1 && loras[0].scale === 1 ? loraName(loras[0]) : loras.map((l) => ({ path: loraName(l), scale: l.scale })));
+const loraName = (l: LoraInput) => l.folder.name(l.path);
 
 /**
  * The VAE components to keep float32 under --dtype float16: those whose config says `force_upcast` (SDXL's VAE
@@ -190,46 +181,46 @@ function upcastVae(
 }
 
 /** Reads a LoRA and maps it onto the UNet's Linear / 1×1 Conv sites; unmatched keys are an error (parseLora's). */
-function validateLora({ path, scale }: LoraArg, unet: ModelProto, role: string): LoraSet {
-  if (!Number.isFinite(scale)) throw new Error(`--${role}-lora ${path}: scale ${scale} is not a finite number`);
-  if (!existsSync(path)) throw new Error(`--${role}-lora ${path} does not exist`);
+async function validateLora(lora: LoraInput, unet: ModelProto, role: string): Promise<{ set: LoraSet; bytes: Uint8Array }> {
+  const name = loraName(lora);
+  if (!Number.isFinite(lora.scale)) throw new Error(`--${role}-lora ${name}: scale ${lora.scale} is not a finite number`);
+  if (!(await exists(lora.folder, lora.path))) throw new Error(`--${role}-lora ${name} does not exist`);
+  const bytes = await readWhole(lora.folder, lora.path);
   try {
-    return parseLora(readFileSync(path), findLoraSites(unet, 'all'));
+    return { set: parseLora(bytes, findLoraSites(unet, 'all')), bytes };
   } catch (error) {
-    (error as Error).message = `--${role}-lora ${path}: ${(error as Error).message}`;
+    (error as Error).message = `--${role}-lora ${name}: ${(error as Error).message}`;
     throw error;
   }
 }
 
 const maxRank = (set: LoraSet) => Math.max(0, ...[...set.entries.values()].map((e) => e.rank));
 
-export function prepareModel(options: PrepareOptions): PrepareResult {
+export async function prepareModel(options: PrepareOptions): Promise<PrepareResult> {
   const log = options.log ?? (() => {});
+  const { signal } = options;
   const notes: string[] = [];
   const maxShard = options.maxShardBytes ?? DEFAULT_SHARD_BYTES;
-  const etaLoras = loraArgs(options.etaLora), deltaLoras = loraArgs(options.deltaLora);
+  const etaLoras = options.etaLora ?? [], deltaLoras = options.deltaLora ?? [];
   if (options.etaUnet && etaLoras.length) throw new Error('give η once: --eta-unet or --eta-lora, not both');
   if (options.etaRank !== undefined && !options.etaUnet) throw new Error('--eta-rank needs --eta-unet (it approximates the dense η of a fine-tuned UNet)');
   if (options.etaRank !== undefined && !(Number.isInteger(options.etaRank) && options.etaRank > 0)) throw new Error(`--eta-rank ${options.etaRank} must be a positive integer`);
 
   // 1. Everything that can be refused, before any weight is copied.
-  const paths = findComponents(options.onnx);
-  const replacementVae = options.vae ? findVaeDecoder(options.vae) : undefined;
+  const paths = await findComponents(options.onnx);
+  const replacementVae = options.vae ? await findVaeDecoder(options.vae) : undefined;
   if (replacementVae) paths.vaeDecoder = replacementVae.model;
   const graphs = new Map<ComponentKey, ModelProto>();
-  for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
-    const model = readGraph(path);
-    const reader = createTensorReader(dirname(path));
-    try {
-      for (const t of model.graph?.initializer ?? []) if (isExternal(t)) reader.span(t);
-    } finally {
-      reader.close();
-    }
+  for (const [key, file] of Object.entries(paths) as [ComponentKey, GraphFile][]) {
+    signal?.throwIfAborted();
+    const model = await readGraph(file.folder, file.path);
+    const reader = createTensorReader(file.folder, parentPath(file.path));
+    for (const t of model.graph?.initializer ?? []) if (isExternal(t)) await reader.span(t);
     graphs.set(key, model);
   }
   const unet = graphs.get('unet')!;
   const kind = exportKind(graphs.has('textEncoder2'), unet);
-  checkUnetInputs(unet, paths.unet!, kind);
+  checkUnetInputs(unet, paths.unet!.folder.name(paths.unet!.path), kind);
   const exportDtype = graphDtype(unet);
   if (options.dtype === 'float32' && exportDtype === 'float16') {
     throw new Error('--dtype float32: the export is float16; converting float16 weights up to float32 is not supported (prepare without --dtype)');
@@ -238,155 +229,212 @@ export function prepareModel(options: PrepareOptions): PrepareResult {
   const toHalf = options.dtype === 'float16' && exportDtype === 'float32';
   const textOut = (graphs.get('textEncoder')!.graph?.output ?? [])[0];
   const textDim = int(textOut?.type?.tensorType?.shape?.dim?.at(-1)?.dimValue);
-  const facts = readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined, replacementVae?.config);
+  const facts = await readExportFacts(options.onnx, unet, graphs.get('vaeDecoder')!, textDim || undefined, replacementVae?.config);
   notes.push(...facts.notes);
   // Only diffusers' SDXL pipelines honour force_upcast (StableDiffusionPipeline never reads it, and AutoencoderKL
   // defaults it to true, so SD1.5 configs re-saved by diffusers say true too).
-  const keepFloat32 = kind !== 'sdxl' ? new Set<ComponentKey>() : upcastVae(graphs, replacementVae ? replacementVae.config : exportVaeConfig(options.onnx, 'vae_decoder'), exportVaeConfig(options.onnx, 'vae_encoder'), toHalf, notes);
+  const keepFloat32 = kind !== 'sdxl' ? new Set<ComponentKey>()
+    : upcastVae(graphs, replacementVae ? replacementVae.config : await exportVaeConfig(options.onnx, 'vae_decoder'), await exportVaeConfig(options.onnx, 'vae_encoder'), toHalf, notes);
   const { notes: sdxlNotes = [], ...sdxl } = kind === 'sdxl' ? readSdxlFacts(unet, graphs.get('textEncoder')!, graphs.get('textEncoder2'), facts.context.dim, facts.modelIndex) : {};
   notes.push(...sdxlNotes);
 
-  const etaSets = etaLoras.map((l) => validateLora(l, unet, 'eta'));
-  const deltaSets = deltaLoras.map((l) => validateLora(l, unet, 'delta'));
-  const dpo = options.etaUnet ? openSafetensorsFolder(options.etaUnet) : undefined;
+  const etaFiles = [], deltaFiles = [];
+  for (const l of etaLoras) etaFiles.push(await validateLora(l, unet, 'eta'));
+  for (const l of deltaLoras) deltaFiles.push(await validateLora(l, unet, 'delta'));
+  const etaSets = etaFiles.map((f) => f.set), deltaSets = deltaFiles.map((f) => f.set);
+  const dpo = options.etaUnet ? await openSafetensorsFolder(options.etaUnet) : undefined;
   let mappings: DenseMapping[] | undefined;
-  try {
-    if (dpo) {
-      mappings = mapDenseEta(unet, new Map([...dpo.entries].map(([k, e]) => [k, e.shape])));
-      const rules = countRules(mappings);
-      log(`η: ${mappings.length} UNet parameters mapped (${rules.name} by name, ${rules.linear} Linear/1×1 Conv through node names, ${rules.norm} norm scale/bias through node names)`);
-    }
-    const output = startOutput(options.out);
-    const out = output.work;
-    try {
-      // 2. Components: weights streamed into shards.
-      const summary: ComponentSummary[] = [];
-      /** SHA-256 of each weight file as computed while writing; checked against a fresh read at the end. */
-      const written = new Map<string, string>();
-      const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
-      for (const [key, path] of Object.entries(paths) as [ComponentKey, string][]) {
-        const dir = KEY_DIR[key];
-        const plan = toHalf && !keepFloat32.has(key) ? planFloat16(graphs.get(key)!) : undefined;
-        const done = rewriteComponent(path, join(out, dir), { maxShardBytes: maxShard, onProgress: progress(dir, log), transform: plan && float16Transform(plan.convert) }, 'model.onnx', plan?.model ?? graphs.get(key));
-        if (key === 'unet' && mappings) {
-          // η is written in the prepared initializer's dtype (float16 after --dtype float16).
-          const prepared = new Map((done.model.graph?.initializer ?? []).map((t) => [t.name ?? '', t.dataType ?? 0]));
-          mappings = mappings.map((m) => ({ ...m, dataType: prepared.get(m.initializer) ?? m.dataType }));
-        }
-        if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
-        components[key] = {
-          file: `${dir}/model.onnx`,
-          externalData: done.shards.map((s) => `${dir}/${s.file}`),
-          inputs: graphInputs(done.model),
-          outputs: (done.model.graph?.output ?? []).map((o) => o.name ?? ''),
-          dtype: graphDtype(done.model),
-          largestTensorBytes: done.largestTensorBytes,
-        };
-        summary.push({ component: dir, tensors: done.tensors, bytes: done.bytes, shards: done.shards.length });
-        for (const f of [...done.shards, done.graph]) written.set(`${dir}/${f.file}`, f.sha256);
-      }
-
-      // 3. η and δ.
-      const offsets: PreparedManifest['offsets'] = {};
-      let etaRules: PrepareResult['etaRules'];
-      let etaRank: PrepareResult['etaRank'];
-      if (dpo && mappings) {
-        const base = createTensorReader(dirname(paths.unet!));
-        const inits = new Map((unet.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
-        try {
-          if (options.etaRank !== undefined) {
-            const r = extractRankEta(mappings, dpo.read, base.read, inits, unet, options.etaRank, join(out, 'eta.safetensors'), log);
-            etaRank = r.report;
-            offsets.eta = { kind: 'lora', file: 'eta.safetensors', rank: options.etaRank, description: `rank-${options.etaRank} SVD of θ_dpo − θ from ${options.etaUnet}` };
-            summary.push({ component: 'eta (rank)', tensors: r.tensors, bytes: r.bytes, shards: 1 });
-          } else {
-            const files = writeDenseEta(mappings, dpo.read, base.read, inits, out, maxShard, progress('eta', log));
-            for (const f of files) written.set(f.file, f.sha256);
-            offsets.eta = { kind: 'dense', files: files.map((f) => f.file), tensors: mappings.length, description: `θ_dpo − θ from ${options.etaUnet}` };
-            summary.push({ component: 'eta (dense)', tensors: mappings.length, bytes: files.reduce((a, f) => a + f.bytes, 0), shards: files.length });
-          }
-          etaRules = countRules(mappings);
-        } finally {
-          base.close();
-        }
-      }
-      if (etaLoras.length) offsets.eta = copyLoras(etaLoras, etaSets, out, 'eta', summary);
-      if (deltaLoras.length) offsets.delta = copyLoras(deltaLoras, deltaSets, out, 'delta', summary);
-
-      // What the offsets will cost when running (checked against the adapter's limits before loading: src/model/fit.ts).
-      const rankEta = etaRank ? [parseLora(readFileSync(join(out, 'eta.safetensors')), findLoraSites(unet, 'all'))] : [];
-      const footprint = npoFootprint(unet, { eta: [...etaSets, ...rankEta], delta: deltaSets, dense: etaRank ? undefined : mappings }, components.unet!.dtype === 'float16' ? 2 : 4);
-
-      // 4. Tokenizer and scheduler, copied as shipped.
-      const tokenizerDir = copyTokenizer(options.onnx, out, notes);
-      const tokenizer2Dir = kind === 'sdxl' ? copyTokenizer(options.onnx, out, notes, 'tokenizer_2') : undefined;
-      mkdirSync(join(out, 'scheduler'), { recursive: true });
-      writeFileSync(join(out, 'scheduler', 'scheduler_config.json'), facts.schedulerText);
-
-      // 5. Verify and describe.
-      for (const [key, c] of Object.entries(components) as [ComponentKey, OnnxComponent][]) verifyComponent(out, c, key);
-      const files = listFiles(out);
-      for (const f of files) {
-        const sha = written.get(f.path);
-        if (sha !== undefined && sha !== f.sha256) throw new Error(`verify: ${f.path} reads back with SHA-256 ${f.sha256}, but ${sha} was written`);
-      }
-      const unverified = [...written.keys()].filter((p) => !files.some((f) => f.path === p));
-      if (unverified.length) throw new Error(`verify: written files missing from ${out}: ${unverified.join(', ')}`);
-      const className = String(facts.scheduler._class_name ?? '');
-      const scheduler = jsonSafeScheduler(withoutResavedSpacing(facts.scheduler, notes));
-      if (scheduler.dropped.length) notes.push(`scheduler: left out of manifest.scheduler (not JSON; diffusers' defaults): ${scheduler.dropped.join(', ')}`);
-      const manifest: PreparedManifest = {
-        format: 2,
-        kind,
-        name: options.name ?? String(facts.modelIndex?._name_or_path ?? (kind === 'sdxl' ? 'stable-diffusion-xl' : 'stable-diffusion-1.5')),
-        description: `Stable Diffusion ${kind === 'sdxl' ? 'XL' : '(SD1.x)'} prepared from ${options.onnx}`,
-        status: 'prepared',
-        unet: components.unet!,
-        textEncoder: components.textEncoder!,
-        vaeDecoder: components.vaeDecoder!,
-        ...(components.vaeEncoder ? { vaeEncoder: components.vaeEncoder } : {}),
-        tokenizer: { dir: tokenizerDir, modelMaxLength: facts.modelMaxLength },
-        latent: facts.latent,
-        context: facts.context,
-        scheduler: scheduler.config,
-        defaults: {
-          // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5); SDXL: g = 5 (ω = 4),
-          // diffusers' StableDiffusionXLPipeline default.
-          prompt: '', negativePrompt: '', steps: 25, omega: kind === 'sdxl' ? 4 : 6.5, alpha: 1, beta: 1, seed: 42,
-          scheduler: 'dpm++2m',
-          width: facts.sampleSize * facts.latent.vaeScaleFactor,
-          height: facts.sampleSize * facts.latent.vaeScaleFactor,
-        },
-        offsets,
-        ...(footprint ? { npoFootprint: footprint } : {}),
-        source: {
-          tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
-          date: new Date().toISOString(),
-          onnx: options.onnx,
-          ...(options.etaUnet ? { etaUnet: options.etaUnet } : {}),
-          ...(options.etaRank ? { etaRank: options.etaRank } : {}),
-          ...(etaLoras.length ? { etaLora: sourceOf(etaLoras) } : {}),
-          ...(deltaLoras.length ? { deltaLora: sourceOf(deltaLoras) } : {}),
-          ...(options.vae ? { vae: options.vae } : {}),
-          exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
-          exportDtype,
-          layout: exportLayout(graphs.get('unet')!),
-        },
-        files,
-        ...(kind === 'sdxl' ? {
-          sdxl: { ...(sdxl as SdxlFacts), textEncoder2: components.textEncoder2!, tokenizer2: { dir: tokenizer2Dir!, modelMaxLength: facts.modelMaxLength } },
-        } : {}),
-      };
-      writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-      output.commit();
-      return { manifest, summary, etaRules, etaRank, notes };
-    } catch (error) {
-      output.abort();
-      throw error;
-    }
-  } finally {
-    dpo?.close();
+  if (dpo) {
+    mappings = inFileOrder(mapDenseEta(unet, new Map([...dpo.entries].map(([k, e]) => [k, e.shape]))), dpo);
+    const rules = countRules(mappings);
+    log(`η: ${mappings.length} UNet parameters mapped (${rules.name} by name, ${rules.linear} Linear/1×1 Conv through node names, ${rules.norm} norm scale/bias through node names)`);
   }
+  const plans = new Map([...graphs].map(([key, graph]) => [key, toHalf && !keepFloat32.has(key) ? planFloat16(graph) : undefined]));
+  const copyBytes = [...graphs.values()].reduce((sum, g) => sum + movingBytes(g), 0);
+  const etaBytes = (mappings ?? []).reduce((sum, m) => sum + dpo!.entries.get(m.key)!.end - dpo!.entries.get(m.key)!.begin, 0);
+  const overall = overallProgress(options.onProgress, copyBytes + etaBytes + (copyBytes + etaBytes) * (toHalf ? 0.5 : 1));
+  signal?.throwIfAborted();
+
+  const out = await options.out.begin();
+  try {
+    // 2. Components: weights streamed into shards.
+    const summary: ComponentSummary[] = [];
+    /** SHA-256 of each file as computed while writing; checked against a fresh read at the end. */
+    const written = new Map<string, string>();
+    const components: Partial<Record<ComponentKey, OnnxComponent>> = {};
+    let preparedUnet: ModelProto | undefined;
+    for (const [key, file] of Object.entries(paths) as [ComponentKey, GraphFile][]) {
+      const dir = KEY_DIR[key];
+      const plan = plans.get(key);
+      const logLine = progress(dir, log);
+      let last = 0;
+      const onProgress = (done: number, total: number) => {
+        logLine(done, total);
+        overall.add(dir, done - last);
+        last = done;
+      };
+      const done = await rewriteComponent(file.folder, file.path, out, dir, { maxShardBytes: maxShard, onProgress, signal, transform: plan && float16Transform(plan.convert) }, 'model.onnx', plan?.model ?? graphs.get(key));
+      if (key === 'unet') preparedUnet = done.model;
+      if (key !== 'unet') graphs.delete(key); // lets inline weights (a text encoder's ~500 MB) be collected
+      components[key] = {
+        file: `${dir}/model.onnx`,
+        externalData: done.shards.map((s) => `${dir}/${s.file}`),
+        inputs: graphInputs(done.model),
+        outputs: (done.model.graph?.output ?? []).map((o) => o.name ?? ''),
+        dtype: graphDtype(done.model),
+        largestTensorBytes: done.largestTensorBytes,
+      };
+      summary.push({ component: dir, tensors: done.tensors, bytes: done.bytes, shards: done.shards.length });
+      for (const f of [...done.shards, done.graph]) written.set(`${dir}/${f.file}`, f.sha256);
+    }
+
+    // 3. η and δ. θ is read back from the prepared UNet: the values the prepared model holds (float16 after
+    // --dtype float16), and a network export is not downloaded twice.
+    const offsets: PreparedManifest['offsets'] = {};
+    let etaRules: PrepareResult['etaRules'];
+    let etaRank: PrepareResult['etaRank'];
+    let rankEtaBytes: Uint8Array | undefined;
+    if (dpo && mappings) {
+      const theta = preparedTensors(out, preparedUnet!, 'unet');
+      // η is written in the prepared initializer's dtype (float16 after --dtype float16).
+      mappings = mappings.map((m) => ({ ...m, dataType: theta.dataType(m.initializer) ?? m.dataType }));
+      const onEta = (bytes: number) => overall.add('eta', bytes);
+      if (options.etaRank !== undefined) {
+        const r = await extractRankEta(mappings, dpo, theta.values, unet, options.etaRank, out, log, onEta, signal);
+        written.set('eta.safetensors', r.file.sha256);
+        [etaRank, rankEtaBytes] = [r.report, r.bytes];
+        offsets.eta = { kind: 'lora', file: 'eta.safetensors', rank: options.etaRank, description: `rank-${options.etaRank} SVD of θ_dpo − θ from ${options.etaUnet!.label}` };
+        summary.push({ component: 'eta (rank)', tensors: r.tensors, bytes: r.file.bytes, shards: 1 });
+      } else {
+        const files = await writeDenseEta(mappings, dpo, theta.values, out, maxShard, progress('eta', log), onEta, signal);
+        for (const f of files) written.set(f.file, f.sha256);
+        offsets.eta = { kind: 'dense', files: files.map((f) => f.file), tensors: mappings.length, description: `θ_dpo − θ from ${options.etaUnet!.label}` };
+        summary.push({ component: 'eta (dense)', tensors: mappings.length, bytes: files.reduce((a, f) => a + f.bytes, 0), shards: files.length });
+      }
+      etaRules = countRules(mappings);
+    }
+    if (etaLoras.length) offsets.eta = await copyLoras(etaLoras, etaFiles, out, 'eta', summary, written);
+    if (deltaLoras.length) offsets.delta = await copyLoras(deltaLoras, deltaFiles, out, 'delta', summary, written);
+
+    // What the offsets will cost when running (checked against the adapter's limits before loading: src/model/fit.ts).
+    const rankEta = rankEtaBytes ? [parseLora(rankEtaBytes, findLoraSites(unet, 'all'))] : [];
+    const footprint = npoFootprint(unet, { eta: [...etaSets, ...rankEta], delta: deltaSets, dense: etaRank ? undefined : mappings }, components.unet!.dtype === 'float16' ? 2 : 4);
+
+    // 4. Tokenizer and scheduler, copied as shipped.
+    const tokenizerDir = await copyTokenizer(options.onnx, out, notes, written);
+    const tokenizer2Dir = kind === 'sdxl' ? await copyTokenizer(options.onnx, out, notes, written, 'tokenizer_2') : undefined;
+    const schedulerFile = await writeWhole(out, 'scheduler/scheduler_config.json', new TextEncoder().encode(facts.schedulerText));
+    written.set(schedulerFile.file, schedulerFile.sha256);
+
+    // 5. Verify and describe.
+    const files = await verifyOutput(out, components, written, overall, signal);
+    const className = String(facts.scheduler._class_name ?? '');
+    const scheduler = jsonSafeScheduler(withoutResavedSpacing(facts.scheduler, notes));
+    if (scheduler.dropped.length) notes.push(`scheduler: left out of manifest.scheduler (not JSON; diffusers' defaults): ${scheduler.dropped.join(', ')}`);
+    const manifest: PreparedManifest = {
+      format: 2,
+      kind,
+      name: options.name ?? String(facts.modelIndex?._name_or_path ?? (kind === 'sdxl' ? 'stable-diffusion-xl' : 'stable-diffusion-1.5')),
+      description: `Stable Diffusion ${kind === 'sdxl' ? 'XL' : '(SD1.x)'} prepared from ${options.onnx.label}`,
+      status: 'prepared',
+      unet: components.unet!,
+      textEncoder: components.textEncoder!,
+      vaeDecoder: components.vaeDecoder!,
+      ...(components.vaeEncoder ? { vaeEncoder: components.vaeEncoder } : {}),
+      tokenizer: { dir: tokenizerDir, modelMaxLength: facts.modelMaxLength },
+      latent: facts.latent,
+      context: facts.context,
+      scheduler: scheduler.config,
+      defaults: {
+        // The official NPO sampling (DESIGN §2): DPMSolverMultistep, 25 steps, g = 7.5 (ω = 6.5); SDXL: g = 5 (ω = 4),
+        // diffusers' StableDiffusionXLPipeline default.
+        prompt: '', negativePrompt: '', steps: 25, omega: kind === 'sdxl' ? 4 : 6.5, alpha: 1, beta: 1, seed: 42,
+        scheduler: 'dpm++2m',
+        width: facts.sampleSize * facts.latent.vaeScaleFactor,
+        height: facts.sampleSize * facts.latent.vaeScaleFactor,
+      },
+      offsets,
+      ...(footprint ? { npoFootprint: footprint } : {}),
+      source: {
+        tool: `npo-playground prepare-model v${PREPARE_VERSION}`,
+        date: new Date().toISOString(),
+        onnx: options.onnx.label,
+        ...(options.etaUnet ? { etaUnet: options.etaUnet.label } : {}),
+        ...(options.etaRank ? { etaRank: options.etaRank } : {}),
+        ...(etaLoras.length ? { etaLora: sourceOf(etaLoras) } : {}),
+        ...(deltaLoras.length ? { deltaLora: sourceOf(deltaLoras) } : {}),
+        ...(options.vae ? { vae: options.vae.label } : {}),
+        exportScheduler: className ? (SCHEDULER_OF_CLASS[className] ?? className) : undefined,
+        exportDtype,
+        layout: exportLayout(unet),
+      },
+      files,
+      ...(kind === 'sdxl' ? {
+        sdxl: { ...(sdxl as SdxlFacts), textEncoder2: components.textEncoder2!, tokenizer2: { dir: tokenizer2Dir!, modelMaxLength: facts.modelMaxLength } },
+      } : {}),
+    };
+    // The manifest last: a folder without one is an unfinished preparation (src/model/source/opfs.ts).
+    await writeWhole(out, 'manifest.json', new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
+    await out.commit();
+    return { manifest, summary, etaRules, etaRank, notes };
+  } catch (error) {
+    await out.abort();
+    throw error;
+  }
+}
+
+/**
+ * The mappings in the order their DPO tensors lie in their files (file by file), so the DPO UNet is read front to
+ * back once: a download streams and is hash-checked as it passes (hub-folder.ts).
+ */
+function inFileOrder(mappings: DenseMapping[], dpo: TensorSet): DenseMapping[] {
+  const at = (m: DenseMapping) => dpo.entries.get(m.key)!;
+  return [...mappings].sort((a, b) => (at(a).file === at(b).file ? at(a).start - at(b).start : at(a).file < at(b).file ? -1 : 1));
+}
+
+/** A prepared graph's initializers read back from the output: θ as the prepared model holds it. */
+function preparedTensors(out: OutputFolder, model: ModelProto, dir: string) {
+  const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const tensor = (name: string) => {
+    const t = inits.get(name);
+    if (!t) throw new OnnxError(`the prepared UNet has no initializer ${name}`);
+    return t;
+  };
+  return {
+    dataType: (name: string) => inits.get(name)?.dataType ?? undefined,
+    async values(name: string): Promise<Float32Array> {
+      const t = tensor(name);
+      if (!isExternal(t)) return floatValues(t, inlineBytes(t)!);
+      const e = new Map((t.externalData ?? []).map((x) => [x.key ?? '', x.value ?? '']));
+      const offset = Number(e.get('offset') ?? 0);
+      return floatValues(t, await out.read(joinPath(dir, e.get('location') ?? ''), offset, offset + Number(e.get('length'))));
+    },
+  };
+}
+
+/**
+ * Every written file read back: each graph's external references lie inside its own shards, 64-byte aligned, and
+ * every file's SHA-256 equals what was written. Returns manifest.files in prepare-model's order.
+ */
+async function verifyOutput(
+  out: OutputFolder, components: Partial<Record<ComponentKey, OnnxComponent>>, written: Map<string, string>,
+  overall: ReturnType<typeof overallProgress>, signal?: AbortSignal,
+): Promise<PreparedManifest['files']> {
+  const listed = (await out.list()).filter((f) => f.path !== 'manifest.json').sort((a, b) => walkOrder(a.path, b.path));
+  const sizes = new Map(listed.map((f) => [f.path, f.bytes]));
+  for (const [key, c] of Object.entries(components) as [ComponentKey, OnnxComponent][]) await verifyComponent(out, sizes, c, key);
+  overall.expect('verify', listed.reduce((sum, f) => sum + f.bytes, 0));
+  const files: PreparedManifest['files'] = [];
+  for (const f of listed) {
+    signal?.throwIfAborted();
+    const sha256 = await hashOutput(out, f.path, f.bytes, (n) => overall.add('verify', n));
+    const sha = written.get(f.path);
+    if (sha !== undefined && sha !== sha256) throw new Error(`verify: ${f.path} reads back with SHA-256 ${sha256}, but ${sha} was written`);
+    files.push({ path: f.path, bytes: f.bytes, sha256 });
+  }
+  const unverified = [...written.keys()].filter((p) => !sizes.has(p));
+  if (unverified.length) throw new Error(`verify: written files missing from ${out.label}: ${unverified.join(', ')}`);
+  return files;
 }
 
 /** 'diffusers' (weights.pb), 'optimum' (model.onnx_data), or whatever one external file the UNet names. */
@@ -400,10 +448,10 @@ function exportLayout(unet: ModelProto): string {
 const externalLocation = (t: TensorProto) => (t.externalData ?? []).find((e) => e.key === 'location')?.value ?? '';
 
 /** Dense η in safetensors shards: for every mapping, η = θ_dpo − θ in the initializer's layout and dtype. */
-function writeDenseEta(
-  mappings: DenseMapping[], readDpo: (k: string) => Float32Array, readBase: (t: TensorProto) => Uint8Array | null,
-  inits: Map<string, TensorProto>, out: string, maxShard: number, onProgress: (done: number, total: number) => void,
-): WrittenFile[] {
+async function writeDenseEta(
+  mappings: DenseMapping[], dpo: TensorSet, theta: (initializer: string) => Promise<Float32Array>, out: OutputFolder, maxShard: number,
+  logProgress: (done: number, total: number) => void, onBytes: (dpoBytes: number) => void, signal?: AbortSignal,
+): Promise<WrittenFile[]> {
   const planned = mappings.map((m) => ({ m, t: { name: m.initializer, dtype: m.dataType === DataType.FLOAT16 ? 'F16' : 'F32', shape: m.dims } as PlannedTensor }));
   const bytesOf = (p: PlannedTensor) => p.shape.reduce((a, b) => a * b, 1) * (p.dtype === 'F16' ? 2 : 4);
   const groups: (typeof planned)[] = [];
@@ -420,46 +468,46 @@ function writeDenseEta(
   const total = planned.reduce((a, p) => a + bytesOf(p.t), 0);
   let done = 0;
   const files: WrittenFile[] = [];
-  groups.forEach((group, i) => {
+  for (const [i, group] of groups.entries()) {
     const name = groups.length === 1 ? 'eta.safetensors' : `eta-${String(i).padStart(2, '0')}.safetensors`;
-    const file = openAppender(out, name);
-    file.append(planSafetensors(group.map((p) => p.t), { format: 'pt', content: 'dense eta = theta_dpo - theta, per ONNX initializer' }).header);
+    const file = await openAppender(out, '', name);
+    await file.append(planSafetensors(group.map((p) => p.t), { format: 'pt', content: 'dense eta = theta_dpo - theta, per ONNX initializer' }).header);
     for (const { m } of group) {
-      const tensor = inits.get(m.initializer)!;
-      const theta = baseValues(m, tensor, readBase(tensor)!);
-      const dpoValues = toInitializerLayout(m, readDpo(m.key));
-      const eta = new Float32Array(theta.length);
-      for (let j = 0; j < eta.length; j++) eta[j] = dpoValues[j] - theta[j];
+      signal?.throwIfAborted();
+      const base = await theta(m.initializer);
+      const dpoValues = toInitializerLayout(m, await dpo.read(m.key));
+      const eta = new Float32Array(base.length);
+      for (let j = 0; j < eta.length; j++) eta[j] = dpoValues[j] - base[j];
       const bytes = encodeAs(eta, m.dataType, m.initializer);
-      file.append(bytes);
+      await file.append(bytes);
       done += bytes.length;
-      onProgress(done, total);
+      logProgress(done, total);
+      onBytes(dpo.entries.get(m.key)!.end - dpo.entries.get(m.key)!.begin);
     }
-    files.push(file.finish());
-  });
-  // Read back through the validating reader: the header must describe exactly what was written.
-  for (const f of files) openSafetensors(join(out, f.file)).close();
+    files.push(await file.finish());
+  }
   return files;
 }
 
 /** Rank-r η: truncated SVD per Linear / 1×1 Conv weight; everything else is dropped and its norm share reported. */
-function extractRankEta(
-  mappings: DenseMapping[], readDpo: (k: string) => Float32Array, readBase: (t: TensorProto) => Uint8Array | null,
-  inits: Map<string, TensorProto>, unet: ModelProto, rank: number, path: string, log: (line: string) => void,
+async function extractRankEta(
+  mappings: DenseMapping[], dpo: TensorSet, theta: (initializer: string) => Promise<Float32Array>, unet: ModelProto, rank: number,
+  out: OutputFolder, log: (line: string) => void, onBytes: (dpoBytes: number) => void, signal?: AbortSignal,
 ) {
   const sites = new Map(findLoraSites(unet, 'all').map((s) => [s.weightName, s]));
   const entries = new Map<string, LoraEntry>();
   const layers: { module: string; relError: number }[] = [];
   let keptSq = 0, droppedSq = 0, droppedTensors = 0;
   for (const m of mappings) {
-    const tensor = inits.get(m.initializer)!;
-    const theta = baseValues(m, tensor, readBase(tensor)!);
-    const dpoValues = toInitializerLayout(m, readDpo(m.key));
+    signal?.throwIfAborted();
+    const base = await theta(m.initializer);
+    const dpoValues = toInitializerLayout(m, await dpo.read(m.key));
+    onBytes(dpo.entries.get(m.key)!.end - dpo.entries.get(m.key)!.begin);
     const site = sites.get(m.initializer);
     let sq = 0;
-    const eta = new Float64Array(theta.length);
+    const eta = new Float64Array(base.length);
     for (let j = 0; j < eta.length; j++) {
-      eta[j] = dpoValues[j] - theta[j];
+      eta[j] = dpoValues[j] - base[j];
       sq += eta[j] * eta[j];
     }
     if (!site) {
@@ -481,8 +529,8 @@ function extractRankEta(
   const normShare = keptSq + droppedSq > 0 ? Math.sqrt(droppedSq / (keptSq + droppedSq)) : 0;
   log(`η rank ${rank}: ${entries.size} Linear/1×1 Conv layers as LoRA; dropped ${droppedTensors} tensors a LoRA cannot express (k×k convs, norms, biases): ${(100 * normShare).toFixed(2)}% of ‖η‖_F`);
   const bytes = serializeLora({ entries }, 'diffusers', { metadata: { content: `rank-${rank} SVD of theta_dpo - theta (prepare-model)` } });
-  writeFileSync(path, bytes);
-  return { report: { layers, dropped: { tensors: droppedTensors, normShare } }, tensors: entries.size * 2, bytes: bytes.length };
+  const file = await writeWhole(out, 'eta.safetensors', bytes);
+  return { report: { layers, dropped: { tensors: droppedTensors, normShare } }, tensors: entries.size * 2, file, bytes };
 }
 
 function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
@@ -495,17 +543,20 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
  * Copies η's or δ's LoRA files: one at scale 1 as `<role>.safetensors` (as before stacks existed); one with a scale
  * keeps it in the entry; several become a stack `<role>-lora-<i>.safetensors`, applied as Σ scaleᵢ·ΔWᵢ.
  */
-function copyLoras(loras: readonly LoraArg[], sets: LoraSet[], out: string, role: 'eta' | 'delta', summary: ComponentSummary[]): PreparedOffset {
-  const parts = loras.map(({ path, scale }, i): LoraOffset => {
-    const set = sets[i];
+async function copyLoras(
+  loras: readonly LoraInput[], read: { set: LoraSet; bytes: Uint8Array }[], out: OutputFolder, role: 'eta' | 'delta', summary: ComponentSummary[], written: Map<string, string>,
+): Promise<PreparedOffset> {
+  const parts: LoraOffset[] = [];
+  for (const [i, lora] of loras.entries()) {
+    const { set, bytes } = read[i];
     const file = loras.length === 1 ? `${role}.safetensors` : `${role}-lora-${i}.safetensors`;
-    copyFileSync(path, join(out, file));
-    summary.push({ component: `${role} (LoRA${loras.length > 1 ? ` ${i + 1}` : ''})`, tensors: set.entries.size * 2, bytes: statSync(path).size, shards: 1 });
+    written.set(file, (await writeWhole(out, file, bytes)).sha256);
+    summary.push({ component: `${role} (LoRA${loras.length > 1 ? ` ${i + 1}` : ''})`, tensors: set.entries.size * 2, bytes: bytes.length, shards: 1 });
     const skipped = set.skipped.length ? `; ${set.skipped.length} keys skipped (${set.skipped[0].reason})` : '';
-    return { kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${path}${skipped}`, ...(scale !== 1 ? { scale } : {}) };
-  });
+    parts.push({ kind: 'lora', file, rank: maxRank(set), description: `${set.format} LoRA on ${set.entries.size} layers from ${loraName(lora)}${skipped}`, ...(lora.scale !== 1 ? { scale: lora.scale } : {}) });
+  }
   if (parts.length === 1) return parts[0];
-  return { kind: 'stack', parts, description: `${parts.length} LoRAs stacked: ${loras.map((l) => `${l.scale} × ${l.path}`).join(' + ')}` };
+  return { kind: 'stack', parts, description: `${parts.length} LoRAs stacked: ${loras.map((l) => `${l.scale} × ${loraName(l)}`).join(' + ')}` };
 }
 
 /**
@@ -513,20 +564,24 @@ function copyLoras(loras: readonly LoraArg[], sets: LoraSet[], out: string, role
  * `tokenizer_config.json` (src/text buildTokenizerFiles), converted from the slow files SD repositories ship. An
  * export that already has a tokenizer.json keeps it.
  */
-function copyTokenizer(exportDir: string, out: string, notes: string[], dir = 'tokenizer'): string {
-  const src = join(exportDir, dir);
-  const present = TOKENIZER_FILES.filter((f) => existsSync(join(src, f)));
+async function copyTokenizer(exportDir: InputFolder, out: OutputFolder, notes: string[], written: Map<string, string>, dir = 'tokenizer'): Promise<string> {
+  const present: string[] = [];
+  for (const f of TOKENIZER_FILES) if (await exists(exportDir, `${dir}/${f}`)) present.push(f);
   const slow = present.includes('vocab.json') && present.includes('merges.txt');
   if (!slow && !present.includes('tokenizer.json')) {
-    throw new Error(`the export's ${dir} folder ${src} lacks vocab.json + merges.txt (or tokenizer.json)`);
+    throw new Error(`the export's ${dir} folder ${exportDir.name(dir)} lacks vocab.json + merges.txt (or tokenizer.json)`);
   }
-  mkdirSync(join(out, dir), { recursive: true });
-  for (const f of present) copyFileSync(join(src, f), join(out, dir, f));
+  const text = new Map<string, string>();
+  const write = async (f: string, bytes: Uint8Array) => void written.set(`${dir}/${f}`, (await writeWhole(out, `${dir}/${f}`, bytes)).sha256);
+  for (const f of present) {
+    const bytes = await readWhole(exportDir, `${dir}/${f}`);
+    text.set(f, new TextDecoder().decode(bytes));
+    if (present.includes('tokenizer.json') || f !== 'tokenizer_config.json') await write(f, bytes);
+  }
   if (!present.includes('tokenizer.json')) {
-    const read = (f: string) => (present.includes(f) ? readFileSync(join(src, f), 'utf8') : undefined);
-    const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles({ vocab: read('vocab.json')!, merges: read('merges.txt')!, tokenizerConfig: read('tokenizer_config.json'), specialTokensMap: read('special_tokens_map.json') });
-    writeFileSync(join(out, dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
-    writeFileSync(join(out, dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
+    const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles({ vocab: text.get('vocab.json')!, merges: text.get('merges.txt')!, tokenizerConfig: text.get('tokenizer_config.json'), specialTokensMap: text.get('special_tokens_map.json') });
+    await write('tokenizer.json', new TextEncoder().encode(JSON.stringify(tokenizerJson)));
+    await write('tokenizer_config.json', new TextEncoder().encode(`${JSON.stringify(tokenizerConfig, null, 2)}\n`));
     notes.push(`${dir}: tokenizer.json written from vocab.json + merges.txt (${Object.keys(tokenizerJson.model.vocab).length} tokens)`);
   }
   return dir;
@@ -548,12 +603,12 @@ function withoutResavedSpacing(config: Record<string, unknown>, notes: string[])
 
 /**
  * Re-reads a written graph and checks each external tensor: its location is one of the component's shards, its
- * offset is 64-byte aligned, and offset + length lies inside the shard.
+ * offset is 64-byte aligned, and offset + length lies inside the shard. `sizes`: the written files' sizes by path.
  */
-export function verifyComponent(out: string, c: OnnxComponent, label: string): void {
-  const dir = dirname(c.file);
-  const shards = new Map(c.externalData.map((p) => [relative(dir, p).split(sep).join('/'), statSync(join(out, p)).size]));
-  const model = readModel(readFileSync(join(out, c.file)));
+export async function verifyComponent(out: OutputFolder, sizes: ReadonlyMap<string, number>, c: OnnxComponent, label: string): Promise<void> {
+  const dir = parentPath(c.file);
+  const shards = new Map(c.externalData.map((p) => [p.slice(dir.length + 1), sizes.get(p)]));
+  const model = readModel(await out.read(c.file, 0, sizes.get(c.file) ?? 0));
   for (const t of model.graph?.initializer ?? []) {
     if (!isExternal(t)) continue;
     const e = new Map((t.externalData ?? []).map((x) => [x.key ?? '', x.value ?? '']));
@@ -564,21 +619,4 @@ export function verifyComponent(out: string, c: OnnxComponent, label: string): v
     if (offset % ALIGN !== 0) throw new Error(`verify ${label}: tensor ${t.name} at offset ${offset} is not ${ALIGN}-byte aligned`);
     if (length !== tensorByteSize(t) || offset + length > size) throw new Error(`verify ${label}: tensor ${t.name} bytes ${offset}..${offset + length} do not fit ${location} (${size} bytes)`);
   }
-}
-
-/** Every file of the prepared folder (but the manifest) with its size and SHA-256, read back from disk. */
-function listFiles(out: string): PreparedManifest['files'] {
-  const files: PreparedManifest['files'] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (path !== join(out, 'manifest.json')) {
-        const { bytes, sha256 } = hashFile(path);
-        files.push({ path: relative(out, path).split(sep).join('/'), bytes, sha256 });
-      }
-    }
-  };
-  walk(out);
-  return files;
 }

@@ -2,15 +2,13 @@
 // initializer's bytes are read on demand from its external file with a positioned read (never the whole 3.4 GB
 // `weights.pb` / `model.onnx_data`), and the component is rewritten with its weights re-sharded (shard-writer.ts).
 // External references are hostile input: the location must stay inside the graph's folder, and offset + length must
-// lie inside the file as it is on disk (model-io.ts checks the same against bytes in memory).
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
+// lie inside the file as it is (model-io.ts checks the same against bytes in memory). The files come from an input
+// folder (io.ts: disk, chosen files, the Hub) and go to an output folder.
 import { isExternal, readModel, writeModel } from '../onnx/model-io.ts';
-import { DataType, OnnxError, int, onnx, type ModelProto, type TensorProto } from '../onnx/proto.ts';
+import { DataType, OnnxError, int, onnx, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.ts';
 import { bytesPer, dataTypeName, elementCount } from '../onnx/tensor.ts';
-import { readExactly } from './stream-safetensors.ts';
-import { createShardSet, DEFAULT_SHARD_BYTES, type WrittenFile } from './shard-writer.ts';
+import { joinPath, parentPath, readWhole, type InputFolder, type OutputFolder } from './io.ts';
+import { createShardSet, DEFAULT_SHARD_BYTES, writeWhole, type WrittenFile } from './shard-writer.ts';
 
 /** Inline initializers at least this large move into the shards too (a text encoder exported with inline weights). */
 export const MIN_EXTERNAL_BYTES = 1024;
@@ -18,15 +16,16 @@ export const MIN_EXTERNAL_BYTES = 1024;
 export type InputDtype = 'float32' | 'float16' | 'int32' | 'int64';
 
 /** Reads and decodes a graph file; anything that is not an ONNX model with a graph of nodes is refused. */
-export function readGraph(path: string): ModelProto {
-  if (!existsSync(path)) throw new OnnxError(`${path}: no such file`);
+export async function readGraph(folder: InputFolder, path: string): Promise<ModelProto> {
+  const name = folder.name(path);
+  if ((await folder.size(path)) === undefined) throw new OnnxError(`${name}: no such file`);
   let model: ModelProto;
   try {
-    model = readModel(readFileSync(path));
+    model = readModel(await readWhole(folder, path));
   } catch (error) {
-    throw new OnnxError(`${path} is not an ONNX model: ${(error as Error).message}`);
+    throw new OnnxError(`${name} is not an ONNX model: ${(error as Error).message}`);
   }
-  if (!model.graph?.node?.length) throw new OnnxError(`${path} is not an ONNX model: its graph has no nodes`);
+  if (!model.graph?.node?.length) throw new OnnxError(`${name} is not an ONNX model: its graph has no nodes`);
   return model;
 }
 
@@ -58,18 +57,20 @@ export function tensorByteSize(tensor: TensorProto): number {
   return elementCount(dims) * bytesPer(tensor.dataType ?? 0);
 }
 
+/** An absolute path, a drive letter or a `..` segment: a location that would leave the graph's folder. */
+const leavesFolder = (location: string) => /^([\\/]|[A-Za-z]:)/.test(location) || location.split(/[\\/]/).includes('..');
+
 /**
- * Resolves and bounds-checks an external tensor against the file on disk. `sizes` caches file sizes by location.
- * The location must be a plain relative path inside `dir` (no absolute path, no `..`): a hostile graph must not make
- * us read /etc/passwd into a shard.
+ * Resolves and bounds-checks an external tensor against the file in `folder` (`dir` is the graph's folder in it).
+ * `sizes` caches file sizes by location. The location must be a plain relative path inside `dir` (no absolute path,
+ * no `..`): a hostile graph must not make us read /etc/passwd into a shard.
  */
-export function externalSpan(tensor: TensorProto, dir: string, sizes: Map<string, number>): ExternalSpan {
+export async function externalSpan(tensor: TensorProto, folder: InputFolder, dir: string, sizes: Map<string, number>): Promise<ExternalSpan> {
   const name = tensor.name ?? '(unnamed)';
   const entries = externalEntries(tensor);
   const location = entries.get('location');
   if (!location) throw new OnnxError(`tensor ${name}: external data without a location`);
-  const clean = normalize(location);
-  if (isAbsolute(location) || clean.split(sep).includes('..') || clean.split('/').includes('..')) {
+  if (leavesFolder(location)) {
     throw new OnnxError(`tensor ${name}: external data location ${JSON.stringify(location)} leaves the graph's folder`);
   }
   const byteSize = tensorByteSize(tensor);
@@ -83,11 +84,11 @@ export function externalSpan(tensor: TensorProto, dir: string, sizes: Map<string
   if (length !== byteSize) {
     throw new OnnxError(`tensor ${name}: external data length ${length} does not match its shape [${(tensor.dims ?? []).map(int)}] of ${dataTypeName(tensor.dataType ?? 0)} (${byteSize} bytes)`);
   }
-  const file = join(dir, location);
+  const file = joinPath(dir, location);
   let size = sizes.get(location);
   if (size === undefined) {
-    if (!existsSync(file)) throw new OnnxError(`tensor ${name}: external data file ${file} does not exist`);
-    size = statSync(file).size;
+    size = await folder.size(file);
+    if (size === undefined) throw new OnnxError(`tensor ${name}: external data file ${folder.name(file)} does not exist`);
     sizes.set(location, size);
   }
   if (offset + length > size) {
@@ -115,27 +116,16 @@ export function inlineBytes(tensor: TensorProto): Uint8Array | null {
   return null;
 }
 
-/** Reads initializers' bytes from a graph's folder, keeping one file handle per external file. */
-export function createTensorReader(dir: string) {
+/** Reads initializers' bytes from the folder `dir` of `folder` (a graph's folder). */
+export function createTensorReader(folder: InputFolder, dir: string) {
   const sizes = new Map<string, number>();
-  const fds = new Map<string, number>();
   return {
-    span: (tensor: TensorProto) => externalSpan(tensor, dir, sizes),
+    span: (tensor: TensorProto) => externalSpan(tensor, folder, dir, sizes),
     /** The tensor's bytes (a fresh buffer for external tensors, the inline bytes otherwise), or null (left inline). */
-    read(tensor: TensorProto): Uint8Array | null {
+    async read(tensor: TensorProto): Promise<Uint8Array | null> {
       if (!isExternal(tensor)) return inlineBytes(tensor);
-      const span = externalSpan(tensor, dir, sizes);
-      let fd = fds.get(span.file);
-      if (fd === undefined) {
-        fd = openSync(span.file, 'r');
-        fds.set(span.file, fd);
-        if (fstatSync(fd).size !== sizes.get(span.location)) throw new OnnxError(`${span.file} changed size while being read`);
-      }
-      return readExactly(fd, span.length, span.offset, span.file);
-    },
-    close() {
-      for (const fd of fds.values()) closeSync(fd);
-      fds.clear();
+      const span = await externalSpan(tensor, folder, dir, sizes);
+      return folder.read(span.file, span.offset, span.offset + span.length);
     },
   };
 }
@@ -174,6 +164,8 @@ export interface RewriteOptions {
   transform?: TensorTransform;
   /** Called after each tensor with the bytes read so far and the total to read. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Checked between tensors: a cancel stops the copy there. */
+  signal?: AbortSignal;
 }
 
 export interface RewrittenComponent {
@@ -187,56 +179,70 @@ export interface RewrittenComponent {
   largestTensorBytes: number;
 }
 
+/** Which initializers move into shards: external ones, and inline ones of at least 1 KiB we can read. */
+const movingInitializers = (model: ModelProto) =>
+  (model.graph?.initializer ?? []).map((t) => isExternal(t) || (inlineSize(t) >= MIN_EXTERNAL_BYTES && inlineBytes(t) !== null));
+
+/** The bytes rewriteComponent will read for a graph's weights (progress totals). */
+export function movingBytes(model: ModelProto): number {
+  const moving = movingInitializers(model);
+  return (model.graph?.initializer ?? []).reduce((sum, t, i) => sum + (moving[i] ? tensorByteSize(t) : 0), 0);
+}
+
 /**
- * Rewrites graph `srcPath` into `outDir/graphName` with every external (and every large inline) initializer copied,
- * one at a time, into `outDir/weights-NN.bin` shards; the graph's locations then name those shards. `decoded`: the
- * graph if the caller already read it (a text encoder with inline weights is ~500 MB: read it once).
+ * Rewrites graph `srcPath` of `input` into `outDir/graphName` of `out` with every external (and every large inline)
+ * initializer copied, one at a time, into `outDir/weights-NN.bin` shards; the graph's locations then name those
+ * shards. `decoded`: the graph if the caller already read it (a text encoder with inline weights is ~500 MB: read it
+ * once).
  */
-export function rewriteComponent(srcPath: string, outDir: string, options: RewriteOptions = {}, graphName = 'model.onnx', decoded?: ModelProto): RewrittenComponent {
-  const reader = createTensorReader(dirname(srcPath));
-  mkdirSync(outDir, { recursive: true });
-  const shardSet = createShardSet(outDir, 'weights', options.maxShardBytes ?? DEFAULT_SHARD_BYTES);
+export async function rewriteComponent(
+  input: InputFolder, srcPath: string, out: OutputFolder, outDir: string, options: RewriteOptions = {}, graphName = 'model.onnx', decoded?: ModelProto,
+): Promise<RewrittenComponent> {
+  const reader = createTensorReader(input, parentPath(srcPath));
+  const shardSet = createShardSet(out, outDir, 'weights', options.maxShardBytes ?? DEFAULT_SHARD_BYTES);
   try {
-    const model = inlineConstantNodes(decoded ?? readGraph(srcPath), reader);
+    const model = await inlineConstantNodes(decoded ?? await readGraph(input, srcPath), reader);
     checkNodeTensors(model);
     const initializers = model.graph!.initializer ?? [];
     // Weights go to shards; tensors under 1 KiB stay (or become) inline.
-    const moving = initializers.map((t) => isExternal(t) || (inlineSize(t) >= MIN_EXTERNAL_BYTES && inlineBytes(t) !== null));
+    const moving = movingInitializers(model);
     // Check every external reference before writing anything: a bad one fails fast and costs nothing.
-    let total = 0;
-    initializers.forEach((t, i) => {
-      if (isExternal(t)) reader.span(t);
-      if (moving[i]) total += tensorByteSize(t);
-    });
+    for (const t of initializers) if (isExternal(t)) await reader.span(t);
+    const total = movingBytes(model);
     let done = 0;
     let tensors = 0;
     let written = 0;
     let largest = 0;
-    const rewritten = initializers.map((tensor, i) => {
-      if (!moving[i]) return tensor;
-      const raw = reader.read(tensor)!;
+    const rewritten: TensorProto[] = [];
+    for (const [i, tensor] of initializers.entries()) {
+      options.signal?.throwIfAborted();
+      if (!moving[i]) {
+        rewritten.push(tensor);
+        continue;
+      }
+      const raw = (await reader.read(tensor))!;
       done += raw.length;
       const { dataType, bytes } = options.transform ? options.transform(tensor, raw) : { dataType: tensor.dataType ?? 0, bytes: raw };
       // Small external tensors become inline, as onnx.save_model's size_threshold keeps them (ORT's shape inference
       // needs shape constants inline).
-      if (raw.length < MIN_EXTERNAL_BYTES) return inlineTensor({ ...tensor, dataType }, bytes);
-      const place = shardSet.place(tensor.name ?? '', bytes);
+      if (raw.length < MIN_EXTERNAL_BYTES) {
+        rewritten.push(inlineTensor({ ...tensor, dataType }, bytes));
+        continue;
+      }
+      const place = await shardSet.place(tensor.name ?? '', bytes);
       largest = Math.max(largest, bytes.length);
       written += bytes.length;
       tensors++;
       options.onProgress?.(done, total);
-      return externalTensor(tensor, dataType, place.location, place.offset, place.length);
-    });
-    const out: ModelProto = { ...model, graph: { ...model.graph!, initializer: rewritten } };
-    const shards = shardSet.finish();
-    const bytes = writeModel(out);
-    writeFileSync(join(outDir, graphName), bytes);
-    const graph: WrittenFile = { file: graphName, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+      rewritten.push(externalTensor(tensor, dataType, place.location, place.offset, place.length));
+    }
+    const result: ModelProto = { ...model, graph: { ...model.graph!, initializer: rewritten } };
+    const shards = await shardSet.finish();
+    const graph = await writeWhole(out, joinPath(outDir, graphName), writeModel(result));
     for (const t of rewritten) if (!isExternal(t)) largest = Math.max(largest, inlineSize(t));
-    return { model: out, shards, graph, tensors, bytes: written, largestTensorBytes: largest };
+    return { model: result, shards, graph: { ...graph, file: graphName }, tensors, bytes: written, largestTensorBytes: largest };
   } finally {
-    shardSet.finish();
-    reader.close();
+    await shardSet.finish();
   }
 }
 
@@ -264,13 +270,20 @@ function externalTensor(tensor: TensorProto, dataType: number, location: string,
  * onnx's convert_attribute=True, so a Constant of at least its size threshold (1024 bytes; 100 with its
  * FORCE_ONNX_EXTERNAL_DATA switch, e.g. CLIP's position_ids [1, 77] int64) sits in model.onnx_data.
  */
-function inlineConstantNodes(model: ModelProto, reader: TensorReader): ModelProto {
+async function inlineConstantNodes(model: ModelProto, reader: TensorReader): Promise<ModelProto> {
   const nodes = model.graph?.node ?? [];
-  if (!nodes.some((n) => (n.attribute ?? []).some((a) => a.t && isExternal(a.t)))) return model;
-  const node = nodes.map((n) => (!(n.attribute ?? []).some((a) => a.t && isExternal(a.t)) ? n : {
-    ...n,
-    attribute: n.attribute!.map((a) => (a.t && isExternal(a.t) ? { ...a, t: inlineTensor(a.t, reader.read(a.t)!) } : a)),
-  }));
+  const external = (n: NodeProto) => (n.attribute ?? []).some((a) => a.t && isExternal(a.t));
+  if (!nodes.some(external)) return model;
+  const node: NodeProto[] = [];
+  for (const n of nodes) {
+    if (!external(n)) {
+      node.push(n);
+      continue;
+    }
+    const attribute = [];
+    for (const a of n.attribute!) attribute.push(a.t && isExternal(a.t) ? { ...a, t: inlineTensor(a.t, (await reader.read(a.t))!) } : a);
+    node.push({ ...n, attribute });
+  }
   return { ...model, graph: { ...model.graph!, node } };
 }
 

@@ -1,127 +1,113 @@
-// safetensors files too large to hold in memory (a diffusers UNet: 3.4 GB), read and written tensor by tensor through
-// file handles. The header rules are src/lora/safetensors.ts's own (readHeaderLength, parseSafetensorsHeader), so a
-// streamed file is refused for exactly the reasons an in-memory one would be. A diffusers folder sharded by
+// safetensors files too large to hold in memory (a diffusers UNet: 3.4 GB), read tensor by tensor by byte range from
+// an input folder (io.ts: disk, chosen files, the Hub), and written through shard-writer.ts. The header rules are
+// src/lora/safetensors.ts's own (readHeaderLength, parseSafetensorsHeader), so a streamed file is refused for
+// exactly the reasons an in-memory one would be. A diffusers folder sharded by
 // `diffusion_pytorch_model.safetensors.index.json` ({ weight_map: { tensor: file } }) is read as one set of tensors.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { LoraError } from '../lora/errors.ts';
 import {
   decodeTensorBytes, encodeSafetensorsHeader, parseSafetensorsHeader, readHeaderLength, DTYPE_BYTES,
   type SafetensorsDtype, type SafetensorsEntry,
 } from '../lora/safetensors.ts';
+import { readText, type InputFolder } from './io.ts';
 
 export interface StreamedSafetensors {
   path: string;
   entries: Map<string, SafetensorsEntry>;
   metadata: Record<string, string>;
+  /** Where the data section starts: a tensor's bytes lie at dataStart + begin. */
+  dataStart: number;
   /** Reads one tensor's values (decoded to float32) from the file. */
-  read(name: string): Float32Array;
-  close(): void;
+  read(name: string): Promise<Float32Array>;
 }
 
-/** Reads exactly `length` bytes at `position` (a short read means the file changed under us: an error). */
-export function readExactly(fd: number, length: number, position: number, what: string): Uint8Array {
-  const out = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, out, done, length - done, position + done);
-    if (n === 0) throw new Error(`${what}: file ended after ${position + done} bytes while reading ${length} bytes at ${position}`);
-    done += n;
-  }
-  return out;
-}
-
-/** Opens a safetensors file and validates its header; tensor data is read only on demand. */
-export function openSafetensors(path: string): StreamedSafetensors {
-  const fd = openSync(path, 'r');
+/** Opens a safetensors file of `folder` and validates its header; tensor data is read only on demand. */
+export async function openSafetensors(folder: InputFolder, path: string): Promise<StreamedSafetensors> {
+  const name = folder.name(path);
+  const size = await folder.size(path);
+  if (size === undefined) throw new Error(`${name}: no such file`);
   try {
-    const size = fstatSync(fd).size;
-    const first8 = readExactly(fd, Math.min(8, size), 0, path);
-    const n = readHeaderLength(first8, size);
+    const n = readHeaderLength(await folder.read(path, 0, Math.min(8, size)), size);
     const dataStart = 8 + n;
-    const { entries, metadata } = parseSafetensorsHeader(readExactly(fd, n, 8, path), size - dataStart);
+    const { entries, metadata } = parseSafetensorsHeader(await folder.read(path, 8, dataStart), size - dataStart);
     const byName = new Map(entries.map((e) => [e.name, e]));
     return {
-      path,
+      path: name,
       entries: byName,
       metadata,
-      read(name) {
-        const e = byName.get(name);
-        if (!e) throw new LoraError(`safetensors: ${path} has no tensor ${JSON.stringify(name)}`, 'argument');
-        return decodeTensorBytes(readExactly(fd, e.end - e.begin, dataStart + e.begin, path), e.dtype);
+      dataStart,
+      async read(tensor) {
+        const e = byName.get(tensor);
+        if (!e) throw new LoraError(`safetensors: ${name} has no tensor ${JSON.stringify(tensor)}`, 'argument');
+        return decodeTensorBytes(await folder.read(path, dataStart + e.begin, dataStart + e.end), e.dtype);
       },
-      close: () => closeSync(fd),
     };
   } catch (error) {
-    closeSync(fd);
-    if (error instanceof LoraError) error.message = `${path}: ${error.message}`;
+    if (error instanceof LoraError) error.message = `${name}: ${error.message}`;
     throw error;
   }
 }
 
-/** One tensor of a (possibly sharded) set, with the file it lives in. */
+/** One tensor of a (possibly sharded) set, with the file it lives in and where its bytes start in that file. */
 export interface TensorSet {
-  entries: Map<string, SafetensorsEntry & { file: string }>;
-  read(name: string): Float32Array;
-  close(): void;
+  entries: Map<string, SafetensorsEntry & { file: string; start: number }>;
+  read(name: string): Promise<Float32Array>;
 }
 
 /**
  * A diffusers model folder's weights: `<base>.safetensors`, or the shards its `<base>.safetensors.index.json` lists.
  * A tensor listed in the index but absent from its shard (or present in two shards) is an error.
  */
-export function openSafetensorsFolder(dir: string, base = 'diffusion_pytorch_model'): TensorSet {
-  const single = join(dir, `${base}.safetensors`);
-  const index = join(dir, `${base}.safetensors.index.json`);
+export async function openSafetensorsFolder(folder: InputFolder, base = 'diffusion_pytorch_model'): Promise<TensorSet> {
+  const single = `${base}.safetensors`;
+  const index = `${base}.safetensors.index.json`;
   let files: string[];
-  if (existsSync(single)) files = [single];
-  else if (existsSync(index)) files = shardsOfIndex(index);
-  else throw new Error(`${dir}: neither ${base}.safetensors nor ${base}.safetensors.index.json (is it a diffusers model folder?)`);
+  if (await folder.size(single) !== undefined) files = [single];
+  else if (await folder.size(index) !== undefined) files = parseShardIndex(await readText(folder, index), folder.name(index));
+  else throw new Error(`${folder.label}: neither ${single} nor ${index} (is it a diffusers model folder?)`);
   const opened: StreamedSafetensors[] = [];
-  try {
-    for (const f of files) opened.push(openSafetensors(f));
-  } catch (error) {
-    for (const o of opened) o.close();
-    throw error;
-  }
-  const entries = new Map<string, SafetensorsEntry & { file: string }>();
+  for (const f of files) opened.push(await openSafetensors(folder, f));
+  const entries: TensorSet['entries'] = new Map();
   const owner = new Map<string, StreamedSafetensors>();
   for (const o of opened) {
     for (const [name, e] of o.entries) {
       const other = owner.get(name);
       if (other) throw new Error(`tensor ${name} is in two shards: ${other.path} and ${o.path}`);
       owner.set(name, o);
-      entries.set(name, { ...e, file: o.path });
+      entries.set(name, { ...e, file: o.path, start: o.dataStart + e.begin });
     }
   }
   return {
     entries,
     read: (name) => {
       const o = owner.get(name);
-      if (!o) throw new Error(`${dir}: no tensor ${JSON.stringify(name)}`);
+      if (!o) throw new Error(`${folder.label}: no tensor ${JSON.stringify(name)}`);
       return o.read(name);
     },
-    close: () => opened.forEach((o) => o.close()),
   };
 }
 
-function shardsOfIndex(indexPath: string): string[] {
+/**
+ * The shard files a `*.safetensors.index.json` names (hostile input: each must be a plain file name beside the
+ * index), in order of first appearance.
+ */
+export function parseShardIndex(text: string, label: string): string[] {
   let index: unknown;
   try {
-    index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    index = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${indexPath} is not valid JSON: ${(error as Error).message}`);
+    throw new Error(`${label} is not valid JSON: ${(error as Error).message}`);
   }
   const map = (index as { weight_map?: unknown })?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new Error(`${indexPath} has no weight_map object`);
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new Error(`${label} has no weight_map object`);
   const files = new Set<string>();
   for (const [name, file] of Object.entries(map)) {
-    if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
-      throw new Error(`${indexPath}: tensor ${name} names the shard ${JSON.stringify(file)}, expected a file name beside the index`);
+    if (typeof file !== 'string' || file === '' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
+      throw new Error(`${label}: tensor ${name} names the shard ${typeof file === 'string' ? JSON.stringify(file.slice(0, 200)) : typeof file}, expected a file name beside the index`);
     }
     files.add(file);
   }
-  return [...files].map((f) => join(dirname(indexPath), f));
+  if (files.size === 0) throw new Error(`${label}: its weight_map names no shard`);
+  return [...files];
 }
 
 /** A tensor to write: its layout is known before its values are computed, so the header can go first. */

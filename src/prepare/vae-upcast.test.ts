@@ -14,15 +14,15 @@ import { floatInput, floatOutput } from '../pipelines/float-tensors.ts';
 import { createComponentSession } from '../pipelines/onnx-component.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { psnr } from '../pipelines/reference-metrics.ts';
-import { prepareModel } from './prepare.ts';
+import { prepareFromPaths } from './node-io.ts';
 
 const references = readSafetensors(new Uint8Array(readFileSync(join(SDXL_FIXTURE, 'references.safetensors')))).tensors;
 const latents = references.get('gen.euler.cfg.latents')!.data;
 const image = references.get('gen.euler.cfg.image_float')!.data;
 
-function prepare(options: { dtype?: 'float16'; vae?: string }) {
+async function prepare(options: { dtype?: 'float16'; vae?: string }) {
   const out = join(mkdtempSync(join(tmpdir(), 'vae-upcast-')), 'model');
-  const result = prepareModel({ onnx: assembleSdxlExport(), out, ...options });
+  const result = await prepareFromPaths({ onnx: assembleSdxlExport(), out, ...options });
   return { ...result, dir: readModelDirectory(out) };
 }
 
@@ -37,7 +37,7 @@ async function decode(manifest: PreparedManifest, files: ReadonlyMap<string, Uin
 
 describe('prepare-model: VAE force_upcast and --vae', () => {
   it('--dtype float16 keeps a force_upcast VAE float32 (decoder and encoder) and converts the UNet and encoders', async () => {
-    const { manifest, notes, dir } = prepare({ dtype: 'float16' });
+    const { manifest, notes, dir } = await prepare({ dtype: 'float16' });
     expect([manifest.unet.dtype, manifest.textEncoder.dtype, manifest.sdxl!.textEncoder2.dtype]).toEqual(['float16', 'float16', 'float16']);
     expect([manifest.vaeDecoder.dtype, manifest.vaeEncoder!.dtype]).toEqual(['float32', 'float32']);
     expect(notes.join('\n')).toMatch(/vae_decoder: kept float32 under --dtype float16, as its config says force_upcast/);
@@ -50,7 +50,7 @@ describe('prepare-model: VAE force_upcast and --vae', () => {
       cpSync(join(SDXL_FIXTURE, 'export-optimum/vae_decoder'), vae, { recursive: true });
       const config = JSON.parse(readFileSync(join(vae, 'config.json'), 'utf8'));
       writeFileSync(join(vae, 'config.json'), JSON.stringify({ ...config, force_upcast: false }));
-      const { manifest, notes, dir } = prepare({ dtype: 'float16', vae });
+      const { manifest, notes, dir } = await prepare({ dtype: 'float16', vae });
       // float16 weights and arithmetic; float16-graph.ts keeps the graph's float32 inputs and outputs (casts inside)
       expect([manifest.vaeDecoder.dtype, manifest.vaeEncoder!.dtype]).toEqual(['float16', 'float32']);
       expect(manifest.source.vae).toBe(vae);
@@ -61,8 +61,8 @@ describe('prepare-model: VAE force_upcast and --vae', () => {
     }
   });
 
-  it('refuses a --vae folder without a decoder export, naming what it looked for', () => {
+  it('refuses a --vae folder without a decoder export, naming what it looked for', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'no-vae-'));
-    expect(() => prepare({ vae: empty })).toThrow(/--vae .* holds no VAE decoder export: expected .*model\.onnx or .*vae_decoder\/model\.onnx/);
+    await expect(prepare({ vae: empty })).rejects.toThrow(/--vae .* holds no VAE decoder export: expected .*model\.onnx or .*vae_decoder\/model\.onnx/);
   });
 });

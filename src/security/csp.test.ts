@@ -2,7 +2,7 @@
 // `?model=` origin rule admits exactly one other http(s) origin.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { contentSecurityPolicy, modelOriginOf, STATIC_HEADERS } from './csp.ts';
+import { contentSecurityPolicy, hubOriginOf, HUB_ORIGINS, modelOriginOf, STATIC_HEADERS } from './csp.ts';
 
 const directive = (csp: string, name: string) => csp.split('; ').find((d) => d.startsWith(`${name} `))?.split(' ').slice(1);
 
@@ -20,9 +20,20 @@ describe('Content-Security-Policy', () => {
   it('allows no inline script and no eval, only WebAssembly compilation', () => {
     const csp = contentSecurityPolicy({ modelOrigin: 'https://models.example.org' });
     expect(directive(csp, 'script-src')).toEqual(["'self'", "'wasm-unsafe-eval'"]);
-    expect(directive(csp, 'connect-src')).toEqual(["'self'", 'https://models.example.org']);
-    expect(csp).not.toMatch(/'unsafe-eval'|'unsafe-inline'|\*/);
+    expect(directive(csp, 'connect-src')).toEqual(["'self'", 'https://models.example.org', ...HUB_ORIGINS]);
+    // No wildcard but the Hub's own subdomains (its CDN hosts move: cdn-lfs*.hf.co, cas-bridge.xethub.hf.co, …).
+    expect(csp.replace('https://*.huggingface.co', '').replace('https://*.hf.co', '')).not.toMatch(/'unsafe-eval'|'unsafe-inline'|\*/);
     expect(directive(contentSecurityPolicy({ dev: { nonce: 'abc' } }), 'script-src')).toEqual(["'self'", "'wasm-unsafe-eval'", "'nonce-abc'"]);
+  });
+
+  it('names the Hub\'s origins, or instead the one origin ?hub= gives', () => {
+    expect(directive(contentSecurityPolicy(), 'connect-src')).toEqual(["'self'", 'https://huggingface.co', 'https://*.huggingface.co', 'https://*.hf.co']);
+    const page = 'http://127.0.0.1:4173';
+    const mirror = hubOriginOf(`${page}/?hub=http://127.0.0.1:5000/some/path`);
+    expect(mirror).toBe('http://127.0.0.1:5000');
+    expect(directive(contentSecurityPolicy({ hubOrigin: mirror }), 'connect-src')).toEqual(["'self'", 'http://127.0.0.1:5000']);
+    expect(hubOriginOf(`${page}/?hub=javascript:alert(1)`)).toBeUndefined();
+    expect(hubOriginOf(`${page}/`)).toBeUndefined();
   });
 
   it('takes the origin of another-origin ?model= URLs only', () => {

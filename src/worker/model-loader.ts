@@ -7,6 +7,7 @@ import type { ModelCache } from '../model/source/cache.ts';
 import { openChosenFiles } from '../model/source/chosen-files.ts';
 import type { ByteOrigin, ModelSource } from '../model/source/source.ts';
 import { openUrlSource } from '../model/source/url.ts';
+import { openPreparedSource } from '../model/source/opfs.ts';
 
 export interface LoadedModel {
   manifest: AnyManifest;
@@ -36,6 +37,13 @@ export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgre
  */
 export async function loadModelFiles(chosen: readonly File[], onProgress: LoadProgress, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
   const source = await openChosenFiles(chosen);
+  accept?.(source.manifest);
+  return { ...(await readEveryFile(source, onProgress)), notices: [] };
+}
+
+/** A model prepared in this browser (origin-private file system): read and checked like a chosen folder, offline. */
+export async function loadPreparedModel(modelId: string, onProgress: LoadProgress, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
+  const source = await openPreparedSource(modelId);
   accept?.(source.manifest);
   return { ...(await readEveryFile(source, onProgress)), notices: [] };
 }

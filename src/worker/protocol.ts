@@ -58,6 +58,8 @@ export type WorkerRequest =
   | { type: 'init'; modelUrl: string; backend: BackendPreference }
   /** Replaces the loaded model by a prepared directory chosen from disk (read in the worker, never uploaded). */
   | { type: 'load-files'; files: File[]; backend: BackendPreference }
+  /** A model prepared in this browser (origin-private file system, src/model/source/opfs.ts), by its folder id. */
+  | { type: 'load-prepared'; modelId: string; backend: BackendPreference }
   /** Removes every cached model file (the Cache API store); answered with a 'cache-cleared' event. */
   | { type: 'clear-cache' }
   | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[] }

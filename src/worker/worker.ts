@@ -2,7 +2,7 @@
 // jobs one at a time: generations (a new one or a cancel aborts the running one between steps), LoRA training runs,
 // and LoRA swaps. Every event of a job carries its id so the page can drop stale ones.
 import { chwToRgba } from '../diffusion/image.ts';
-import { loadModelDirectory, loadModelFiles, type LoadedModel, type LoadProgress } from './model-loader.ts';
+import { loadModelDirectory, loadModelFiles, loadPreparedModel, type LoadedModel, type LoadProgress } from './model-loader.ts';
 import { checkFit } from '../model/fit.ts';
 import { createModelEngine, type LatentEngine } from '../pipelines/index.ts';
 import { chooseBackend, type BackendChoice } from './ort-backend.ts';
@@ -40,11 +40,15 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
     case 'init':
       loaded ??= init(request.backend, (progress, accept) => loadModelDirectoryCached(request.modelUrl, progress, accept));
       return;
-    case 'load-files': {
+    case 'load-files':
+    case 'load-prepared': {
       const previous = loaded;
+      const load: Load = request.type === 'load-files'
+        ? (progress, accept) => loadModelFiles(request.files, progress, accept)
+        : (progress, accept) => loadPreparedModel(request.modelId, progress, accept);
       loaded = (async () => {
         await (await previous?.catch(() => undefined))?.engine.release().catch(() => undefined);
-        return init(request.backend, (progress, accept) => loadModelFiles(request.files, progress, accept));
+        return init(request.backend, load);
       })();
       return;
     }
