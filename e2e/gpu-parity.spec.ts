@@ -34,5 +34,7 @@ test('WebGPU and WASM produce the same images', async ({ browser }) => {
     expect(rgb.filter((d) => d > 0).length / ((a.length * 3) / 4), `${kind}: share of differing bytes`).toBeLessThan(0.01);
   }
   const done = gpu.events.filter((e) => e.type === 'done').at(-1);
-  expect(done && done.type === 'done' && done.stats).toMatchObject({ loop: 'gpu', readBacks: 2, unetCalls: STEPS });
+  expect(done && done.type === 'done' && done.stats).toMatchObject({ loop: 'gpu', unetCalls: STEPS });
+  // One read-back per image, plus one per image for each step preview the page asked for (slow steps get them).
+  if (done?.type === 'done') expect(done.stats!.readBacks).toBe(2 + 2 * done.stats!.previews);
 });

@@ -4,6 +4,7 @@
 // a few seconds there, so the 250 ms preview interval passes several times; WebGPU on SwiftShader would need minutes.
 import { expect, test } from '@playwright/test';
 import { allowFor, colourCount, pixels, waitIdle } from './helpers.ts';
+import { recordWorkerEvents, workerEvents } from './gpu-helpers.ts';
 
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'backend-independent page behaviour; WASM is fast enough for 30 steps'));
 
@@ -32,4 +33,20 @@ test('shows low-resolution previews while sampling, then the finished images', a
     expect(await canvas.evaluate((c: HTMLCanvasElement) => [c.width, c.height])).toEqual([32, 32]);
     expect(colourCount(await pixels(page, id))).toBeGreaterThan(64);
   }
+});
+
+test('?previews=off shows none while sampling (the worker is not asked for any), and the box turns them back on', async ({ page }, info) => {
+  await recordWorkerEvents(page);
+  await page.goto('/?backend=wasm&steps=30&previews=off');
+  await waitIdle(page, info, { load: true, steps: 30 });
+  await expect(page.getByTestId('step-previews')).not.toBeChecked();
+  const events = await workerEvents(page);
+  expect(events.filter((e) => e.type === 'preview')).toEqual([]);
+  const done = events.filter((e) => e.type === 'done');
+  expect(done.length).toBeGreaterThan(0);
+  expect(done.every((e) => e.type === 'done' && e.stats?.previews === 0)).toBe(true);
+  await page.getByTestId('step-previews').check();
+  await expect(page).not.toHaveURL(/previews=off/);
+  await page.getByTestId('step-previews').uncheck();
+  await expect(page).toHaveURL(/previews=off/);
 });

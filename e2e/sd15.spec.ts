@@ -10,7 +10,7 @@ import { SD15_TEST_MODEL, SD15_TEST_MODEL_URL } from './test-models.ts';
 const settings = { prompt: 'a red apple on a wooden table, photo', negativePrompt: '', seed: 42, steps: 4, omega: 6.5, alpha: 0.5, beta: 1, scheduler: 'dpm++2m', width: 64, height: 64 };
 /**
  * What one page generation of the fixture costs, in embedded-model generations (the calibration's unit): the dense η
- * at α ≠ 1 takes two UNet calls a step (src/pipelines/unet-weights.ts 'grouped'), then two VAE decodes at 64².
+ * at α ≠ 1 takes two UNet calls a step (src/engine/unet-graph.ts 'grouped'), then two VAE decodes at 64².
  */
 const SD15_GENERATION = 4;
 

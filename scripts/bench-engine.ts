@@ -7,11 +7,12 @@
 //
 // Run: `npm run bench` (tiny fixture model), `npm run bench -- --model embedded` (models/), `-- --steps N`,
 // `-- --repeats R` (runs per median, default 5), `-- --backend webgpu|wasm`. `*.wgsl?raw` imports are served by scripts/raw-imports.mjs (tsx --import).
-import { createEngine } from '../src/worker/engine.ts';
+import { createModelEngine } from '../src/pipelines/index.ts';
 import { nodeWebGpuOrt } from '../src/worker/node-webgpu-ort.ts';
 import type { GenerateParams } from '../src/worker/protocol.ts';
 import { benchArgs, loadBenchModel } from './engine-bench/model.ts';
 import { formatHeader, formatRow, measureEngine, type BenchBackend } from './engine-bench/measure.ts';
+import { memorySource } from '../src/model/source/memory.ts';
 
 const args = benchArgs(process.argv.slice(2));
 const { manifest, files } = loadBenchModel(args.model);
@@ -20,7 +21,7 @@ const params: GenerateParams = { ...manifest.defaults, steps: args.steps };
 async function runBackend(backend: BenchBackend) {
   const web = await nodeWebGpuOrt();
   const gpu = backend === 'webgpu';
-  const engine = await createEngine(web.ort, manifest, files, {
+  const engine = await createModelEngine(web.ort, memorySource(manifest, files), {
     sessionOptions: { executionProviders: gpu ? [{ name: 'webgpu', device: web.device } as never] : ['wasm'] },
     gpu: gpu ? { device: web.device } : undefined,
   });

@@ -31,7 +31,7 @@ console.log(textTable([
   }),
 ]));
 
-// What the worker holds for NPO beyond the files (src/pipelines/unet-weights.ts: θ_pos/θ_neg of the touched weights
+// What the worker holds for NPO beyond the files (src/engine/weights-cpu.ts: θ_pos/θ_neg of the touched weights
 // in the model's dtype, a LoRA's ΔW made per weight while merging), as src/model/fit.ts npoWorkerArrays counts it.
 // "Before" is the float32 merge up to commit 1c6a9fd (θ_pos, θ_neg and each offset's dense ΔW in float32).
 const siteParams = sites.reduce((a, p) => a + numel(p.shape), 0);

@@ -10,6 +10,7 @@ import { assembleSdxlExport, SDXL_FIXTURE } from './fixtures/sdxl-export.ts';
 import { prepareFixture } from '../src/pipelines/reference-metrics.ts';
 import { createModelEngine } from '../src/pipelines/index.ts';
 import type { GenerateParams, ImageKind } from '../src/worker/protocol.ts';
+import { memorySource } from '../src/model/source/memory.ts';
 
 export interface StepCost { label: string; msPerStep: number; unetCalls: number }
 
@@ -17,7 +18,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function timeSteps(args: string[], images: ImageKind[], params: GenerateParams): Promise<{ ms: number; calls: number }> {
   const model = prepareFixture(assembleSdxlExport(), args);
-  const engine = await createModelEngine(ort, model.manifest, model.files, { sessionOptions: { intraOpNumThreads: 1, logSeverityLevel: 3 } });
+  const engine = await createModelEngine(ort, memorySource(model.manifest, model.files), { sessionOptions: { intraOpNumThreads: 1, logSeverityLevel: 3 } });
   try {
     await engine.generate({ ...params, steps: 2 }, images, {}); // warm-up: session and weight-set creation
     const marks: number[] = [];

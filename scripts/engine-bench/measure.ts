@@ -8,7 +8,7 @@ import { readModel, readWeight } from '../../src/onnx/model-io.ts';
 import { initializersToInputs } from '../../src/onnx/passes/initializers-to-inputs.ts';
 import { loraDeltaWeight, parseLora } from '../../src/lora/formats.ts';
 import { mergeWeight } from '../../src/model/merge.ts';
-import type { Engine } from '../../src/worker/engine.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerateParams } from '../../src/worker/protocol.ts';
 
 export type BenchBackend = 'webgpu' | 'wasm';

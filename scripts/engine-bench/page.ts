@@ -3,10 +3,11 @@
 // WebGPU build, our own GPUDevice) and runs the shared measurements. Runs on the page's main thread, not in a worker:
 // the engine code is the same, and the measurements time only engine calls. Not imported by the app.
 import { parseManifest } from '../../src/model/manifest.ts';
-import { createEngine } from '../../src/worker/engine.ts';
+import { createModelEngine } from '../../src/pipelines/index.ts';
 import { chooseBackend, ort } from '../../src/worker/ort-backend.ts';
 import type { GenerateParams } from '../../src/worker/protocol.ts';
 import { measureEngine, type BenchBackend, type BenchRow } from './measure.ts';
+import { memorySource } from '../../src/model/source/memory.ts';
 
 async function fetchBytes(url: string) {
   const response = await fetch(url);
@@ -34,7 +35,7 @@ async function runBackend(backend: BenchBackend, steps: number, repeats: number,
   const { manifest, files } = await loadModel(modelBase);
   const params: GenerateParams = { ...manifest.defaults, steps };
   const choice = await chooseBackend(backend);
-  const engine = await createEngine(choice.ort, manifest, files, { sessionOptions: choice.sessionOptions, gpu: choice.device && { device: choice.device } });
+  const engine = await createModelEngine(choice.ort, memorySource(manifest, files), { sessionOptions: choice.sessionOptions, gpu: choice.device && { device: choice.device } });
   try {
     const measured = await measureEngine(engine, backend, params, manifest, files, repeats);
     return { backend, ...describeAdapter(choice.device, choice.adapter), ...measured };

@@ -177,6 +177,7 @@ export function App() {
           <Slider label="β (δ on the negative branch)" testId="slider-beta" value={params.beta} min={AXIS_RANGES.beta[0]} max={AXIS_RANGES.beta[1]} step={0.05} onInput={(v) => setParam('beta', v)} onCommit={commit} onDrag={previewDrag} />
           </div>
           {hasEtaSwitch(s) && <EtaSwitch inUse={etaOn(s)} />}
+          <StepPreviewsSwitch />
           <div className="row">
             <button type="submit" data-testid="generate" disabled={s.status === 'loading' || s.status === 'failed'} title="Ctrl+Enter">Generate</button>
             <button type="button" data-testid="cancel" disabled={!busy} onClick={s.cancel} title="Esc">Cancel</button>
@@ -223,6 +224,17 @@ function EtaSwitch({ inUse }: { inUse: boolean }) {
     <label className="check" title="off: θ_pos = θ (the base model), θ_neg = θ + β·δ">
       <input type="checkbox" data-testid="use-eta" checked={inUse} onChange={(e) => toggle(e.currentTarget.checked)} />
       <span>η (DPO) on both branches</span>
+    </label>
+  );
+}
+
+/** Step previews on or off: a low-resolution look at each image while it is made, one small GPU read-back each. */
+function StepPreviewsSwitch() {
+  const on = usePlayground((s) => s.stepPreviews);
+  return (
+    <label className="check" title="a low-resolution look at each image while it is made; off, a generation reads back from the GPU once per image">
+      <input type="checkbox" data-testid="step-previews" checked={on} onChange={(e) => usePlayground.getState().setStepPreviews(e.currentTarget.checked)} />
+      <span>Step previews</span>
     </label>
   );
 }

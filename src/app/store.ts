@@ -32,6 +32,11 @@ export interface PlaygroundState {
   images: Partial<Record<ImageKind, ShownImage>>;
   /** Low-resolution previews of the running generation, shown over the images until its results arrive. */
   previews: Partial<Record<ImageKind, ShownImage & { step: number }>>;
+  /**
+   * Whether the worker sends those previews ("Step previews", `?previews=off`): each costs the GPU loop a small
+   * read-back, so without them a generation's read-backs do not grow with its steps.
+   */
+  stepPreviews: boolean;
   running?: { id: number; images: ImageKind[]; keys: Record<ImageKind, string>; params: GenerateParams };
   /** Reduced-step images made while a slider is dragged (drag-preview.ts), shown until the full-step ones arrive. */
   dragPreview?: { steps: number; images: Partial<Record<ImageKind, ShownImage>> };
@@ -57,6 +62,7 @@ export interface PlaygroundState {
   setWipe(position: number): void;
   toggleActualSize(): void;
   setNotice(notice?: string): void;
+  setStepPreviews(on: boolean): void;
   /**
    * Turns η on (the model's) or off; resolves once the worker uses it (false if it refused). The page regenerates
    * then, unless `regenerate` is false (a restore that brings its own images or settings).
@@ -106,6 +112,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   progress: { step: 0, total: 0 },
   images: {},
   previews: {},
+  stepPreviews: true,
   loraVersions: { eta: 0, delta: 0 },
   loraNames: {},
   view: 'side-by-side',
@@ -131,6 +138,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
   setWipe: (position) => set({ wipe: Math.min(1, Math.max(0, position)) }),
   toggleActualSize: () => set((s) => ({ actualSize: !s.actualSize })),
   setNotice: (notice) => set({ notice }),
+  setStepPreviews: (on) => set({ stepPreviews: on, previews: {} }),
   setEta: (on, regenerate = true) => switchEta(on, regenerate),
 
   generate() {
@@ -144,7 +152,7 @@ export const usePlayground = create<PlaygroundState>()((set, get) => ({
     if (stale.length === 0 || alreadyRunning) return;
     const id = nextRequestId();
     set({ status: 'generating', running: { id, images: stale, keys, params: { ...params, seed } }, progress: { step: 0, total: params.steps }, previews: {}, error: undefined });
-    sendToWorker({ type: 'generate', id, params: { ...params, seed }, images: stale });
+    sendToWorker({ type: 'generate', id, params: { ...params, seed }, images: stale, previews: get().stepPreviews });
   },
 
   cancel() {
@@ -248,8 +256,12 @@ export function onGenerated(listener: (generated: Generated) => void): void {
 
 /** Keeps the URL equal to the settings once the model's defaults are known (before that it holds the link's own). */
 function syncUrl(state: PlaygroundState, previous: PlaygroundState) {
-  if (!ready || (state.params === previous.params && state.loraNames === previous.loraNames && state.model === previous.model)) return;
-  const search = queryWithParams(location.search, state.params, etaSetting(state));
+  const same = state.params === previous.params && state.loraNames === previous.loraNames && state.model === previous.model && state.stepPreviews === previous.stepPreviews;
+  if (!ready || same) return;
+  const query = new URLSearchParams(queryWithParams(location.search, state.params, etaSetting(state)));
+  if (state.stepPreviews) query.delete('previews');
+  else query.set('previews', 'off');
+  const search = `?${query.toString()}`;
   if (search !== location.search) history.replaceState(history.state, '', `${location.pathname}${search}${location.hash}`);
 }
 
@@ -271,6 +283,7 @@ export function startPlayground(search = location.search) {
   backendPreference = backend === 'webgpu' || backend === 'wasm' ? backend : 'auto';
   urlParams = paramsFromQuery(query);
   urlEta = etaFromQuery(query);
+  usePlayground.setState({ stepPreviews: query.get('previews') !== 'off' });
   onWorkerEvent(handleWorkerEvent);
   usePlayground.subscribe(syncUrl);
   const prepared = query.get('prepared'); // a model prepared in this browser (src/app/PreparePanel.tsx)

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { encodePng } from '../world/png.ts';
 import { createModelEngine } from '../pipelines/index.ts';
-import { readModelDirectory } from '../pipelines/read-directory.ts';
+import { openModelDirectory } from '../model/source/node-directory.ts';
 import { parseLoraArgs } from './lora-arg.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
 import { isPrepared, type AnyManifest } from '../model/manifest.ts';
@@ -60,9 +60,10 @@ function settings(d: AnyManifest['defaults'], size: { width: number; height: num
 
 async function main() {
   if (!values.model || !(values.out || values['emit-python'])) throw new Error('usage: npm run generate -- --model <dir> --prompt "…" --out <dir> [--emit-python <file>] (see src/cli/generate.ts)');
-  const model = readModelDirectory(values.model);
-  if (!values.out) return emitPython(values['emit-python']!, model.manifest, values.model, settings(model.manifest.defaults, undefined));
-  const engine = await createModelEngine(ort, model.manifest, model.files, { sessionOptions: { logSeverityLevel: 3 } });
+  // Every file is checked against the manifest's sizes and SHA-256 as the engine reads it.
+  const source = await openModelDirectory(values.model);
+  if (!values.out) return emitPython(values['emit-python']!, source.manifest, values.model, settings(source.manifest.defaults, undefined));
+  const engine = await createModelEngine(ort, source, { sessionOptions: { logSeverityLevel: 3 } });
   const params = settings(engine.info.defaults, engine.info);
   // Repeated --eta / --delta stack their LoRAs on that branch, each with its own scale (path:scale).
   for (const role of ['eta', 'delta'] as const) {
@@ -72,7 +73,7 @@ async function main() {
       if (skipped) console.error(`${role}: ${skipped} keys of ${loras.map((l) => l.path).join(', ')} target layers that are not patched (skipped)`);
     }
   }
-  if (values['emit-python']) emitPython(values['emit-python'], model.manifest, values.model, params);
+  if (values['emit-python']) emitPython(values['emit-python'], source.manifest, values.model, params);
   mkdirSync(values.out, { recursive: true });
   const tokens = { prompt: engine.tokens(params.prompt), negativePrompt: engine.tokens(params.negativePrompt) };
   const run: Record<string, unknown> = { model: values.model, modelName: engine.info.name, kind: engine.info.kind, params, guidanceScale: params.omega + 1, tokens, eta: values.eta, delta: values.delta };

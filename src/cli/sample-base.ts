@@ -7,9 +7,10 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { parseManifest } from '../model/manifest.ts';
-import { createEngine } from '../worker/engine.ts';
+import { createModelEngine } from '../pipelines/index.ts';
 import { createRng, encodePng, heldOutCaptions, imageGrid, layoutScene, parseCaption, renderScene, sampleExample } from '../world/index.ts';
 import { scoreImage, type RewardScores } from '../reward/index.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,7 +27,7 @@ async function main() {
   const split = arg('split', 'heldout');
   const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   const files = new Map(manifest.files.map((f) => [f.path, new Uint8Array(readFileSync(join(dir, f.path)))]));
-  const engine = await createEngine(ort, { ...manifest, loras: {} }, files);
+  const engine = await createModelEngine(ort, memorySource({ ...manifest, loras: {} }, files));
   const rng = createRng(77);
   const prompts = split === 'heldout' ? heldOutCaptions(nPrompts) : Array.from({ length: nPrompts }, () => sampleExample(rng).caption);
   const images: Float32Array[] = [];

@@ -3,7 +3,8 @@
 import * as ort from 'onnxruntime-node';
 import { isPrepared, ManifestError, type ModelManifest } from '../model/manifest.ts';
 import { readModelDirectory as readAnyModelDirectory } from '../pipelines/read-directory.ts';
-import { createEngine, type Engine } from '../worker/engine.ts';
+import { createModelEngine, type Engine } from '../pipelines/index.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 export interface ModelDirectory {
   dir: string;
@@ -28,5 +29,5 @@ export function engineWith(model: ModelDirectory, loras: { eta?: Uint8Array; del
     files.set(`${role}.safetensors`, bytes);
     entries[role] = { file: `${role}.safetensors`, role, rank: 0, description: role };
   }
-  return createEngine(ort, { ...model.manifest, loras: entries }, files, { sessionOptions: { logSeverityLevel: 3 } });
+  return createModelEngine(ort, memorySource({ ...model.manifest, loras: entries }, files), { sessionOptions: { logSeverityLevel: 3 } });
 }

@@ -1,16 +1,12 @@
-// WGSL kernels of the GPU-resident sampling loop (sampler.wgsl): `gather` scales x_k into a batched UNet input,
-// `step` does the CFG combine and the scheduler's linear step (src/diffusion/schedulers/linear-step.ts) in one pass,
+// WGSL kernels of the GPU-resident sampling loop (sampler.wgsl; the UNet's input c_in·x_k is written by the cast
+// kernel, cast.ts, which also converts to a float16 UNet's type): `step` does the CFG combine and the scheduler's linear step (src/diffusion/schedulers/linear-step.ts) in one pass,
 // `preview` writes a block-averaged low-resolution x̂₀ (or x) of one image for a small read-back.
 // Parameters go through a uniform buffer of 256-byte slots that the caller owns (param-slots.ts).
 import { dispatchGrid, writeParamSlot, type ParamSlots } from './param-slots.ts';
 import source from './sampler.wgsl?raw';
 
-// Re-exported for src/worker/gpu-sampler.ts, which imports them from here.
-export { createParamSlots, type ParamSlots } from './param-slots.ts';
-
 const WG = 256;
 const STEP_PARAMS_BYTES = 112;
-const GATHER_PARAMS_BYTES = 32;
 const PREVIEW_PARAMS_BYTES = 48;
 export const MAX_RING = 8; // coefficients per history in StepParams (2 × vec4)
 
@@ -32,15 +28,6 @@ export interface StepDispatch {
   sampleCoefs: number[];
   outputCoefs: number[];
   noiseCoef: number;
-}
-
-export interface GatherDispatch {
-  src: GPUBuffer;
-  srcOffset: number;
-  dst: GPUBuffer;
-  dstOffset: number;
-  count: number;
-  scale: number;
 }
 
 export interface PreviewDispatch {
@@ -66,7 +53,6 @@ export interface PreviewDispatch {
 
 export interface SamplerKernels {
   encodeStep(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: StepDispatch): void;
-  encodeGather(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: GatherDispatch): void;
   encodePreview(pass: GPUComputePassEncoder, params: ParamSlots, slot: number, d: PreviewDispatch): void;
 }
 
@@ -74,7 +60,6 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
   const module = device.createShaderModule({ label: 'sampler', code: source });
   const pipeline = (entryPoint: string) => device.createComputePipeline({ label: `sampler ${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
   const stepPipeline = pipeline('step');
-  const gatherPipeline = pipeline('gather');
   const previewPipeline = pipeline('preview');
   const maxGrid = device.limits.maxComputeWorkgroupsPerDimension;
 
@@ -100,13 +85,6 @@ export function createSamplerKernels(device: GPUDevice): SamplerKernels {
       f.set(d.sampleCoefs, 4);
       f.set(d.outputCoefs, 12);
       dispatch(pass, stepPipeline, writeParams(params, slot, u), [d.pos, d.neg, d.xs, d.eps, d.noise], gx, gy);
-    },
-    encodeGather(pass, params, slot, d) {
-      const [gx, gy] = grid(d.count);
-      const u = new ArrayBuffer(GATHER_PARAMS_BYTES);
-      new Uint32Array(u, 0, 4).set([d.count, d.srcOffset, d.dstOffset, gx]);
-      new Float32Array(u, 16, 1)[0] = d.scale;
-      dispatch(pass, gatherPipeline, writeParams(params, slot, u), [d.src, d.dst], gx, gy);
     },
     encodePreview(pass, params, slot, d) {
       if (!Number.isInteger(d.factor) || d.factor < 1 || d.factor > Math.min(d.height, d.width)) throw new Error(`sampler: preview factor ${d.factor} for ${d.height}×${d.width}`);

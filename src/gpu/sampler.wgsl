@@ -1,5 +1,4 @@
 // The GPU-resident sampling loop's two kernels (DESIGN decision 6; src/diffusion/schedulers/linear-step.ts):
-//   gather: model input = inputScale · x_k, copied into its slot of a batched UNet input;
 //   step:   ε_k = (ω + 1)·ε_pos − ω·ε_neg (paper Eq. 10's CFG), then
 //           x_{k+1} = Σ_j sampleCoefs[j]·x_{k−j} + Σ_j outputCoefs[j]·ε_{k−j} + noiseCoef·z_k.
 // x and ε live in rings of `ring` slots of `count` elements each; x_k and ε_k sit in slot `slot`, x_{k+1} goes to
@@ -51,28 +50,6 @@ fn step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (sp.noiseCoef != 0.0) { v += sp.noiseCoef * noise[i]; }
   eps[sp.slot * sp.count + i] = e;
   xs[((sp.slot + 1u) % sp.ring) * sp.count + i] = v;
-}
-
-struct GatherParams {
-  count: u32,
-  srcOffset: u32,
-  dstOffset: u32,
-  gridX: u32,
-  scale: f32,
-  _pad0: f32,
-  _pad1: f32,
-  _pad2: f32,
-}
-
-@group(0) @binding(0) var<uniform> gp: GatherParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
-@compute @workgroup_size(WG)
-fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.y * gp.gridX + wg.x) * WG + lid;
-  if (i >= gp.count) { return; }
-  dst[gp.dstOffset + i] = gp.scale * src[gp.srcOffset + i];
 }
 
 // preview: a low-resolution look at one image mid-sampling, p = mean over factor×factor blocks of a·x + b·ε, per channel,

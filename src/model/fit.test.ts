@@ -40,8 +40,19 @@ describe('checkFit', () => {
     expect(checkFit(big, { backend: 'webgpu' }).problems[0]).toMatch(/unet\/weights\.pb is 3\.20 GiB, over the browser's 2 GiB per file/);
   });
 
-  it('still reports the totals and the largest buffer of a model that fits', () => {
-    expect(checkFit(sd15, { backend: 'webgpu' })).toMatchObject({ warnings: [], largestBufferBytes: 49408 * 768 * 4, residentBytes: 4_128_000_000, workerBytes: 4_128_000_000 });
+  it('still reports the totals and the largest buffer of a model that fits; on WebGPU the UNet is on the GPU only', () => {
+    const report = checkFit(sd15, { backend: 'webgpu' });
+    expect(report).toMatchObject({ warnings: [], largestBufferBytes: 49408 * 768 * 4 });
+    // Every weight on the GPU; the text encoder and VAE in WebAssembly memory too; the worker reads one component whole at a time.
+    expect(report.memory).toEqual({ gpu: 4_128_000_000, wasm: 690_000_000, js: 492_000_000 });
+    // On WASM every weight is in WebAssembly memory, and the UNet's files stay in the worker for ORT and the merge.
+    expect(checkFit(sd15, { backend: 'wasm' }).memory).toEqual({ wasm: 4_128_000_000, js: 3_438_000_000 + 492_000_000, gpu: 0 });
+  });
+
+  it('refuses a float16 UNet on a WebGPU device without shader-f16 (ORT cannot run it there)', () => {
+    const fp16 = { ...sd15, unet: { ...sd15.unet, dtype: 'float16' } } as PreparedManifest;
+    expect(checkFit(fp16, { backend: 'webgpu', shaderF16: false }).problems).toEqual(['its float16 UNet needs the GPU feature shader-f16 (onnxruntime-web\'s WebGPU kernels require it), which this adapter lacks; use WASM or a float32 preparation']);
+    expect(checkFit(fp16, { backend: 'webgpu', shaderF16: true }).fits).toBe(true);
   });
 });
 
@@ -90,21 +101,24 @@ describe('checkFit for SDXL fp16 (per tensor and total)', () => {
     expect(report.problems).toEqual(['its largest weight input (a stacked [θ_pos; θ_neg] weight for NPO) is 10 MiB, over this GPU\'s buffer limit of 8 MiB']);
   });
 
-  it('totals: files + θ_neg copies on the GPU; files + merge arrays in the model dtype in the worker', () => {
-    const files = 2 * unetElements + 2 * 123_060_480 + 2 * 694_659_840 + 4 * 49_490_179;
+  it('places: on WebGPU every weight and NPO\'s θ_neg copies on the GPU, nothing of the UNet in the worker or WebAssembly', () => {
+    const [unet, te1, te2, vae] = [2 * unetElements, 2 * 123_060_480, 2 * 694_659_840, 4 * 49_490_179];
     const lora = checkFit(sdxl(loraDelta), { backend: 'webgpu' });
-    expect(lora.totalBytes).toBeCloseTo(files, -1);
-    expect(lora.residentBytes - lora.totalBytes).toBe(2 * loraDelta.touchedElements);
-    // [θ_pos; θ_neg] in float16 at δ's sites, and one site's float32 ΔW (and stack sum) while it is merged
-    expect(lora.workerBytes - lora.totalBytes).toBe(2 * 2 * loraDelta.touchedElements + 2 * 4 * 1280 * 2048);
+    expect(lora.totalBytes).toBeCloseTo(unet + te1 + te2 + vae, -1);
+    // θ_neg at δ's sites (stacked [θ_pos; θ_neg]) is the only copy NPO adds; the UNet's 5 GB never pass through JS or WASM
+    expect(lora.memory.gpu - lora.totalBytes).toBe(2 * loraDelta.touchedElements);
+    expect(lora.memory.wasm).toBe(te1 + te2 + vae);
+    expect(lora.memory.js).toBe(te2); // the largest component, read whole before ORT takes it
     const dense = checkFit(sdxl(denseEta), { backend: 'webgpu' });
-    expect(dense.residentBytes - dense.totalBytes).toBe(2 * unetElements);
-    // θ_pos, θ_neg in float16 (10 GB; η is decoded per weight), plus one weight's float32 scratch per offset
-    expect(dense.workerBytes - dense.totalBytes).toBe(2 * 2 * unetElements + 2 * 2 * 4 * denseEta.largestTouchedElements);
-    // WASM cannot hold SDXL (6.5 GiB of files, fp16 with a float32 VAE); a 4 GiB device refuses, Chromium's 8 GiB cap only warns
-    expect(checkFit(sdxl(loraDelta), { backend: 'wasm' }).problems[0]).toMatch(/^the model's 8\.\d\d GiB of weights \(6\.\d\d GiB of files \+ 1\.\d\d GiB of θ_neg copies for NPO\) do not fit WebAssembly/);
+    expect(dense.memory.gpu - dense.totalBytes).toBe(2 * unetElements); // θ_neg everywhere: θ_pos + θ_neg + η is 3× the UNet
+    // On WASM the UNet is in WebAssembly memory and its files in the worker, with [θ_pos; θ_neg] per touched weight there
+    const wasm = checkFit(sdxl(loraDelta), { backend: 'wasm' });
+    expect(wasm.memory.wasm - (unet + te1 + te2 + vae)).toBeCloseTo(2 * 2 * loraDelta.touchedElements, -1);
+    expect(wasm.memory.js - unet - te2).toBe(2 * 2 * loraDelta.touchedElements + 2 * 4 * 1280 * 2048);
+    // WASM cannot hold SDXL; a 4 GiB device refuses, Chromium's 8 GiB cap only warns
+    expect(wasm.problems[0]).toMatch(/^the model's \d+\.\d\d GiB of weights \(with 1\.\d\d GiB of θ_neg copies for NPO\) do not fit WebAssembly/);
     const four = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 4 });
-    expect(four.problems[0]).toMatch(/needs about \d+\.\d\d GiB .* merge arrays for NPO\), more than this device's reported 4 GiB/);
+    expect(four.problems[0]).toMatch(/needs about \d+\.\d\d GiB \(\d\.\d\d GiB in the worker, \d\.\d\d GiB in WebAssembly memory, \d\.\d\d GiB on the GPU\), more than this device's reported 4 GiB/);
     const capped = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 8 });
     expect(capped).toMatchObject({ fits: true });
     expect(capped.warnings[0]).toMatch(/reports at least 8 GiB of memory and cannot tell more/);

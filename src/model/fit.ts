@@ -4,10 +4,10 @@
 //   - WASM: 4 GiB of linear memory holds every session's weights plus activations;
 //   - WebGPU: each weight lives in its own GPU buffer (ORT's initializers, our weight-set inputs: no buffer holds the
 //     whole model), so the largest one — a stacked [θ_pos; θ_neg] input is twice its weight — must fit
-//     maxStorageBufferBindingSize and maxBufferSize; the weights resident for NPO (the files plus the θ_neg copies)
-//     and the worker's merge arrays (θ_pos/θ_neg of the touched weights in the model's dtype) must fit the memory
-//     we may assume.
-import { isPrepared, type AnyManifest, type NpoFootprint } from './manifest.ts';
+//     maxStorageBufferBindingSize and maxBufferSize; a float16 UNet needs 'shader-f16';
+//   - and what the model holds in the worker's JS heap, ORT's WASM heap and on the GPU (memoryPlaces), summed, must
+//     fit the memory the browser says the device has.
+import { isPrepared, type AnyManifest, type NpoFootprint, type OnnxComponent, type PreparedManifest } from './manifest.ts';
 
 export interface DeviceLimits {
   backend: 'webgpu' | 'wasm';
@@ -16,6 +16,8 @@ export interface DeviceLimits {
   maxStorageBufferBindingSize?: number;
   /** navigator.deviceMemory in GiB where the browser tells it (Chromium rounds it, capped at 8). */
   deviceMemoryGiB?: number;
+  /** WebGPU: whether the device has 'shader-f16' (undefined: not known). */
+  shaderF16?: boolean;
 }
 
 export interface FitReport {
@@ -29,11 +31,12 @@ export interface FitReport {
   largest: { path: string; bytes: number };
   /** The largest single buffer a session is fed (a weight, or a stacked [θ_pos; θ_neg] input). */
   largestBufferBytes: number;
-  /** Weights resident on the GPU (WebGPU) or in WASM memory: the files plus NPO's θ_neg copies of touched weights. */
-  residentBytes: number;
-  /** The worker's own memory: the downloaded files plus NPO's merge arrays (npoWorkerArrays). */
-  workerBytes: number;
+  /** Where the model's bytes live on this backend, with the engine as it is (memoryPlaces). */
+  memory: MemoryPlaces;
 }
+
+/** Bytes the model holds in each place: the worker's JS heap, ORT's WASM heap, the GPU. */
+export interface MemoryPlaces { js: number; wasm: number; gpu: number }
 
 export const ARRAY_BUFFER_LIMIT = 2 ** 31 - 1;
 export const WASM_MEMORY_LIMIT = 4 * 2 ** 30;
@@ -47,17 +50,17 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
   const totalBytes = files.reduce((sum, f) => sum + f.bytes, 0);
   const largest = files.reduce((max, f) => (f.bytes > max.bytes ? { path: f.path, bytes: f.bytes } : max), { path: '', bytes: 0 });
   const npo = npoBytes(manifest);
-  const residentBytes = totalBytes + npo.extraResident;
-  const workerBytes = totalBytes + npo.mergeArrays;
   const largestBuffer = Math.max(largestTensorBytes(manifest), npo.largestInput);
+  const memory = memoryPlaces(manifest, limits.backend);
   const problems: string[] = [];
   const warnings: string[] = [];
   for (const f of files) {
     if (f.bytes > ARRAY_BUFFER_LIMIT) problems.push(`${f.path} is ${gib(f.bytes)}, over the browser's 2 GiB per file; prepare the model again (prepare-model writes shards under 2 GiB)`);
   }
-  const withNpo = npo.extraResident ? ` (${gib(totalBytes)} of files + ${gib(npo.extraResident)} of θ_neg copies for NPO)` : '';
-  if (limits.backend === 'wasm' && residentBytes > WASM_MEMORY_LIMIT * (1 - WASM_HEADROOM)) {
-    problems.push(`the model's ${gib(residentBytes)} of weights${withNpo} do not fit WebAssembly's 4 GiB memory with room for activations (at most ${gib(WASM_MEMORY_LIMIT * (1 - WASM_HEADROOM))}); use WebGPU or a float16 preparation`);
+  const withNpo = limits.backend === 'wasm' && npo.extraResident ? ` (with ${gib(npo.extraResident)} of θ_neg copies for NPO)` : '';
+  if (memory.wasm > WASM_MEMORY_LIMIT * (1 - WASM_HEADROOM)) {
+    const what = limits.backend === 'wasm' ? `the model's ${gib(memory.wasm)} of weights${withNpo}` : `the text encoders' and VAE's ${gib(memory.wasm)} of weights (ORT holds them in its WebAssembly memory)`;
+    problems.push(`${what} do not fit WebAssembly's 4 GiB memory with room for activations (at most ${gib(WASM_MEMORY_LIMIT * (1 - WASM_HEADROOM))}); ${limits.backend === 'wasm' ? 'use WebGPU or a float16 preparation' : 'prepare the model in float16'}`);
   }
   if (limits.backend === 'webgpu') {
     const bufferLimit = Math.min(limits.maxBufferSize ?? Infinity, limits.maxStorageBufferBindingSize ?? Infinity);
@@ -65,21 +68,74 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
       const what = npo.largestInput >= largestTensorBytes(manifest) ? 'its largest weight input (a stacked [θ_pos; θ_neg] weight for NPO)' : 'its largest weight';
       problems.push(`${what} is ${mib(largestBuffer)}, over this GPU's buffer limit of ${mib(bufferLimit)}`);
     }
-  }
-  const memory = limits.deviceMemoryGiB;
-  if (memory) {
-    const need = Math.max(workerBytes, limits.backend === 'webgpu' ? residentBytes : 0);
-    const sentence = `the model needs about ${gib(need)} (${gib(totalBytes)} of files${npo.mergeArrays ? ` + ${gib(npo.mergeArrays)} of merge arrays for NPO` : ''})`;
-    if (need > memory * 2 ** 30) {
-      if (memory < DEVICE_MEMORY_CAP_GIB) problems.push(`${sentence}, more than this device's reported ${memory} GiB of memory`);
-      else warnings.push(`${sentence}; this browser reports at least ${memory} GiB of memory and cannot tell more`);
+    // ORT's WebGPU kernels run a float16 graph only with the device feature (its MatMul programs "require f16").
+    if (isPrepared(manifest) && manifest.unet.dtype === 'float16' && limits.shaderF16 === false) {
+      problems.push(`its float16 UNet needs the GPU feature shader-f16 (onnxruntime-web's WebGPU kernels require it), which this adapter lacks; use WASM or a float32 preparation`);
     }
   }
-  return { fits: problems.length === 0, problems, warnings, totalBytes, largest, largestBufferBytes: largestBuffer, residentBytes, workerBytes };
+  const deviceMemory = limits.deviceMemoryGiB;
+  if (deviceMemory) {
+    // Summed: an integrated GPU shares the machine's memory, and what cannot be told apart is counted once each.
+    const need = memory.js + memory.wasm + memory.gpu;
+    const sentence = `the model needs about ${gib(need)} (${gib(memory.js)} in the worker, ${gib(memory.wasm)} in WebAssembly memory${memory.gpu ? `, ${gib(memory.gpu)} on the GPU` : ''})`;
+    if (need > deviceMemory * 2 ** 30) {
+      if (deviceMemory < DEVICE_MEMORY_CAP_GIB) problems.push(`${sentence}, more than this device's reported ${deviceMemory} GiB of memory`);
+      else warnings.push(`${sentence}; this browser reports at least ${deviceMemory} GiB of memory and cannot tell more`);
+    }
+  }
+  return { fits: problems.length === 0, problems, warnings, totalBytes, largest, largestBufferBytes: largestBuffer, memory };
 }
 
 /**
- * NPO's cost beyond the files, from prepare-model's count of the weights η and δ touch (src/pipelines/unet-weights.ts):
+ * Where the model's bytes are with the one engine (src/engine; README "the engine"), per backend:
+ *   WebGPU  GPU:  every weight (UNet, text encoders, VAE decoder), the offsets (a dense η, LoRA factors) and NPO's
+ *                 θ_neg copies; the UNet's weights come from our own buffers, streamed from the files.
+ *           WASM: the text encoders' and VAE's weights (ORT's initializers, counted as held).
+ *           JS:   the largest component read whole at a time (handed to ORT) and the LoRA files.
+ *   WASM    WASM: every weight, plus the touched weights fed per call (a stacked [θ_pos; θ_neg] input twice).
+ *           JS:   the UNet's files (ORT's external data and θ for the merge), the offsets' files, NPO's merge arrays
+ *                 (npoWorkerArrays) and the largest other component while it is read.
+ * The VAE encoder is for training only and is not counted. Files of the embedded model are small: counted whole.
+ */
+export function memoryPlaces(manifest: AnyManifest, backend: DeviceLimits['backend']): MemoryPlaces {
+  const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
+  if (!isPrepared(manifest)) return backend === 'webgpu' ? { js: total, wasm: total, gpu: total } : { js: total, wasm: total, gpu: 0 };
+  const bytes = (component: OnnxComponent | undefined) => componentBytes(manifest, component);
+  const unet = bytes(manifest.unet);
+  const others = [manifest.textEncoder, manifest.sdxl?.textEncoder2, manifest.vaeDecoder].map(bytes);
+  const encodersAndVae = others.reduce((a, b) => a + b, 0);
+  const offsetFiles = offsetFileBytes(manifest);
+  const npo = npoBytes(manifest);
+  const f = manifest.npoFootprint;
+  if (backend === 'webgpu') {
+    return { gpu: unet + encodersAndVae + offsetFiles.dense + offsetFiles.lora + npo.extraResident, wasm: encodersAndVae, js: Math.max(...others) + offsetFiles.lora };
+  }
+  const fed = f ? (f.stacked ? 2 : 1) * f.touchedElements * f.elementBytes : 0;
+  return { wasm: unet + encodersAndVae + fed, js: unet + offsetFiles.dense + offsetFiles.lora + npo.mergeArrays + Math.max(...others), gpu: 0 };
+}
+
+/** A component's files: its graph and external data, or everything in its folder where they are not listed. */
+function componentBytes(manifest: PreparedManifest, component: OnnxComponent | undefined): number {
+  if (!component) return 0;
+  const folder = component.file.includes('/') ? component.file.slice(0, component.file.lastIndexOf('/') + 1) : undefined;
+  const listed = new Set([component.file, ...component.externalData]);
+  return manifest.files.filter((f) => listed.has(f.path) || (folder && f.path.startsWith(folder))).reduce((sum, f) => sum + f.bytes, 0);
+}
+
+/** Bytes of the offsets' files: dense ones (held on the GPU, or whole in the worker on WASM) and LoRA files. */
+function offsetFileBytes(manifest: PreparedManifest): { dense: number; lora: number } {
+  const size = (path: string) => manifest.files.find((f) => f.path === path)?.bytes ?? 0;
+  const out = { dense: 0, lora: 0 };
+  for (const offset of [manifest.offsets?.eta, manifest.offsets?.delta]) {
+    if (offset?.kind === 'dense') out.dense += offset.files.reduce((sum, p) => sum + size(p), 0);
+    else if (offset?.kind === 'stack') out.lora += offset.parts.reduce((sum, p) => sum + size(p.file), 0);
+    else if (offset) out.lora += size(offset.file);
+  }
+  return out;
+}
+
+/**
+ * NPO's cost beyond the files, from prepare-model's count of the weights η and δ touch (src/engine/weights-cpu.ts, weights-gpu.ts):
  * θ_neg copies of them on the device; the largest input (stacked [θ_pos; θ_neg] doubles a weight); and the worker's
  * merge arrays (npoWorkerArrays).
  */
@@ -95,7 +151,7 @@ function npoBytes(manifest: AnyManifest): { extraResident: number; largestInput:
 }
 
 /**
- * What the worker holds for NPO beyond the files (unet-weights.ts createSets), in bytes:
+ * What the worker holds for NPO beyond the files (src/engine/weights-cpu.ts createSets), in bytes:
  *   sets          θ_pos and θ_neg of each touched weight in the model's dtype: stacked, one [θ_pos; θ_neg] input each;
  *                 grouped, at most the same (θ_pos is θ's file view where η leaves a weight alone, θ_neg θ_pos's array
  *                 where α = 1 and no δ) — 2 × touched × element bytes, exact for the stacked route;

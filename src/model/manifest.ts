@@ -198,7 +198,7 @@ export type PreparedOffset =
   | { kind: 'dense'; files: string[]; tensors: number; description: string };
 
 /**
- * The UNet weights η and δ touch (src/pipelines/unet-weights.ts): they become graph inputs fed from our own arrays.
+ * The UNet weights η and δ touch (src/engine/unet-graph.ts): they become graph inputs fed from the weight sets (src/engine/weights-*.ts).
  * Stacked (LoRA offsets only): one [θ_pos; θ_neg] input per touched weight, twice its size. Grouped (a dense η): θ_pos
  * and θ_neg are separate inputs. The worker merges in float32 on the CPU: θ_pos and θ_neg plus each offset's ΔW.
  */

@@ -13,6 +13,7 @@ import { parseAnyManifest, type PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 import { createModelEngine } from './index.ts';
 import { prepareFixture, relL2 } from './reference-metrics.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const references = readSafetensors(new Uint8Array(readFileSync(join(SDXL_FIXTURE, 'stack-references.safetensors')))).tensors;
 const meta = JSON.parse(readFileSync(join(SDXL_FIXTURE, 'stack-references.json'), 'utf8'));
@@ -27,7 +28,7 @@ const params: GenerateParams = {
 
 async function npoLatents(args: string[]) {
   const model = prepareFixture(assembleSdxlExport(), args);
-  const engine = await createModelEngine(ort, model.manifest, model.files);
+  const engine = await createModelEngine(ort, memorySource(model.manifest, model.files));
   try {
     await engine.generate(params, ['npo'], {});
     return { latents: engine.lastLatents()!.latents.get('npo')!, manifest: model.manifest as PreparedManifest };

@@ -3,6 +3,7 @@
 // the manifest lists paths relative to the model directory: `unet/weights-00.bin` is `weights-00.bin` to the graph.
 import type * as OrtCommon from 'onnxruntime-common';
 import type { OnnxComponent } from '../model/manifest.ts';
+import type { ModelSource } from '../model/source/source.ts';
 
 export type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 
@@ -21,4 +22,11 @@ export async function createComponentSession(ort: Ort, component: OnnxComponent,
   if (!graph) throw new Error(`model file ${component.file} is listed in the manifest but was not loaded`);
   const externalData = [...componentFiles(component, files)].map(([path, data]) => ({ path, data }));
   return ort.InferenceSession.create(graph, { ...options, externalData });
+}
+
+/** A component's graph and external data through the model source, whole (ORT takes them as its external data). */
+export async function readComponent(source: ModelSource, component: OnnxComponent): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for (const path of [component.file, ...component.externalData]) files.set(path, await source.read(path));
+  return files;
 }

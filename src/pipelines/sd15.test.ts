@@ -9,10 +9,11 @@ import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
-import { createModelEngine, promptTokenizer, type LatentEngine } from './index.ts';
+import { createModelEngine, promptTokenizer, type Engine } from './index.ts';
 import { createComponentSession } from './onnx-component.ts';
 import type { ModelDirectory } from './read-directory.ts';
 import { prepareFixture, psnr, relL2 } from './reference-metrics.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const meta = JSON.parse(readFileSync(join(FIXTURE, 'references.json'), 'utf8'));
@@ -34,22 +35,22 @@ const params = (scheduler: string, alpha = 1, beta = 1): GenerateParams => ({
   omega: generation.guidance_scale - 1, alpha, beta, scheduler, width: generation.width, height: generation.height,
 });
 
-async function sample(engine: LatentEngine, p: GenerateParams, kind: ImageKind) {
+async function sample(engine: Engine, p: GenerateParams, kind: ImageKind) {
   const { images } = await engine.generate(p, [kind], {});
   return { latents: engine.lastLatents()!.latents.get(kind)!, image: images.get(kind)! };
 }
 
 describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () => {
   let npoModel: ModelDirectory;
-  let engine: LatentEngine;
-  let base: LatentEngine;
+  let engine: Engine;
+  let base: Engine;
   beforeAll(async () => {
     npoModel = prepare(['--eta-unet', join(FIXTURE, 'dpo-unet'), '--delta-lora', join(FIXTURE, 'delta-diffusers.safetensors')]);
     // The scheduler is the prepared manifest's own: diffusers' from_config of SD1.5's scheduler config, per class.
     const withOffsets = npoModel.manifest as PreparedManifest;
     const plain = { ...withOffsets, offsets: {} };
-    engine = await createModelEngine(ort, withOffsets, npoModel.files);
-    base = await createModelEngine(ort, plain, npoModel.files);
+    engine = await createModelEngine(ort, memorySource(withOffsets, npoModel.files));
+    base = await createModelEngine(ort, memorySource(plain, npoModel.files));
   });
 
   it('tokenizes like transformers\' CLIPTokenizer (with ftfy), including a prompt over 77 tokens', () => {

@@ -1,17 +1,22 @@
-// The Stable Diffusion 1.5 pipeline: diffusers' StableDiffusionPipeline's text conditioning over the shared latent
-// engine (latent-engine.ts: NPO-CFG sampling with θ_pos/θ_neg weight sets, VAE):
+// The Stable Diffusion 1.5 family: diffusers' StableDiffusionPipeline's text conditioning over the shared latent parts
+// (latent-family.ts: the UNet export, η/δ, latents, VAE), sampled by the one engine (src/engine/engine.ts):
 //   CLIP tokenizer (77 ids, `tokenizer(p, padding="max_length", truncation=True)`) → text encoder → last_hidden_state
 //   [77, dim], for the prompt and the negative prompt ("" is encoded, as diffusers does without a negative prompt).
+import type { EngineOptions } from '../engine/engine.ts';
+import type { Conditioner, ModelFamily } from '../engine/family.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
-import type { EngineOptions } from '../worker/engine.ts';
 import { floatInput, floatOutput } from './float-tensors.ts';
-import { createLatentEngine, type Conditioner, type LatentEngine } from './latent-engine.ts';
-import { createComponentSession, type Ort } from './onnx-component.ts';
+import { latentFamily } from './latent-family.ts';
+import { createComponentSession, readComponent, type Ort } from './onnx-component.ts';
+import type { ModelSource } from '../model/source/source.ts';
+import { promptTokenizer, readTokenizer } from './tokenizer.ts';
 import { inputIdsTensor, promptCache, tokenReport } from './text-input.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
 
-export async function createSd15Engine(ort: Ort, manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, tokenizer: PromptTokenizer, options: EngineOptions = {}): Promise<LatentEngine> {
-  return createLatentEngine(ort, manifest, files, await sd15Conditioner(ort, manifest, files, tokenizer, options), options);
+export async function sd15Family(ort: Ort, source: ModelSource, options: EngineOptions = {}): Promise<ModelFamily> {
+  const manifest = source.manifest as PreparedManifest;
+  const files = new Map([...(await readComponent(source, manifest.textEncoder)), ...(await readTokenizer(source, manifest.tokenizer.dir))]);
+  return latentFamily(ort, source, await sd15Conditioner(ort, manifest, files, promptTokenizer(manifest, files), options), options);
 }
 
 export async function sd15Conditioner(ort: Ort, manifest: PreparedManifest, files: ReadonlyMap<string, Uint8Array>, tokenizer: PromptTokenizer, options: EngineOptions = {}): Promise<Conditioner> {

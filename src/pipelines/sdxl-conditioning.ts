@@ -10,10 +10,10 @@
 // Each branch's conditioning is packed per sample as [context (77·dim) | text_embeds | time_ids].
 import type * as OrtCommon from 'onnxruntime-common';
 import type { PreparedManifest, SdxlConditioning } from '../model/manifest.ts';
-import type { EngineOptions } from '../worker/engine.ts';
+import type { EngineOptions } from '../engine/engine.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 import { floatInput, floatOutput } from './float-tensors.ts';
-import type { Conditioner } from './latent-engine.ts';
+import type { Conditioner } from '../engine/family.ts';
 import { createComponentSession, type Ort } from './onnx-component.ts';
 import { inputIdsTensor, promptCache, tokenReport } from './text-input.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
@@ -51,7 +51,7 @@ export interface SdxlPromptEmbeds {
 export async function sdxlConditioner(ort: Ort, manifest: PreparedManifest, files: Files, [tokenizer1, tokenizer2]: [PromptTokenizer, PromptTokenizer], options: EngineOptions = {}): Promise<Conditioner & { embeds(prompt: string): Promise<SdxlPromptEmbeds> }> {
   const x = manifest.sdxl;
   if (manifest.kind !== 'sdxl' || !x) throw new Error(`${manifest.name} is not a prepared SDXL model (kind ${manifest.kind}, no sdxl section)`);
-  // One session after the other (ORT's WebGPU EP, see latent-engine.ts).
+  // One session after the other (ORT's WebGPU EP, see src/engine/engine.ts).
   const encoder1 = await createComponentSession(ort, manifest.textEncoder, files, options.sessionOptions);
   const encoder2 = await createComponentSession(ort, x.textEncoder2, files, options.sessionOptions);
   const { length, dim } = manifest.context;

@@ -11,10 +11,11 @@ import { assembleSdxlExport, SDXL_FIXTURE } from '../../scripts/fixtures/sdxl-ex
 import { readSafetensors } from '../lora/safetensors.ts';
 import type { PreparedManifest } from '../model/manifest.ts';
 import type { GenerateParams, ImageKind } from '../worker/protocol.ts';
-import { createModelEngine, promptTokenizer, type LatentEngine } from './index.ts';
+import { createModelEngine, promptTokenizer, type Engine } from './index.ts';
 import type { ModelDirectory } from './read-directory.ts';
 import { prepareFixture, psnr, relL2 } from './reference-metrics.ts';
 import { addTimeIds, concatHidden, sdxlConditioner, zeroedNegative } from './sdxl.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const references = readSafetensors(new Uint8Array(readFileSync(join(SDXL_FIXTURE, 'references.safetensors')))).tensors;
 const meta = JSON.parse(readFileSync(join(SDXL_FIXTURE, 'references.json'), 'utf8'));
@@ -34,7 +35,7 @@ const params = (scheduler: string, alpha = 1, beta = 1, negative?: string): Gene
   steps: generation.num_inference_steps, omega: generation.guidance_scale - 1, alpha, beta, scheduler, width: generation.width, height: generation.height,
 });
 
-async function sample(engine: LatentEngine, p: GenerateParams, kind: ImageKind) {
+async function sample(engine: Engine, p: GenerateParams, kind: ImageKind) {
   const { images } = await engine.generate(p, [kind], {});
   return { latents: engine.lastLatents()!.latents.get(kind)!, image: images.get(kind)! };
 }
@@ -62,13 +63,13 @@ describe('SDXL conditioning (pure parts)', () => {
 describe('SDXL pipeline vs diffusers (tiny optimum export, onnxruntime-node)', () => {
   let model: ModelDirectory;
   let manifest: PreparedManifest;
-  let engine: LatentEngine;
-  let base: LatentEngine;
+  let engine: Engine;
+  let base: Engine;
   beforeAll(async () => {
     model = prepare(['--eta-unet', join(SDXL_FIXTURE, 'dpo-unet'), '--delta-lora', join(SDXL_FIXTURE, 'delta-diffusers.safetensors')]);
     manifest = model.manifest as PreparedManifest;
-    engine = await createModelEngine(ort, manifest, model.files);
-    base = await createModelEngine(ort, { ...manifest, offsets: {} }, model.files);
+    engine = await createModelEngine(ort, memorySource(manifest, model.files));
+    base = await createModelEngine(ort, memorySource({ ...manifest, offsets: {} }, model.files));
   });
 
   it('prepares an sdxl manifest: second encoder and tokenizer, added conditions, negative-prompt rule, default size', () => {

@@ -2,7 +2,7 @@
 // export takes (diffusers' script writes int32, optimum int64), and the token report the page and run.json show.
 import type * as OrtCommon from 'onnxruntime-common';
 import type { OnnxComponent } from '../model/manifest.ts';
-import type { TokenReport } from './latent-engine.ts';
+import type { TokenReport } from '../engine/family.ts';
 import type { Ort } from './onnx-component.ts';
 import type { PromptTokenizer } from './tokenizer.ts';
 

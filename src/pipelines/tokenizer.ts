@@ -4,6 +4,7 @@
 // promptTokenizer lives here, apart from the pipelines, so that Node-side training code (src/train) reaches it
 // without importing the engines (whose WGSL imports need Vite or scripts/raw-imports.mjs).
 import type { PreparedManifest } from '../model/manifest.ts';
+import type { ModelSource } from '../model/source/source.ts';
 import { createClipTokenizer, TokenizerFilesError, type ClipTokenizer } from '../text/index.ts';
 import { jsonLimitProblem } from '../util/json-limits.ts';
 
@@ -30,4 +31,11 @@ export function promptTokenizer(manifest: PreparedManifest, files: ReadonlyMap<s
     }
   };
   return createClipTokenizer(json('tokenizer.json') as Record<string, unknown>, json('tokenizer_config.json') as Record<string, unknown>);
+}
+
+/** The files promptTokenizer reads from `dir`, through the model source. */
+export async function readTokenizer(source: ModelSource, dir: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for (const name of ['tokenizer.json', 'tokenizer_config.json']) files.set(`${dir}/${name}`, await source.read(`${dir}/${name}`));
+  return files;
 }

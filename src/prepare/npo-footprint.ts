@@ -1,5 +1,5 @@
 // What η and δ will cost when the prepared model runs (PreparedManifest.npoFootprint, read by src/model/fit.ts): the
-// UNet weights they touch, as src/pipelines/latent-engine.ts touchedTensors will find them — a LoRA's layers through
+// UNet weights they touch, as src/engine/offsets.ts touchedTensors will find them — a LoRA's layers through
 // the export's Linear/1×1-Conv sites, a dense η's mapped initializers — counted once however many offsets share them.
 import type { LoraSet } from '../lora/types.ts';
 import type { NpoFootprint } from '../model/manifest.ts';

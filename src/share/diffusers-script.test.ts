@@ -17,6 +17,7 @@ import { prepareFixture, relL2 } from '../pipelines/reference-metrics.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 import { assembleSdxlExport } from '../../scripts/fixtures/sdxl-export.ts';
 import { diffusersModelOf, diffusersScript, DiffusersScriptError, py } from './diffusers-script.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const file = (name: string) => new Uint8Array(readFileSync(join(FIXTURE, name)));
@@ -46,7 +47,7 @@ describe('the emitted diffusers script reproduces our images (tiny SD1.5, refere
   for (const name of ['dense_eta', 'lora_eta']) {
     it(`${name}: baseline and NPO latents equal the script's within 1e-4 relative L2`, async () => {
       const { params, eta, delta } = fromFlags(recipes[name]);
-      const engine = await createModelEngine(ort, manifest, model.files);
+      const engine = await createModelEngine(ort, memorySource(manifest, model.files));
       if (eta.length) engine.useLora('eta', eta); // as npm run generate --eta / --delta
       if (delta.length) engine.useLora('delta', delta);
       await engine.generate(params, ['baseline', 'npo'], {});
@@ -86,7 +87,7 @@ describe('the emitted diffusers script reproduces our images (tiny SDXL: dense Î
       '--delta-lora', `${join(sdxl, 'npo-attn1.safetensors')}:0.8`]);
     const xlReference = readSafetensors(new Uint8Array(readFileSync(join(sdxl, 'diffusers-script-reference.safetensors'))));
     const { params } = fromFlags(JSON.parse(xlReference.metadata!.checks).generate_flags);
-    const engine = await createModelEngine(ort, model.manifest, model.files);
+    const engine = await createModelEngine(ort, memorySource(model.manifest, model.files));
     await engine.generate(params, ['baseline', 'npo'], {});
     const latents = engine.lastLatents()!.latents;
     await engine.release();

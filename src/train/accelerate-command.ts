@@ -5,7 +5,9 @@
 // and run_sdxl.sh (their weights are the 2000-step checkpoints: sd15_beta500_2kiter, sdxl_beta2k_2kiter).
 // Shown in the README ("Scale out with diffusers and accelerate", checked against this file by a test) and in the page.
 import type { TrainOptions } from '../worker/protocol.ts';
-import { DATASET_SPLIT } from './dataset-export.ts';
+
+/** The one split the exported dataset has (dataset-export.ts writes it; the script's own default is `validation`). */
+export const DATASET_SPLIT = 'train';
 
 export type ScriptFamily = 'sd15' | 'sdxl';
 

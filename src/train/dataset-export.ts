@@ -22,11 +22,11 @@ import { encodePngAsync } from '../share/png-encode.ts';
 import type { EncodedPairs } from './pair-sources.ts';
 import { PairsError, parsePairsAtOwnSize } from './pairs.ts';
 import { writeZip } from './zip-writer.ts';
+import { DATASET_SPLIT } from './accelerate-command.ts';
 
 /** One dataset row: the caption, two encoded images, and whether jpg_0 is the preferred one (label_0). */
 export interface DatasetRow { caption: string; jpg0: Uint8Array; jpg1: Uint8Array; label0: 0 | 1 }
 
-export const DATASET_SPLIT = 'train';
 export const DEFAULT_SHARD_BYTES = 500e6;
 export const ROW_GROUP_ROWS = 100;
 /** A row group also ends past this many image bytes, so a reader never holds more than about this much of a shard. */

@@ -27,6 +27,7 @@ import { readTrainReference } from './train-reference.ts';
 import { relL2 } from '../pipelines/reference-metrics.ts';
 import { QUICK_START } from './quick-start.ts';
 import { FLOAT16_WEIGHTS_FILE } from '../onnx/passes/float16-weights.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../fixtures/sd15');
 const SIZE = { width: 64, height: 64 }; // the fixture's image size (its manifest defaults to SD1.5's 512)
@@ -96,7 +97,7 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(keys).toHaveLength(2 * 32);
     expect(keys).toContain('unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight');
     expect(keys).toContain('unet.up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_out.0.lora.up.weight');
-    const engine = await createModelEngine(ort, manifest, model.files);
+    const engine = await createModelEngine(ort, memorySource(manifest, model.files));
     expect(engine.useLora('delta', bytes).skipped).toBe(0);
     // every key format round-trips to the same ΔW = scale·up·down (alpha 2 of rank 4: kohya stores it, scale 0.5)
     const targets = [...lora.entries].map(([modulePath, e]) => ({ modulePath, inFeatures: e.inFeatures, outFeatures: e.outFeatures }));

@@ -34,6 +34,7 @@ import { encodePairs, type ImageSource } from './pairs.ts';
 import { planTrainingMemory } from './memory-plan.ts';
 import { runTraining } from '../worker/training.ts';
 import { QUICK_START } from './quick-start.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const SIZE = { width: 64, height: 64 };
 const fast = { logSeverityLevel: 3 as const, graphOptimizationLevel: 'basic' as const, ...QUICK_START }; // 12 s to start, not 86 (quick-start.ts)
@@ -125,7 +126,7 @@ describe('DPO / NPO training on a prepared SDXL model (tiny optimum export, onnx
     expect(lora.metadata.beta_dpo).toBe('2000');
     expect(lora.entries.size).toBe(136);
     const diffusers = serializeLora(lora, 'diffusers');
-    const engine = await createModelEngine(ort, manifest, model.files);
+    const engine = await createModelEngine(ort, memorySource(manifest, model.files));
     expect(engine.useLora('delta', diffusers).skipped).toBe(0);
     // kohya's SDXL key for every module is the one the fixture's kohya-sgm file (made by make_sdxl_fixture.py) uses
     const kohya = readSafetensors(serializeLora(lora, 'kohya-sgm'));

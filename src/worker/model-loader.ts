@@ -1,7 +1,7 @@
-// Loads a whole model directory into memory through a model source (src/model/source/): from a URL with the browser
-// cache, or from a folder the person chose. Every file is read whole and checked against the manifest's size and
-// SHA-256, with progress in bytes. The source comes back too, so a consumer can read files again (device loss, a
-// swapped offset) or stream large weights to the GPU instead of keeping them.
+// Opens a model directory as a model source (src/model/source/): from a URL with the browser cache, or from a folder
+// the person chose. Nothing is read up front but the manifest: the engine reads what it needs through the source (on
+// WebGPU streaming the UNet's weights to the GPU, DESIGN decision 7), every byte checked against the manifest's size
+// and SHA-256, and reads again after a device loss or for a new η. The trainer takes every file whole (readEveryFile).
 import type { AnyManifest } from '../model/manifest.ts';
 import type { ModelCache } from '../model/source/cache.ts';
 import { openChosenFiles } from '../model/source/chosen-files.ts';
@@ -9,48 +9,48 @@ import type { ByteOrigin, ModelSource } from '../model/source/source.ts';
 import { openUrlSource } from '../model/source/url.ts';
 import { openPreparedSource } from '../model/source/opfs.ts';
 
-export interface LoadedModel {
-  manifest: AnyManifest;
-  files: Map<string, Uint8Array>;
-  /** Problems that did not stop the load (a file that could not be cached), for the page to show. */
-  notices: string[];
-  /** Where the files came from: reads them again, checked again. */
+/** A model opened for loading: its source (files are read, streamed and checked as the engine asks) and its notices. */
+export interface OpenedModel {
   source: ModelSource;
+  /** Problems that do not stop the load (a file that could not be cached), filled as files are read, for the page. */
+  notices: string[];
 }
 
 export type LoadProgress = (message: string, loaded: number, total: number) => void;
 
 /**
- * With a `cache` (src/model/source/cache.ts), files are taken from it by SHA-256 when present and valid, and stored
- * as they download. `accept` sees the manifest before any model file is fetched (the fit check) and throws to refuse it.
+ * A model directory by URL. With a `cache` (src/model/source/cache.ts), files are taken from it by SHA-256 when present
+ * and valid, and stored as they download. `accept` sees the manifest before any model file is fetched (the fit check)
+ * and throws to refuse it.
  */
-export async function loadModelDirectory(baseUrl: string, onProgress: LoadProgress, cache?: ModelCache, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
+export async function openModelUrl(baseUrl: string, cache?: ModelCache, accept?: (manifest: AnyManifest) => void): Promise<OpenedModel> {
   const notices: string[] = [];
   const source = await openUrlSource(baseUrl, { cache, onNotice: (notice) => notices.push(notice) });
   accept?.(source.manifest);
-  return { ...(await readEveryFile(source, onProgress)), notices };
+  return { source, notices };
 }
 
 /**
  * A prepared directory the person chose from disk (`<input webkitdirectory>`): nothing is uploaded, the files are
  * read here and checked against the manifest's sizes and hashes like downloaded ones.
  */
-export async function loadModelFiles(chosen: readonly File[], onProgress: LoadProgress, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
+export async function openModelFolder(chosen: readonly File[], accept?: (manifest: AnyManifest) => void): Promise<OpenedModel> {
   const source = await openChosenFiles(chosen);
   accept?.(source.manifest);
-  return { ...(await readEveryFile(source, onProgress)), notices: [] };
+  return { source, notices: [] };
 }
 
 /** A model prepared in this browser (origin-private file system): read and checked like a chosen folder, offline. */
-export async function loadPreparedModel(modelId: string, onProgress: LoadProgress, accept?: (manifest: AnyManifest) => void): Promise<LoadedModel> {
+export async function openPreparedModel(modelId: string, accept?: (manifest: AnyManifest) => void): Promise<OpenedModel> {
   const source = await openPreparedSource(modelId);
   accept?.(source.manifest);
-  return { ...(await readEveryFile(source, onProgress)), notices: [] };
+  return { source, notices: [] };
 }
 
 const VERB: Record<ByteOrigin, string> = { network: 'downloading', cache: 'loading', file: 'reading', memory: 'reading' };
 
-async function readEveryFile(source: ModelSource, onProgress: LoadProgress) {
+/** Every file of the model whole, checked, with byte progress (what the trainer's sessions take). */
+export async function readEveryFile(source: ModelSource, onProgress: LoadProgress): Promise<Map<string, Uint8Array>> {
   const { manifest } = source;
   const total = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
   const files = new Map<string, Uint8Array>();
@@ -62,5 +62,5 @@ async function readEveryFile(source: ModelSource, onProgress: LoadProgress) {
     loaded += entry.bytes;
   }
   onProgress('model files verified', loaded, total);
-  return { manifest, files, source };
+  return files;
 }

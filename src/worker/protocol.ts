@@ -62,7 +62,11 @@ export type WorkerRequest =
   | { type: 'load-prepared'; modelId: string; backend: BackendPreference }
   /** Removes every cached model file (the Cache API store); answered with a 'cache-cleared' event. */
   | { type: 'clear-cache' }
-  | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[] }
+  /**
+   * `previews: false` turns step previews off (the page's "Step previews" box, ?previews=off): then a generation's
+   * read-backs from the GPU do not grow with its steps.
+   */
+  | { type: 'generate'; id: number; params: GenerateParams; images: ImageKind[]; previews?: boolean }
   | { type: 'train'; id: number; pairsJson: string; options: TrainOptions }
   /** Replaces the model's η or δ by a LoRA file (safetensors bytes); null restores the model's own; 'none' runs without one (θ + 0: η off shows the base model). */
   | { type: 'use-lora'; id: number; role: LoraRole; lora: Uint8Array | null | 'none'; name: string }
@@ -111,7 +115,7 @@ export interface GenerationStats {
   previews: number;
   liveBuffers?: number;
   liveBufferBytes?: number;
-  merge?: { merges: number; bytes: number; milliseconds: number };
+  merge?: { merges: number; bytes: number; milliseconds: number; tensors?: number };
 }
 
 export type WorkerEvent =

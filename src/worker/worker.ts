@@ -2,24 +2,25 @@
 // jobs one at a time: generations (a new one or a cancel aborts the running one between steps), LoRA training runs,
 // and LoRA swaps. Every event of a job carries its id so the page can drop stale ones.
 import { chwToRgba } from '../diffusion/image.ts';
-import { loadModelDirectory, loadModelFiles, loadPreparedModel, type LoadedModel, type LoadProgress } from './model-loader.ts';
+import { openModelFolder, openModelUrl, openPreparedModel, readEveryFile, type OpenedModel, type LoadProgress } from './model-loader.ts';
 import { checkFit } from '../model/fit.ts';
-import { createModelEngine, type LatentEngine } from '../pipelines/index.ts';
+import { createModelEngine, type Engine } from '../pipelines/index.ts';
 import { chooseBackend, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
 import { watchDevice } from './gpu-recovery.ts';
 import { openModelCache } from '../model/source/cache.ts';
 import { resolveSeed } from '../diffusion/noise/index.ts';
 import { isPrepared, type AnyManifest } from '../model/manifest.ts';
+import type { ModelSource } from '../model/source/source.ts';
 import { diffusersModelOf } from '../share/diffusers-script.ts';
 import type { GenerateParams, ImageKind, LoraRole, TrainOptions, WorkerEvent, WorkerRequest } from './protocol.ts';
 
 const post = (event: WorkerEvent, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(event, transfer);
 
 interface Loaded {
-  engine: LatentEngine;
-  manifest: AnyManifest;
-  files: Map<string, Uint8Array>;
+  engine: Engine;
+  /** The model's files, read (and checked) again as needed: nothing of them stays in the worker. */
+  source: ModelSource;
   sessionOptions: BackendChoice['sessionOptions'];
   ort: BackendChoice['ort'];
   /** Set when the GPU device was lost: the next job recreates device, sessions and buffers (gpu-recovery.ts). */
@@ -38,17 +39,17 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
   const request = message.data;
   switch (request.type) {
     case 'init':
-      loaded ??= init(request.backend, (progress, accept) => loadModelDirectoryCached(request.modelUrl, progress, accept));
+      loaded ??= init(request.backend, async (accept) => openModelUrl(request.modelUrl, await openModelCache(), accept));
       return;
     case 'load-files':
     case 'load-prepared': {
       const previous = loaded;
-      const load: Load = request.type === 'load-files'
-        ? (progress, accept) => loadModelFiles(request.files, progress, accept)
-        : (progress, accept) => loadPreparedModel(request.modelId, progress, accept);
+      const open: Open = request.type === 'load-files'
+        ? (accept) => openModelFolder(request.files, accept)
+        : (accept) => openPreparedModel(request.modelId, accept);
       loaded = (async () => {
         await (await previous?.catch(() => undefined))?.engine.release().catch(() => undefined);
-        return init(request.backend, load);
+        return init(request.backend, open);
       })();
       return;
     }
@@ -57,7 +58,7 @@ self.onmessage = (message: MessageEvent<WorkerRequest>) => {
     case 'cancel':
       return jobs.get(request.id)?.controller.abort();
     case 'generate':
-      return enqueue(request.id, 'generate', (signal) => generate(request.id, request.params, request.images, signal));
+      return enqueue(request.id, 'generate', (signal) => generate(request.id, request.params, request.images, signal, request.previews !== false));
     case 'train':
       return enqueue(request.id, 'train', (signal) => train(request.id, request.pairsJson, request.options, signal));
     case 'debug-lose-device':
@@ -86,27 +87,27 @@ function enqueue(id: number, kind: WorkerRequest['type'], run: (signal: AbortSig
   queue = queue.then(() => run(controller.signal)).catch(() => undefined).finally(() => jobs.delete(id));
 }
 
-type Load = (progress: LoadProgress, accept: (manifest: AnyManifest) => void) => Promise<LoadedModel>;
+type Open = (accept: (manifest: AnyManifest) => void) => Promise<OpenedModel>;
 
-const loadModelDirectoryCached = async (url: string, progress: LoadProgress, accept: (manifest: AnyManifest) => void) =>
-  loadModelDirectory(url, progress, await openModelCache(), accept);
-
-async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): Promise<Loaded> {
+async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', open: Open): Promise<Loaded> {
   try {
     const backend = await chooseBackend(backendPreference);
     const limits = backend.device?.limits;
     // Before any weight is fetched: a model this browser cannot hold is refused with the numbers (src/model/fit.ts).
     const accept = (manifest: AnyManifest) => {
-      const report = checkFit(manifest, { backend: backend.backend, maxBufferSize: limits?.maxBufferSize, maxStorageBufferBindingSize: limits?.maxStorageBufferBindingSize, deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory });
+      const report = checkFit(manifest, {
+        backend: backend.backend, maxBufferSize: limits?.maxBufferSize, maxStorageBufferBindingSize: limits?.maxStorageBufferBindingSize,
+        deviceMemoryGiB: (navigator as { deviceMemory?: number }).deviceMemory, shaderF16: backend.device?.features.has('shader-f16'),
+      });
       if (!report.fits) throw new Error(`${manifest.name} will not fit on ${backend.backend} here: ${report.problems.join('; ')}`);
       fitWarnings.push(...report.warnings);
     };
     const fitWarnings: string[] = [];
-    const { manifest, files, notices: loadNotices } = await load((message, loaded, total) => post({ type: 'loading', message, loaded, total }), accept);
+    const { source, notices: loadNotices } = await open(accept);
+    const result = await startEngine(backend, source, (message, loaded, total) => post({ type: 'loading', message, loaded, total }));
     const notices = [...fitWarnings, ...loadNotices];
-    post({ type: 'loading', message: `starting ${backend.backend} sessions`, loaded: 1, total: 1 });
-    const result = await startEngine(backend, manifest, files);
     const notice = notices.filter(Boolean).join('; ') || undefined;
+    const { manifest } = source;
     post({ type: 'ready', backend: backend.backend, adapter: backend.adapter, reason: backend.reason, model: { ...result.engine.info, ...(isPrepared(manifest) ? { diffusers: diffusersModelOf(manifest, '') } : {}) }, notice });
     return result;
   } catch (error) {
@@ -116,10 +117,10 @@ async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', load: Load): 
 }
 
 /** The engine on a backend; on WebGPU, device loss and uncaught GPU errors are reported and lead to recovery. */
-async function startEngine(backend: BackendChoice, manifest: AnyManifest, files: Map<string, Uint8Array>): Promise<Loaded> {
+async function startEngine(backend: BackendChoice, source: ModelSource, onProgress?: LoadProgress): Promise<Loaded> {
   const device = backend.device;
-  const engine = await createModelEngine(backend.ort, manifest, files, { sessionOptions: backend.sessionOptions, gpu: device && { device } });
-  const result: Loaded = { engine, manifest, files, sessionOptions: backend.sessionOptions, ort: backend.ort, device };
+  const engine = await createModelEngine(backend.ort, source, { sessionOptions: backend.sessionOptions, gpu: device && { device }, onProgress });
+  const result: Loaded = { engine, source, sessionOptions: backend.sessionOptions, ort: backend.ort, device };
   if (device) watchDevice(device, (lost) => {
     result.lost = lost;
     post({ type: 'error', message: `${lost}; the next generation recreates the GPU device and sessions`, fatal: false });
@@ -127,13 +128,13 @@ async function startEngine(backend: BackendChoice, manifest: AnyManifest, files:
   return result;
 }
 
-/** Recreates device and sessions after a device loss, keeping the loaded model files (one session at a time). */
+/** Recreates device and sessions after a device loss, reading the model's files again (one session at a time). */
 async function ready(): Promise<Loaded> {
   const current = await loaded!;
   if (!current.lost) return current;
   loaded = (async () => {
     await current.engine.release().catch(() => undefined);
-    const next = await startEngine(await chooseBackend('webgpu'), current.manifest, current.files);
+    const next = await startEngine(await chooseBackend('webgpu'), current.source);
     for (const [role, bytes] of Object.entries(current.swapped ?? {})) next.engine.useLora(role as LoraRole, bytes);
     next.swapped = current.swapped; // the same object watchDevice marks as lost
     return next;
@@ -143,7 +144,10 @@ async function ready(): Promise<Loaded> {
 
 async function train(id: number, pairsJson: string, options: TrainOptions, signal: AbortSignal) {
   try {
-    const { manifest, files, sessionOptions, device, ort } = await ready();
+    const { source, sessionOptions, device, ort } = await ready();
+    const { manifest } = source;
+    // The trainer's sessions take the model's files whole (their memory plan counts them).
+    const files = await readEveryFile(source, (message, loaded, total) => post({ type: 'loading', message, loaded, total }));
     const result = await runTraining({
       ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(device),
       // fp16 frozen weights where ORT's device can run their float16 Casts (SwiftShader cannot: float32 there)
@@ -209,12 +213,12 @@ async function previewLora(id: number, role: LoraRole, lora: Uint8Array, params:
 }
 
 /** Prepared models generate at the requested size; the embedded model has one size. */
-function imageSize(engine: LatentEngine, params: GenerateParams): [number, number] {
+function imageSize(engine: Engine, params: GenerateParams): [number, number] {
   const sized = engine.info.kind !== 'embedded';
   return sized ? [params.width ?? engine.info.width, params.height ?? engine.info.height] : [engine.info.width, engine.info.height];
 }
 
-async function generate(id: number, params: GenerateParams, images: ImageKind[], signal: AbortSignal) {
+async function generate(id: number, params: GenerateParams, images: ImageKind[], signal: AbortSignal, showPreviews: boolean) {
   if (signal.aborted) return post({ type: 'cancelled', id });
   const started = performance.now();
   try {
@@ -225,7 +229,7 @@ async function generate(id: number, params: GenerateParams, images: ImageKind[],
       betweenSteps: yieldToEvents,
       onStep: (step, total) => post({ type: 'progress', id, step, total }),
       // A preview only when the last one is a while ago: fast runs skip them, slow ones (seconds a step) show each step.
-      wantPreview: () => performance.now() - lastShown >= PREVIEW_INTERVAL_MS,
+      wantPreview: () => showPreviews && performance.now() - lastShown >= PREVIEW_INTERVAL_MS,
       onPreview: (step, previews) => {
         lastShown = performance.now();
         for (const [kind, p] of previews) {

@@ -11,7 +11,7 @@ import { parseAnyManifest } from '../manifest.ts';
 import { storeStream, type ModelCache } from './cache.ts';
 import type { ModelChunk } from './source.ts';
 import { openUrlSource } from './url.ts';
-import { loadModelDirectory } from '../../worker/model-loader.ts';
+import { openModelUrl, readEveryFile } from '../../worker/model-loader.ts';
 
 const MODELS = new URL('../../../models/', import.meta.url);
 const manifest = parseAnyManifest(readFileSync(new URL('manifest.json', MODELS), 'utf8'));
@@ -188,16 +188,17 @@ describe('URL source with a cache', () => {
   });
 });
 
-describe('loadModelDirectory (the worker\'s loader, over the URL source)', () => {
+describe('the worker\'s loader over the URL source (openModelUrl, readEveryFile)', () => {
   it('shows the manifest to `accept` before fetching any model file, and reports byte progress per file', async () => {
     const { cache } = memoryCache('at-once');
     const seen: string[] = [];
     const progress: { message: string; loaded: number; total: number }[] = [];
-    const loaded = await loadModelDirectory(base, (message, done, total) => progress.push({ message, loaded: done, total }), cache, (m) => {
+    const loaded = await openModelUrl(base, cache, (m) => {
       seen.push(`accept ${m.name}`, ...[...requests.keys()]);
     });
     expect(seen).toEqual([`accept ${manifest.name}`, 'manifest.json']);
-    for (const entry of manifest.files) expect(same(loaded.files.get(entry.path)!, fileBytes(entry.path))).toBe(true);
+    const files = await readEveryFile(loaded.source, (message, done, total) => progress.push({ message, loaded: done, total }));
+    for (const entry of manifest.files) expect(same(files.get(entry.path)!, fileBytes(entry.path))).toBe(true);
     const total = manifest.files.reduce((s, f) => s + f.bytes, 0);
     expect(progress.at(-1)).toEqual({ message: 'model files verified', loaded: total, total });
     expect(progress.some((p) => p.message === `downloading ${WEIGHTS}`)).toBe(true);
@@ -207,7 +208,7 @@ describe('loadModelDirectory (the worker\'s loader, over the URL source)', () =>
   });
 
   it('a refusal by `accept` (the fit check) fetches no model file', async () => {
-    await expect(loadModelDirectory(base, () => undefined, undefined, () => { throw new Error('will not fit'); })).rejects.toThrow('will not fit');
+    await expect(openModelUrl(base, undefined, () => { throw new Error('will not fit'); })).rejects.toThrow('will not fit');
     expect([...requests.keys()]).toEqual(['manifest.json']);
   });
 });

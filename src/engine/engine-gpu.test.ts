@@ -5,10 +5,12 @@
 // UNet runs on different EPs, f32 kernels summing in different orders; CPU vs WASM differ by ~2e-6 relative).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ortNode from 'onnxruntime-node';
-import { createEngine, type Engine } from './engine.ts';
-import { nodeWebGpuOrt } from './node-webgpu-ort.ts';
-import { buildTinyModel } from './tiny-model.ts';
-import type { GenerateParams } from './protocol.ts';
+import { createModelEngine } from '../pipelines/index.ts';
+import type { Engine } from './engine.ts';
+import { nodeWebGpuOrt } from '../worker/node-webgpu-ort.ts';
+import { buildTinyModel } from '../worker/tiny-model.ts';
+import type { GenerateParams } from '../worker/protocol.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const { manifest, files } = buildTinyModel();
 const params: GenerateParams = { ...manifest.defaults, steps: 3 };
@@ -24,8 +26,8 @@ const gpuErrors: string[] = [];
 beforeAll(async () => {
   const web = await nodeWebGpuOrt({ onUncapturedError: (e) => gpuErrors.push(e.message), baselineWasm: true }); // ORT's session in 2 s, not 2 min
   device = web.device;
-  cpu = await createEngine(ortNode, manifest, files);
-  gpu = await createEngine(web.ort, manifest, files, { sessionOptions: { executionProviders: [{ name: 'webgpu', device } as never] }, gpu: { device } });
+  cpu = await createModelEngine(ortNode, memorySource(manifest, files));
+  gpu = await createModelEngine(web.ort, memorySource(manifest, files), { sessionOptions: { executionProviders: [{ name: 'webgpu', device } as never] }, gpu: { device } });
 });
 afterAll(async () => {
   await gpu?.release();
@@ -54,7 +56,8 @@ describe('WebGPU path vs CPU path (tiny model, Node)', () => {
       ra.shown.forEach((preview, i) => expect(relDiff(preview, rb.shown[i]), `preview ${i}`).toBeLessThan(1e-4));
       const stats = gpu.stats();
       expect(stats.loop).toBe(loop);
-      if (stats.loop === 'gpu') expect(stats.readBacks).toBe(2);
+      // One read-back per image, and one per image for each preview (the page asked for one after every step).
+      if (stats.loop === 'gpu') expect(stats.readBacks).toBe(2 + 2 * stats.previews);
       expect(stats.unetCalls).toBe(p.steps); // θ_pos and θ_neg in one call per step
       expect(stats.previews).toBe(p.steps - 1);
     });

@@ -5,11 +5,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { parseManifest, type ModelManifest } from '../model/manifest.ts';
-import { createEngine, type Engine } from './engine.ts';
-import { runTraining } from './training.ts';
+import { createModelEngine } from '../pipelines/index.ts';
+import type { Engine } from './engine.ts';
+import { runTraining } from '../worker/training.ts';
 import { encodePairs } from '../train/pairs.ts';
 import { readSafetensors, writeSafetensors } from '../lora/safetensors.ts';
-import type { GenerateParams } from './protocol.ts';
+import type { GenerateParams } from '../worker/protocol.ts';
+import { memorySource } from '../model/source/memory.ts';
 
 const dir = join(import.meta.dirname, '../../models');
 const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'));
@@ -23,9 +25,9 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
   let engine: Engine;
   let noLoras: Engine;
   beforeAll(async () => {
-    engine = await createEngine(ort, manifest, files);
+    engine = await createModelEngine(ort, memorySource(manifest, files));
     const bare: ModelManifest = { ...manifest, loras: {} };
-    noLoras = await createEngine(ort, bare, files);
+    noLoras = await createModelEngine(ort, memorySource(bare, files));
   });
 
   it('finds the LoRA sites and loads η and δ', () => {
@@ -122,7 +124,7 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     const otherAlpha = await engine.generate({ ...params, alpha: params.alpha + 0.5 }, ['npo'], {});
     engine.useLora('eta', undefined);
     const restored = await engine.generate(params, ['baseline', 'npo'], {});
-    const deltaOnly = await createEngine(ort, { ...manifest, loras: { delta: manifest.loras.delta } }, files);
+    const deltaOnly = await createModelEngine(ort, memorySource({ ...manifest, loras: { delta: manifest.loras.delta } }, files));
     const reference = await deltaOnly.generate(params, ['baseline', 'npo'], {});
     await deltaOnly.release();
     for (const kind of ['baseline', 'npo'] as const) {
