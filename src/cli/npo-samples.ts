@@ -20,18 +20,32 @@ export function trainingCaptions(count: number, seed: number): string[] {
   return [...captions];
 }
 
-/** `count` training-split captions that the pairs of a `pairPrompts`-prompt `trainingCaptions` run did not use: prompts for
- *  choosing inference settings (α, β, δ's strength) without touching held-out ones or the prompts η and δ trained on. */
-export function tuningCaptions(count: number, pairPrompts: number, seed: number): string[] {
-  return trainingCaptions(pairPrompts + count, seed).slice(pairPrompts);
+/** Captions `first` … `first + count − 1` of the training-caption stream every pair and tuning set is cut from
+ *  (trainingCaptions with seed 0): η's pairs use the first ones, tuning prompts the next, and a δ trained on pairs η
+ *  never saw (train:npo --first-prompt) a range further on. Fixed, so a training seed changes noise, not prompts. */
+export function captionRange(first: number, count: number): string[] {
+  return trainingCaptions(first + count, 0).slice(first);
 }
 
-/** The first `count` tuning captions of a model directory whose manifest records its pairs' run (npm run train:npo). */
+/** `count` training-split captions that the pairs of a `pairPrompts`-prompt `trainingCaptions` run did not use: prompts for
+ *  choosing inference settings (α, β, δ's strength) without touching held-out ones or the prompts η and δ trained on. */
+export function tuningCaptions(count: number, pairPrompts: number): string[] {
+  return captionRange(pairPrompts, count);
+}
+
+type TrainingRecord = { pairs?: { prompts?: number }; delta?: { firstPrompt?: number; prompts?: number } };
+
+/** The first `count` tuning captions of a model directory whose manifest records its pairs' run (npm run train:npo).
+ *  They follow η's pair prompts and must end before the prompts of a δ trained on pairs of its own. */
 export function tuningCaptionsOf(manifest: ModelManifest, count: number): string[] {
-  const training = (manifest as { training?: { pairs?: { prompts?: number }; eta?: { seed?: number } } }).training;
+  const training = (manifest as { training?: TrainingRecord }).training;
   const paired = training?.pairs?.prompts;
   if (!paired) throw new Error('tuning prompts need manifest.training.pairs.prompts (written by npm run train:npo)');
-  return tuningCaptions(count, paired, training?.eta?.seed ?? 0);
+  const deltaFirst = training?.delta?.firstPrompt ?? 0;
+  if (deltaFirst > 0 && paired + count > deltaFirst) {
+    throw new Error(`${count} tuning prompts (captions ${paired}…${paired + count - 1}) would reach δ's pair prompts, which start at caption ${deltaFirst}; ask for at most ${deltaFirst - paired}`);
+  }
+  return tuningCaptions(count, paired);
 }
 
 /** Samples `perPrompt` images for each caption (seeds fnv1a(`k:caption`), k = 1…K), resuming from `path` if present. */
