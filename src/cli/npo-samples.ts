@@ -62,6 +62,7 @@ export async function samplePrompts(model: ModelDirectory, captions: string[], p
   const engine = await engineWith(model, {});
   const size = model.manifest.unet.config.sampleSize;
   const started = performance.now();
+  let sampled = captions.filter((c) => done.has(c)).length; // of these captions (the file may hold other runs')
   try {
     for (const prompt of captions) {
       if (done.has(prompt)) continue;
@@ -75,9 +76,9 @@ export async function samplePrompts(model: ModelDirectory, captions: string[], p
         entry.images.push(encodeImage(image, size, size, 'float32-chw'));
       }
       file.samples.push(entry);
-      if (file.samples.length % 20 === 0) {
+      if (++sampled % 20 === 0) {
         writeFileSync(path, JSON.stringify(file));
-        console.log(`samples: ${file.samples.length}/${captions.length} prompts (${Math.round((performance.now() - started) / 1000)} s)`);
+        console.log(`samples: ${sampled}/${captions.length} prompts (${Math.round((performance.now() - started) / 1000)} s)`);
       }
     }
   } finally {

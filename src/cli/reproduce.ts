@@ -23,10 +23,7 @@ import { bootstrapInterval, groupByPrompt, type Interval } from '../eval/bootstr
 import type { GenerateParams } from '../worker/protocol.ts';
 import type { ModelManifest } from '../model/manifest.ts';
 import { tuningCaptionsOf } from './npo-samples.ts';
-import { compareLoras, type LoraComparison } from '../lora/compare.ts';
-import { parseLora } from '../lora/formats.ts';
-import { findLoraSites } from '../onnx/lora-sites.ts';
-import { readModel } from '../onnx/model-io.ts';
+import { compareLoras, parseLorasFor, type LoraComparison } from '../lora/compare.ts';
 
 const { values } = parseArgs({
   options: {
@@ -140,8 +137,8 @@ async function main() {
 
 /** How δ relates to η as weight changes (src/lora/compare.ts): it says what β·δ adds beyond a multiple of η. */
 function compareEtaDelta(unet: Uint8Array, eta: Uint8Array, delta: Uint8Array): LoraComparison {
-  const targets = findLoraSites(readModel(unet)).map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
-  return compareLoras(parseLora(eta, targets), parseLora(delta, targets));
+  const [a, b] = parseLorasFor(unet, [eta, delta]);
+  return compareLoras(a, b);
 }
 
 const SPLIT_LABEL: Record<string, string> = { heldout: 'held-out', tuning: 'tuning (training-split, unpaired)' };
