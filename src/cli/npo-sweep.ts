@@ -44,6 +44,7 @@ async function main() {
   const prompts = file.samples.map((s) => s.prompt);
   const train = decisivePairs(file, Number(values.margin), new Set(prompts.filter((p) => !isVal(p))));
   const val = decisivePairs(file, Number(values.margin), new Set(prompts.filter(isVal)));
+  if (!val.pairs.length || !train.pairs.length) throw new Error(`--val-every ${values['val-every']} leaves ${train.pairs.length} training and ${val.pairs.length} validation pairs; both need some (training captions all have fnv1a % 10 ≠ 0, so 10 and its multiples select none)`);
   console.log(`${train.pairs.length} training pairs, ${val.pairs.length} validation pairs (margin ${values.margin}; mean gap ${mean(train.gaps).toFixed(3)})`);
   const steps = Number(values.steps), passes = Number(values.passes);
   const rows: string[] = [];

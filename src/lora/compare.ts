@@ -4,6 +4,10 @@
 // the same pairs reversed, from the same zero start, their first gradients are exact opposites (policy = reference,
 // so reversing a pair flips the sign of the DPO loss's gradient), and how far δ stays from −η decides what NPO can add
 // on top of DPO: θ_neg = θ + α·η + β·δ ≈ θ + (α + c·β)·η + β·(the rest).
+// The cosine compares parametrisations: two LoRAs from different seeds start from different random `down` matrices,
+// so their rank-r updates lie in different subspaces and the cosine stays near 0 even when both prefer the same
+// images (issue 31: a DPO and an NPO LoRA on the same pairs, −0.84 from one seed and −0.09 from two, while their
+// implicit margins correlate −0.89 and −0.74). `npm run npo:compare` compares them as functions too (implicit-margins.ts).
 import { findLoraSites } from '../onnx/lora-sites.ts';
 import { readModel } from '../onnx/model-io.ts';
 import { loraDeltaWeight, parseLora } from './formats.ts';
