@@ -48,12 +48,13 @@ describe('decisive pairs', () => {
     expect(tuningCaptions(10, 30)).toEqual(stream.slice(30, 40));
   });
 
-  it('tuning prompts stop before the prompts of a δ trained on pairs of its own', () => {
+  it('tuning prompts stop before the prompts of an η or δ trained on pairs of its own', () => {
     const manifest = (training: object) => ({ training }) as unknown as ModelManifest;
     expect(tuningCaptionsOf(manifest({ pairs: { prompts: 30 } }), 10)).toEqual(tuningCaptions(10, 30));
     const own = manifest({ pairs: { prompts: 30 }, delta: { firstPrompt: 50, prompts: 40 } });
     expect(tuningCaptionsOf(own, 20)).toEqual(tuningCaptions(20, 30));
     expect(() => tuningCaptionsOf(own, 21)).toThrow(/reach δ's pair prompts, which start at caption 50; ask for at most 20/);
+    expect(() => tuningCaptionsOf(manifest({ pairs: { prompts: 30 }, eta: { firstPrompt: 35, prompts: 10 } }), 6)).toThrow(/reach η's pair prompts, which start at caption 35; ask for at most 5/);
     expect(() => tuningCaptionsOf(manifest({}), 5)).toThrow(/training\.pairs\.prompts/);
   });
 });

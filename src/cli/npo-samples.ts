@@ -33,17 +33,20 @@ export function tuningCaptions(count: number, pairPrompts: number): string[] {
   return captionRange(pairPrompts, count);
 }
 
-type TrainingRecord = { pairs?: { prompts?: number }; delta?: { firstPrompt?: number; prompts?: number } };
+type OwnPairs = { firstPrompt?: number; prompts?: number };
+type TrainingRecord = { pairs?: { prompts?: number }; eta?: OwnPairs; delta?: OwnPairs };
 
 /** The first `count` tuning captions of a model directory whose manifest records its pairs' run (npm run train:npo).
- *  They follow η's pair prompts and must end before the prompts of a δ trained on pairs of its own. */
+ *  They follow the shared pairs' prompts and must end before the prompts of an η or δ trained on pairs of its own. */
 export function tuningCaptionsOf(manifest: ModelManifest, count: number): string[] {
   const training = (manifest as { training?: TrainingRecord }).training;
   const paired = training?.pairs?.prompts;
   if (!paired) throw new Error('tuning prompts need manifest.training.pairs.prompts (written by npm run train:npo)');
-  const deltaFirst = training?.delta?.firstPrompt ?? 0;
-  if (deltaFirst > 0 && paired + count > deltaFirst) {
-    throw new Error(`${count} tuning prompts (captions ${paired}…${paired + count - 1}) would reach δ's pair prompts, which start at caption ${deltaFirst}; ask for at most ${deltaFirst - paired}`);
+  for (const role of ['eta', 'delta'] as const) {
+    const first = training?.[role]?.firstPrompt ?? 0;
+    if (first > 0 && paired + count > first) {
+      throw new Error(`${count} tuning prompts (captions ${paired}…${paired + count - 1}) would reach ${role === 'eta' ? 'η' : 'δ'}'s pair prompts, which start at caption ${first}; ask for at most ${Math.max(0, first - paired)}`);
+    }
   }
   return tuningCaptions(count, paired);
 }
