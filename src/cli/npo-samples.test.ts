@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { encodeImage } from '../train/pairs.ts';
 import { isHeldOut } from '../world/index.ts';
-import { decisivePairs, trainingCaptions, tuningCaptions, type SamplesFile } from './npo-samples.ts';
+import type { ModelManifest } from '../model/manifest.ts';
+import { captionRange, decisivePairs, trainingCaptions, tuningCaptions, tuningCaptionsOf, type SamplesFile } from './npo-samples.ts';
 
 const image = (v: number) => encodeImage(new Float32Array(3 * 4 * 4).fill(v), 4, 4, 'float32-chw');
 const file: SamplesFile = {
@@ -35,9 +36,25 @@ describe('decisive pairs', () => {
 
   it('tuning captions are training-split captions the pair prompts do not include', () => {
     const pairPrompts = new Set(trainingCaptions(30, 0));
-    const tuning = tuningCaptions(20, 30, 0);
+    const tuning = tuningCaptions(20, 30);
     expect(new Set(tuning).size).toBe(20);
     expect(tuning.some((c) => pairPrompts.has(c))).toBe(false);
     expect(tuning.some(isHeldOut)).toBe(false);
+  });
+
+  it('a caption range continues the one stream: η\'s pairs, then tuning, then a δ of its own', () => {
+    const stream = trainingCaptions(60, 0);
+    expect(captionRange(40, 20)).toEqual(stream.slice(40));
+    expect(tuningCaptions(10, 30)).toEqual(stream.slice(30, 40));
+  });
+
+  it('tuning prompts stop before the prompts of an η or δ trained on pairs of its own', () => {
+    const manifest = (training: object) => ({ training }) as unknown as ModelManifest;
+    expect(tuningCaptionsOf(manifest({ pairs: { prompts: 30 } }), 10)).toEqual(tuningCaptions(10, 30));
+    const own = manifest({ pairs: { prompts: 30 }, delta: { firstPrompt: 50, prompts: 40 } });
+    expect(tuningCaptionsOf(own, 20)).toEqual(tuningCaptions(20, 30));
+    expect(() => tuningCaptionsOf(own, 21)).toThrow(/reach δ's pair prompts, which start at caption 50; ask for at most 20/);
+    expect(() => tuningCaptionsOf(manifest({ pairs: { prompts: 30 }, eta: { firstPrompt: 35, prompts: 10 } }), 6)).toThrow(/reach η's pair prompts, which start at caption 35; ask for at most 5/);
+    expect(() => tuningCaptionsOf(manifest({}), 5)).toThrow(/training\.pairs\.prompts/);
   });
 });

@@ -20,18 +20,35 @@ export function trainingCaptions(count: number, seed: number): string[] {
   return [...captions];
 }
 
-/** `count` training-split captions that the pairs of a `pairPrompts`-prompt `trainingCaptions` run did not use: prompts for
- *  choosing inference settings (α, β, δ's strength) without touching held-out ones or the prompts η and δ trained on. */
-export function tuningCaptions(count: number, pairPrompts: number, seed: number): string[] {
-  return trainingCaptions(pairPrompts + count, seed).slice(pairPrompts);
+/** Captions `first` … `first + count − 1` of the training-caption stream every pair and tuning set is cut from
+ *  (trainingCaptions with seed 0): η's pairs use the first ones, tuning prompts the next, and a δ trained on pairs η
+ *  never saw (train:npo --first-prompt) a range further on. Fixed, so a training seed changes noise, not prompts. */
+export function captionRange(first: number, count: number): string[] {
+  return trainingCaptions(first + count, 0).slice(first);
 }
 
-/** The first `count` tuning captions of a model directory whose manifest records its pairs' run (npm run train:npo). */
+/** `count` training-split captions that the pairs of a `pairPrompts`-prompt `trainingCaptions` run did not use: prompts for
+ *  choosing inference settings (α, β, δ's strength) without touching held-out ones or the prompts η and δ trained on. */
+export function tuningCaptions(count: number, pairPrompts: number): string[] {
+  return captionRange(pairPrompts, count);
+}
+
+type OwnPairs = { firstPrompt?: number; prompts?: number };
+type TrainingRecord = { pairs?: { prompts?: number }; eta?: OwnPairs; delta?: OwnPairs };
+
+/** The first `count` tuning captions of a model directory whose manifest records its pairs' run (npm run train:npo).
+ *  They follow the shared pairs' prompts and must end before the prompts of an η or δ trained on pairs of its own. */
 export function tuningCaptionsOf(manifest: ModelManifest, count: number): string[] {
-  const training = (manifest as { training?: { pairs?: { prompts?: number }; eta?: { seed?: number } } }).training;
+  const training = (manifest as { training?: TrainingRecord }).training;
   const paired = training?.pairs?.prompts;
   if (!paired) throw new Error('tuning prompts need manifest.training.pairs.prompts (written by npm run train:npo)');
-  return tuningCaptions(count, paired, training?.eta?.seed ?? 0);
+  for (const role of ['eta', 'delta'] as const) {
+    const first = training?.[role]?.firstPrompt ?? 0;
+    if (first > 0 && paired + count > first) {
+      throw new Error(`${count} tuning prompts (captions ${paired}…${paired + count - 1}) would reach ${role === 'eta' ? 'η' : 'δ'}'s pair prompts, which start at caption ${first}; ask for at most ${Math.max(0, first - paired)}`);
+    }
+  }
+  return tuningCaptions(count, paired);
 }
 
 /** Samples `perPrompt` images for each caption (seeds fnv1a(`k:caption`), k = 1…K), resuming from `path` if present. */
@@ -48,6 +65,7 @@ export async function samplePrompts(model: ModelDirectory, captions: string[], p
   const engine = await engineWith(model, {});
   const size = model.manifest.unet.config.sampleSize;
   const started = performance.now();
+  let sampled = captions.filter((c) => done.has(c)).length; // of these captions (the file may hold other runs')
   try {
     for (const prompt of captions) {
       if (done.has(prompt)) continue;
@@ -61,9 +79,9 @@ export async function samplePrompts(model: ModelDirectory, captions: string[], p
         entry.images.push(encodeImage(image, size, size, 'float32-chw'));
       }
       file.samples.push(entry);
-      if (file.samples.length % 20 === 0) {
+      if (++sampled % 20 === 0) {
         writeFileSync(path, JSON.stringify(file));
-        console.log(`samples: ${file.samples.length}/${captions.length} prompts (${Math.round((performance.now() - started) / 1000)} s)`);
+        console.log(`samples: ${sampled}/${captions.length} prompts (${Math.round((performance.now() - started) / 1000)} s)`);
       }
     }
   } finally {

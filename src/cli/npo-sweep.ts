@@ -8,14 +8,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { createGenerator } from '../diffusion/noise/index.ts';
 import { readModelDirectory } from '../eval/sample-model.ts';
 import type { LoraSet } from '../lora/types.ts';
 import type { PreferencePair } from '../train/pairs.ts';
-import { createRandom } from '../train/random.ts';
 import { createDpoTrainer, trainLora } from '../train/train-lora.ts';
 import { fnv1a } from '../world/index.ts';
 import { decisivePairs, type SamplesFile } from './npo-samples.ts';
+import { implicitMargins, marginSummary } from './implicit-margins.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,21 +32,7 @@ const modelFiles = { manifest: { ...model.manifest, loras: {} }, files: model.fi
 async function validate(lora: LoraSet, rank: number, beta: number, pairs: PreferencePair[], passes: number) {
   const trainer = await createDpoTrainer({ ort, model: modelFiles, prompts: [...new Set(pairs.map((p) => p.prompt))], rank, sessionOptions: { logSeverityLevel: 3 } });
   try {
-    for (const l of trainer.graph.lora) {
-      const entry = lora.entries.get(l.site.modulePath)!;
-      trainer.params.set(l.a, entry.down);
-      trainer.params.set(l.b, entry.up);
-    }
-    const draw = { noise: createGenerator(1234), random: createRandom(1234) };
-    const acc: number[] = [], loss: number[] = [];
-    for (let p = 0; p < passes; p++) {
-      for (let i = 0; i < pairs.length; i += 16) {
-        const out = await trainer.run(pairs.slice(i, i + 16), draw, beta);
-        const n = Math.min(16, pairs.length - i);
-        for (let k = 0; k < n; k++) acc.push(out.accuracy), loss.push(out.loss);
-      }
-    }
-    return { accuracy: mean(acc), loss: mean(loss) };
+    return marginSummary(await implicitMargins(trainer, lora, pairs, passes), beta * trainer.betaScale);
   } finally {
     await trainer.release();
   }
@@ -59,6 +44,7 @@ async function main() {
   const prompts = file.samples.map((s) => s.prompt);
   const train = decisivePairs(file, Number(values.margin), new Set(prompts.filter((p) => !isVal(p))));
   const val = decisivePairs(file, Number(values.margin), new Set(prompts.filter(isVal)));
+  if (!val.pairs.length || !train.pairs.length) throw new Error(`--val-every ${values['val-every']} leaves ${train.pairs.length} training and ${val.pairs.length} validation pairs; both need some (training captions all have fnv1a % 10 ≠ 0, so 10 and its multiples select none)`);
   console.log(`${train.pairs.length} training pairs, ${val.pairs.length} validation pairs (margin ${values.margin}; mean gap ${mean(train.gaps).toFixed(3)})`);
   const steps = Number(values.steps), passes = Number(values.passes);
   const rows: string[] = [];

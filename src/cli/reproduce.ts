@@ -22,11 +22,8 @@ import { engineWith, readModelDirectory } from '../eval/sample-model.ts';
 import { bootstrapInterval, groupByPrompt, type Interval } from '../eval/bootstrap.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 import type { ModelManifest } from '../model/manifest.ts';
-import { tuningCaptions } from './npo-samples.ts';
-import { compareLoras, type LoraComparison } from '../lora/compare.ts';
-import { parseLora } from '../lora/formats.ts';
-import { findLoraSites } from '../onnx/lora-sites.ts';
-import { readModel } from '../onnx/model-io.ts';
+import { tuningCaptionsOf } from './npo-samples.ts';
+import { compareLoras, parseLorasFor, type LoraComparison } from '../lora/compare.ts';
 
 const { values } = parseArgs({
   options: {
@@ -140,20 +137,17 @@ async function main() {
 
 /** How δ relates to η as weight changes (src/lora/compare.ts): it says what β·δ adds beyond a multiple of η. */
 function compareEtaDelta(unet: Uint8Array, eta: Uint8Array, delta: Uint8Array): LoraComparison {
-  const targets = findLoraSites(readModel(unet)).map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
-  return compareLoras(parseLora(eta, targets), parseLora(delta, targets));
+  const [a, b] = parseLorasFor(unet, [eta, delta]);
+  return compareLoras(a, b);
 }
 
 const SPLIT_LABEL: Record<string, string> = { heldout: 'held-out', tuning: 'tuning (training-split, unpaired)' };
 
-/** Held-out prompts (never trained on), or tuning prompts: training-split captions after the ones train:npo paired. */
+/** Held-out prompts (never trained on), or tuning prompts: training-split captions no preference pair used. */
 function evaluationPrompts(manifest: ModelManifest, split: string, count: number): string[] {
   if (split === 'heldout') return heldOutCaptions(count);
   if (split !== 'tuning') throw new Error(`--split must be heldout or tuning, got ${split}`);
-  const training = (manifest as { training?: { pairs?: { prompts?: number }; eta?: { seed?: number } } }).training;
-  const paired = training?.pairs?.prompts;
-  if (!paired) throw new Error('--split tuning needs manifest.training.pairs.prompts (written by npm run train:npo)');
-  return tuningCaptions(count, paired, training?.eta?.seed ?? 0);
+  return tuningCaptionsOf(manifest, count);
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);

@@ -2,49 +2,53 @@
 //   1. decisive preference pairs the Pick-a-Pic way (npo-samples.ts): sample the base model K times per training
 //      prompt, score every sample with the fixed procedural reward (src/reward), pair the best with the worst when
 //      their totals differ by at least --margin (samples are cached in --samples, so a rerun does not resample);
-//   2. η = a Diffusion-DPO LoRA on those pairs; 3. δ = an NPO LoRA: the same loss on the same pairs reversed;
+//   2. η = a Diffusion-DPO LoRA on those pairs; 3. δ = an NPO LoRA: the same loss on the same pairs reversed, or
+//      (--first-prompt N, issue 31) on pairs of captions N… of the same caption stream, which η never saw;
 //   4. write eta.safetensors and delta.safetensors into the model directory and record the settings in its manifest.
 // Usage: npm run train:npo [-- --model models --prompts 200 --per-prompt 4 --margin 0.1 --rank 4 --steps 300
-//          --beta 500 --lr 1e-3 --batch 8 --samples data/samples.json --role both|eta|delta|pairs]
+//          --beta 500 --lr 1e-3 --batch 8 --seed 0 --first-prompt 0 --samples data/samples.json --role both|eta|delta|pairs]
+// The prompts are captions --first-prompt … of one fixed training-caption stream (captionRange); --seed changes the
+// training's noise, timesteps, batch order and LoRA initialisation only.
 // --role pairs samples and writes the pairs only (for `npm run npo:sweep` before choosing rank and β_dpo).
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { serializeLora } from '../lora/serialize.ts';
 import { encodePairs, type PreferencePair } from '../train/pairs.ts';
 import { trainLora } from '../train/train-lora.ts';
 import { readModelDirectory } from '../eval/sample-model.ts';
-import { decisivePairs, samplePrompts, trainingCaptions } from './npo-samples.ts';
+import { captionRange, decisivePairs, samplePrompts } from './npo-samples.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'models' }, prompts: { type: 'string', default: '200' }, rank: { type: 'string', default: '4' },
     steps: { type: 'string', default: '300' }, beta: { type: 'string', default: '500' }, lr: { type: 'string', default: '1e-3' },
     batch: { type: 'string', default: '8' }, seed: { type: 'string', default: '0' }, margin: { type: 'string', default: '0.1' },
-    'per-prompt': { type: 'string', default: '4' }, 'sample-steps': { type: 'string', default: '20' },
+    'per-prompt': { type: 'string', default: '4' }, 'first-prompt': { type: 'string', default: '0' }, 'sample-steps': { type: 'string', default: '20' },
     pairs: { type: 'string', default: 'data/pairs.json' }, samples: { type: 'string', default: 'data/samples.json' }, role: { type: 'string', default: 'both' },
   },
 });
 const settings = {
   prompts: Number(values.prompts), rank: Number(values.rank), steps: Number(values.steps), beta: Number(values.beta),
   lr: Number(values.lr), batch: Number(values.batch), seed: Number(values.seed), margin: Number(values.margin),
-  perPrompt: Number(values['per-prompt']), sampleSteps: Number(values['sample-steps']),
+  perPrompt: Number(values['per-prompt']), sampleSteps: Number(values['sample-steps']), firstPrompt: Number(values['first-prompt']),
 };
 
 async function makePairs(): Promise<{ pairs: PreferencePair[]; dropped: number; meanGap: number; prompts: number; seedsPerPrompt: string; seconds: number }> {
   const started = performance.now();
   const model = readModelDirectory(values.model!);
-  const captions = trainingCaptions(settings.prompts, settings.seed);
+  const captions = captionRange(settings.firstPrompt, settings.prompts);
+  mkdirSync(dirname(values.samples!), { recursive: true });
   const file = await samplePrompts(model, captions, settings.perPrompt, settings.sampleSteps, values.samples!);
-  // Every prompt in the samples file is a training-split prompt sampled from this model (the file is keyed by the
-  // UNet's hash and the sampler), including prompts an earlier, larger run added.
-  const { pairs, gaps, dropped } = decisivePairs(file, settings.margin);
+  // The samples file (keyed by the UNet's hash and the sampler) may hold other runs' prompts too: pair these only.
+  const mine = new Set(captions);
+  const { pairs, gaps, dropped } = decisivePairs(file, settings.margin, mine);
   const meanGap = gaps.reduce((a, b) => a + b, 0) / Math.max(1, gaps.length);
-  const counts = file.samples.map((s) => s.totals.length);
+  const counts = file.samples.filter((s) => mine.has(s.prompt)).map((s) => s.totals.length);
   const [lo, hi] = [Math.min(...counts), Math.max(...counts)];
-  return { pairs, dropped, meanGap, prompts: file.samples.length, seedsPerPrompt: lo === hi ? String(lo) : `${lo}–${hi}`, seconds: (performance.now() - started) / 1000 };
+  return { pairs, dropped, meanGap, prompts: captions.length, seedsPerPrompt: lo === hi ? String(lo) : `${lo}–${hi}`, seconds: (performance.now() - started) / 1000 };
 }
 
 async function train(pairs: PreferencePair[], reverse: boolean) {
@@ -79,7 +83,7 @@ async function main() {
   const roles = values.role === 'both' ? (['eta', 'delta'] as const) : values.role === 'pairs' ? [] : [values.role as 'eta' | 'delta'];
   if (!roles.every((r) => r in ROLES)) throw new Error(`--role must be eta, delta, both or pairs, got ${values.role}`);
   const { pairs, dropped, meanGap, prompts, seedsPerPrompt, seconds } = await makePairs();
-  mkdirSync('data', { recursive: true });
+  mkdirSync(dirname(values.pairs!), { recursive: true });
   const size = readModelDirectory(values.model!).manifest.unet.config.sampleSize;
   writeFileSync(values.pairs!, JSON.stringify(encodePairs(pairs, size, size)));
   console.log(`wrote ${values.pairs}: ${pairs.length} pairs, mean reward gap ${meanGap.toFixed(3)} (${dropped} prompts under the margin dropped) in ${seconds.toFixed(0)} s`);
@@ -90,16 +94,22 @@ async function main() {
     writeFileSync(join(dir, ROLES[role].file), serializeLora(r.lora, 'diffusers', { metadata: { ...common, role: ROLES[role].role } }));
     // Read the manifest only now: a second process training the other role may have written it meanwhile.
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    manifest.loras[role] = { file: ROLES[role].file, role, rank: settings.rank, description: ROLES[role].description };
-    manifest.training = {
-      ...(manifest.training ?? {}),
-      pairs: {
-        count: pairs.length, droppedUnderMargin: dropped, prompts, seedsPerPrompt, selection: 'best vs worst of the prompt\'s samples',
-        margin: settings.margin, meanGap: Number(meanGap.toFixed(4)), sampler: `ddim ${settings.sampleSteps} steps`,
-        reward: 'src/reward scoreImage total (issue 12 version, fixed before training)',
-      },
-      [role]: { ...settings, seconds: Math.round(r.seconds), ...r.record, command: `npm run train:npo -- ${process.argv.slice(2).join(' ')}`.trim() },
+    const ownPairs = settings.firstPrompt > 0;
+    const description = ownPairs && role === 'delta'
+      ? `δ: NPO LoRA, the same DPO loss on pairs η never saw (captions ${settings.firstPrompt}…${settings.firstPrompt + prompts - 1}), reversed`
+      : ROLES[role].description;
+    manifest.loras[role] = { file: ROLES[role].file, role, rank: settings.rank, description };
+    const pairsRecord = {
+      count: pairs.length, droppedUnderMargin: dropped, prompts, seedsPerPrompt, selection: 'best vs worst of the prompt\'s samples',
+      margin: settings.margin, meanGap: Number(meanGap.toFixed(4)), sampler: `ddim ${settings.sampleSteps} steps`,
+      reward: 'src/reward scoreImage total (issue 12 version, fixed before training)',
     };
+    const record = { ...settings, seconds: Math.round(r.seconds), ...r.record, command: `npm run train:npo -- ${process.argv.slice(2).join(' ')}`.trim() };
+    // training.pairs is the shared set (captions 0…), the one tuningCaptionsOf counts; a run on pairs of its own
+    // (--first-prompt) keeps their record in its role's entry.
+    manifest.training = ownPairs
+      ? { ...(manifest.training ?? {}), [role]: { ...record, pairs: pairsRecord } }
+      : { ...(manifest.training ?? {}), pairs: pairsRecord, [role]: record };
     delete manifest.training.npoCommand;
     const bytes = readFileSync(join(dir, ROLES[role].file));
     manifest.files = [...manifest.files.filter((f: { path: string }) => f.path !== ROLES[role].file), { path: ROLES[role].file, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') }];

@@ -4,7 +4,13 @@
 // the same pairs reversed, from the same zero start, their first gradients are exact opposites (policy = reference,
 // so reversing a pair flips the sign of the DPO loss's gradient), and how far δ stays from −η decides what NPO can add
 // on top of DPO: θ_neg = θ + α·η + β·δ ≈ θ + (α + c·β)·η + β·(the rest).
-import { loraDeltaWeight } from './formats.ts';
+// The cosine compares parametrisations: two LoRAs from different seeds start from different random `down` matrices,
+// so their rank-r updates lie in different subspaces and the cosine stays near 0 even when both prefer the same
+// images (issue 31: a DPO and an NPO LoRA on the same pairs, −0.84 from one seed and −0.09 from two, while their
+// implicit margins correlate −0.89 and −0.74). `npm run npo:compare` compares them as functions too (implicit-margins.ts).
+import { findLoraSites } from '../onnx/lora-sites.ts';
+import { readModel } from '../onnx/model-io.ts';
+import { loraDeltaWeight, parseLora } from './formats.ts';
 import type { LoraSet } from './types.ts';
 
 export interface LoraComparison {
@@ -40,4 +46,10 @@ export function compareLoras(a: LoraSet, b: LoraSet): LoraComparison {
     normRatio: aa > 0 ? Math.sqrt(bb / aa) : Infinity,
     siteCosines: { min: Math.min(...siteCosines), mean: siteCosines.reduce((s, c) => s + c, 0) / siteCosines.length, max: Math.max(...siteCosines) },
   };
+}
+
+/** LoRA files (safetensors, any format parseLora reads) as LoraSets on the sites of this UNet (ONNX bytes). */
+export function parseLorasFor(unet: Uint8Array, loras: readonly Uint8Array[]): LoraSet[] {
+  const targets = findLoraSites(readModel(unet)).map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
+  return loras.map((bytes) => parseLora(bytes, targets));
 }
