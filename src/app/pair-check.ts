@@ -6,7 +6,6 @@
 import { tokenize } from '../embedded/tokenizer.ts';
 import { decodePairs, parsePairs, parsePairsAtOwnSize, type PairsFile, type ParsePairsOptions } from '../train/pairs.ts';
 import type { ModelInfo } from '../worker/protocol.ts';
-import { nextRequestId, onWorkerEvent, sendToWorker } from './worker-client.ts';
 
 /** Pairs as the panel holds them: a pairs.json's text, or a source prepared into a pairs file. */
 export type CheckedPairs = { json: string } | { file: PairsFile };
@@ -15,38 +14,16 @@ export type CheckedPairs = { json: string } | { file: PairsFile };
  * Decodes every pair as training would on `model` and returns how many there are; throws the trainer's PairsError.
  * `resolution`: a prepared model's chosen training side (else it trains at the pairs file's own size).
  */
-export async function checkPairs(pairs: CheckedPairs, model: ModelInfo, resolution?: number): Promise<number> {
+export function checkPairs(pairs: CheckedPairs, model: ModelInfo, resolution?: number): number {
   if (model.kind === 'sd15' || model.kind === 'sdxl') {
     // As src/worker/training.ts: the chosen resolution, else the file's own size; SD prompts are truncated, never refused.
     const sizeFor = (width: number, height: number) => (resolution ? { width: resolution, height: resolution } : { width, height });
     if ('json' in pairs) return parsePairsAtOwnSize(pairs.json, sizeFor).length;
     return decodePairs(pairs.file, sizeFor(pairs.file.width, pairs.file.height)).length;
   }
-  const length = await embeddedContextLength(model);
+  // From the model's 'ready', not asked of the worker: a worker that crashes mid-question would leave it unanswered.
+  const length = model.contextLength;
+  if (!length) throw new Error(`the model ${model.name} does not say its text encoder's context length`);
   const options: ParsePairsOptions = { width: model.width, height: model.height, checkPrompt: (prompt) => void tokenize(prompt, length) };
   return ('json' in pairs ? parsePairs(pairs.json, options) : decodePairs(pairs.file, options)).length;
-}
-
-const contextLengths = new WeakMap<ModelInfo, Promise<number>>();
-
-/**
- * The embedded text encoder's context length, which the page is not told: the worker's token report gives the words
- * a prompt may have (src/pipelines/index.ts: limit = context length − 2, for <bos> and <eos>), asked once per model.
- */
-function embeddedContextLength(model: ModelInfo): Promise<number> {
-  let length = contextLengths.get(model);
-  if (!length) {
-    length = new Promise<number>((resolve, reject) => {
-      const id = nextRequestId();
-      const stop = onWorkerEvent((event) => {
-        if (event.type !== 'tokens' || event.id !== id) return;
-        stop();
-        if (event.error) reject(new Error(`the model's tokenizer did not answer: ${event.error}`));
-        else resolve(event.limit + 2);
-      });
-      sendToWorker({ type: 'count-tokens', id, prompt: '' });
-    });
-    contextLengths.set(model, length);
-  }
-  return length;
 }

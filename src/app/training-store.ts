@@ -174,7 +174,7 @@ async function choose(name: string, read: () => Promise<{ pairs: NonNullable<Tra
     const { pairs, checked, message } = await read();
     set({ preparing: `checking ${name}…` });
     // A prepared source is at its preparation size; a pairs.json trains at the chosen resolution, else its own size.
-    await checkPairs(checked, model, pairs.size ?? useTraining.getState().options.resolution);
+    checkPairs(checked, model, pairs.size ?? useTraining.getState().options.resolution);
     set({ pairs, message, history: [] });
     return true;
   } catch (error) {

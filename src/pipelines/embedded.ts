@@ -28,6 +28,7 @@ export async function embeddedFamily(ort: Ort, source: ModelSource, options: Eng
       kind: 'embedded',
       width: config.sampleSize,
       height: config.sampleSize,
+      contextLength: manifest.textEncoder.config.contextLength,
       // LCM needs a consistency-distilled model; offering it for this one would only produce mush.
       schedulers: SCHEDULER_NAMES.filter((name) => !NEEDS_DISTILLED_MODEL.has(name)),
       defaults: { ...manifest.defaults },

@@ -92,6 +92,8 @@ export interface ModelInfo {
   kind?: 'embedded' | 'sd15' | 'sdxl';
   /** Tokens a prompt may have before truncation (75 for CLIP's 77 with BOS/EOS); absent for the embedded model. */
   tokenLimit?: number;
+  /** The embedded model: its text encoder's context length (prompts longer than it minus BOS/EOS are refused). */
+  contextLength?: number;
   width: number;
   height: number;
   loraSites: number;
