@@ -17,6 +17,7 @@ import * as ortNode from 'onnxruntime-node';
 import type * as OrtCommon from 'onnxruntime-common';
 import { touchedTensors, type Offset } from '../src/engine/offsets.ts';
 import { readExternals, streamUnetToGpu } from '../src/engine/unet-files.ts';
+import { KEPT_CONV_BUDGET } from '../src/model/fit.ts';
 import { unetGraphFor } from '../src/engine/unet-graph.ts';
 import { createCpuWeights, type UnetWeights } from '../src/engine/weights-cpu.ts';
 import { createGpuWeights } from '../src/engine/weights-gpu.ts';
@@ -39,7 +40,6 @@ const unet: BenchUnet = await benchUnet(values.size === 'full' ? 'full' : 'tiny'
 const web = await nodeWebGpuOrt({ baselineWasm: true });
 const { device } = web;
 const traffic = watchGpuTraffic(device);
-const tracker = createBufferTracker(device);
 const adapter = `${web.adapterInfo.vendor} ${web.adapterInfo.architecture} ${web.adapterInfo.description ?? ''}`.trim();
 console.log(`UNet: ${unet.title}; ${(unet.weightBytes / 2 ** 20).toFixed(1)} MiB of weights; latents [${unet.shape.join(', ')}]; WebGPU adapter: ${adapter}`);
 
@@ -78,34 +78,46 @@ const rows: string[] = [];
 const row = (...cells: (string | number)[]) => rows.push(`| ${cells.join(' | ')} |`);
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
 
-// The engine's WebGPU road: every external weight streamed into our own buffer and fed as a graph input.
-const files = await streamUnetToGpu(device, tracker, unet.source, unet.model, unet.graphPath);
 const gpuOffsets = await unet.offsets(true);
-for (const c of cases) {
-  const touched = touchedTensors(unet.model, unet.sites, pick(gpuOffsets, c.roles));
-  const graph = unetGraphFor(unet.model, touched, files.names);
-  const session = await web.ort.InferenceSession.create(writeModel(graph.model), { executionProviders: [{ name: 'webgpu', device } as never], preferredOutputLocation: 'gpu-buffer' });
-  const weights = await createGpuWeights(web.ort, device, tracker, touched, graph.mode, files);
-  const frozen = Object.fromEntries([...(await files.frozen(touched))].map(([name, buffer]) => {
-    const t = unet.model.graph!.initializer!.find((i) => i.name === name)!;
-    return [name, web.ort.Tensor.fromGpuBuffer(buffer, { dataType: t.dataType === 10 ? 'float16' : 'float32', dims: (t.dims ?? []).map(Number) })];
-  }));
-  const gpu = await timeSteps(web.ort, session, weights, frozen, c.ids, true);
-  let remerge = '–';
-  if (c.roles.length) {
-    const moved = async (id: string) => {
-      traffic.reset();
-      await weights.callsFor([POSITIVE, id]);
-      await device.queue.onSubmittedWorkDone();
-      const s = (weights as Awaited<ReturnType<typeof createGpuWeights>>).stats();
-      return `${s.milliseconds.toFixed(0)} ms, ${s.tensors} tensors, ${kib(traffic.uploadBytes)} up`;
-    };
-    remerge = `α → 0.7: ${await moved(negativeId(0.7, 1))}; β → 0.5: ${await moved(negativeId(0.7, 0.5))}`;
+
+/**
+ * The engine's WebGPU road: every external weight streamed into our own buffer and fed as a graph input, but the
+ * largest Conv weights no offset touches, kept as ORT initializers (`keepBudget` bytes of them; 0: none kept).
+ */
+async function gpuRoad(where: string, keepBudget: number, roadCases: Case[]) {
+  const tracker = createBufferTracker(device);
+  const files = await streamUnetToGpu(device, tracker, unet.source, unet.model, unet.graphPath, [], { keepBudget });
+  for (const c of roadCases) {
+    const touched = touchedTensors(unet.model, unet.sites, pick(gpuOffsets, c.roles));
+    const graph = await files.graph(touched);
+    const session = await web.ort.InferenceSession.create(writeModel(graph.model), { executionProviders: [{ name: 'webgpu', device } as never], externalData: graph.externalData, preferredOutputLocation: 'gpu-buffer' });
+    const weights = await createGpuWeights(web.ort, device, tracker, touched, graph.mode, files);
+    const frozen = Object.fromEntries([...(await files.frozen(touched))].map(([name, buffer]) => {
+      const t = unet.model.graph!.initializer!.find((i) => i.name === name)!;
+      return [name, web.ort.Tensor.fromGpuBuffer(buffer, { dataType: t.dataType === 10 ? 'float16' : 'float32', dims: (t.dims ?? []).map(Number) })];
+    }));
+    const gpu = await timeSteps(web.ort, session, weights, frozen, c.ids, true);
+    let remerge = '–';
+    if (c.roles.length) {
+      const moved = async (id: string) => {
+        traffic.reset();
+        await weights.callsFor([POSITIVE, id]);
+        await device.queue.onSubmittedWorkDone();
+        const s = (weights as Awaited<ReturnType<typeof createGpuWeights>>).stats();
+        return `${s.milliseconds.toFixed(0)} ms, ${s.tensors} tensors, ${kib(traffic.uploadBytes)} up`;
+      };
+      remerge = `α → 0.7: ${await moved(negativeId(0.7, 1))}; β → 0.5: ${await moved(negativeId(0.7, 0.5))}`;
+    }
+    weights.release();
+    await session.release();
+    const kept = files.kept();
+    row(c.name, `WebGPU, ${where}${keepBudget ? ` (${kept.names.length} Conv weights kept, ${(kept.bytes / 2 ** 20).toFixed(1)} MiB)` : ''}`, graph.mode, gpu.calls, gpu.kernels, kib(gpu.uploadBytes), gpu.ms.toFixed(1), remerge);
   }
-  weights.release();
-  await session.release();
-  row(c.name, 'WebGPU, weights as inputs', graph.mode, gpu.calls, gpu.kernels, kib(gpu.uploadBytes), gpu.ms.toFixed(1), remerge);
+  tracker.destroyAll();
 }
+// The dense η touches every Conv: its case last, since a weight an offset touched stays an input.
+await gpuRoad('engine road', KEPT_CONV_BUDGET, cases);
+await gpuRoad('every weight an input', 0, cases.slice(0, 1));
 
 // The same UNet with its weights left as initializers (ORT uploads them once, from its WASM heap): what the engine's
 // road costs ORT per call, in kernels and time.

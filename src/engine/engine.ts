@@ -77,18 +77,18 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
   const { model, sites, output, graphPath } = family.unet;
   const targets = sites.map(({ modulePath, inFeatures, outFeatures }) => ({ modulePath, inFeatures, outFeatures }));
   let offsets = { ...family.offsets };
-  // A weight's road (unet-files.ts): on WebGPU every external weight streamed into a GPU buffer of our own; on the
-  // CPU the files whole, for ORT's external data.
-  const gpuFiles = device ? await streamUnetToGpu(device, tracker!, source, model, graphPath, options.onProgress) : undefined;
-  const externals = gpuFiles ? undefined : await readExternals(source, model, graphPath, options.onProgress);
+  // A weight's road (unet-files.ts): on WebGPU every external weight streamed into a GPU buffer of our own (but the
+  // largest untouched Conv weights, kept as ORT initializers); on the CPU the files whole, for ORT's external data.
+  const externals = device ? undefined : await readExternals(source, model, graphPath, options.onProgress);
   const touchedFor = (o: typeof offsets) => touchedTensors(model, sites, o, externals);
+  const gpuFiles = device ? await streamUnetToGpu(device, tracker!, source, model, graphPath, touchedFor(offsets), { onProgress: options.onProgress }) : undefined;
 
   async function createUnet(touched: TouchedTensor[]): Promise<Unet> {
-    const graph = unetGraphFor(model, touched, gpuFiles?.names);
+    const graph = gpuFiles ? await gpuFiles.graph(touched) : { ...unetGraphFor(model, touched), externalData: [...externals!].map(([path, data]) => ({ path, data })) };
     // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
     const session = await ort.InferenceSession.create(writeModel(graph.model), {
       ...options.sessionOptions,
-      ...(externals ? { externalData: [...externals].map(([path, data]) => ({ path, data })) } : {}),
+      ...(graph.externalData.length ? { externalData: graph.externalData } : {}),
       ...(device ? { preferredOutputLocation: { [output]: 'gpu-buffer' as const } } : {}),
     });
     if (!gpuFiles) return { session, weights: createCpuWeights(ort, touched, graph.mode), touched, mode: graph.mode, frozen: {} };

@@ -5,13 +5,19 @@
 //         graph takes them as inputs fed with Tensor.fromGpuBuffer, so neither JS nor ORT's WASM heap holds a shard and
 //         a UNet over ORT-web's 4 GB wall loads. Dense offsets (a DPO UNet's θ_dpo − θ) are streamed the same way;
 //         only their safetensors headers are read into JS.
+//         Except: a Conv weight fed as an input costs ORT's WebGPU EP a re-layout kernel per Conv on every call (an
+//         initializer is re-laid out once, at session creation), so the largest Conv weights no offset touches, up
+//         to KEPT_CONV_BUDGET, stay initializers: copied out of the same streaming pass and handed to ORT as
+//         external data at session creation (README "The engine on WebGPU" has the kernel counts).
 import { uploadWeights, type WeightPlacement } from '../gpu/upload.ts';
 import type { BufferTracker } from '../gpu/tracker.ts';
+import { KEPT_CONV_BUDGET } from '../model/fit.ts';
 import { readHeaderLength } from '../lora/safetensors.ts';
 import { listedFile, type ModelSource } from '../model/source/source.ts';
-import { externalInitializers, externalLocations, readStoredWeight } from '../onnx/model-io.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { externalInitializers, externalLocations, readStoredWeight, type ExternalInitializer } from '../onnx/model-io.ts';
+import type { ModelProto, TensorProto } from '../onnx/proto.ts';
 import type { DenseTensor, OffsetFiles, TouchedTensor } from './offsets.ts';
+import { unetGraphFor, type WeightMode } from './unet-graph.ts';
 import { denseKey, type GpuTensors } from './weights-gpu.ts';
 
 export type LoadProgress = (message: string, loaded: number, total: number) => void;
@@ -60,36 +66,69 @@ function concat(parts: Uint8Array[], length: number): Uint8Array {
   return out;
 }
 
+/** External initializers as ORT's session creation takes them: a file name per tensor and its bytes. */
+export type ExternalData = { path: string; data: Uint8Array }[];
+
 /**
  * The UNet's weights on the GPU: every external initializer in a buffer of its own ("frozen" θ, fed as a graph
- * input), from which the weight sets take over the tensors η and δ touch (θ_pos is merged over θ in place) and to
- * which a tensor returns, streamed again, once no offset touches it any more.
+ * input) but the kept Conv weights, from which the weight sets take over the tensors η and δ touch (θ_pos is merged
+ * over θ in place) and to which a tensor returns, streamed again, once no offset touches it any more.
  */
 export interface GpuUnetFiles extends GpuTensors {
-  /** External initializers' names: the graph takes all of them as inputs. */
-  names: string[];
-  /** θ of every untouched external initializer, by name (streamed again where a weight set had taken it). */
+  /**
+   * The graph a session is created from for these touched tensors, and the external data it needs: the kept Conv
+   * weights no touched tensor is among (one that an offset touches later becomes an input for good).
+   */
+  graph(touched: readonly TouchedTensor[]): Promise<{ model: ModelProto; mode: WeightMode; externalData: ExternalData }>;
+  /** θ of every untouched external initializer fed as an input, by name (streamed again where a weight set had taken it). */
   frozen(touched: readonly TouchedTensor[]): Promise<Map<string, GPUBuffer>>;
+  /** Names of the Conv weights kept as initializers, and their bytes. */
+  kept(): { names: string[]; bytes: number };
 }
 
-export async function streamUnetToGpu(device: GPUDevice, tracker: BufferTracker, source: ModelSource, model: ModelProto, graphPath: string, onProgress?: LoadProgress): Promise<GpuUnetFiles> {
+/**
+ * `touched`: what the offsets at load touch; the Conv weights they leave alone are the candidates to keep.
+ * `keepBudget`: bytes of Conv weights kept as initializers (0: every weight an input, what the bench compares with).
+ */
+export async function streamUnetToGpu(device: GPUDevice, tracker: BufferTracker, source: ModelSource, model: ModelProto, graphPath: string, touched: readonly TouchedTensor[], options: { onProgress?: LoadProgress; keepBudget?: number } = {}): Promise<GpuUnetFiles> {
+  const { onProgress, keepBudget = KEPT_CONV_BUDGET } = options;
   const initializers = externalInitializers(model, graphPath);
   const byName = new Map(initializers.map((i) => [i.name, i]));
   const inline = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const stream = async (placements: WeightPlacement[], owner: string, what: string) => {
-    if (placements.length === 0) return new Map<string, GPUBuffer>();
-    const { buffers } = await uploadWeights(device, source, placements, { tracker, owner, onBytes: (streamed, total) => onProgress?.(`streaming ${what} to the GPU`, streamed, total) });
-    return buffers;
+  const kept = keptConvWeights(model, initializers, touched, keepBudget);
+  const stream = async (placements: WeightPlacement[], owner: string, what: string, copies: WeightPlacement[] = []) => {
+    if (placements.length === 0 && copies.length === 0) return { buffers: new Map<string, GPUBuffer>(), copies: new Map<string, Uint8Array>() };
+    return uploadWeights(device, source, placements, { tracker, owner, copies, onBytes: (streamed, total) => onProgress?.(`streaming ${what} to the GPU`, streamed, total) });
   };
-  const held = await stream(initializers, 'unet θ', 'the UNet weights');
+  const loaded = await stream(initializers.filter((i) => !kept.has(i.name)), 'unet θ', 'the UNet weights', initializers.filter((i) => kept.has(i.name)));
+  const held = loaded.buffers;
+  /** The kept weights' bytes from the load's pass, handed to the first session and then let go. */
+  let keptBytes: Map<string, Uint8Array> | undefined = loaded.copies;
   return {
-    names: initializers.map((i) => i.name),
-    async frozen(touched) {
-      const taken = new Set(touched.map((t) => t.name));
-      const missing = initializers.filter((i) => !taken.has(i.name) && !held.has(i.name));
-      for (const [name, buffer] of await stream(missing, 'unet θ', 'weights back')) held.set(name, buffer);
+    async graph(touchedNow) {
+      for (const t of touchedNow) kept.delete(t.name);
+      const inputs = initializers.filter((i) => !kept.has(i.name)).map((i) => i.name);
+      const { model: graph, mode } = unetGraphFor(model, touchedNow, inputs);
+      // A later session (other tensors touched) reads the kept weights again: they are not held between sessions.
+      const bytes = keptBytes ?? (await stream([], 'unet θ', 'kept weights', [...kept].map((name) => byName.get(name)!))).copies;
+      keptBytes = undefined;
+      const externalData: ExternalData = [];
+      const relocated = new Map<string, TensorProto>();
+      for (const [i, name] of [...kept].entries()) {
+        const path = `kept-${i}.bin`;
+        externalData.push({ path, data: bytes.get(name)! });
+        relocated.set(name, externalAt(inline.get(name)!, path, byName.get(name)!.bytes));
+      }
+      const initializer = (graph.graph?.initializer ?? []).map((t) => relocated.get(t.name ?? '') ?? t);
+      return { model: { ...graph, graph: { ...graph.graph, initializer } }, mode, externalData };
+    },
+    async frozen(touchedNow) {
+      const taken = new Set(touchedNow.map((t) => t.name));
+      const missing = initializers.filter((i) => !taken.has(i.name) && !held.has(i.name) && !kept.has(i.name));
+      for (const [name, buffer] of (await stream(missing, 'unet θ', 'weights back')).buffers) held.set(name, buffer);
       return new Map([...held].filter(([name]) => !taken.has(name)));
     },
+    kept: () => ({ names: [...kept], bytes: [...kept].reduce((sum, name) => sum + byName.get(name)!.bytes, 0) }),
     async theta(tensors) {
       const out = new Map<string, GPUBuffer>();
       const again: WeightPlacement[] = [];
@@ -103,11 +142,35 @@ export async function streamUnetToGpu(device: GPUDevice, tracker: BufferTracker,
           out.set(t.name, tracker.create('weights', data.byteLength, { data, label: `θ ${t.name}` }));
         }
       }
-      for (const [name, buffer] of await stream(again, 'weights', 'θ again')) out.set(name, buffer);
+      for (const [name, buffer] of (await stream(again, 'weights', 'θ again')).buffers) out.set(name, buffer);
       return out;
     },
     async dense(tensors: readonly DenseTensor[]) {
-      return stream(tensors.map((d) => ({ name: denseKey(d), file: d.file, offset: d.offset, bytes: d.byteLength })), 'weights', 'η');
+      return (await stream(tensors.map((d) => ({ name: denseKey(d), file: d.file, offset: d.offset, bytes: d.byteLength })), 'weights', 'η')).buffers;
     },
   };
+}
+
+/**
+ * The Conv weights (a Conv node's second input) among the external initializers that no touched tensor is, largest
+ * first while their bytes stay within `budget`: ORT's re-layout per call is a pass over the weight, so the largest
+ * save the most.
+ */
+export function keptConvWeights(model: ModelProto, initializers: readonly ExternalInitializer[], touched: readonly TouchedTensor[], budget: number): Set<string> {
+  const taken = new Set(touched.map((t) => t.name));
+  const convWeights = new Set((model.graph?.node ?? []).filter((n) => n.opType === 'Conv' && n.input?.[1]).map((n) => n.input![1]));
+  const candidates = initializers.filter((i) => convWeights.has(i.name) && !taken.has(i.name)).sort((a, b) => b.bytes - a.bytes);
+  const kept = new Set<string>();
+  let bytes = 0;
+  for (const c of candidates) {
+    if (bytes + c.bytes > budget) continue;
+    kept.add(c.name);
+    bytes += c.bytes;
+  }
+  return kept;
+}
+
+/** The initializer with its bytes at the start of external file `path`. */
+function externalAt(tensor: TensorProto, path: string, bytes: number): TensorProto {
+  return { ...tensor, externalData: [{ key: 'location', value: path }, { key: 'offset', value: '0' }, { key: 'length', value: String(bytes) }] };
 }

@@ -1,6 +1,6 @@
 // The fit check refuses, before any download, what the browser cannot hold, and says why with the numbers.
 import { describe, expect, it } from 'vitest';
-import { checkFit } from './fit.ts';
+import { checkFit, KEPT_CONV_BUDGET } from './fit.ts';
 import type { NpoFootprint, PreparedManifest } from './manifest.ts';
 import { deltaSites } from './npo-memory.ts';
 import { numel, SDXL_UNET_CONFIG, unetParameters } from './unet-params.ts';
@@ -43,8 +43,9 @@ describe('checkFit', () => {
   it('still reports the totals and the largest buffer of a model that fits; on WebGPU the UNet is on the GPU only', () => {
     const report = checkFit(sd15, { backend: 'webgpu' });
     expect(report).toMatchObject({ warnings: [], largestBufferBytes: 49408 * 768 * 4 });
-    // Every weight on the GPU; the text encoder and VAE in WebAssembly memory too; the worker reads one component whole at a time.
-    expect(report.memory).toEqual({ gpu: 4_128_000_000, wasm: 690_000_000, js: 492_000_000 });
+    // Every weight on the GPU; the text encoder and VAE in WebAssembly memory too, and the UNet's Conv weights kept as
+    // initializers (at most KEPT_CONV_BUDGET), which also pass through the worker, which reads one component whole at a time.
+    expect(report.memory).toEqual({ gpu: 4_128_000_000, wasm: 690_000_000 + KEPT_CONV_BUDGET, js: 492_000_000 + KEPT_CONV_BUDGET });
     // On WASM every weight is in WebAssembly memory, and the UNet's files stay in the worker for ORT and the merge.
     expect(checkFit(sd15, { backend: 'wasm' }).memory).toEqual({ wasm: 4_128_000_000, js: 3_438_000_000 + 492_000_000, gpu: 0 });
   });
@@ -101,14 +102,15 @@ describe('checkFit for SDXL fp16 (per tensor and total)', () => {
     expect(report.problems).toEqual(['its largest weight input (a stacked [θ_pos; θ_neg] weight for NPO) is 10 MiB, over this GPU\'s buffer limit of 8 MiB']);
   });
 
-  it('places: on WebGPU every weight and NPO\'s θ_neg copies on the GPU, nothing of the UNet in the worker or WebAssembly', () => {
+  it('places: on WebGPU every weight and NPO\'s θ_neg copies on the GPU, of the UNet only kept Conv weights in the worker and WebAssembly', () => {
     const [unet, te1, te2, vae] = [2 * unetElements, 2 * 123_060_480, 2 * 694_659_840, 4 * 49_490_179];
     const lora = checkFit(sdxl(loraDelta), { backend: 'webgpu' });
     expect(lora.totalBytes).toBeCloseTo(unet + te1 + te2 + vae, -1);
-    // θ_neg at δ's sites (stacked [θ_pos; θ_neg]) is the only copy NPO adds; the UNet's 5 GB never pass through JS or WASM
+    // θ_neg at δ's sites (stacked [θ_pos; θ_neg]) is the only copy NPO adds; of the UNet's 5 GB only the kept Conv
+    // weights pass through JS and WASM
     expect(lora.memory.gpu - lora.totalBytes).toBe(2 * loraDelta.touchedElements);
-    expect(lora.memory.wasm).toBe(te1 + te2 + vae);
-    expect(lora.memory.js).toBe(te2); // the largest component, read whole before ORT takes it
+    expect(lora.memory.wasm).toBe(te1 + te2 + vae + KEPT_CONV_BUDGET);
+    expect(lora.memory.js).toBe(te2 + KEPT_CONV_BUDGET); // the largest component, read whole before ORT takes it
     const dense = checkFit(sdxl(denseEta), { backend: 'webgpu' });
     expect(dense.memory.gpu - dense.totalBytes).toBe(2 * unetElements); // θ_neg everywhere: θ_pos + θ_neg + η is 3× the UNet
     // On WASM the UNet is in WebAssembly memory and its files in the worker, with [θ_pos; θ_neg] per touched weight there

@@ -42,6 +42,13 @@ export const ARRAY_BUFFER_LIMIT = 2 ** 31 - 1;
 export const WASM_MEMORY_LIMIT = 4 * 2 ** 30;
 /** Activations, ORT's arena and the page: a share of WASM memory weights cannot have. */
 const WASM_HEADROOM = 0.25;
+/**
+ * Bytes of UNet Conv weights the engine keeps as ORT initializers on WebGPU (src/engine/unet-files.ts: fed as inputs,
+ * ORT re-lays them out on every call). They pass through the worker's JS once and ORT holds them in its WebAssembly
+ * memory while it creates the session, beside the text encoders and the VAE, under its 4 GiB: 1 GiB keeps SD1.5's and
+ * SDXL's largest untouched convolutions (3×3 at 1280 channels: 59 MB each in float32) and leaves SDXL fp16 room.
+ */
+export const KEPT_CONV_BUDGET = 1 << 30;
 /** Chromium rounds navigator.deviceMemory down and caps it at 8 (GiB): at the cap the real memory is unknown. */
 const DEVICE_MEMORY_CAP_GIB = 8;
 
@@ -90,8 +97,9 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
  * Where the model's bytes are with the one engine (src/engine; README "the engine"), per backend:
  *   WebGPU  GPU:  every weight (UNet, text encoders, VAE decoder), the offsets (a dense η, LoRA factors) and NPO's
  *                 θ_neg copies; the UNet's weights come from our own buffers, streamed from the files.
- *           WASM: the text encoders' and VAE's weights (ORT's initializers, counted as held).
- *           JS:   the largest component read whole at a time (handed to ORT) and the LoRA files.
+ *           WASM: the text encoders' and VAE's weights (ORT's initializers, counted as held) and the UNet's Conv
+ *                 weights kept as initializers (at most KEPT_CONV_BUDGET; counted in full, as if no offset touched them).
+ *           JS:   the largest component read whole at a time (handed to ORT), the kept Conv weights and the LoRA files.
  *   WASM    WASM: every weight, plus the touched weights fed per call (a stacked [θ_pos; θ_neg] input twice).
  *           JS:   the UNet's files (ORT's external data and θ for the merge), the offsets' files, NPO's merge arrays
  *                 (npoWorkerArrays) and the largest other component while it is read.
@@ -108,7 +116,8 @@ export function memoryPlaces(manifest: AnyManifest, backend: DeviceLimits['backe
   const npo = npoBytes(manifest);
   const f = manifest.npoFootprint;
   if (backend === 'webgpu') {
-    return { gpu: unet + encodersAndVae + offsetFiles.dense + offsetFiles.lora + npo.extraResident, wasm: encodersAndVae, js: Math.max(...others) + offsetFiles.lora };
+    const kept = Math.min(KEPT_CONV_BUDGET, unet);
+    return { gpu: unet + encodersAndVae + offsetFiles.dense + offsetFiles.lora + npo.extraResident, wasm: encodersAndVae + kept, js: Math.max(...others) + kept + offsetFiles.lora };
   }
   const fed = f ? (f.stacked ? 2 : 1) * f.touchedElements * f.elementBytes : 0;
   return { wasm: unet + encodersAndVae + fed, js: unet + offsetFiles.dense + offsetFiles.lora + npo.mergeArrays + Math.max(...others), gpu: 0 };
