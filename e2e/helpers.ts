@@ -1,6 +1,6 @@
 // Shared e2e helpers: open the page on a backend, wait for idle with a budget sized to the work, read a canvas's
 // pixels. Budgets come from the calibration measured at the start of the run (calibration.ts, global-setup.ts).
-import { expect, test, type Page, type TestInfo, type WorkerInfo } from '@playwright/test';
+import { expect, test, type Locator, type Page, type TestInfo, type WorkerInfo } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -224,4 +224,15 @@ export async function expectSamePixels(page: Page, info: TestInfo, reference: Re
   }
   const [baseline, npo] = [await pixels(page, 'image-baseline'), await pixels(page, 'image-npo')];
   expect(baseline.some((v, i) => v !== npo[i])).toBe(true);
+}
+
+/** Drops files on `target` as a person dragging them from the desktop would (a DataTransfer holding the Files). */
+export async function dropFiles(target: Locator, files: { name: string; bytes: Uint8Array; type?: string }[]) {
+  const data = await target.page().evaluateHandle((list) => {
+    const transfer = new DataTransfer();
+    for (const { name, b64, type } of list) transfer.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type }));
+    return transfer;
+  }, files.map(({ name, bytes, type }) => ({ name, type, b64: Buffer.from(bytes).toString('base64') })));
+  await target.dispatchEvent('dragover', { dataTransfer: data });
+  await target.dispatchEvent('drop', { dataTransfer: data });
 }

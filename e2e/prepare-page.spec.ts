@@ -1,7 +1,7 @@
 // "Prepare a model…" in the page (src/app/PreparePanel.tsx → the prepare worker → src/prepare/prepare.ts into the
 // browser's origin-private file system), on the tiny real-exporter SD1.5 fixture (fixtures/sd15), against what
 // `npm run prepare-model` made of the same inputs (e2e/prepare-test-models.ts: tmp/test-models/sd15-tiny):
-//   - from folders chosen in the page: the same files byte for byte (sizes and SHA-256) and the same manifest but
+//   - from folders chosen and a LoRA dropped in the page: the same files byte for byte (sizes and SHA-256) and the same manifest but
 //     its provenance; opened after a reload from browser storage alone, it shows `npm run generate`'s pixels;
 //     "Remove" deletes it and frees its storage;
 //   - from a Hub on another origin (e2e/fake-hub.ts, `?hub=`): the same files, a dropped download resumed with a
@@ -11,7 +11,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeHub, type FakeHub } from './fake-hub.ts';
-import { backendOf, expectSamePixels, generateInNode, settingsQuery, waitIdle } from './helpers.ts';
+import { backendOf, dropFiles, expectSamePixels, generateInNode, settingsQuery, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL } from './test-models.ts';
 
 test.beforeEach(({}, info) => test.skip(backendOf(info) !== 'wasm', 'preparation is backend-independent (no GPU): wasm only'));
@@ -54,7 +54,10 @@ test('prepared from folders in the page: the CLI\'s files; opened offline from b
   await page.getByTestId('prepare-panel').locator('summary').click();
   await page.getByTestId('prepare-onnx').setInputFiles(join(FIXTURE, 'export-diffusers'));
   await page.getByTestId('prepare-eta-unet').setInputFiles(join(FIXTURE, 'dpo-unet'));
-  await page.getByTestId('prepare-delta').setInputFiles(join(FIXTURE, 'delta-diffusers.safetensors'));
+  // δ dropped on the panel, with a file it cannot use: the LoRA is taken, the other named.
+  await dropFiles(page.getByTestId('prepare-drop'), [{ name: 'delta-diffusers.safetensors', bytes: readFileSync(join(FIXTURE, 'delta-diffusers.safetensors')) }, { name: 'notes.txt', bytes: new TextEncoder().encode('hi') }]);
+  await expect(page.getByTestId('prepare-dropped')).toHaveText('Dropped: delta-diffusers.safetensors as δ; notes.txt is not a LoRA (.safetensors); drop an ONNX export folder, a diffusers UNet folder or a LoRA file');
+  await expect(page.getByTestId('prepare-chosen')).toHaveText('export export-diffusers/ (11 files) · η dpo-unet/ · δ delta-diffusers.safetensors');
   await page.getByTestId('prepare-start').click();
   const id = await preparedId(page);
   const manifest = await preparedManifest(page, id);

@@ -8,21 +8,13 @@ import { readPngText } from '../src/share/png-text.ts';
 import { parseParameters } from '../src/share/parameters.ts';
 import { etaFromQuery, paramsFromQuery } from '../src/share/settings-url.ts';
 import { encodePng } from '../src/world/png.ts';
-import { backendOf, differingPixels, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
+import { backendOf, differingPixels, dropFiles, openPlayground, pixels, setNumber, setSlider, waitIdle } from './helpers.ts';
 
 // The page logic here does not depend on the backend: the wasm project covers it (WebGPU on SwiftShader is slow).
 test.beforeEach(({}, info) => test.skip(backendOf(info) === 'webgpu', 'backend-independent page logic; covered on wasm'));
 
-/** Drops a file on the page the way a browser does (a DataTransfer holding a File). */
-async function dropFile(page: Page, bytes: Uint8Array, name: string) {
-  const transfer = await page.evaluateHandle(({ data, name }) => {
-    const dt = new DataTransfer();
-    dt.items.add(new File([new Uint8Array(data)], name, { type: 'image/png' }));
-    return dt;
-  }, { data: Array.from(bytes), name });
-  await page.dispatchEvent('main', 'dragover', { dataTransfer: transfer });
-  await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
-}
+/** Drops a PNG on the page the way a browser does. */
+const dropFile = (page: Page, bytes: Uint8Array, name: string) => dropFiles(page.locator('main'), [{ name, bytes, type: 'image/png' }]);
 
 const settingsOf = async (page: Page) => ({
   prompt: await page.getByTestId('prompt').inputValue(),

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { decodeImageNode, folderFilesNode } from '../src/train/decode-node.ts';
 import { pairsFromFolder } from '../src/train/pair-sources.ts';
 import { decodePairs, type PairsFile } from '../src/train/pairs.ts';
-import { backendOf, waitIdle } from './helpers.ts';
+import { backendOf, dropFiles, waitIdle } from './helpers.ts';
 import { expectTrainingLikeNode, SD15_GENERATION } from './sd15-training.ts';
 import { SD15_TEST_MODEL_URL } from './test-models.ts';
 
@@ -48,7 +48,7 @@ test('an image folder, a dropped zip and a Pick-a-Pic shard become pairs as in N
   await expect(status).toContainText('step 2/2 · loss ');
 
   // a zip dropped on the panel (metadata.csv in a subfolder): the same pairs
-  await dropFile(page, 'pairs.zip', readFileSync(join(FIXTURES, 'pairs.zip')));
+  await dropFiles(page.getByTestId('train-panel'), [{ name: 'pairs.zip', bytes: readFileSync(join(FIXTURES, 'pairs.zip')) }]);
   await expect(status).toHaveText(`pairs.zip (2 pairs at ${S}×${S}) loaded`);
   expect((await downloadedPairs(page)).pairs).toEqual(browser.pairs);
 
@@ -70,14 +70,3 @@ test('an image folder, a dropped zip and a Pick-a-Pic shard become pairs as in N
   await expect(page.getByTestId('train-error')).toContainText('corrupt.zip: pairs/good/0.png: ');
 });
 
-/** Drops a file on the training panel as a person dragging it from the desktop would (a DataTransfer with the file). */
-async function dropFile(page: Page, name: string, bytes: Buffer) {
-  const data = await page.evaluateHandle(({ name, b64 }) => {
-    const transfer = new DataTransfer();
-    transfer.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name));
-    return transfer;
-  }, { name, b64: bytes.toString('base64') });
-  const panel = page.getByTestId('train-panel');
-  await panel.dispatchEvent('dragover', { dataTransfer: data });
-  await panel.dispatchEvent('drop', { dataTransfer: data });
-}

@@ -1,5 +1,5 @@
-// "Prepare a model…": what `npm run prepare-model` does, in the page. Inputs are folders chosen from disk (an ONNX
-// export in diffusers' or optimum's layout, optionally a diffusers DPO UNet folder as η, LoRA files for δ) or
+// "Prepare a model…": what `npm run prepare-model` does, in the page. Inputs are folders chosen from disk or dropped
+// (an ONNX export in diffusers' or optimum's layout, optionally a diffusers DPO UNet folder as η, LoRA files for δ) or
 // Hugging Face Hub repositories, prefilled with the official NPO recipes (README "Use Stable Diffusion 1.5 with the
 // official NPO weights"). The prepare worker writes the model into this browser's storage with byte progress and the
 // time left; prepared models are listed here (read offline), opened, and removed to free their storage.
@@ -11,6 +11,8 @@ import { DEFAULT_HUB } from '../prepare/hub-folder.ts';
 import { hubOriginOf } from '../security/csp.ts';
 import type { FolderInput, LoraSpec, PrepareInputs } from '../worker/prepare-protocol.ts';
 import { formatBytes } from './ModelPicker.tsx';
+import { droppedFileInput, droppedFolderInput, subfolder } from '../prepare/dropped-inputs.ts';
+import { droppedItems, folderFromInput, type PageFolder } from './page-files.ts';
 import { cancelPrepare, openPrepared, refreshPrepared, removePreparedModel, secondsLeft, startPrepare, usePrepare } from './prepare-store.ts';
 
 /** The official recipes (DESIGN §2; the NPO repository's released δ, Diffusion-DPO's released UNets). */
@@ -56,34 +58,67 @@ export function PreparePanel() {
 }
 
 function FromFolders({ disabled }: { disabled: boolean }) {
-  const [onnx, setOnnx] = useState<File[]>([]);
-  const [etaUnet, setEtaUnet] = useState<File[]>([]);
+  const [onnx, setOnnx] = useState<PageFolder>();
+  const [etaUnet, setEtaUnet] = useState<PageFolder>();
   const [deltas, setDeltas] = useState<File[]>([]);
   const [deltaScale, setDeltaScale] = useState('1');
   const [etaRank, setEtaRank] = useState('');
   const [dtype, setDtype] = useState('');
   const [name, setName] = useState('');
-  const files = (list: FileList | null) => (list ? [...list] : []);
+  const [dropped, setDropped] = useState<string>();
+  const chosen = (list: FileList | null) => (list?.length ? folderFromInput(list) : undefined);
   const start = () => startPrepare({
-    onnx: { kind: 'files', files: onnx },
-    etaUnet: etaUnet.length ? { kind: 'files', files: etaUnet } : undefined,
-    etaRank: etaUnet.length ? positive(etaRank) : undefined,
+    onnx: { kind: 'files', name: onnx!.name, files: onnx!.files },
+    etaUnet: etaUnet ? { kind: 'files', name: etaUnet.name, files: etaUnet.files } : undefined,
+    etaRank: etaUnet ? positive(etaRank) : undefined,
     etaLora: [],
-    deltaLora: deltas.map((file): LoraSpec => ({ folder: { kind: 'files', files: [file] }, path: file.name, scale: Number(deltaScale) })),
+    deltaLora: deltas.map((file): LoraSpec => ({ folder: { kind: 'files', name: '', files: new Map([[file.name, file]]) }, path: file.name, scale: Number(deltaScale) })),
     dtype: (dtype || undefined) as WeightDtype | undefined,
     name: name.trim() || undefined,
   });
+  /** A drop of any of the inputs at once: each folder and file sorted by its paths (src/prepare/dropped-inputs.ts). */
+  const onDrop = async (data: DataTransfer) => {
+    const { folders, files } = await droppedItems(data);
+    const notes: string[] = [];
+    const newDeltas: File[] = [];
+    for (const folder of folders) {
+      const input = droppedFolderInput(folder.name, folder.files.keys());
+      if (input.role === 'onnx') (setOnnx(folder), notes.push(`${folder.name}/ as the ONNX export`));
+      else if (input.role === 'etaUnet') {
+        const name = input.folder ? `${folder.name}/${input.folder}` : folder.name;
+        setEtaUnet({ name, files: subfolder(folder.files, input.folder) });
+        notes.push(`${name}/ as the DPO UNet (η)`);
+      } else if (input.role === 'unknown') notes.push(input.why);
+    }
+    for (const file of files) {
+      const input = droppedFileInput(file.name);
+      if (input.role === 'delta') (newDeltas.push(file), notes.push(`${file.name} as δ`));
+      else if (input.role === 'unknown') notes.push(input.why);
+    }
+    if (newDeltas.length) setDeltas(newDeltas);
+    setDropped(notes.join('; ') || 'nothing was dropped');
+  };
   return (
-    <fieldset className="prepare-folders">
-      <legend>From folders on this computer</legend>
-      <label className="file-button">ONNX export folder…<input type="file" data-testid="prepare-onnx" {...{ webkitdirectory: '', directory: '' }} onChange={(e) => setOnnx(files(e.target.files))} /></label>
-      <label className="file-button">DPO UNet folder (η, optional)…<input type="file" data-testid="prepare-eta-unet" {...{ webkitdirectory: '', directory: '' }} onChange={(e) => setEtaUnet(files(e.target.files))} /></label>
-      <label className="file-button">δ LoRA file(s)…<input type="file" multiple accept=".safetensors" data-testid="prepare-delta" onChange={(e) => setDeltas(files(e.target.files))} /></label>
+    <fieldset className="prepare-folders" data-testid="prepare-drop"
+      onDragOver={(e) => { if (e.dataTransfer.types.includes('Files')) e.preventDefault(); }}
+      onDrop={(e) => {
+        e.preventDefault();
+        e.stopPropagation(); // not also a PNG's settings (App's page-wide drop)
+        onDrop(e.dataTransfer).catch((error) => setDropped(`the drop could not be read: ${error instanceof Error ? error.message : String(error)}`));
+      }}>
+      <legend>From folders on this computer (choose them, or drop them here)</legend>
+      <label className="file-button">ONNX export folder…<input type="file" data-testid="prepare-onnx" {...{ webkitdirectory: '', directory: '' }} onChange={(e) => setOnnx(chosen(e.target.files))} /></label>
+      <label className="file-button">DPO UNet folder (η, optional)…<input type="file" data-testid="prepare-eta-unet" {...{ webkitdirectory: '', directory: '' }} onChange={(e) => setEtaUnet(chosen(e.target.files))} /></label>
+      <label className="file-button">δ LoRA file(s)…<input type="file" multiple accept=".safetensors" data-testid="prepare-delta" onChange={(e) => setDeltas(e.target.files ? [...e.target.files] : [])} /></label>
       <label>δ scale <input data-testid="prepare-delta-scale" size={4} value={deltaScale} onChange={(e) => setDeltaScale(e.target.value)} /></label>
       <Options etaRank={etaRank} setEtaRank={setEtaRank} dtype={dtype} setDtype={setDtype} prefix="prepare" />
       <label>name <input data-testid="prepare-name" value={name} onChange={(e) => setName(e.target.value)} placeholder="from the export" /></label>
-      <button type="button" data-testid="prepare-start" disabled={disabled || !onnx.length} onClick={start}>Prepare</button>
-      <p className="hint">{onnx.length ? `${onnx.length} files in the export` : 'choose the export folder (unet/, text_encoder/, vae_decoder/, tokenizer/, scheduler/)'}</p>
+      <button type="button" data-testid="prepare-start" disabled={disabled || !onnx} onClick={start}>Prepare</button>
+      <p className="hint" data-testid="prepare-chosen">
+        {onnx ? `export ${onnx.name}/ (${onnx.files.size} files)` : 'choose the export folder (unet/, text_encoder/, vae_decoder/, tokenizer/, scheduler/)'}
+        {etaUnet ? ` · η ${etaUnet.name}/` : ''}{deltas.length ? ` · δ ${deltas.map((f) => f.name).join(', ')}` : ''}
+      </p>
+      {dropped && <p className="hint" data-testid="prepare-dropped">Dropped: {dropped}</p>}
     </fieldset>
   );
 }

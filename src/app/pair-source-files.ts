@@ -5,6 +5,7 @@
 import type { AsyncBuffer } from 'hyparquet';
 import { MAX_IMAGE_PIXELS, MAX_ZIP_BYTES, pairsFromFolder, pairsFromParquet, pairsFromZip, type FolderFiles, type ImageDecoder, type PairSet } from '../train/pair-sources.ts';
 import { MAX_PAIRS_CHARS, PairsError } from '../train/pairs.ts';
+import { droppedItems, folderFromInput } from './page-files.ts';
 
 /** A source ready to be read at a training size; a pairs.json is passed on as its text. */
 export interface PairSource {
@@ -46,9 +47,8 @@ export function sourceFromFile(file: File): PairSource {
 
 /** A folder from `<input webkitdirectory>`: paths relative to the chosen folder (its own name stripped). */
 export function sourceFromFolderInput(files: FileList): PairSource {
-  const list = [...files];
-  const name = list[0]?.webkitRelativePath.split('/')[0] || 'folder';
-  return sourceFromFolder(name, new Map(list.map((f) => [f.webkitRelativePath.split('/').slice(1).join('/'), f])));
+  const folder = folderFromInput(files);
+  return sourceFromFolder(folder.name, folder.files);
 }
 
 function sourceFromFolder(name: string, files: ReadonlyMap<string, File>): PairSource {
@@ -58,29 +58,7 @@ function sourceFromFolder(name: string, files: ReadonlyMap<string, File>): PairS
 
 /** What was dropped: one folder (walked) or one file. */
 export async function sourceFromDrop(data: DataTransfer): Promise<PairSource | undefined> {
-  const entry = [...data.items].map((item) => item.webkitGetAsEntry?.()).find((e) => e);
-  if (entry?.isDirectory) {
-    const files = new Map<string, File>();
-    await walk(entry as FileSystemDirectoryEntry, '', files);
-    return sourceFromFolder(entry.name, files);
-  }
-  const file = data.files[0];
-  return file ? sourceFromFile(file) : undefined;
-}
-
-/** Most files taken from a dropped folder (a metadata file and two images per pair). */
-const MAX_FOLDER_FILES = 200_000;
-
-async function walk(directory: FileSystemDirectoryEntry, prefix: string, out: Map<string, File>) {
-  const reader = directory.createReader();
-  for (;;) {
-    // readEntries answers in batches (100 in Chromium) until it gives an empty one
-    const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
-    if (batch.length === 0) return;
-    for (const entry of batch) {
-      if (out.size >= MAX_FOLDER_FILES) throw new PairsError(`${directory.name}: more than ${MAX_FOLDER_FILES} files`);
-      if (entry.isDirectory) await walk(entry as FileSystemDirectoryEntry, `${prefix}${entry.name}/`, out);
-      else out.set(`${prefix}${entry.name}`, await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject)));
-    }
-  }
+  const { folders, files } = await droppedItems(data);
+  if (folders[0]) return sourceFromFolder(folders[0].name, folders[0].files);
+  return files[0] ? sourceFromFile(files[0]) : undefined;
 }

@@ -1,18 +1,13 @@
-// Preparation input from files the person chose in the page (`<input webkitdirectory>` for an export or a UNet
-// folder, `<input type=file>` for a LoRA): read in byte ranges with Blob.slice, nothing uploaded (io.ts InputFolder).
+// Preparation input from files the person chose or dropped in the page (`<input webkitdirectory>` or a dropped folder
+// for an export or a UNet folder, `<input type=file>` or a dropped file for a LoRA): read in byte ranges with Blob.slice, nothing uploaded (io.ts InputFolder).
 import type { InputFolder } from './io.ts';
 
-/**
- * The chosen files as one folder. webkitRelativePath is `<chosen folder>/<path>`: the chosen folder is the top, and
- * its name is the label. A single file chosen without a folder is at the top under its own name.
- */
-export function chosenFolder(files: readonly File[]): InputFolder {
-  const top = files[0]?.webkitRelativePath.split('/')[0] ?? '';
-  const byPath = new Map(files.map((f) => [f.webkitRelativePath ? f.webkitRelativePath.split('/').slice(1).join('/') : f.name, f]));
-  const label = top || files[0]?.name || '(no files)';
+/** A folder chosen or dropped in the page, its files by their paths inside it; `name` is its label. */
+export function chosenFolder(name: string, byPath: ReadonlyMap<string, File>): InputFolder {
+  const label = name || '(no files)';
   return {
     label,
-    name: (path) => `${top ? `${top}/` : ''}${path}`,
+    name: (path) => (name ? `${name}/${path}` : path),
     size: async (path) => byPath.get(path)?.size,
     async read(path, start, end) {
       const file = byPath.get(path);

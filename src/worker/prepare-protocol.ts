@@ -5,8 +5,11 @@
 import type { WeightDtype } from '../model/manifest.ts';
 import type { HubLocation } from '../prepare/hub-folder.ts';
 
-/** Where one input comes from: files chosen in the page (a folder's files), or a folder of a Hub repository. */
-export type FolderInput = { kind: 'files'; files: File[] } | ({ kind: 'hub' } & HubLocation);
+/**
+ * Where one input comes from: a folder chosen or dropped in the page (its name, and its files by their paths inside
+ * it), or a folder of a Hub repository.
+ */
+export type FolderInput = { kind: 'files'; name: string; files: Map<string, File> } | ({ kind: 'hub' } & HubLocation);
 
 export interface LoraSpec {
   folder: FolderInput;

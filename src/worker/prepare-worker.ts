@@ -28,7 +28,7 @@ async function prepare({ id, inputs }: Extract<PrepareRequest, { type: 'prepare'
   let network = 0;
   const hubFolders: HubFolder[] = [];
   const folder = (input: FolderInput): InputFolder => {
-    if (input.kind === 'files') return chosenFolder(input.files);
+    if (input.kind === 'files') return chosenFolder(input.name, input.files);
     const hub = hubFolder(input, { signal, onBytes: (n) => void (network += n) });
     hubFolders.push(hub);
     return hub;
