@@ -6,15 +6,16 @@
 //     "Remove" deletes it and frees its storage;
 //   - from a Hub on another origin (e2e/fake-hub.ts, `?hub=`): the same files, a dropped download resumed with a
 //     range request from where it stopped, every file checked against the Hub's published hash.
-// WASM only: preparation does not touch the GPU, and the generation compared is the sd15 spec's own check.
-import { expect, test, type Page } from '@playwright/test';
+// WASM, as preparation does not touch the GPU; and one WebGPU smoke: a model prepared in the page streams from
+// browser storage into GPU buffers (src/engine/unet-files.ts over src/model/source/opfs.ts) and shows the same pixels.
+import { expect, test, type Page, type TestInfo } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeHub, type FakeHub } from './fake-hub.ts';
-import { backendOf, dropFiles, expectSamePixels, generateInNode, settingsQuery, waitIdle } from './helpers.ts';
+import { backendOf, dropFiles, expectSamePixels, generateInNode, settingsQuery, stepsOf, waitIdle } from './helpers.ts';
 import { SD15_TEST_MODEL } from './test-models.ts';
 
-test.beforeEach(({}, info) => test.skip(backendOf(info) !== 'wasm', 'preparation is backend-independent (no GPU): wasm only'));
+const wasmOnly = (info: TestInfo) => test.skip(backendOf(info) !== 'wasm', 'preparation is backend-independent (no GPU): wasm only');
 
 const FIXTURE = 'fixtures/sd15';
 /** A fixture preparation takes a few seconds; this covers a loaded machine (it waits on the page's own state). */
@@ -47,19 +48,24 @@ async function preparedId(page: Page): Promise<string> {
   return (await done.getAttribute('data-model-id'))!;
 }
 
-test('prepared from folders in the page: the CLI\'s files; opened offline from browser storage: npm run generate\'s pixels; removed: storage freed', async ({ page }, info) => {
-  test.slow(); // npm run generate in Node blocks the test while it runs (sd15.spec.ts does the same)
-  const reference = generateInNode(SD15_TEST_MODEL, settings);
-  await page.goto('/?backend=wasm&steps=1');
+/** The CLI's inputs chosen in the page (the δ LoRA dropped, with a file it cannot use), prepared; the model's id. */
+async function prepareFromFolders(page: Page): Promise<string> {
   await page.getByTestId('prepare-panel').locator('summary').click();
   await page.getByTestId('prepare-onnx').setInputFiles(join(FIXTURE, 'export-diffusers'));
   await page.getByTestId('prepare-eta-unet').setInputFiles(join(FIXTURE, 'dpo-unet'));
-  // δ dropped on the panel, with a file it cannot use: the LoRA is taken, the other named.
   await dropFiles(page.getByTestId('prepare-drop'), [{ name: 'delta-diffusers.safetensors', bytes: readFileSync(join(FIXTURE, 'delta-diffusers.safetensors')) }, { name: 'notes.txt', bytes: new TextEncoder().encode('hi') }]);
   await expect(page.getByTestId('prepare-dropped')).toHaveText('Dropped: delta-diffusers.safetensors as δ; notes.txt is not a LoRA (.safetensors); drop an ONNX export folder, a diffusers UNet folder or a LoRA file');
   await expect(page.getByTestId('prepare-chosen')).toHaveText('export export-diffusers/ (11 files) · η dpo-unet/ · δ delta-diffusers.safetensors');
   await page.getByTestId('prepare-start').click();
-  const id = await preparedId(page);
+  return preparedId(page);
+}
+
+test('prepared from folders in the page: the CLI\'s files; opened offline from browser storage: npm run generate\'s pixels; removed: storage freed', async ({ page }, info) => {
+  wasmOnly(info);
+  test.slow(); // npm run generate in Node blocks the test while it runs (sd15.spec.ts does the same)
+  const reference = generateInNode(SD15_TEST_MODEL, settings);
+  await page.goto('/?backend=wasm&steps=1');
+  const id = await prepareFromFolders(page);
   const manifest = await preparedManifest(page, id);
   expect(manifest.files).toEqual(cliManifest().files);
   expect(withoutProvenance(manifest)).toEqual(withoutProvenance(cliManifest()));
@@ -91,6 +97,7 @@ test('prepared from folders in the page: the CLI\'s files; opened offline from b
 });
 
 test.describe('from a Hub on another origin', () => {
+  test.beforeEach(({}, info) => wasmOnly(info));
   let hub: FakeHub;
   test.beforeAll(async () => {
     hub = await startFakeHub({ 'test/sd15-onnx': join(FIXTURE, 'export-diffusers'), 'test/dpo-sd15': join(FIXTURE, 'dpo-unet'), 'test/npo': FIXTURE });
@@ -120,4 +127,17 @@ test.describe('from a Hub on another origin', () => {
     const resumed = weights.map((r) => /bytes=(\d+)-/.exec(r)?.[1]).filter((start) => start && Number(start) > 0);
     expect(resumed, weights.join('\n')).toEqual(['300000']);
   });
+});
+
+test('on WebGPU, a model prepared in the page streams from browser storage to the GPU: npm run generate\'s pixels', async ({ page }, info) => {
+  test.skip(backendOf(info) !== 'webgpu', 'the WebGPU smoke');
+  test.slow(); // npm run generate in Node blocks the test while it runs
+  const run = { ...settings, steps: Math.min(settings.steps, stepsOf(info)) }; // SwiftShader: fewer steps
+  const reference = generateInNode(SD15_TEST_MODEL, run);
+  await page.goto('/?backend=wasm&steps=1'); // preparing needs no GPU
+  const id = await prepareFromFolders(page);
+  await page.goto(`/?backend=webgpu&prepared=${id}${settingsQuery(run)}`);
+  await waitIdle(page, info, { load: true, steps: run.steps, generations: SD15_GENERATION });
+  await expect(page.getByTestId('backend')).toContainText('webgpu');
+  await expectSamePixels(page, info, reference);
 });
