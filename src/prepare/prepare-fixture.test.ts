@@ -2,7 +2,7 @@
 // diffusers' convert_stable_diffusion_checkpoint_to_onnx.py and by optimum; a perturbed "DPO" UNet saved by
 // diffusers; one δ LoRA in three key formats; references computed by torch — scripts/fixtures/make_sd15_fixture.py).
 import { describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -130,6 +130,20 @@ describe('prepare-model on the real tiny SD1.5 export (fixtures/sd15)', () => {
       expect(hits.length, `${key}: initializers equal to θ_dpo`).toBeGreaterThanOrEqual(1);
       hits[0].used = true;
     }
+  });
+
+  it.skipIf(!existsSync(DPO))('says the bytes it will write before it writes anything: its weight files, the dense η included', async () => {
+    const out = join(scratch(), 'out');
+    let told = -1;
+    let written = -1;
+    const { manifest } = await prepareFromPaths({
+      onnx: EXPORT, out, etaUnet: DPO,
+      beforeWriting: async (bytes) => void ((told = bytes), (written = existsSync(out) ? readdirSync(out).length : 0)),
+    });
+    expect(written).toBe(0);
+    // What a page checks against its storage quota: the shards and η (graphs, tokenizer and manifest are small at real size).
+    const weights = manifest.files.filter((f) => /\/weights-\d+\.bin$|^eta[^/]*\.safetensors$/.test(f.path)).reduce((sum, f) => sum + f.bytes, 0);
+    expect(Math.abs(told - weights) / weights).toBeLessThan(0.02); // each tensor is padded to 64 bytes in the shards
   });
 
   it.skipIf(!existsSync(DPO) || !existsSync(REFS))('--eta-unet: the export with θ + η merged reproduces torch\'s DPO UNet output', async () => {

@@ -59,6 +59,12 @@ export interface PrepareOptions {
   onProgress?: (progress: PrepareProgress) => void;
   /** A cancel stops between tensors; the output is dropped (an earlier model stays as it was). */
   signal?: AbortSignal;
+  /**
+   * Called before anything is written with the bytes the prepared model's files will take (a dense η counted whole,
+   * a rank-r η as nothing): the page checks its storage quota here, so a preparation that cannot fit is refused at
+   * once instead of failing at 90 %.
+   */
+  beforeWriting?: (bytes: number) => Promise<void>;
 }
 
 export interface PrepareProgress {
@@ -254,6 +260,7 @@ export async function prepareModel(options: PrepareOptions): Promise<PrepareResu
   const etaBytes = (mappings ?? []).reduce((sum, m) => sum + dpo!.entries.get(m.key)!.end - dpo!.entries.get(m.key)!.begin, 0);
   const overall = overallProgress(options.onProgress, copyBytes + etaBytes + (copyBytes + etaBytes) * (toHalf ? 0.5 : 1));
   signal?.throwIfAborted();
+  await options.beforeWriting?.((copyBytes + (options.etaRank ? 0 : etaBytes)) * (toHalf ? 0.5 : 1));
 
   const out = await options.out.begin();
   try {
