@@ -1,7 +1,7 @@
 // θ_pos / θ_neg as the engine feeds them (weights-cpu.ts on the CPU, weights-gpu.ts with our WGSL merge kernels on
 // WebGPU), on the committed embedded UNet: whatever the mode (stacked sites, grouped calls for a dense η on non-site
-// tensors), each sample of a mixed batch must equal the original graph run on onnxruntime-node with that sample's
-// weights baked into its initializers in float64, on the same execution provider. Tolerance 1e-5 absolute on outputs
+// tensors), each sample of a mixed batch must equal the original graph run with that sample's weights baked in
+// float64 (fed as inputs), on the same execution provider. Tolerance 1e-5 absolute on outputs
 // of up to ~50: the merged weights differ from the baked ones by float32 rounding at most (the GPU merges in float32).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -10,8 +10,7 @@ import * as ort from 'onnxruntime-node';
 import type * as OrtCommon from 'onnxruntime-common';
 import { findLoraSites, type LoraSite } from '../onnx/lora-sites.ts';
 import { inlineExternalData, readModel, readWeight, writeModel } from '../onnx/model-io.ts';
-import { makeTensor } from '../onnx/tensor.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { initializersToInputs } from '../onnx/passes/initializers-to-inputs.ts';
 import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
 import { unetGraphFor } from './unet-graph.ts';
 import { createCpuWeights, type UnetWeights } from './weights-cpu.ts';
@@ -51,14 +50,6 @@ function touched(name: string, roles: { eta?: number; delta?: number }): Dense {
   const { dims, data } = readWeight(initializers.get(name)!, externals);
   const values = { eta: roles.eta ? offset(data.length, roles.eta) : undefined, delta: roles.delta ? offset(data.length, roles.delta) : undefined };
   return { name, dims, length: data.length, base: data, type: 'float32', eta: values.eta && dense(values.eta), delta: values.delta && dense(values.delta), values, site: sites.find((s) => s.weightName === name) };
-}
-
-/** The export with these tensors replaced by θ + α·η + β·δ: what one sample on that weight set must see. */
-async function bakedSession(r: Residency, tensors: Dense[], alpha: number, beta: number) {
-  const inline = inlineExternalData(model, externals);
-  const merged = new Map(tensors.map((t) => [t.name, t.base.map((v, i) => v + alpha * (t.values.eta?.[i] ?? 0) + beta * (t.values.delta?.[i] ?? 0))]));
-  const graph = { ...inline.graph!, initializer: inline.graph!.initializer!.map((t) => (merged.has(t.name!) ? makeTensor(t.name!, t.dims!.map(Number), merged.get(t.name!)!) : t)) };
-  return r.ort.InferenceSession.create(writeModel({ ...inline, graph } as ModelProto), r.sessionOptions);
 }
 
 const inputs = (batch: number) => ({
@@ -110,14 +101,23 @@ async function runMixed(r: Residency, tensors: readonly TouchedTensor[], ids: st
   return { mode: graph.mode, calls: calls.length, result, size, resident };
 }
 
-/** The same EP on the baked weights: only the merge can differ (WebGPU and CPU EPs sum in different orders). */
-async function reference(r: Residency, tensors: Dense[], alpha: number, beta: number, sample: number, batch: number) {
-  const session = await bakedSession(r, tensors, alpha, beta);
-  const all = inputs(batch);
-  const out = (await session.run(Object.fromEntries(Object.entries(all).map(([k, t]) => [k, new r.ort.Tensor('float32', t.data as Float32Array, t.dims)])))).out_sample.data as Float32Array;
-  await session.release();
+/**
+ * The same EP on the baked weights θ + α·η + β·δ (float64 sums), fed as inputs of one session per test: only the
+ * merge can differ (WebGPU and CPU EPs sum in different orders). `run` gives sample `sample` of a batch of `batch`.
+ */
+async function referenceSession(r: Residency, tensors: Dense[]) {
+  const graph = initializersToInputs(inlineExternalData(model, externals), tensors.map((t) => t.name)).model;
+  const session = await r.ort.InferenceSession.create(writeModel(graph), r.sessionOptions);
   const size = 3 * 32 * 32;
-  return out.subarray(sample * size, (sample + 1) * size);
+  return {
+    async run(alpha: number, beta: number, sample: number, batch: number) {
+      const baked = Object.fromEntries(tensors.map((t) => [t.name, new r.ort.Tensor('float32', t.base.map((v, i) => v + alpha * (t.values.eta?.[i] ?? 0) + beta * (t.values.delta?.[i] ?? 0)), t.dims)]));
+      const feeds = Object.fromEntries(Object.entries(inputs(batch)).map(([k, t]) => [k, new r.ort.Tensor('float32', t.data as Float32Array, t.dims)]));
+      const out = (await session.run({ ...feeds, ...baked })).out_sample.data as Float32Array;
+      return out.slice(sample * size, (sample + 1) * size);
+    },
+    release: () => session.release(),
+  };
 }
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
@@ -128,8 +128,10 @@ describe.each([['CPU', () => cpu], ['WebGPU', () => gpu]] as const)('weight sets
     const ids = [POSITIVE, negativeId(0.5, 1)];
     const { mode, calls, result, size } = await runMixed(residency(), tensors, ids);
     expect([mode, calls]).toEqual(['stacked', 1]);
-    expect(maxDiff(result.subarray(0, size), await reference(residency(), tensors, 1, 0, 0, 2))).toBeLessThan(1e-5);
-    expect(maxDiff(result.subarray(size), await reference(residency(), tensors, 0.5, 1, 1, 2))).toBeLessThan(1e-5);
+    const reference = await referenceSession(residency(), tensors);
+    expect(maxDiff(result.subarray(0, size), await reference.run(1, 0, 0, 2))).toBeLessThan(1e-5);
+    expect(maxDiff(result.subarray(size), await reference.run(0.5, 1, 1, 2))).toBeLessThan(1e-5);
+    await reference.release();
   });
 
   it('groups calls by weight set when a dense η touches convolutions and norms, and matches the baked weights', async () => {
@@ -139,11 +141,13 @@ describe.each([['CPU', () => cpu], ['WebGPU', () => gpu]] as const)('weight sets
     const ids = [POSITIVE, negativeId(0.5, 1), POSITIVE, negativeId(0.5, 1)];
     const { mode, calls, result, size } = await runMixed(residency(), tensors, ids);
     expect([mode, calls]).toEqual(['grouped', 2]);
-    const pos = await reference(residency(), tensors, 1, 0, 0, 4);
-    const neg = await reference(residency(), tensors, 0.5, 1, 1, 4);
+    const reference = await referenceSession(residency(), tensors);
+    const pos = await reference.run(1, 0, 0, 4);
+    const neg = await reference.run(0.5, 1, 1, 4);
     expect(maxDiff(result.subarray(0, size), pos)).toBeLessThan(1e-5);
     expect(maxDiff(result.subarray(size, 2 * size), neg)).toBeLessThan(1e-5);
-    expect(maxDiff(result.subarray(2 * size, 3 * size), await reference(residency(), tensors, 1, 0, 2, 4))).toBeLessThan(1e-5);
+    expect(maxDiff(result.subarray(2 * size, 3 * size), await reference.run(1, 0, 2, 4))).toBeLessThan(1e-5);
+    await reference.release();
     // The NPO image really differs from the baseline: the test would not notice a θ_neg that stayed θ_pos otherwise.
     expect(maxDiff(pos, neg)).toBeGreaterThan(1e-3);
   });
@@ -167,8 +171,10 @@ describe.each([['CPU', () => cpu], ['WebGPU', () => gpu]] as const)('weight sets
     const baked = chosen.map((site, i) => ({ ...lora[i], values: { delta: loraDeltaWeight(set.entries.get(site.modulePath)!, site.layout) } })) as Dense[];
     const { mode, result, size, resident } = await runMixed(residency(), lora, [POSITIVE, negativeId(1, 1.5)]);
     expect(mode).toBe('stacked');
-    expect(maxDiff(result.subarray(0, size), await reference(residency(), baked, 1, 0, 0, 2))).toBeLessThan(1e-5);
-    expect(maxDiff(result.subarray(size), await reference(residency(), baked, 1, 1.5, 1, 2))).toBeLessThan(1e-5);
+    const reference = await referenceSession(residency(), baked);
+    expect(maxDiff(result.subarray(0, size), await reference.run(1, 0, 0, 2))).toBeLessThan(1e-5);
+    expect(maxDiff(result.subarray(size), await reference.run(1, 1.5, 1, 2))).toBeLessThan(1e-5);
+    await reference.release();
     // Independently: the sites' shapes from the graph, against what the manifest's footprint makes the fit check count.
     const touchedElements = chosen.reduce((n, site) => n + site.dims.reduce((a, b) => a * b, 1), 0);
     expect(resident).toBe(2 * touchedElements * 4);
