@@ -16,6 +16,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join, relative, sep } from 'node:path';
 
+/** How long a cut response stays open after its last byte (see the cut below). */
+const CUT_AFTER_MS = 500;
 const LFS_EXTENSIONS = ['.onnx', '.pb', '.onnx_data', '.safetensors', '.bin'];
 const EXPOSED = 'X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,ETag,Link,Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag';
 
@@ -100,7 +102,9 @@ export async function startFakeHub(repos: Record<string, string>, port = 0): Pro
     const cut = hub.faults.cut;
     if (cut && cut.times > 0 && cut.path === key && end - start > cut.afterBytes) {
       cut.times -= 1;
-      res.write(bytes.subarray(start, start + cut.afterBytes), () => res.destroy());
+      // The connection drops a moment after the bytes went out: destroyed at once, the reset can reach the browser
+      // with the bytes still in its network buffers, which it then discards (the resume would start at 0).
+      res.write(bytes.subarray(start, start + cut.afterBytes), () => setTimeout(() => res.destroy(), CUT_AFTER_MS));
       return;
     }
     res.end(bytes.subarray(start, end));

@@ -7,7 +7,8 @@ import { newPreparedId, preparedOutput } from '../model/source/opfs.ts';
 import { chosenFolder } from '../prepare/browser-io.ts';
 import { hubFolder, type HubFolder } from '../prepare/hub-folder.ts';
 import type { InputFolder, LoraInput } from '../prepare/io.ts';
-import { formatBytes, prepareModel } from '../prepare/prepare.ts';
+import { prepareModel } from '../prepare/prepare.ts';
+import { quotaExceeded, storageShortfall } from '../prepare/storage-quota.ts';
 import type { FolderInput, LoraSpec, PrepareEvent, PrepareRequest } from './prepare-protocol.ts';
 
 const post = (event: PrepareEvent) => (self as unknown as Worker).postMessage(event);
@@ -68,18 +69,12 @@ async function prepare({ id, inputs }: Extract<PrepareRequest, { type: 'prepare'
 
 /** Refuses a preparation whose files cannot fit the site's storage quota, with the numbers, before it writes. */
 async function checkStorage(bytes: number): Promise<void> {
-  const estimate = await navigator.storage.estimate().catch(() => undefined);
-  if (!estimate?.quota) return; // a browser that does not say: the write itself reports a full storage
-  const left = estimate.quota - (estimate.usage ?? 0);
-  if (bytes > left) {
-    throw new Error(`this model needs about ${formatBytes(bytes)} of browser storage; this site may use ${formatBytes(estimate.quota)} and uses ${formatBytes(estimate.usage ?? 0)}, ${formatBytes(left)} left. Free space (remove prepared models or other site data) or choose float16 weights / a rank-r η, then prepare again`);
-  }
+  const refused = storageShortfall(bytes, await navigator.storage.estimate().catch(() => ({})));
+  if (refused) throw new Error(refused);
 }
 
 /** An error as a sentence; a full browser storage says how much the site may use and has used. */
 async function describe(error: unknown): Promise<string> {
-  const message = (error as Error)?.message ?? String(error);
-  if ((error as { name?: string })?.name !== 'QuotaExceededError') return message;
-  const { usage = 0, quota = 0 } = await navigator.storage.estimate().catch(() => ({ usage: 0, quota: 0 }));
-  return `browser storage is full (QuotaExceededError): this site may use ${formatBytes(quota)} and uses ${formatBytes(usage)}; the model needs more than the ${formatBytes(Math.max(0, quota - usage))} left. Free space (remove prepared models or other site data) or choose float16 weights / a rank-r η, then prepare again`;
+  if ((error as { name?: string })?.name !== 'QuotaExceededError') return (error as Error)?.message ?? String(error);
+  return quotaExceeded(await navigator.storage.estimate().catch(() => ({})));
 }
