@@ -12,6 +12,10 @@ import { encodePairs } from '../train/pairs.ts';
 import { readSafetensors, writeSafetensors } from '../lora/safetensors.ts';
 import type { GenerateParams } from '../worker/protocol.ts';
 import { memorySource } from '../model/source/memory.ts';
+import type { ModelSource } from '../model/source/source.ts';
+import { externalLocations, readModel } from '../onnx/model-io.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const dir = join(import.meta.dirname, '../../models');
 const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'));
@@ -133,6 +137,37 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
     }
     expect(maxDiff(off.images.get('baseline')!, withEta.images.get('baseline')!)).toBeGreaterThan(1e-3); // η mattered
     expect(same(otherAlpha.images.get('npo')!, off.images.get('npo')!)).toBe(true);
+  });
+
+  it('keeps no copy of the UNet files once ORT has them; reads them again only to rebuild for other tensors', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const dataFiles = new Set(externalLocations(readModel(files.get(manifest.unet.file)!)));
+    expect(dataFiles.size).toBeGreaterThan(0);
+    // Each read of a UNet data file hands out a fresh copy (as a URL or folder source does), watched by a WeakRef.
+    const handedOut: WeakRef<ArrayBufferLike>[] = [];
+    const inMemory = memorySource(manifest, files);
+    const watched: ModelSource = { ...inMemory, read: async (path, options) => {
+      const bytes = (await inMemory.read(path, options)).slice();
+      if (dataFiles.has(path)) handedOut.push(new WeakRef(bytes.buffer));
+      return bytes;
+    } };
+    const watchedEngine = await createModelEngine(ort, watched);
+    const first = await watchedEngine.generate(params, ['baseline', 'npo'], {});
+    watchedEngine.useLora('delta', undefined); // the same tensors touched: merged again from the θ it kept
+    const again = await watchedEngine.generate(params, ['baseline', 'npo'], {});
+    expect(handedOut).toHaveLength(dataFiles.size);
+    for (const kind of ['baseline', 'npo'] as const) expect(same(again.images.get(kind)!, first.images.get(kind)!)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(handedOut.map((ref) => ref.deref())).toEqual(handedOut.map(() => undefined));
+    // Nothing touched any more: a session of the export as it is, made from the files read again.
+    watchedEngine.useLora('eta', 'none');
+    watchedEngine.useLora('delta', 'none');
+    const bare = await watchedEngine.generate(params, ['baseline', 'npo'], {});
+    expect(handedOut).toHaveLength(2 * dataFiles.size);
+    expect(same(bare.images.get('baseline')!, bare.images.get('npo')!)).toBe(true);
+    await watchedEngine.release();
   });
 
   it('uses a brought LoRA that also trains other layers, counting the keys it ignores; refuses one that matches nothing', () => {

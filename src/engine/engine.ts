@@ -21,7 +21,9 @@ import { createParamSlots } from '../gpu/param-slots.ts';
 import { createSamplerKernels } from '../gpu/sampler-kernels.ts';
 import { createBufferTracker } from '../gpu/tracker.ts';
 import { parseLora } from '../lora/formats.ts';
-import { writeModel } from '../onnx/model-io.ts';
+import { KEEP_FILES_SHARE } from '../model/fit.ts';
+import { readStoredWeight, writeModel } from '../onnx/model-io.ts';
+import type { ModelProto } from '../onnx/proto.ts';
 import { floatInput, floatOutput } from '../pipelines/float-tensors.ts';
 import { oneAtATime } from '../util/one-at-a-time.ts';
 import type { GenerateParams, GenerationStats, ImageKind, LoraRole, ModelInfo } from '../worker/protocol.ts';
@@ -29,7 +31,7 @@ import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
 import type { Feeds, ModelFamily, TokenReport } from './family.ts';
 import type { ModelSource } from '../model/source/source.ts';
 import { describeOffset, roleName, touchedTensors, type FloatType, type Offset, type TouchedTensor } from './offsets.ts';
-import { readExternals, streamUnetToGpu, type LoadProgress } from './unet-files.ts';
+import { readExternals, streamUnetToGpu, type ExternalData, type LoadProgress } from './unet-files.ts';
 import { sampleNpoCfgGpu, type GpuSlot, type GpuUnet } from './sampler-gpu.ts';
 import { unetGraphFor, type WeightMode } from './unet-graph.ts';
 import { createCpuWeights, type UnetWeights } from './weights-cpu.ts';
@@ -78,13 +80,28 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
   const targets = sites.map(({ modulePath, inFeatures, outFeatures }) => ({ modulePath, inFeatures, outFeatures }));
   let offsets = { ...family.offsets };
   // A weight's road (unet-files.ts): on WebGPU every external weight streamed into a GPU buffer of our own (but the
-  // largest untouched Conv weights, kept as ORT initializers); on the CPU the files whole, for ORT's external data.
-  const externals = device ? undefined : await readExternals(source, model, graphPath, options.onProgress);
-  const touchedFor = (o: typeof offsets) => touchedTensors(model, sites, o, externals);
+  // largest untouched Conv weights, kept as ORT initializers); on the CPU the files whole, handed to ORT as its
+  // external data when a session is made and let go after: the engine keeps θ of the touched tensors only (copied,
+  // where they are at most KEEP_FILES_SHARE of the files), so the worker does not hold a second copy of what ORT
+  // holds. A rebuild (other tensors touched) reads them again.
+  const touchedFor = (o: typeof offsets) => touchedTensors(model, sites, o);
   const gpuFiles = device ? await streamUnetToGpu(device, tracker!, source, model, graphPath, touchedFor(offsets), { onProgress: options.onProgress }) : undefined;
+  const initializers = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
 
   async function createUnet(touched: TouchedTensor[]): Promise<Unet> {
-    const graph = gpuFiles ? await gpuFiles.graph(touched) : { ...unetGraphFor(model, touched), externalData: [...externals!].map(([path, data]) => ({ path, data })) };
+    let graph: { model: ModelProto; mode: WeightMode; externalData: ExternalData };
+    if (gpuFiles) graph = await gpuFiles.graph(touched);
+    else {
+      const files = await readExternals(source, model, graphPath, options.onProgress);
+      touched = touched.map((t) => ({ ...t, base: readStoredWeight(initializers.get(t.name)!, files).data }));
+      // θ copied out of the files, so they can go, unless the touched tensors are most of them (a dense η): then
+      // a copy would raise the peak and save nothing, and θ stays a view into the files.
+      const touchedBytes = touched.reduce((sum, t) => sum + t.base!.byteLength, 0);
+      if (touchedBytes <= KEEP_FILES_SHARE * [...files.values()].reduce((sum, f) => sum + f.byteLength, 0)) {
+        touched = touched.map((t) => ({ ...t, base: t.base!.slice() }));
+      }
+      graph = { ...unetGraphFor(model, touched), externalData: [...files].map(([path, data]) => ({ path, data })) };
+    }
     // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
     const session = await ort.InferenceSession.create(writeModel(graph.model), {
       ...options.sessionOptions,
@@ -94,12 +111,11 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
     if (!gpuFiles) return { session, weights: createCpuWeights(ort, touched, graph.mode), touched, mode: graph.mode, frozen: {} };
     const weights = await createGpuWeights(ort, device!, tracker!, touched, graph.mode, gpuFiles);
     const frozen = Object.fromEntries([...(await gpuFiles.frozen(touched))].map(([name, buffer]) => {
-      const initializer = initializerDims.get(name)!;
-      return [name, ort.Tensor.fromGpuBuffer(buffer, { dataType: initializer.type, dims: initializer.dims })];
+      const { dims, dataType } = initializers.get(name)!;
+      return [name, ort.Tensor.fromGpuBuffer(buffer, { dataType: dataType === 10 ? 'float16' : 'float32', dims: (dims ?? []).map(Number) })];
     }));
     return { session, weights, touched, mode: graph.mode, frozen };
   }
-  const initializerDims = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', { dims: (t.dims ?? []).map(Number), type: t.dataType === 10 ? 'float16' as const : 'float32' as const }]));
   let unet = createUnet(touchedFor(offsets));
   /** The UNet of the last generation (stats read its merges). */
   let resolved: Unet | undefined = await unet;
@@ -120,11 +136,15 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
     offsets = { ...offsets, [role]: next };
     const current = offsets;
     unet = unet.then(async (previous) => {
-      const touched = touchedFor(current);
+      let touched = touchedFor(current);
       const same = touched.length === previous.touched.length && touched.every((t, i) => t.name === previous.touched[i].name);
       if (same && previous.mode !== 'none') {
         if (device) await (previous.weights as GpuWeights).replace(role, touched);
-        else previous.weights = createCpuWeights(ort, touched, previous.mode);
+        else {
+          // θ of the same tensors, as the session was made with (the files are not held).
+          touched = touched.map((t, i) => ({ ...t, base: previous.touched[i].base }));
+          previous.weights = createCpuWeights(ort, touched, previous.mode);
+        }
         return { ...previous, touched };
       }
       await previous.session.release().catch(() => undefined);

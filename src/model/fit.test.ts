@@ -1,6 +1,6 @@
 // The fit check refuses, before any download, what the browser cannot hold, and says why with the numbers.
 import { describe, expect, it } from 'vitest';
-import { checkFit, KEPT_CONV_BUDGET } from './fit.ts';
+import { checkFit, KEPT_CONV_BUDGET, npoWorkerArrays } from './fit.ts';
 import type { NpoFootprint, PreparedManifest } from './manifest.ts';
 import { deltaSites } from './npo-memory.ts';
 import { numel, SDXL_UNET_CONFIG, unetParameters } from './unet-params.ts';
@@ -116,7 +116,12 @@ describe('checkFit for SDXL fp16 (per tensor and total)', () => {
     // On WASM the UNet is in WebAssembly memory and its files in the worker, with [θ_pos; θ_neg] per touched weight there
     const wasm = checkFit(sdxl(loraDelta), { backend: 'wasm' });
     expect(wasm.memory.wasm - (unet + te1 + te2 + vae)).toBeCloseTo(2 * 2 * loraDelta.touchedElements, -1);
-    expect(wasm.memory.js - unet - te2).toBe(2 * 2 * loraDelta.touchedElements + 2 * 4 * 1280 * 2048);
+    // JS at its peak: the files, θ of the touched sites copied out of them (then the files go), the merge arrays
+    expect(wasm.memory.js - unet - te2).toBe(2 * loraDelta.touchedElements + 2 * 2 * loraDelta.touchedElements + 2 * 4 * 1280 * 2048);
+    // A dense η touches everything: θ stays a view into the files (no copy); its η files and merge arrays come on top
+    const denseWasm = checkFit(sdxl(denseEta), { backend: 'wasm' });
+    const { sets, scratch } = npoWorkerArrays(denseEta);
+    expect(denseWasm.memory.js - unet - te2 - sets - scratch).toBe(0); // the fixture lists no η file
     // WASM cannot hold SDXL; a 4 GiB device refuses, Chromium's 8 GiB cap only warns
     expect(wasm.problems[0]).toMatch(/^the model's \d+\.\d\d GiB of weights \(with 1\.\d\d GiB of θ_neg copies for NPO\) do not fit WebAssembly/);
     const four = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 4 });

@@ -49,6 +49,12 @@ const WASM_HEADROOM = 0.25;
  * SDXL's largest untouched convolutions (3×3 at 1280 channels: 59 MB each in float32) and leaves SDXL fp16 room.
  */
 export const KEPT_CONV_BUDGET = 1 << 30;
+/**
+ * On WASM the engine copies θ of the touched tensors out of the UNet's files and lets the files go once ORT has them,
+ * where those tensors are at most this share of the files (LoRA offsets: the attention projections); a dense η touches
+ * nearly everything, and then θ stays a view into the files, which stay (src/engine/engine.ts).
+ */
+export const KEEP_FILES_SHARE = 0.5;
 /** Chromium rounds navigator.deviceMemory down and caps it at 8 (GiB): at the cap the real memory is unknown. */
 const DEVICE_MEMORY_CAP_GIB = 8;
 
@@ -101,8 +107,9 @@ export function checkFit(manifest: AnyManifest, limits: DeviceLimits): FitReport
  *                 weights kept as initializers (at most KEPT_CONV_BUDGET; counted in full, as if no offset touched them).
  *           JS:   the largest component read whole at a time (handed to ORT), the kept Conv weights and the LoRA files.
  *   WASM    WASM: every weight, plus the touched weights fed per call (a stacked [θ_pos; θ_neg] input twice).
- *           JS:   the UNet's files (ORT's external data and θ for the merge), the offsets' files, NPO's merge arrays
- *                 (npoWorkerArrays) and the largest other component while it is read.
+ *           JS:   at its peak, the UNet's files (ORT's external data) and θ of the touched tensors copied out of them
+ *                 (where they are at most KEEP_FILES_SHARE of the files; after the session is made only this copy
+ *                 stays), the offsets' files, NPO's merge arrays (npoWorkerArrays) and the largest other component.
  * The VAE encoder is for training only and is not counted. Files of the embedded model are small: counted whole.
  */
 export function memoryPlaces(manifest: AnyManifest, backend: DeviceLimits['backend']): MemoryPlaces {
@@ -119,8 +126,10 @@ export function memoryPlaces(manifest: AnyManifest, backend: DeviceLimits['backe
     const kept = Math.min(KEPT_CONV_BUDGET, unet);
     return { gpu: unet + encodersAndVae + offsetFiles.dense + offsetFiles.lora + npo.extraResident, wasm: encodersAndVae + kept, js: Math.max(...others) + kept + offsetFiles.lora };
   }
-  const fed = f ? (f.stacked ? 2 : 1) * f.touchedElements * f.elementBytes : 0;
-  return { wasm: unet + encodersAndVae + fed, js: unet + offsetFiles.dense + offsetFiles.lora + npo.mergeArrays + Math.max(...others), gpu: 0 };
+  const touched = f ? f.touchedElements * f.elementBytes : 0;
+  const fed = f ? (f.stacked ? 2 : 1) * touched : 0;
+  const copied = touched <= KEEP_FILES_SHARE * unet ? touched : 0;
+  return { wasm: unet + encodersAndVae + fed, js: unet + copied + offsetFiles.dense + offsetFiles.lora + npo.mergeArrays + Math.max(...others), gpu: 0 };
 }
 
 /** A component's files: its graph and external data, or everything in its folder where they are not listed. */
