@@ -27,7 +27,7 @@ async function runBackend(backend: BenchBackend) {
   });
   const adapter = gpu ? `${web.adapterInfo.vendor}/${web.adapterInfo.architecture}` : 'wasm ×1';
   const software = /swiftshader/i.test(web.adapterInfo.architecture);
-  const measured = await measureEngine(engine, backend, params, manifest, files, args.repeats);
+  const measured = await measureEngine(engine, params, args.repeats);
   await engine.release();
   web.device.destroy();
   return { backend, adapter, software, ...measured };

@@ -3,16 +3,10 @@
 // and bytes, per-step time of plain CFG vs NPO-CFG, read-backs per image and the time from an α change to the first new
 // step, and formats one backend's row. No Node or DOM imports: it runs unchanged in both places.
 import type { ModelManifest } from '../../src/model/manifest.ts';
-import { findLoraSites } from '../../src/onnx/lora-sites.ts';
-import { readModel, readWeight } from '../../src/onnx/model-io.ts';
-import { initializersToInputs } from '../../src/onnx/passes/initializers-to-inputs.ts';
-import { loraDeltaWeight, parseLora } from '../../src/lora/formats.ts';
-import { mergeWeight } from '../../src/model/merge.ts';
 import type { Engine } from '../../src/engine/engine.ts';
 import type { GenerateParams } from '../../src/worker/protocol.ts';
 
 export type BenchBackend = 'webgpu' | 'wasm';
-type Files = ReadonlyMap<string, Uint8Array>;
 interface StepTimes { first: number; steady: number; unetCallsPerStep: number }
 
 /** One backend's measurements; `adapter` and `software` come from whoever made the device. */
@@ -33,35 +27,6 @@ export interface BenchRow {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** The CPU path's merge, as engine.ts does it: θ + α·η + β·δ over dense deltas of every LoRA site. */
-export function cpuMergeBench(manifest: ModelManifest, files: Files, iterations = 5) {
-  const layers = denseLayers(manifest, files);
-  const ms: number[] = [];
-  for (let r = 0; r < iterations; r++) {
-    const started = performance.now();
-    for (const l of layers) mergeWeight(l.base, [...(l.eta ? [{ delta: l.eta, coefficient: 0.5 }] : []), ...(l.delta ? [{ delta: l.delta, coefficient: 1 }] : [])]);
-    ms.push(performance.now() - started);
-  }
-  const milliseconds = median(ms);
-  // Read θ, η, δ (dense), write θ': four weight-sized arrays per site.
-  const bytes = layers.reduce((s, l) => s + l.base.byteLength * (2 + (l.eta ? 1 : 0) + (l.delta ? 1 : 0)), 0);
-  return { milliseconds, bytes };
-}
-
-/** Base weight and dense η, δ deltas of every LoRA site, prepared outside the timed loop. */
-function denseLayers(manifest: ModelManifest, files: Files) {
-  const model = readModel(files.get(manifest.unet.file)!);
-  const sites = findLoraSites(model);
-  const { promoted } = initializersToInputs(model, sites.map((s) => s.weightName));
-  const targets = sites.map((s) => ({ modulePath: s.modulePath, inFeatures: s.inFeatures, outFeatures: s.outFeatures }));
-  const lora = (f?: { file: string }) => (f ? parseLora(files.get(f.file)!, targets) : undefined);
-  const [eta, delta] = [lora(manifest.loras.eta), lora(manifest.loras.delta)];
-  return sites.map((site, i) => {
-    const dense = (set: typeof eta) => { const e = set?.entries.get(site.modulePath); return e ? loraDeltaWeight(e, site.layout) : undefined; };
-    return { base: readWeight(promoted[i].tensor, files).data, eta: dense(eta), delta: dense(delta) };
-  });
-}
-
 /** Per-step times (ms) of one generation, from onStep timestamps; the first step (warm-up effects) is dropped. */
 export async function stepTimes(engine: Engine, p: GenerateParams, images: ('baseline' | 'npo')[]): Promise<StepTimes> {
   const marks: number[] = [performance.now()];
@@ -79,8 +44,8 @@ export async function timeToFirstStep(engine: Engine, p: GenerateParams) {
   return first;
 }
 
-/** Merge time on the GPU path: the engine's own merge stats over `repeats` α values (each α change re-merges θ_neg). */
-async function gpuMergeBench(engine: Engine, params: GenerateParams, repeats: number) {
+/** Merge time: the engine's own merge stats over `repeats` α values (each α change re-merges θ_neg), either backend. */
+async function mergeBench(engine: Engine, params: GenerateParams, repeats: number) {
   const ms: number[] = [];
   for (let r = 0; r < repeats; r++) { await engine.generate({ ...params, steps: 1, alpha: 0.1 + r / (10 * repeats) }, ['npo'], {}); ms.push(engine.stats().merge!.milliseconds); }
   return { milliseconds: median(ms), bytes: engine.stats().merge!.bytes };
@@ -121,12 +86,12 @@ async function controlMoves(engine: Engine, params: GenerateParams, repeats: num
 }
 
 /** All measurements of one backend on a ready engine (the caller creates and releases it). */
-export async function measureEngine(engine: Engine, backend: BenchBackend, params: GenerateParams, manifest: ModelManifest, files: Files, repeats = 5) {
+export async function measureEngine(engine: Engine, params: GenerateParams, repeats = 5) {
   // Warm-up: both batch sizes, so shader compilation (seconds per pipeline on SwiftShader) is out of the numbers.
   await engine.generate({ ...params, steps: 2 }, ['baseline', 'npo'], {});
   await engine.generate({ ...params, steps: 2 }, ['baseline'], {});
   await engine.generate({ ...params, steps: 2 }, ['npo'], {});
-  const merge = backend === 'webgpu' ? await gpuMergeBench(engine, params, repeats) : cpuMergeBench(manifest, files, repeats);
+  const merge = await mergeBench(engine, params, repeats);
   const { cfg, npo, both } = await stepComparison(engine, params, repeats);
   await engine.generate(params, ['baseline', 'npo'], {});
   const { readBacks, loop } = engine.stats();
@@ -147,7 +112,7 @@ export function formatRow(row: BenchRow): string[] {
   const reads = gpu ? `${row.readBacks / 2}${row.loop === 'cpu' ? ' (CPU loop: every UNet output is read back)' : ''}` : 'none (no GPU; everything in wasm memory)';
   return [
     `\n[${row.backend}] ${row.adapter}${gpu && row.software ? '  (software rasteriser: not predictive of a real GPU)' : ''}`,
-    `  merge θ_neg = θ + α·η + β·δ: ${fmt(merge.milliseconds)}, ${(merge.bytes / 1e6).toFixed(2)} MB moved, ${gbps(merge.bytes, merge.milliseconds)}${gpu ? ' (LoRA factors; wall time incl. submit + onSubmittedWorkDone)' : ' (dense ΔW on the CPU)'}`,
+    `  merge θ_neg = θ + α·η + β·δ: ${fmt(merge.milliseconds)}, ${(merge.bytes / 1e6).toFixed(2)} MB moved, ${gbps(merge.bytes, merge.milliseconds)}${gpu ? ' (LoRA factors; wall time incl. submit + onSubmittedWorkDone)' : ' (the engine\'s CPU merge, float64 per element)'}`,
     `  per step: plain CFG ${fmt(cfg.steady)}, NPO-CFG ${fmt(npo.steady)}, ratio ${(npo.steady / cfg.steady).toFixed(2)} (first steps ${fmt(cfg.first)} / ${fmt(npo.first)}; UNet calls per step ${cfg.unetCallsPerStep} / ${npo.unetCallsPerStep})`,
     `  loop: ${row.loop}; GPU→CPU read-backs per image: ${reads}`,
     `  α change → first new step: ${fmt(row.alphaMove)} (ω change: ${fmt(row.omegaMove)})`,

@@ -37,7 +37,7 @@ async function runBackend(backend: BenchBackend, steps: number, repeats: number,
   const choice = await chooseBackend(backend);
   const engine = await createModelEngine(choice.ort, memorySource(manifest, files), { sessionOptions: choice.sessionOptions, gpu: choice.device && { device: choice.device } });
   try {
-    const measured = await measureEngine(engine, backend, params, manifest, files, repeats);
+    const measured = await measureEngine(engine, params, repeats);
     return { backend, ...describeAdapter(choice.device, choice.adapter), ...measured };
   } finally {
     await engine.release();

@@ -83,9 +83,14 @@ describe('sampling engine (onnxruntime-node, committed model)', () => {
 
   it('changes the NPO image but not the baseline when α moves', async () => {
     const a = await engine.generate({ ...params, alpha: 1 }, ['baseline', 'npo'], {});
+    const merges = engine.stats().merge!.merges;
     const b = await engine.generate({ ...params, alpha: 0.2 }, ['baseline', 'npo'], {});
     expect(same(a.images.get('baseline')!, b.images.get('baseline')!)).toBe(true);
     expect(maxDiff(a.images.get('npo')!, b.images.get('npo')!)).toBeGreaterThan(1e-3);
+    // One re-merge of θ_neg, over every site η touches (all 56 projections); ω alone re-merges nothing.
+    expect(engine.stats().merge).toMatchObject({ merges: merges + 1, tensors: 56 });
+    await engine.generate({ ...params, alpha: 0.2, omega: params.omega + 1 }, ['npo'], {});
+    expect(engine.stats().merge!.merges).toBe(merges + 1);
   });
 
   it('with α = 1, β = 0 the NPO image is the baseline (θ_neg = θ_pos), within float tolerance 1e-5', async () => {

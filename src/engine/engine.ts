@@ -199,7 +199,7 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
     }),
     stats() {
       const buffers = tracker?.stats();
-      const merge = device && resolved ? (resolved.weights as GpuWeights).stats?.() : undefined;
+      const merge = resolved?.weights.stats();
       return { ...last, ...(buffers ? { liveBuffers: buffers.live, liveBufferBytes: buffers.bytes } : {}), ...(merge ? { merge } : {}) };
     },
     lastLatents: () => lastLatents,

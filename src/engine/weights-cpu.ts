@@ -17,6 +17,17 @@ export type Feeds = Record<string, OrtCommon.Tensor>;
 /** One UNet call: the samples (indices into the batch) it serves and the weight feeds it needs. */
 export interface WeightCall { samples: number[]; feeds: Feeds }
 
+/** What the last θ_neg merge did, on either backend. */
+export interface MergeStats {
+  merges: number;
+  /** Bytes the last merge read and wrote (θ_pos read, θ_neg written, factors or dense offsets read). */
+  bytes: number;
+  /** Wall time of the last merge (on the GPU, from encode to the queue reporting it done). */
+  milliseconds: number;
+  /** Tensors the last merge wrote (those whose coefficients changed). */
+  tensors: number;
+}
+
 /** The weight sets of one UNet session, on the CPU (this file) or the GPU (weights-gpu.ts). */
 export interface UnetWeights {
   mode: WeightMode;
@@ -24,6 +35,8 @@ export interface UnetWeights {
   callsFor(ids: readonly string[], signal?: AbortSignal): Promise<WeightCall[]>;
   /** Bytes of weight values held for the two sets (what NPO costs beyond the export's own weights). */
   residentBytes(): number;
+  /** The merges of θ_neg so far and what the last one did. */
+  stats(): MergeStats;
   release(): void;
 }
 
@@ -39,7 +52,7 @@ type CpuTensor = TouchedTensor & { base: WeightValues };
 
 export function createCpuWeights(ort: Ort, tensors: readonly TouchedTensor[], mode: WeightMode): UnetWeights {
   const all = (ids: readonly string[]) => ids.map((_, i) => i);
-  if (mode === 'none') return { mode, release: () => undefined, callsFor: async (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0 };
+  if (mode === 'none') return { mode, release: () => undefined, callsFor: async (ids) => [{ samples: all(ids), feeds: {} }], residentBytes: () => 0, stats: () => ({ merges: 0, bytes: 0, milliseconds: 0, tensors: 0 }) };
   const touched = tensors.map((t) => {
     if (!t.base) throw new Error(`CPU weights: θ of ${t.name} was not read`);
     return t as CpuTensor;
@@ -50,6 +63,7 @@ export function createCpuWeights(ort: Ort, tensors: readonly TouchedTensor[], mo
     mode,
     release: () => undefined,
     residentBytes: sets.residentBytes,
+    stats: () => ({ ...sets.stats }),
     async callsFor(ids) {
       if (mode === 'stacked') {
         const plan = planBatch(ids);
@@ -72,21 +86,27 @@ function createSets(touched: readonly CpuTensor[], stacked: boolean) {
   touched.forEach((t, i) => positive[i] !== t.base && mergeInto(positive[i], t, 1, 0));
   const negative = touched.map((t, i) => (stacked ? stackedArrays[i].subarray(t.base.length) : positive[i]));
   let current: string | undefined = stacked ? undefined : negativeId(1, 0);
+  const stats: MergeStats = { merges: 0, bytes: 0, milliseconds: 0, tensors: 0 };
   return {
+    stats,
     stacked: stackedArrays,
     positive,
     mergeNegative(id: string): WeightValues[] {
       if (id === current) return negative;
       const { alpha, beta } = parseNegativeId(id);
       current = undefined; // a failed merge must not leave a stale id
+      const started = performance.now();
+      let [bytes, tensors] = [0, 0];
       touched.forEach((t, i) => {
         const differs = (t.eta && alpha !== 1) || (t.delta && beta !== 0);
         if (!stacked && !differs) negative[i] = positive[i];
         else {
           if (!stacked && negative[i] === positive[i]) negative[i] = alloc(t, t.base.length);
-          mergeInto(negative[i], t, alpha, beta);
+          bytes += mergeInto(negative[i], t, alpha, beta);
+          tensors++;
         }
       });
+      Object.assign(stats, { merges: stats.merges + 1, bytes, milliseconds: performance.now() - started, tensors });
       current = id;
       return negative;
     },
@@ -102,8 +122,9 @@ function createSets(touched: readonly CpuTensor[], stacked: boolean) {
 /**
  * out = θ + a·η + b·δ for one tensor, element by element in float64, rounded once to out's element type:
  * θ_pos = θ + η (a = 1, b = 0), θ_neg = θ + α·η + β·δ (paper Eq. 10). A LoRA's ΔW is made here and dropped after.
+ * Returns the bytes read and written (θ and out, and each offset's values as float32).
  */
-function mergeInto(out: WeightValues, t: CpuTensor, a: number, b: number) {
+function mergeInto(out: WeightValues, t: CpuTensor, a: number, b: number): number {
   const eta = a !== 0 && t.eta ? offsetValues(t.eta) : undefined;
   const delta = b !== 0 && t.delta ? offsetValues(t.delta) : undefined;
   const half = t.type === 'float16';
@@ -112,4 +133,5 @@ function mergeInto(out: WeightValues, t: CpuTensor, a: number, b: number) {
     const v = (half ? halfToFloat(base[i]) : base[i]) + (eta ? a * eta[i] : 0) + (delta ? b * delta[i] : 0);
     out[i] = half ? floatToHalf(v) : v;
   }
+  return base.byteLength + out.byteLength + (eta ? 4 * eta.length : 0) + (delta ? 4 * delta.length : 0);
 }

@@ -21,24 +21,13 @@ import { parseNegativeId, planBatch, POSITIVE } from '../worker/weight-set-ids.t
 import type { LoraRole } from '../worker/protocol.ts';
 import { roleName, type DenseTensor, type TensorOffset, type TouchedTensor } from './offsets.ts';
 import type { WeightMode } from './unet-graph.ts';
-import { groupByWeightSet, type Feeds, type UnetWeights, type WeightCall } from './weights-cpu.ts';
+import { groupByWeightSet, type Feeds, type MergeStats, type UnetWeights, type WeightCall } from './weights-cpu.ts';
 
 type Ort = Pick<typeof OrtCommon, 'Tensor'>;
-
-export interface MergeStats {
-  merges: number;
-  /** Bytes the last merge read and wrote (θ_pos read, θ_neg written, factors or dense offsets read). */
-  bytes: number;
-  /** Wall time of the last merge, from encode to the queue reporting it done. */
-  milliseconds: number;
-  /** Tensors the last merge wrote (those whose coefficients changed). */
-  tensors: number;
-}
 
 export interface GpuWeights extends UnetWeights {
   /** Replaces η or δ with the offsets of `touched` (the same tensors, in the same order: a different set needs a new session). */
   replace(role: LoraRole, touched: readonly TouchedTensor[]): Promise<void>;
-  stats(): MergeStats;
 }
 
 /** Where the weights get their GPU tensors from (the engine streams them from the model's files; tests upload arrays). */
