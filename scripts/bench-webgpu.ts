@@ -10,7 +10,8 @@
 // and the NPO-style δ LoRA) at its 64² (8×8 latents); `--size full` builds an SD1.5-sized UNet (859.5 M parameters,
 // seeded random weights, src/embedded/unet.ts at SD1.5's widths) with a dense random η and a rank-8 δ on the attention
 // projections, at 512² (64×64 latents): for a machine with a GPU (there, point VK_ICD_FILENAMES at its Vulkan driver).
-// Run: npm run bench:webgpu [-- --size tiny|full --steps N --runs N --no-cpu]
+// `--size tiny-sdxl` is the tiny SDXL fixture the same way (optimum's export, its added conditions as inputs).
+// Run: npm run bench:webgpu [-- --size tiny|tiny-sdxl|full --steps N --runs N --no-cpu]
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ortNode from 'onnxruntime-node';
@@ -26,7 +27,7 @@ import { watchGpuTraffic } from '../src/gpu/traffic.ts';
 import { writeModel } from '../src/onnx/model-io.ts';
 import { negativeId, POSITIVE } from '../src/worker/weight-set-ids.ts';
 import { nodeWebGpuOrt } from '../src/worker/node-webgpu-ort.ts';
-import { benchUnet, type BenchUnet } from './engine-bench/unet.ts';
+import { benchUnet, type BenchSize, type BenchUnet } from './engine-bench/unet.ts';
 
 const { values } = parseArgs({ options: { size: { type: 'string', default: 'tiny' }, steps: { type: 'string', default: '4' }, runs: { type: 'string', default: '3' }, 'no-cpu': { type: 'boolean', default: false } } });
 const steps = Number(values.steps);
@@ -34,7 +35,8 @@ const runs = Number(values.runs);
 type Ort = Pick<typeof OrtCommon, 'InferenceSession' | 'Tensor'>;
 type Feeds = Record<string, OrtCommon.Tensor>;
 
-const unet: BenchUnet = await benchUnet(values.size === 'full' ? 'full' : 'tiny', join(import.meta.dirname, '..'));
+if (!['tiny', 'tiny-sdxl', 'full'].includes(values.size!)) throw new Error(`--size ${values.size}: expected tiny, tiny-sdxl or full`);
+const unet: BenchUnet = await benchUnet(values.size as BenchSize, join(import.meta.dirname, '..'));
 // V8's baseline compiler for ORT's WebAssembly (node-webgpu-ort.ts): TurboFan spends ~90 s on it in Node 20, and the
 // WebGPU EP's kernels run on the GPU, not in it.
 const web = await nodeWebGpuOrt({ baselineWasm: true });

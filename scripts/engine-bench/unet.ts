@@ -1,4 +1,6 @@
 // Node-only: the UNet `npm run bench:webgpu` measures, with its model's η and δ as the engine reads them.
+//   tiny-sdxl  the same for the tiny real-exporter SDXL fixture (fixtures/sdxl, optimum's export; its added
+//         conditions text_embeds and time_ids fed as further inputs).
 //   tiny  the tiny real-exporter SD1.5 fixture (fixtures/sd15) prepared by `npm run prepare-model` with the dense DPO
 //         UNet as η and the NPO-style δ LoRA: what the tests use, at its 64² (latents 8×8).
 //   full  an SD1.5-sized UNet built by our graph builder (src/embedded/unet.ts) at runwayml/stable-diffusion-v1-5's
@@ -25,6 +27,7 @@ import { ATTENTION_TARGETS, findLoraSites, type LoraSite } from '../../src/onnx/
 import { externalizeWeights, readModel, readWeight, writeModel } from '../../src/onnx/model-io.ts';
 import type { ModelProto } from '../../src/onnx/proto.ts';
 import { prepareFixture } from '../../src/pipelines/reference-metrics.ts';
+import { assembleSdxlExport } from '../fixtures/sdxl-export.ts';
 
 type Ort = Pick<typeof OrtCommon, 'Tensor'>;
 
@@ -44,26 +47,35 @@ export interface BenchUnet {
   inputs(ort: Ort, n: number, device?: GPUDevice): Record<string, OrtCommon.Tensor>;
 }
 
-export async function benchUnet(size: 'tiny' | 'full', root: string): Promise<BenchUnet> {
-  return size === 'full' ? fullSizeUnet() : tinyFixture(root);
+export type BenchSize = 'tiny' | 'tiny-sdxl' | 'full';
+
+export async function benchUnet(size: BenchSize, root: string): Promise<BenchUnet> {
+  return size === 'full' ? fullSizeUnet() : tinyFixture(root, size === 'tiny-sdxl' ? 'sdxl' : 'sd15');
 }
 
-async function tinyFixture(root: string): Promise<BenchUnet> {
-  const fixture = join(root, 'fixtures/sd15');
-  const { manifest: any, files } = prepareFixture(join(fixture, 'export-diffusers'), ['--eta-unet', join(fixture, 'dpo-unet'), '--delta-lora', join(fixture, 'delta-diffusers.safetensors')]);
+async function tinyFixture(root: string, family: 'sd15' | 'sdxl'): Promise<BenchUnet> {
+  const fixture = join(root, `fixtures/${family}`);
+  const exported = family === 'sdxl' ? assembleSdxlExport() : join(fixture, 'export-diffusers');
+  const { manifest: any, files } = prepareFixture(exported, ['--eta-unet', join(fixture, 'dpo-unet'), '--delta-lora', join(fixture, 'delta-diffusers.safetensors')]);
   const manifest = any as PreparedManifest;
   const source = memorySource(manifest, files);
   const model = readModel(files.get(manifest.unet.file)!);
   const sites = findLoraSites(model, 'all');
   return {
-    title: 'tiny SD1.5 fixture (diffusers\' own export), dense DPO η + δ LoRA',
+    title: family === 'sdxl' ? 'tiny SDXL fixture (optimum\'s export), dense DPO η + δ LoRA' : 'tiny SD1.5 fixture (diffusers\' own export), dense DPO η + δ LoRA',
     source, graphPath: manifest.unet.file, model, sites,
     offsets: (gpu) => offsetsOf(source, sites, manifest.offsets, gpu),
     // 64² as the fixture's references (its manifest's default, 512², makes attention's score tensors the subject).
     shape: [manifest.latent.channels, 8, 8],
     weightBytes: manifest.unet.externalData.reduce((s, path) => s + files.get(path)!.byteLength, 0),
-    inputs: inputsFor([manifest.latent.channels, 8, 8], [manifest.context.length, manifest.context.dim]),
+    inputs: inputsFor([manifest.latent.channels, 8, 8], [manifest.context.length, manifest.context.dim], addedConditions(model), manifest.unet.inputs.timestep === 'int64' ? 'int64' : 'float32'),
   };
+}
+
+/** SDXL's added conditions (text_embeds, time_ids): each a float input [batch, width], the width read from the graph. */
+function addedConditions(model: ModelProto): [string, number][] {
+  const widthOf = (name: string) => Number(model.graph!.input!.find((i) => i.name === name)?.type?.tensorType?.shape?.dim?.[1]?.dimValue ?? 0);
+  return ['text_embeds', 'time_ids'].filter((name) => widthOf(name) > 0).map((name) => [name, widthOf(name)]);
 }
 
 const SD15_SIZED: UnetConfig = {
@@ -114,14 +126,15 @@ async function fullSizeUnet(): Promise<BenchUnet> {
   };
 }
 
-function inputsFor(shape: [number, number, number], context: [number, number]) {
+function inputsFor(shape: [number, number, number], context: [number, number], added: [string, number][] = [], timestep: 'float32' | 'int64' = 'float32') {
   return (ort: Ort, n: number, device?: GPUDevice): Record<string, OrtCommon.Tensor> => {
     const sampleSize = shape[0] * shape[1] * shape[2];
-    const values = {
+    const values: Record<string, { data: Float32Array; dims: number[] }> = {
       sample: { data: Float32Array.from({ length: n * sampleSize }, (_, i) => Math.sin(i)), dims: [n, ...shape] },
       encoder_hidden_states: { data: Float32Array.from({ length: n * context[0] * context[1] }, (_, i) => 0.1 * Math.cos(i)), dims: [n, ...context] },
     };
-    const feeds: Record<string, OrtCommon.Tensor> = { timestep: new ort.Tensor('float32', new Float32Array(n).fill(500), [n]) };
+    for (const [name, width] of added) values[name] = { data: Float32Array.from({ length: n * width }, (_, i) => 0.5 + 0.1 * Math.sin(i)), dims: [n, width] };
+    const feeds: Record<string, OrtCommon.Tensor> = { timestep: timestep === 'int64' ? new ort.Tensor('int64', new BigInt64Array(n).fill(500n), [n]) : new ort.Tensor('float32', new Float32Array(n).fill(500), [n]) };
     for (const [name, { data, dims }] of Object.entries(values)) {
       feeds[name] = device ? ort.Tensor.fromGpuBuffer(createWeightBuffer(device, data.byteLength, { data, label: name }), { dataType: 'float32', dims }) : new ort.Tensor('float32', data, dims);
     }
