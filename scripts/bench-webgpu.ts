@@ -94,10 +94,7 @@ async function gpuRoad(where: string, keepBudget: number, roadCases: Case[]) {
     const graph = await files.graph(touched);
     const session = await web.ort.InferenceSession.create(writeModel(graph.model), { executionProviders: [{ name: 'webgpu', device } as never], externalData: graph.externalData, preferredOutputLocation: 'gpu-buffer' });
     const weights = await createGpuWeights(web.ort, device, tracker, touched, graph.mode, files);
-    const frozen = Object.fromEntries([...(await files.frozen(touched))].map(([name, buffer]) => {
-      const t = unet.model.graph!.initializer!.find((i) => i.name === name)!;
-      return [name, web.ort.Tensor.fromGpuBuffer(buffer, { dataType: t.dataType === 10 ? 'float16' : 'float32', dims: (t.dims ?? []).map(Number) })];
-    }));
+    const frozen = await files.frozenFeeds(web.ort, touched);
     const gpu = await timeSteps(web.ort, session, weights, frozen, c.ids, true);
     let remerge = '–';
     if (c.roles.length) {

@@ -21,9 +21,7 @@ import { createParamSlots } from '../gpu/param-slots.ts';
 import { createSamplerKernels } from '../gpu/sampler-kernels.ts';
 import { createBufferTracker } from '../gpu/tracker.ts';
 import { parseLora } from '../lora/formats.ts';
-import { KEEP_FILES_SHARE } from '../model/fit.ts';
-import { readStoredWeight, writeModel } from '../onnx/model-io.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { writeModel } from '../onnx/model-io.ts';
 import { floatInput, floatOutput } from '../pipelines/float-tensors.ts';
 import { oneAtATime } from '../util/one-at-a-time.ts';
 import type { GenerateParams, GenerationStats, ImageKind, LoraRole, ModelInfo } from '../worker/protocol.ts';
@@ -31,9 +29,9 @@ import { negativeId, POSITIVE } from '../worker/weight-set-ids.ts';
 import type { Feeds, ModelFamily, TokenReport } from './family.ts';
 import type { ModelSource } from '../model/source/source.ts';
 import { describeOffset, roleName, touchedTensors, type FloatType, type Offset, type TouchedTensor } from './offsets.ts';
-import { readExternals, streamUnetToGpu, type ExternalData, type LoadProgress } from './unet-files.ts';
+import { cpuGraph, streamUnetToGpu, type LoadProgress } from './unet-files.ts';
 import { sampleNpoCfgGpu, type GpuSlot, type GpuUnet } from './sampler-gpu.ts';
-import { unetGraphFor, type WeightMode } from './unet-graph.ts';
+import type { WeightMode } from './unet-graph.ts';
 import { createCpuWeights, type UnetWeights } from './weights-cpu.ts';
 import { createGpuWeights, type GpuWeights } from './weights-gpu.ts';
 
@@ -86,35 +84,19 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
   // holds. A rebuild (other tensors touched) reads them again.
   const touchedFor = (o: typeof offsets) => touchedTensors(model, sites, o);
   const gpuFiles = device ? await streamUnetToGpu(device, tracker!, source, model, graphPath, touchedFor(offsets), { onProgress: options.onProgress }) : undefined;
-  const initializers = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
 
-  async function createUnet(touched: TouchedTensor[]): Promise<Unet> {
-    let graph: { model: ModelProto; mode: WeightMode; externalData: ExternalData };
-    if (gpuFiles) graph = await gpuFiles.graph(touched);
-    else {
-      const files = await readExternals(source, model, graphPath, options.onProgress);
-      touched = touched.map((t) => ({ ...t, base: readStoredWeight(initializers.get(t.name)!, files).data }));
-      // θ copied out of the files, so they can go, unless the touched tensors are most of them (a dense η): then
-      // a copy would raise the peak and save nothing, and θ stays a view into the files.
-      const touchedBytes = touched.reduce((sum, t) => sum + t.base!.byteLength, 0);
-      if (touchedBytes <= KEEP_FILES_SHARE * [...files.values()].reduce((sum, f) => sum + f.byteLength, 0)) {
-        touched = touched.map((t) => ({ ...t, base: t.base!.slice() }));
-      }
-      graph = { ...unetGraphFor(model, touched), externalData: [...files].map(([path, data]) => ({ path, data })) };
-    }
+  async function createUnet(touchedNow: TouchedTensor[]): Promise<Unet> {
+    const graph = gpuFiles ? { ...(await gpuFiles.graph(touchedNow)), touched: touchedNow } : await cpuGraph(source, model, graphPath, touchedNow, options.onProgress);
+    const { touched, mode } = graph;
     // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
     const session = await ort.InferenceSession.create(writeModel(graph.model), {
       ...options.sessionOptions,
       ...(graph.externalData.length ? { externalData: graph.externalData } : {}),
       ...(device ? { preferredOutputLocation: { [output]: 'gpu-buffer' as const } } : {}),
     });
-    if (!gpuFiles) return { session, weights: createCpuWeights(ort, touched, graph.mode), touched, mode: graph.mode, frozen: {} };
-    const weights = await createGpuWeights(ort, device!, tracker!, touched, graph.mode, gpuFiles);
-    const frozen = Object.fromEntries([...(await gpuFiles.frozen(touched))].map(([name, buffer]) => {
-      const { dims, dataType } = initializers.get(name)!;
-      return [name, ort.Tensor.fromGpuBuffer(buffer, { dataType: dataType === 10 ? 'float16' : 'float32', dims: (dims ?? []).map(Number) })];
-    }));
-    return { session, weights, touched, mode: graph.mode, frozen };
+    if (!gpuFiles) return { session, weights: createCpuWeights(ort, touched, mode), touched, mode, frozen: {} };
+    const weights = await createGpuWeights(ort, device!, tracker!, touched, mode, gpuFiles);
+    return { session, weights, touched, mode, frozen: await gpuFiles.frozenFeeds(ort, touched) };
   }
   let unet = createUnet(touchedFor(offsets));
   /** The UNet of the last generation (stats read its merges). */

@@ -81,10 +81,7 @@ describe('prepared SD1.5 with the δ LoRA only, on WebGPU', () => {
       const tracker = createBufferTracker(device);
       const files = await streamUnetToGpu(device, tracker, source, model, manifest.unet.file, [], { keepBudget });
       const graph = await files.graph([]);
-      const frozen = Object.fromEntries([...(await files.frozen([]))].map(([name, buffer]) => {
-        const t = initializers.find((i) => i.name === name)!;
-        return [name, ort.Tensor.fromGpuBuffer(buffer, { dataType: 'float32', dims: t.dims })];
-      }));
+      const frozen = await files.frozenFeeds(ort, []);
       const counted = await count(writeModel(graph.model), graph.externalData, frozen);
       tracker.destroyAll();
       return { ...counted, kept: files.kept().names.length };

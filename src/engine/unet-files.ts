@@ -11,13 +11,15 @@
 //         external data at session creation (README "The engine on WebGPU" has the kernel counts).
 import { uploadWeights, type WeightPlacement } from '../gpu/upload.ts';
 import type { BufferTracker } from '../gpu/tracker.ts';
-import { KEPT_CONV_BUDGET } from '../model/fit.ts';
+import type * as OrtCommon from 'onnxruntime-common';
+import { KEEP_FILES_SHARE, KEPT_CONV_BUDGET } from '../model/fit.ts';
 import { readHeaderLength } from '../lora/safetensors.ts';
 import { listedFile, type ModelSource } from '../model/source/source.ts';
 import { externalInitializers, externalLocations, readStoredWeight, type ExternalInitializer } from '../onnx/model-io.ts';
 import type { ModelProto, TensorProto } from '../onnx/proto.ts';
 import type { DenseTensor, OffsetFiles, TouchedTensor } from './offsets.ts';
 import { unetGraphFor, type WeightMode } from './unet-graph.ts';
+import type { Feeds } from './family.ts';
 import { denseKey, type GpuTensors } from './weights-gpu.ts';
 
 export type LoadProgress = (message: string, loaded: number, total: number) => void;
@@ -36,6 +38,22 @@ export async function readExternals(source: ModelSource, model: ModelProto, grap
     done += listedFile(source.manifest, path).bytes;
   }
   return externals;
+}
+
+/**
+ * The graph a CPU session is created from for these touched tensors, the UNet's files as its external data, and the
+ * touched tensors with θ: copied out of the files (so that they can go once ORT has them) where they are at most
+ * KEEP_FILES_SHARE of the files, else views into them (a dense η: a copy would raise the peak and save nothing).
+ */
+export async function cpuGraph(source: ModelSource, model: ModelProto, graphPath: string, touched: readonly TouchedTensor[], onProgress?: LoadProgress) {
+  const files = await readExternals(source, model, graphPath, onProgress);
+  const initializers = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const views = touched.map((t) => readStoredWeight(initializers.get(t.name)!, files).data);
+  const touchedBytes = views.reduce((sum, v) => sum + v.byteLength, 0);
+  const copy = touchedBytes <= KEEP_FILES_SHARE * [...files.values()].reduce((sum, f) => sum + f.byteLength, 0);
+  const withBase = touched.map((t, i) => ({ ...t, base: copy ? views[i].slice() : views[i] }));
+  const externalData: ExternalData = [...files].map(([path, data]) => ({ path, data }));
+  return { ...unetGraphFor(model, withBase), externalData, touched: withBase };
 }
 
 /** Offsets' files read through the source: whole for LoRAs, header only for dense files on the GPU. */
@@ -80,8 +98,8 @@ export interface GpuUnetFiles extends GpuTensors {
    * weights no touched tensor is among (one that an offset touches later becomes an input for good).
    */
   graph(touched: readonly TouchedTensor[]): Promise<{ model: ModelProto; mode: WeightMode; externalData: ExternalData }>;
-  /** θ of every untouched external initializer fed as an input, by name (streamed again where a weight set had taken it). */
-  frozen(touched: readonly TouchedTensor[]): Promise<Map<string, GPUBuffer>>;
+  /** θ of every untouched external initializer fed as an input, as feeds (streamed again where a weight set had taken it). */
+  frozenFeeds(ort: Pick<typeof OrtCommon, 'Tensor'>, touched: readonly TouchedTensor[]): Promise<Feeds>;
   /** Names of the Conv weights kept as initializers, and their bytes. */
   kept(): { names: string[]; bytes: number };
 }
@@ -122,11 +140,14 @@ export async function streamUnetToGpu(device: GPUDevice, tracker: BufferTracker,
       const initializer = (graph.graph?.initializer ?? []).map((t) => relocated.get(t.name ?? '') ?? t);
       return { model: { ...graph, graph: { ...graph.graph, initializer } }, mode, externalData };
     },
-    async frozen(touchedNow) {
+    async frozenFeeds(ort, touchedNow) {
       const taken = new Set(touchedNow.map((t) => t.name));
       const missing = initializers.filter((i) => !taken.has(i.name) && !held.has(i.name) && !kept.has(i.name));
       for (const [name, buffer] of (await stream(missing, 'unet θ', 'weights back')).buffers) held.set(name, buffer);
-      return new Map([...held].filter(([name]) => !taken.has(name)));
+      return Object.fromEntries([...held].filter(([name]) => !taken.has(name)).map(([name, buffer]) => {
+        const { dims, dataType } = byName.get(name)!;
+        return [name, ort.Tensor.fromGpuBuffer(buffer, { dataType: dataType === 10 ? 'float16' : 'float32', dims })];
+      }));
     },
     kept: () => ({ names: [...kept], bytes: [...kept].reduce((sum, name) => sum + byName.get(name)!.bytes, 0) }),
     async theta(tensors) {

@@ -9,10 +9,10 @@ import type * as OrtCommon from 'onnxruntime-common';
 import { floatToHalf, halfToFloat } from '../lora/float16.ts';
 import { negativeId, parseNegativeId, planBatch, POSITIVE } from '../worker/weight-set-ids.ts';
 import { offsetValues, type TouchedTensor, type WeightValues } from './offsets.ts';
+import type { Feeds } from './family.ts';
 import type { WeightMode } from './unet-graph.ts';
 
 type Ort = Pick<typeof OrtCommon, 'Tensor'>;
-export type Feeds = Record<string, OrtCommon.Tensor>;
 
 /** One UNet call: the samples (indices into the batch) it serves and the weight feeds it needs. */
 export interface WeightCall { samples: number[]; feeds: Feeds }

@@ -21,7 +21,8 @@ import { parseNegativeId, planBatch, POSITIVE } from '../worker/weight-set-ids.t
 import type { LoraRole } from '../worker/protocol.ts';
 import { roleName, type DenseTensor, type TensorOffset, type TouchedTensor } from './offsets.ts';
 import type { WeightMode } from './unet-graph.ts';
-import { groupByWeightSet, type Feeds, type MergeStats, type UnetWeights, type WeightCall } from './weights-cpu.ts';
+import type { Feeds } from './family.ts';
+import { groupByWeightSet, type MergeStats, type UnetWeights, type WeightCall } from './weights-cpu.ts';
 
 type Ort = Pick<typeof OrtCommon, 'Tensor'>;
 
