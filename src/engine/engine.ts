@@ -31,7 +31,8 @@ import type { ModelSource } from '../model/source/source.ts';
 import { describeOffset, roleName, touchedTensors, type FloatType, type Offset, type TouchedTensor } from './offsets.ts';
 import { cpuGraph, streamUnetToGpu, type LoadProgress } from './unet-files.ts';
 import { sampleNpoCfgGpu, type GpuSlot, type GpuUnet } from './sampler-gpu.ts';
-import type { WeightMode } from './unet-graph.ts';
+import { MAX_CALL_BATCH, unetAttentionAt, type UnetAttention, type WeightMode } from './unet-graph.ts';
+import { activationFitProblem, type ActivationLimits } from '../model/fit.ts';
 import { createCpuWeights, type UnetWeights } from './weights-cpu.ts';
 import { createGpuWeights, type GpuWeights } from './weights-gpu.ts';
 
@@ -43,6 +44,11 @@ export interface EngineOptions {
   gpu?: { device: GPUDevice };
   /** Bytes of the model read or streamed so far (the page's loading bar). */
   onProgress?: LoadProgress;
+  /**
+   * What the UNet's activations may take on this backend (src/model/fit.ts activationFitProblem): a size whose
+   * activations do not fit is refused with the numbers before its first step. Absent: not checked (the CLIs).
+   */
+  activationLimits?: ActivationLimits;
 }
 
 /** One LoRA of a stack on one branch: its file's bytes and its scale (diffusers' set_adapters adapter weight). */
@@ -66,8 +72,11 @@ export interface Engine {
   tokens(prompt: string): TokenReport;
 }
 
-/** A UNet session and its weight sets; `frozen`: the untouched weights' feeds on WebGPU (the engine's GPU buffers). */
-interface Unet { session: OrtCommon.InferenceSession; weights: UnetWeights; touched: TouchedTensor[]; mode: WeightMode; frozen: Feeds }
+/**
+ * A UNet session and its weight sets; `frozen`: the untouched weights' feeds on WebGPU (the engine's GPU buffers);
+ * `attention`: the attention plan its graph was made for (one latent size, or every size that needs no chunking).
+ */
+interface Unet { session: OrtCommon.InferenceSession; weights: UnetWeights; touched: TouchedTensor[]; mode: WeightMode; frozen: Feeds; attention: UnetAttention }
 
 export async function createEngine(ort: Ort, family: ModelFamily, source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
   const device = options.gpu?.device;
@@ -85,20 +94,42 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
   const touchedFor = (o: typeof offsets) => touchedTensors(model, sites, o);
   const gpuFiles = device ? await streamUnetToGpu(device, tracker!, source, model, graphPath, touchedFor(offsets), { onProgress: options.onProgress }) : undefined;
 
-  async function createUnet(touchedNow: TouchedTensor[]): Promise<Unet> {
-    const graph = gpuFiles ? { ...(await gpuFiles.graph(touchedNow)), touched: touchedNow } : await cpuGraph(source, model, graphPath, touchedNow, options.onProgress);
-    const { touched, mode } = graph;
+  // Attention is chunked per latent size where its scores would be large (unet-graph.ts unetAttentionAt); plans are
+  // kept per size, since planning infers the shapes of the whole graph.
+  const attentionPlans = new Map<string, UnetAttention>();
+  const attentionAt = (shape: [number, number, number]) => {
+    const key = shape.join('×');
+    if (!attentionPlans.has(key)) attentionPlans.set(key, unetAttentionAt(model, unetInputDims(family, shape, MAX_CALL_BATCH)));
+    return attentionPlans.get(key)!;
+  };
+
+  async function unetGraph(touchedNow: TouchedTensor[], attention: UnetAttention) {
+    return gpuFiles ? { ...(await gpuFiles.graph(touchedNow, attention)), touched: touchedNow } : await cpuGraph(source, model, graphPath, touchedNow, attention, options.onProgress);
+  }
+  function createSession(graph: Awaited<ReturnType<typeof unetGraph>>) {
     // Sessions are created one after another: ORT's WebGPU EP fails when two are created at once (ENVIRONMENT.md).
-    const session = await ort.InferenceSession.create(writeModel(graph.model), {
+    return ort.InferenceSession.create(writeModel(graph.model), {
       ...options.sessionOptions,
       ...(graph.externalData.length ? { externalData: graph.externalData } : {}),
       ...(device ? { preferredOutputLocation: { [output]: 'gpu-buffer' as const } } : {}),
     });
-    if (!gpuFiles) return { session, weights: createCpuWeights(ort, touched, mode), touched, mode, frozen: {} };
-    const weights = await createGpuWeights(ort, device!, tracker!, touched, mode, gpuFiles);
-    return { session, weights, touched, mode, frozen: await gpuFiles.frozenFeeds(ort, touched) };
   }
-  let unet = createUnet(touchedFor(offsets));
+  async function createUnet(touchedNow: TouchedTensor[], attention: UnetAttention): Promise<Unet> {
+    const graph = await unetGraph(touchedNow, attention);
+    const { touched, mode } = graph;
+    const session = await createSession(graph);
+    if (!gpuFiles) return { session, weights: createCpuWeights(ort, touched, mode), touched, mode, frozen: {}, attention };
+    const weights = await createGpuWeights(ort, device!, tracker!, touched, mode, gpuFiles);
+    return { session, weights, touched, mode, frozen: await gpuFiles.frozenFeeds(ort, touched), attention };
+  }
+  /** The UNet for another attention plan: a new session on the same weights (its inputs keep their names). */
+  async function withAttention(previous: Unet, attention: UnetAttention): Promise<Unet> {
+    if (previous.attention.key === attention.key) return previous;
+    await previous.session.release();
+    const session = await createSession(await unetGraph(previous.touched, attention));
+    return { ...previous, session, attention };
+  }
+  let unet = createUnet(touchedFor(offsets), attentionAt(family.sampleShape(family.info)));
   /** The UNet of the last generation (stats read its merges). */
   let resolved: Unet | undefined = await unet;
 
@@ -131,7 +162,7 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
       }
       await previous.session.release().catch(() => undefined);
       previous.weights.release();
-      return createUnet(touched);
+      return createUnet(touched, previous.attention);
     });
     Object.assign(info, offsetInfo(offsets));
   }
@@ -161,8 +192,12 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
     },
     generate: oneAtATime(async (params, images, hooks) => {
       const seed = resolveSeed(params.seed);
-      const current = (resolved = await unet);
       const shape = family.sampleShape(params);
+      const attention = attentionAt(shape);
+      const problem = options.activationLimits && activationFitProblem(attention.activations, options.activationLimits, `${params.width ?? family.info.width}×${params.height ?? family.info.height}`);
+      if (problem) throw new Error(problem);
+      unet = unet.then((previous) => withAttention(previous, attention));
+      const current = (resolved = await unet);
       const { positive: positiveContext, negative: negativeContext } = await family.conditioner.encode(params);
       const negative = negativeId(params.alpha, params.beta);
       const jobs: SampleJob[] = images.map((kind) => ({ key: kind, negativeWeights: kind === 'baseline' ? POSITIVE : negative }));
@@ -321,6 +356,12 @@ export async function createEngine(ort: Ort, family: ModelFamily, source: ModelS
     pass.end();
     device!.queue.submit([encoder.finish()]);
   }
+}
+
+/** The UNet's inputs' dims for a call of n samples of this shape (what the engine feeds; weights aside). */
+function unetInputDims(family: ModelFamily, shape: [number, number, number], n: number): Record<string, number[]> {
+  const conditioning = family.conditioner.unetFeeds(new Float32Array(n * family.conditioner.size), n);
+  return { sample: [n, ...shape], timestep: [n], ...Object.fromEntries(Object.entries(conditioning).map(([name, t]) => [name, [...t.dims]])) };
 }
 
 /** Rows `samples` of a batch of `size`-value samples. */

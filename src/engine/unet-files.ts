@@ -18,7 +18,7 @@ import { listedFile, type ModelSource } from '../model/source/source.ts';
 import { externalInitializers, externalLocations, readStoredWeight, type ExternalInitializer } from '../onnx/model-io.ts';
 import type { ModelProto, TensorProto } from '../onnx/proto.ts';
 import type { DenseTensor, OffsetFiles, TouchedTensor } from './offsets.ts';
-import { unetGraphFor, type WeightMode } from './unet-graph.ts';
+import { unetGraphFor, type UnetAttention, type WeightMode } from './unet-graph.ts';
 import type { Feeds } from './family.ts';
 import { denseKey, type GpuTensors } from './weights-gpu.ts';
 
@@ -45,7 +45,7 @@ export async function readExternals(source: ModelSource, model: ModelProto, grap
  * touched tensors with θ: copied out of the files (so that they can go once ORT has them) where they are at most
  * KEEP_FILES_SHARE of the files, else views into them (a dense η: a copy would raise the peak and save nothing).
  */
-export async function cpuGraph(source: ModelSource, model: ModelProto, graphPath: string, touched: readonly TouchedTensor[], onProgress?: LoadProgress) {
+export async function cpuGraph(source: ModelSource, model: ModelProto, graphPath: string, touched: readonly TouchedTensor[], attention?: UnetAttention, onProgress?: LoadProgress) {
   const files = await readExternals(source, model, graphPath, onProgress);
   const initializers = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
   const views = touched.map((t) => readStoredWeight(initializers.get(t.name)!, files).data);
@@ -53,7 +53,7 @@ export async function cpuGraph(source: ModelSource, model: ModelProto, graphPath
   const copy = touchedBytes <= KEEP_FILES_SHARE * [...files.values()].reduce((sum, f) => sum + f.byteLength, 0);
   const withBase = touched.map((t, i) => ({ ...t, base: copy ? views[i].slice() : views[i] }));
   const externalData: ExternalData = [...files].map(([path, data]) => ({ path, data }));
-  return { ...unetGraphFor(model, withBase), externalData, touched: withBase };
+  return { ...unetGraphFor(model, withBase, [], attention), externalData, touched: withBase };
 }
 
 /** Offsets' files read through the source: whole for LoRAs, header only for dense files on the GPU. */
@@ -97,7 +97,7 @@ export interface GpuUnetFiles extends GpuTensors {
    * The graph a session is created from for these touched tensors, and the external data it needs: the kept Conv
    * weights no touched tensor is among (one that an offset touches later becomes an input for good).
    */
-  graph(touched: readonly TouchedTensor[]): Promise<{ model: ModelProto; mode: WeightMode; externalData: ExternalData }>;
+  graph(touched: readonly TouchedTensor[], attention?: UnetAttention): Promise<{ model: ModelProto; mode: WeightMode; externalData: ExternalData }>;
   /** θ of every untouched external initializer fed as an input, as feeds (streamed again where a weight set had taken it). */
   frozenFeeds(ort: Pick<typeof OrtCommon, 'Tensor'>, touched: readonly TouchedTensor[]): Promise<Feeds>;
   /** Names of the Conv weights kept as initializers, and their bytes. */
@@ -123,10 +123,10 @@ export async function streamUnetToGpu(device: GPUDevice, tracker: BufferTracker,
   /** The kept weights' bytes from the load's pass, handed to the first session and then let go. */
   let keptBytes: Map<string, Uint8Array> | undefined = loaded.copies;
   return {
-    async graph(touchedNow) {
+    async graph(touchedNow, attention) {
       for (const t of touchedNow) kept.delete(t.name);
       const inputs = initializers.filter((i) => !kept.has(i.name)).map((i) => i.name);
-      const { model: graph, mode } = unetGraphFor(model, touchedNow, inputs);
+      const { model: graph, mode } = unetGraphFor(model, touchedNow, inputs, attention);
       // A later session (other tensors touched) reads the kept weights again: they are not held between sessions.
       const bytes = keptBytes ?? (await stream([], 'unet θ', 'kept weights', [...kept].map((name) => byName.get(name)!))).copies;
       keptBytes = undefined;

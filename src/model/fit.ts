@@ -192,3 +192,27 @@ function largestTensorBytes(manifest: AnyManifest): number {
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+/** What a UNet call's activations may take: memory left beside the weights, and the largest single buffer. */
+export interface ActivationLimits { memoryBytes?: number; maxBufferBytes?: number }
+
+/**
+ * Kernel scratch that is not a graph value (Conv's im2col, GEMM packing) and ORT's own buffers, beside the simulated
+ * peak of the values: the largest value once more and 64 MiB, as the training plan allows (src/train/memory-plan.ts).
+ */
+export const activationNeed = (a: { peakBytes: number; largestBytes: number }) => a.peakBytes + a.largestBytes + 64 * 2 ** 20;
+
+/**
+ * Null when a UNet call at `size` fits; else a sentence with the numbers. `activations`: the simulated peak of the
+ * UNet graph's intermediate values at that size, with attention chunked (src/engine/unet-graph.ts unetAttentionAt).
+ */
+export function activationFitProblem(activations: { peakBytes: number; largestBytes: number }, limits: ActivationLimits, size: string): string | null {
+  const need = activationNeed(activations);
+  if (limits.memoryBytes !== undefined && need > limits.memoryBytes) {
+    return `at ${size} the UNet's activations need about ${gib(need)} beside its weights; this backend has ${gib(Math.max(0, limits.memoryBytes))} left for them. Choose a smaller size`;
+  }
+  if (limits.maxBufferBytes !== undefined && activations.largestBytes > limits.maxBufferBytes) {
+    return `at ${size} the UNet needs a ${mib(activations.largestBytes)} activation buffer; this GPU allows ${mib(limits.maxBufferBytes)} per buffer. Choose a smaller size`;
+  }
+  return null;
+}

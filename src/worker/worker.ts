@@ -3,7 +3,7 @@
 // and LoRA swaps. Every event of a job carries its id so the page can drop stale ones.
 import { chwToRgba } from '../diffusion/image.ts';
 import { openModelFolder, openModelUrl, openPreparedModel, readEveryFile, type OpenedModel, type LoadProgress } from './model-loader.ts';
-import { checkFit } from '../model/fit.ts';
+import { checkFit, memoryPlaces, WASM_MEMORY_LIMIT, type ActivationLimits } from '../model/fit.ts';
 import { createModelEngine, type Engine } from '../pipelines/index.ts';
 import { chooseBackend, type BackendChoice } from './ort-backend.ts';
 import { runTraining } from './training.ts';
@@ -119,13 +119,23 @@ async function init(backendPreference: 'auto' | 'webgpu' | 'wasm', open: Open): 
 /** The engine on a backend; on WebGPU, device loss and uncaught GPU errors are reported and lead to recovery. */
 async function startEngine(backend: BackendChoice, source: ModelSource, onProgress?: LoadProgress): Promise<Loaded> {
   const device = backend.device;
-  const engine = await createModelEngine(backend.ort, source, { sessionOptions: backend.sessionOptions, gpu: device && { device }, onProgress });
+  const engine = await createModelEngine(backend.ort, source, { sessionOptions: backend.sessionOptions, gpu: device && { device }, onProgress, activationLimits: activationLimits(source.manifest, device) });
   const result: Loaded = { engine, source, sessionOptions: backend.sessionOptions, ort: backend.ort, device };
   if (device) watchDevice(device, (lost) => {
     result.lost = lost;
     post({ type: 'error', message: `${lost}; the next generation recreates the GPU device and sessions`, fatal: false });
   }, (message) => post({ type: 'error', message, fatal: false }));
   return result;
+}
+
+/**
+ * What a UNet call's activations may take (the engine refuses a size beyond it with the numbers): on WASM what its
+ * 4 GiB heap has left beside the weights it holds; on WebGPU the adapter's per-buffer limit (its memory total is not
+ * exposed).
+ */
+function activationLimits(manifest: AnyManifest, device: GPUDevice | undefined): ActivationLimits {
+  if (device) return { maxBufferBytes: Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize) };
+  return { memoryBytes: WASM_MEMORY_LIMIT - memoryPlaces(manifest, 'wasm').wasm };
 }
 
 /** Recreates device and sessions after a device loss, reading the model's files again (one session at a time). */
