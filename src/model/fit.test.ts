@@ -1,6 +1,6 @@
 // The fit check refuses, before any download, what the browser cannot hold, and says why with the numbers.
 import { describe, expect, it } from 'vitest';
-import { checkFit, KEPT_CONV_BUDGET, npoWorkerArrays } from './fit.ts';
+import { activationFitProblem, checkFit, KEPT_CONV_BUDGET, npoWorkerArrays } from './fit.ts';
 import type { NpoFootprint, PreparedManifest } from './manifest.ts';
 import { deltaSites } from './npo-memory.ts';
 import { numel, SDXL_UNET_CONFIG, unetParameters } from './unet-params.ts';
@@ -129,5 +129,17 @@ describe('checkFit for SDXL fp16 (per tensor and total)', () => {
     const capped = checkFit(sdxl(loraDelta), { backend: 'webgpu', deviceMemoryGiB: 8 });
     expect(capped).toMatchObject({ fits: true });
     expect(capped.warnings[0]).toMatch(/reports at least 8 GiB of memory and cannot tell more/);
+  });
+});
+
+describe('activations at a size', () => {
+  const MiB = 2 ** 20;
+  it('fits when the peak, the largest value again and 64 MiB of scratch fit what is left', () => {
+    expect(activationFitProblem({ peakBytes: 100 * MiB, largestBytes: 36 * MiB }, { memoryBytes: 200 * MiB }, '512×512')).toBeNull();
+    expect(activationFitProblem({ peakBytes: 100 * MiB, largestBytes: 37 * MiB }, { memoryBytes: 200 * MiB }, '512×512')).toMatch(/at 512×512 the UNet's activations need about 0\.20 GiB beside its weights/);
+  });
+  it("refuses an activation over the GPU's per-buffer limit, naming both sizes", () => {
+    expect(activationFitProblem({ peakBytes: 300 * MiB, largestBytes: 256 * MiB }, { maxBufferBytes: 128 * MiB }, '1024×1024')).toBe(
+      "at 1024×1024 the UNet needs a 256 MiB activation buffer; this GPU allows 128 MiB per buffer. Choose a smaller size");
   });
 });

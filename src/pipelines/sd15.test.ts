@@ -118,4 +118,25 @@ describe('SD1.5 pipeline vs diffusers (tiny real export, onnxruntime-node)', () 
       engine.useLora('delta', undefined);
     }
   });
+
+  // Attention at 256² is split into query chunks (src/onnx/passes/chunk-attention.ts; its test compares the graphs'
+  // outputs); the engine makes a session per attention plan and goes back to the whole one at 64².
+  it('generates at a size whose attention is chunked, and refuses a size whose activations cannot fit, losing nothing', async () => {
+    const at = (size: number): GenerateParams => ({ ...params('dpm++2m', 0.5), steps: 1, width: size, height: size });
+    const first = await engine.generate(at(64), ['npo'], {});
+    const chunked = await engine.generate(at(256), ['npo'], {});
+    expect(chunked.images.get('npo')!.length).toBe(3 * 256 * 256);
+    expect(chunked.images.get('npo')!.every(Number.isFinite)).toBe(true);
+    const again = await engine.generate(at(64), ['npo'], {});
+    expect(again.images.get('npo')).toEqual(first.images.get('npo'));
+
+    // 200 MiB left for activations: 64² needs 66 MiB, 512² 262 MiB (at 4 samples per call, chunks of ≤ 64 MiB).
+    const limited = await createModelEngine(ort, memorySource(npoModel.manifest, npoModel.files), { activationLimits: { memoryBytes: 200 * 2 ** 20 } });
+    try {
+      await expect(limited.generate(at(512), ['npo'], {})).rejects.toThrow(/at 512×512 the UNet's activations need about 0\.2\d GiB beside its weights; this backend has 0\.20 GiB left for them/);
+      expect((await limited.generate(at(64), ['npo'], {})).images.get('npo')).toEqual(first.images.get('npo'));
+    } finally {
+      await limited.release();
+    }
+  });
 });
