@@ -8,6 +8,7 @@
 // attention's query chunking (diffusers' attention slicing splits batch·heads instead; at SD1.5 512² one head's
 // scores are still 64 MiB × 2 samples, and a query split reaches any size). Plain ops only (Split, MatMul, Softmax,
 // Concat), so the same graph runs on ORT's WASM and WebGPU kernels and our autodiff differentiates it (Split ↔ Concat).
+// Many chunks are split and joined as a tree of at most MAX_PARTS parts per node (WebGPU's storage-buffer limit).
 //
 // Recognised, per Softmax along the last axis: MatMul(Q, Kᵀ) → any chain of Mul/Div by a scalar constant, Cast, and
 // Add/Sub of a tensor that is provably zero (ConstantOfShape of a finite value times a constant 0, as torch exports
@@ -239,14 +240,25 @@ function chunkedNodes({ site, queries }: AttentionShape, chunks: number, opset: 
   const [q, keysT] = site.scoresMatMul.input!;
   const v = site.outputMatMul.input![1];
   const sizes = Array.from({ length: chunks }, (_, i) => Math.floor(queries / chunks) + (i < queries % chunks ? 1 : 0));
-  const parts = sizes.map((_, i) => `${prefix}/q${i}`);
-  const split: NodeProto = { name: `${prefix}/Split`, opType: 'Split', domain: '', input: [q], output: parts, attribute: [makeAttribute('axis', -2)] };
-  if (opset >= 13) {
-    addInitializer(makeTensor(`${prefix}/sizes`, [chunks], BigInt64Array.from(sizes.map(BigInt))));
-    split.input!.push(`${prefix}/sizes`);
-  } else split.attribute!.push(makeAttribute('split', sizes));
-  const out: NodeProto[] = [split];
-  const results = parts.map((part, i) => {
+  const out: NodeProto[] = [];
+  const axis = makeAttribute('axis', -2);
+  let made = 0;
+  /** Split of `value` into parts of these sizes along the query axis. */
+  const split = (value: string, parts: number[]): string[] => {
+    const name = `${prefix}/Split_${made++}`;
+    const outputs = parts.map((_, i) => `${name}/${i}`);
+    const node: NodeProto = { name, opType: 'Split', domain: '', input: [value], output: outputs, attribute: [axis] };
+    if (opset >= 13) {
+      addInitializer(makeTensor(`${name}/sizes`, [parts.length], BigInt64Array.from(parts.map(BigInt))));
+      node.input!.push(`${name}/sizes`);
+    } else node.attribute!.push(makeAttribute('split', parts));
+    out.push(node);
+    return outputs;
+  };
+  const concat = (values: string[], output: string) => {
+    out.push({ name: `${prefix}/Concat_${made++}`, opType: 'Concat', domain: '', input: values, output: [output], attribute: [axis] });
+  };
+  const attend = (part: string, i: number): string => {
     const name = (local: string) => `${prefix}/${i}/${local}`;
     let value = name('scores');
     out.push({ ...site.scoresMatMul, name: value, input: [part, keysT], output: [value] });
@@ -257,9 +269,38 @@ function chunkedNodes({ site, queries }: AttentionShape, chunks: number, opset: 
     });
     out.push({ ...site.outputMatMul, name: name('out'), input: [value, v], output: [name('out')] });
     return name('out');
-  });
-  out.push({ name: `${prefix}/Concat`, opType: 'Concat', domain: '', input: results, output: [site.outputMatMul.output![0]], attribute: [makeAttribute('axis', -2)] });
+  };
+  let chunk = 0;
+  /** The attention of `value`'s queries in chunks of `parts` sizes, its output named `output`: a tree of Splits and Concats. */
+  const tree = (value: string, parts: number[], output: string) => {
+    const groups = groupsOf(parts, MAX_PARTS);
+    const pieces = split(value, groups.map((g) => g.reduce((a, b) => a + b, 0)));
+    const results = groups.map((group, g) => {
+      if (group.length === 1) return attend(pieces[g], chunk++);
+      const result = `${prefix}/group_${made++}`;
+      tree(pieces[g], group, result);
+      return result;
+    });
+    concat(results, output);
+  };
+  tree(q, sizes, site.outputMatMul.output![0]);
   return out;
+}
+
+/**
+ * Parts per Split and Concat node: ORT's WebGPU kernels bind every part and the whole as storage buffers at once, and
+ * WebGPU guarantees 8 per shader stage (maxStorageBuffersPerShaderStage's default; SwiftShader offers 12). More chunks
+ * make a tree: a Split of groups, each split again.
+ */
+export const MAX_PARTS = 7;
+
+/** `parts` in at most `fanout` consecutive groups of near-equal counts. */
+function groupsOf(parts: number[], fanout: number): number[][] {
+  if (parts.length <= fanout) return parts.map((p) => [p]);
+  const per = Math.ceil(parts.length / fanout);
+  const groups: number[][] = [];
+  for (let i = 0; i < parts.length; i += per) groups.push(parts.slice(i, i + per));
+  return groups;
 }
 
 /** `nodes` without those whose outputs nothing reads (repeatedly), keeping what makes the graph's outputs. */
