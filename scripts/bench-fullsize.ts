@@ -4,9 +4,11 @@
 // attention query-chunked (src/onnx/passes/chunk-attention.ts), beside the activation peak the planner simulates
 // (unetAttentionAt), so the plan can be checked against reality; it runs in Node on onnxruntime-node's CPU backend
 // because SwiftShader, the only WebGPU adapter on these machines, is far too slow for full-size UNet steps.
-// Each variant runs in its own child process, so process.resourceUsage().maxRSS is that variant's peak alone.
+// Each variant runs in its own child process, so process.resourceUsage().maxRSS is that variant's peak alone. The chunk
+// plan is made at the call's own dims (the engine plans at MAX_CALL_BATCH = 4; --batch 4 measures that size).
 // Run: npm run bench:fullsize -- --family sd15 [--unet /work/tmp/sd15-fullsize/unet/model.onnx] [--threads 2]
 //        [--only exported|chunked] [--budget-mib 64] [--latent 64 (latent side; the family's default size otherwise)]
+//        [--batch 2 (samples per call: 2 is one CFG pair, 4 the engine's MAX_CALL_BATCH)]
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,19 +24,19 @@ const FAMILIES = {
   sdxl: { latent: 128, context: 2048, extra: { text_embeds: [1280], time_ids: [6] } as Record<string, number[]> },
 };
 type Family = keyof typeof FAMILIES;
-const BATCH = 2; // one CFG pair
+const DEFAULT_BATCH = 2; // one CFG pair
 const GiB = 2 ** 30;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(2)} GiB`;
 
 /** The call's input dims; the context width is the graph's own where it is static (the family's otherwise). */
-function callDims(family: Family, model: ModelProto, latent?: number): Record<string, number[]> {
+function callDims(family: Family, model: ModelProto, latent?: number, batch = DEFAULT_BATCH): Record<string, number[]> {
   const f = FAMILIES[family];
   const declared = model.graph!.input!.find((v) => v.name === 'encoder_hidden_states')?.type?.tensorType?.shape?.dim?.[2]?.dimValue;
   const context = declared ? Number(declared) : f.context;
   const size = latent ?? f.latent;
   return {
-    sample: [BATCH, 4, size, size], timestep: [BATCH], encoder_hidden_states: [BATCH, 77, context],
-    ...Object.fromEntries(Object.entries(f.extra).map(([name, d]) => [name, [BATCH, ...d]])),
+    sample: [batch, 4, size, size], timestep: [batch], encoder_hidden_states: [batch, 77, context],
+    ...Object.fromEntries(Object.entries(f.extra).map(([name, d]) => [name, [batch, ...d]])),
   };
 }
 
@@ -66,7 +68,7 @@ function memAvailable(): number {
 interface ChildResult { createMs: number; rssBeforeCreate: number; rssAfterCreate: number; peakAfterCreate: number; runMs: number; peakAfterRun: number; outputPath: string }
 
 /** Child: create the session from `graph` (external data beside it), run one call, report. */
-async function child(graph: string, family: Family, threads: number, outputPath: string, latent?: number) {
+async function child(graph: string, family: Family, threads: number, outputPath: string, latent?: number, batch?: number) {
   const ort = await import('onnxruntime-node');
   const peak = () => process.resourceUsage().maxRSS * 1024;
   const rssBeforeCreate = process.memoryUsage().rss;
@@ -76,10 +78,10 @@ async function child(graph: string, family: Family, threads: number, outputPath:
   const rssAfterCreate = process.memoryUsage().rss;
   const peakAfterCreate = peak();
   const model = readModel(new Uint8Array(readFileSync(graph)));
-  const dims = callDims(family, model, latent);
+  const dims = callDims(family, model, latent, batch);
   const int64Timestep = model.graph!.input!.find((v) => v.name === 'timestep')?.type?.tensorType?.elemType === DataType.INT64;
   const feeds = Object.fromEntries(Object.entries(dims).map(([name, d], i) => {
-    if (name === 'timestep') return [name, int64Timestep ? new ort.Tensor('int64', BigInt64Array.from([981n, 501n]), d) : new ort.Tensor('float32', new Float32Array([981, 501]), d)];
+    if (name === 'timestep') return [name, int64Timestep ? new ort.Tensor('int64', BigInt64Array.from({ length: d[0] }, (_, k) => (k % 2 ? 501n : 981n)), d) : new ort.Tensor('float32', Float32Array.from({ length: d[0] }, (_, k) => (k % 2 ? 501 : 981)), d)];
     if (name === 'time_ids') return [name, new ort.Tensor('float32', Float32Array.from({ length: d[0] * d[1] }, (_, k) => [1024, 1024, 0, 0, 1024, 1024][k % 6]), d)];
     return [name, new ort.Tensor('float32', gaussian(d.reduce((a, b) => a * b, 1), 100 + i), d)];
   }));
@@ -96,14 +98,15 @@ async function main() {
   const { values } = parseArgs({
     options: {
       family: { type: 'string', default: 'sd15' }, unet: { type: 'string' }, threads: { type: 'string', default: '2' },
-      only: { type: 'string' }, latent: { type: 'string' }, 'budget-mib': { type: 'string' }, child: { type: 'string' }, output: { type: 'string' },
+      only: { type: 'string' }, latent: { type: 'string' }, batch: { type: 'string' }, 'budget-mib': { type: 'string' }, child: { type: 'string' }, output: { type: 'string' },
     },
   });
   const family = values.family as Family;
   if (!(family in FAMILIES)) throw new Error(`--family must be sd15 or sdxl, got ${values.family}`);
   const threads = Number(values.threads);
   const latent = values.latent ? Number(values.latent) : undefined;
-  if (values.child) return child(values.child, family, threads, values.output!, latent);
+  const batch = values.batch ? Number(values.batch) : undefined;
+  if (values.child) return child(values.child, family, threads, values.output!, latent, batch);
 
   const unet = values.unet ?? `/work/tmp/${family}-fullsize/unet/model.onnx`;
   if (!existsSync(unet)) throw new Error(`${unet} not found: make it with scripts/fixtures/make_${family}_fullsize.py (its header says how)`);
@@ -112,7 +115,7 @@ async function main() {
   const t0 = performance.now();
   const model = readModel(new Uint8Array(readFileSync(unet)));
   const readMs = performance.now() - t0;
-  const dims = callDims(family, model, latent);
+  const dims = callDims(family, model, latent, batch);
   const weightBytes = externalLocations(model).reduce((a, loc) => a + statSync(join(dirname(unet), loc)).size, 0);
   const t1 = performance.now();
   const whole = unetAttentionAt(model, dims, Infinity);
@@ -121,7 +124,7 @@ async function main() {
   const t2 = performance.now();
   const chunkedModel: ModelProto = chunkAttention(model, planned.plan);
   // beside the weights, so the external data resolves the same way as the export's own graph
-  const chunkedPath = join(dirname(unet), `model.chunked-${(budget / 2 ** 20).toFixed(0)}mib.onnx`);
+  const chunkedPath = join(dirname(unet), `model.chunked-${(budget / 2 ** 20).toFixed(0)}mib-${dims.sample.join('x')}.onnx`);
   writeFileSync(chunkedPath, writeModel(chunkedModel));
   const chunkMs = performance.now() - t2;
   const largestScores = Math.max(...planned.plan.shapes.map((s) => s.scoreBytes));
@@ -148,7 +151,7 @@ async function main() {
       continue;
     }
     const outputPath = `/tmp/bench-fullsize-${process.pid}-${v.name}.f32`;
-    const args = [...process.execArgv, process.argv[1], '--family', family, '--threads', String(threads), ...(latent ? ['--latent', String(latent)] : []), '--child', v.graph, '--output', outputPath];
+    const args = [...process.execArgv, process.argv[1], '--family', family, '--threads', String(threads), ...(latent ? ['--latent', String(latent)] : []), ...(batch ? ['--batch', String(batch)] : []), '--child', v.graph, '--output', outputPath];
     const t = performance.now();
     const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
     const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
@@ -168,6 +171,7 @@ async function main() {
     ]);
   }
 
+  rmSync(chunkedPath);
   console.log('');
   console.log(markdownTable([
     ['graph', 'session create s', 'peak RSS after create', 'RSS added by create', 'call s', 'peak RSS after call', 'simulated activation peak', 'measured call growth (peak − RSS after create)', 'largest value (simulated)'],
