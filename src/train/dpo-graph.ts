@@ -28,6 +28,7 @@ import { ATTENTION_TARGETS, findLoraSites } from '../onnx/lora-sites.ts';
 import { externalLocations, readModel, writeModel, type ExternalFiles } from '../onnx/model-io.ts';
 import { injectLora, LORA_SCALE_INPUT, type LoraInputs } from '../onnx/passes/inject-lora.ts';
 import { FLOAT16_WEIGHTS_SESSION_EXTRA, storeWeightsAsFloat16, type Float16Weights } from '../onnx/passes/float16-weights.ts';
+import { chunkAttention, hasChunkedAttention, planAttentionChunks, SCORE_CHUNK_BYTES } from '../onnx/passes/chunk-attention.ts';
 import { unetSegmentOf, type CheckpointMode } from './unet-segments.ts';
 import { DataType, OnnxError, type GraphProto, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 
@@ -65,6 +66,15 @@ export interface DpoGraphOptions {
   contextDims?: readonly number[];
   /** Activation checkpointing of the policy UNet (unet-segments.ts); default 'off'. */
   checkpoint?: CheckpointMode;
+  /**
+   * Attention in query chunks (src/onnx/passes/chunk-attention.ts), each chunk's scores at most this many bytes for
+   * `batch` pairs (2·batch samples per UNet copy), and each chunk of the policy recomputed before its backward pass
+   * (unet-segments.ts): no [2B·heads, hw, hw] score tensor is alive, forward or backward. Default SCORE_CHUNK_BYTES;
+   * Infinity: attention as exported.
+   */
+  attentionChunkBytes?: number;
+  /** Pairs per step the attention chunks are planned for (the plan and the trainer's batch); default 1. */
+  batch?: number;
   /**
    * How the frozen UNet weights are stored: 'fp32' as exported (default), or 'fp16': every large float32 weight as
    * float16, cast to float32 where each node reads it (src/onnx/passes/float16-weights.ts); the LoRA factors, their
@@ -115,7 +125,7 @@ export function dpoSessionOptions(graph: DpoGraph, options: SessionOptions, file
  */
 export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoGraph {
   const io = options.io ?? SD_UNET_IO;
-  const unet = withStaticDims(withStaticDims(model, io.sample, options.imageDims), io.context, options.contextDims);
+  const unet = chunkedAttention(withStaticDims(withStaticDims(model, io.sample, options.imageDims), io.context, options.contextDims), options);
   const sites = findLoraSites(unet, options.targets ?? ATTENTION_TARGETS);
   const injected = injectLora(unet, sites, options.rank);
   const imageDims = staticDims(unet.graph!, io.sample);
@@ -155,13 +165,26 @@ export function buildDpoGraph(model: ModelProto, options: DpoGraphOptions): DpoG
     },
   };
   const wrt = injected.inputs.flatMap((i) => [i.a, i.b]);
-  const gradients = buildGradientModel(writeModel(forward), { loss: 'loss', wrt, recompute: unetSegmentOf(options.checkpoint ?? 'off') });
+  const gradients = buildGradientModel(writeModel(forward), { loss: 'loss', wrt, recompute: unetSegmentOf(options.checkpoint ?? 'off', hasChunkedAttention(unet)) });
   const weights = options.weights ?? 'fp32';
   if (!WEIGHTS_PRECISIONS.includes(weights)) throw new OnnxError(`DPO graph: weights must be one of ${WEIGHTS_PRECISIONS.join(', ')}, got ${String(weights)}`);
   // After autodiff: the backward nodes read the weights too, and each read gets its own Cast.
   const float16 = weights === 'fp16' ? storeWeightsAsFloat16(readModel(gradients)) : undefined;
   const training = float16 ? writeModel(float16.model) : gradients;
   return { forward, training, lora: injected.inputs, rank: options.rank, imageDims, contextDims, added, weights, ...(float16 ? { float16 } : {}) };
+}
+
+/** The UNet with its attention in query chunks for 2·batch samples (each UNet copy's batch), where they are large. */
+function chunkedAttention(unet: ModelProto, options: DpoGraphOptions): ModelProto {
+  const budget = options.attentionChunkBytes ?? SCORE_CHUNK_BYTES;
+  if (budget === Infinity) return unet;
+  const samples = 2 * (options.batch ?? 1);
+  const stored = new Set((unet.graph!.initializer ?? []).map((t) => t.name));
+  const dims = Object.fromEntries((unet.graph!.input ?? []).filter((v) => !stored.has(v.name)).map((v) => {
+    const declared = (v.type?.tensorType?.shape?.dim ?? []).slice(1).map((d) => (d.dimParam ? NaN : Number(d.dimValue ?? NaN)));
+    return [v.name!, [samples, ...declared]];
+  }).filter(([, d]) => (d as number[]).every(Number.isFinite)));
+  return chunkAttention(unet, planAttentionChunks(unet, dims, budget));
 }
 
 function inputType(graph: GraphProto, name: string): number {

@@ -42,6 +42,8 @@ export interface TrainMemoryOptions {
   predictionType?: DpoGraphOptions['predictionType'];
   /** The frozen weights' storage in the training graph (dpo-graph.ts); default 'fp32' (as stored). */
   weights?: WeightsPrecision;
+  /** Attention's query chunks (dpo-graph.ts); default its SCORE_CHUNK_BYTES, Infinity: as exported. */
+  attentionChunkBytes?: number;
 }
 
 export interface TrainMemoryPlan {
@@ -77,7 +79,7 @@ export interface PlannedGraph { graph: DpoGraph; options: DpoGraphOptions }
 
 function planGraph(unet: ModelProto, o: TrainMemoryOptions): { plan: TrainMemoryPlan; built: PlannedGraph } {
   if (!Number.isSafeInteger(o.batch) || o.batch < 1) throw new Error(`memory plan: batch ${o.batch} must be a positive integer`);
-  const options: DpoGraphOptions = { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint ?? 'off', predictionType: o.predictionType, weights: o.weights ?? 'fp32' };
+  const options: DpoGraphOptions = { rank: o.rank, targets: o.targets, imageDims: o.latentDims, contextDims: o.contextDims, checkpoint: o.checkpoint ?? 'off', predictionType: o.predictionType, weights: o.weights ?? 'fp32', batch: o.batch, attentionChunkBytes: o.attentionChunkBytes };
   const dpo = buildDpoGraph(unet, options);
   const graph = withBatch(readModel(dpo.training).graph!, o.batch);
   const env = createShapeEnv(graph);

@@ -65,6 +65,8 @@ export interface TrainerSetup {
   graph?: PlannedGraph;
   /** 'fp16': the frozen UNet weights stored as float16 (dpo-graph.ts); LoRA, gradients and AdamW stay float32. Default 'fp32'. */
   weights?: WeightsPrecision;
+  /** Pairs per session run: attention's query chunks are sized for it (dpo-graph.ts); default 1. */
+  batch?: number;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -94,7 +96,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   const rank = setup.rank ?? 8;
   const scale = (setup.alpha ?? rank) / rank;
   const source = isPrepared(manifest) ? await preparedSource(setup, manifest) : await embeddedSource(setup, manifest, file);
-  const options: DpoGraphOptions = { rank, targets: setup.targets, predictionType: predictionTypeOf(manifest), imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint ?? 'off', weights: setup.weights ?? 'fp32' };
+  const options: DpoGraphOptions = { rank, targets: setup.targets, predictionType: predictionTypeOf(manifest), imageDims: source.imageDims, contextDims: source.contextDims, checkpoint: setup.checkpoint ?? 'off', weights: setup.weights ?? 'fp32', batch: setup.batch ?? 1 };
   const graph = setup.graph ? plannedGraph(setup.graph, options) : buildDpoGraph(source.readUnet(), options);
   const alphaBar = trainingAlphas(manifest);
   const { contexts, added, timeIds, externalData } = source;
@@ -222,7 +224,7 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   };
   checkSettings(o, settings);
   const seed = o.seed ?? 0;
-  const trainer = await createDpoTrainer({ ...o, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
+  const trainer = await createDpoTrainer({ ...o, batch: settings.batch, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
   const metadata = {
     trainer: 'npo-playground', objective: o.reverse ? 'NPO (reversed DPO)' : 'Diffusion-DPO', rank: String(trainer.graph.rank),
     beta_dpo: String(settings.beta), lr: String(settings.lr), seed: String(seed),
@@ -325,6 +327,7 @@ function plannedGraph(planned: PlannedGraph, wanted: DpoGraphOptions): DpoGraph 
   const key = (o: DpoGraphOptions): Record<string, unknown> => ({
     rank: o.rank, targets: o.targets ?? 'default', predictionType: o.predictionType ?? 'epsilon', imageDims: o.imageDims ?? 'declared',
     contextDims: o.contextDims ?? 'declared', checkpoint: o.checkpoint ?? 'off', io: o.io ?? 'SD', weights: o.weights ?? 'fp32',
+    batch: o.batch ?? 1, attentionChunkBytes: o.attentionChunkBytes ?? 'default',
   });
   const [have, want] = [key(planned.options), key(wanted)];
   const differing = Object.keys(want).filter((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]));

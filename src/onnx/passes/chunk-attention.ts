@@ -207,6 +207,14 @@ export function planAttentionChunks(model: ModelProto, dims: Readonly<Record<str
   return { chunks, shapes, unrecognised };
 }
 
+/** The name part that marks a chunk's nodes: `<Softmax name>_chunked/<chunk>/…` (unet-segments.ts cuts there). */
+export const CHUNK_NODE = /_chunked\/\d+\//;
+
+/** Whether the graph has attention the pass has chunked. */
+export function hasChunkedAttention(model: ModelProto): boolean {
+  return (model.graph?.node ?? []).some((n) => CHUNK_NODE.test(n.name ?? ''));
+}
+
 /** A plan's identity: two plans with the same key give the same graph. */
 export function chunkPlanKey(plan: Pick<AttentionPlan, 'chunks'>): string {
   return [...plan.chunks].map(([name, n]) => `${name}:${n}`).join('|');
