@@ -21,6 +21,11 @@
 //    number), with the ratios to the plain graph; and the plan of the full-size SD1.5 and SDXL graphs with each mode.
 //    `-- --checkpointing-only` runs this part alone (with 3.).
 // `-- --plans-only` prints only the plans (3. and the plans of 4.; no training runs).
+// `-- --plan-check` (issue 27): the memory plan against the real peak over a grid of the tiny SD1.5 export (latents
+//    16²–64², batch 1–2, rank 4–16, checkpointing off/layers, fp32/fp16 weights) and the embedded UNet, each cell one
+//    fresh process running the trainer's own session (dpoSessionOptions: its arena and memory-pattern settings):
+//    session creation and two steps, the peak RSS growth beside the plan's total. Goal: planned ≥ measured in every
+//    cell, and at most 1.3× it.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,13 +37,13 @@ import { externalLocations, readModel } from '../src/onnx/model-io.ts';
 import { int } from '../src/onnx/proto.ts';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { assembleSdxlExport } from './fixtures/sdxl-export.ts';
-import { buildDpoGraph } from '../src/train/dpo-graph.ts';
+import { buildDpoGraph, dpoSessionOptions, type WeightsPrecision } from '../src/train/dpo-graph.ts';
 import { planTrainingMemory, type TrainMemoryOptions, type TrainMemoryPlan } from '../src/train/memory-plan.ts';
 import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -184,6 +189,70 @@ function checkpointPlanTable(title: string, path: string, context: number[], sid
   }
 }
 
+/** One plan-check cell: what the trainer's session for it plans and grows the process by (the child's side). */
+interface PlanCell { unet: 'sd15' | 'embedded'; side: number; pairs: number; rank: number; checkpoint: CheckpointMode; weights: WeightsPrecision }
+const EMBEDDED_UNET = join(root, 'models/unet.onnx');
+
+function cellGraphOptions(c: PlanCell) {
+  const sd = c.unet === 'sd15';
+  return { latentDims: sd ? [4, c.side, c.side] : [3, 32, 32], contextDims: sd ? [77, 32] : [16, 64] };
+}
+
+async function measurePlanCell(c: PlanCell) {
+  const path = c.unet === 'sd15' ? TINY_UNET : EMBEDDED_UNET;
+  const unet = readModel(readFileSync(path));
+  const { latentDims, contextDims } = cellGraphOptions(c);
+  const graph = buildDpoGraph(unet, { rank: c.rank, imageDims: c.unet === 'sd15' ? latentDims : undefined, contextDims: c.unet === 'sd15' ? contextDims : undefined, checkpoint: c.checkpoint, weights: c.weights, batch: c.pairs });
+  const externalData = externalLocations(unet).map((p) => ({ path: p, data: new Uint8Array(readFileSync(join(dirname(path), p))) }));
+  const files = new Map(externalData.map((e) => [e.path, e.data]));
+  const r = createRandom(2);
+  const t = (dims: number[], fill?: number) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => fill ?? r.normal()), dims);
+  const image = [c.pairs, ...latentDims];
+  const feeds: Record<string, ort.Tensor> = {
+    x_w: t(image), x_l: t(image), noise: t(image), alpha_bar: t([c.pairs], 0.5), timestep: t([c.pairs], 500), context: t([c.pairs, ...contextDims]),
+    beta_dpo: t([], 500), lora_scale: t([], 1),
+  };
+  for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([c.rank, l.site.inFeatures]), [l.b]: t([l.site.outFeatures, c.rank], 0.01) });
+  const before = process.memoryUsage().rss;
+  // The trainer's own session options (train-lora.ts: 'basic' optimisation, then dpoSessionOptions).
+  const session = await ort.InferenceSession.create(graph.training, dpoSessionOptions(graph, { graphOptimizationLevel: 'basic', logSeverityLevel: 3, externalData }, files));
+  for (let i = 0; i < 2; i++) await session.run(feeds);
+  console.log(`${process.resourceUsage().maxRSS * 1024 - before}`);
+}
+
+function planCheck() {
+  console.log('\n## Memory plan vs measured peak: session creation and two training steps, onnxruntime-node CPU, the trainer\'s session options, fresh process each');
+  console.log('| UNet | latents | batch | rank | checkpoint | weights | planned GiB | measured peak RSS growth GiB | planned / measured |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  const cells: PlanCell[] = [
+    ...[16, 32, 48, 64].flatMap((side) => [1, 2].map((pairs) => ({ unet: 'sd15' as const, side, pairs, rank: 8, checkpoint: 'off' as const, weights: 'fp32' as const }))),
+    ...[32, 64].map((side) => ({ unet: 'sd15' as const, side, pairs: 1, rank: 8, checkpoint: 'layers' as const, weights: 'fp32' as const })),
+    ...[32, 64].map((side) => ({ unet: 'sd15' as const, side, pairs: 1, rank: 8, checkpoint: 'off' as const, weights: 'fp16' as const })),
+    ...[4, 16].map((rank) => ({ unet: 'sd15' as const, side: 32, pairs: 1, rank, checkpoint: 'off' as const, weights: 'fp32' as const })),
+    { unet: 'embedded', side: 32, pairs: 8, rank: 4, checkpoint: 'off', weights: 'fp32' },
+  ];
+  let worst = { low: Infinity, high: 0 };
+  for (const c of cells) {
+    const out = execFileSync(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8' });
+    const measured = Number(out.trim().split('\n').pop());
+    const unet = readModel(readFileSync(c.unet === 'sd15' ? TINY_UNET : EMBEDDED_UNET));
+    const plan = planTrainingMemory(unet, { batch: c.pairs, ...cellGraphOptions(c), rank: c.rank, checkpoint: c.checkpoint, weights: c.weights });
+    const ratio = plan.totalBytes / measured;
+    worst = { low: Math.min(worst.low, ratio), high: Math.max(worst.high, ratio) };
+    const latents = c.unet === 'sd15' ? `4×${c.side}×${c.side}` : '3×32×32 (pixels)';
+    console.log(`| ${c.unet === 'sd15' ? 'tiny SD1.5' : 'embedded'} | ${latents} | ${c.pairs} | ${c.rank} | ${c.checkpoint} | ${c.weights} | ${gib(plan.totalBytes)} | ${gib(measured)} | ${ratio.toFixed(2)} |`);
+  }
+  console.log(`\nplanned / measured from ${worst.low.toFixed(2)} to ${worst.high.toFixed(2)} (goal: ≥ 1 in every cell, ≤ 1.3)`);
+}
+
+if (values['plan-cell']) {
+  await measurePlanCell(JSON.parse(values['plan-cell']) as PlanCell);
+  process.exit(0);
+}
+if (values['plan-check']) {
+  planCheck();
+  process.exit(0);
+}
 if (values['measure-step']) {
   const [side, pairs, checkpoint, timed, threads] = values['measure-step'].split(',');
   await measureStep(Number(side), Number(pairs), (checkpoint ?? 'off') as CheckpointMode, Number(timed ?? 0), Number(threads ?? 0));

@@ -11,7 +11,9 @@
 // since the embedded world's captions say left and right).
 // --checkpoint recomputes the UNet's activations in the backward pass (activation checkpointing): 'auto' plans the
 // step's memory (src/train/memory-plan.ts) for prepared models and recomputes, coarse to fine, when the plan exceeds
-// --memory-gib (default: this machine's memory); the choice and the planned totals are printed.
+// --memory-gib (default: the memory available now, less a tenth); where even that does not fit, micro-batches with
+// gradient accumulation (the same effective batch), and else it refuses with the plan's numbers. The choice and the
+// planned totals are printed. An allocation that fails anyway ends the run with the last good LoRA at --out.
 // --weights fp16 stores the frozen UNet weights as float16 during training (half their memory; the LoRA, its
 // gradients and AdamW's state stay float32, src/train/dpo-graph.ts); the memory plan counts them so.
 // --execution-mode parallel starts the training session in seconds where onnxruntime's sequential executor plans its
@@ -25,7 +27,7 @@
 // One progress line per step. The LoRA is written in diffusers' key format (or --format peft / kohya) at --out, every
 // --checkpoint-every steps and at the end; a NaN stops training with an error and leaves the last good LoRA at --out.
 import { renameSync, writeFileSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { freemem } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { tokenize } from '../embedded/tokenizer.ts';
@@ -33,7 +35,7 @@ import { serializeLora } from '../lora/serialize.ts';
 import type { LoraWriteFormat } from '../lora/serialize.ts';
 import type { LoraSet } from '../lora/types.ts';
 import { isPrepared, type AnyManifest } from '../model/manifest.ts';
-import { planPreparedTraining, type PlannedGraph } from '../train/memory-plan.ts';
+import { planTrainingRun, type PlannedGraph } from '../train/memory-plan.ts';
 import { CHECKPOINT_CHOICES, type CheckpointChoice, type CheckpointMode } from '../train/unet-segments.ts';
 import { readModelDirectory } from '../pipelines/read-directory.ts';
 import { readPairsSourceNode } from '../train/decode-node.ts';
@@ -61,17 +63,27 @@ function writeLora(path: string, lora: LoraSet, format: LoraWriteFormat) {
 }
 
 /**
- * The --checkpoint choice made concrete: for a prepared model by the memory plan (printed), whose training graph the
- * trainer then runs rather than builds again; else as given ('auto': off).
+ * Memory a run may plan for when --memory-gib is not given: what the machine has available now (Linux's MemAvailable,
+ * Node's freemem), less a tenth for the page cache and other processes. What this process already holds (the model's
+ * files, ORT) is not in it: the plan counts what the training session adds.
  */
-function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number; weights: WeightsPrecision }): { checkpoint: CheckpointMode; graph?: PlannedGraph } {
+const AVAILABLE_SHARE = 0.9;
+
+/**
+ * The --checkpoint choice and the micro-batch made concrete: for a prepared model by the memory plan (printed)
+ * against the memory available, refused with the plan's numbers when even checkpointing layers and single-pair
+ * micro-batches do not fit; the trainer then runs the planned graph rather than build it again. Else as given
+ * ('auto': off).
+ */
+function chooseCheckpoint(values: Record<string, unknown>, manifest: AnyManifest, files: ReadonlyMap<string, Uint8Array>, run: { width: number; height: number; batch: number; rank: number; weights: WeightsPrecision }): { checkpoint: CheckpointMode; graph?: PlannedGraph; batch: number; accumulation: number; arena: boolean } {
   const choice = values.checkpoint as CheckpointChoice;
   if (!CHECKPOINT_CHOICES.includes(choice)) throw new Error(`--checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}, got ${String(choice)}`);
-  if (!isPrepared(manifest)) return { checkpoint: choice === 'auto' ? 'off' : choice };
-  const budgetBytes = number(values, 'memory-gib', totalmem() / 2 ** 30) * 2 ** 30;
-  const chosen = planPreparedTraining(manifest, files.get(manifest.unet.file)!, run, { budgetBytes }, choice);
+  if (!isPrepared(manifest)) return { checkpoint: choice === 'auto' ? 'off' : choice, batch: run.batch, accumulation: 1, arena: true };
+  const memoryBytes = number(values, 'memory-gib', (freemem() * AVAILABLE_SHARE) / 2 ** 30) * 2 ** 30;
+  const chosen = planTrainingRun(manifest, files.get(manifest.unet.file)!, run, { memoryBytes, budgetBytes: memoryBytes }, choice);
+  if (chosen.problem) throw new Error(`${chosen.problem}${values['memory-gib'] === undefined ? ' (the memory available now, less a tenth; --memory-gib sets it)' : ''}`);
   console.log(chosen.summary);
-  return { checkpoint: chosen.checkpoint, graph: chosen.built };
+  return { checkpoint: chosen.checkpoint, graph: chosen.built, batch: chosen.batch, accumulation: chosen.accumulation, arena: chosen.arena };
 }
 
 async function main() {
@@ -121,12 +133,12 @@ async function main() {
   const objective = values.reverse ? 'NPO (reversed pairs)' : 'DPO';
   console.log(`${objective}: ${pairs.length} pairs from ${values.pairs}, model ${manifest.name}, rank ${rank}, ${options.steps} steps, batch ${options.batch}, β ${options.beta}, lr ${options.lr}, weights ${weights}`);
 
-  const { checkpoint, graph } = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank, weights });
+  const { checkpoint, graph, batch, accumulation, arena } = chooseCheckpoint(values, manifest, files, { ...size, batch: Math.min(options.batch, pairs.length), rank, weights });
   const out = values.out;
   try {
     const { lora, history } = await trainLora({
-      ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, ...(prepared ? { resolution: size } : {}),
-      sessionOptions: { logSeverityLevel: 3, executionMode }, checkpoint, graph, weights,
+      ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, batch, gradAccum: (options.gradAccum ?? 1) * accumulation, ...(prepared ? { resolution: size } : {}),
+      sessionOptions: { logSeverityLevel: 3, executionMode, ...(arena ? {} : { enableCpuMemArena: false }) }, checkpoint, graph, weights,
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
         if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);

@@ -202,4 +202,43 @@ export function planPreparedTraining(manifest: PreparedManifest, unetBytes: Uint
   return planWithCheckpointing(readModel(unetBytes), o, limits, choice, what);
 }
 
+/**
+ * A run's plan with the micro-batch it runs (`batch` pairs per session run, `accumulation` runs per update) and
+ * whether ORT's CPU arena may be on (`arena`).
+ */
+export interface RunPlan extends CheckpointedPlan { batch: number; accumulation: number; arena: boolean }
+
+/**
+ * What ORT's CPU arena (a BFC allocator: regions grown by doubling, freed blocks kept binned by size) may hold beyond
+ * the values' peak, as a factor of the plan. The plan is the values' own peak (execution-memory.ts): with the arena
+ * off, one step of the tiny SD1.5 at 512² peaked at the plan (2.63 vs 2.62 GiB); with it on, 20 % above
+ * (`npm run bench:train:sd -- --plan-check`), at twice the speed (9.4 vs 20.5 s a step). The arena stays on where
+ * twice the plan fits the memory, and is turned off where only the plan does, so that the plan bounds the step.
+ */
+export const ARENA_FACTOR = 2;
+
+/**
+ * planPreparedTraining, and where the batch does not fit even with checkpointing, smaller micro-batches (divisors of
+ * the batch, largest first) whose gradients are accumulated to the same effective batch (diffusers' scripts'
+ * --gradient_accumulation_steps): the first that fits, or the batch's refusal when none does.
+ */
+export function planTrainingRun(manifest: PreparedManifest, unetBytes: Uint8Array, run: { width: number; height: number; batch: number; rank: number; weights?: WeightsPrecision }, limits: DeviceLimits, choice: CheckpointChoice): RunPlan {
+  const withArena = (p: CheckpointedPlan, batch: number, accumulation: number): RunPlan => {
+    const arena = limits.memoryBytes === undefined || ARENA_FACTOR * p.plan.totalBytes <= limits.memoryBytes;
+    const summary = arena ? p.summary : `${p.summary}; ORT's CPU arena off (it may hold up to ${ARENA_FACTOR}× the plan, over the ${gib(limits.memoryBytes!)} available)`;
+    return { ...p, summary, batch, accumulation, arena };
+  };
+  const whole = planPreparedTraining(manifest, unetBytes, run, limits, choice);
+  if (!whole.problem) return withArena(whole, run.batch, 1);
+  for (let micro = run.batch - 1; micro >= 1; micro--) {
+    if (run.batch % micro) continue;
+    const chosen = planPreparedTraining(manifest, unetBytes, { ...run, batch: micro }, limits, choice);
+    if (chosen.problem) continue;
+    const accumulation = run.batch / micro;
+    const summary = `batch ${run.batch} does not fit (${whole.summary}); micro-batches of ${micro} with gradient accumulation ×${accumulation} (the same effective batch): ${chosen.summary}`;
+    return withArena({ ...chosen, summary }, micro, accumulation);
+  }
+  return withArena(whole, run.batch, 1);
+}
+
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;

@@ -9,6 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { assembleSdxlExport } from '../../scripts/fixtures/sdxl-export.ts';
 import { parseLora } from '../lora/formats.ts';
 import { encodePairs } from './pairs.ts';
+import { readModel } from '../onnx/model-io.ts';
+import { planTrainingMemory } from './memory-plan.ts';
+import type { CheckpointMode } from './unet-segments.ts';
 
 const root = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
@@ -98,9 +101,17 @@ describe('npm run train', () => {
     // checkpointed graph trains to the same losses (checkpoint.test.ts compares the gradients themselves).
     expect(run.stdout).toMatch(/^weights fp32, memory plan \d+\.\d\d GiB without checkpointing$/m);
     const losses = (stdout: string) => [...stdout.matchAll(/^step .* loss (\S+) /gm)].map((m) => m[1]);
-    const squeezed = await train(['--pairs', pairs, '--resolution', '64', '--steps', '2', '--batch', '1', '--rank', '2', '--reverse', '--memory-gib', '0.05', '--out', join(dir, 'ck.safetensors')], model);
+    const unet = readModel(readFileSync(join(model, 'unet/model.onnx')));
+    const planned = (checkpoint: CheckpointMode) => planTrainingMemory(unet, { batch: 1, rank: 2, latentDims: [4, 8, 8], contextDims: [77, 32], checkpoint }).totalBytes;
+    const between = (planned('layers') + planned('blocks')) / 2 / 2 ** 30; // only layers fits
+    const squeezed = await train(['--pairs', pairs, '--resolution', '64', '--steps', '2', '--batch', '1', '--rank', '2', '--reverse', '--memory-gib', between.toFixed(9), '--out', join(dir, 'ck.safetensors')], model);
     expect(squeezed.code, squeezed.stderr).toBe(0);
-    expect(squeezed.stdout).toMatch(/^weights fp32, checkpointing layers: memory plan \d+\.\d\d GiB, above the 0\.05 GiB aimed at \(\d+\.\d\d GiB without; activations .*\); tried off .*, blocks .*, layers .*$/m);
+    expect(squeezed.stdout).toMatch(/^weights fp32, checkpointing layers: memory plan \d+\.\d\d GiB \(\d+\.\d\d GiB without; activations .*\); tried off .*, blocks .*, layers .*; ORT's CPU arena off \(it may hold up to 2× the plan, over the 0\.\d\d GiB available\)$/m);
+    // Less than even the finest plan: refused before the first step, with the numbers, and no LoRA written.
+    const tooLittle = await train(['--pairs', pairs, '--resolution', '64', '--steps', '2', '--batch', '1', '--rank', '2', '--memory-gib', '0.01', '--out', join(dir, 'none.safetensors')], model);
+    expect(tooLittle.code).toBe(1);
+    expect(tooLittle.stderr).toMatch(/training stable-diffusion-1\.5 at 64×64, batch 1, rank 2 needs about \d+ MiB \(weights .*\); this backend has 10 MiB\. Lower the resolution or the batch/);
+    expect(() => readFileSync(join(dir, 'none.safetensors'))).toThrow();
     expect(losses(squeezed.stdout)).toHaveLength(2);
     // Printed to 4 decimals; onnxruntime's default fusions differ between the two graphs by float32 round-off.
     losses(squeezed.stdout).forEach((l, i) => expect(Math.abs(Number(l) - Number(losses(run.stdout)[i]))).toBeLessThanOrEqual(1.5e-4));

@@ -140,4 +140,29 @@ describe('trainLora (DPO and NPO on the embedded model)', () => {
     expect(lastGood.entries.size).toBe(56);
     expect([...lastGood.entries.values()].every((e) => e.up.every((v) => v === 0))).toBe(true);
   });
+
+  it('ends an allocation failure mid-run with the last good LoRA and what to change', async () => {
+    // The real onnxruntime-node, with one failure injected: the training session's third run answers as ORT-web's
+    // WASM answers when its heap cannot grow (the "failed to call OrtRun() … std::bad_alloc").
+    let runs = 0;
+    const failing = {
+      Tensor: ort.Tensor,
+      InferenceSession: {
+        async create(...args: Parameters<typeof ort.InferenceSession.create>) {
+          const session = await ort.InferenceSession.create(...args);
+          if (!session.outputNames.includes('loss')) return session;
+          const run = session.run.bind(session);
+          return Object.assign(session, { run: (feeds: ort.InferenceSession.FeedsType) => (++runs === 3 ? Promise.reject(new Error('failed to call OrtRun(). ERROR_CODE: 6, ERROR_MESSAGE: std::bad_alloc')) : run(feeds)) });
+        },
+      },
+    } as unknown as typeof ort;
+    const quick = { ...settings, steps: 4, pairs: redOverBlue(4, 8) };
+    const error = await trainLora({ ...quick, ort: failing }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TrainingError);
+    expect((error as TrainingError).message).toMatch(/^step 3: out of memory \(failed to call OrtRun\(\)\. .*std::bad_alloc\); training stopped, the LoRA as of step 2 is kept\. Lower the resolution, the batch .* or the rank, or recompute activations/);
+    expect((error as TrainingError).lastGoodStep).toBe(2);
+    // The LoRA kept is the one two uninterrupted steps make.
+    const two = await trainLora({ ...quick, steps: 2 });
+    for (const [path, e] of two.lora.entries) expect((error as TrainingError).lastGood.entries.get(path)!.up).toEqual(e.up);
+  });
 });

@@ -209,6 +209,17 @@ export interface StepReport {
   stepMs: number;
 }
 
+/**
+ * An allocation the runtime could not make: onnxruntime's C++ bad_alloc or its allocators' messages (CPU EP, WASM's
+ * heap at its limit), a WebGPU out-of-memory, or V8's RangeError for an ArrayBuffer.
+ */
+export function isAllocationFailure(error: unknown): boolean {
+  const text = String((error as Error)?.message ?? error);
+  return /bad_alloc|Failed to allocate|out of memory|OutOfMemory|Array buffer allocation failed|Cannot enlarge memory|could not allocate/i.test(text);
+}
+
+const describeError = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0].slice(0, 200);
+
 export class TrainingError extends Error {
   /** `step`: the step that failed; `lastGood`: the LoRA after `lastGoodStep` updates. */
   constructor(message: string, readonly step: number, readonly lastGood: LoraSet, readonly lastGoodStep: number) {
@@ -260,7 +271,15 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
       const micro: DpoOutputs[] = [];
       for (let k = 0; k < settings.gradAccum; k++) {
         const batch = batches().map((i) => (mirrored && flips.int(2) === 1 ? mirrored[i] : pairs[i]));
-        micro.push(await trainer.run(batch, draw, settings.beta));
+        try {
+          micro.push(await trainer.run(batch, draw, settings.beta));
+        } catch (error) {
+          if (!isAllocationFailure(error)) throw error;
+          // The parameters are still those before this step: they are the last good LoRA.
+          const kept = { lora: trainer.lora({ ...metadata, steps: String(step - 1) }), step: step - 1 };
+          throw new TrainingError(`step ${step}: out of memory (${describeError(error)}); training stopped, the LoRA as of step ${kept.step} is kept. `
+            + `Lower the resolution, the batch (gradient accumulation keeps the effective batch) or the rank, or recompute activations (checkpointing layers)`, step, kept.lora, kept.step);
+        }
       }
       const out = averaged(micro);
       // The last good LoRA is the last one whose loss was finite: these parameters, before this step's update.
@@ -327,8 +346,9 @@ function plannedGraph(planned: PlannedGraph, wanted: DpoGraphOptions): DpoGraph 
   const key = (o: DpoGraphOptions): Record<string, unknown> => ({
     rank: o.rank, targets: o.targets ?? 'default', predictionType: o.predictionType ?? 'epsilon', imageDims: o.imageDims ?? 'declared',
     contextDims: o.contextDims ?? 'declared', checkpoint: o.checkpoint ?? 'off', io: o.io ?? 'SD', weights: o.weights ?? 'fp32',
-    batch: o.batch ?? 1, attentionChunkBytes: o.attentionChunkBytes ?? 'default',
+    attentionChunkBytes: o.attentionChunkBytes ?? 'default',
   });
+  // Not compared: `batch`, which sizes attention's chunks only (any batch runs the same graph).
   const [have, want] = [key(planned.options), key(wanted)];
   const differing = Object.keys(want).filter((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]));
   if (differing.length) {

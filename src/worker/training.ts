@@ -5,7 +5,7 @@ import type * as OrtCommon from 'onnxruntime-common';
 import { tokenize } from '../embedded/tokenizer.ts';
 import { serializeLora } from '../lora/serialize.ts';
 import { isPrepared, type AnyManifest, type PreparedManifest } from '../model/manifest.ts';
-import { planPreparedTraining, type DeviceLimits, type PlannedGraph } from '../train/memory-plan.ts';
+import { planTrainingRun, type DeviceLimits, type PlannedGraph } from '../train/memory-plan.ts';
 import type { CheckpointMode } from '../train/unet-segments.ts';
 import type { WeightsPrecision } from '../train/dpo-graph.ts';
 import { parsePairs, parsePairsAtOwnSize } from '../train/pairs.ts';
@@ -44,13 +44,14 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const choice = options.checkpoint ?? 'auto';
   let checkpoint: CheckpointMode = choice === 'auto' ? 'off' : choice;
   let planned: PlannedGraph | undefined; // the plan's training graph, which the trainer then runs rather than builds again
+  let micro = { batch: options.batch, accumulation: 1, arena: true }; // the plan's micro-batch (where the whole batch does not fit) and arena
   let pairs;
   if (isPrepared(manifest)) {
     // Prepared models train at the chosen resolution, else at the pairs file's own size, planned before decoding.
     pairs = parsePairsAtOwnSize(job.pairsJson, (width, height) => {
       resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : { width, height });
       const plan = checkPlan(manifest, job, resolution);
-      if (plan) ({ checkpoint, built: planned } = plan);
+      if (plan) ({ checkpoint, built: planned, micro } = plan);
       return resolution;
     });
   } else {
@@ -63,19 +64,19 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const train = (weights: WeightsPrecision | undefined, graph: PlannedGraph | undefined, checkpointing: CheckpointMode) => trainLora({
     ort: job.ort,
     model: { manifest, files: job.files },
-    sessionOptions: job.sessionOptions,
+    sessionOptions: micro.arena ? job.sessionOptions : { ...job.sessionOptions, enableCpuMemArena: false },
     pairs,
     reverse: options.reverse,
     rank: options.rank,
     steps: options.steps,
     beta: options.beta,
     lr: options.lr,
-    batch: Math.min(options.batch, pairs.length),
+    batch: Math.min(micro.batch, pairs.length),
     seed: options.seed,
     resolution,
     checkpoint: checkpointing,
     hflip: options.hflip,
-    gradAccum: options.gradAccum,
+    gradAccum: (options.gradAccum ?? 1) * micro.accumulation,
     lrSchedule: options.lrSchedule,
     lrWarmup: options.lrWarmup,
     graph,
@@ -92,6 +93,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       if (job.weights !== 'fp16' || started || error instanceof TrainingError || job.signal.aborted) throw error;
       notice = `float16 frozen weights failed on this device (${(error as Error).message ?? String(error)}), so training ran with float32 weights`;
       const replanned = isPrepared(manifest) && resolution ? checkPlan(manifest, { ...job, weights: 'fp32' }, resolution) : undefined;
+      if (replanned) micro = replanned.micro;
       return train('fp32', replanned?.built, replanned?.checkpoint ?? checkpoint);
     });
     if (job.signal.aborted && history.length === 0) throw new DOMException('training was cancelled', 'AbortError');
@@ -107,17 +109,17 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
 }
 
 /**
- * Plans the run (src/train/memory-plan.ts), recomputing activations where that makes it fit, and refuses with the
- * plan's numbers a configuration that exceeds the backend's limits even so. Returns the checkpointing chosen and the
- * training graph planned with it.
+ * Plans the run (src/train/memory-plan.ts), recomputing activations or accumulating smaller micro-batches where that
+ * makes it fit, and refuses with the plan's numbers a configuration that exceeds the backend's limits even so. Returns
+ * the checkpointing and micro-batch chosen and the training graph planned with them.
  */
-function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }): { checkpoint: CheckpointMode; built: PlannedGraph } | undefined {
+function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }): { checkpoint: CheckpointMode; built: PlannedGraph; micro: { batch: number; accumulation: number; arena: boolean } } | undefined {
   if (!job.limits) return undefined;
   const unet = job.files.get(manifest.unet.file);
   if (!unet) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
   const batch = Math.max(1, job.options.batch);
-  const chosen = planPreparedTraining(manifest, unet, { ...resolution, batch, rank: job.options.rank, weights: job.weights }, job.limits, job.options.checkpoint ?? 'auto');
+  const chosen = planTrainingRun(manifest, unet, { ...resolution, batch, rank: job.options.rank, weights: job.weights }, job.limits, job.options.checkpoint ?? 'auto');
   if (chosen.problem) throw new Error(chosen.problem);
   job.onPlan?.(chosen.checkpoint, chosen.summary);
-  return { checkpoint: chosen.checkpoint, built: chosen.built };
+  return { checkpoint: chosen.checkpoint, built: chosen.built, micro: { batch: chosen.batch, accumulation: chosen.accumulation, arena: chosen.arena } };
 }
