@@ -29,6 +29,8 @@ export interface BrowserBenchOptions {
   /** Minutes a load, and a generation, may take before the configuration is given up. */
   loadMinutes: number;
   generateMinutes: number;
+  /** Stop after 'ready' (no generation, no moves): GPU bytes after load only. */
+  loadOnly: boolean;
   port: number;
 }
 
@@ -134,7 +136,7 @@ interface Move { what: string; generations: number; uploadBytes: number; writeBu
 interface Row {
   config: Config; loadMs?: number; heapPeak?: number; heapAfterLoad?: number; wasmHeap?: number; ours?: number; all?: number; peakAll?: number;
   firstGenerationMs?: number; generationMs?: number; readBacks?: number; probeReadBacks?: number; unetCalls?: number; moves: Move[]; failed?: string; notice?: string;
-  loadUploadBytes?: number; memAvailableBefore: number; memAvailableAfterLoad?: number;
+  loadUploadBytes?: number; allAfterLoad?: number; peakAfterLoad?: number; memAvailableBefore: number; memAvailableAfterLoad?: number;
 }
 
 async function snapshot(worker: Worker): Promise<Snapshot> {
@@ -204,9 +206,12 @@ async function runConfig(context: BrowserContext, origin: string, config: Config
     row.heapAfterLoad = (await heap.usage())?.usedSize;
     row.wasmHeap = Math.max(0, ...afterLoad.wasmHeaps);
     row.loadUploadBytes = afterLoad.uploadBytes;
+    row.allAfterLoad = afterLoad.liveBytes;
+    row.peakAfterLoad = afterLoad.peakBytes;
     row.memAvailableAfterLoad = memAvailable();
     log(`${config.name}: ready in ${secs(row.loadMs)}; heap peak ${mb(peak)} (${samples.length} samples${heap.attached() ? '' : ', worker target not attached'}), after ${mb(row.heapAfterLoad)}; WASM ${mb(row.wasmHeap)}; GPU live ${gb(afterLoad.liveBytes)}; avail ${gb(row.memAvailableAfterLoad)}`);
 
+    if (options.loadOnly) return row;
     // The page generates both images once ready.
     const first = await waitIdle(worker, 0, options.generateMinutes);
     const done = first.events.filter((e) => e.type === 'done');
@@ -302,22 +307,23 @@ export async function runBrowserBench(options: BrowserBenchOptions) {
   console.log(`\n${options.family} full-size in Chromium ${chromiumVersion} (headless, WebGPU on SwiftShader), ${manifest.name}: UNet ${gb(unetBytes)}, dense η ${gb(etaBytes)}; generations at ${options.width}² (${options.width / 8}×${options.width / 8} latents), ${options.steps} step, DDIM`);
   console.log(`GPU "ours" = the engine's tracker (GenerationStats.liveBufferBytes, 'done' event); "all" = every buffer the worker's GPUDevice created and has not destroyed (GPUDevice.prototype.createBuffer / GPUBuffer.prototype.destroy wrapped in the worker), after the first generation; "ORT's" = all − ours.`);
   console.log(`Uploads: GPUQueue.prototype.writeBuffer bytes + buffers created mappedAtCreation, from the move to the end of the generation(s) it started. Read-backs: GenerationStats.readBacks (probe: mapAsync(READ) calls, ORT's included).\n`);
-  const header = ['configuration', 'load (open → ready)', 'worker JS heap peak (load)', 'JS heap after load', 'ORT WASM heap', 'GPU ours', 'GPU all', 'GPU ORT', 'GPU peak (all)', 'vs plain (all)', 'one generation', 'UNet calls', 'read-backs / gen. (probe)', 'α move upload', 'β move upload', 'ω move upload'];
+  const header = ['configuration', 'load (open → ready)', 'worker JS heap peak (load)', 'JS heap after load', 'ORT WASM heap', 'GPU all after load (peak)', 'vs plain (after load)', 'GPU ours', 'GPU all', 'GPU ORT', 'GPU peak (all)', 'vs plain (all)', 'one generation', 'UNet calls', 'read-backs / gen. (probe)', 'α move upload', 'β move upload', 'ω move upload'];
   const lines = rows.map((r) => r.failed && r.loadMs === undefined
     ? [r.config.label, r.failed, ...header.slice(2).map(() => '')]
     : [
-      r.config.label + (r.failed ? ` (failed later: ${r.failed.slice(0, 80)})` : ''), secs(r.loadMs), mb(r.heapPeak), mb(r.heapAfterLoad), mb(r.wasmHeap), gb(r.ours), gb(r.all), gb(r.all !== undefined && r.ours !== undefined ? r.all - r.ours : undefined), gb(r.peakAll),
+      r.config.label + (r.failed ? ` (failed later: ${r.failed.slice(0, 80)})` : ''), secs(r.loadMs), mb(r.heapPeak), mb(r.heapAfterLoad), mb(r.wasmHeap), `${gb(r.allAfterLoad)} (${gb(r.peakAfterLoad)})`, plain?.allAfterLoad && r.allAfterLoad ? `${(r.allAfterLoad / plain.allAfterLoad).toFixed(3)}×` : '—', gb(r.ours), gb(r.all), gb(r.all !== undefined && r.ours !== undefined ? r.all - r.ours : undefined), gb(r.peakAll),
       plain?.all && r.all ? `${(r.all / plain.all).toFixed(3)}×` : '—', secs(r.generationMs), String(r.unetCalls ?? '—'), `${r.readBacks ?? '—'} (${r.probeReadBacks ?? '—'})`,
       moveCell(r, 'α'), moveCell(r, 'β'), moveCell(r, 'ω'),
     ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   console.log([line(header), line(header.map((_, i) => (i ? '---:' : '---'))), ...lines.map(line)].join('\n'));
-  const lora = rows.find((r) => r.config.name === 'lora' && r.all !== undefined);
-  const dense = rows.find((r) => r.config.name === 'dense' && r.all !== undefined);
+  const lora = rows.find((r) => r.config.name === 'lora' && r.allAfterLoad !== undefined);
+  const dense = rows.find((r) => r.config.name === 'dense' && r.allAfterLoad !== undefined);
   console.log('\nGoals:');
+  if (lora && plain?.allAfterLoad) console.log(`- δ only at α = 1 vs plain CFG, GPU bytes after load (all): ${(lora.allAfterLoad! / plain.allAfterLoad).toFixed(3)}× (goal ≤ 1.12×)`);
   if (lora && plain?.all) console.log(`- δ only at α = 1 vs plain CFG, GPU bytes (all): ${(lora.all! / plain.all).toFixed(3)}× (goal ≤ 1.12×); ours ${(lora.ours! / plain.ours!).toFixed(3)}×`);
   if (lora) console.log(`- δ only, worker JS heap after load: ${mb(lora.heapAfterLoad)} (goal ≤ 300 MB); peak during load ${mb(lora.heapPeak)}`);
-  if (dense) console.log(`- dense η at α = 0.5, GPU bytes (all): ${gb(dense.all)} = ${(dense.all! / unetBytes).toFixed(2)}× the UNet's ${gb(unetBytes)} (goal ≤ 3×); worker JS heap after load ${mb(dense.heapAfterLoad)}, peak ${mb(dense.heapPeak)} (η is ${gb(etaBytes)})`);
+  if (dense) console.log(`- dense η at α = 0.5, GPU bytes (all${dense.all === undefined ? ', after load' : ''}): ${gb(dense.all ?? dense.allAfterLoad)} = ${((dense.all ?? dense.allAfterLoad!) / unetBytes).toFixed(2)}× the UNet's ${gb(unetBytes)} (goal ≤ 3×); worker JS heap after load ${mb(dense.heapAfterLoad)}, peak ${mb(dense.heapPeak)} (η is ${gb(etaBytes)})`);
   for (const r of rows) {
     if (r.failed) console.log(`- ${r.config.label}: ${r.failed}`);
     if (r.notice) console.log(`- ${r.config.label}: page notice: ${r.notice}`);
