@@ -9,6 +9,11 @@
 // Run: npm run bench:fullsize -- --family sd15 [--unet /work/tmp/sd15-fullsize/unet/model.onnx] [--threads 2]
 //        [--only exported|chunked] [--budget-mib 64] [--latent 64 (latent side; the family's default size otherwise)]
 //        [--batch 2 (samples per call: 2 is one CFG pair, 4 the engine's MAX_CALL_BATCH)]
+// --browser: the prepared full-size model through the page's own worker in headless Chromium (WebGPU), instead:
+//   load time, the worker's JS heap, ORT's WASM heap, GPU bytes (ours and ORT's), uploads per α/β/ω move and
+//   read-backs per generation, for plain CFG, δ only at α = 1 and dense η at α = 0.5 (scripts/fullsize-browser/run.ts).
+//   npm run bench:fullsize -- --family sd15 --browser [--model /work/tmp/sd15-fullsize-prepared]
+//        [--configs plain,lora,dense] [--size 64 (image side)] [--steps 1] [--stand-in <dir>] [--load-only (no generation)]
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -99,10 +104,20 @@ async function main() {
     options: {
       family: { type: 'string', default: 'sd15' }, unet: { type: 'string' }, threads: { type: 'string', default: '2' },
       only: { type: 'string' }, latent: { type: 'string' }, batch: { type: 'string' }, 'budget-mib': { type: 'string' }, child: { type: 'string' }, output: { type: 'string' },
+      browser: { type: 'boolean', default: false }, model: { type: 'string' }, configs: { type: 'string', default: 'plain,lora,dense' }, size: { type: 'string', default: '64' },
+      steps: { type: 'string', default: '1' }, 'stand-in': { type: 'string' }, 'load-minutes': { type: 'string', default: '30' }, 'generate-minutes': { type: 'string', default: '30' }, port: { type: 'string', default: '4191' }, 'load-only': { type: 'boolean', default: false },
     },
   });
   const family = values.family as Family;
   if (!(family in FAMILIES)) throw new Error(`--family must be sd15 or sdxl, got ${values.family}`);
+  if (values.browser) {
+    const { runBrowserBench } = await import('./fullsize-browser/run.ts');
+    const model = values.model ?? `/work/tmp/${family}-fullsize-prepared`;
+    return runBrowserBench({
+      family, model, standIn: values['stand-in'] ?? `${model.replace(/\/$/, '')}-bench-standin`, configs: values.configs!.split(','),
+      width: Number(values.size), steps: Number(values.steps), loadMinutes: Number(values['load-minutes']), generateMinutes: Number(values['generate-minutes']), port: Number(values.port), loadOnly: values['load-only']!,
+    });
+  }
   const threads = Number(values.threads);
   const latent = values.latent ? Number(values.latent) : undefined;
   const batch = values.batch ? Number(values.batch) : undefined;
