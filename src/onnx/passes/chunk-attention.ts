@@ -35,6 +35,7 @@ export interface AttentionSite {
   /** Every node the chunked form replaces (the MatMuls, the chain, the Add/Sub of a zero term). */
   replaced: NodeProto[];
 }
+
 /** The size of one site's scores at a planned input size. */
 export interface AttentionShape { site: AttentionSite; batchHeads: number; queries: number; keys: number; elementBytes: number; scoreBytes: number }
 
@@ -222,7 +223,8 @@ export function chunkPlanKey(plan: Pick<AttentionPlan, 'chunks'>): string {
 
 /**
  * The graph with each planned attention computed in its planned number of query slices (sizes balanced: the first
- * q mod n chunks one row longer), for the query count it was planned at. Nodes left without readers (the zero terms'
+ * q mod n chunks one row longer), for the query count it was planned at. `plan` must come from planAttentionChunks of
+ * this same model (its sites are this model's node objects). Nodes left without readers (the zero terms'
  * ConstantOfShape and the shape arithmetic feeding it) are removed.
  */
 export function chunkAttention(model: ModelProto, plan: Pick<AttentionPlan, 'chunks' | 'shapes'>): ModelProto {
