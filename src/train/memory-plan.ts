@@ -223,10 +223,10 @@ export interface RunPlan extends CheckpointedPlan { batch: number; accumulation:
 
 /**
  * What ORT's CPU arena (a BFC allocator: regions grown by doubling, freed blocks kept binned by size) may hold beyond
- * the values' peak, as a factor of the plan. The plan is the values' own peak (execution-memory.ts): with the arena
- * off, one step of the tiny SD1.5 at 512² peaked at the plan (2.63 vs 2.62 GiB); with it on, 20 % above
- * (`npm run bench:train:sd -- --plan-check`), at twice the speed (9.4 vs 20.5 s a step). The arena stays on where
- * twice the plan fits the memory, and is turned off where only the plan does, so that the plan bounds the step.
+ * the values' peak, as a factor of the plan. The plan bounds a step with the arena off (`npm run bench:train:sd --
+ * --plan-check`: 1.04–1.60× the measured peak over its grid); with it on a step ran up to 1.17× the plan (the tiny
+ * SD1.5 at 512², layers), at about twice the speed (9.4 vs 20.5 s a step). The arena stays on where twice the plan
+ * fits the memory, and is turned off where only the plan does, so that the plan bounds the step.
  */
 export const ARENA_FACTOR = 2;
 
