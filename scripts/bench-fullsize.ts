@@ -22,6 +22,7 @@ import { unetAttentionAt } from '../src/engine/unet-graph.ts';
 import { chunkAttention, SCORE_CHUNK_BYTES } from '../src/onnx/passes/chunk-attention.ts';
 import { externalLocations, readModel, writeModel } from '../src/onnx/model-io.ts';
 import { DataType, type ModelProto } from '../src/onnx/proto.ts';
+import { createRandom } from '../src/train/random.ts';
 
 const FAMILIES = {
   // encoder_hidden_states [batch, 77, context]; SDXL adds text_embeds [batch, 1280] and time_ids [batch, 6]
@@ -45,19 +46,10 @@ function callDims(family: Family, model: ModelProto, latent?: number, batch = DE
   };
 }
 
-// Seeded inputs (mulberry32 + Box-Muller), the same in every child.
+// Seeded inputs (src/train/random.ts), the same in every child.
 function gaussian(n: number, seed: number, scale = 1): Float32Array {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = scale * Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-  return a;
+  const r = createRandom(seed);
+  return Float32Array.from({ length: n }, () => scale * r.normal());
 }
 
 function markdownTable(rows: string[][]): string {

@@ -11,22 +11,14 @@ import { join, resolve } from 'node:path';
 import { createGraphBuilder } from '../../src/onnx/builder.ts';
 import { externalizeWeights, writeModel } from '../../src/onnx/model-io.ts';
 import { DataType } from '../../src/onnx/proto.ts';
+import { createRandom } from '../../src/train/random.ts';
 
 const VOCAB = 49408; // CLIP's
-const STANDIN_VERSION = 1;
+const STANDIN_VERSION = 2; // 2: the table drawn with src/train/random.ts
 
 function seededNormal(n: number, seed: number, scale: number): Float32Array {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = scale * Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-  return a;
+  const r = createRandom(seed);
+  return Float32Array.from({ length: n }, () => scale * r.normal());
 }
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

@@ -13,7 +13,8 @@ import { externalLocations, readModel } from '../onnx/model-io.ts';
 import { buildDpoGraph, type DpoGraph } from './dpo-graph.ts';
 import { planTrainingMemory } from './memory-plan.ts';
 import { QUICK_START } from './quick-start.ts';
-import { createRandom } from './random.ts';
+import { dpoTestFeeds } from './dpo-test-feeds.ts';
+import { relL2 } from '../pipelines/reference-metrics.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from './unet-segments.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -22,26 +23,6 @@ const UNETS = [
   { name: 'embedded UNet', path: join(ROOT, 'models/unet.onnx'), imageDims: undefined, contextDims: undefined },
 ];
 const RANK = 4;
-
-const relL2 = (a: Float32Array, b: Float32Array) => {
-  let [num, den] = [0, 0];
-  b.forEach((v, i) => ((num += (a[i] - v) ** 2), (den += v ** 2)));
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
-
-/** Feeds for 2 pairs, with LoRA B ≠ 0 so that every A and B has a gradient. */
-function feedsFor(graph: DpoGraph): Record<string, ort.Tensor> {
-  const r = createRandom(7);
-  const t = (dims: number[], scale = 1, values?: number[]) =>
-    new ort.Tensor('float32', values ? Float32Array.from(values) : Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => scale * r.normal()), dims);
-  const image = [2, ...graph.imageDims];
-  const feeds: Record<string, ort.Tensor> = {
-    x_w: t(image), x_l: t(image), noise: t(image), alpha_bar: t([2], 1, [0.7, 0.2]), timestep: t([2], 1, [150, 700]),
-    context: t([2, ...graph.contextDims]), beta_dpo: t([], 1, [500]), lora_scale: t([], 1, [1]),
-  };
-  for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([RANK, l.site.inFeatures], 0.3), [l.b]: t([l.site.outFeatures, RANK], 0.05) });
-  return feeds;
-}
 
 describe.each(UNETS)('activation checkpointing on the $name', ({ path, imageDims, contextDims }) => {
   const unet = readModel(readFileSync(path));
@@ -55,7 +36,7 @@ describe.each(UNETS)('activation checkpointing on the $name', ({ path, imageDims
     const results: Record<string, Record<string, Float32Array>> = {};
     for (const mode of CHECKPOINT_MODES) {
       const session = await ort.InferenceSession.create(graphs[mode].training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: level, ...QUICK_START });
-      const out = await session.run(feedsFor(graphs[mode]));
+      const out = await session.run(dpoTestFeeds(graphs[mode], RANK, 7));
       results[mode] = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
       await session.release();
     }

@@ -13,32 +13,14 @@ import { externalLocations, readModel } from '../onnx/model-io.ts';
 import { buildDpoGraph, type DpoGraph, type DpoGraphOptions } from './dpo-graph.ts';
 import { planTrainingMemory } from './memory-plan.ts';
 import { QUICK_START } from './quick-start.ts';
-import { createRandom } from './random.ts';
+import { dpoTestFeeds } from './dpo-test-feeds.ts';
+import { relL2 } from '../pipelines/reference-metrics.ts';
 
 const PATH = join(import.meta.dirname, '../../fixtures/sd15/export-diffusers/unet/model.onnx');
 const RANK = 4;
 const PAIRS = 2;
 // 2 pairs = 4 samples × 8 heads × 256 × 256 float32 = 8 MiB of scores in each 16×16 self-attention: 8 chunks of 1 MiB.
 const CHUNK_BYTES = 2 ** 20;
-
-const relL2 = (a: Float32Array, b: Float32Array) => {
-  let [num, den] = [0, 0];
-  b.forEach((v, i) => ((num += (a[i] - v) ** 2), (den += v ** 2)));
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
-
-function feedsFor(graph: DpoGraph): Record<string, ort.Tensor> {
-  const r = createRandom(11);
-  const t = (dims: number[], scale = 1, values?: number[]) =>
-    new ort.Tensor('float32', values ? Float32Array.from(values) : Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => scale * r.normal()), dims);
-  const image = [PAIRS, ...graph.imageDims];
-  const feeds: Record<string, ort.Tensor> = {
-    x_w: t(image), x_l: t(image), noise: t(image), alpha_bar: t([PAIRS], 1, [0.7, 0.2]), timestep: t([PAIRS], 1, [150, 700]),
-    context: t([PAIRS, ...graph.contextDims]), beta_dpo: t([], 1, [500]), lora_scale: t([], 1, [1]),
-  };
-  for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([RANK, l.site.inFeatures], 0.3), [l.b]: t([l.site.outFeatures, RANK], 0.05) });
-  return feeds;
-}
 
 describe('query-chunked attention in the training graph', () => {
   const unet = readModel(readFileSync(PATH));
@@ -50,7 +32,7 @@ describe('query-chunked attention in the training graph', () => {
   it('gives the loss, the diffs and every LoRA gradient of the plain graph', async () => {
     const run = async (graph: DpoGraph) => {
       const session = await ort.InferenceSession.create(graph.training, { externalData, logSeverityLevel: 3, graphOptimizationLevel: 'basic', ...QUICK_START });
-      const out = await session.run(feedsFor(graph));
+      const out = await session.run(dpoTestFeeds(graph, RANK, 11));
       await session.release();
       return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
     };
