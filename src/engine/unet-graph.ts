@@ -59,8 +59,9 @@ export interface UnetAttention {
 
 /**
  * The attention plan and activation peak of `model` at these input dims (the inputs a call is fed, at
- * MAX_CALL_BATCH samples), each attention's scores in chunks of at most `budgetBytes` (Infinity: none chunked). Values whose size inference cannot tell are left out of the peak (none in the diffusers
- * and optimum exports we test: the time embedding's batch comes from an Expand that is inferred).
+ * MAX_CALL_BATCH samples), each attention's scores in chunks of at most `budgetBytes` (Infinity: none chunked).
+ * Values whose size inference cannot tell are left out of the peak: in the SD1.5 export 41 small ones (the time
+ * embedding's vectors, whose batch comes from an Expand of the timestep, as in the training plan).
  */
 export function unetAttentionAt(model: ModelProto, dims: Readonly<Record<string, readonly number[]>>, budgetBytes = SCORE_CHUNK_BYTES): UnetAttention {
   const plan = planAttentionChunks(model, dims, budgetBytes);

@@ -198,9 +198,10 @@ export interface ActivationLimits { memoryBytes?: number; maxBufferBytes?: numbe
 
 /**
  * Kernel scratch that is not a graph value (Conv's im2col, GEMM packing) and ORT's own buffers, beside the simulated
- * peak of the values: the largest value once more and 64 MiB, as the training plan allows (src/train/memory-plan.ts).
+ * peak of the values: the largest value once more and 64 MiB (an inference call has no backward's second copy of it;
+ * the training plan, src/train/memory-plan.ts, allows more).
  */
-export const activationNeed = (a: { peakBytes: number; largestBytes: number }) => a.peakBytes + a.largestBytes + 64 * 2 ** 20;
+const activationNeed = (a: { peakBytes: number; largestBytes: number }) => a.peakBytes + a.largestBytes + 64 * 2 ** 20;
 
 /**
  * Null when a UNet call at `size` fits; else a sentence with the numbers. `activations`: the simulated peak of the
