@@ -22,10 +22,12 @@
 //    `-- --checkpointing-only` runs this part alone (with 3.).
 // `-- --plans-only` prints only the plans (3. and the plans of 4.; no training runs).
 // `-- --plan-check` (issue 27): the memory plan against the real peak over a grid of the tiny SD1.5 export (latents
-//    16²–64², batch 1–2, rank 4–16, checkpointing off/layers, fp32/fp16 weights) and the embedded UNet, each cell one
-//    fresh process running the trainer's own session (dpoSessionOptions: its arena and memory-pattern settings):
-//    session creation and two steps, the peak RSS growth beside the plan's total. Goal: planned ≥ measured in every
-//    cell, and at most 1.3× it.
+//    16²–64², batch 1–2, rank 4–16, checkpointing off/layers, fp32/fp16 weights), the tiny SDXL export (32²–64²) and
+//    the embedded UNet, each cell one fresh process running the trainer's own session (dpoSessionOptions: its arena and
+//    memory-pattern settings): session creation and two steps, the peak RSS growth beside the plan's total. Goal:
+//    planned ≥ measured in every cell, and at most 1.3× it. `-- --plan-check --fullsize` adds SD1.5 at 512², rank 8,
+//    batch 1 on the full-size graph (make_sd15_fullsize.py's, in /work/tmp), as the trainer runs it in 8 GiB: layers
+//    checkpointing, fp16 weights, arena off (about 10 minutes on 2 cores, 6 GB).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +36,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { PreparedManifest } from '../src/model/manifest.ts';
 import { externalLocations, readModel } from '../src/onnx/model-io.ts';
-import { int } from '../src/onnx/proto.ts';
+import { int, type ModelProto } from '../src/onnx/proto.ts';
 import { readModelDirectory } from '../src/pipelines/read-directory.ts';
 import { assembleSdxlExport } from './fixtures/sdxl-export.ts';
 import { buildDpoGraph, dpoSessionOptions, type WeightsPrecision } from '../src/train/dpo-graph.ts';
@@ -43,7 +45,7 @@ import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' }, fullsize: { type: 'boolean' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -189,20 +191,32 @@ function checkpointPlanTable(title: string, path: string, context: number[], sid
   }
 }
 
-/** One plan-check cell: what the trainer's session for it plans and grows the process by (the child's side). */
-interface PlanCell { unet: 'sd15' | 'embedded'; side: number; pairs: number; rank: number; checkpoint: CheckpointMode; weights: WeightsPrecision; arena?: boolean }
-const EMBEDDED_UNET = join(root, 'models/unet.onnx');
+/** The UNets of the plan-check grid: each one's graph, its latent (or pixel) dims at a side, and its context dims. */
+const FULLSIZE_SD15_UNET = '/work/tmp/sd15-fullsize/unet/model.onnx';
+const PLAN_UNETS = {
+  sd15: { title: 'tiny SD1.5', path: TINY_UNET },
+  sdxl: { title: 'tiny SDXL', path: join(root, 'fixtures/sdxl/export-optimum/unet/model.onnx') },
+  embedded: { title: 'embedded', path: join(root, 'models/unet.onnx') },
+  'sd15-full': { title: 'full-size SD1.5', path: FULLSIZE_SD15_UNET },
+};
 
-function cellGraphOptions(c: PlanCell) {
-  const sd = c.unet === 'sd15';
-  return { latentDims: sd ? [4, c.side, c.side] : [3, 32, 32], contextDims: sd ? [77, 32] : [16, 64] };
+/** One plan-check cell: what the trainer's session for it plans and grows the process by (the child's side). */
+interface PlanCell { unet: keyof typeof PLAN_UNETS; side: number; pairs: number; rank: number; checkpoint: CheckpointMode; weights: WeightsPrecision; arena?: boolean }
+
+/** The cell's graph options: SD UNets' latents [4, side, side] and their declared context; the embedded model's own. */
+function cellGraphOptions(c: PlanCell, unet: ModelProto) {
+  if (c.unet === 'embedded') return { latentDims: [3, 32, 32], contextDims: [16, 64], graph: {} };
+  const declared = unet.graph!.input!.find((v) => v.name === 'encoder_hidden_states')?.type?.tensorType?.shape?.dim?.[2]?.dimValue;
+  const contextDims = [77, Number(declared ?? 768)];
+  const latentDims = [4, c.side, c.side];
+  return { latentDims, contextDims, graph: { imageDims: latentDims, contextDims } };
 }
 
 async function measurePlanCell(c: PlanCell) {
-  const path = c.unet === 'sd15' ? TINY_UNET : EMBEDDED_UNET;
+  const path = PLAN_UNETS[c.unet].path;
   const unet = readModel(readFileSync(path));
-  const { latentDims, contextDims } = cellGraphOptions(c);
-  const graph = buildDpoGraph(unet, { rank: c.rank, imageDims: c.unet === 'sd15' ? latentDims : undefined, contextDims: c.unet === 'sd15' ? contextDims : undefined, checkpoint: c.checkpoint, weights: c.weights, batch: c.pairs });
+  const { latentDims, contextDims, graph: dims } = cellGraphOptions(c, unet);
+  const graph = buildDpoGraph(unet, { rank: c.rank, ...dims, checkpoint: c.checkpoint, weights: c.weights, batch: c.pairs });
   const externalData = externalLocations(unet).map((p) => ({ path: p, data: new Uint8Array(readFileSync(join(dirname(path), p))) }));
   const files = new Map(externalData.map((e) => [e.path, e.data]));
   const r = createRandom(2);
@@ -212,6 +226,7 @@ async function measurePlanCell(c: PlanCell) {
     x_w: t(image), x_l: t(image), noise: t(image), alpha_bar: t([c.pairs], 0.5), timestep: t([c.pairs], 500), context: t([c.pairs, ...contextDims]),
     beta_dpo: t([], 500), lora_scale: t([], 1),
   };
+  for (const added of graph.added) feeds[added.name] = t([c.pairs, ...added.dims]); // SDXL's text_embeds and time_ids
   for (const l of graph.lora) Object.assign(feeds, { [l.a]: t([c.rank, l.site.inFeatures]), [l.b]: t([l.site.outFeatures, c.rank], 0.01) });
   const before = process.memoryUsage().rss;
   // The trainer's own session options (train-lora.ts: 'basic' optimisation, then dpoSessionOptions).
@@ -220,7 +235,7 @@ async function measurePlanCell(c: PlanCell) {
   console.log(`${process.resourceUsage().maxRSS * 1024 - before}`);
 }
 
-function planCheck() {
+function planCheck(fullsize: boolean) {
   console.log('\n## Memory plan vs measured peak: session creation and two training steps, onnxruntime-node CPU, the trainer\'s session options (fp16 weights: arena off), fresh process each');
   console.log('| UNet | latents | batch | rank | checkpoint | weights | planned GiB | measured, arena off GiB | planned / measured | measured, arena on GiB | arena on / planned |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
@@ -229,21 +244,28 @@ function planCheck() {
     ...[32, 64].map((side) => ({ unet: 'sd15' as const, side, pairs: 1, rank: 8, checkpoint: 'layers' as const, weights: 'fp32' as const })),
     ...[32, 64].map((side) => ({ unet: 'sd15' as const, side, pairs: 1, rank: 8, checkpoint: 'off' as const, weights: 'fp16' as const })),
     ...[4, 16].map((rank) => ({ unet: 'sd15' as const, side: 32, pairs: 1, rank, checkpoint: 'off' as const, weights: 'fp32' as const })),
+    ...[32, 64].map((side) => ({ unet: 'sdxl' as const, side, pairs: 1, rank: 8, checkpoint: 'off' as const, weights: 'fp32' as const })),
+    { unet: 'sdxl', side: 64, pairs: 1, rank: 8, checkpoint: 'layers', weights: 'fp16' },
     { unet: 'embedded', side: 32, pairs: 8, rank: 4, checkpoint: 'off', weights: 'fp32' },
+    // SD1.5 at 512², rank 8, batch 1 as the trainer runs it in 8 GiB (`npm run train -- --memory-gib 8 --weights fp16`):
+    // layers checkpointing, arena off (twice the plan is over 8 GiB); minutes per step on 2 cores.
+    ...(fullsize ? [{ unet: 'sd15-full' as const, side: 64, pairs: 1, rank: 8, checkpoint: 'layers' as const, weights: 'fp16' as const }] : []),
   ];
   const measure = (c: PlanCell) => Number(execFileSync(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop());
   let bound = { low: Infinity, high: 0 };
   let arenaHigh = 0;
   for (const c of cells) {
-    const unet = readModel(readFileSync(c.unet === 'sd15' ? TINY_UNET : EMBEDDED_UNET));
-    const plan = planTrainingMemory(unet, { batch: c.pairs, ...cellGraphOptions(c), rank: c.rank, checkpoint: c.checkpoint, weights: c.weights });
+    const unet = readModel(readFileSync(PLAN_UNETS[c.unet].path));
+    const { latentDims, contextDims } = cellGraphOptions(c, unet);
+    const plan = planTrainingMemory(unet, { batch: c.pairs, latentDims, contextDims, rank: c.rank, checkpoint: c.checkpoint, weights: c.weights });
     const off = measure({ ...c, arena: false });
-    // fp16 weights run with the arena off whatever the plan says (dpo-graph.ts dpoSessionOptions)
-    const on = c.weights === 'fp16' ? undefined : measure(c);
+    // fp16 weights run with the arena off whatever the plan says (dpo-graph.ts dpoSessionOptions); the full-size cell
+    // runs as the trainer would in 8 GiB, arena off
+    const on = c.weights === 'fp16' || c.unet === 'sd15-full' ? undefined : measure(c);
     bound = { low: Math.min(bound.low, plan.totalBytes / off), high: Math.max(bound.high, plan.totalBytes / off) };
     if (on !== undefined) arenaHigh = Math.max(arenaHigh, on / plan.totalBytes);
-    const latents = c.unet === 'sd15' ? `4×${c.side}×${c.side}` : '3×32×32 (pixels)';
-    console.log(`| ${c.unet === 'sd15' ? 'tiny SD1.5' : 'embedded'} | ${latents} | ${c.pairs} | ${c.rank} | ${c.checkpoint} | ${c.weights} | ${gib(plan.totalBytes)} | ${gib(off)} | ${(plan.totalBytes / off).toFixed(2)} | ${on === undefined ? '–' : gib(on)} | ${on === undefined ? '–' : (on / plan.totalBytes).toFixed(2)} |`);
+    const latents = c.unet === 'embedded' ? '3×32×32 (pixels)' : latentDims.join('×');
+    console.log(`| ${PLAN_UNETS[c.unet].title} | ${latents} | ${c.pairs} | ${c.rank} | ${c.checkpoint} | ${c.weights} | ${gib(plan.totalBytes)} | ${gib(off)} | ${(plan.totalBytes / off).toFixed(2)} | ${on === undefined ? '–' : gib(on)} | ${on === undefined ? '–' : (on / plan.totalBytes).toFixed(2)} |`);
   }
   console.log(`\nplanned / measured with the arena off from ${bound.low.toFixed(2)} to ${bound.high.toFixed(2)} (goal: ≥ 1 in every cell, ≤ 1.3); with it on, at most ${arenaHigh.toFixed(2)}× the plan (the trainer keeps it on only where ${ARENA_FACTOR}× the plan fits)`);
 }
@@ -253,7 +275,8 @@ if (values['plan-cell']) {
   process.exit(0);
 }
 if (values['plan-check']) {
-  planCheck();
+  if (values.fullsize && !existsSync(FULLSIZE_SD15_UNET)) throw new Error(`--fullsize needs a full-size SD1.5 UNet at ${FULLSIZE_SD15_UNET}: make it with scripts/fixtures/make_sd15_fullsize.py`);
+  planCheck(values.fullsize ?? false);
   process.exit(0);
 }
 if (values['measure-step']) {

@@ -103,7 +103,7 @@ async function main() {
   if (!WEIGHTS_PRECISIONS.includes(weights)) throw new Error(`--weights must be one of ${WEIGHTS_PRECISIONS.join(', ')}, got ${values.weights}`);
   const executionMode = values['execution-mode'] as 'sequential' | 'parallel';
   if (!['sequential', 'parallel'].includes(executionMode)) throw new Error(`--execution-mode must be sequential or parallel, got ${executionMode}`);
-  const { manifest, files } = readModelDirectory(values.model);
+  const { manifest, files } = readModelDirectory(values.model, { offsets: false }); // δ is trained from θ: η and δ stay unread
   const prepared = isPrepared(manifest);
   const rank = number(values, 'rank', 8, true);
   const options = {

@@ -7,7 +7,7 @@
 //     maxStorageBufferBindingSize and maxBufferSize; a float16 UNet needs 'shader-f16';
 //   - and what the model holds in the worker's JS heap, ORT's WASM heap and on the GPU (memoryPlaces), summed, must
 //     fit the memory the browser says the device has.
-import { isPrepared, type AnyManifest, type NpoFootprint, type OnnxComponent, type PreparedManifest } from './manifest.ts';
+import { isPrepared, offsetFiles, type AnyManifest, type NpoFootprint, type OnnxComponent, type PreparedManifest } from './manifest.ts';
 
 export interface DeviceLimits {
   backend: 'webgpu' | 'wasm';
@@ -145,9 +145,7 @@ function offsetFileBytes(manifest: PreparedManifest): { dense: number; lora: num
   const size = (path: string) => manifest.files.find((f) => f.path === path)?.bytes ?? 0;
   const out = { dense: 0, lora: 0 };
   for (const offset of [manifest.offsets?.eta, manifest.offsets?.delta]) {
-    if (offset?.kind === 'dense') out.dense += offset.files.reduce((sum, p) => sum + size(p), 0);
-    else if (offset?.kind === 'stack') out.lora += offset.parts.reduce((sum, p) => sum + size(p.file), 0);
-    else if (offset) out.lora += size(offset.file);
+    if (offset) out[offset.kind === 'dense' ? 'dense' : 'lora'] += offsetFiles(offset).reduce((sum, p) => sum + size(p), 0);
   }
   return out;
 }

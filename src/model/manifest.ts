@@ -197,6 +197,13 @@ export type PreparedOffset =
    */
   | { kind: 'dense'; files: string[]; tensors: number; description: string };
 
+/** The files an offset reads (a dense one's shards, a stack's LoRAs, a LoRA's file). */
+export function offsetFiles(offset: PreparedOffset): string[] {
+  if (offset.kind === 'dense') return offset.files;
+  if (offset.kind === 'stack') return offset.parts.map((p) => p.file);
+  return [offset.file];
+}
+
 /**
  * The UNet weights η and δ touch (src/engine/unet-graph.ts): they become graph inputs fed from the weight sets (src/engine/weights-*.ts).
  * Stacked (LoRA offsets only): one [θ_pos; θ_neg] input per touched weight, twice its size. Grouped (a dense η): θ_pos
