@@ -25,9 +25,10 @@
 //    16²–64², batch 1–2, rank 4–16, checkpointing off/layers, fp32/fp16 weights), the tiny SDXL export (32²–64²) and
 //    the embedded UNet, each cell one fresh process running the trainer's own session (dpoSessionOptions: its arena and
 //    memory-pattern settings): session creation and two steps, the peak RSS growth beside the plan's total. Goal:
-//    planned ≥ measured in every cell, and at most 1.3× it. `-- --plan-check --fullsize` adds SD1.5 at 512², rank 8,
-//    batch 1 on the full-size graph (make_sd15_fullsize.py's, in /work/tmp), as the trainer runs it in 8 GiB: layers
-//    checkpointing, fp16 weights, arena off (about 10 minutes on 2 cores, 6 GB).
+//    planned ≥ measured in every cell, and at most 1.3× it. `--unets sd15,sdxl,embedded,sd15-full` picks the UNets
+//    (default the first three); sd15-full is SD1.5 at 512², rank 8, batch 1 on the full-size graph
+//    (make_sd15_fullsize.py's, in /work/tmp) as the trainer runs it in 8 GiB: layers checkpointing, fp16 weights, arena
+//    off (about 10 minutes on 2 cores, 6 GB).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,7 +46,7 @@ import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' }, fullsize: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' }, unets: { type: 'string', default: 'sd15,sdxl,embedded' } } });
 const steps = Number(values.steps ?? 6);
 const batch = Number(values.batch ?? 1);
 const root = join(import.meta.dirname, '..');
@@ -235,11 +236,11 @@ async function measurePlanCell(c: PlanCell) {
   console.log(`${process.resourceUsage().maxRSS * 1024 - before}`);
 }
 
-function planCheck(fullsize: boolean) {
+function planCheck(unets: ReadonlySet<keyof typeof PLAN_UNETS>) {
   console.log('\n## Memory plan vs measured peak: session creation and two training steps, onnxruntime-node CPU, the trainer\'s session options (fp16 weights: arena off), fresh process each');
   console.log('| UNet | latents | batch | rank | checkpoint | weights | planned GiB | measured, arena off GiB | planned / measured | measured, arena on GiB | arena on / planned |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-  const cells: PlanCell[] = [
+  const grid: PlanCell[] = [
     ...[16, 32, 48, 64].flatMap((side) => [1, 2].map((pairs) => ({ unet: 'sd15' as const, side, pairs, rank: 8, checkpoint: 'off' as const, weights: 'fp32' as const }))),
     ...[32, 64].map((side) => ({ unet: 'sd15' as const, side, pairs: 1, rank: 8, checkpoint: 'layers' as const, weights: 'fp32' as const })),
     ...[32, 64].map((side) => ({ unet: 'sd15' as const, side, pairs: 1, rank: 8, checkpoint: 'off' as const, weights: 'fp16' as const })),
@@ -249,8 +250,9 @@ function planCheck(fullsize: boolean) {
     { unet: 'embedded', side: 32, pairs: 8, rank: 4, checkpoint: 'off', weights: 'fp32' },
     // SD1.5 at 512², rank 8, batch 1 as the trainer runs it in 8 GiB (`npm run train -- --memory-gib 8 --weights fp16`):
     // layers checkpointing, arena off (twice the plan is over 8 GiB); minutes per step on 2 cores.
-    ...(fullsize ? [{ unet: 'sd15-full' as const, side: 64, pairs: 1, rank: 8, checkpoint: 'layers' as const, weights: 'fp16' as const }] : []),
+    { unet: 'sd15-full', side: 64, pairs: 1, rank: 8, checkpoint: 'layers', weights: 'fp16' },
   ];
+  const cells = grid.filter((c) => unets.has(c.unet));
   const measure = (c: PlanCell) => Number(execFileSync(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop());
   let bound = { low: Infinity, high: 0 };
   let arenaHigh = 0;
@@ -275,8 +277,11 @@ if (values['plan-cell']) {
   process.exit(0);
 }
 if (values['plan-check']) {
-  if (values.fullsize && !existsSync(FULLSIZE_SD15_UNET)) throw new Error(`--fullsize needs a full-size SD1.5 UNet at ${FULLSIZE_SD15_UNET}: make it with scripts/fixtures/make_sd15_fullsize.py`);
-  planCheck(values.fullsize ?? false);
+  const unets = values.unets!.split(',') as (keyof typeof PLAN_UNETS)[];
+  const unknown = unets.filter((u) => !(u in PLAN_UNETS));
+  if (unknown.length) throw new Error(`--unets: unknown ${unknown.join(', ')}; one or more of ${Object.keys(PLAN_UNETS).join(', ')}`);
+  if (unets.includes('sd15-full') && !existsSync(FULLSIZE_SD15_UNET)) throw new Error(`--unets sd15-full needs a full-size SD1.5 UNet at ${FULLSIZE_SD15_UNET}: make it with scripts/fixtures/make_sd15_fullsize.py`);
+  planCheck(new Set(unets));
   process.exit(0);
 }
 if (values['measure-step']) {
