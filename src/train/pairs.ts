@@ -99,16 +99,17 @@ function readPairsJson(text: string): unknown {
 
 /**
  * For models that train at any size (prepared SD models): the file's own width × height, checked by `sizeFor` (which
- * returns the options to decode with, or throws) before any image is decoded.
+ * returns the options to decode with, or throws) before any image is decoded; `pairs` is the number of entries the
+ * file lists (not yet checked), so a caller can plan for the batch it will really run.
  */
-export function parsePairsAtOwnSize(text: string, sizeFor: (width: number, height: number) => ParsePairsOptions): PreferencePair[] {
+export function parsePairsAtOwnSize(text: string, sizeFor: (width: number, height: number, pairs: number) => ParsePairsOptions): PreferencePair[] {
   const value = readPairsJson(text);
   if (!isObject(value)) throw new PairsError('pairs file must be a JSON object with "version", "width", "height" and "pairs"');
   const { width, height } = value;
   if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || (width as number) < 1 || (height as number) < 1) {
     throw new PairsError(`pairs file: "width" and "height" must be positive integers, got ${JSON.stringify(width)}, ${JSON.stringify(height)}`);
   }
-  return decodePairs(value, sizeFor(width as number, height as number));
+  return decodePairs(value, sizeFor(width as number, height as number, Array.isArray(value.pairs) ? value.pairs.length : 0));
 }
 
 export function decodePairs(value: unknown, options: ParsePairsOptions): PreferencePair[] {

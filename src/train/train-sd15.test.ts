@@ -137,6 +137,8 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     expect(readSafetensors(result.lora).tensors.size).toBe(2 * 32);
     await expect(runTraining({ ...job, options, limits: { memoryBytes: 2 ** 20 } }))
       .rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs about \d+ MiB \(weights 1 MiB \+ activations \d+ MiB .*this backend has 1 MiB/);
+    // A batch larger than the pair set trains (and so is planned) at the set's size.
+    await expect(runTraining({ ...job, options: { ...options, batch: 8 }, limits: { memoryBytes: 2 ** 20 } })).rejects.toThrow(/^training stable-diffusion-1.5 at 64×64, batch 2, rank 2 needs/);
     // Between the plain plan and the checkpointed ones: the worker recomputes activations, says so before the first step, and trains.
     const unet = readModel(model.files.get(manifest.unet.file)!);
     const plain = planTrainingMemory(unet, { batch: 2, rank: 2, latentDims: [4, 8, 8], contextDims: [77, 32] });

@@ -48,9 +48,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   let pairs;
   if (isPrepared(manifest)) {
     // Prepared models train at the chosen resolution, else at the pairs file's own size, planned before decoding.
-    pairs = parsePairsAtOwnSize(job.pairsJson, (width, height) => {
+    pairs = parsePairsAtOwnSize(job.pairsJson, (width, height, count) => {
       resolution = trainingResolution(manifest, options.resolution ? { width: options.resolution, height: options.resolution } : { width, height });
-      const plan = checkPlan(manifest, job, resolution);
+      const plan = checkPlan(manifest, job, resolution, count);
       if (plan) ({ checkpoint, built: planned, micro } = plan);
       return resolution;
     });
@@ -92,7 +92,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       // wants, with a word on why. Errors after the first step, NaN stops and cancels are not the weights' doing.
       if (job.weights !== 'fp16' || started || error instanceof TrainingError || job.signal.aborted) throw error;
       notice = `float16 frozen weights failed on this device (${(error as Error).message ?? String(error)}), so training ran with float32 weights`;
-      const replanned = isPrepared(manifest) && resolution ? checkPlan(manifest, { ...job, weights: 'fp32' }, resolution) : undefined;
+      const replanned = isPrepared(manifest) && resolution ? checkPlan(manifest, { ...job, weights: 'fp32' }, resolution, pairs.length) : undefined;
       if (replanned) micro = replanned.micro;
       return train('fp32', replanned?.built, replanned?.checkpoint ?? checkpoint);
     });
@@ -113,11 +113,11 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
  * makes it fit, and refuses with the plan's numbers a configuration that exceeds the backend's limits even so. Returns
  * the checkpointing and micro-batch chosen and the training graph planned with them.
  */
-function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }): { checkpoint: CheckpointMode; built: PlannedGraph; micro: { batch: number; accumulation: number; arena: boolean } } | undefined {
+function checkPlan(manifest: PreparedManifest, job: TrainJob, resolution: { width: number; height: number }, pairs: number): { checkpoint: CheckpointMode; built: PlannedGraph; micro: { batch: number; accumulation: number; arena: boolean } } | undefined {
   if (!job.limits) return undefined;
   const unet = job.files.get(manifest.unet.file);
   if (!unet) throw new Error(`model file ${manifest.unet.file} is listed in the manifest but was not loaded`);
-  const batch = Math.max(1, job.options.batch);
+  const batch = Math.max(1, Math.min(job.options.batch, pairs)); // the batch trained: a set smaller than the batch is one batch
   const chosen = planTrainingRun(manifest, unet, { ...resolution, batch, rank: job.options.rank, weights: job.weights }, job.limits, job.options.checkpoint ?? 'auto');
   if (chosen.problem) throw new Error(chosen.problem);
   job.onPlan?.(chosen.checkpoint, chosen.summary);
