@@ -3,6 +3,7 @@
 // the browser's model cache.
 import { useEffect, useRef, useState } from 'react';
 import { clearModelCache, loadLocalModel, usePlayground } from './store.ts';
+import { formatBytes } from '../util/format-bytes.ts';
 
 export function ModelPicker() {
   const s = usePlayground();
@@ -53,14 +54,6 @@ export function LoadProgress() {
       {formatBytes(loading.loaded)} of {formatBytes(loading.total)}{eta !== undefined ? ` · ${formatSeconds(eta)} left` : ''}
     </p>
   );
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) [value, unit] = [value / 1000, unit + 1];
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 const formatSeconds = (s: number) => (s >= 90 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${Math.max(1, Math.round(s))} s`);

@@ -10,7 +10,7 @@ import type { WeightDtype } from '../model/manifest.ts';
 import { DEFAULT_HUB } from '../prepare/hub-folder.ts';
 import { hubOriginOf } from '../security/csp.ts';
 import type { FolderInput, LoraSpec, PrepareInputs } from '../worker/prepare-protocol.ts';
-import { formatBytes } from './ModelPicker.tsx';
+import { formatBytes } from '../util/format-bytes.ts';
 import { droppedFileInput, droppedFolderInput, subfolder } from '../prepare/dropped-inputs.ts';
 import { droppedItems, folderFromInput, type PageFolder } from './page-files.ts';
 import { cancelPrepare, openPrepared, refreshPrepared, removePreparedModel, secondsLeft, startPrepare, usePrepare } from './prepare-store.ts';

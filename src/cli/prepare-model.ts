@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveInt } from './int-arg.ts';
-import { formatBytes } from '../prepare/prepare.ts';
+import { formatBytes } from '../util/format-bytes.ts';
 import { prepareFromPaths } from '../prepare/node-io.ts';
 import type { WeightDtype } from '../model/manifest.ts';
 import { parseLoraArgs } from './lora-arg.ts';

@@ -30,6 +30,7 @@ import { buildTokenizerFiles } from '../text/index.ts';
 import { exportKind, readSdxlFacts, type SdxlFacts } from './sdxl.ts';
 import { npoFootprint } from './npo-footprint.ts';
 import { exists, joinPath, parentPath, readWhole, walkOrder, type InputFolder, type LoraInput, type OutputFolder, type OutputTarget } from './io.ts';
+import { formatBytes } from '../util/format-bytes.ts';
 
 export const PREPARE_VERSION = 1;
 
@@ -93,13 +94,6 @@ export interface PrepareResult {
 }
 
 const KEY_DIR: Record<ComponentKey, string> = Object.fromEntries(COMPONENTS.map((c) => [c.key, c.dir])) as Record<ComponentKey, string>;
-
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n} B`;
-}
 
 /** Progress lines at most once a second (and at 100 %), so a 3.4 GB copy prints a few dozen lines, not thousands. */
 function progress(label: string, log: (line: string) => void) {

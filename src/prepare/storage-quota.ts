@@ -2,7 +2,7 @@
 // before writing, whether the model's files fit what is left; after a write failed with QuotaExceededError, how much
 // the site may use and uses. Chromium's estimate is the quota the site really has (DevTools' quota override is not
 // reflected in it, so e2e/prepare-page.spec.ts sees the second message, not the first).
-import { formatBytes } from './prepare.ts';
+import { formatBytes } from '../util/format-bytes.ts';
 
 export interface QuotaEstimate { quota?: number; usage?: number }
 
