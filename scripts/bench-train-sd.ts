@@ -27,8 +27,8 @@
 //    memory-pattern settings): session creation and two steps, the peak RSS growth beside the plan's total. Goal:
 //    planned ≥ measured in every cell, and at most 1.3× it. `--unets sd15,sdxl,embedded,sd15-full` picks the UNets
 //    (default the first three); sd15-full is SD1.5 at 512², rank 8, batch 1 on the full-size graph
-//    (make_sd15_fullsize.py's, in /work/tmp) as the trainer runs it in 8 GiB: layers checkpointing, fp16 weights, arena
-//    off (about 10 minutes on 2 cores, 6 GB).
+//    (make_sd15_fullsize.py's, prepared, in /work/tmp) as the trainer runs it in 8 GiB: blocks checkpointing, fp16 weights, arena
+//    off (about 10 minutes on 2 cores, 8 GB). Every cell runs under `npm run train`'s malloc setting (training-malloc.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +45,7 @@ import { ARENA_FACTOR, planTrainingMemory, type TrainMemoryOptions, type TrainMe
 import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
+import { TRAINING_MALLOC_ENV } from '../src/cli/training-malloc.ts';
 
 const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' }, unets: { type: 'string', default: 'sd15,sdxl,embedded' } } });
 const steps = Number(values.steps ?? 6);
@@ -193,7 +194,8 @@ function checkpointPlanTable(title: string, path: string, context: number[], sid
 }
 
 /** The UNets of the plan-check grid: each one's graph, its latent (or pixel) dims at a side, and its context dims. */
-const FULLSIZE_SD15_UNET = '/work/tmp/sd15-fullsize/unet/model.onnx';
+// the prepared copy: its weights in shards under 2 GiB, which Node reads into one buffer each
+const FULLSIZE_SD15_UNET = '/work/tmp/sd15-fullsize-prepared/unet/model.onnx';
 const PLAN_UNETS = {
   sd15: { title: 'tiny SD1.5', path: TINY_UNET },
   sdxl: { title: 'tiny SDXL', path: join(root, 'fixtures/sdxl/export-optimum/unet/model.onnx') },
@@ -249,11 +251,13 @@ function planCheck(unets: ReadonlySet<keyof typeof PLAN_UNETS>) {
     { unet: 'sdxl', side: 64, pairs: 1, rank: 8, checkpoint: 'layers', weights: 'fp16' },
     { unet: 'embedded', side: 32, pairs: 8, rank: 4, checkpoint: 'off', weights: 'fp32' },
     // SD1.5 at 512², rank 8, batch 1 as the trainer runs it in 8 GiB (`npm run train -- --memory-gib 8 --weights fp16`):
-    // layers checkpointing, arena off (twice the plan is over 8 GiB); minutes per step on 2 cores.
-    { unet: 'sd15-full', side: 64, pairs: 1, rank: 8, checkpoint: 'layers', weights: 'fp16' },
+    // blocks checkpointing (the first mode whose plan fits), arena off (twice the plan is over 8 GiB); minutes a step.
+    { unet: 'sd15-full', side: 64, pairs: 1, rank: 8, checkpoint: 'blocks', weights: 'fp16' },
   ];
   const cells = grid.filter((c) => unets.has(c.unet));
-  const measure = (c: PlanCell) => Number(execFileSync(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop());
+  // each cell under the malloc setting `npm run train` runs with (src/cli/training-malloc.ts)
+  const env = { ...process.env, ...TRAINING_MALLOC_ENV };
+  const measure = (c: PlanCell) => Number(execFileSync(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8', env }).trim().split('\n').pop());
   let bound = { low: Infinity, high: 0 };
   let arenaHigh = 0;
   for (const c of cells) {
@@ -280,7 +284,7 @@ if (values['plan-check']) {
   const unets = values.unets!.split(',') as (keyof typeof PLAN_UNETS)[];
   const unknown = unets.filter((u) => !(u in PLAN_UNETS));
   if (unknown.length) throw new Error(`--unets: unknown ${unknown.join(', ')}; one or more of ${Object.keys(PLAN_UNETS).join(', ')}`);
-  if (unets.includes('sd15-full') && !existsSync(FULLSIZE_SD15_UNET)) throw new Error(`--unets sd15-full needs a full-size SD1.5 UNet at ${FULLSIZE_SD15_UNET}: make it with scripts/fixtures/make_sd15_fullsize.py`);
+  if (unets.includes('sd15-full') && !existsSync(FULLSIZE_SD15_UNET)) throw new Error(`--unets sd15-full needs a prepared full-size SD1.5 UNet at ${FULLSIZE_SD15_UNET}: make it with scripts/fixtures/make_sd15_fullsize.py and npm run prepare-model`);
   planCheck(new Set(unets));
   process.exit(0);
 }

@@ -67,6 +67,12 @@ export interface TrainerSetup {
   weights?: WeightsPrecision;
   /** Pairs per session run: attention's query chunks are sized for it (dpo-graph.ts); default 1. */
   batch?: number;
+  /**
+   * Called once the training session holds its own copy of the UNet's weights, with the paths of the UNet's files in
+   * `model.files` that it no longer reads: a caller that owns the files may drop them (SD1.5's are 3.4 GB in float32,
+   * which `npm run train` would otherwise hold beside the session's own copy for the whole run).
+   */
+  onUnetWeightsCopied?: (paths: readonly string[]) => void;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -106,6 +112,7 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   // through session creation in 285 s in Chromium's WASM, and takes 85 s in Node at 'basic').
   const files = new Map(externalData.map((e) => [e.path, e.data]));
   const session = await ort.InferenceSession.create(graph.training, dpoSessionOptions(graph, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData }, files));
+  setup.onUnetWeightsCopied?.(source.weightFiles); // onnxruntime copies external data at session creation
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
   const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);
@@ -404,6 +411,8 @@ interface UnetSource {
   /** The UNet graph, parsed only when the DPO graph is built here (not when a planned one is given). */
   readUnet(): ModelProto;
   externalData: { path: string; data: Uint8Array }[];
+  /** The same files by their keys in `model.files` (for onUnetWeightsCopied). */
+  weightFiles: string[];
   contexts: Map<string, Float32Array>;
   /** Per prompt, the UNet's added conditions by input name (SDXL: text_embeds). */
   added?: Map<string, Record<string, Float32Array>>;
@@ -418,7 +427,7 @@ async function embeddedSource(setup: TrainerSetup, manifest: ModelManifest, file
   const unet = readModel(file(manifest.unet.file));
   const externalData = externalLocations(unet).map((path) => ({ path, data: file(path) }));
   const contexts = await encodePrompts(setup.ort, file(manifest.textEncoder.file), setup.prompts, manifest.textEncoder.config.contextLength, setup.sessionOptions);
-  return { readUnet: () => unet, externalData, contexts };
+  return { readUnet: () => unet, externalData, weightFiles: externalData.map((e) => e.path), contexts };
 }
 
 /**
@@ -442,7 +451,7 @@ async function preparedSource(setup: TrainerSetup, manifest: PreparedManifest): 
   const { width, height } = trainingResolution(manifest, setup.resolution);
   const encoded = manifest.kind === 'sdxl' ? await sdxlPrompts(setup, manifest, { width, height }) : { contexts: await sd15Prompts(setup, manifest) };
   return {
-    readUnet: () => readModel(unetBytes), externalData, ...encoded,
+    readUnet: () => readModel(unetBytes), externalData, weightFiles: manifest.unet.externalData, ...encoded,
     imageDims: [latent.channels, height / latent.vaeScaleFactor, width / latent.vaeScaleFactor],
     contextDims: [context.length, context.dim],
   };

@@ -121,8 +121,13 @@ describe('DPO training on a prepared SD1.5 model (tiny real export, onnxruntime-
     const settings = { ort, model: { manifest, files: model.files }, pairs: toyPairs(2, SIZE.width), reverse: true, rank: 2, steps: 2, batch: 1, beta: 500, lr: 1e-3, seed: 1, resolution: SIZE, sessionOptions: fast };
     const plan = (rank: number, choice: 'off' | 'blocks') => planPreparedTraining(manifest, model.files.get(manifest.unet.file)!, { ...SIZE, batch: 1, rank }, {}, choice);
     const built = await trainLora(settings);
-    const planned = await trainLora({ ...settings, graph: plan(2, 'off').built });
+    // ...and the caller drops the UNet's weight files once the session holds them (npm run train does)
+    const files = new Map(model.files);
+    const dropped: string[] = [];
+    const planned = await trainLora({ ...settings, model: { manifest, files }, graph: plan(2, 'off').built, onUnetWeightsCopied: (paths) => paths.forEach((p) => (dropped.push(p), files.delete(p))) });
     expect(planned.history.map((r) => r.loss)).toEqual(built.history.map((r) => r.loss)); // the same graph: bit for bit
+    expect(dropped).toEqual(manifest.unet.externalData);
+    expect(files.has(manifest.unet.file) && files.has(manifest.vaeEncoder!.file)).toBe(true);
     await expect(trainLora({ ...settings, graph: plan(4, 'off').built })).rejects.toThrow('the planned training graph was built for other settings than this run\'s: rank 4 instead of 2');
     await expect(trainLora({ ...settings, graph: plan(2, 'blocks').built })).rejects.toThrow('checkpoint "blocks" instead of "off"');
     await expect(trainLora({ ...settings, resolution: { width: 32, height: 32 }, graph: plan(2, 'off').built })).rejects.toThrow('imageDims [4,8,8] instead of [4,4,4]');
