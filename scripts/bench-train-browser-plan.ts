@@ -35,8 +35,17 @@ const TRAIN_PROBE = `(() => {
   };
   addEventListener('message', (message) => {
     const r = message.data;
-    if (r && r.type === 'train') runs.push({ id: r.id, marks: [mark('request')] });
+    if (r && r.type === 'train') runs.push({ id: r.id, marks: [mark('request')], sizes: {} });
   });
+  // Sizes of the GPU buffers created while a run is on (ORT's WebGPU EP rounds storage buffers up to its buckets).
+  if (typeof GPUDevice !== 'undefined') {
+    const createBuffer = GPUDevice.prototype.createBuffer;
+    GPUDevice.prototype.createBuffer = function (descriptor) {
+      const run = runs.at(-1);
+      if (run && !run.marks.some((m) => m.type === 'train-done')) run.sizes[descriptor.size] = (run.sizes[descriptor.size] ?? 0) + 1;
+      return createBuffer.call(this, descriptor);
+    };
+  }
   const post = globalThis.postMessage;
   globalThis.postMessage = function (event) {
     const run = event && runs.find((r) => r.id === event.id);
@@ -65,7 +74,7 @@ export const DEFAULT_CELLS = [
   'webgpu/embedded/1', 'webgpu/embedded/4', 'webgpu/sd15/1/16', 'webgpu/sd15/1/16/layers',
 ].join(',');
 
-interface Measured { marks: Mark[]; pageSummary?: string; error?: string; stepsDone: number }
+interface Measured { marks: Mark[]; sizes: Record<string, number>; pageSummary?: string; error?: string; stepsDone: number }
 
 const mib = (b?: number) => (b === undefined || !Number.isFinite(b) ? '—' : (b / 2 ** 20).toFixed(1));
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -114,6 +123,9 @@ function planOf(cell: Cell, rank: number, sd15Dir: string): { plan: TrainMemoryP
 async function trainCell(browser: Browser, origin: string, cell: Cell, o: { steps: number; rank: number; minutes: number }): Promise<Measured> {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`[page error] ${e.message}`));
+  // ORT's own word on where it put the training graph's nodes (e.g. "Some nodes were not assigned to the preferred
+  // execution providers"): nodes on the CPU keep their values in the WASM heap, outside a WebGPU plan.
+  page.on('console', (m) => { if (/onnxruntime|execution provider/i.test(m.text()) && m.type() !== 'debug') log(`[console.${m.type()}] ${m.text().slice(0, 300)}`); });
   try {
     const worker = modelWorker(page);
     const query = cell.model === 'sd15' ? `&model=${encodeURIComponent('/bench-model/')}&width=64&height=64` : '';
@@ -132,8 +144,10 @@ async function trainCell(browser: Browser, origin: string, cell: Cell, o: { step
     const error = (await page.getByTestId('train-error').isVisible()) ? (await page.getByTestId('train-error').textContent()) ?? 'error' : undefined;
     const pageSummary = (await page.getByTestId('train-plan').textContent().catch(() => null)) ?? undefined;
     const stepsDone = JSON.parse((await page.getByTestId('train-status').getAttribute('data-losses')) ?? '[]').length;
-    const runs = await (await worker).evaluate(() => (globalThis as unknown as { __bench: { training: { marks: Mark[] }[] } }).__bench.training);
-    return { marks: runs.at(-1)?.marks ?? [], pageSummary, error, stepsDone };
+    const runs = await (await worker).evaluate(() => (globalThis as unknown as { __bench: { training: { marks: Mark[]; sizes: Record<string, number> }[] } }).__bench.training);
+    const marks = runs.at(-1)?.marks ?? [];
+    if (marks.length < 2) throw new Error(`no training run seen by the probe${error ? `: ${error}` : ''}`);
+    return { marks, sizes: runs.at(-1)!.sizes, pageSummary, error, stepsDone };
   } finally {
     await page.close().catch(() => undefined);
   }
@@ -142,6 +156,20 @@ async function trainCell(browser: Browser, origin: string, cell: Cell, o: { step
 /** The page has its model and no generation running. */
 async function idle(page: Page, minutes: number) {
   await page.locator('main[data-status="ready"]').waitFor({ timeout: minutes * 60_000 });
+}
+
+/**
+ * The storage-buffer buckets of ORT's WebGPU EP (onnxruntime/core/providers/webgpu/buffer_manager.cc, the default
+ * 'bucket' cache mode): a request is rounded up to the next of these, and freed buffers are kept per bucket.
+ */
+const ORT_BUCKETS = new Set([64, 128, 256, 512, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576, 2097152, 4194304, 8388608, 12582912, 16777216, 26214400, 33554432, 44236800, 58982400, 67108864, 134217728, 167772160]);
+
+/** Of the GPU buffers a run created: how many, and the share of their bytes at an ORT bucket size. */
+function bucketShare(sizes: Record<string, number>): string {
+  const entries = Object.entries(sizes).map(([size, count]) => [Number(size), count] as const);
+  const bytes = sum(entries.map(([size, count]) => size * count));
+  const bucketed = sum(entries.filter(([size]) => ORT_BUCKETS.has(size)).map(([size, count]) => size * count));
+  return `${sum(entries.map(([, count]) => count))} buffers created, ${mib(bytes)} MiB, ${bytes ? ((100 * bucketed) / bytes).toFixed(0) : 0} % of it at ORT bucket sizes`;
 }
 
 /** [measured bytes, extra note] of a run's marks on its backend. */
@@ -183,14 +211,15 @@ export async function planCheck(o: { cells: string; steps: number; rank: number;
       const m = measure(cell, run.marks);
       const same = summary === undefined ? 'not planned by the worker' : run.pageSummary === summary ? 'same as the page' : `page: ${run.pageSummary}`;
       log(`${name}: ${run.stepsDone} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s${run.error ? `, error: ${run.error}` : ''}; plan ${mib(plan.totalBytes)} MiB (${same}); measured ${mib(m.measured)} MiB`);
-      details.push(`${name}: ${summary ?? 'plan'} [${same}]; heap before ${mib(m.heapBefore)} MiB, growth by step 1 ${mib(m.heapAtFirstStep)}, at the end ${mib(m.heapGrowth)}; GPU peak above the request ${mib(m.gpuPeak)} MiB, left alive after ${mib(m.gpuLeft)}; marks ${run.marks.map((k) => `${k.type}@${((k.at - run.marks[0].at) / 1000).toFixed(1)}s heap ${mib(sum(k.wasmHeaps))} live ${mib(k.liveBytes)} peak ${mib(k.peakBytes)}`).join(', ')}`);
+      details.push(`${name}: ${summary ?? 'plan'} [${same}]; heap before ${mib(m.heapBefore)} MiB, growth by step 1 ${mib(m.heapAtFirstStep)}, at the end ${mib(m.heapGrowth)}; GPU peak above the request ${mib(m.gpuPeak)} MiB, left alive after ${mib(m.gpuLeft)}${cell.backend === 'webgpu' ? ` (${bucketShare(run.sizes)})` : ''}; marks ${run.marks.map((k) => `${k.type}@${((k.at - run.marks[0].at) / 1000).toFixed(1)}s heap ${mib(sum(k.wasmHeaps))} live ${mib(k.liveBytes)} peak ${mib(k.peakBytes)}`).join(', ')}`);
+      log(details.at(-1)!); // the cell's numbers now, should a later cell not finish
       const input = cell.model === 'sd15' ? `4×${cell.side}×${cell.side} (${cell.side * 8}²)` : '3×32×32 (pixels)';
       const checkpoint = plan.checkpoint + (cell.checkpoint === 'auto' ? ' (auto)' : '');
       rows.push([
         cell.backend, cell.model === 'sd15' ? 'tiny SD1.5' : 'embedded', input, String(cell.batch), checkpoint,
         `${mib(plan.weightsBytes)} / ${mib(plan.activationsBytes)} / ${mib(plan.transientBytes)} / ${mib(plan.loraBytes)}`, mib(plan.totalBytes),
         arena ? `on (${ARENA_FACTOR}× plan ${mib(ARENA_FACTOR * plan.totalBytes)})` : 'off', mib(m.measured), (plan.totalBytes / m.measured).toFixed(2),
-        cell.backend === 'wasm' ? `GPU —` : `WASM heap +${mib(m.heapGrowth)}`,
+        [cell.backend === 'wasm' ? `heap before ${mib(m.heapBefore)}` : `WASM heap +${mib(m.heapGrowth)}`, run.error && `training error: ${run.error.slice(0, 100)}`].filter(Boolean).join('; '),
       ]);
     }
   } finally {
