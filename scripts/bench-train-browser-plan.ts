@@ -123,9 +123,11 @@ function planOf(cell: Cell, rank: number, sd15Dir: string): { plan: TrainMemoryP
 async function trainCell(browser: Browser, origin: string, cell: Cell, o: { steps: number; rank: number; minutes: number }): Promise<Measured> {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`[page error] ${e.message}`));
-  // ORT's own word on where it put the training graph's nodes (e.g. "Some nodes were not assigned to the preferred
-  // execution providers"): nodes on the CPU keep their values in the WASM heap, outside a WebGPU plan.
-  page.on('console', (m) => { if (/onnxruntime|execution provider/i.test(m.text()) && m.type() !== 'debug') log(`[console.${m.type()}] ${m.text().slice(0, 300)}`); });
+  // ORT's word that a session put nodes on the CPU ("Some nodes were not assigned to the preferred execution
+  // providers", one per session): their values live in the WASM heap, outside a WebGPU plan.
+  let cpuNodes = 0;
+  page.on('console', (m) => { if (/not assigned to the preferred execution providers/.test(m.text())) cpuNodes++; });
+  page.on('close', () => cpuNodes && log(`${cpuNodes} session(s) of this page put nodes on ORT's CPU EP (onnxruntime's warning)`));
   try {
     const worker = modelWorker(page);
     const query = cell.model === 'sd15' ? `&model=${encodeURIComponent('/bench-model/')}&width=64&height=64` : '';
