@@ -68,10 +68,12 @@ export function parseCell(spec: string): Cell {
   return { backend, model, batch: Number(batch ?? 1), side: Number(side ?? 32), checkpoint: (checkpoint ?? 'auto') as CheckpointChoice };
 }
 
-// Small cells: SwiftShader runs WebGPU on these 2 cores, tens of seconds per step at 16² latents.
+// The grid measured for issue 27: WASM up to SD1.5's 512² latents (64², about a minute a cell), WebGPU up to 32²
+// (SwiftShader on 2 cores: about 2 min a cell at 16², 12 min at 32²; some 50 min in all).
 export const DEFAULT_CELLS = [
-  'wasm/embedded/2', 'wasm/embedded/8', 'wasm/sd15/1/16', 'wasm/sd15/1/32', 'wasm/sd15/2/32', 'wasm/sd15/1/32/layers',
-  'webgpu/embedded/1', 'webgpu/embedded/4', 'webgpu/sd15/1/16', 'webgpu/sd15/1/16/layers',
+  'wasm/embedded/2', 'wasm/embedded/8', 'wasm/sd15/1/16', 'wasm/sd15/1/32', 'wasm/sd15/2/32', 'wasm/sd15/1/32/layers', 'wasm/sd15/1/48',
+  'wasm/sd15/1/64/layers', 'wasm/sd15/1/64',
+  'webgpu/embedded/1', 'webgpu/embedded/4', 'webgpu/sd15/1/16', 'webgpu/sd15/1/16/layers', 'webgpu/sd15/1/32', 'webgpu/sd15/1/32/layers',
 ].join(',');
 
 interface Measured { marks: Mark[]; sizes: Record<string, number>; pageSummary?: string; error?: string; stepsDone: number }
