@@ -2,6 +2,8 @@
 // model, per backend and batch size, as steps per second reported by the trainer (session creation excluded).
 // Builds the app, serves it with vite preview on 127.0.0.1, drives headless Chromium (WebGPU via SwiftShader here).
 // Usage: npm run bench:train:browser [-- --backends wasm,webgpu --batches 1,4 --steps 3]
+// `-- --plan-check [--cells wasm/embedded/8,webgpu/sd15/1/16/layers,...] [--steps 2] [--rank 4]`: the training memory
+// plan against the page's measured peak (WASM heap growth, GPU buffers alive) instead: bench-train-browser-plan.ts.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +12,20 @@ import { chromium } from '@playwright/test';
 import { build, preview } from 'vite';
 import { parseManifest } from '../src/model/manifest.ts';
 import { encodePairs } from '../src/train/pairs.ts';
+import { DEFAULT_CELLS, planCheck } from './bench-train-browser-plan.ts';
 
-const { values } = parseArgs({ options: { backends: { type: 'string', default: 'wasm,webgpu' }, batches: { type: 'string', default: '1,4' }, steps: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    backends: { type: 'string', default: 'wasm,webgpu' }, batches: { type: 'string', default: '1,4' }, steps: { type: 'string' },
+    'plan-check': { type: 'boolean' }, cells: { type: 'string', default: DEFAULT_CELLS }, rank: { type: 'string', default: '4' },
+    port: { type: 'string', default: '4195' }, minutes: { type: 'string', default: '20' }, 'sd15-dir': { type: 'string' },
+  },
+});
+if (values['plan-check']) {
+  await planCheck({ cells: values.cells!, steps: Number(values.steps ?? 2), rank: Number(values.rank), port: Number(values.port), minutes: Number(values.minutes), sd15Dir: values['sd15-dir'] });
+  process.exit(0);
+}
+values.steps ??= '3';
 const manifest = parseManifest(readFileSync('models/manifest.json', 'utf8'));
 const size = manifest.unet.config.sampleSize;
 const image = (sign: number) => Float32Array.from({ length: 3 * size * size }, (_, i) => sign * Math.sin(i / 7));
