@@ -159,7 +159,7 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
     // The trainer's sessions take the model's files whole (their memory plan counts them).
     const files = await readEveryFile(source, (message, loaded, total) => post({ type: 'loading', message, loaded, total }));
     const result = await runTraining({
-      ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(device),
+      ort, manifest, files, sessionOptions, pairsJson, options, signal, limits: trainingLimits(manifest, device),
       // fp16 frozen weights where ORT's device can run their float16 Casts (SwiftShader cannot: float32 there)
       weights: device?.features.has('shader-f16') ? 'fp16' : 'fp32',
       onPlan: (checkpoint, summary) => post({ type: 'train-plan', id, checkpoint, summary }),
@@ -177,11 +177,12 @@ async function train(id: number, pairsJson: string, options: TrainOptions, signa
 
 /**
  * What training may use: on WebGPU the adapter's per-buffer limit (its memory total is not exposed, so activation
- * checkpointing is chosen to fit 8 GiB, the issue's class of adapters); on WASM the 4 GiB a wasm32 heap can address.
+ * checkpointing is chosen to fit 8 GiB, the issue's class of adapters); on WASM what the 4 GiB heap has left beside
+ * the engine's sessions, which stay loaded while training runs (as activationLimits; the heap never shrinks).
  */
-function trainingLimits(device: GPUDevice | undefined) {
+function trainingLimits(manifest: AnyManifest, device: GPUDevice | undefined) {
   if (device) return { maxBufferBytes: Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize), budgetBytes: 8 * 2 ** 30 };
-  return { memoryBytes: 4 * 2 ** 30 };
+  return { memoryBytes: WASM_MEMORY_LIMIT - memoryPlaces(manifest, 'wasm').wasm };
 }
 
 async function useLora(id: number, role: LoraRole, lora: Uint8Array | null | 'none', name: string) {
