@@ -8,7 +8,8 @@
 //   activations  the peak of the intermediate values alive at once when onnxruntime runs that graph in its own order
 //                (src/onnx/execution-memory.ts): forward values live until the backward pass has read them;
 //   transient    kernel scratch that is not a graph value (Conv's im2col, GEMM packing) and the runtime's own
-//                buffers: 2 × the largest value + 128 MiB + 15 % of the activations (the allocator's waste), sized
+//                buffers: 2 × the largest value + the runtime's own (128 MiB, or 64 MiB + 6 KiB per node of a large
+//                graph) + 15 % of the activations (the allocator's waste), sized
 //                from measurements (npm run bench:train:sd, where the
 //                plan is printed beside the measured peak of a real step; -- --plan-check over a grid). The plan
 //                bounds a step run with ORT's CPU arena off; with it on, the arena may hold more (ARENA_FACTOR);
@@ -67,11 +68,15 @@ export interface TrainMemoryPlan {
 }
 
 /**
- * The runtime's own memory beside its largest values: 128 MiB. With 64 MiB a step of the tiny SD1.5 at 16² latents
- * measured 0.14 GiB with ORT's arena off against 0.12 planned (malloc's heap keeps what many small values freed;
- * `npm run bench:train:sd -- --plan-check`).
+ * The runtime's own memory beside its largest values: at least 128 MiB (with 64 MiB a step of the tiny SD1.5 at 16²
+ * latents measured 0.14 GiB with ORT's arena off against 0.12 planned), and for large graphs 64 MiB + 6 KiB per node:
+ * onnxruntime's session (its graph, kernels and execution plan) grew the process by 4.5–4.9 KB per node of the tiny
+ * SDXL export's training graphs (108 MB at 23,801 nodes, 148 MB at 32,046 with layers checkpointing and fp16 weights),
+ * over the flat 128 MiB (`npm run bench:train:sd -- --plan-check`).
  */
-const RUNTIME_ALLOWANCE_BYTES = 128 * 2 ** 20;
+function runtimeAllowance(nodes: number): number {
+  return Math.max(128 * 2 ** 20, 64 * 2 ** 20 + 6 * 1024 * nodes);
+}
 /**
  * The allocator's own waste beside the values (with ORT's CPU arena off, malloc's heap fragments as chunk-sized values
  * come and go): a share of the simulated peak. Without it, steps of the tiny SD1.5 at 48²–64² latents measured up to
@@ -118,7 +123,7 @@ function planGraph(unet: ModelProto, o: TrainMemoryOptions): { plan: TrainMemory
   const weightsBytes = (unet.graph!.initializer ?? []).reduce((sum, t) => sum + (t.dims ?? []).map(int).reduce((a, b) => a * b, 1) * elementBytes(t.name ?? '', t.dataType ?? 1), 0);
   const loraParams = dpo.lora.reduce((sum, l) => sum + o.rank * (l.site.inFeatures + l.site.outFeatures), 0);
   const loraBytes = 4 * 4 * loraParams;
-  const transientBytes = 2 * largestBytes + RUNTIME_ALLOWANCE_BYTES + Math.ceil(ALLOCATOR_SHARE * peakBytes);
+  const transientBytes = 2 * largestBytes + runtimeAllowance(graph.node?.length ?? 0) + Math.ceil(ALLOCATOR_SHARE * peakBytes);
   const plan = {
     weightsBytes, activationsBytes: peakBytes, transientBytes, loraBytes, totalBytes: weightsBytes + peakBytes + transientBytes + loraBytes,
     largestTensorBytes: largestBytes, loraParams, unknownValues, checkpoint: o.checkpoint ?? 'off', weights: dpo.weights,
