@@ -28,7 +28,8 @@
 //    planned ≥ measured in every cell, and at most 1.3× it. `--unets sd15,sdxl,embedded,sd15-full` picks the UNets
 //    (default the first three); sd15-full is SD1.5 at 512², rank 8, batch 1 on the full-size graph
 //    (make_sd15_fullsize.py's, prepared, in /work/tmp) as the trainer runs it in 8 GiB: blocks checkpointing, fp16 weights, arena
-//    off (about 10 minutes on 2 cores, 8 GB). Every cell runs under `npm run train`'s malloc setting (training-malloc.ts).
+//    off (about 10 minutes on 2 cores, 8 GB). Every cell runs as `npm run train` does: its malloc setting, the
+//    UNet's files let go once the session holds them (training-process.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,7 +46,7 @@ import { ARENA_FACTOR, planTrainingMemory, type TrainMemoryOptions, type TrainMe
 import { createRandom } from '../src/train/random.ts';
 import { CHECKPOINT_MODES, type CheckpointMode } from '../src/train/unet-segments.ts';
 import { trainLora } from '../src/train/train-lora.ts';
-import { TRAINING_MALLOC_ENV } from '../src/cli/training-malloc.ts';
+import { collectGarbage, TRAINING_MALLOC_ENV } from '../src/cli/training-process.ts';
 
 const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, 'sd15-unet': { type: 'string' }, 'sdxl-unet': { type: 'string' }, 'measure-step': { type: 'string' }, 'checkpointing-only': { type: 'boolean' }, 'plans-only': { type: 'boolean' }, 'plan-check': { type: 'boolean' }, 'plan-cell': { type: 'string' }, unets: { type: 'string', default: 'sd15,sdxl,embedded' } } });
 const steps = Number(values.steps ?? 6);
@@ -215,7 +216,8 @@ function cellGraphOptions(c: PlanCell, unet: ModelProto) {
   return { latentDims, contextDims, graph: { imageDims: latentDims, contextDims } };
 }
 
-async function measurePlanCell(c: PlanCell) {
+/** The trainer's session for a cell, with its feeds and the RSS before it was made (after the UNet's files were read). */
+async function cellSession(c: PlanCell) {
   const path = PLAN_UNETS[c.unet].path;
   const unet = readModel(readFileSync(path));
   const { latentDims, contextDims, graph: dims } = cellGraphOptions(c, unet);
@@ -234,6 +236,12 @@ async function measurePlanCell(c: PlanCell) {
   const before = process.memoryUsage().rss;
   // The trainer's own session options (train-lora.ts: 'basic' optimisation, then dpoSessionOptions).
   const session = await ort.InferenceSession.create(graph.training, dpoSessionOptions(graph, { graphOptimizationLevel: 'basic', logSeverityLevel: 3, externalData, ...(c.arena === false ? { enableCpuMemArena: false } : {}) }, files));
+  return { session, feeds, before };
+}
+
+async function measurePlanCell(c: PlanCell) {
+  const { session, feeds, before } = await cellSession(c);
+  collectGarbage(); // the UNet's files and their float16 copy, as `npm run train` lets them go once the session holds them
   for (let i = 0; i < 2; i++) await session.run(feeds);
   console.log(`${process.resourceUsage().maxRSS * 1024 - before}`);
 }
@@ -255,9 +263,9 @@ function planCheck(unets: ReadonlySet<keyof typeof PLAN_UNETS>) {
     { unet: 'sd15-full', side: 64, pairs: 1, rank: 8, checkpoint: 'blocks', weights: 'fp16' },
   ];
   const cells = grid.filter((c) => unets.has(c.unet));
-  // each cell under the malloc setting `npm run train` runs with (src/cli/training-malloc.ts)
+  // each cell in a process as `npm run train` runs in (src/cli/training-process.ts)
   const env = { ...process.env, ...TRAINING_MALLOC_ENV };
-  const measure = (c: PlanCell) => Number(execFileSync(join(root, 'node_modules/.bin/tsx'), ['--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8', env }).trim().split('\n').pop());
+  const measure = (c: PlanCell) => Number(execFileSync(join(root, 'node_modules/.bin/tsx'), ['--expose-gc', '--import', './scripts/raw-imports.mjs', import.meta.filename, '--plan-cell', JSON.stringify(c)], { cwd: root, encoding: 'utf8', env }).trim().split('\n').pop());
   let bound = { low: Infinity, high: 0 };
   let arenaHigh = 0;
   for (const c of cells) {

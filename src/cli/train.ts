@@ -14,7 +14,8 @@
 // --memory-gib (default: the memory available now, less a tenth); where even that does not fit, micro-batches with
 // gradient accumulation (the same effective batch), and else it refuses with the plan's numbers. The choice and the
 // planned totals are printed. An allocation that fails anyway ends the run with the last good LoRA at --out. On Linux
-// the command runs again under a fixed malloc mmap threshold, so that freed values leave the process (training-malloc.ts).
+// the command runs again under a fixed malloc mmap threshold, so that freed values leave the process, and the model's
+// UNet weights are let go once the training session holds its copy (training-process.ts).
 // --weights fp16 stores the frozen UNet weights as float16 during training (half their memory; the LoRA, its
 // gradients and AdamW's state stay float32, src/train/dpo-graph.ts); the memory plan counts them so.
 // --execution-mode parallel starts the training session in seconds where onnxruntime's sequential executor plans its
@@ -45,7 +46,7 @@ import { defaultBeta } from '../train/dpo-beta.ts';
 import { WEIGHTS_PRECISIONS, type WeightsPrecision } from '../train/dpo-graph.ts';
 import { checkLrSchedule, type LrSchedule } from '../train/lr-schedule.ts';
 import { trainingResolution, trainLora, TrainingError } from '../train/train-lora.ts';
-import { rerunWithTrainingMalloc } from './training-malloc.ts';
+import { collectGarbage, rerunForTraining } from './training-process.ts';
 
 const USAGE = 'usage: npm run train -- --model <dir> --pairs <pairs.json | folder | .zip | .parquet> [--max-pairs N] --out <lora.safetensors> [--reverse] [--rank 8] [--alpha R] '
   + '[--steps 200] [--beta 2500 (500 for SD1.5, 2000 for SDXL)] [--lr 1e-4] [--batch 8] [--seed 0] [--weight-decay 1e-2] [--max-grad-norm 1] [--checkpoint-every 50] [--resolution N (prepared models)] [--format diffusers|peft|kohya|kohya-sgm] [--checkpoint auto|off|blocks|layers] [--memory-gib N] [--weights fp32|fp16] [--hflip] [--grad-accum 1] [--lr-scheduler constant|constant_with_warmup|linear|cosine] [--lr-warmup 0] [--execution-mode sequential|parallel]';
@@ -141,7 +142,10 @@ async function main() {
     const { lora, history } = await trainLora({
       ort, model: { manifest, files }, pairs, reverse: values.reverse, hflip: values.hflip, ...options, batch, gradAccum: (options.gradAccum ?? 1) * accumulation, ...(prepared ? { resolution: size } : {}),
       sessionOptions: { logSeverityLevel: 3, executionMode, ...(arena ? {} : { enableCpuMemArena: false }) }, checkpoint, graph, weights,
-      onUnetWeightsCopied: (paths) => paths.forEach((path) => files.delete(path)), // the session has them: no second copy for the whole run
+      onUnetWeightsCopied: (paths) => { // the session has them: no second copy for the whole run
+        for (const path of paths) files.delete(path);
+        collectGarbage();
+      },
       onStep(r, trainer) {
         console.log(`step ${String(r.step).padStart(String(r.steps).length)}/${r.steps}  loss ${r.loss.toFixed(4)}  acc ${r.accuracy.toFixed(2)}  |g| ${r.gradNorm.toExponential(2)}  ${r.stepsPerSecond.toFixed(2)} steps/s`);
         if (r.step % every === 0 && r.step < r.steps) writeLora(out, trainer.lora({ objective, steps: String(r.step) }), format);
@@ -158,7 +162,7 @@ async function main() {
   }
 }
 
-const rerun = rerunWithTrainingMalloc(); // the same command under the malloc setting training is planned for (training-malloc.ts)
+const rerun = rerunForTraining(); // the same command under the malloc setting training is planned for, gc() exposed (training-process.ts)
 if (rerun !== null) process.exit(rerun);
 main().catch((error: unknown) => {
   console.error(`train: ${error instanceof Error ? error.message : String(error)}`);

@@ -67,12 +67,6 @@ export interface TrainerSetup {
   weights?: WeightsPrecision;
   /** Pairs per session run: attention's query chunks are sized for it (dpo-graph.ts); default 1. */
   batch?: number;
-  /**
-   * Called once the training session holds its own copy of the UNet's weights, with the paths of the UNet's files in
-   * `model.files` that it no longer reads: a caller that owns the files may drop them (SD1.5's are 3.4 GB in float32,
-   * which `npm run train` would otherwise hold beside the session's own copy for the whole run).
-   */
-  onUnetWeightsCopied?: (paths: readonly string[]) => void;
 }
 
 export interface DpoOutputs { loss: number; accuracy: number; modelDiff: Float32Array; refDiff: Float32Array; grads: Map<string, Float32Array> }
@@ -88,6 +82,11 @@ export interface DpoTrainer {
   run(pairs: readonly PreferencePair[], draw: { noise: NoiseGenerator; random: Random }, beta: number, scale?: number): Promise<DpoOutputs>;
   /** A copy of the current LoRA as a LoraSet (diffusers key format when serialized). */
   lora(metadata?: Record<string, string>): LoraSet;
+  /**
+   * The UNet's weight files by their keys in `model.files`: onnxruntime copied them into the session when it was
+   * made, so the trainer reads them no more.
+   */
+  weightFiles: readonly string[];
   release(): Promise<void>;
 }
 
@@ -112,7 +111,6 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
   // through session creation in 285 s in Chromium's WASM, and takes 85 s in Node at 'basic').
   const files = new Map(externalData.map((e) => [e.path, e.data]));
   const session = await ort.InferenceSession.create(graph.training, dpoSessionOptions(graph, { graphOptimizationLevel: 'basic', ...setup.sessionOptions, externalData }, files));
-  setup.onUnetWeightsCopied?.(source.weightFiles); // onnxruntime copies external data at session creation
   const params = initLora(graph, rank, setup.seed ?? 0);
   const imageSize = graph.imageDims.reduce((a, b) => a * b, 1);
   const contextSize = graph.contextDims.reduce((a, b) => a * b, 1);
@@ -174,11 +172,18 @@ export async function createDpoTrainer(setup: TrainerSetup): Promise<DpoTrainer>
       }]));
       return { format: 'diffusers', entries, skipped: [], metadata };
     },
+    weightFiles: source.weightFiles,
     release: () => session.release(),
   };
 }
 
 export interface TrainLoraOptions extends Omit<TrainerSetup, 'prompts'> {
+  /**
+   * Called once the trainer exists, before the first step, with `trainer.weightFiles`: a caller that owns
+   * `model.files` may drop them (SD1.5's are 3.4 GB in float32, which `npm run train` would otherwise hold beside the
+   * session's own copy for the whole run), and collect them while nothing else refers to them.
+   */
+  onUnetWeightsCopied?: (paths: readonly string[]) => void;
   pairs: readonly PreferencePair[];
   /** NPO: train on the pairs with winner and loser swapped. */
   reverse?: boolean;
@@ -243,6 +248,7 @@ export async function trainLora(o: TrainLoraOptions): Promise<{ lora: LoraSet; h
   checkSettings(o, settings);
   const seed = o.seed ?? 0;
   const trainer = await createDpoTrainer({ ...o, batch: settings.batch, seed, prompts: [...new Set(o.pairs.map((p) => p.prompt))] });
+  o.onUnetWeightsCopied?.(trainer.weightFiles);
   const metadata = {
     trainer: 'npo-playground', objective: o.reverse ? 'NPO (reversed DPO)' : 'Diffusion-DPO', rank: String(trainer.graph.rank),
     beta_dpo: String(settings.beta), lr: String(settings.lr), seed: String(seed),

@@ -1,5 +1,7 @@
-// Node only: the malloc setting `npm run train` runs under, and the re-run of the command that applies it (glibc reads
-// it when a process starts).
+// Node only: the process `npm run train` runs in: the command runs again with glibc's malloc set as below (it reads the
+// setting when a process starts) and with V8's gc() exposed, so the CLI can return the model's weight buffers the
+// moment the training session holds its own copy instead of at V8's next major collection (a full-size SD1.5's
+// float32 UNet and its float16 copy are 5.2 GB).
 // With onnxruntime's CPU arena off (the trainer turns it off where the memory plan must bound the step, and always for
 // fp16 weights) every value of a step is malloc'd and freed. glibc raises its mmap threshold each time a block it had
 // mapped is freed (up to 32 MiB); from then on values below it come from the heap, whose free space fragments and stays
@@ -12,12 +14,18 @@ import { spawnSync } from 'node:child_process';
 export const TRAINING_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: String(2 ** 20) };
 
 /**
- * On Linux, runs this same command again with TRAINING_MALLOC_ENV and returns its exit status; null where this process
- * already runs with it (or is not on Linux) and should go on. Other C libraries ignore the variable.
+ * On Linux, runs this same command again with TRAINING_MALLOC_ENV and `--expose-gc` and returns its exit status; null
+ * where this process already runs with them (or is not on Linux) and should go on. Other C libraries ignore the
+ * variable.
  */
-export function rerunWithTrainingMalloc(): number | null {
+export function rerunForTraining(): number | null {
   if (process.platform !== 'linux' || Object.entries(TRAINING_MALLOC_ENV).every(([k, v]) => process.env[k] === v)) return null;
-  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, ...TRAINING_MALLOC_ENV } });
+  const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, ...TRAINING_MALLOC_ENV } });
   if (child.error) throw child.error;
   return child.status ?? 1;
+}
+
+/** A full garbage collection now where the process was started with --expose-gc (rerunForTraining); else nothing. */
+export function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
