@@ -12,7 +12,10 @@
 // --browser: the prepared full-size model through the page's own worker in headless Chromium (WebGPU), instead:
 //   load time, the worker's JS heap, ORT's WASM heap, GPU bytes (ours and ORT's), uploads per α/β/ω move and
 //   read-backs per generation, for plain CFG, δ only at α = 1 and dense η at α = 0.5 (scripts/fullsize-browser/run.ts).
-//   npm run bench:fullsize -- --family sd15 --browser [--model /work/tmp/sd15-fullsize-prepared]
+//   SDXL's prepared directory is made from an export with stand-in encoders (scripts/fullsize-browser/standin.ts):
+//     npx tsx --import ./scripts/raw-imports.mjs scripts/fullsize-browser/standin.ts --sdxl-export /work/tmp/sdxl-fullsize --out /work/tmp/sdxl-fullsize-pipeline
+//     npm run prepare-model -- --onnx /work/tmp/sdxl-fullsize-pipeline [--delta-lora <make_fullsize_delta.ts output>] --out /work/tmp/sdxl-fullsize-prepared
+//   npm run bench:fullsize -- --family sd15|sdxl --browser [--model /work/tmp/<family>-fullsize-prepared]
 //        [--configs plain,lora,dense] [--size 64 (image side)] [--steps 1] [--stand-in <dir>] [--load-only (no generation)]
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
-// `npm run bench:fullsize -- --family sd15 --browser [--model /work/tmp/sd15-fullsize-prepared]`: a prepared full-size
-// model loaded by URL through the page's own worker (src/worker/worker.ts, the one engine) in headless Chromium with
+// `npm run bench:fullsize -- --family sd15|sdxl --browser [--model /work/tmp/<family>-fullsize-prepared]`: a prepared
+// full-size model loaded by URL through the page's own worker (src/worker/worker.ts, the one engine) in headless Chromium with
 // WebGPU (SwiftShader here), measured per configuration:
 //   plain  — no η, no δ (standard CFG: the manifest served without offsets)
 //   lora   — δ LoRA only at α = 1 (the manifest served without its η, so η is never read)
@@ -8,7 +8,8 @@
 // serves the model directory (its manifest rewritten per configuration), and the worker chunk is served with
 // probe.ts's counters prepended (GPU buffers created/destroyed, uploads, read-backs, WASM heaps, the worker's events).
 // The worker's JS heap is sampled through CDP (Runtime.getHeapUsage on the worker target) while it loads.
-// The text encoder is a stand-in (standin.ts): the prepared directories carry the tiny fixture's [B,77,32] one.
+// The text encoders are stand-ins (standin.ts): SD1.5's prepared directory carries the tiny fixture's [B,77,32] one
+// and is served as a copy with a 768-wide one; SDXL's is prepared from an export with 768- and 1280-wide ones.
 import { execFileSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -257,8 +258,9 @@ async function runConfig(context: BrowserContext, origin: string, config: Config
 }
 
 export async function runBrowserBench(options: BrowserBenchOptions) {
-  const { dir, manifest, made } = makeStandInModel(options.model, options.standIn);
-  log(`model: ${options.model} → ${dir} (${made ? 'stand-in text encoder written' : 'stand-in reused'}: [49408, ${manifest.context.dim}] table)`);
+  const { dir, manifest, made, standIn } = makeStandInModel(options.model, options.standIn);
+  const encoders = manifest.sdxl ? `text encoders ${manifest.sdxl.hiddenDims.join(' + ')} wide, as prepared` : `${made ? 'stand-in text encoder written' : 'stand-in reused'}: [49408, ${manifest.context.dim}] table`;
+  log(`model: ${options.model}${standIn ? ` → ${dir}` : ''} (${encoders})`);
   const unetBytes = manifest.files.filter((f: { path: string }) => f.path.startsWith('unet/')).reduce((a: number, f: { bytes: number }) => a + f.bytes, 0);
   const etaBytes = (manifest.offsets?.eta?.files ?? []).reduce((a: number, p: string) => a + (manifest.files.find((f: { path: string }) => f.path === p)?.bytes ?? 0), 0);
 
