@@ -7,9 +7,8 @@
 // mapped is freed (up to 32 MiB); from then on values below it come from the heap, whose free space fragments and stays
 // resident. Fixing the threshold (which turns that adjustment off) maps each value of 1 MiB or more on its own and
 // returns it when freed: one plan-check cell of the tiny SDXL export (64² latents, layers, fp16 weights) grew the
-// process by 702 MB under glibc's default and by 179 MB with it (0.25 GiB in
-// the grid's own run); the tiny SD1.5 at 64² by 3.01 vs
-// 2.70 GB, in 125 vs 99 s (`npm run bench:train:sd -- --plan-check` runs its cells under the same setting).
+// process by 702 MB under glibc's default and by 179 MB with it (0.25 GiB in the grid's own run); the tiny SD1.5 at
+// 64² by 3.01 vs 2.70 GB, in 125 vs 99 s (`npm run bench:train:sd -- --plan-check` runs its cells the same way).
 import { spawnSync } from 'node:child_process';
 
 export const TRAINING_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: String(2 ** 20) };
