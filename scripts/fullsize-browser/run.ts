@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { chromium, type BrowserContext, type Page, type Worker } from '@playwright/test';
 import { build, preview, type Plugin } from 'vite';
-import { WORKER_PROBE } from './probe.ts';
+import { probedWorker } from '../probed-worker.ts';
 import { makeStandInModel } from './standin.ts';
 
 export interface BrowserBenchOptions {
@@ -67,21 +67,13 @@ interface Snapshot {
   events: { type: string; id?: number; at: number; stats?: Record<string, any>; milliseconds?: number; message?: string; model?: Record<string, unknown>; notice?: string }[];
 }
 
-/** The extra middleware: the model per configuration, and the worker chunk with the probe in front. */
+/** The extra middleware: the model per configuration (the worker chunk with the probe in front: probedWorker). */
 function benchServer(modelDir: string, manifest: Record<string, any>): Plugin {
-  const dist = join(process.cwd(), 'dist');
   return {
     name: 'bench-fullsize-browser',
     configurePreviewServer(server) {
       server.middlewares.use((req, res, next) => {
         const path = decodeURIComponent((req.url ?? '').split('?')[0]);
-        const worker = /^\/assets\/worker-[\w-]+\.js$/.exec(path);
-        if (worker) {
-          const body = Buffer.from(`${WORKER_PROBE}\n${readFileSync(join(dist, path), 'utf8')}`);
-          res.setHeader('Content-Type', 'text/javascript');
-          res.setHeader('Content-Length', body.byteLength);
-          return res.end(body);
-        }
         const model = /^\/bench-model\/(\w+)\/(.+)$/.exec(path);
         if (!model) return next();
         const config = CONFIGS[model[1]];
@@ -265,7 +257,7 @@ export async function runBrowserBench(options: BrowserBenchOptions) {
   const etaBytes = (manifest.offsets?.eta?.files ?? []).reduce((a: number, p: string) => a + (manifest.files.find((f: { path: string }) => f.path === p)?.bytes ?? 0), 0);
 
   await build({ logLevel: 'warn' });
-  const server = await preview({ preview: { port: options.port, host: '127.0.0.1', strictPort: true }, plugins: [benchServer(dir, manifest)] });
+  const server = await preview({ preview: { port: options.port, host: '127.0.0.1', strictPort: true }, plugins: [probedWorker(), benchServer(dir, manifest)] });
   const origin = `http://127.0.0.1:${options.port}`;
   const profile = mkdtempSync(join(tmpdir(), 'bench-fullsize-profile-'));
   const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
