@@ -7,9 +7,11 @@
 // sampler uses for ω is trained too). A batch depends only on (seed, step): resuming replays the same data.
 // Per-sample loss weights implement Min-SNR-γ (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting
 // Strategy"): the v-MSE equals the x₀-MSE weighted by SNR + 1 (x₀ error = √(1−ᾱ)·v error), and Min-SNR caps that
-// implicit weight at γ, so the many easy low-noise timesteps stop dominating the gradient. We cap SNR + 1 rather than
-// SNR, so high-noise timesteps (where the layout is decided, and where the first DDIM step samples) keep weight 1
-// instead of fading to 0 as they would under min(SNR, γ)/(SNR + 1) with a cosine schedule.
+// implicit weight at γ, so the many easy low-noise timesteps stop dominating the gradient. Two forms (--min-snr-form):
+// 'snr-plus-one' caps SNR + 1, min(SNR + 1, γ)/(SNR + 1), so high-noise timesteps (where the layout is decided, and
+// where the first DDIM step samples) keep weight 1; 'diffusers' is the paper's min(SNR, γ) on the x₀ error, which
+// diffusers' train_text_to_image.py writes for v-prediction as min(SNR, γ)/(SNR + 1): it also fades the high-noise
+// timesteps towards 0 (SNR → 0 at t = 999 with a cosine schedule).
 import { tokenize } from '../embedded/tokenizer.ts';
 import { alphasCumprod, makeBetas } from '../diffusion/schedulers/schedule.ts';
 import { createRng, fnv1a, sampleExample, type Rng } from '../world/index.ts';
@@ -25,12 +27,21 @@ export const TRAIN_ALPHAS_CUMPROD: number[] = alphasCumprod(makeBetas({ ...BASE_
 
 export interface Batch { inputIds: BigInt64Array; sample: Float32Array; timestep: Float32Array; target: Float32Array; lossWeight: Float32Array; captions: string[] }
 
-/** The v-loss weight of timestep t under Min-SNR-γ (see above); γ = 0 turns weighting off (weight 1). */
-export function minSnrWeight(t: number, gamma: number): number {
+export type MinSnrForm = 'snr-plus-one' | 'diffusers';
+export const MIN_SNR_FORMS: readonly MinSnrForm[] = ['snr-plus-one', 'diffusers'];
+
+/** The v-loss weight of timestep t under Min-SNR-γ in the given form (see above); γ = 0 turns weighting off (weight 1). */
+export function minSnrWeight(t: number, gamma: number, form: MinSnrForm = 'snr-plus-one'): number {
   if (gamma <= 0) return 1;
   const ac = TRAIN_ALPHAS_CUMPROD[t];
   const snrPlusOne = 1 / (1 - ac);
-  return Math.min(snrPlusOne, gamma) / snrPlusOne;
+  const snr = snrPlusOne - 1;
+  return Math.min(form === 'diffusers' ? snr : snrPlusOne, gamma) / snrPlusOne;
+}
+
+/** How a run's manifest and log name its weighting: "Min-SNR-5 (min(SNR, γ)/(SNR + 1))". */
+export function minSnrDescription(gamma: number, form: MinSnrForm): string {
+  return `Min-SNR-${gamma} (min(${form === 'diffusers' ? 'SNR' : 'SNR + 1'}, γ)/(SNR + 1))`;
 }
 
 function gaussians(rng: Rng, out: Float32Array): Float32Array {
@@ -43,7 +54,9 @@ function gaussians(rng: Rng, out: Float32Array): Float32Array {
   return out;
 }
 
-export function makeBatch(seed: number, step: number, size: number, contextLength: number, cfgDropout: number, minSnrGamma = 0): Batch {
+export function makeBatch(
+  seed: number, step: number, size: number, contextLength: number, cfgDropout: number, minSnrGamma = 0, minSnrForm: MinSnrForm = 'snr-plus-one',
+): Batch {
   const rng = createRng(fnv1a(`base-batch:${seed}:${step}`));
   const pixels = 3 * 32 * 32;
   const batch: Batch = {
@@ -69,7 +82,7 @@ export function makeBatch(seed: number, step: number, size: number, contextLengt
       batch.target[b * pixels + i] = s * noise[i] - n * example.image[i];
     }
     batch.timestep[b] = t;
-    batch.lossWeight[b] = minSnrWeight(t, minSnrGamma);
+    batch.lossWeight[b] = minSnrWeight(t, minSnrGamma, minSnrForm);
   }
   return batch;
 }

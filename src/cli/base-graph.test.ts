@@ -76,4 +76,19 @@ describe('base-model training graph', () => {
     expect(minSnrWeight(0, 5)).toBeLessThan(0.01); // t = 0 is nearly clean: SNR + 1 in the thousands
     for (let t = 1; t < 1000; t++) expect(minSnrWeight(t, 5)).toBeGreaterThanOrEqual(minSnrWeight(t - 1, 5));
   });
+
+  it("weights timesteps as diffusers' train_text_to_image.py does for v-prediction: min(SNR, γ)/(SNR + 1)", () => {
+    // diffusers' compute_snr: SNR = (√ᾱ / √(1 − ᾱ))², computed here from ᾱ directly, not from SNR + 1.
+    const snr = (t: number) => TRAIN_ALPHAS_CUMPROD[t] / (1 - TRAIN_ALPHAS_CUMPROD[t]);
+    for (const t of [0, 50, 200, 500, 800, 999]) {
+      expect(minSnrWeight(t, 5, 'diffusers')).toBeCloseTo(Math.min(snr(t), 5) / (snr(t) + 1), 12);
+      expect(minSnrWeight(t, 0, 'diffusers')).toBe(1);
+    }
+    // Where SNR ≥ γ both forms cap the same implicit weight; below, diffusers' also fades the noisiest timesteps.
+    for (let t = 0; t < 1000; t++) {
+      if (snr(t) >= 5) expect(minSnrWeight(t, 5, 'diffusers')).toBeCloseTo(minSnrWeight(t, 5), 12);
+      else expect(minSnrWeight(t, 5, 'diffusers')).toBeLessThan(minSnrWeight(t, 5));
+    }
+    expect(minSnrWeight(999, 5, 'diffusers')).toBeLessThan(0.01);
+  });
 });

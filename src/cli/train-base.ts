@@ -3,13 +3,14 @@
 // gradient graph (src/cli/base-graph.ts). AdamW with warm-up and cosine decay, an EMA of the weights (exported),
 // checkpoints (safetensors) and --resume; at the end the EMA weights are written into models/ (src/cli/base-export.ts).
 //
-// Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1] [--min-snr 5]
+// Usage: npm run train:base -- [--steps 3000] [--batch 16] [--lr 1e-3] [--seed 0] [--cfg-dropout 0.1] [--min-snr 5] [--min-snr-form diffusers]
 //          [--channels 16,32,64] [--attention 0,1,1]
 //          [--ckpt-dir tmp/train-base] [--ckpt-every 250] [--resume <checkpoint.safetensors>] [--max-minutes M]
 //          [--stop-at N] [--out models] [--no-export] [--threads 2]
 // --steps sets the learning-rate schedule; --stop-at N (or --max-minutes) ends the run at step N of that schedule.
 // --channels/--attention set the UNet's levels (blockOutChannels, crossAttention); a resumed run keeps its own.
 // --min-snr γ weights the loss by Min-SNR-γ (base-data.ts); 0 (the default, the committed model's recipe) turns it off.
+// --min-snr-form picks its form: snr-plus-one (the default, min(SNR + 1, γ)/(SNR + 1)) or diffusers (min(SNR, γ)/(SNR + 1)).
 //        npm run train:base -- --export-only <checkpoint.safetensors> [--out models]
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -18,7 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { TINY_TEXT_ENCODER } from '../embedded/text-encoder.ts';
 import { TINY_UNET, type UnetConfig } from '../embedded/unet.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../lora/safetensors.ts';
-import { makeBatch } from './base-data.ts';
+import { makeBatch, MIN_SNR_FORMS, minSnrDescription, type MinSnrForm } from './base-data.ts';
 import { writeBaseModel } from './base-export.ts';
 import { buildTrainingGraph } from './base-graph.ts';
 import { createAdamW } from '../train/optimizer.ts';
@@ -30,7 +31,7 @@ interface Options {
   steps: number; batch: number; lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
   ema: number; seed: number; cfgDropout: number; ckptDir: string; ckptEvery: number; logEvery: number;
   resume?: string; maxMinutes: number; stopAt: number; out: string; export: boolean; exportOnly?: string; threads: number;
-  minSnr: number; unet: UnetConfig;
+  minSnr: number; minSnrForm: MinSnrForm; unet: UnetConfig;
 }
 
 /** "32,64,64" → [32, 64, 64]; every entry a non-negative integer (--attention takes 0/1 flags). */
@@ -44,7 +45,7 @@ function parseArgs(argv: string[]): Options {
   const o: Options = {
     steps: 3000, batch: 16, lr: 1e-3, minLr: 5e-5, warmup: 100, weightDecay: 0, clip: 1, ema: 0.999, seed: 0, cfgDropout: 0.1,
     ckptDir: 'tmp/train-base', ckptEvery: 250, logEvery: 10, maxMinutes: Infinity, stopAt: Infinity, out: 'models', export: true, threads: 2,
-    minSnr: 0, unet: TINY_UNET,
+    minSnr: 0, minSnrForm: 'snr-plus-one', unet: TINY_UNET,
   };
   const numeric: Record<string, keyof Options> = {
     '--steps': 'steps', '--batch': 'batch', '--lr': 'lr', '--min-lr': 'minLr', '--warmup': 'warmup', '--weight-decay': 'weightDecay',
@@ -67,6 +68,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = value();
     else if (a === '--export-only') o.exportOnly = value();
     else if (a === '--no-export') o.export = false;
+    else if (a === '--min-snr-form') {
+      const form = value();
+      if (!(MIN_SNR_FORMS as readonly string[]).includes(form)) throw new Error(`--min-snr-form is one of ${MIN_SNR_FORMS.join(', ')}, got "${form}"`);
+      o.minSnrForm = form as MinSnrForm;
+    }
     else if (a === '--channels') o.unet = { ...o.unet, blockOutChannels: integerList(a, value()) };
     else if (a === '--attention') o.unet = { ...o.unet, crossAttention: integerList(a, value()).map((v) => v !== 0) };
     else throw new Error(`unknown option ${a}`);
@@ -125,6 +131,7 @@ function loadCheckpoint(path: string): TrainState & { options: Partial<Options> 
 function commandFor(segments: Segment[], opts: Options): string {
   const u = opts.unet;
   const common = `--batch ${opts.batch} --lr ${opts.lr} --seed ${opts.seed} --min-snr ${opts.minSnr} `
+    + (opts.minSnr > 0 && opts.minSnrForm !== 'snr-plus-one' ? `--min-snr-form ${opts.minSnrForm} ` : '')
     + `--channels ${u.blockOutChannels.join(',')} --attention ${u.crossAttention.map(Number).join(',')}`;
   return segments.map((g, i) => `npm run train:base -- ${i > 0 ? '--resume tmp/train-base/checkpoint.safetensors ' : ''}--steps ${g.scheduleSteps}`
     + `${g.to < g.scheduleSteps ? ` --stop-at ${g.to}` : ''} ${common}${i < segments.length - 1 ? ' --no-export' : ''}`).join(' && ');
@@ -141,7 +148,7 @@ function exportModel(o: Options, ema: Map<string, Float32Array>, s: Pick<TrainSt
     finalLoss: recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length),
     seconds: Math.round(s.seconds), machine: `${cpus().length}× ${cpus()[0]?.model ?? 'CPU'}, onnxruntime-node CPU EP`,
     data: 'src/world training split (captions with fnv1a(caption) % 10 ≠ 0), v-prediction MSE, uniform t, CFG dropout to the empty prompt'
-      + (opts.minSnr > 0 ? `, Min-SNR-${opts.minSnr} loss weights (min(SNR + 1, γ)/(SNR + 1))` : ''),
+      + (opts.minSnr > 0 ? `, ${minSnrDescription(opts.minSnr, opts.minSnrForm)} loss weights` : ''),
   });
   console.log(`wrote ${o.out}/: ${manifest.files.map((f) => `${f.path} (${(f.bytes / 1024).toFixed(0)} KiB)`).join(', ')}`);
 }
@@ -150,7 +157,7 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.exportOnly) {
     const c = loadCheckpoint(o.exportOnly);
-    exportModel(o, c.ema, c, { ...o, ...c.options, unet: c.options.unet ?? PRE_CHANNELS_FLAG_UNET, minSnr: c.options.minSnr ?? 0, out: o.out });
+    exportModel(o, c.ema, c, { ...o, ...c.options, unet: c.options.unet ?? PRE_CHANNELS_FLAG_UNET, minSnr: c.options.minSnr ?? 0, minSnrForm: c.options.minSnrForm ?? 'snr-plus-one', out: o.out });
     return;
   }
   const resumed = o.resume ? loadCheckpoint(o.resume) : undefined;
@@ -163,7 +170,7 @@ async function main() {
     : { segments: [], step: 0, weights: graph.weights, m: zeros(), v: zeros(), ema: new Map([...graph.weights].map(([k, w]) => [k, w.slice()])), seconds: 0, losses: [] };
   const params = [...s.weights.values()].reduce((n, w) => n + w.length, 0);
   console.log(`train-base: ${params} parameters in ${s.weights.size} tensors (UNet levels ${o.unet.blockOutChannels.join('/')}, `
-    + `attention ${o.unet.crossAttention.map(Number).join('/')}); batch ${o.batch}, ${o.steps} steps, Min-SNR γ ${o.minSnr}, from step ${s.step}${o.resume ? ` (resumed ${o.resume})` : ''}`);
+    + `attention ${o.unet.crossAttention.map(Number).join('/')}); batch ${o.batch}, ${o.steps} steps, ${o.minSnr > 0 ? minSnrDescription(o.minSnr, o.minSnrForm) : 'no Min-SNR'}, from step ${s.step}${o.resume ? ` (resumed ${o.resume})` : ''}`);
 
   const session = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: o.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
   mkdirSync(o.ckptDir, { recursive: true });
@@ -179,7 +186,7 @@ async function main() {
   const optimizer = createAdamW(s.weights, { lr: o.lr, weightDecay: o.weightDecay, maxGradNorm: o.clip }, { steps: s.step, moments });
 
   while (s.step < Math.min(o.steps, o.stopAt) && !stop) {
-    const b = makeBatch(o.seed, s.step, o.batch, L, o.cfgDropout, o.minSnr);
+    const b = makeBatch(o.seed, s.step, o.batch, L, o.cfgDropout, o.minSnr, o.minSnrForm);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', b.inputIds, [o.batch, L]),
       sample: new ort.Tensor('float32', b.sample, [o.batch, 3, S, S]),
