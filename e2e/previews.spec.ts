@@ -3,13 +3,15 @@
 // ends the canvas holds the finished 32×32 image and no preview mark. WASM only: 30 steps of the embedded model take
 // a few seconds there, so the 250 ms preview interval passes several times; WebGPU on SwiftShader would need minutes.
 import { expect, test } from '@playwright/test';
-import { allowFor, colourCount, pixels, waitIdle } from './helpers.ts';
+import { allowFor, colourCount, pixels, settingsQuery, waitIdle } from './helpers.ts';
 import { recordWorkerEvents, workerEvents } from './gpu-helpers.ts';
 
 test.beforeEach(({}, info) => test.skip(info.project.name !== 'wasm', 'backend-independent page behaviour; WASM is fast enough for 30 steps'));
 
 test('shows low-resolution previews while sampling, then the finished images', async ({ page }, info) => {
-  await page.goto('/?backend=wasm&steps=30');
+  // A scene that fills the canvas with colour, pinned rather than the manifest's opening (which may be a small shape on
+  // black, whose 16×16 preview has few colours): the colour counts below tell a picture from a blank canvas.
+  await page.goto(`/?backend=wasm&steps=30${settingsQuery({ prompt: 'a large yellow star on a gray background', seed: 2 })}`);
   // A preview comes during the first generation: at most the page's load and its 30 steps away.
   const budget = await allowFor(page, info, { load: true, steps: 30 });
   // One snapshot taken inside the page, so the preview cannot be replaced between reading its mark and its size.
